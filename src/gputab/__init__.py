@@ -1,0 +1,16 @@
+"""gputab: see what GPUs cost while they work.
+
+Importing this package is cheap on purpose: training scripts do ``import gputab`` to call
+:func:`gputab.report`, and must not pay for the TUI, the store or NVML.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "report"]
+
+
+def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
+    """Add processed ``samples`` and ``tokens`` to this process's job (see :mod:`gputab.report`)."""
+    from gputab.report import report as _report
+
+    _report(samples=samples, tokens=tokens, tag=tag)

@@ -1,0 +1,3 @@
+from gputab.cli import main
+
+main()

@@ -1,0 +1,20 @@
+"""Sampling: one poll of every GPU becomes one immutable :class:`Snapshot`.
+
+Nothing here knows about tags, money or storage; later layers read snapshots.
+"""
+
+from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.sampling.backend import Backend, ProcessInspector, ProcessFacts
+
+__all__ = ["Backend", "GpuSample", "ProcessFacts", "ProcessInspector", "ProcessSample", "Snapshot", "open_backend"]
+
+
+def open_backend(demo: bool = False, seed: int = 0, **kwargs) -> Backend:
+    """Open the demo backend (``demo=True``) or the NVML backend of this machine."""
+    if demo:
+        from gputab.sampling.demo import DemoBackend
+
+        return DemoBackend(seed=seed, **kwargs)
+    from gputab.sampling.nvml import NvmlBackend
+
+    return NvmlBackend(**kwargs)
