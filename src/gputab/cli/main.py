@@ -29,7 +29,7 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
 
     Run with no command to open the live view. `gputab --demo` shows a simulated box on a machine without a GPU.
     """
-    explicit_config = config is not None or "GPUTAB_CONFIG" in os.environ
+    explicit_config = config is not None  # a missing file named by GPUTAB_CONFIG means defaults
     ctx.obj = AppContext(
         demo=demo,
         seed=seed,
