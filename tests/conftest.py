@@ -32,3 +32,27 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_lib(tmp_path_factory) -> Path:
+    """The fake ``libnvidia-ml.so.1``, compiled once per session; its directory goes in LD_LIBRARY_PATH."""
+    from fakenvml import build_library
+
+    try:
+        return build_library(tmp_path_factory.mktemp("fakenvml"))
+    except FileNotFoundError:
+        pytest.skip("gcc not found: cannot build the fake NVML library (tests/fakenvml/fake_nvml.c)")
+
+
+@pytest.fixture
+def fake_nvml(fake_nvml_lib, tmp_path):
+    """A :class:`fakenvml.FakeNvml`: ``.write(scenario)``, ``.env()`` for subprocesses, ``.session()``.
+
+    Starts with an empty scenario (driver loads, zero GPUs) so a forgotten ``write`` fails visibly.
+    """
+    from fakenvml import FakeNvml, Scenario
+
+    fake = FakeNvml(fake_nvml_lib, tmp_path / "fake_nvml_scenario.txt")
+    fake.write(Scenario())
+    yield fake

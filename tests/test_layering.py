@@ -7,10 +7,11 @@ HEADLESS = [
     "gputab",
     "gputab.sampling",
     "gputab.sampling.demo",
+    "gputab.sampling.nvml",
     "gputab.config",
     "gputab.cli",
 ]
-OPTIONAL = ["gputab.sampling.nvml", "gputab.attribution", "gputab.ledger", "gputab.store", "gputab.recorder", "gputab.report",
+OPTIONAL = ["gputab.attribution", "gputab.ledger", "gputab.store", "gputab.recorder", "gputab.report",
             "gputab.exporter", "gputab.metrics", "gputab.alerts"]
 
 

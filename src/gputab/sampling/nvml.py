@@ -1,0 +1,317 @@
+"""The NVML backend: reads this machine's NVIDIA GPUs through nvidia-ml-py (``pynvml``).
+
+It runs every second for as long as gputab records, so a poll does only what changes: handles, names, UUIDs,
+memory totals and power limits are read once; a metric the GPU does not support is dropped after its first
+NOT_SUPPORTED and never asked again; the per-GPU work is one loop over the metrics still alive.
+
+Fault model (see ``Backend``): a per-metric error yields ``None`` for that metric (never a fake 0) and, unless the
+metric is merely unsupported, a note in ``Snapshot.errors``; GPU_IS_LOST or UNKNOWN marks the GPU ``lost`` and the
+other GPUs are read as usual; only a failure to start NVML at all raises :class:`BackendError`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pynvml
+
+from gputab.errors import BackendError
+from gputab.sampling.backend import Backend, ProcessInspector
+from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+
+DEMO_HINT = "Try `gputab --demo`."
+
+#: Errors after which a GPU no longer answers: it fell off the bus, or the driver cannot tell what happened.
+_LOST = frozenset({pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_UNKNOWN})
+#: Errors that will not change while this process runs: the GPU lacks the metric, or the driver lacks the call.
+_UNSUPPORTED = frozenset({pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+                          pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH})
+#: Process utilization answers NOT_FOUND when no process ran since the timestamp; pynvml also raises
+#: ``NVMLError(0)`` when the size query succeeds with nothing to report. Both mean "no samples".
+_NO_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
+
+# Newer pynvml releases only; the backend falls back to the older calls without them.
+_MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
+_TEMPERATURE_V = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
+
+_KIB = 1024  # NVML reports PCIe throughput in KB/s with KB = 1024 bytes
+
+Reader = Callable[[object, dict], None]
+"""Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
+
+
+def _read_util(h, out: dict) -> None:
+    u = pynvml.nvmlDeviceGetUtilizationRates(h)
+    out["utilization_pct"] = u.gpu
+    out["memory_utilization_pct"] = u.memory
+
+
+def _read_memory_v2(h, out: dict) -> None:
+    # v2 reports the driver's reservation apart from "used", as nvidia-smi does since driver 510.
+    out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h, version=_MEMORY_V2).used
+
+
+def _read_memory_v1(h, out: dict) -> None:
+    out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h).used
+
+
+def _read_power(h, out: dict) -> None:
+    out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+
+
+def _read_energy(h, out: dict) -> None:
+    out["energy_mj"] = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+
+
+def _read_temperature_v(h, out: dict) -> None:
+    out["temperature_c"] = float(_TEMPERATURE_V(h, pynvml.NVML_TEMPERATURE_GPU))
+
+
+def _read_temperature(h, out: dict) -> None:
+    out["temperature_c"] = float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))
+
+
+def _read_sm_clock(h, out: dict) -> None:
+    out["sm_clock_mhz"] = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+
+
+def _read_pcie_rx(h, out: dict) -> None:
+    out["pcie_rx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_RX_BYTES) * _KIB)
+
+
+def _read_pcie_tx(h, out: dict) -> None:
+    out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
+
+
+class _GpuState:
+    """What the backend keeps about one GPU between polls."""
+
+    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.handle = None  # None until the GPU answered once (a GPU lost at start is retried every poll)
+        self.static: dict = {"index": index, "uuid": "", "name": f"GPU {index}"}
+        self.readers: list[tuple[str, Reader]] = []
+        self.proc_lists: list[tuple[str, Callable]] = [
+            ("compute", pynvml.nvmlDeviceGetComputeRunningProcesses_v3),
+            ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3),
+        ]
+        self.proc_util = True  # False once process utilization proved unsupported
+        self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
+
+
+class _GpuLost(Exception):
+    """Internal: a call on this GPU answered GPU_IS_LOST or UNKNOWN."""
+
+    def __init__(self, what: str, exc: pynvml.NVMLError) -> None:
+        super().__init__(f"{what}: {exc}")
+
+
+def _init_message(exc: pynvml.NVMLError) -> str:
+    """One line a user understands for an NVML start failure, each ending with the demo hint."""
+    code = exc.value
+    if code == pynvml.NVML_ERROR_LIBRARY_NOT_FOUND:
+        return f"NVIDIA driver library libnvidia-ml.so.1 not found: no NVIDIA driver on this machine? {DEMO_HINT}"
+    if code == pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH:
+        return ("NVIDIA driver/library version mismatch: the loaded kernel module differs from libnvidia-ml.so.1 "
+                f"(usually after a driver upgrade); reboot or reload the nvidia module. {DEMO_HINT}")
+    if code == pynvml.NVML_ERROR_DRIVER_NOT_LOADED:
+        return f"NVIDIA driver not loaded: the nvidia kernel module is not running on this machine. {DEMO_HINT}"
+    if code == pynvml.NVML_ERROR_NO_PERMISSION:
+        return f"No permission to use the NVIDIA driver (check access to /dev/nvidia*). {DEMO_HINT}"
+    return f"NVML failed to start ({exc}). {DEMO_HINT}"
+
+
+class NvmlBackend(Backend):
+    """Polls every NVIDIA GPU of this machine through NVML.
+
+    Raises:
+        BackendError: NVML cannot start (no library, no driver, version mismatch, ...). Zero GPUs is not an
+            error: snapshots then have no GPUs.
+    """
+
+    name = "nvml"
+
+    def __init__(self) -> None:
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise BackendError(_init_message(exc)) from None
+        self._closed = False
+        self._inspector: ProcessInspector | None = None
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+        except pynvml.NVMLError as exc:
+            self.close()
+            raise BackendError(f"NVML started but cannot count the GPUs ({exc}). {DEMO_HINT}") from None
+        try:
+            self.driver_version: str | None = pynvml.nvmlSystemGetDriverVersion()
+        except pynvml.NVMLError:
+            self.driver_version = None
+        self._gpus = [_GpuState(i) for i in range(count)]
+        for gpu in self._gpus:
+            try:
+                self._open(gpu)
+            except _GpuLost:
+                pass  # reported as lost by the first poll, which tries again
+
+    # -- first contact: handle, fixed facts, and which variant of each call this driver has ------------------
+
+    def _open(self, gpu: _GpuState) -> None:
+        """Get the handle and the fields that do not change, and choose the readers. Raises ``_GpuLost``."""
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(gpu.index)
+        except pynvml.NVMLError as exc:
+            raise _GpuLost("handle", exc) from None
+        static = gpu.static
+        static["name"] = self._once(pynvml.nvmlDeviceGetName, handle, "name") or static["name"]
+        static["uuid"] = self._once(pynvml.nvmlDeviceGetUUID, handle, "uuid") or static["uuid"]
+        limit = self._once(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle, "power limit")
+        static["power_limit_w"] = None if limit is None else limit / 1000.0
+
+        readers: list[tuple[str, Reader]] = [("utilization", _read_util)]
+        memory = None
+        if _MEMORY_V2 is not None:
+            memory = self._once(pynvml.nvmlDeviceGetMemoryInfo, handle, "memory", version=_MEMORY_V2)
+            if memory is not None:
+                readers.append(("memory", _read_memory_v2))
+        if memory is None:  # the driver predates v2 (or refused it): v1 counts reserved memory as used
+            memory = self._once(pynvml.nvmlDeviceGetMemoryInfo, handle, "memory")
+            if memory is not None:
+                readers.append(("memory", _read_memory_v1))
+        static["memory_total_bytes"] = None if memory is None else memory.total
+        readers += [("power", _read_power), ("energy", _read_energy)]
+        if _TEMPERATURE_V is not None and self._once(_TEMPERATURE_V, handle, "temperature",
+                                                     args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None:
+            readers.append(("temperature", _read_temperature_v))
+        else:
+            readers.append(("temperature", _read_temperature))
+        readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
+        gpu.readers = readers
+        gpu.handle = handle
+
+    @staticmethod
+    def _once(fn, handle, what: str, args: tuple = (), **kwargs):
+        """Call ``fn`` at first contact: its value, or None on any error except a lost GPU (``_GpuLost``)."""
+        try:
+            return fn(handle, *args, **kwargs)
+        except pynvml.NVMLError as exc:
+            if exc.value in _LOST:
+                raise _GpuLost(what, exc) from None
+            return None
+
+    # -- the poll ------------------------------------------------------------------------------------------------
+
+    def poll(self) -> Snapshot:
+        mono, wall = time.monotonic(), time.time()
+        notes: list[str] = []
+        gpus: list[GpuSample] = []
+        procs: list[ProcessSample] = []
+        for gpu in self._gpus:
+            try:
+                if gpu.handle is None:
+                    self._open(gpu)
+                gpus.append(self._read_gpu(gpu, notes))
+                procs += self._read_processes(gpu, notes)
+            except _GpuLost as exc:
+                s = gpu.static
+                gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
+                notes.append(f"GPU {gpu.index} lost ({exc})")
+        return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
+                        driver_version=self.driver_version, errors=tuple(notes))
+
+    def _read_gpu(self, gpu: _GpuState, notes: list[str]) -> GpuSample:
+        values = dict(gpu.static)
+        handle = gpu.handle
+        dead: list[int] = []
+        for i, (what, read) in enumerate(gpu.readers):
+            try:
+                read(handle, values)
+            except pynvml.NVMLError as exc:
+                if exc.value in _LOST:
+                    raise _GpuLost(what, exc) from None
+                if exc.value in _UNSUPPORTED:
+                    dead.append(i)
+                else:  # e.g. NO_PERMISSION: may pass next time, so keep asking but say why it is missing
+                    notes.append(f"GPU {gpu.index} {what}: {exc}")
+        if dead:
+            gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
+        return GpuSample(**values)
+
+    def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
+        """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
+        seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind]
+        for kind, list_fn in tuple(gpu.proc_lists):
+            try:
+                infos = list_fn(gpu.handle)
+            except pynvml.NVMLError as exc:
+                if exc.value in _LOST:
+                    raise _GpuLost(f"{kind} processes", exc) from None
+                if exc.value in _UNSUPPORTED:
+                    gpu.proc_lists = [p for p in gpu.proc_lists if p[0] != kind]
+                else:
+                    notes.append(f"GPU {gpu.index} {kind} processes: {exc}")
+                continue
+            for info in infos:
+                entry = seen.get(info.pid)
+                if entry is None:
+                    seen[info.pid] = [info.usedGpuMemory, kind]
+                elif info.usedGpuMemory is not None:
+                    # A process in both lists reports its one allocation on this GPU twice: take it once.
+                    entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
+        if not seen:
+            return []  # no process: skip the utilization query (idle GPUs cost two calls, not three)
+        sm = self._process_sm(gpu, notes)
+        return [
+            ProcessSample(pid=pid, gpu_index=gpu.index, used_memory_bytes=used, kind=kind,
+                          sm_pct=None if sm is None else sm.get(pid, 0.0))
+            for pid, (used, kind) in seen.items()
+        ]
+
+    def _process_sm(self, gpu: _GpuState, notes: list[str]) -> dict[int, float] | None:
+        """Mean SM % per PID over the samples since the last poll; None when unknown (unsupported or failed)."""
+        if not gpu.proc_util:
+            return None
+        try:
+            samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
+        except pynvml.NVMLError as exc:
+            if exc.value in _NO_SAMPLES:
+                return {}
+            if exc.value in _LOST:
+                raise _GpuLost("process utilization", exc) from None
+            if exc.value in _UNSUPPORTED:
+                gpu.proc_util = False
+            else:
+                notes.append(f"GPU {gpu.index} process utilization: {exc}")
+            return None
+        sums: dict[int, list] = {}
+        last = gpu.last_ts
+        for s in samples:
+            acc = sums.setdefault(s.pid, [0, 0])
+            acc[0] += s.smUtil
+            acc[1] += 1
+            if s.timeStamp > last:
+                last = s.timeStamp
+        gpu.last_ts = last  # next poll asks only for newer samples, so each interval is counted once
+        return {pid: total / n for pid, (total, n) in sums.items()}
+
+    # -- the rest of the Backend interface -----------------------------------------------------------------------
+
+    def inspector(self) -> ProcessInspector:
+        """psutil facts about the real PIDs NVML lists (imported here: host.py is optional for this module)."""
+        if self._inspector is None:
+            from gputab.sampling.host import HostInspector
+
+            self._inspector = HostInspector()
+        return self._inspector
+
+    def close(self) -> None:
+        """Shut NVML down once; later calls do nothing."""
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            try:
+                pynvml.nvmlShutdown()
+            except pynvml.NVMLError:
+                pass  # nothing left to release

@@ -1,0 +1,280 @@
+"""The fake NVML library for tests: build it, script it, and run gputab against it in a subprocess.
+
+``fake_nvml.c`` is compiled once per test session into ``<tmp>/libnvidia-ml.so.1``. A subprocess whose
+``LD_LIBRARY_PATH`` starts with that directory loads it instead of the driver's library, so pynvml's real ctypes
+code runs unchanged; nothing in pynvml is mocked. The library reads a *scenario file* (``$FAKE_NVML_SCENARIO``)
+and re-reads it whenever the file changes, so a test may rewrite it between two polls of one backend.
+
+Scenario file reference (one record a line, ``#`` starts a comment; written for you by :meth:`Scenario.render`):
+
+=======================================================  ==========================================================
+``driver 550.54.15``                                     what ``nvmlSystemGetDriverVersion`` returns
+``gpus N``                                               ``nvmlDeviceGetCount_v2`` (default 0)
+``gpu I KEY VALUE``                                      one GPU field (unset fields keep defaults, see ``GpuSpec``);
+                                                         ``name``/``uuid`` take the rest of the line
+``proc GPU PID compute|graphics USED_BYTES``             a running process (``-1`` bytes = not available)
+``sample GPU PID TIMESTAMP_US SM_PCT MEM_PCT``           a process-utilization sample; returned when newer than
+                                                         the caller's ``lastSeenTimeStamp``, else NOT_FOUND
+``error SYMBOL|* GPU|* CODE``                            make ``SYMBOL`` (e.g. ``nvmlDeviceGetPowerUsage``) return
+                                                         ``CODE`` (``NOT_SUPPORTED``, ``GPU_IS_LOST``, 999, ...);
+                                                         ``*`` symbol = every device function; first match wins
+=======================================================  ==========================================================
+
+Energy: ``nvmlDeviceGetTotalEnergyConsumption`` = ``energy_base_mj`` + the integral of ``power_mw`` over real
+time since the library loaded (each GPU at the power its scenario had at the time). Lowering ``energy_base_mj``
+by more than what accrued makes the counter go backwards, as after a driver reload.
+
+Init failures: ``error nvmlInitWithFlags * DRIVER_NOT_LOADED`` (pynvml's ``nvmlInit()`` calls
+``nvmlInitWithFlags``). The library also exports ``fakeNvmlCallCount(symbol)`` (``"*"`` = all calls), which
+:class:`BackendSession` exposes to prove what a backend did or did not query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+SOURCE = Path(__file__).with_name("fake_nvml.c")
+LIB_NAME = "libnvidia-ml.so.1"
+GIB = 1 << 30
+
+
+def build_library(out_dir: Path) -> Path:
+    """Compile ``fake_nvml.c`` into ``out_dir/libnvidia-ml.so.1`` and return ``out_dir``.
+
+    Raises:
+        FileNotFoundError: gcc is not installed (the fixture turns this into a skip).
+        subprocess.CalledProcessError: the C code does not compile (a real failure, never a skip).
+    """
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise FileNotFoundError("gcc not found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-o", str(out_dir / LIB_NAME), str(SOURCE)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out_dir
+
+
+@dataclass
+class GpuSpec:
+    """One scripted GPU, in NVML's own units (mW, KB/s, bytes) so the backend's conversions are tested."""
+
+    name: str = "NVIDIA H100 80GB HBM3"
+    uuid: str | None = None
+    """Defaults to a UUID derived from the GPU index."""
+    util: int = 0
+    memutil: int = 0
+    mem_used: int = 0
+    mem_total: int = 80 * GIB
+    mem_reserved: int = 0
+    """Driver reservation: v2 memory info reports it apart, v1 counts it as used."""
+    power_mw: int = 100_000
+    limit_mw: int = 700_000
+    energy_base_mj: int = 1_000_000
+    temp: int = 40
+    sm_clock: int = 1410
+    pcie_tx_kbs: int = 0
+    pcie_rx_kbs: int = 0
+
+
+@dataclass
+class Proc:
+    """A process NVML lists on a GPU; use real PIDs of processes the test spawned."""
+
+    gpu: int
+    pid: int
+    used_bytes: int = 1 * GIB
+    kind: str = "compute"
+
+
+@dataclass
+class Sample:
+    """A process-utilization sample; ``ts`` is NVML's microsecond timestamp."""
+
+    gpu: int
+    pid: int
+    ts: int
+    sm: int
+    mem: int = 0
+
+
+@dataclass
+class Error:
+    """Make ``function`` (an NVML C symbol or ``*``) return ``code`` on ``gpu`` (None = every GPU)."""
+
+    function: str
+    code: str | int
+    gpu: int | None = None
+
+
+@dataclass
+class Scenario:
+    """A whole scenario; ``count`` defaults to ``len(gpus)`` (set it to script fewer or zero GPUs)."""
+
+    gpus: list[GpuSpec] = field(default_factory=list)
+    processes: list[Proc] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[Error] = field(default_factory=list)
+    driver: str = "550.54.15"
+    count: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Scenario":
+        """Build from plain data: ``{"gpus": [{...}], "processes": [{...}], "samples": [...], "errors": [...]}``."""
+        return cls(
+            gpus=[g if isinstance(g, GpuSpec) else GpuSpec(**g) for g in d.get("gpus", [])],
+            processes=[p if isinstance(p, Proc) else Proc(**p) for p in d.get("processes", [])],
+            samples=[s if isinstance(s, Sample) else Sample(**s) for s in d.get("samples", [])],
+            errors=[e if isinstance(e, Error) else Error(**e) for e in d.get("errors", [])],
+            driver=d.get("driver", "550.54.15"),
+            count=d.get("count"),
+        )
+
+    def render(self) -> str:
+        """The scenario in the line format the C library parses."""
+        lines = [f"driver {self.driver}", f"gpus {len(self.gpus) if self.count is None else self.count}"]
+        for i, g in enumerate(self.gpus):
+            values = asdict(g)
+            if values["uuid"] is None:
+                values["uuid"] = f"GPU-fa4e{i:04d}-1111-2222-3333-{i:012d}"
+            lines += [f"gpu {i} {k} {v}" for k, v in values.items()]
+        lines += [f"proc {p.gpu} {p.pid} {p.kind} {p.used_bytes}" for p in self.processes]
+        lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]
+        lines += [f"error {e.function} {'*' if e.gpu is None else e.gpu} {e.code}" for e in self.errors]
+        return "\n".join(lines) + "\n"
+
+
+class FakeNvml:
+    """What the ``fake_nvml`` fixture yields: where the library is, the scenario file, and a subprocess env."""
+
+    def __init__(self, lib_dir: Path, scenario_path: Path) -> None:
+        self.lib_dir = lib_dir
+        self.scenario_path = scenario_path
+
+    def write(self, scenario: Scenario | Mapping[str, Any]) -> Scenario:
+        """Replace the scenario atomically (write + rename: a reader never sees half a file, and the new inode
+        tells the library to re-read even within one mtime tick)."""
+        sc = scenario if isinstance(scenario, Scenario) else Scenario.from_dict(scenario)
+        tmp = self.scenario_path.with_suffix(".tmp")
+        tmp.write_text(sc.render())
+        os.replace(tmp, self.scenario_path)
+        return sc
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment for a subprocess that must load the fake instead of a real driver."""
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = str(self.lib_dir)
+        env["FAKE_NVML_SCENARIO"] = str(self.scenario_path)
+        env.update(extra)
+        return env
+
+    def session(self) -> "BackendSession":
+        """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`)."""
+        return BackendSession(self.env())
+
+
+# The subprocess side of BackendSession: one backend, driven line by line over stdin, one JSON answer per line.
+_DRIVER = r"""
+import ctypes, json, sys
+from gputab.errors import BackendError
+try:
+    from gputab.sampling.nvml import NvmlBackend
+    backend = NvmlBackend()
+except BackendError as exc:
+    print(json.dumps({"init_error": str(exc)}), flush=True)
+    sys.exit(0)
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "poll":
+        out = backend.poll().to_json()
+    elif cmd == "calls":
+        import pynvml
+        fn = pynvml.nvmlLib.fakeNvmlCallCount
+        fn.restype = ctypes.c_long
+        out = {"calls": fn(arg.encode())}
+    elif cmd == "facts":
+        try:
+            facts = backend.inspector().facts(int(arg))
+        except ModuleNotFoundError as exc:
+            out = {"missing": str(exc)}
+        else:
+            out = {"facts": None if facts is None else facts.pid}
+    elif cmd == "close":
+        backend.close()
+        out = {"closed": True}
+    else:
+        out = {"unknown": cmd}
+    print(json.dumps(out), flush=True)
+"""
+
+
+class BackendSession:
+    """One long-lived ``NvmlBackend`` in a subprocess, so a test can rewrite the scenario between two polls.
+
+    ``init_error`` holds the BackendError message when the backend could not start.
+    """
+
+    def __init__(self, env: Mapping[str, str], timeout: float = 20.0) -> None:
+        self._timeout = timeout
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _DRIVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(env),
+        )
+        first = self._read()
+        self.init_error: str | None = first.get("init_error")
+
+    def _read(self) -> dict:
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait(self._timeout)
+            raise RuntimeError(f"backend subprocess died: {self._proc.stderr.read()}")
+        return json.loads(line)
+
+    def _ask(self, cmd: str) -> dict:
+        self._proc.stdin.write(cmd + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def poll(self) -> dict:
+        """One ``backend.poll()`` as ``Snapshot.to_json()``."""
+        return self._ask("poll")
+
+    def calls(self, symbol: str = "*") -> int:
+        """How many times the backend's process called ``symbol`` in the fake library so far."""
+        return self._ask(f"calls {symbol}")["calls"]
+
+    def facts(self, pid: int) -> dict:
+        """``{"facts": pid or None}`` from the backend's inspector, or ``{"missing": ...}`` without host.py."""
+        return self._ask(f"facts {pid}")
+
+    def close(self) -> str:
+        """Close the backend, end the subprocess and return its stderr (tracebacks land there)."""
+        if self._proc.poll() is None and self.init_error is None:
+            self._ask("close")
+        try:
+            _, err = self._proc.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            _, err = self._proc.communicate()
+        return err
+
+    def __enter__(self) -> "BackendSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,486 @@
+/*
+ * A fake libnvidia-ml.so.1 for testing gputab without a GPU.
+ *
+ * pynvml loads "libnvidia-ml.so.1" by name and calls C symbols through ctypes; building this file under that name
+ * and putting its directory first in LD_LIBRARY_PATH makes pynvml's real ctypes code (argument marshalling, struct
+ * layouts, the two-call size protocols, error mapping) run against scripted data instead of a driver.
+ *
+ * The data come from a scenario file named by $FAKE_NVML_SCENARIO. Every entry point re-reads it when its inode,
+ * size or mtime changed, so a test can rewrite it between two polls of the same backend. The format is line-based
+ * (see tests/fakenvml/__init__.py for the writer and the reference):
+ *
+ *   driver 550.54.15
+ *   gpus 2
+ *   gpu 0 name NVIDIA H100 80GB HBM3          (the rest of the line is the value)
+ *   gpu 0 util 87                             (any numeric key: see gpu_set())
+ *   proc 0 4242 compute 1073741824            (gpu pid compute|graphics used_bytes; -1 = not available)
+ *   sample 0 4242 1000 55 20                  (gpu pid timestamp_us sm_pct mem_pct)
+ *   error nvmlDeviceGetPowerUsage 1 NOT_SUPPORTED   (symbol or *, gpu or *, code name or number)
+ *
+ * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef int nvmlReturn_t;
+
+enum {
+    NVML_SUCCESS = 0,
+    NVML_ERROR_UNINITIALIZED = 1,
+    NVML_ERROR_INVALID_ARGUMENT = 2,
+    NVML_ERROR_NOT_SUPPORTED = 3,
+    NVML_ERROR_NO_PERMISSION = 4,
+    NVML_ERROR_NOT_FOUND = 6,
+    NVML_ERROR_INSUFFICIENT_SIZE = 7,
+    NVML_ERROR_DRIVER_NOT_LOADED = 9,
+    NVML_ERROR_FUNCTION_NOT_FOUND = 13,
+    NVML_ERROR_GPU_IS_LOST = 15,
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+    NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
+    NVML_ERROR_UNKNOWN = 999,
+};
+
+#define MAX_GPUS 16
+#define MAX_PROCS 128
+#define MAX_SAMPLES 512
+#define MAX_ERRORS 64
+#define MAX_SYMS 64
+#define ANY (-1)
+
+#define MEMORY_V2_VERSION 0x02000028u
+#define TEMPERATURE_V1_VERSION 0x100000Cu
+
+/* Layouts mirror pynvml's ctypes structures (c_nvmlMemory_t, c_nvmlProcessInfo_v2_t, ...). */
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } nvmlMemory_v2_t;
+typedef struct { unsigned int version, sensorType; int temperature; } nvmlTemperature_v1_t;
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+    unsigned int gpuInstanceId, computeInstanceId;
+} nvmlProcessInfo_t;
+typedef struct {
+    unsigned int pid;
+    unsigned long long timeStamp;
+    unsigned int smUtil, memUtil, encUtil, decUtil;
+} nvmlProcessUtilizationSample_t;
+
+typedef struct {
+    char name[96], uuid[96];
+    long long util, memutil, mem_used, mem_total, mem_reserved, power_mw, limit_mw, energy_base_mj, temp, sm_clock,
+        pcie_tx_kbs, pcie_rx_kbs;
+} gpu_t;
+typedef struct { int gpu; unsigned int pid; int graphics; long long used; } proc_t;
+typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
+typedef struct { char sym[64]; int gpu; int code; } error_t_;
+
+/* The opaque device handle pynvml passes back: a pointer into this array (handle - devices = index). */
+struct nvmlDevice_st { int index; };
+typedef struct nvmlDevice_st *nvmlDevice_t;
+static struct nvmlDevice_st devices[MAX_GPUS];
+
+static struct {
+    char driver[80];
+    int ngpus, nprocs, nsamples, nerrors;
+    gpu_t gpus[MAX_GPUS];
+    proc_t procs[MAX_PROCS];
+    sample_t samples[MAX_SAMPLES];
+    error_t_ errors[MAX_ERRORS];
+} sc;
+
+static struct { ino_t ino; off_t size; long long mtime_ns; int loaded; } seen;
+static int init_count;
+/* Energy integrates power over real time: gpu_acc_mj holds what accrued until last_t (monotonic seconds). */
+static double last_t;
+static struct { char name[64]; long count; } calls[MAX_SYMS];
+static int ncalls;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void count_call(const char *sym) {
+    for (int i = 0; i < ncalls; i++)
+        if (strcmp(calls[i].name, sym) == 0) { calls[i].count++; return; }
+    if (ncalls < MAX_SYMS) {
+        snprintf(calls[ncalls].name, sizeof calls[ncalls].name, "%s", sym);
+        calls[ncalls++].count = 1;
+    }
+}
+
+/* Exported for tests: how often `sym` was called in this process ("*" = all NVML calls). */
+long fakeNvmlCallCount(const char *sym) {
+    long total = 0;
+    for (int i = 0; i < ncalls; i++)
+        if (strcmp(sym, "*") == 0 || strcmp(calls[i].name, sym) == 0) total += calls[i].count;
+    return total;
+}
+
+static const struct { const char *name; int code; } codes[] = {
+    {"SUCCESS", 0}, {"UNINITIALIZED", 1}, {"INVALID_ARGUMENT", 2}, {"NOT_SUPPORTED", 3}, {"NO_PERMISSION", 4},
+    {"ALREADY_INITIALIZED", 5}, {"NOT_FOUND", 6}, {"INSUFFICIENT_SIZE", 7}, {"INSUFFICIENT_POWER", 8},
+    {"DRIVER_NOT_LOADED", 9}, {"TIMEOUT", 10}, {"IRQ_ISSUE", 11}, {"LIBRARY_NOT_FOUND", 12},
+    {"FUNCTION_NOT_FOUND", 13}, {"CORRUPTED_INFOROM", 14}, {"GPU_IS_LOST", 15}, {"RESET_REQUIRED", 16},
+    {"OPERATING_SYSTEM", 17}, {"LIB_RM_VERSION_MISMATCH", 18}, {"IN_USE", 19}, {"MEMORY", 20}, {"NO_DATA", 21},
+    {"ARGUMENT_VERSION_MISMATCH", 25}, {"NOT_READY", 27}, {"GPU_NOT_FOUND", 28}, {"UNKNOWN", 999},
+};
+
+static int parse_code(const char *s) {
+    const char *name = strncmp(s, "NVML_ERROR_", 11) == 0 ? s + 11 : s;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(codes[i].name, name) == 0) return codes[i].code;
+    if (isdigit((unsigned char)s[0])) return atoi(s);
+    return NVML_ERROR_UNKNOWN; /* a typo in a scenario still fails loudly rather than passing */
+}
+
+static void gpu_defaults(int i) {
+    gpu_t *g = &sc.gpus[i];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "Fake GPU %d", i);
+    snprintf(g->uuid, sizeof g->uuid, "GPU-fake0000-0000-0000-0000-%012d", i);
+    g->mem_total = 80LL << 30;
+    g->power_mw = 100000;
+    g->limit_mw = 700000;
+    g->energy_base_mj = 1000000LL * (i + 1);
+    g->temp = 40;
+    g->sm_clock = 1410;
+}
+
+static void gpu_set(gpu_t *g, const char *key, const char *val) {
+    long long v = strtoll(val, NULL, 10);
+    if (!strcmp(key, "name")) snprintf(g->name, sizeof g->name, "%.95s", val);
+    else if (!strcmp(key, "uuid")) snprintf(g->uuid, sizeof g->uuid, "%.95s", val);
+    else if (!strcmp(key, "util")) g->util = v;
+    else if (!strcmp(key, "memutil")) g->memutil = v;
+    else if (!strcmp(key, "mem_used")) g->mem_used = v;
+    else if (!strcmp(key, "mem_total")) g->mem_total = v;
+    else if (!strcmp(key, "mem_reserved")) g->mem_reserved = v;
+    else if (!strcmp(key, "power_mw")) g->power_mw = v;
+    else if (!strcmp(key, "limit_mw")) g->limit_mw = v;
+    else if (!strcmp(key, "energy_base_mj")) g->energy_base_mj = v;
+    else if (!strcmp(key, "temp")) g->temp = v;
+    else if (!strcmp(key, "sm_clock")) g->sm_clock = v;
+    else if (!strcmp(key, "pcie_tx_kbs")) g->pcie_tx_kbs = v;
+    else if (!strcmp(key, "pcie_rx_kbs")) g->pcie_rx_kbs = v;
+    else fprintf(stderr, "fake_nvml: unknown gpu key %s\n", key);
+}
+
+/* Per-GPU accrued energy is kept separately because each GPU has its own power. */
+static double gpu_acc_mj[MAX_GPUS];
+
+static void energy_accrue(void) {
+    double t = now_s();
+    if (last_t > 0)
+        for (int i = 0; i < sc.ngpus && i < MAX_GPUS; i++) gpu_acc_mj[i] += sc.gpus[i].power_mw * (t - last_t);
+    last_t = t;
+}
+
+static void parse_scenario(FILE *f) {
+    char line[512];
+    memset(&sc, 0, sizeof sc);
+    snprintf(sc.driver, sizeof sc.driver, "550.54.15");
+    for (int i = 0; i < MAX_GPUS; i++) gpu_defaults(i);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char kw[32] = "", a[64] = "", b[64] = "", c[64] = "", d[64] = "";
+        int n = sscanf(line, "%31s %63s %63s %63s %63s", kw, a, b, c, d);
+        if (n < 1 || kw[0] == '#') continue;
+        if (!strcmp(kw, "driver") && n >= 2) {
+            snprintf(sc.driver, sizeof sc.driver, "%s", a);
+        } else if (!strcmp(kw, "gpus") && n >= 2) {
+            sc.ngpus = atoi(a);
+            if (sc.ngpus > MAX_GPUS) sc.ngpus = MAX_GPUS;
+        } else if (!strcmp(kw, "gpu") && n >= 4) {
+            int i = atoi(a);
+            if (i < 0 || i >= MAX_GPUS) continue;
+            /* the value is the rest of the line after "gpu I key ", so names may contain spaces */
+            const char *p = line;
+            for (int field = 0; field < 3; field++) {
+                while (*p == ' ' || *p == '\t') p++;
+                while (*p && *p != ' ' && *p != '\t') p++;
+            }
+            while (*p == ' ' || *p == '\t') p++;
+            gpu_set(&sc.gpus[i], b, p);
+        } else if (!strcmp(kw, "proc") && n >= 5 && sc.nprocs < MAX_PROCS) {
+            proc_t *p = &sc.procs[sc.nprocs++];
+            p->gpu = atoi(a);
+            p->pid = (unsigned int)strtoul(b, NULL, 10);
+            p->graphics = !strcmp(c, "graphics");
+            p->used = strtoll(d, NULL, 10);
+        } else if (!strcmp(kw, "sample") && n >= 5 && sc.nsamples < MAX_SAMPLES) {
+            sample_t *s = &sc.samples[sc.nsamples++];
+            unsigned int mem = 0;
+            sscanf(line, "%*s %d %u %llu %u %u", &s->gpu, &s->pid, &s->ts, &s->sm, &mem);
+            s->mem = mem;
+        } else if (!strcmp(kw, "error") && n >= 4 && sc.nerrors < MAX_ERRORS) {
+            error_t_ *e = &sc.errors[sc.nerrors++];
+            snprintf(e->sym, sizeof e->sym, "%s", a);
+            e->gpu = strcmp(b, "*") ? atoi(b) : ANY;
+            e->code = parse_code(c);
+        } else {
+            fprintf(stderr, "fake_nvml: ignored scenario line: %s\n", line);
+        }
+    }
+}
+
+/* Re-read the scenario if the file changed. Called at the top of every entry point. */
+static void reload(void) {
+    const char *path = getenv("FAKE_NVML_SCENARIO");
+    struct stat st;
+    if (!path || stat(path, &st) != 0) {
+        if (!seen.loaded) { memset(&sc, 0, sizeof sc); seen.loaded = 1; }
+        return;
+    }
+    long long mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    if (seen.loaded && st.st_ino == seen.ino && st.st_size == seen.size && mtime_ns == seen.mtime_ns) return;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    energy_accrue(); /* energy so far was drawn at the old power */
+    parse_scenario(f);
+    fclose(f);
+    seen.ino = st.st_ino;
+    seen.size = st.st_size;
+    seen.mtime_ns = mtime_ns;
+    seen.loaded = 1;
+}
+
+/* The injected error for (sym, gpu), or SUCCESS. "*" as symbol matches every device function. */
+static int injected(const char *sym, int gpu, int device_fn) {
+    for (int i = 0; i < sc.nerrors; i++) {
+        error_t_ *e = &sc.errors[i];
+        if ((strcmp(e->sym, sym) == 0 || (device_fn && strcmp(e->sym, "*") == 0)) && (e->gpu == ANY || e->gpu == gpu))
+            return e->code;
+    }
+    return NVML_SUCCESS;
+}
+
+/* Common prologue of a device function: count, reload, check init, handle and injected errors. */
+#define DEVICE_PROLOGUE(sym, dev)                                                   \
+    int gi;                                                                         \
+    count_call(sym);                                                                \
+    reload();                                                                       \
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;                               \
+    if (!(dev) || (dev) < devices || (dev) >= devices + MAX_GPUS)                   \
+        return NVML_ERROR_INVALID_ARGUMENT;                                         \
+    gi = (int)((dev) - devices);                                                    \
+    if (gi >= sc.ngpus) return NVML_ERROR_INVALID_ARGUMENT;                         \
+    { int rc_ = injected(sym, gi, 1); if (rc_) return rc_; }                        \
+    gpu_t *g = &sc.gpus[gi];                                                        \
+    (void)g
+
+static nvmlReturn_t do_init(const char *sym) {
+    count_call(sym);
+    reload();
+    int rc = injected(sym, ANY, 0);
+    if (rc) return rc;
+    init_count++;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return do_init("nvmlInitWithFlags"); }
+nvmlReturn_t nvmlInit_v2(void) { return do_init("nvmlInit_v2"); }
+
+nvmlReturn_t nvmlShutdown(void) {
+    count_call("nvmlShutdown");
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    init_count--;
+    return NVML_SUCCESS;
+}
+
+const char *nvmlErrorString(nvmlReturn_t result) {
+    static const struct { int code; const char *text; } texts[] = {
+        {0, "Success"}, {1, "Uninitialized"}, {2, "Invalid Argument"}, {3, "Not Supported"},
+        {4, "Insufficient Permissions"}, {6, "Not Found"}, {7, "Insufficient Size"}, {9, "Driver Not Loaded"},
+        {13, "Function Not Found"}, {15, "GPU is lost"}, {18, "RM has detected an NVML/RM version mismatch."},
+        {25, "Argument version mismatch"}, {999, "Unknown Error"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i].code == result) return texts[i].text;
+    return "Unknown Error";
+}
+
+static nvmlReturn_t copy_string(const char *src, char *dst, unsigned int len) {
+    if (!dst) return NVML_ERROR_INVALID_ARGUMENT;
+    if (strlen(src) + 1 > len) return NVML_ERROR_INSUFFICIENT_SIZE;
+    memcpy(dst, src, strlen(src) + 1);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    count_call("nvmlSystemGetDriverVersion");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    int rc = injected("nvmlSystemGetDriverVersion", ANY, 0);
+    return rc ? rc : copy_string(sc.driver, version, length);
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    count_call("nvmlDeviceGetCount_v2");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    int rc = injected("nvmlDeviceGetCount_v2", ANY, 0);
+    if (rc) return rc;
+    *count = (unsigned int)sc.ngpus;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+    count_call("nvmlDeviceGetHandleByIndex_v2");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    if (index >= (unsigned int)sc.ngpus || index >= MAX_GPUS) return NVML_ERROR_INVALID_ARGUMENT;
+    int rc = injected("nvmlDeviceGetHandleByIndex_v2", (int)index, 1);
+    if (rc) return rc;
+    devices[index].index = (int)index;
+    *device = &devices[index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t dev, char *name, unsigned int length) {
+    DEVICE_PROLOGUE("nvmlDeviceGetName", dev);
+    return copy_string(g->name, name, length);
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t dev, char *uuid, unsigned int length) {
+    DEVICE_PROLOGUE("nvmlDeviceGetUUID", dev);
+    return copy_string(g->uuid, uuid, length);
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *u) {
+    DEVICE_PROLOGUE("nvmlDeviceGetUtilizationRates", dev);
+    u->gpu = (unsigned int)g->util;
+    u->memory = (unsigned int)g->memutil;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
+    DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo", dev);
+    /* v1 counts the driver's reservation as used, as the real v1 does */
+    m->total = (unsigned long long)g->mem_total;
+    m->used = (unsigned long long)(g->mem_used + g->mem_reserved);
+    m->free = m->total - m->used;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m) {
+    DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo_v2", dev);
+    if (m->version != MEMORY_V2_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    m->total = (unsigned long long)g->mem_total;
+    m->reserved = (unsigned long long)g->mem_reserved;
+    m->used = (unsigned long long)g->mem_used;
+    m->free = m->total - m->reserved - m->used;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t dev, unsigned int *mw) {
+    DEVICE_PROLOGUE("nvmlDeviceGetPowerUsage", dev);
+    *mw = (unsigned int)g->power_mw;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t dev, unsigned int *mw) {
+    DEVICE_PROLOGUE("nvmlDeviceGetEnforcedPowerLimit", dev);
+    *mw = (unsigned int)g->limit_mw;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t dev, unsigned long long *mj) {
+    DEVICE_PROLOGUE("nvmlDeviceGetTotalEnergyConsumption", dev);
+    energy_accrue();
+    /* power_mw * seconds = mJ; the base may drop between scenarios, which models a counter reset */
+    long long e = g->energy_base_mj + (long long)(gpu_acc_mj[gi]);
+    *mj = (unsigned long long)(e < 0 ? 0 : e);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t dev, unsigned int sensor, unsigned int *temp) {
+    DEVICE_PROLOGUE("nvmlDeviceGetTemperature", dev);
+    if (sensor != 0) return NVML_ERROR_NOT_SUPPORTED;
+    *temp = (unsigned int)g->temp;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperatureV(nvmlDevice_t dev, nvmlTemperature_v1_t *t) {
+    DEVICE_PROLOGUE("nvmlDeviceGetTemperatureV", dev);
+    if (t->version != TEMPERATURE_V1_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (t->sensorType != 0) return NVML_ERROR_NOT_SUPPORTED;
+    t->temperature = (int)g->temp;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t dev, unsigned int type, unsigned int *mhz) {
+    DEVICE_PROLOGUE("nvmlDeviceGetClockInfo", dev);
+    if (type != 1) return NVML_ERROR_NOT_SUPPORTED; /* only NVML_CLOCK_SM is scripted */
+    *mhz = (unsigned int)g->sm_clock;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t dev, unsigned int counter, unsigned int *kbs) {
+    DEVICE_PROLOGUE("nvmlDeviceGetPcieThroughput", dev);
+    if (counter > 1) return NVML_ERROR_INVALID_ARGUMENT;
+    *kbs = (unsigned int)(counter == 0 ? g->pcie_tx_kbs : g->pcie_rx_kbs);
+    return NVML_SUCCESS;
+}
+
+/* The two-call protocol of the running-process lists: too small a buffer returns the count needed. */
+static nvmlReturn_t list_procs(int gi, int graphics, unsigned int *count, nvmlProcessInfo_t *infos) {
+    unsigned int n = 0;
+    for (int i = 0; i < sc.nprocs; i++)
+        if (sc.procs[i].gpu == gi && sc.procs[i].graphics == graphics) n++;
+    if (*count < n || (n > 0 && !infos)) { *count = n; return NVML_ERROR_INSUFFICIENT_SIZE; }
+    unsigned int k = 0;
+    for (int i = 0; i < sc.nprocs; i++) {
+        proc_t *p = &sc.procs[i];
+        if (p->gpu != gi || p->graphics != graphics) continue;
+        infos[k].pid = p->pid;
+        infos[k].usedGpuMemory = p->used < 0 ? ~0ULL : (unsigned long long)p->used; /* NVML_VALUE_NOT_AVAILABLE */
+        infos[k].gpuInstanceId = 0xFFFFFFFFu;
+        infos[k].computeInstanceId = 0xFFFFFFFFu;
+        k++;
+    }
+    *count = n;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_t *i) {
+    DEVICE_PROLOGUE("nvmlDeviceGetComputeRunningProcesses_v3", dev);
+    return list_procs(gi, 0, count, i);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t dev, unsigned int *count, nvmlProcessInfo_t *i) {
+    DEVICE_PROLOGUE("nvmlDeviceGetGraphicsRunningProcesses_v3", dev);
+    return list_procs(gi, 1, count, i);
+}
+
+/* Samples newer than lastSeen; none -> NOT_FOUND, as the real driver answers when nothing ran since then. */
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtilizationSample_t *out,
+                                             unsigned int *count, unsigned long long lastSeen) {
+    DEVICE_PROLOGUE("nvmlDeviceGetProcessUtilization", dev);
+    unsigned int n = 0;
+    for (int i = 0; i < sc.nsamples; i++)
+        if (sc.samples[i].gpu == gi && sc.samples[i].ts > lastSeen) n++;
+    if (n == 0) return NVML_ERROR_NOT_FOUND;
+    if (!out || *count < n) { *count = n; return NVML_ERROR_INSUFFICIENT_SIZE; }
+    unsigned int k = 0;
+    for (int i = 0; i < sc.nsamples; i++) {
+        sample_t *s = &sc.samples[i];
+        if (s->gpu != gi || s->ts <= lastSeen) continue;
+        out[k].pid = s->pid;
+        out[k].timeStamp = s->ts;
+        out[k].smUtil = s->sm;
+        out[k].memUtil = s->mem;
+        out[k].encUtil = 0;
+        out[k].decUtil = 0;
+        k++;
+    }
+    *count = n;
+    return NVML_SUCCESS;
+}
