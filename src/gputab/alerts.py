@@ -1,0 +1,506 @@
+"""Alert rules and budgets: telling the user when money is being wasted.
+
+The rules of ../shared/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`), and the adapter
+that plugs them into the recorder (:class:`AlertObserver`): it prints what is raised, hands every change to a sink
+that stores it, runs the user's alert command, and asks the budget enforcer to stop a job at its cap.
+
+The loop runs every second for months, so every rule keeps O(1) state per job or GPU: the rolling utilization
+average lives in a fixed number of time buckets, the others are "since when" timestamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Iterable, Mapping, Sequence
+
+from gputab.config import AlertsConfig
+from gputab.ledger import IDLE, SPECIAL_TAGS
+
+LOW_UTILIZATION = "low_utilization"
+MEMORY_PRESSURE = "memory_pressure"
+IDLE_MONEY = "idle_money"
+BUDGET_WARNING = "budget_warning"
+BUDGET_EXCEEDED = "budget_exceeded"
+KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED)
+
+WARNING = "warning"
+CRITICAL = "critical"
+SEVERITIES = (WARNING, CRITICAL)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, raised once and cleared at most once. A cleared alert is the same record with ``ended_at`` set.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        severity: ``warning`` or ``critical``.
+        message: one line for a human.
+        started_at: wall time (Unix seconds) at which it was raised.
+        tag: the job it is about (job rules), else None.
+        gpu: the GPU index it is about (GPU rules), else None.
+        data: the figures behind it (JSON-safe), e.g. ``projected_seconds_to_cap`` for budgets.
+        ended_at: wall time at which it cleared, None while active.
+    """
+
+    kind: str
+    severity: str
+    message: str
+    started_at: float
+    tag: str | None = None
+    gpu: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    ended_at: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, int | None]:
+        """Identity of the condition: at most one active alert per key."""
+        return (self.kind, self.tag, self.gpu)
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+    def to_json(self) -> dict:
+        return {
+            "kind": self.kind, "severity": self.severity, "message": self.message, "tag": self.tag,
+            "gpu": self.gpu, "started_at": self.started_at, "ended_at": self.ended_at, "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class AlertChanges:
+    """What one tick changed: alerts newly raised and alerts that cleared."""
+
+    raised: tuple[Alert, ...] = ()
+    cleared: tuple[Alert, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.raised or self.cleared)
+
+
+class RollingSums:
+    """Sums of (GPU-seconds, effective GPU-seconds) over the last ``window`` seconds, in ``buckets`` time slots.
+
+    Adding is O(1); expiring drops whole slots, so the window is exact to one slot width (a minute for the
+    default hour). The running sums are recomputed from the slots whenever a slot expires, so float error
+    cannot pile up over months of ticks.
+    """
+
+    def __init__(self, window: float, buckets: int = 60) -> None:
+        self.window = window
+        self.width = window / buckets
+        self._slots: deque[list[float]] = deque()  # [slot_start, gpu_s, eff_s]
+        self.gpu_s = 0.0
+        self.eff_s = 0.0
+
+    def add(self, now: float, gpu_s: float, eff_s: float) -> None:
+        self.expire(now)
+        if not self._slots or now >= self._slots[-1][0] + self.width:
+            self._slots.append([now - (now % self.width), 0.0, 0.0])
+        slot = self._slots[-1]
+        slot[1] += gpu_s
+        slot[2] += eff_s
+        self.gpu_s += gpu_s
+        self.eff_s += eff_s
+
+    def expire(self, now: float) -> None:
+        dropped = False
+        while self._slots and self._slots[0][0] + self.width <= now - self.window:
+            self._slots.popleft()
+            dropped = True
+        if dropped:
+            self.gpu_s = math.fsum(s[1] for s in self._slots)
+            self.eff_s = math.fsum(s[2] for s in self._slots)
+
+    @property
+    def average(self) -> float | None:
+        """Effective / GPU-seconds over the window, None when nothing with a known utilization was seen."""
+        return self.eff_s / self.gpu_s if self.gpu_s > 0 else None
+
+
+@dataclass
+class _JobState:
+    first_seen: float
+    last_seen: float
+    util: RollingSums
+
+
+def format_duration(seconds: float) -> str:
+    """``3h05m``, ``12m``, ``45s``: short enough for one alert line."""
+    s = max(0, int(round(seconds)))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m"
+    return f"{s}s"
+
+
+class AlertEngine:
+    """Evaluates the alert rules tick by tick. Pure: it only reads what it is given.
+
+    Args:
+        config: thresholds and durations (``[alerts]`` of the config file).
+        budgets: tag -> cap in dollars (``[budgets]``, plus ``gputab run --budget``).
+        job_gone_after: seconds without GPU time after which a job counts as ended (its alerts clear).
+    """
+
+    def __init__(self, config: AlertsConfig | None = None, budgets: Mapping[str, float] | None = None,
+                 job_gone_after: float = 120.0) -> None:
+        self.config = config or AlertsConfig()
+        self.budgets: dict[str, float] = dict(budgets or {})
+        self.job_gone_after = job_gone_after
+        self._active: dict[tuple, Alert] = {}
+        self._jobs: dict[str, _JobState] = {}
+        self._pressure_since: dict[int, float] = {}
+        self._idle_since: dict[int, tuple[float, float]] = {}  # gpu -> (mono since, wall since)
+        self._idle_cost: dict[int, float] = {}
+
+    @property
+    def active(self) -> list[Alert]:
+        """The alerts now active, oldest first."""
+        return sorted(self._active.values(), key=lambda a: (a.started_at, a.kind))
+
+    def set_budget(self, tag: str, cap_usd: float) -> None:
+        """Set or change a job's cap (dollars); the next tick re-evaluates its budget alerts."""
+        if not cap_usd > 0:
+            raise ValueError(f"a budget must be a positive number of dollars, got {cap_usd}")
+        self.budgets[tag] = float(cap_usd)
+
+    def update(self, wall: float, gpus: Iterable[Any], intervals: Iterable[Any], jobs: Iterable[Mapping[str, Any]],
+               mono: float | None = None) -> AlertChanges:
+        """Feed one tick; return what was raised and cleared.
+
+        Args:
+            wall: wall time of the tick (Unix seconds), stamped on alerts.
+            gpus: the snapshot's ``GpuSample`` records.
+            intervals: the ledger's ``GpuInterval`` records for this tick.
+            jobs: ``JobTotals.to_json()`` dicts (cost and burn rate so far).
+            mono: monotonic time of the tick; durations are measured on it so a wall-clock jump cannot raise
+                or clear anything (defaults to ``wall``).
+        """
+        now = wall if mono is None else mono
+        raised: list[Alert] = []
+        cleared: list[Alert] = []
+
+        def want(key: tuple, make: Callable[[], Alert] | None) -> None:
+            """Make the active set agree with the rule: ``make`` raises if not yet active, None clears."""
+            current = self._active.get(key)
+            if make is not None and current is None:
+                alert = make()
+                self._active[key] = alert
+                raised.append(alert)
+            elif make is None and current is not None:
+                done = dataclasses.replace(current, ended_at=wall)
+                del self._active[key]
+                cleared.append(done)
+
+        intervals = list(intervals)
+        self._memory_pressure(now, wall, gpus, want)
+        self._idle_money(now, wall, intervals, want)
+        self._low_utilization(now, wall, intervals, want)
+        self._budgets(wall, jobs, want)
+        return AlertChanges(tuple(raised), tuple(cleared))
+
+    # -- rules ----------------------------------------------------------------------------------------------
+    def _memory_pressure(self, now, wall, gpus, want) -> None:
+        cfg = self.config
+        for g in gpus:
+            key = (MEMORY_PRESSURE, None, g.index)
+            used, total = g.memory_used_bytes, g.memory_total_bytes
+            if g.lost or used is None or not total:
+                # An unknown reading neither proves nor disproves pressure; start over when it comes back.
+                self._pressure_since.pop(g.index, None)
+                want(key, None)
+                continue
+            pct = 100.0 * used / total
+            if pct <= cfg.memory_pressure_pct:
+                self._pressure_since.pop(g.index, None)
+                want(key, None)
+                continue
+            since = self._pressure_since.setdefault(g.index, now)
+            if now - since < cfg.memory_pressure_seconds:
+                continue
+            want(key, lambda: Alert(
+                MEMORY_PRESSURE, WARNING,
+                f"GPU {g.index}: memory {pct:.0f}% used for {format_duration(now - since)} "
+                f"(threshold {cfg.memory_pressure_pct:.0f}%)",
+                wall, gpu=g.index,
+                data={"memory_used_bytes": used, "memory_total_bytes": total, "used_pct": pct,
+                      "threshold_pct": cfg.memory_pressure_pct, "seconds": now - since}))
+
+    def _idle_money(self, now, wall, intervals, want) -> None:
+        limit = self.config.idle_minutes * 60.0
+        for iv in intervals:
+            key = (IDLE_MONEY, None, iv.gpu_index)
+            charged = iv.time_cost + iv.energy_cost
+            if IDLE not in iv.shares or charged <= 0:
+                self._idle_since.pop(iv.gpu_index, None)
+                self._idle_cost.pop(iv.gpu_index, None)
+                want(key, None)
+                continue
+            # The stretch began when the interval began: the GPU was already idle during it.
+            since, since_wall = self._idle_since.setdefault(iv.gpu_index, (now - iv.dt, wall - iv.dt))
+            spent = self._idle_cost[iv.gpu_index] = self._idle_cost.get(iv.gpu_index, 0.0) + charged
+            idle_for = now - since
+            if idle_for < limit:
+                continue
+            rate = charged / iv.dt * 3600.0 if iv.dt > 0 else 0.0
+            want(key, lambda: Alert(
+                IDLE_MONEY, WARNING,
+                f"GPU {iv.gpu_index}: idle for {format_duration(idle_for)}, ${spent:.2f} spent on nothing "
+                f"(${rate:.2f}/h)",
+                wall, gpu=iv.gpu_index,
+                data={"idle_seconds": idle_for, "idle_since": since_wall, "idle_cost_usd": spent,
+                      "burn_rate_usd_per_hour": rate}))
+
+    def _low_utilization(self, now, wall, intervals, want) -> None:
+        cfg = self.config
+        window = cfg.low_utilization_minutes * 60.0
+        seen: dict[str, list[float]] = {}
+        for iv in intervals:
+            # A gap interval's utilization is one reading standing for minutes; it would skew the average.
+            if iv.utilization is None or iv.unobserved_cost > 0:
+                for tag in iv.shares:
+                    seen.setdefault(tag, [0.0, 0.0])
+                continue
+            for tag, share in iv.shares.items():
+                acc = seen.setdefault(tag, [0.0, 0.0])
+                acc[0] += share * iv.dt
+                acc[1] += share * iv.dt * iv.utilization
+        for tag, (gpu_s, eff_s) in seen.items():
+            if tag in SPECIAL_TAGS:
+                continue
+            st = self._jobs.get(tag)
+            if st is None:
+                st = self._jobs[tag] = _JobState(first_seen=now, last_seen=now, util=RollingSums(window))
+            st.last_seen = now
+            st.util.add(now, gpu_s, eff_s)
+        for tag in list(self._jobs):
+            st = self._jobs[tag]
+            key = (LOW_UTILIZATION, tag, None)
+            if now - st.last_seen >= self.job_gone_after:
+                del self._jobs[tag]
+                want(key, None)
+                continue
+            st.util.expire(now)
+            avg = st.util.average
+            if avg is None or now - st.first_seen < window:
+                continue
+            if avg * 100.0 >= cfg.low_utilization_pct:
+                want(key, None)
+                continue
+            want(key, lambda: Alert(
+                LOW_UTILIZATION, WARNING,
+                f"job {tag}: GPU utilization averaged {avg * 100:.0f}% over the last "
+                f"{format_duration(window)} (threshold {cfg.low_utilization_pct:.0f}%)",
+                wall, tag=tag,
+                data={"avg_utilization": avg, "window_seconds": window, "threshold_pct": cfg.low_utilization_pct,
+                      "gpu_hours_in_window": st.util.gpu_s / 3600.0}))
+
+    def _budgets(self, wall, jobs, want) -> None:
+        warn_pct = self.config.budget_warning_pct
+        by_tag = {j["tag"]: j for j in jobs}
+        for key in [k for k in self._active if k[0] in (BUDGET_WARNING, BUDGET_EXCEEDED)]:
+            if key[1] not in self.budgets:  # the cap was lifted
+                want(key, None)
+        for tag, cap in self.budgets.items():
+            job = by_tag.get(tag)
+            spent = float(job["cost_usd"]) if job else 0.0
+            burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
+            pct = 100.0 * spent / cap
+            exceeded = pct >= 100.0
+            warning = pct >= warn_pct and not exceeded
+            left = max(0.0, cap - spent)
+            to_cap = left / burn * 3600.0 if burn > 0 and not exceeded else None
+            data = {"cap_usd": cap, "spent_usd": spent, "spent_pct": pct, "burn_rate_usd_per_hour": burn,
+                    "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
+                    "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None)}
+            if to_cap is not None:
+                eta = f"; at ${burn:.2f}/h it reaches the cap in {format_duration(to_cap)}"
+            elif exceeded:
+                eta = ""
+            else:
+                eta = "; not burning now"
+            # A budget warning gives way to the exceeded alert: one budget alert per job at a time.
+            want((BUDGET_WARNING, tag, None), (lambda: Alert(
+                BUDGET_WARNING, WARNING,
+                f"job {tag}: ${spent:.2f} of its ${cap:.2f} budget spent ({pct:.0f}%){eta}",
+                wall, tag=tag, data=data)) if warning else None)
+            want((BUDGET_EXCEEDED, tag, None), (lambda: Alert(
+                BUDGET_EXCEEDED, CRITICAL,
+                f"job {tag}: budget exceeded, ${spent:.2f} spent of a ${cap:.2f} cap",
+                wall, tag=tag, data=data)) if exceeded else None)
+
+
+# -- the observer: alerts leave the engine here ---------------------------------------------------------------
+
+ENFORCEMENT = "budget_enforcement"
+"""Kind of the records that note a signal sent (or refused) at a budget cap: events, raised and ended at once."""
+
+
+class AlertCommand:
+    """Runs the user's alert command once per raised alert, the alert JSON on its stdin, without waiting for it.
+
+    A child gets ``timeout`` seconds, then it is killed; at most ``max_running`` run at once (an alert storm must not
+    fork-bomb the box), beyond that alerts are dropped and reported.
+
+    Args:
+        argv: the command and its arguments (no shell).
+        timeout: seconds a run may take.
+        max_running: children allowed at once.
+        clock: monotonic clock.
+    """
+
+    def __init__(self, argv: Sequence[str], timeout: float = 10.0, max_running: int = 4,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.max_running = max_running
+        self._clock = clock
+        self._running: list[tuple[subprocess.Popen, float]] = []
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def run(self, payload: Mapping[str, Any]) -> str | None:
+        """Start the command with ``payload`` as JSON on stdin. Returns a problem to report, or None."""
+        problems = self.reap()
+        if len(self._running) >= self.max_running:
+            return "; ".join(problems + [f"alert command skipped: {len(self._running)} runs still going"])
+        data = (json.dumps(dict(payload), default=str) + "\n").encode()
+        try:
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, close_fds=True)
+        except OSError as exc:
+            return "; ".join(problems + [f"alert command {self.argv[0]!r} could not start: {exc.strerror or exc}"])
+        try:
+            # One alert is far below the pipe buffer, so this write does not wait for the child to read.
+            proc.stdin.write(data)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it exited without reading; its exit status says whether that was a failure
+        self._running.append((proc, self._clock() + self.timeout))
+        return "; ".join(problems) or None
+
+    def reap(self) -> list[str]:
+        """Collect finished runs and kill overdue ones; returns one line per failure."""
+        now = self._clock()
+        problems, still = [], []
+        for proc, deadline in self._running:
+            rc = proc.poll()
+            if rc is None and now >= deadline:
+                proc.kill()
+                proc.wait()
+                problems.append(f"alert command killed after {self.timeout:g}s")
+            elif rc is None:
+                still.append((proc, deadline))
+            elif rc != 0:
+                problems.append(f"alert command exited with status {rc}")
+        self._running = still
+        return problems
+
+    def close(self, wait: float = 2.0) -> list[str]:
+        """Give running children up to ``wait`` seconds, then kill them."""
+        end = self._clock() + wait
+        for proc, _ in self._running:
+            try:
+                proc.wait(timeout=max(0.0, end - self._clock()))
+            except subprocess.TimeoutExpired:
+                pass
+        for i, (proc, _) in enumerate(self._running):
+            self._running[i] = (proc, 0.0)  # overdue now: reap kills whatever is left
+        return self.reap()
+
+
+class AlertObserver:
+    """Plugs the :class:`AlertEngine` into the recorder's ticks.
+
+    Each tick it feeds the engine, prints raised and cleared alerts to ``stream`` (``gputab record``), hands every
+    change to ``sink`` (the store), runs the alert command for raised alerts, and, with an enforcer, stops jobs at
+    their cap; each enforcement action reaches ``sink`` as an :data:`ENFORCEMENT` record.
+
+    Args:
+        engine: the rules.
+        stream: where alert lines are printed (None: nowhere).
+        sink: called with every raised, cleared or enforcement :class:`Alert`.
+        command: the alert command (``[alerts] command``), or None.
+        enforcer: a ``gputab.enforcement.BudgetEnforcer`` when ``--stop-at-cap`` is on.
+    """
+
+    def __init__(self, engine: AlertEngine, stream: IO[str] | None = None,
+                 sink: Callable[[Alert], None] | None = None, command: AlertCommand | None = None,
+                 enforcer: Any = None) -> None:
+        self.engine = engine
+        self.stream = stream
+        self.sink = sink
+        self.command = command
+        self.enforcer = enforcer
+
+    @classmethod
+    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> "AlertObserver":
+        """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's)."""
+        caps = dict(config.budgets)
+        caps.update(budgets or {})
+        command = AlertCommand(config.alerts.command) if config.alerts.command else None
+        return cls(AlertEngine(config.alerts, caps), command=command, **kwargs)
+
+    @property
+    def active(self) -> list[Alert]:
+        return self.engine.active
+
+    def on_tick(self, tick: Any) -> None:
+        snap = tick.snapshot
+        changes = self.engine.update(snap.wall, snap.gpus, tick.intervals, tick.jobs, mono=snap.mono)
+        # Clears first: a budget warning gives way to "exceeded" in that order.
+        for alert in changes.cleared:
+            self._emit(alert, "cleared")
+        for alert in changes.raised:
+            self._emit(alert, "ALERT")
+            if self.command is not None:
+                problem = self.command.run(alert.to_json())
+                if problem:
+                    self._say(problem)
+        if self.command is not None and not changes.raised:
+            for problem in self.command.reap():
+                self._say(problem)
+        if self.enforcer is not None:
+            self._enforce(tick, snap.mono, snap.wall)
+
+    def _enforce(self, tick: Any, mono: float, wall: float) -> None:
+        over = {a.tag for a in self.engine.active if a.kind == BUDGET_EXCEEDED and self.enforcer.covers(a.tag)}
+        actions = []
+        for tag in sorted(over):
+            procs = [(pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items()
+                     if info.tag == tag]
+            actions += self.enforcer.stop(tag, procs, mono, wall)
+        actions += self.enforcer.tick(mono, wall)
+        for act in actions:
+            severity = CRITICAL if act.outcome in ("sent", "failed") else WARNING
+            record = Alert(ENFORCEMENT, severity, f"job {act.tag}: {act.signal} to pid {act.pid} {act.outcome}: "
+                           f"{act.reason}", act.at, tag=act.tag, data=act.to_json(), ended_at=act.at)
+            self._emit(record, "STOP")
+
+    def _emit(self, alert: Alert, label: str) -> None:
+        if self.sink is not None:
+            self.sink(alert)
+        at = alert.started_at if label != "cleared" else alert.ended_at
+        stamp = time.strftime("%H:%M:%S", time.localtime(at))
+        self._say(f"{stamp} {label} [{alert.severity}] {alert.message}")
+
+    def _say(self, line: str) -> None:
+        if self.stream is not None:
+            print(f"gputab: {line}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Wait briefly for alert commands still running, then kill them."""
+        if self.command is not None:
+            for problem in self.command.close():
+                self._say(problem)
