@@ -1,0 +1,149 @@
+"""``gputab run --tag NAME -- CMD ...``: start a command so that its GPU time is charged to NAME.
+
+The command gets ``GPUTAB_TAG=NAME`` in its environment and nothing else changes; attribution finds the tag in
+the process and in every process it starts. gputab stays in between as a supervisor, rather than exec'ing the
+command, so that it can pass signals on, report how the command ended, and later watch a budget while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Callable, Sequence
+
+import click
+
+from gputab.attribution import TAG_ENV, validate_tag
+from gputab.errors import GputabError
+
+FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+"""Signals passed on to the command: interrupt, termination (Slurm, systemd, kill), hang-up."""
+SI_KERNEL = 0x80
+"""Linux ``si_code`` of a signal the kernel sent, e.g. the terminal's Ctrl-C, which reaches the command anyway."""
+# The precise path needs sigtimedwait() and the Linux si_code values; elsewhere, handlers forward every signal.
+_PRECISE = sys.platform.startswith("linux") and hasattr(signal, "sigtimedwait") and hasattr(os, "posix_spawnp")
+
+_RESTORED = tuple(getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, n))
+
+Watcher = Callable[[int], None]
+"""Called with the command's PID about once per ``tick`` while it runs (a budget check hooks in here)."""
+
+
+def exit_code_of(status: int) -> int:
+    """Shell convention: the command's exit code, or 128 + N if signal N killed it."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tick: float = 1.0) -> int:
+    """Run ``argv`` with ``GPUTAB_TAG=tag`` added to the environment, forwarding signals; return its exit code.
+
+    Args:
+        argv: the command and its arguments; ``argv[0]`` is looked up in ``PATH``.
+        tag: a tag that passed :func:`gputab.attribution.validate_tag`.
+        watch: optional periodic check while the command runs.
+        tick: seconds between ``watch`` calls.
+
+    Raises:
+        GputabError: the command does not exist (exit 127) or cannot be executed (exit 126).
+    """
+    env = dict(os.environ)
+    env[TAG_ENV] = tag
+    try:
+        if _PRECISE:
+            return _supervise_sigwait(list(argv), env, watch, tick)
+        return _supervise_handlers(list(argv), env, watch, tick)
+    except FileNotFoundError:
+        raise GputabError(f"command not found: {argv[0]}", exit_code=127) from None
+    except PermissionError:
+        raise GputabError(f"cannot execute {argv[0]}: permission denied", exit_code=126) from None
+    except OSError as exc:
+        raise GputabError(f"cannot execute {argv[0]}: {exc.strerror or exc}", exit_code=126) from None
+
+
+def _supervise_sigwait(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
+    """Linux: block the signals and take them with ``sigtimedwait``, which tells who sent each one.
+
+    A signal from the kernel (the terminal's Ctrl-C or hang-up) went to the whole foreground process group, the
+    command included, so passing it on would deliver it twice (and a second Ctrl-C makes many training loops
+    abort their clean-up). A signal another process sent to gputab alone (``kill``, Slurm, systemd) is passed on.
+    """
+    waited = {*FORWARDED, signal.SIGCHLD}  # SIGCHLD wakes the loop when the command ends
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    try:
+        # The command starts with gputab's original mask; the blocked one is gputab's business only. Python
+        # ignores SIGPIPE and SIGXFSZ in itself; the command gets the defaults back, as subprocess would do.
+        pid = os.posix_spawnp(argv[0], argv, env, setsigmask=old_mask, setsigdef=_RESTORED)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return exit_code_of(status)
+            info = signal.sigtimedwait(waited, tick)
+            if info is not None and info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL:
+                _send(pid, info.si_signo)
+            if info is None and watch is not None:
+                watch(pid)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _supervise_handlers(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
+    """Portable fallback: handlers pass every forwarded signal on (no way to tell who sent it)."""
+    child = subprocess.Popen(argv, env=env)
+    previous = {sig: signal.signal(sig, lambda sig, _frame: _send(child.pid, sig)) for sig in FORWARDED}
+    try:
+        while True:
+            try:
+                child.wait(timeout=tick)
+                break
+            except subprocess.TimeoutExpired:
+                if watch is not None:
+                    watch(child.pid)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    code = child.returncode
+    return 128 - code if code < 0 else code
+
+
+def _send(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # it exited in the meantime; the wait loop will see it
+        pass
+
+
+def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return validate_tag(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help="Run a command with its GPU time charged to a tag.",
+)
+@click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
+              help="Job tag: 1-64 printable characters, not starting with '('.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(tag: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND with GPUTAB_TAG=NAME in its environment, so its GPU time is charged to NAME.
+
+    Every process COMMAND starts inherits the tag (dataloader workers, torchrun ranks). gputab stays in
+    between: it passes SIGINT, SIGTERM and SIGHUP on to COMMAND and exits with COMMAND's exit code (128+N if
+    signal N killed it; 127 if COMMAND does not exist).
+
+    \b
+    Examples:
+      gputab run --tag llama3-lora -- torchrun --nproc-per-node 8 train.py
+      gputab run -t eval-mmlu python eval.py --suite mmlu
+    """
+    sys.exit(run_command(command, tag))
+
+
+def register(cli: click.Group) -> None:
+    """Add ``gputab run`` to the ``gputab`` group."""
+    cli.add_command(run)
