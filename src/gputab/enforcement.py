@@ -1,0 +1,203 @@
+"""Stopping a job at its budget cap: opt-in (``--stop-at-cap``), polite first, and never someone else's process.
+
+Each process of the job gets SIGINT, so a training loop can catch ``KeyboardInterrupt`` and checkpoint; after a grace
+period the ones still running get SIGTERM. Nothing blocks: :meth:`BudgetEnforcer.tick` is called from the recorder's
+loop and sends what is due. A process is signalled only when the user running gputab may signal it (same uid, or
+root) and it is still the process that was seen on the GPU (same create time: PIDs are reused). Every decision,
+sent or refused, comes back as an :class:`EnforcementAction` for the session's record.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+import psutil
+
+SENT = "sent"
+REFUSED = "refused"
+GONE = "gone"
+FAILED = "failed"
+
+# psutil's create_time and the attributor's may be read a few milliseconds apart; a reused PID differs by far more.
+_CREATE_TIME_SLACK = 0.5
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Who owns a live process and when it started: what the permission and PID-reuse checks need."""
+
+    pid: int
+    uids: tuple[int, ...]
+    """Real, effective and saved uid (the kernel lets a sender signal a target whose real or saved uid matches)."""
+    create_time: float
+
+
+@dataclass(frozen=True)
+class EnforcementAction:
+    """One signal sent, or deliberately not sent, to one process of a job over its cap.
+
+    Attributes:
+        at: wall time (Unix seconds).
+        tag: the job.
+        pid: the process.
+        signal: ``SIGINT`` or ``SIGTERM``.
+        outcome: ``sent``, ``refused`` (not ours to signal), ``gone`` (exited or PID reused) or ``failed``.
+        reason: one line for a human.
+        uid: the process's real uid when known.
+    """
+
+    at: float
+    tag: str
+    pid: int
+    signal: str
+    outcome: str
+    reason: str
+    uid: int | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def identify(pid: int) -> ProcessIdentity | None:
+    """The owner and start time of ``pid``, or None when it does not exist (or cannot be read at all)."""
+    try:
+        p = psutil.Process(pid)
+        uids = p.uids()
+        return ProcessIdentity(pid, (uids.real, uids.effective, uids.saved), p.create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:
+        # Without its uids we cannot prove it is ours; refusing is the safe answer, so report no owner.
+        return ProcessIdentity(pid, (), float("nan"))
+
+
+def may_signal(my_uid: int, target: ProcessIdentity) -> bool:
+    """Whether a user with effective uid ``my_uid`` may signal ``target``: root, or a real/saved uid match."""
+    if my_uid == 0:
+        return True
+    if len(target.uids) < 3:
+        return False
+    real, _effective, saved = target.uids
+    return my_uid in (real, saved)
+
+
+@dataclass
+class _Target:
+    tag: str
+    pid: int
+    create_time: float | None
+    interrupted_at: float
+
+
+class BudgetEnforcer:
+    """SIGINT now, SIGTERM after ``grace_seconds``, for the processes of jobs that hit their cap.
+
+    Args:
+        grace_seconds: time a job has to checkpoint and exit after SIGINT.
+        tags: the jobs this enforcer may stop (None: every job with a budget). ``gputab run --stop-at-cap``
+            passes just its own tag.
+        uid: the effective uid whose permissions apply (default: this process's).
+        signal_fn: ``os.kill``; tests pass a recorder.
+        identify_fn: ``pid -> ProcessIdentity | None``; tests pass a fake.
+    """
+
+    def __init__(self, grace_seconds: float = 30.0, tags: Iterable[str] | None = None, uid: int | None = None,
+                 signal_fn: Callable[[int, int], None] = os.kill,
+                 identify_fn: Callable[[int], ProcessIdentity | None] = identify) -> None:
+        if grace_seconds < 0:
+            raise ValueError(f"grace period must not be negative, got {grace_seconds}")
+        self.grace_seconds = grace_seconds
+        self.tags = None if tags is None else frozenset(tags)
+        self.uid = os.geteuid() if uid is None else uid
+        self._kill = signal_fn
+        self._identify = identify_fn
+        self._pending: dict[int, _Target] = {}
+        self._stopped: set[str] = set()
+        # Each process is handled once: one SIGINT, at most one SIGTERM, then it is the user's business.
+        self._handled: set[tuple[int, float | None]] = set()
+
+    def covers(self, tag: str) -> bool:
+        """Whether this enforcer is allowed to stop ``tag``."""
+        return self.tags is None or tag in self.tags
+
+    @property
+    def pending(self) -> list[int]:
+        """PIDs that got SIGINT and will get SIGTERM when their grace period ends (unless they exit)."""
+        return sorted(self._pending)
+
+    def stop(self, tag: str, processes: Iterable[tuple[int, float | None]], now: float, wall: float
+             ) -> list[EnforcementAction]:
+        """Send SIGINT to the job's processes; the SIGTERMs follow from :meth:`tick`.
+
+        Args:
+            tag: the job over its cap.
+            processes: ``(pid, create_time)`` of each process the attributor put in the job; ``create_time``
+                None skips the PID-reuse check.
+            now: monotonic time (the grace period is measured on it).
+            wall: wall time, stamped on the records.
+
+        Returns:
+            One action per process (sent, refused, gone or failed). A process already handled is skipped, so
+            calling this every tick signals only processes that joined the job later.
+        """
+        if not self.covers(tag):
+            return []
+        self._stopped.add(tag)
+        out = []
+        for pid, create_time in processes:
+            if (pid, create_time) in self._handled:
+                continue
+            self._handled.add((pid, create_time))
+            action = self._signal(tag, pid, create_time, signal.SIGINT, wall)
+            out.append(action)
+            if action.outcome == SENT:
+                self._pending[pid] = _Target(tag, pid, create_time, now)
+        return out
+
+    def stopping(self, tag: str) -> bool:
+        """Whether :meth:`stop` was called for ``tag`` (the observer uses it to signal late-comers only)."""
+        return tag in self._stopped
+
+    def tick(self, now: float, wall: float) -> list[EnforcementAction]:
+        """Send SIGTERM to the processes whose grace period is over; forget the ones that exited."""
+        out = []
+        for pid, target in list(self._pending.items()):
+            if now - target.interrupted_at < self.grace_seconds:
+                continue
+            del self._pending[pid]
+            out.append(self._signal(target.tag, pid, target.create_time, signal.SIGTERM, wall))
+        return out
+
+    def _signal(self, tag: str, pid: int, create_time: float | None, sig: signal.Signals, wall: float
+                ) -> EnforcementAction:
+        name = sig.name
+        gone = "exited after SIGINT, no SIGTERM needed" if sig == signal.SIGTERM else "process already exited"
+
+        def record(outcome: str, reason: str, uid: int | None = None) -> EnforcementAction:
+            return EnforcementAction(wall, tag, pid, name, outcome, reason, uid)
+
+        if pid in (os.getpid(), os.getppid()) or pid <= 1:
+            return record(REFUSED, "never signals gputab itself, its parent or init")
+        who = self._identify(pid)
+        if who is None:
+            return record(GONE, gone)
+        uid = who.uids[0] if who.uids else None
+        if create_time is not None and not abs(who.create_time - create_time) <= _CREATE_TIME_SLACK:
+            # NaN (unreadable) also lands here: a process we cannot identify is not signalled.
+            return record(GONE, "PID now belongs to another process", uid)
+        if not may_signal(self.uid, who):
+            return record(REFUSED, f"owned by uid {uid}, not by uid {self.uid}", uid)
+        try:
+            self._kill(pid, sig)
+        except ProcessLookupError:
+            return record(GONE, gone, uid)
+        except OSError as exc:
+            return record(FAILED, f"{name} failed: {exc.strerror or exc}", uid)
+        if sig == signal.SIGINT:
+            reason = f"budget cap reached: SIGINT so it can checkpoint; SIGTERM in {self.grace_seconds:g}s"
+        else:
+            reason = f"still running {self.grace_seconds:g}s after SIGINT"
+        return record(SENT, reason, uid)
