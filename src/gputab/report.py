@@ -1,0 +1,278 @@
+"""``gputab.report()``: training scripts report the samples and tokens they processed.
+
+Standard library only, so ``import gputab`` stays cheap in a training script. A call adds to counts in memory
+(about a microsecond); a daemon thread writes them at most once a second, and an ``atexit`` hook writes the
+last ones. Counts go to a *spool file*, never to the database, so reporting works while no recorder runs and
+from a user other than the recorder's:
+
+- The spool directory (``GPUTAB_SPOOL``, default ``/var/tmp/gputab-spool``) is world-writable and sticky
+  (mode 1777, like ``/tmp``): any user can add files, nobody can delete or replace another user's. It lives
+  in ``/var/tmp`` because that survives reboots (reports made before a power cut are still counted).
+- Each reporting process owns one file, ``<host>-<pid>-<random>.json`` (the random part means no one can
+  claim the name first), holding the *cumulative* counts per tag, rewritten atomically (write a temporary
+  file, then ``rename``), mode 0644 so the recorder can read it whatever user it runs as.
+- The recorder reads the files and counts only what grew since it last looked, remembering what it took from
+  each file in its database, in the same transaction as the figures. Re-reading a file is therefore harmless,
+  a crash neither loses nor double-counts, and files can stay until the recorder consumed them; it deletes
+  consumed files a day after their last update (when it may: the sticky bit stops it for other users' files,
+  which ``systemd-tmpfiles`` ages out of ``/var/tmp``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+FLUSH_SECONDS = 1.0
+"""The most often a process rewrites its spool file."""
+DEFAULT_SPOOL = "/var/tmp/gputab-spool"
+FORMAT = 1
+MAX_TAG = 200
+
+
+def spool_dir() -> Path:
+    """``GPUTAB_SPOOL`` or ``/var/tmp/gputab-spool`` (the same rule as :func:`gputab.paths.spool_dir`)."""
+    env = os.environ.get("GPUTAB_SPOOL")
+    return Path(env) if env else Path(DEFAULT_SPOOL)
+
+
+def ensure_spool_dir(directory: Path) -> None:
+    """Create the spool directory world-writable and sticky (1777) if it does not exist."""
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(parents=True, mode=0o1777)
+    except FileExistsError:
+        return  # another process made it first
+    os.chmod(directory, 0o1777)  # mkdir's mode passes through the umask
+
+
+def write_spool_file(directory: Path, name: str, doc: dict, sync: bool = False) -> None:
+    """Write ``doc`` as ``directory/name`` atomically (temporary file + rename), mode 0644."""
+    ensure_spool_dir(directory)
+    tmp = directory / f".{name}.tmp"
+    data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # readable by a recorder of another user whatever the umask
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, directory / name)
+
+
+def new_file_name(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}-{pid if pid is not None else os.getpid()}-{secrets.token_hex(6)}.json"
+
+
+def _check(samples: int, tokens: int, tag: str | None) -> None:
+    for what, v in (("samples", samples), ("tokens", tokens)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"gputab.report: {what} must be a non-negative integer, got {v!r}")
+    if tag is not None and (not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG
+                            or any(c in tag for c in "\n\r\t\0")):
+        raise ValueError(f"gputab.report: tag must be a non-empty one-line string of at most {MAX_TAG} characters")
+
+
+class Reporter:
+    """The counts of this process and the thread that writes them. One per process (see :func:`report`)."""
+
+    def __init__(self) -> None:
+        self._init_state()
+        atexit.register(self.close)
+        if hasattr(os, "register_at_fork"):
+            # A forked child (a DataLoader worker) has its own counts and file; the parent's lock may be held.
+            os.register_at_fork(after_in_child=self._init_state)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}
+        self._dirty = False
+        self._pid = os.getpid()
+        self._name = new_file_name(self._pid)
+        self._started = time.time()
+        self._thread: threading.Thread | None = None
+        self._warned = False
+
+    def add(self, samples: int, tokens: int, tag: str | None) -> None:
+        """Add counts (``tag`` None: the recorder tags them by this process, like its GPU work)."""
+        key = tag if tag is not None else os.environ.get("GPUTAB_TAG") or ""
+        with self._lock:
+            c = self._counts.get(key)
+            if c is None:
+                c = self._counts[key] = [0, 0]
+            c[0] += samples
+            c[1] += tokens
+            self._dirty = True
+        if self._thread is None:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="gputab-report", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self, sync: bool = False) -> bool:
+        """Write the spool file if counts changed; True on success. Never raises: training goes on."""
+        with self._lock:
+            if not self._dirty:
+                return True
+            counts = {k: list(v) for k, v in self._counts.items()}
+            self._dirty = False
+        doc = {"v": FORMAT, "host": socket.gethostname(), "pid": self._pid, "uid": os.getuid(),
+               "started": self._started, "updated": time.time(), "counts": counts}
+        try:
+            write_spool_file(spool_dir(), self._name, doc, sync=sync)
+            return True
+        except OSError as exc:
+            with self._lock:
+                self._dirty = True  # keep them: the next flush tries again
+            if not self._warned:
+                self._warned = True
+                print(f"gputab.report: cannot write to the spool {spool_dir()}: {exc}; counts are kept in memory "
+                      f"and retried (set GPUTAB_SPOOL to a writable directory)", file=sys.stderr)
+            return False
+
+    def close(self) -> None:
+        if os.getpid() == self._pid:
+            self.flush(sync=True)
+
+
+_reporter: Reporter | None = None
+_reporter_lock = threading.Lock()
+
+
+def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
+    """Add ``samples`` and ``tokens`` processed to this job's counts.
+
+    Args:
+        samples: samples (examples) processed since the last call.
+        tokens: tokens processed since the last call.
+        tag: the job; default ``$GPUTAB_TAG`` (set by ``gputab run``), else the recorder tags the counts like
+            this process's GPU work.
+
+    Raises:
+        ValueError: a negative or non-integer count, or an unusable tag. Trouble writing the spool never
+            raises: it is said once on stderr and the counts are kept and retried.
+    """
+    global _reporter
+    _check(samples, tokens, tag)
+    r = _reporter
+    if r is None:
+        with _reporter_lock:
+            if _reporter is None:
+                _reporter = Reporter()
+            r = _reporter
+    r.add(samples, tokens, tag)
+
+
+def flush() -> bool:
+    """Write this process's counts now (tests and scripts about to ``os._exit``)."""
+    return _reporter.flush(sync=True) if _reporter is not None else True
+
+
+# -- the recorder's side ---------------------------------------------------------------------------------------
+
+STALE_SECONDS = 86400.0
+"""A consumed spool file not updated for this long is deleted by the recorder."""
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    """Counts that grew in one spool file since the recorder last looked."""
+
+    name: str
+    tag: str
+    """The tag reported; empty when the process gave none (tag it by ``pid``)."""
+    samples: int
+    tokens: int
+    pid: int | None
+    host: str | None
+    uid: int | None
+
+
+def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry], dict[str, dict]]:
+    """What grew in the spool since ``seen`` (file name -> counts already taken).
+
+    Returns:
+        The new counts, and the new ``seen`` entries for the files that changed (to store with them).
+    """
+    entries: list[SpoolEntry] = []
+    updates: dict[str, dict] = {}
+    try:
+        names = [e.name for e in os.scandir(directory) if e.name.endswith(".json") and not e.name.startswith(".")]
+    except OSError:
+        return entries, updates
+    for name in sorted(names):
+        try:
+            doc = json.loads((directory / name).read_bytes())
+            counts = doc["counts"]
+            if doc.get("v") != FORMAT or not isinstance(counts, dict):
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a file being replaced, or not ours
+        before = seen.get(name, {})
+        changed = False
+        for tag, pair in counts.items():
+            try:
+                s, t = int(pair[0]), int(pair[1])
+            except (TypeError, ValueError, IndexError):
+                continue
+            s0, t0 = before.get(tag, (0, 0))
+            ds, dt = s - s0, t - t0
+            if ds < 0 or dt < 0:
+                continue  # counts only grow in a file; a shrinking one is not trusted
+            if ds or dt:
+                changed = True
+                entries.append(SpoolEntry(name, str(tag), ds, dt, doc.get("pid"), doc.get("host"), doc.get("uid")))
+        if changed:
+            updates[name] = {k: [int(v[0]), int(v[1])] for k, v in counts.items()}
+    return entries, updates
+
+
+def prune_spool(directory: Path, seen: dict[str, dict], now: float | None = None) -> int:
+    """Delete spool files fully counted and idle for :data:`STALE_SECONDS`; returns how many went."""
+    now = time.time() if now is None else now
+    gone = 0
+    for name, counts in seen.items():
+        path = directory / name
+        try:
+            st = path.stat()
+            if now - st.st_mtime < STALE_SECONDS:
+                continue
+            doc = json.loads(path.read_bytes())
+            if {k: list(v) for k, v in doc.get("counts", {}).items()} != {k: list(v) for k, v in counts.items()}:
+                continue
+            path.unlink()
+            gone += 1
+        except (OSError, ValueError, AttributeError):
+            continue
+    return gone
+
+
+class _CallableModule(type(sys)):
+    """Importing ``gputab.report`` binds this module as the package attribute ``report``, hiding the
+    function ``gputab.report()`` that training scripts call; calling the module calls the function."""
+
+    def __call__(self, samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
+        report(samples=samples, tokens=tokens, tag=tag)
+
+
+sys.modules[__name__].__class__ = _CallableModule

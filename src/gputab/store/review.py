@@ -1,0 +1,147 @@
+"""Read-only queries over recorded sessions, for review and export.
+
+Extends :mod:`gputab.store.queries` (the store's own reads) with filters over many sessions and a record type
+that carries a session with its jobs and GPUs. Everything here reads the stored totals (``sessions``,
+``session_gpus``, ``jobs``), never the sample series, so listing or exporting a year of sessions stays fast.
+Jobs come back as dicts with the keys of ``JobTotals.to_json()`` and GPUs with the columns of ``session_gpus``
+(``index``, the price in force, totals, plus ``energy_kwh``), so the CLI, the exporter and the TUI print the
+same figures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Iterable, Iterator
+
+from gputab.errors import GputabError
+from gputab.ledger import SPECIAL_TAGS
+from gputab.store.queries import NoSuchSession, StoreQueries
+
+_SESSION_FIELDS = (
+    "id", "host", "backend", "started_at", "ended_at", "end_reason", "end_detail", "interval", "ticks",
+    "total_cost_usd", "energy_j", "started_wall", "last_wall", "ended_wall",
+)
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass
+class SessionRecord:
+    """One recorded session with its stored totals.
+
+    ``jobs`` are dicts with the ``JobTotals.to_json()`` keys, real jobs by cost first, then ``(idle)`` and
+    ``(unobserved)``; ``gpus`` are dicts with the ``GpuTotals.to_json()`` keys, by index.
+    """
+
+    id: int
+    host: str | None
+    started_at: str | None
+    """ISO 8601 UTC, as stored."""
+    ended_at: str | None
+    """None while the session is still recording (or crashed before the recorder noticed)."""
+    end_reason: str | None = None
+    end_detail: str | None = None
+    backend: str | None = None
+    interval: float | None = None
+    ticks: int | None = None
+    total_cost_usd: float | None = None
+    energy_j: float | None = None
+    started_wall: float | None = None
+    last_wall: float | None = None
+    ended_wall: float | None = None
+    jobs: list[dict] = field(default_factory=list)
+    gpus: list[dict] = field(default_factory=list)
+
+    @property
+    def tags(self) -> list[str]:
+        """The real jobs' tags (no special buckets), by cost."""
+        return [j["tag"] for j in self.jobs if j["tag"] not in SPECIAL_TAGS]
+
+    def summary_json(self) -> dict:
+        """The session's own fields (no jobs or GPUs): what ``gputab sessions --json`` lists."""
+        return {k: getattr(self, k) for k in _SESSION_FIELDS}
+
+
+def parse_when(text: str, now: datetime | None = None) -> float:
+    """Epoch seconds of a ``--since`` value: ISO 8601 date or time, or an age such as ``30m``, ``12h``, ``7d``, ``2w``.
+
+    A date or time without a zone is local time (what a user at the terminal means); ``Z`` or an offset is honoured.
+
+    Raises:
+        GputabError: the text is neither.
+    """
+    m = _RELATIVE.match(text)
+    if m:
+        now = now or datetime.now(timezone.utc)
+        return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise GputabError(
+            f"bad date {text!r}: use ISO 8601 (2025-01-31, 2025-01-31T14:00, 2025-01-31T14:00Z) or an age "
+            f"(30m, 12h, 7d, 2w)", exit_code=2,
+        ) from None
+    return dt.timestamp() if dt.tzinfo else dt.astimezone().timestamp()
+
+
+def _end_wall_sql() -> str:
+    # A session still recording (or crashed) has no ended_wall: its last committed tick is its end so far.
+    return "coalesce(ended_wall, last_wall, started_wall)"
+
+
+def session_ids(store: StoreQueries, since: float | None = None, until: float | None = None, tag: str | None = None,
+                host: str | None = None) -> list[int]:
+    """Ids of the sessions that match, oldest first.
+
+    Args:
+        since: keep sessions still running at or after this epoch time (a month-long session overlaps last week).
+        until: keep sessions started before this epoch time.
+        tag: keep sessions with a job whose tag matches this glob (``exp-*``); exact when it has no wildcard.
+        host: keep sessions recorded on this host.
+    """
+    where, params = [], []
+    if since is not None:
+        where.append(f"{_end_wall_sql()} >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("started_wall < ?")
+        params.append(until)
+    if host is not None:
+        where.append("host = ?")
+        params.append(host)
+    if tag is not None:
+        where.append("id IN (SELECT session_id FROM jobs WHERE tag GLOB ?)")
+        params.append(tag)
+    sql = "SELECT id FROM sessions"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_wall, id"
+    return [r[0] for r in store.db.execute(sql, params).fetchall()]
+
+
+def load_session(store: StoreQueries, sid: int) -> SessionRecord:
+    """One session with its jobs and GPUs, as of the recorder's last commit.
+
+    Raises:
+        NoSuchSession: there is no session ``sid``.
+    """
+    rows = list(store.db.query(f"SELECT {', '.join(_SESSION_FIELDS)} FROM sessions WHERE id = ?", [sid]))
+    if not rows:
+        raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
+    rec = SessionRecord(**rows[0])
+    rec.jobs = store.jobs(sid)
+    for job in rec.jobs:
+        job["unknown_price"] = bool(job.get("unknown_price"))
+    rec.gpus = store.gpus(sid)
+    for g in rec.gpus:
+        g["energy_kwh"] = (g.get("energy_j") or 0.0) / 3.6e6
+    return rec
+
+
+def iter_sessions(store: StoreQueries, ids: Iterable[int]) -> Iterator[SessionRecord]:
+    """Load sessions one at a time, so an export of thousands of them streams in flat memory."""
+    for sid in ids:
+        yield load_session(store, sid)
+

@@ -1,0 +1,166 @@
+"""The database schema: append-only migrations, recorded in the database itself.
+
+A migration is never edited once released; a change of schema is a new function at the end of the list. The
+names applied are kept in ``_sqlite_migrations`` (sqlite-utils' own table), so a database written by a newer
+gputab (one that has migrations this code does not know) is recognised and refused instead of being written to.
+
+Size matters (the recorder runs for months at one tick a second), so the series tables are ``WITHOUT ROWID``
+tables keyed by small integers: time is milliseconds since the session start, a job is its row id.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from gputab.errors import GputabError
+
+migrations = Migrations("gputab")
+
+
+class SchemaTooNew(GputabError):
+    """The database was written by a newer gputab; this one refuses to touch it."""
+
+
+@migrations()
+def m001_sessions(db: Database) -> None:
+    """Sessions, their GPUs, GPU and job series, job totals and the processes seen."""
+    db["sessions"].create(
+        {
+            "id": int, "host": str, "backend": str, "pid": int, "gputab_version": str,
+            "started_at": str, "ended_at": str, "end_reason": str, "end_detail": str,
+            "started_wall": float, "last_wall": float, "ended_wall": float,
+            "interval": float, "commit_interval": float, "series_interval": float,
+            "prices_json": str, "ticks": int, "total_cost_usd": float, "energy_j": float,
+        },
+        pk="id",
+    )
+    db["session_gpus"].create(
+        {
+            "session_id": int, "gpu_index": int, "uuid": str, "name": str, "model_key": str, "mode": str,
+            "rate_per_hour": float, "charge_energy": int, "price_per_kwh": float, "pue": float,
+            "price_source": str, "price_date": str, "unknown_price": int, "energy_method": str,
+            "cost_usd": float, "idle_cost_usd": float, "unobserved_cost_usd": float, "energy_j": float,
+        },
+        pk=("session_id", "gpu_index"),
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    # One row per GPU per series step: averages and maxima over the step, energy and money within it.
+    db.execute(
+        """CREATE TABLE gpu_samples (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            gpu_index INTEGER NOT NULL,
+            t_ms INTEGER NOT NULL,          -- end of the step, ms since the session start
+            dt_ms INTEGER NOT NULL,         -- length of the step
+            utilization REAL,               -- time-weighted mean fraction
+            memory_used_bytes INTEGER,      -- max over the step
+            power_w REAL,                   -- mean over the step
+            temperature_c REAL,             -- max over the step
+            energy_j REAL NOT NULL,
+            cost_usd REAL NOT NULL,
+            PRIMARY KEY (session_id, gpu_index, t_ms)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            tag TEXT NOT NULL,
+            cost_usd REAL, burn_rate_usd_per_hour REAL, gpu_hours REAL, effective_gpu_hours REAL,
+            avg_utilization REAL, energy_kwh REAL, peak_vram_bytes INTEGER, samples INTEGER, tokens INTEGER,
+            cost_per_sample_usd REAL, cost_per_1k_samples_usd REAL, cost_per_1m_tokens_usd REAL,
+            cost_per_effective_gpu_hour_usd REAL, idle_gpu_hours REAL,
+            extra_json TEXT,                -- the other keys of JobTotals.to_json()
+            UNIQUE (session_id, tag)
+        )"""
+    )
+    # One row per job per series step in which it held a GPU or its cost moved.
+    db.execute(
+        """CREATE TABLE job_samples (
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            t_ms INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,         -- cumulative at t_ms
+            gpu_s REAL NOT NULL,            -- GPU-seconds held within the step (sum of share * dt)
+            effective_gpu_s REAL,           -- gpu_s weighted by utilization
+            vram_bytes INTEGER,             -- max over the step
+            burn_rate_usd_per_hour REAL,    -- at t_ms
+            PRIMARY KEY (job_id, t_ms)
+        ) WITHOUT ROWID"""
+    )
+    db["processes"].create(
+        {
+            "id": int, "session_id": int, "pid": int, "create_time": float, "gpu_index": int, "user": str,
+            "name": str, "cmdline": str, "tag": str, "tag_source": str, "first_wall": float, "last_wall": float,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["processes"].create_index(["session_id", "pid", "create_time", "gpu_index"], unique=True)
+
+
+@migrations()
+def m002_progress(db: Database) -> None:
+    """Samples and tokens reported by jobs, manual tags, and what the recorder has read from the spool."""
+    db["progress"].create(
+        {"id": int, "session_id": int, "tag": str, "samples": int, "tokens": int, "wall": float,
+         "source": str, "reporter": str},
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["progress"].create_index(["session_id", "tag"])
+    db["tag_changes"].create(
+        {"id": int, "session_id": int, "pid": int, "create_time": float, "tag": str, "wall": float,
+         "source": str},
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    # Spool file name -> cumulative counts already counted, so re-reading a file only adds what is new.
+    db["spool_seen"].create({"name": str, "counts_json": str, "wall": float}, pk="name")
+
+
+@migrations()
+def m003_alerts(db: Database) -> None:
+    """Alerts raised during a session (filled by the alerts layer)."""
+    db["alerts"].create(
+        {"id": int, "session_id": int, "wall": float, "kind": str, "severity": str, "subject": str,
+         "message": str, "data_json": str, "cleared_wall": float},
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db["alerts"].create_index(["session_id", "wall"])
+
+
+def known_names() -> list[str]:
+    """Names of the migrations this gputab knows, oldest first."""
+    return [m.name for m in migrations._migrations]
+
+
+def check_not_newer(db: Database, path: object) -> None:
+    """Raise :class:`SchemaTooNew` when ``db`` has migrations this code does not know."""
+    applied = [m.name for m in migrations.applied(db)]
+    unknown = [n for n in applied if n not in known_names()]
+    if unknown:
+        raise SchemaTooNew(
+            f"database {path} was written by a newer gputab (schema {len(applied)}, this gputab knows "
+            f"{len(known_names())}; unknown migration {unknown[0]}); upgrade gputab, or record into another "
+            f"database with --db"
+        )
+
+
+def migrate(db: Database, path: object = "", stop_before: str | None = None) -> list[str]:
+    """Bring ``db`` up to this code's schema; returns the names applied. Refuses a newer database."""
+    check_not_newer(db, path)
+    pending = [m.name for m in migrations.pending(db)]
+    if not pending or (stop_before is not None and pending[0] == stop_before):
+        return []
+    migrations.apply(db, stop_before=stop_before)
+    applied = {m.name for m in migrations.applied(db)}
+    return [n for n in pending if n in applied]
+
+
+#: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
+JOB_COLUMNS = (
+    "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization", "energy_kwh",
+    "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
+    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours",
+)

@@ -1,0 +1,253 @@
+"""The recorder's writes: buffered in memory per tick, written in one transaction per commit.
+
+Per tick the recorder only appends to lists here; :meth:`SessionWriter.flush` (every ``commit_interval``)
+writes them with ``executemany`` and upserts the job and GPU totals, all in one transaction. If the
+transaction fails (database locked, read-only, disk full) it is rolled back, the buffers are kept, and the
+next flush writes everything, so a committed figure is never lost and a failed commit loses nothing either.
+Even the session row is created by the first successful flush: a recorder can start on a database it cannot
+write yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from gputab.store.database import Store
+from gputab.store.lock import utc_iso
+from gputab.store.schema import JOB_COLUMNS
+
+#: A writer waits this long for a lock before holding its figures for the next commit instead.
+WRITE_BUSY_MS = 250
+
+_JOB_INSERT = (
+    f"INSERT INTO jobs (session_id, tag, {', '.join(JOB_COLUMNS)}, extra_json) "
+    f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
+    f"ON CONFLICT (session_id, tag) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json"))
+)
+_GPU_COLUMNS = ("uuid", "name", "model_key", "mode", "rate_per_hour", "charge_energy", "price_per_kwh", "pue",
+                "price_source", "price_date", "unknown_price", "energy_method", "cost_usd", "idle_cost_usd",
+                "unobserved_cost_usd", "energy_j")
+_GPU_UPSERT = (
+    f"INSERT INTO session_gpus (session_id, gpu_index, {', '.join(_GPU_COLUMNS)}) "
+    f"VALUES (?, ?, {', '.join('?' * len(_GPU_COLUMNS))}) ON CONFLICT (session_id, gpu_index) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _GPU_COLUMNS)
+)
+
+
+class StoreWriteError(Exception):
+    """A flush failed; the figures are still held in memory. ``kind``: locked, read-only, full or error."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"database {kind}: {detail}" if kind != "error" else f"database error: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def classify(exc: BaseException) -> str:
+    """Name the trouble behind a SQLite or OS error, for the one line the user sees."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:
+        return "read-only"
+    if "full" in text or "disk i/o" in text or "no space" in text or "too large" in text:
+        return "full"
+    return "error"
+
+
+@dataclass(frozen=True)
+class SessionMeta:
+    """What a session row says about the recording."""
+
+    host: str
+    backend: str
+    pid: int
+    gputab_version: str
+    started_wall: float
+    interval: float
+    commit_interval: float
+    series_interval: float
+    prices_json: str
+
+
+def job_values(session_id: int, job: dict) -> tuple:
+    """A ``JobTotals.to_json()`` dict as the parameters of ``_JOB_INSERT``."""
+    extra = {k: v for k, v in job.items() if k != "tag" and k not in JOB_COLUMNS}
+    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True))
+
+
+class SessionWriter:
+    """Buffers one session's figures and writes them at each :meth:`flush`.
+
+    Args:
+        store: the database (the writer reconnects through it after a failure).
+        meta: the session row's description.
+    """
+
+    def __init__(self, store: Store, meta: SessionMeta) -> None:
+        self.store = store
+        store.busy_ms = WRITE_BUSY_MS
+        self.meta = meta
+        self.session_id: int | None = None
+        self.ended = False
+        self._job_ids: dict[str, int] = {}
+        self._gpu_rows: list[tuple] = []
+        self._job_rows: list[tuple] = []
+        self._new_procs: list[tuple] = []
+        self._proc_updates: dict[tuple, tuple] = {}
+        self._progress: list[tuple] = []
+        self._tag_changes: list[tuple] = []
+        self._spool_seen: dict[str, tuple[str, float]] = {}
+        self._jobs: list[dict] = []
+        self._gpus: list[dict] = []
+        self._totals: tuple = (None, 0, 0.0, 0.0)  # last_wall, ticks, total_cost_usd, energy_j
+        self._end: tuple | None = None
+        self.held_ticks = 0
+        """Ticks recorded since the last successful flush."""
+
+    # -- buffering (cheap: called per tick) --------------------------------------------------------------------
+    def add_gpu_sample(self, gpu_index: int, t_ms: int, dt_ms: int, utilization: float | None,
+                       memory_used_bytes: int | None, power_w: float | None, temperature_c: float | None,
+                       energy_j: float, cost_usd: float) -> None:
+        self._gpu_rows.append((gpu_index, t_ms, dt_ms, utilization, memory_used_bytes, power_w, temperature_c,
+                               energy_j, cost_usd))
+
+    def add_job_sample(self, tag: str, t_ms: int, cost_usd: float, gpu_s: float, effective_gpu_s: float | None,
+                       vram_bytes: int | None, burn_rate: float) -> None:
+        self._job_rows.append((tag, t_ms, cost_usd, gpu_s, effective_gpu_s, vram_bytes, burn_rate))
+
+    def see_process(self, pid: int, create_time: float, gpu_index: int, user: str | None, name: str | None,
+                    cmdline: str | None, tag: str, tag_source: str, wall: float, new: bool) -> None:
+        """A process seen on a GPU: inserted the first time, its tag and last-seen time updated after."""
+        key = (pid, create_time, gpu_index)
+        if new:
+            self._new_procs.append((*key, user, name, cmdline, tag, tag_source, wall))
+        self._proc_updates[key] = (tag, tag_source, wall)
+
+    def add_progress(self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str) -> None:
+        self._progress.append((tag, samples, tokens, wall, source, reporter))
+
+    def mark_spool_seen(self, name: str, counts: dict, wall: float) -> None:
+        self._spool_seen[name] = (json.dumps(counts, sort_keys=True), wall)
+
+    def add_tag_change(self, pid: int, create_time: float, tag: str, wall: float, source: str = "manual") -> None:
+        self._tag_changes.append((pid, create_time, tag, wall, source))
+
+    def set_totals(self, jobs: list[dict], gpus: list[dict], last_wall: float | None, ticks: int,
+                   total_cost_usd: float, energy_j: float) -> None:
+        """The current totals (replacing the previous ones): written at the next flush."""
+        self._jobs = jobs
+        self._gpus = gpus
+        self._totals = (last_wall, ticks, total_cost_usd, energy_j)
+
+    def end(self, reason: str, detail: str | None, wall: float) -> None:
+        """Mark the session ended; the next flush writes the end with everything else."""
+        self._end = (reason, detail, wall)
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self._gpu_rows) + len(self._job_rows) + len(self._new_procs) + len(self._progress)
+
+    def drop_oldest_series(self, keep: int) -> int:
+        """Bound the memory of a long outage: drop the oldest series points beyond ``keep`` (totals stay exact)."""
+        dropped = 0
+        for rows in (self._gpu_rows, self._job_rows):
+            if len(rows) > keep:
+                n = len(rows) - keep
+                del rows[:n]
+                dropped += n
+        return dropped
+
+    # -- writing -------------------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write everything held in one transaction; raises :class:`StoreWriteError` and keeps it all on failure."""
+        try:
+            db = self.store.connect()
+            conn = db.conn
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way through
+            try:
+                sid = self.session_id if self.session_id is not None else self._create_session(conn)
+                job_ids = self._write(conn, sid)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self.store.close()  # reconnect next time: permissions or the file may have been fixed meanwhile
+            raise StoreWriteError(classify(exc), str(exc)) from exc
+        self.session_id = sid
+        self._job_ids = job_ids
+        self._gpu_rows, self._job_rows, self._new_procs = [], [], []
+        self._proc_updates, self._progress, self._tag_changes, self._spool_seen = {}, [], [], {}
+        self.held_ticks = 0
+        if self._end is not None:
+            self.ended = True
+
+    def _create_session(self, conn: sqlite3.Connection) -> int:
+        # We hold the writer lock, so any open session belongs to a recorder that died.
+        self.store.close_orphans(held=True)
+        m = self.meta
+        cur = conn.execute(
+            "INSERT INTO sessions (host, backend, pid, gputab_version, started_at, started_wall, interval, "
+            "commit_interval, series_interval, prices_json, ticks, total_cost_usd, energy_j) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0.0, 0.0)",
+            (m.host, m.backend, m.pid, m.gputab_version, utc_iso(m.started_wall), m.started_wall, m.interval,
+             m.commit_interval, m.series_interval, m.prices_json))
+        return int(cur.lastrowid)
+
+    def _write(self, conn: sqlite3.Connection, sid: int) -> dict[str, int]:
+        conn.executemany(_GPU_UPSERT, [
+            (sid, g["index"], *(g.get(c) for c in _GPU_COLUMNS)) for g in self._gpus])
+        conn.executemany(_JOB_INSERT, [job_values(sid, j) for j in self._jobs])
+        job_ids = self._job_ids if self.session_id == sid else {}
+        tags = {r[0] for r in self._job_rows} | {j["tag"] for j in self._jobs}
+        if not tags <= job_ids.keys():
+            job_ids = {r[1]: r[0] for r in conn.execute("SELECT id, tag FROM jobs WHERE session_id = ?", (sid,))}
+        conn.executemany("INSERT OR REPLACE INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(sid, *r) for r in self._gpu_rows])
+        conn.executemany("INSERT OR REPLACE INTO job_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(job_ids[r[0]], *r[1:]) for r in self._job_rows if r[0] in job_ids])
+        conn.executemany(
+            "INSERT OR IGNORE INTO processes (session_id, pid, create_time, gpu_index, user, name, cmdline, tag, "
+            "tag_source, first_wall, last_wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, *r, r[-1]) for r in self._new_procs])
+        conn.executemany(
+            "UPDATE processes SET tag = ?, tag_source = ?, last_wall = ? "
+            "WHERE session_id = ? AND pid = ? AND create_time = ? AND gpu_index = ?",
+            [(*v, sid, *k) for k, v in self._proc_updates.items()])
+        conn.executemany("INSERT INTO progress (session_id, tag, samples, tokens, wall, source, reporter) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._progress])
+        conn.executemany("INSERT INTO tag_changes (session_id, pid, create_time, tag, wall, source) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._tag_changes])
+        conn.executemany("INSERT OR REPLACE INTO spool_seen (name, counts_json, wall) VALUES (?, ?, ?)",
+                         [(k, *v) for k, v in self._spool_seen.items()])
+        last_wall, ticks, total, energy = self._totals
+        conn.execute("UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
+                     (last_wall, ticks, total, energy, sid))
+        if self._end is not None:
+            reason, detail, wall = self._end
+            conn.execute("UPDATE sessions SET ended_wall = ?, ended_at = ?, end_reason = ?, end_detail = ? "
+                         "WHERE id = ?", (wall, utc_iso(wall), reason, detail, sid))
+        return job_ids
+
+    # -- spool bookkeeping --------------------------------------------------------------------------------------
+    def spool_seen(self) -> dict[str, dict] | None:
+        """Counts already taken from each spool file (committed, plus held for the next flush).
+
+        None when the database cannot be read: the recorder must then not read the spool, or it would count
+        again what an earlier session already counted.
+        """
+        out: dict[str, dict] = {}
+        try:
+            for r in self.store.db.query("SELECT name, counts_json FROM spool_seen"):
+                out[r["name"]] = json.loads(r["counts_json"])
+        except (sqlite3.Error, OSError):
+            self.store.close()
+            return None
+        for name, (counts, _) in self._spool_seen.items():
+            out[name] = json.loads(counts)
+        return out
