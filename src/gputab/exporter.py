@@ -1,0 +1,258 @@
+"""CSV export of recorded sessions: one row per job, per session or per GPU.
+
+No UI code: the ``gputab export`` command and the TUI export screen both call :func:`export_csv` (or the row
+generators below). Rows come from the stored per-job and per-GPU totals of each session, never from the raw
+samples, so a year of sessions exports in a couple of seconds and memory stays flat (everything streams).
+
+Column order is fixed per ``--by`` (:data:`JOB_COLUMNS`, :data:`SESSION_COLUMNS`, :data:`GPU_COLUMNS`); README
+lists them, and a test checks the header against these tuples. Column names carry their unit. Times are ISO 8601
+UTC. Empty cells mean "not known" (a job that reported no samples has no cost per sample), never zero.
+
+Totals agree across views: for one session, the ``cost_usd`` and ``energy_kwh`` of its ``--by session`` row equal
+the sums over its ``--by job`` rows (the ``(idle)`` and ``(unobserved)`` buckets included) and over its
+``--by gpu`` rows; that is the ledger's conservation rule, carried through the store.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import datetime, timezone
+from typing import IO, Callable, Iterable, Iterator, Mapping
+
+from gputab.ledger import SPECIAL_TAGS
+from gputab.store.review import SessionRecord
+
+# The leading session columns, shared by every view so rows can be joined on session_id.
+_SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
+
+JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
+    "tag",
+    "cost_usd",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "avg_utilization",
+    "idle_gpu_hours",
+    "energy_kwh",
+    "peak_vram_bytes",
+    "samples",
+    "tokens",
+    "cost_per_sample_usd",
+    "cost_per_1k_samples_usd",
+    "cost_per_1m_tokens_usd",
+    "cost_per_effective_gpu_hour_usd",
+    "gpus",
+    "unknown_price",
+)
+"""``--by job`` (the default): one row per job per session, ``(idle)`` and ``(unobserved)`` included."""
+
+SESSION_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
+    "duration_s",
+    "jobs",
+    "gpu_count",
+    "cost_usd",
+    "idle_cost_usd",
+    "unobserved_cost_usd",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "avg_utilization",
+    "energy_kwh",
+    "samples",
+    "tokens",
+    "cost_per_effective_gpu_hour_usd",
+    "unknown_price",
+)
+"""``--by session``: one row per session; money and energy are the sums over its job rows."""
+
+GPU_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
+    "gpu_index",
+    "gpu_uuid",
+    "gpu_name",
+    "model_key",
+    "price_mode",
+    "rate_per_hour_usd",
+    "unknown_price",
+    "energy_method",
+    "cost_usd",
+    "idle_cost_usd",
+    "unobserved_cost_usd",
+    "energy_kwh",
+)
+"""``--by gpu``: one row per GPU per session; ``cost_usd`` includes the GPU's idle and unobserved time."""
+
+COLUMNS: Mapping[str, tuple[str, ...]] = {"job": JOB_COLUMNS, "session": SESSION_COLUMNS, "gpu": GPU_COLUMNS}
+"""Column order per ``--by`` value."""
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection). Tags are user text.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def iso_utc(value: datetime | float | str | None) -> str | None:
+    """A time as ISO 8601 UTC with a ``Z`` suffix (``2025-01-31T12:00:00Z``); None stays None.
+
+    Accepts an aware or naive (taken as UTC) datetime, epoch seconds, or an ISO string.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        dt = datetime.fromtimestamp(value, tz=timezone.utc)
+    elif isinstance(value, str):
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        dt = value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if dt.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return dt.strftime(fmt)
+
+
+def neutralise(value: str) -> str:
+    """A text cell a spreadsheet will not run: one starting with a formula character gets a leading ``'``."""
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def format_cell(value) -> str | int | float:
+    """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
+
+    Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
+    Floats use ``repr`` (shortest round-trip) so a re-import gives back the stored value exactly.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return "" if math.isnan(value) or math.isinf(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return neutralise(" ".join(str(v) for v in value))
+    return neutralise(str(value))
+
+
+def _session_cells(s: SessionRecord) -> dict:
+    return {
+        "session_id": s.id,
+        "host": s.host,
+        "started_at": iso_utc(s.started_at),
+        "ended_at": iso_utc(s.ended_at),
+        "end_reason": s.end_reason,
+    }
+
+
+def _ratio(num: float, den: float | int | None) -> float | None:
+    return num / den if den else None
+
+
+def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
+    """One dict per job per session (keys: :data:`JOB_COLUMNS`), in session order then by cost."""
+    for s in sessions:
+        head = _session_cells(s)
+        for job in s.jobs:
+            row = dict(head)
+            for key in JOB_COLUMNS[len(_SESSION_KEYS):]:
+                row[key] = job.get(key)
+            yield row
+
+
+def session_totals(s: SessionRecord) -> dict:
+    """The ``--by session`` figures of one session, summed from its job rows (so the views agree).
+
+    ``avg_utilization`` is effective GPU-hours over the GPU-hours of the jobs whose utilization was known;
+    ``samples`` and ``tokens`` sum what the real jobs reported (None when none did).
+    """
+    cost = math.fsum(j.get("cost_usd") or 0.0 for j in s.jobs)
+    energy = math.fsum(j.get("energy_kwh") or 0.0 for j in s.jobs)
+    hours = math.fsum(j.get("gpu_hours") or 0.0 for j in s.jobs)
+    eff = math.fsum(j.get("effective_gpu_hours") or 0.0 for j in s.jobs)
+    util_hours = math.fsum(j.get("gpu_hours") or 0.0 for j in s.jobs if j.get("avg_utilization") is not None)
+    real = [j for j in s.jobs if j.get("tag") not in SPECIAL_TAGS]
+    samples = [j["samples"] for j in real if j.get("samples") is not None]
+    tokens = [j["tokens"] for j in real if j.get("tokens") is not None]
+    by_tag = {j.get("tag"): j for j in s.jobs}
+    # A session still recording (or one that crashed) lasts until its last committed tick so far.
+    end_wall = s.ended_wall if s.ended_wall is not None else s.last_wall
+    duration = end_wall - s.started_wall if end_wall is not None and s.started_wall is not None else None
+    return {
+        "duration_s": duration,
+        "jobs": len(real),
+        "gpu_count": len(s.gpus),
+        "cost_usd": cost,
+        "idle_cost_usd": (by_tag.get("(idle)") or {}).get("cost_usd") or 0.0,
+        "unobserved_cost_usd": (by_tag.get("(unobserved)") or {}).get("cost_usd") or 0.0,
+        "gpu_hours": hours,
+        "effective_gpu_hours": eff,
+        "avg_utilization": _ratio(eff, util_hours),
+        "energy_kwh": energy,
+        "samples": sum(samples) if samples else None,
+        "tokens": sum(tokens) if tokens else None,
+        "cost_per_effective_gpu_hour_usd": _ratio(cost, eff),
+        "unknown_price": any(j.get("unknown_price") for j in s.jobs) or any(g.get("unknown_price") for g in s.gpus),
+    }
+
+
+def session_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
+    """One dict per session (keys: :data:`SESSION_COLUMNS`)."""
+    for s in sessions:
+        yield {**_session_cells(s), **session_totals(s)}
+
+
+def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
+    """One dict per GPU per session (keys: :data:`GPU_COLUMNS`), from the stored per-GPU totals."""
+    for s in sessions:
+        head = _session_cells(s)
+        for g in s.gpus:
+            yield {
+                **head,
+                "gpu_index": g.get("index"),
+                "gpu_uuid": g.get("uuid"),
+                "gpu_name": g.get("name"),
+                "model_key": g.get("model_key"),
+                "price_mode": g.get("mode"),
+                "rate_per_hour_usd": g.get("rate_per_hour"),
+                "unknown_price": bool(g.get("unknown_price")),
+                "energy_method": g.get("energy_method"),
+                "cost_usd": g.get("cost_usd"),
+                "idle_cost_usd": g.get("idle_cost_usd"),
+                "unobserved_cost_usd": g.get("unobserved_cost_usd"),
+                "energy_kwh": g.get("energy_kwh"),
+            }
+
+
+ROWS: Mapping[str, Callable[[Iterable[SessionRecord]], Iterator[dict]]] = {
+    "job": job_rows, "session": session_rows, "gpu": gpu_rows,
+}
+"""Row generator per ``--by`` value."""
+
+
+def csv_lines(sessions: Iterable[SessionRecord], by: str = "job") -> Iterator[str]:
+    """The CSV text, one line at a time (header first): what a streaming writer or a TUI preview consumes."""
+    if by not in COLUMNS:
+        raise ValueError(f"by must be one of {', '.join(COLUMNS)}, not {by!r}")
+    columns = COLUMNS[by]
+    buf = io.StringIO()
+    # QUOTE_MINIMAL quotes any cell with a comma, quote or newline; lineterminator per RFC 4180.
+    writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return text
+
+    writer.writerow(columns)
+    yield flush()
+    for row in ROWS[by](sessions):
+        writer.writerow([format_cell(row.get(c)) for c in columns])
+        yield flush()
+
+
+def export_csv(sessions: Iterable[SessionRecord], out: IO[str], by: str = "job") -> int:
+    """Write the CSV of ``sessions`` to ``out`` and return the number of data rows (header not counted)."""
+    rows = -1
+    for line in csv_lines(sessions, by):
+        out.write(line)
+        rows += 1
+    return rows
