@@ -262,6 +262,10 @@ class BackendSession:
         """``{"facts": pid or None}`` from the backend's inspector, or ``{"missing": ...}`` without host.py."""
         return self._ask(f"facts {pid}")
 
+    def close_backend(self) -> None:
+        """``backend.close()``; the subprocess stays up, so ``calls()`` still answers."""
+        self._ask("close")
+
     def close(self) -> str:
         """Close the backend, end the subprocess and return its stderr (tracebacks land there)."""
         if self._proc.poll() is None and self.init_error is None:
