@@ -35,7 +35,7 @@ FLUSH_SECONDS = 1.0
 """The most often a process rewrites its spool file."""
 DEFAULT_SPOOL = "/var/tmp/gputab-spool"
 FORMAT = 1
-MAX_TAG = 200
+MAX_TAG = 64
 
 
 def spool_dir() -> Path:
@@ -206,6 +206,8 @@ class SpoolEntry:
     pid: int | None
     host: str | None
     uid: int | None
+    source: str = "report"
+    """``report`` (a training process) or ``cli`` (``gputab samples``)."""
 
 
 def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry], dict[str, dict]]:
@@ -241,7 +243,8 @@ def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry]
                 continue  # counts only grow in a file; a shrinking one is not trusted
             if ds or dt:
                 changed = True
-                entries.append(SpoolEntry(name, str(tag), ds, dt, doc.get("pid"), doc.get("host"), doc.get("uid")))
+                entries.append(SpoolEntry(name, str(tag), ds, dt, doc.get("pid"), doc.get("host"), doc.get("uid"),
+                                          str(doc.get("source", "report"))))
         if changed:
             updates[name] = {k: [int(v[0]), int(v[1])] for k, v in counts.items()}
     return entries, updates

@@ -1,0 +1,448 @@
+"""The recorder: poll -> attribute -> charge -> store, headless, for as long as it is left running.
+
+``gputab record`` runs it alone; the TUI and the Prometheus exporter run it in-process and get every
+:class:`Tick` through ``observers``. The store is written in batches (see :mod:`gputab.store.writes`): per
+tick only lists grow, and every ``commit_interval`` one transaction writes them, so a crash loses at most
+one commit interval and trouble with the database (locked, read-only, full) only delays the writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping, Protocol
+
+from gputab import __version__
+from gputab.attribution import Attributor, ProcessInfo, sanitize_tag
+from gputab.config import Config
+from gputab.ledger import GpuInterval, Ledger
+from gputab.pricing import PriceTable
+from gputab.report import SpoolEntry, prune_spool, read_spool, spool_dir
+from gputab.sampling.backend import Backend
+from gputab.sampling.snapshot import Snapshot
+from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
+from gputab.store.writes import WRITE_BUSY_MS
+
+log = logging.getLogger("gputab.recorder")
+
+MAX_HELD_SERIES_ROWS = 500_000
+"""During a long database outage, series points beyond this many are dropped oldest first (totals stay exact)."""
+SPOOL_EVERY = 1.0
+"""Seconds between reads of the report spool."""
+PRUNE_EVERY = 3600.0
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Everything one tick produced; immutable copies, safe to hand to another thread."""
+
+    session_id: int | None
+    """None until the session row could be written (the database may be read-only at first)."""
+    seq: int
+    snapshot: Snapshot
+    processes: Mapping[int, ProcessInfo]
+    intervals: tuple[GpuInterval, ...]
+    jobs: tuple[dict, ...]
+    """``JobTotals.to_json()`` dicts, costliest first, the (idle)/(unobserved) buckets last."""
+    gpus: tuple[dict, ...]
+    """``GpuTotals.to_json()`` dicts: price, model key, unknown flag, energy method, cost."""
+    total_cost_usd: float
+    burn_rate_usd_per_hour: float
+    recording: str
+    """``ok``, ``held`` (figures held in memory: database trouble) or ``closed``."""
+    notes: tuple[str, ...] = ()
+    held_ticks: int = 0
+
+
+class Observer(Protocol):
+    def on_tick(self, tick: Tick) -> None: ...
+
+
+@dataclass
+class _GpuAcc:
+    dt: float = 0.0
+    util_dt: float = 0.0
+    util_known_dt: float = 0.0
+    power_dt: float = 0.0
+    power_known_dt: float = 0.0
+    mem_max: int | None = None
+    temp_max: float | None = None
+    energy_j: float = 0.0
+    cost: float = 0.0
+
+
+@dataclass
+class _JobAcc:
+    gpu_s: float = 0.0
+    eff_s: float = 0.0
+    eff_known: bool = False
+    vram_max: int | None = None
+
+
+@dataclass
+class _Series:
+    """Accumulates one series step; totals are exact in the ledger, the series is for charts."""
+
+    start_mono: float
+    step_start: float
+    gpus: dict[int, _GpuAcc] = field(default_factory=dict)
+    jobs: dict[str, _JobAcc] = field(default_factory=dict)
+    last_cost: dict[str, float] = field(default_factory=dict)
+
+    def add(self, snap: Snapshot, intervals: Iterable[GpuInterval], tags: Mapping[int, str]) -> None:
+        gpu_by_index = {g.index: g for g in snap.gpus}
+        for iv in intervals:
+            a = self.gpus.setdefault(iv.gpu_index, _GpuAcc())
+            g = gpu_by_index.get(iv.gpu_index)
+            a.dt += iv.dt
+            a.energy_j += iv.energy_j
+            a.cost += iv.cost
+            if iv.utilization is not None:
+                a.util_dt += iv.utilization * iv.dt
+                a.util_known_dt += iv.dt
+            if g is not None and g.power_w is not None:
+                a.power_dt += g.power_w * iv.dt
+                a.power_known_dt += iv.dt
+            if g is not None and g.memory_used_bytes is not None:
+                a.mem_max = max(a.mem_max or 0, g.memory_used_bytes)
+            if g is not None and g.temperature_c is not None:
+                a.temp_max = max(a.temp_max if a.temp_max is not None else -1e9, g.temperature_c)
+            for tag, share in iv.shares.items():
+                j = self.jobs.setdefault(tag, _JobAcc())
+                j.gpu_s += share * iv.dt
+                if iv.utilization is not None:
+                    j.eff_s += share * iv.dt * iv.utilization
+                    j.eff_known = True
+        vram: dict[str, int] = {}
+        for p in snap.processes:
+            if p.used_memory_bytes:
+                tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
+                vram[tag] = vram.get(tag, 0) + p.used_memory_bytes
+        for tag, v in vram.items():
+            j = self.jobs.setdefault(tag, _JobAcc())
+            j.vram_max = max(j.vram_max or 0, v)
+
+    def emit(self, mono: float, writer: SessionWriter, ledger: Ledger) -> None:
+        """Write the step ending at ``mono`` into the writer's buffers and start the next one."""
+        t_ms = int(round((mono - self.start_mono) * 1000))
+        dt_ms = int(round((mono - self.step_start) * 1000))
+        for index, a in sorted(self.gpus.items()):
+            writer.add_gpu_sample(
+                index, t_ms, dt_ms,
+                a.util_dt / a.util_known_dt if a.util_known_dt else None, a.mem_max,
+                a.power_dt / a.power_known_dt if a.power_known_dt else None, a.temp_max, a.energy_j, a.cost)
+        for tag, job in ledger.jobs.items():
+            acc = self.jobs.get(tag)
+            if acc is None and self.last_cost.get(tag) == job.cost_usd:
+                continue  # neither ran nor was charged in this step
+            acc = acc or _JobAcc()
+            writer.add_job_sample(tag, t_ms, job.cost_usd, acc.gpu_s, acc.eff_s if acc.eff_known else None,
+                                  acc.vram_max, job.burn_rate_usd_per_hour)
+            self.last_cost[tag] = job.cost_usd
+        self.gpus.clear()
+        self.jobs.clear()
+        self.step_start = mono
+
+
+class Recorder:
+    """The recording loop of one session.
+
+    Args:
+        backend: where snapshots come from (NVML or demo).
+        store: the database; the recorder takes its writer lock in :meth:`start`.
+        config: the whole config (recorder timing, prices, attribution).
+        clock: monotonic clock used for the schedule and commit timing.
+        observers: objects with ``on_tick(tick)``, called after every tick in the loop's thread.
+        wall_clock: Unix time, for the session's start and end.
+        spool: the report spool directory (default :func:`gputab.report.spool_dir`).
+    """
+
+    def __init__(self, backend: Backend, store: Store, config: Config, clock: Callable[[], float] = time.monotonic,
+                 observers: Iterable[Observer] = (), wall_clock: Callable[[], float] = time.time,
+                 spool=None) -> None:
+        self.backend = backend
+        self.store = store
+        self.config = config
+        self.rc = config.recorder
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.observers = list(observers)
+        self.spool = spool if spool is not None else spool_dir()
+        self.attributor = Attributor(backend.inspector(), config.attribution)
+        """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
+        self.prices = PriceTable.load(config.prices)
+        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor)
+        self.writer: SessionWriter | None = None
+        self.lock: WriterLock | None = None
+        self.closed = False
+        self.end_reason: str | None = None
+        self._mutex = threading.RLock()
+        self._series: _Series | None = None
+        self._procs: dict[tuple, tuple[str, str]] = {}
+        self._seen: dict[str, dict] | None = None
+        self._last_spool = -math.inf
+        self._last_prune = -math.inf
+        self._last_commit = -math.inf
+        self._trouble: StoreWriteError | None = None
+        self._notes: list[str] = []
+        self._observer_failed: set[int] = set()
+        self._seq = 0
+        self.started_wall: float | None = None
+        self._last_snap: Snapshot | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------------------------
+    @property
+    def session_id(self) -> int | None:
+        return self.writer.session_id if self.writer is not None else None
+
+    def start(self) -> Tick:
+        """Take the writer lock, poll the baseline, and open the session (or hold it until the database can).
+
+        Raises:
+            RecorderRunning: another recorder writes this database.
+        """
+        self.started_wall = self.wall_clock()
+        self.lock = self.store.writer_lock()
+        self.lock.acquire(started_wall=self.started_wall)
+        try:
+            self.store.busy_ms = WRITE_BUSY_MS
+            meta = SessionMeta(
+                host=socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
+                gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
+                commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
+                prices_json=_json(self.prices.to_json()))
+            self.writer = SessionWriter(self.store, meta)
+            with self._mutex:
+                tick = self._tick(baseline=True)
+                self._commit()
+        except BaseException:
+            self.lock.release()
+            raise
+        if self.session_id is not None:
+            self.lock.set_session(self.session_id)
+        return tick
+
+    def step(self) -> Tick:
+        """One poll -> attribute -> charge; buffers the store writes and commits when one is due."""
+        with self._mutex:
+            if self.writer is None or self.closed:
+                raise RuntimeError("Recorder.step() before start() or after close()")
+            tick = self._tick()
+            if self.clock() - self._last_commit >= self.rc.commit_interval:
+                self._commit()
+                tick = _with_state(tick, self)
+        self._notify(tick)
+        return tick
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every ``interval`` on a monotonic grid until ``stop`` is set.
+
+        A slow poll never stacks ticks: the next tick is the next grid point still in the future, so the
+        schedule does not drift and ticks never overlap.
+        """
+        interval = self.rc.interval
+        next_t = self.clock() + interval
+        failures = 0
+        while not stop.is_set():
+            delay = next_t - self.clock()
+            if delay > 0 and stop.wait(delay):
+                break
+            try:
+                self.step()
+                failures = 0
+            except Exception as exc:  # a poll that fails must not end a months-long recording
+                failures += 1
+                if failures == 1:
+                    log.warning("tick failed: %s (will keep trying)", exc, exc_info=True)
+            now = self.clock()
+            next_t += interval
+            if next_t <= now:
+                next_t += math.ceil((now - next_t) / interval + 1e-9) * interval
+
+    def close(self, reason: str = "clean", detail: str | None = None) -> bool:
+        """Write the last figures and end the session with ``reason`` (``clean`` or ``signal``).
+
+        Returns:
+            True if everything reached the database; False if the last figures could not be written (said
+            in the log) — what was committed before stays.
+        """
+        with self._mutex:
+            if self.closed or self.writer is None:
+                return True
+            self.closed = True
+            self.end_reason = reason
+            if self._series is not None and self._series.step_start < self._last_snap.mono:
+                self._series.emit(self._last_snap.mono, self.writer, self.ledger)
+            self._ingest_spool()
+            self._set_totals()
+            self.writer.end(reason, detail, self.wall_clock())
+            ok = False
+            for attempt in range(5):
+                try:
+                    self.writer.flush()
+                    ok = True
+                    break
+                except StoreWriteError as exc:
+                    self._trouble = exc
+                    time.sleep(0.2 * (attempt + 1))
+            if not ok:
+                log.error("could not write the last %d ticks of the session: %s", self.writer.held_ticks,
+                          self._trouble)
+            if self.lock is not None:
+                self.lock.release()
+            self.store.close()
+            return ok
+
+    # -- one tick --------------------------------------------------------------------------------------------------
+    def _tick(self, baseline: bool = False) -> Tick:
+        snap = self.backend.poll()
+        self._last_snap = snap
+        procs = self.attributor.attribute([p.pid for p in snap.processes])
+        tags = {pid: info.tag for pid, info in procs.items()}
+        intervals = self.ledger.tick(snap, tags)
+        assert self.writer is not None
+        self.writer.held_ticks += 1
+        if self._series is None:
+            self._series = _Series(start_mono=snap.mono, step_start=snap.mono)
+        self._series.add(snap, intervals, tags)
+        emit = snap.mono - self._series.step_start >= self.rc.series_interval - 1e-9
+        if emit:
+            self._series.emit(snap.mono, self.writer, self.ledger)
+        self._see_processes(snap, procs, refresh=emit or baseline)
+        now = self.clock()
+        if now - self._last_spool >= SPOOL_EVERY:
+            self._last_spool = now
+            self._ingest_spool()
+        if self.writer.pending_rows > MAX_HELD_SERIES_ROWS:
+            dropped = self.writer.drop_oldest_series(MAX_HELD_SERIES_ROWS // 2)
+            log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)",
+                        dropped)
+        self._seq += 1
+        jobs = tuple(j.to_json() for j in self.ledger.jobs_by_cost())
+        gpus = tuple(g.to_json() for _, g in sorted(self.ledger.gpus.items()))
+        return _with_state(Tick(self.session_id, self._seq, snap, MappingProxyType(dict(procs)), tuple(intervals),
+                                jobs, gpus, self.ledger.total_cost_usd, self.ledger.burn_rate_usd_per_hour,
+                                "ok"), self)
+
+    def _see_processes(self, snap: Snapshot, procs: Mapping[int, ProcessInfo], refresh: bool) -> None:
+        assert self.writer is not None
+        for p in snap.processes:
+            info = procs.get(p.pid)
+            if info is None:
+                continue
+            ct = info.create_time if info.create_time is not None else 0.0
+            key = (p.pid, ct, p.gpu_index)
+            before = self._procs.get(key)
+            now = (info.tag, info.source)
+            if before is None or before != now or refresh:
+                self.writer.see_process(p.pid, ct, p.gpu_index, info.user, info.name, info.cmdline, info.tag,
+                                        info.source, snap.wall, new=before is None)
+                if info.source == "manual" and (before is None or before[0] != info.tag):
+                    self.writer.add_tag_change(p.pid, ct, info.tag, snap.wall, "manual")
+                self._procs[key] = now
+        if len(self._procs) > 10_000:  # forget long-gone processes so months of churn stay bounded
+            live = {(p.pid, p.gpu_index) for p in snap.processes}
+            self._procs = {k: v for k, v in self._procs.items() if (k[0], k[2]) in live}
+
+    # -- progress reports ------------------------------------------------------------------------------------------
+    def _ingest_spool(self) -> None:
+        """Count what grew in the spool since last time (only once the database says what was counted)."""
+        assert self.writer is not None
+        if self._seen is None:
+            self._seen = self.writer.spool_seen()
+            if self._seen is None:
+                return
+        entries, updates = read_spool(self.spool, self._seen)
+        wall = self.wall_clock()
+        for e in entries:
+            tag = self._report_tag(e)
+            self.ledger.add_progress(tag, samples=e.samples, tokens=e.tokens)
+            self.writer.add_progress(tag, e.samples, e.tokens, wall, e.source,
+                                     f"{e.host or '?'}:{e.pid if e.pid is not None else '?'} uid {e.uid} {e.name}")
+        for name, counts in updates.items():
+            self._seen[name] = counts
+            self.writer.mark_spool_seen(name, counts, wall)
+        now = self.clock()
+        if now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            prune_spool(self.spool, self._seen)
+
+    def _report_tag(self, e: SpoolEntry) -> str:
+        if e.tag:
+            return sanitize_tag(e.tag) or f"untagged:?/pid{e.pid}"
+        # No tag given: charge the counts to whatever job the reporting process's GPU work goes to.
+        if e.pid is not None and e.host == socket.gethostname():
+            return self.attributor.attribute([e.pid])[e.pid].tag
+        return f"untagged:?/pid{e.pid}"
+
+    # -- commits ---------------------------------------------------------------------------------------------------
+    def _set_totals(self) -> None:
+        assert self.writer is not None
+        led = self.ledger
+        gpus = []
+        for g in led.gpus.values():
+            p = g.price
+            gpus.append({"index": g.index, "uuid": g.uuid, "name": g.name, "model_key": p.model_key, "mode": p.mode,
+                         "rate_per_hour": p.rate_per_hour, "charge_energy": int(p.charge_energy),
+                         "price_per_kwh": p.price_per_kwh, "pue": p.pue, "price_source": p.source,
+                         "price_date": p.date, "unknown_price": int(p.unknown), "energy_method": g.energy_method,
+                         "cost_usd": g.cost_usd, "idle_cost_usd": g.idle_cost_usd,
+                         "unobserved_cost_usd": g.unobserved_cost_usd, "energy_j": g.energy_j})
+        last_wall = self._last_snap.wall if self._last_snap is not None else None
+        self.writer.set_totals([j.to_json() for j in led.jobs.values()], gpus, last_wall, led.ticks,
+                               led.total_cost_usd, led.total_energy_j)
+
+    def _commit(self) -> None:
+        assert self.writer is not None
+        self._last_commit = self.clock()
+        self._set_totals()
+        held = self.writer.held_ticks
+        had_session = self.writer.session_id is not None
+        try:
+            self.writer.flush()
+        except StoreWriteError as exc:
+            if self._trouble is None or self._trouble.kind != exc.kind:
+                log.warning("%s; holding the figures in memory and retrying every %g s", exc,
+                            self.rc.commit_interval)
+            self._trouble = exc
+            return
+        if self._trouble is not None:
+            log.warning("database writable again: wrote %d held ticks", held)
+            self._trouble = None
+        if not had_session and self.lock is not None and self.writer.session_id is not None:
+            self.lock.set_session(self.writer.session_id)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What is wrong with the recording right now (empty when all is well)."""
+        if self._trouble is None or self.writer is None:
+            return ()
+        return (f"database {self._trouble.kind}: {self.writer.held_ticks} ticks held in memory, retrying "
+                f"({self._trouble.detail})",)
+
+    def _notify(self, tick: Tick) -> None:
+        for obs in self.observers:
+            try:
+                obs.on_tick(tick)
+            except Exception:
+                if id(obs) not in self._observer_failed:
+                    self._observer_failed.add(id(obs))
+                    log.exception("observer %r failed (further failures of it are not logged)", obs)
+
+
+def _with_state(tick: Tick, rec: Recorder) -> Tick:
+    notes = rec.notes
+    held = rec.writer.held_ticks if rec.writer is not None else 0
+    state = "closed" if rec.closed else ("held" if notes else "ok")
+    return replace(tick, session_id=rec.session_id, recording=state, notes=notes, held_ticks=held)
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
