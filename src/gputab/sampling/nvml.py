@@ -309,6 +309,7 @@ class NvmlBackend(Backend):
 
     def close(self) -> None:
         """Shut NVML down once; later calls do nothing."""
+        # no _closed yet means nvmlInit failed: there is nothing to shut down
         if not getattr(self, "_closed", True):
             self._closed = True
             try:
