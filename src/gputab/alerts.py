@@ -67,10 +67,17 @@ class Alert:
     def active(self) -> bool:
         return self.ended_at is None
 
+    @property
+    def subject(self) -> str:
+        """What it is about, as one string: the tag, ``gpu N``, or ``host``."""
+        if self.tag is not None:
+            return self.tag
+        return f"gpu {self.gpu}" if self.gpu is not None else "host"
+
     def to_json(self) -> dict:
         return {
-            "kind": self.kind, "severity": self.severity, "message": self.message, "tag": self.tag,
-            "gpu": self.gpu, "started_at": self.started_at, "ended_at": self.ended_at, "data": dict(self.data),
+            "kind": self.kind, "severity": self.severity, "message": self.message, "subject": self.subject,
+            "tag": self.tag, "gpu": self.gpu, "started_at": self.started_at, "ended_at": self.ended_at, "data": dict(self.data),
         }
 
 

@@ -1,0 +1,293 @@
+"""Prometheus exposition: the latest tick as ``/metrics``, for many boxes on one Grafana dashboard.
+
+Names follow the Prometheus conventions (base units in the name, ``_total`` on counters); GPU labels follow
+dcgm-exporter (``gpu``, ``uuid``, ``model_name``, ``hostname``) so both exporters' panels join, and job series add
+``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
+read as a counter reset, as they should.
+
+Label values are bounded, because a time-series database pays for every distinct one: untagged processes
+(``untagged:<user>/<name>``) share the tag ``untagged``, and after ``max_tags`` distinct tags the rest are folded
+into ``other``. Which tags get a series is decided once per tag and never changes, so every series, ``other``
+included, only ever grows between resets.
+
+The collector reads a reference to the latest tick; the recorder's thread swaps it, the HTTP server's thread reads
+it, and nothing else is shared but the tag table (under a lock).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gputab.alerts import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
+from gputab.attribution import validate_tag
+from gputab.ledger import IDLE, SPECIAL_TAGS
+
+UNTAGGED = "untagged"
+"""Tag label of every untagged process (their own tags name users and programs: unbounded)."""
+OTHER = "other"
+"""Tag label of the tags beyond the series cap."""
+DEFAULT_MAX_TAGS = 100
+
+GPU_LABELS = ("gpu", "uuid", "model_name", "hostname")
+JOB_LABELS = ("tag", "hostname")
+
+
+class TagLabels:
+    """Maps job tags to bounded label values. Sticky: a tag's label never changes for the life of the exporter.
+
+    Args:
+        max_tags: distinct real tags given their own series; later ones become ``other``.
+    """
+
+    def __init__(self, max_tags: int = DEFAULT_MAX_TAGS) -> None:
+        self.max_tags = max_tags
+        self._own: set[str] = set()
+        self._folded: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def folded(self) -> int:
+        """How many distinct tags were folded into ``other``."""
+        return len(self._folded)
+
+    def label(self, tag: str) -> str:
+        if tag in SPECIAL_TAGS:
+            return tag
+        if tag.startswith("untagged:") or tag == UNTAGGED:
+            return UNTAGGED
+        with self._lock:
+            if tag in self._own:
+                return tag
+            if tag in self._folded:
+                return OTHER
+            try:
+                ok = validate_tag(tag) == tag and tag != OTHER
+            except ValueError:
+                ok = False
+            if ok and len(self._own) < self.max_tags:
+                self._own.add(tag)
+                return tag
+            self._folded.add(tag)
+            return OTHER
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class TickCollector(Collector):
+    """A custom collector built from the latest tick (a ``gputab.recorder.Tick`` or anything shaped like it).
+
+    Args:
+        hostname: value of the ``hostname`` label.
+        max_tags: see :class:`TagLabels`.
+        alerts: returns the active alerts (``AlertObserver.active``), for ``gputab_alerts_active``.
+    """
+
+    def __init__(self, hostname: str, max_tags: int = DEFAULT_MAX_TAGS,
+                 alerts: Callable[[], Iterable[Alert]] | None = None) -> None:
+        self.hostname = hostname
+        self.tags = TagLabels(max_tags)
+        self.alerts = alerts
+        self.tick: Any = None
+
+    def update(self, tick: Any) -> None:
+        """Make ``tick`` the one served (a reference swap: safe against a concurrent scrape)."""
+        self.tick = tick
+
+    def collect(self) -> Iterator[Metric]:
+        tick = self.tick
+        if tick is None:
+            return
+        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick)]
+        # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
+        yield from (f for f in families if f.samples)
+        # After the jobs: they are what decides how many tags were folded.
+        yield _one(GaugeMetricFamily, "gputab_tags_folded",
+                   "Distinct tags folded into tag=\"other\" by the series cap.", [self.hostname], self.tags.folded)
+
+    # -- families -------------------------------------------------------------------------------------------
+    def _host(self, tick: Any) -> Iterator[Metric]:
+        h = [self.hostname]
+        info = GaugeMetricFamily("gputab_session_info", "The recording session this exporter serves (value 1).",
+                                 labels=["session_id", "hostname"])
+        info.add_metric([str(tick.session_id), self.hostname], 1.0)
+        yield info
+        yield _one(GaugeMetricFamily, "gputab_last_tick_timestamp_seconds",
+                   "Wall time of the latest poll (Unix seconds); stale when far behind time().", h,
+                   tick.snapshot.wall)
+        yield _one(CounterMetricFamily, "gputab_cost_dollars_total",
+                   "Money all GPUs of this host cost in this session.", h, tick.total_cost_usd)
+        yield _one(GaugeMetricFamily, "gputab_burn_rate_dollars_per_hour",
+                   "What this host's GPUs cost per hour right now.", h, tick.burn_rate_usd_per_hour)
+        active = GaugeMetricFamily("gputab_alerts_active", "Alerts now active, by kind.",
+                                   labels=["kind", "severity", "hostname"])
+        counts = dict.fromkeys(KINDS, 0)
+        for alert in (self.alerts() if self.alerts else ()):
+            if alert.kind in counts:
+                counts[alert.kind] += 1
+        for kind, n in counts.items():
+            # One series per kind, 0 included, so a dashboard shows "no alerts" rather than "no data".
+            active.add_metric([kind, CRITICAL if kind == BUDGET_EXCEEDED else WARNING, self.hostname], n)
+        yield active
+
+    def _gpus(self, tick: Any) -> Iterator[Metric]:
+        def fam(kind, name, doc, labels=GPU_LABELS):
+            return kind(name, doc, labels=list(labels))
+
+        util = fam(GaugeMetricFamily, "gputab_gpu_utilization_ratio", "Fraction of the last sample period a "
+                   "kernel ran (0-1).")
+        mem_used = fam(GaugeMetricFamily, "gputab_gpu_memory_used_bytes", "GPU memory in use.")
+        mem_total = fam(GaugeMetricFamily, "gputab_gpu_memory_total_bytes", "GPU memory size.")
+        power = fam(GaugeMetricFamily, "gputab_gpu_power_watts", "Power draw.")
+        temp = fam(GaugeMetricFamily, "gputab_gpu_temperature_celsius", "GPU temperature.")
+        lost = fam(GaugeMetricFamily, "gputab_gpu_lost", "1 when the GPU stopped answering (its time is "
+                   "charged to (unobserved)).")
+        idle = fam(GaugeMetricFamily, "gputab_gpu_idle", "1 when no process held the GPU over the last interval.")
+        energy = fam(CounterMetricFamily, "gputab_gpu_energy_joules_total", "Energy drawn in this session.")
+        cost = fam(CounterMetricFamily, "gputab_gpu_cost_dollars_total", "Money the GPU cost in this session.")
+        price = fam(GaugeMetricFamily, "gputab_gpu_price_dollars_per_hour", "The GPU's price per hour, "
+                    "unknown_price=\"true\" when its model is not in the price table (the default rate applies).",
+                    GPU_LABELS + ("model_key", "unknown_price"))
+        samples = {g.index: g for g in tick.snapshot.gpus}
+        idle_now = {iv.gpu_index: IDLE in iv.shares for iv in tick.intervals}
+        rows = {g["index"]: g for g in tick.gpus}
+        for index in sorted(set(samples) | set(rows)):
+            s, row = samples.get(index), rows.get(index, {})
+            uuid = (s.uuid if s else None) or row.get("uuid") or ""
+            name = (s.name if s else None) or row.get("name") or ""
+            labels = [str(index), uuid, name, self.hostname]
+            if s is not None:
+                lost.add_metric(labels, 1.0 if s.lost else 0.0)
+                if not s.lost:
+                    for family, value in ((util, None if s.utilization_pct is None else s.utilization_pct / 100),
+                                          (mem_used, s.memory_used_bytes), (mem_total, s.memory_total_bytes),
+                                          (power, s.power_w), (temp, s.temperature_c)):
+                        if value is not None:  # not available is no sample, never a fake 0
+                            family.add_metric(labels, float(value))
+            if index in idle_now:
+                idle.add_metric(labels, 1.0 if idle_now[index] else 0.0)
+            if row:
+                energy.add_metric(labels, float(row.get("energy_j") or 0.0))
+                cost.add_metric(labels, float(row.get("cost_usd") or 0.0))
+                if row.get("rate_per_hour") is not None:
+                    price.add_metric(labels + [str(row.get("model_key") or ""),
+                                               "true" if row.get("unknown") else "false"],
+                                     float(row["rate_per_hour"]))
+        yield from (util, mem_used, mem_total, power, temp, lost, idle, energy, cost, price)
+
+    def _jobs(self, tick: Any) -> Iterator[Metric]:
+        sums: dict[str, dict[str, float]] = {}
+        for job in tick.jobs:
+            label = self.tags.label(job["tag"])
+            acc = sums.setdefault(label, {"cost": 0.0, "gpu_h": 0.0, "eff_h": 0.0, "kwh": 0.0, "burn": 0.0,
+                                          "util_w": 0.0, "util_h": 0.0, "peak": 0.0, "samples": 0.0,
+                                          "tokens": 0.0, "has_samples": 0.0, "has_tokens": 0.0})
+            acc["cost"] += float(job.get("cost_usd") or 0.0)
+            acc["gpu_h"] += float(job.get("gpu_hours") or 0.0)
+            acc["eff_h"] += float(job.get("effective_gpu_hours") or 0.0)
+            acc["kwh"] += float(job.get("energy_kwh") or 0.0)
+            acc["burn"] += float(job.get("burn_rate_usd_per_hour") or 0.0)
+            if job.get("avg_utilization") is not None:
+                # Folded tags: an average weighted by GPU-hours, as the ledger weights intervals.
+                weight = float(job.get("gpu_hours") or 0.0)
+                acc["util_w"] += weight * float(job["avg_utilization"])
+                acc["util_h"] += weight
+            acc["peak"] = max(acc["peak"], float(job.get("peak_vram_bytes") or 0.0))
+            for key in ("samples", "tokens"):
+                if job.get(key) is not None:
+                    acc[key] += float(job[key])
+                    acc["has_" + key] = 1.0
+
+        def fam(kind, name, doc):
+            return kind(name, doc, labels=list(JOB_LABELS))
+
+        cost = fam(CounterMetricFamily, "gputab_job_cost_dollars_total", "Money charged to the job in this "
+                   "session; tag=\"(idle)\" is money spent on GPUs nobody used.")
+        gpu_h = fam(CounterMetricFamily, "gputab_job_gpu_hours_total", "GPU-hours the job held (share x time).")
+        eff_h = fam(CounterMetricFamily, "gputab_job_effective_gpu_hours_total", "GPU-hours x utilization.")
+        energy = fam(CounterMetricFamily, "gputab_job_energy_joules_total", "The job's share of GPU energy.")
+        burn = fam(GaugeMetricFamily, "gputab_job_burn_rate_dollars_per_hour", "What the job costs per hour now.")
+        util = fam(GaugeMetricFamily, "gputab_job_utilization_ratio", "Average GPU utilization of the job in this "
+                   "session (effective / GPU-hours).")
+        peak = fam(GaugeMetricFamily, "gputab_job_memory_peak_bytes", "Peak GPU memory of the job's processes.")
+        samples = fam(CounterMetricFamily, "gputab_job_samples_total", "Samples the job reported.")
+        tokens = fam(CounterMetricFamily, "gputab_job_tokens_total", "Tokens the job reported.")
+        for label in sorted(sums):
+            acc, labels = sums[label], [label, self.hostname]
+            cost.add_metric(labels, acc["cost"])
+            gpu_h.add_metric(labels, acc["gpu_h"])
+            eff_h.add_metric(labels, acc["eff_h"])
+            energy.add_metric(labels, acc["kwh"] * 3.6e6)
+            burn.add_metric(labels, acc["burn"])
+            if acc["util_h"] > 0:
+                util.add_metric(labels, acc["util_w"] / acc["util_h"])
+            peak.add_metric(labels, acc["peak"])
+            if acc["has_samples"]:
+                samples.add_metric(labels, acc["samples"])
+            if acc["has_tokens"]:
+                tokens.add_metric(labels, acc["tokens"])
+        yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
+
+
+def _one(kind, name: str, doc: str, labels: list[str], value: float) -> Metric:
+    family = kind(name, doc, labels=["hostname"])
+    family.add_metric(labels, float(value))
+    return family
+
+
+class MetricsObserver:
+    """Serves the latest tick on ``http://ADDRESS:PORT/metrics`` from a daemon thread.
+
+    The server is bound when the observer is made, so a port in use fails before recording starts. It has its
+    own registry: no process-wide default metrics, nothing left behind for other observers or tests.
+
+    Args:
+        port: TCP port; 0 picks a free one (see :attr:`port`).
+        address: address to bind; loopback unless the user says otherwise.
+        hostname: ``hostname`` label (default: this machine's name).
+        max_tags: distinct tags with their own series before folding into ``other``.
+        alerts: returns the active alerts, for ``gputab_alerts_active``.
+
+    Raises:
+        OSError: the address cannot be bound (port in use, no such address).
+    """
+
+    def __init__(self, port: int, address: str = "127.0.0.1", hostname: str | None = None,
+                 max_tags: int = DEFAULT_MAX_TAGS, alerts: Callable[[], Iterable[Alert]] | None = None) -> None:
+        self.collector = TickCollector(hostname or socket.gethostname(), max_tags, alerts)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._server, self._thread = start_http_server(port, addr=address, registry=self.registry)
+        self.address = address
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}/metrics"
+
+    def on_tick(self, tick: Any) -> None:
+        self.collector.update(tick)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "MetricsObserver":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
