@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from gputab.errors import GputabError
 from gputab.store.lock import WriterInfo, WriterLock, peek_writer, utc_iso
 from gputab.store.queries import NoDatabase, StoreError, StoreQueries
 from gputab.store.schema import check_not_newer, migrate
@@ -25,16 +26,21 @@ def lock_path_for(path: Path) -> Path:
     return Path(str(path) + ".lock")
 
 
+def prepare_dir(path: Path) -> None:
+    """Create the database's directory, private (0700), if it does not exist."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(parent, 0o700)  # mkdir's mode is filtered through the umask
+
+
 def prepare_path(path: Path) -> None:
     """Create the database directory (0700) and an empty file (0600) so SQLite never creates them wider.
 
     SQLite gives the ``-wal`` and ``-shm`` files the database file's mode, so they stay private too. An
     existing directory keeps its mode: gputab does not change permissions it did not set.
     """
-    parent = path.parent
-    if not parent.exists():
-        parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        os.chmod(parent, 0o700)  # mkdir's mode is filtered through the umask
+    prepare_dir(path)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         os.close(fd)
@@ -143,6 +149,11 @@ class Store(StoreQueries):
         return peek_writer(self.lock_path)
 
     def writer_lock(self) -> WriterLock:
+        """The writer lock of this database (not taken yet); creates the directory so it can be."""
+        try:
+            prepare_dir(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database directory {self.path.parent}: {exc}") from None
         return WriterLock(self.lock_path)
 
     def close_orphans(self, held: bool = False) -> list[int]:
@@ -162,7 +173,7 @@ class Store(StoreQueries):
             try:
                 if not lock.try_acquire():
                     return []
-            except OSError:
+            except GputabError:
                 return []  # no lock file can be made: leave the sessions for a command that can
         try:
             rows = list(self.db.query("SELECT id, started_wall, last_wall FROM sessions WHERE ended_at IS NULL"))

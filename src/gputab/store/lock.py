@@ -102,7 +102,11 @@ class WriterLock:
 
     def try_acquire(self) -> bool:
         """Take the lock without waiting; False if someone else holds it."""
-        fd = _open_lock_file(self.path)
+        try:
+            fd = _open_lock_file(self.path)
+        except OSError as exc:
+            raise GputabError(f"cannot open the writer lock {self.path}: {exc}; record into a directory you can "
+                              f"write (--db)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

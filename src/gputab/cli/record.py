@@ -1,0 +1,113 @@
+"""``gputab record``: the headless recorder, until a signal stops it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from gputab.cli.context import AppContext, fail, pass_ctx
+from gputab.paths import default_db
+
+#: Stopping signals and the end reason they give. SIGHUP means the terminal went away (an SSH session
+#: dropped): the session is closed just as carefully, but the record says the user did not ask for it.
+STOP_SIGNALS = {signal.SIGINT: "clean", signal.SIGTERM: "clean", signal.SIGHUP: "signal"}
+
+
+class _StderrLog(logging.Handler):
+    """The recorder's notes (database trouble, failed ticks) as ``gputab: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"gputab: {record.getMessage()}", err=True)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            import traceback
+
+            click.echo("".join(traceback.format_exception(*record.exc_info)).rstrip(), err=True)
+
+
+def _gpu_line(tick) -> str:
+    parts = []
+    for g in tick.gpus:
+        model = g["model_key"] or f"{g['name']} (unknown model, default rate)"
+        parts.append(f"{g['index']} {model} ${g['rate_per_hour']:.2f}/h")
+    return f"{len(parts)} GPU{'s' if len(parts) != 1 else ''}: " + ", ".join(parts) if parts else "no GPUs"
+
+
+@click.command()
+@click.option("--interval", type=float, default=None, help="Seconds between polls [config recorder.interval; default 1].")
+@click.option("--demo", is_flag=True, help="Record the simulated demo box (same as `gputab --demo record`).")
+@pass_ctx
+def record(app: AppContext, interval: float | None, demo: bool) -> None:
+    """Record a session to the database with no UI, until Ctrl-C, SIGTERM or SIGHUP.
+
+    Figures are committed every recorder.commit_interval seconds (default 2), so a crash or power cut loses at
+    most that much; the next gputab command closes such a session as `crashed`. One recorder per database.
+    """
+    from gputab.recorder import Recorder
+    from gputab.store import Store
+
+    if demo and not app.demo:
+        app.demo = True
+        parent = click.get_current_context().parent
+        if parent is not None and parent.params.get("db") is None:
+            app.db_path = default_db(demo=True)
+    config = app.config
+    if interval is not None:
+        if not 0.05 <= interval <= 86400:
+            fail(f"--interval must be between 0.05 and 86400 seconds, got {interval}", code=2)
+        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder, interval=interval))
+    handler = _StderrLog(level=logging.WARNING)
+    logger = logging.getLogger("gputab.recorder")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with app.open_backend() as backend:
+            _record(Recorder(backend, Store(app.db_path), config), app)
+    finally:
+        logger.removeHandler(handler)
+
+
+def _record(rec, app: AppContext) -> None:
+    stop = threading.Event()
+    caught: list[signal.Signals] = []
+
+    def on_signal(signum, frame) -> None:
+        caught.append(signal.Signals(signum))
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    try:
+        tick = rec.start()
+        where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
+        click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
+                   f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
+        for note in tick.notes:
+            click.echo(f"gputab: {note}", err=True)
+        sys.stdout.flush()
+        loop = threading.Thread(target=rec.run, args=(stop,), name="gputab-recorder", daemon=True)
+        loop.start()
+        # The main thread only waits, so signal handlers run promptly; the loop runs in its own thread.
+        while loop.is_alive():
+            loop.join(0.5)
+        sig = caught[0] if caught else None
+        reason = STOP_SIGNALS.get(sig, "clean") if sig is not None else "clean"
+        ok = rec.close(reason, sig.name if sig is not None else None)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    led = rec.ledger
+    duration = (rec.wall_clock() - rec.started_wall) if rec.started_wall else 0.0
+    how = f"{reason}, {sig.name}" if sig is not None else reason
+    click.echo(f"gputab: session {rec.session_id} closed ({how}) after {duration:.1f} s, {led.ticks} ticks, "
+               f"total ${led.total_cost_usd:.6f}")
+    if not ok:
+        fail(f"the last figures could not be written to {app.db_path} (see above); what was committed before is "
+             f"kept")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(record)
