@@ -1,7 +1,7 @@
 """CSV export: columns and their order, figures equal to the ledger's, views that agree, inert formulas, errors.
 
-Sessions are recorded from the demo box on a fake clock through the real pipeline (demo backend -> Attributor
--> Ledger -> SessionWriter -> SQLite), so what is checked is what a user's database would hold.
+Sessions are recorded from the demo box on a fake clock by the real Recorder (demo backend -> Attributor ->
+Ledger -> store), so what is checked is what a user's database would hold.
 """
 
 from __future__ import annotations
@@ -9,57 +9,44 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
+import socket
 
 import pytest
 from click.testing import CliRunner
 
-from gputab.attribution import Attributor
 from gputab.cli.main import cli
 from gputab.exporter import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
                              neutralise)
 from gputab.ledger import IDLE, Ledger
-from gputab.pricing import PriceTable
+from gputab.config import Config
+from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
 from gputab.store.review import iter_sessions, session_ids
-from gputab.store.writes import SessionMeta, SessionWriter
 
 EVIL_TAG = '=HYPERLINK("http://example.invalid","x")'
 DAY = 86400.0
 
 
-def record_demo(db_path, ticks: int = 40, start_wall: float = DEMO_START_WALL, rename: dict | None = None,
-                seed: int = 0, host: str = "demo-box", dt: float = 1.0) -> Ledger:
-    """Record one demo session into ``db_path`` on a fake clock; returns the ledger it was charged by."""
+def record_demo(db_path, ticks: int = 40, start_wall: float = DEMO_START_WALL, retag: tuple | None = None,
+                seed: int = 0) -> Ledger:
+    """Record one demo session with the real Recorder on a fake clock; returns the ledger it charged.
+
+    Args:
+        retag: ``(old_tag, new_tag)``: retag a job by hand right after the baseline, as the TUI would.
+    """
     clock = FakeClock(wall_start=start_wall)
     backend = DemoBackend(seed=seed, clock=clock, wall_clock=clock.wall)
-    attributor = Attributor(backend.inspector())
-    prices = PriceTable.load()
-    ledger = Ledger(prices, interval=1.0)
-    store = Store.open(db_path)
-    writer = SessionWriter(store, SessionMeta(
-        host=host, backend="demo", pid=os.getpid(), gputab_version="test", started_wall=clock.wall(),
-        interval=1.0, commit_interval=5.0, series_interval=10.0, prices_json="{}"))
-    rename = rename or {}
+    rec = Recorder(backend, Store.open(db_path), Config(), clock=clock, wall_clock=clock.wall)
+    rec.start()
+    if retag:
+        assert rec.attributor.retag(*retag)
     for _ in range(ticks):
-        snap = backend.poll()
-        infos = attributor.attribute([p.pid for p in snap.processes])
-        tags = {pid: rename.get(info.tag, info.tag) for pid, info in infos.items()}
-        ledger.tick(snap, tags)
-        clock.advance(dt)
-    gpus = []
-    for g in ledger.gpus.values():
-        p = g.price
-        gpus.append({**g.to_json(), "charge_energy": p.charge_energy, "price_per_kwh": p.price_per_kwh,
-                     "pue": p.pue, "price_source": p.source, "price_date": p.date})
-    writer.set_totals([j.to_json() for j in ledger.jobs_by_cost()], gpus, clock.wall(), ledger.ticks,
-                      ledger.total_cost_usd, ledger.total_energy_j)
-    writer.end("stopped", None, clock.wall())
-    writer.flush()
-    store.close()
-    return ledger
+        clock.advance(1.0)
+        rec.step()
+    assert rec.close("clean")
+    return rec.ledger
 
 
 @pytest.fixture
@@ -125,10 +112,10 @@ def test_job_rows_equal_the_ledger(db_path):
                 assert got == pytest.approx(want[key], rel=1e-12, abs=1e-15), key
         assert int(r["peak_vram_bytes"]) == want["peak_vram_bytes"]
         assert r["unknown_price"] == ("true" if want["unknown_price"] else "false")
-        assert r["session_id"] == "1" and r["host"] == "demo-box"
+        assert r["session_id"] == "1" and r["host"] == socket.gethostname()
         assert r["started_at"] == "2026-01-01T00:00:00Z"
         assert r["ended_at"] == utc_iso(DEMO_START_WALL + 40)
-        assert r["end_reason"] == "stopped"
+        assert r["end_reason"] == "clean"
 
 
 def test_costs_per_sample_after_counts_are_entered(db_path):
@@ -186,7 +173,7 @@ def test_gpu_rows_carry_the_price(db_path):
 
 
 def test_formula_tag_is_inert(db_path):
-    record_demo(db_path, ticks=10, rename={"llama3-8b-lora": EVIL_TAG})
+    record_demo(db_path, ticks=10, retag=("llama3-8b-lora", EVIL_TAG))
     text = run(db_path, "export", "--csv").stdout
     _, rows = parse(text)
     tags = [r["tag"] for r in rows]

@@ -21,8 +21,7 @@ import math
 from datetime import datetime, timezone
 from typing import IO, Callable, Iterable, Iterator, Mapping
 
-from gputab.ledger import SPECIAL_TAGS
-from gputab.store.review import SessionRecord
+from gputab.store.review import SessionRecord, session_totals
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
@@ -142,10 +141,6 @@ def _session_cells(s: SessionRecord) -> dict:
     }
 
 
-def _ratio(num: float, den: float | int | None) -> float | None:
-    return num / den if den else None
-
-
 def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
     """One dict per job per session (keys: :data:`JOB_COLUMNS`), in session order then by cost."""
     for s in sessions:
@@ -155,42 +150,6 @@ def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
             for key in JOB_COLUMNS[len(_SESSION_KEYS):]:
                 row[key] = job.get(key)
             yield row
-
-
-def session_totals(s: SessionRecord) -> dict:
-    """The ``--by session`` figures of one session, summed from its job rows (so the views agree).
-
-    ``avg_utilization`` is effective GPU-hours over the GPU-hours of the jobs whose utilization was known;
-    ``samples`` and ``tokens`` sum what the real jobs reported (None when none did).
-    """
-    cost = math.fsum(j.get("cost_usd") or 0.0 for j in s.jobs)
-    energy = math.fsum(j.get("energy_kwh") or 0.0 for j in s.jobs)
-    hours = math.fsum(j.get("gpu_hours") or 0.0 for j in s.jobs)
-    eff = math.fsum(j.get("effective_gpu_hours") or 0.0 for j in s.jobs)
-    util_hours = math.fsum(j.get("gpu_hours") or 0.0 for j in s.jobs if j.get("avg_utilization") is not None)
-    real = [j for j in s.jobs if j.get("tag") not in SPECIAL_TAGS]
-    samples = [j["samples"] for j in real if j.get("samples") is not None]
-    tokens = [j["tokens"] for j in real if j.get("tokens") is not None]
-    by_tag = {j.get("tag"): j for j in s.jobs}
-    # A session still recording (or one that crashed) lasts until its last committed tick so far.
-    end_wall = s.ended_wall if s.ended_wall is not None else s.last_wall
-    duration = end_wall - s.started_wall if end_wall is not None and s.started_wall is not None else None
-    return {
-        "duration_s": duration,
-        "jobs": len(real),
-        "gpu_count": len(s.gpus),
-        "cost_usd": cost,
-        "idle_cost_usd": (by_tag.get("(idle)") or {}).get("cost_usd") or 0.0,
-        "unobserved_cost_usd": (by_tag.get("(unobserved)") or {}).get("cost_usd") or 0.0,
-        "gpu_hours": hours,
-        "effective_gpu_hours": eff,
-        "avg_utilization": _ratio(eff, util_hours),
-        "energy_kwh": energy,
-        "samples": sum(samples) if samples else None,
-        "tokens": sum(tokens) if tokens else None,
-        "cost_per_effective_gpu_hour_usd": _ratio(cost, eff),
-        "unknown_price": any(j.get("unknown_price") for j in s.jobs) or any(g.get("unknown_price") for g in s.gpus),
-    }
 
 
 def session_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
