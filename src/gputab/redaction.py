@@ -40,6 +40,7 @@ _TOKEN_SHAPES = re.compile(
 # `scheme://user:password@host` and `scheme://token@host`: the whole user-info goes, since either part may be
 # the secret (`https://oauth2:TOKEN@gitlab...`, `https://TOKEN@github.com/...`).
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_AUTH_SCHEMES = {"bearer", "basic", "token", "digest"}
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 # `--name=value`, `-n=value`, `NAME=value`: the name is an identifier-like word.
 _ASSIGNMENT = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=(.+)$", re.DOTALL)
@@ -70,10 +71,12 @@ def _scrub(text: str) -> str:
     return _TOKEN_SHAPES.sub(MASK, text)
 
 
-def _flag_takes_secret(word: str) -> bool:
-    """Whether ``word`` is a flag (``--token``) or header name (``Authorization:``) whose value follows it."""
+def _secret_flag(word: str) -> str | None:
+    """``"flag"`` for a flag whose value follows it (``--token``), ``"header"`` for ``Authorization:``, else None."""
     f = _FLAG.match(word)
-    return bool(f and is_secret_name(f.group(1) or f.group(2)))
+    if not f or not is_secret_name(f.group(1) or f.group(2)):
+        return None
+    return "flag" if f.group(1) else "header"
 
 
 def _redact_sequence(items: Iterable[str], redact_one: Callable[[str], str]) -> list[str]:
@@ -82,13 +85,17 @@ def _redact_sequence(items: Iterable[str], redact_one: Callable[[str], str]) -> 
     A long flag right after a secret flag is kept: the secret flag had no value (``--auth --verbose``).
     """
     out: list[str] = []
-    mask_next = False
+    pending: str | None = None  # the kind of secret flag whose value comes next
     for item in items:
-        if mask_next and item and not item.startswith("--"):
-            out.append(MASK)
-            mask_next = False
+        if pending == "header" and item.lower() in _AUTH_SCHEMES:
+            out.append(item)  # `Authorization: Bearer TOKEN`: the scheme is no secret, the word after it is
+            pending = "flag"
             continue
-        mask_next = _flag_takes_secret(item)
+        if pending and item and not item.startswith("--"):
+            out.append(MASK)
+            pending = None
+            continue
+        pending = _secret_flag(item)
         out.append(redact_one(item))
     return out
 
