@@ -51,11 +51,12 @@ def make_tick(jobs=None) -> FakeTick:
     )
     rows = [
         {"index": 0, "uuid": "GPU-aaaa", "name": gpus[0].name, "model_key": "H100-SXM", "rate_per_hour": 3.5,
-         "unknown": False, "energy_method": "counter", "cost_usd": 12.25, "energy_j": 9.0e6},
+         "unknown_price": False, "energy_method": "counter", "cost_usd": 12.25, "energy_j": 9.0e6,
+         "burn_rate_usd_per_hour": 3.5},
         {"index": 1, "uuid": "GPU-bbbb", "name": gpus[1].name, "model_key": "A100-SXM-80GB",
-         "rate_per_hour": 0.95, "unknown": True, "energy_method": "power", "cost_usd": 1.5, "energy_j": 1.0e6},
+         "rate_per_hour": 0.95, "unknown_price": True, "energy_method": "power", "cost_usd": 1.5, "energy_j": 1.0e6},
         {"index": 2, "uuid": "GPU-cccc", "name": gpus[2].name, "model_key": "H100-SXM", "rate_per_hour": 3.5,
-         "unknown": False, "energy_method": "none", "cost_usd": 0.5, "energy_j": 0.0},
+         "unknown_price": False, "energy_method": "none", "cost_usd": 0.5, "energy_j": 0.0},
     ]
     intervals = [GpuInterval(0, 1.0, 0.001, 0.0, 0.0, 650.0, "counter", 0.93, {"llama": 1.0}),
                  GpuInterval(1, 1.0, 0.0003, 0.0, 0.0, 60.0, "power", None, {IDLE: 1.0})]
@@ -115,6 +116,7 @@ def test_serves_nothing_before_the_first_tick_then_the_tick():
     assert value(s, "gputab_gpu_temperature_celsius", **gpu0) == 71.0
     assert value(s, "gputab_gpu_energy_joules_total", **gpu0) == 9.0e6
     assert value(s, "gputab_gpu_cost_dollars_total", **gpu0) == 12.25
+    assert value(s, "gputab_gpu_burn_rate_dollars_per_hour", **gpu0) == 3.5
     assert value(s, "gputab_gpu_idle", gpu="0") == 0.0 and value(s, "gputab_gpu_idle", gpu="1") == 1.0
     assert value(s, "gputab_gpu_price_dollars_per_hour", gpu="1", unknown_price="true",
                  model_key="A100-SXM-80GB") == 0.95
@@ -267,3 +269,45 @@ def test_prometheus_scrape_example_names_the_metrics_endpoint():
     text = (ROOT / "contrib/prometheus/prometheus.yml").read_text()
     assert "scrape_configs:" in text and "job_name: gputab" in text and "metrics_path: /metrics" in text
     assert re.search(r"targets:\s*\[[^\]]*:\d+", text)
+
+
+# -- the real recorder on the demo box, in-process, on a fake clock -------------------------------------------
+def test_recorder_ticks_feed_metrics_and_alerts(tmp_path):
+    import io
+
+    from gputab.alerts import AlertObserver
+    from gputab.config import AlertsConfig, Config
+    from gputab.recorder import Recorder
+    from gputab.sampling.demo import DemoBackend, FakeClock
+    from gputab.store import Store
+
+    clock = FakeClock()
+    config = Config(alerts=AlertsConfig(idle_minutes=1.0), budgets={"llama3-8b-lora": 0.2})
+    out = io.StringIO()
+    alerts = AlertObserver.from_config(config, stream=out)
+    collector = TickCollector("demo-box", alerts=lambda: alerts.active)
+
+    class Feed:
+        def on_tick(self, tick):
+            collector.update(tick)
+
+    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "db.sqlite"), config,
+                   clock=clock, wall_clock=clock.wall, observers=[alerts, Feed()])
+    rec.start()
+    for _ in range(90):
+        clock.advance(1.0)
+        rec.step()
+    rec.close()
+    fams = {f.name: f for f in collector.collect()}
+    cost = {s.labels["tag"]: s.value for s in fams["gputab_job_cost_dollars"].samples}
+    assert cost["llama3-8b-lora"] == pytest.approx(rec.ledger.jobs["llama3-8b-lora"].cost_usd)
+    assert cost[IDLE] == pytest.approx(rec.ledger.jobs[IDLE].cost_usd) and cost[IDLE] > 0
+    assert UNTAGGED in cost and not any(t.startswith("untagged:") for t in cost)
+    assert sum(cost.values()) == pytest.approx(rec.ledger.total_cost_usd)
+    (total,) = fams["gputab_cost_dollars"].samples
+    assert total.value == pytest.approx(rec.ledger.total_cost_usd)
+    idle_gpus = {s.labels["gpu"] for s in fams["gputab_gpu_idle"].samples if s.value == 1.0}
+    assert idle_gpus == {"3"}  # the demo's spare H100
+    active = {(s.labels["kind"], s.value) for s in fams["gputab_alerts_active"].samples}
+    assert ("idle_money", 1.0) in active and ("budget_exceeded", 1.0) in active
+    assert "GPU 3: idle for 1m" in out.getvalue()

@@ -152,6 +152,8 @@ class TickCollector(Collector):
         idle = fam(GaugeMetricFamily, "gputab_gpu_idle", "1 when no process held the GPU over the last interval.")
         energy = fam(CounterMetricFamily, "gputab_gpu_energy_joules_total", "Energy drawn in this session.")
         cost = fam(CounterMetricFamily, "gputab_gpu_cost_dollars_total", "Money the GPU cost in this session.")
+        burn = fam(GaugeMetricFamily, "gputab_gpu_burn_rate_dollars_per_hour", "What the GPU costs per hour now "
+                   "(rate, plus energy where energy is charged).")
         price = fam(GaugeMetricFamily, "gputab_gpu_price_dollars_per_hour", "The GPU's price per hour, "
                     "unknown_price=\"true\" when its model is not in the price table (the default rate applies).",
                     GPU_LABELS + ("model_key", "unknown_price"))
@@ -176,11 +178,13 @@ class TickCollector(Collector):
             if row:
                 energy.add_metric(labels, float(row.get("energy_j") or 0.0))
                 cost.add_metric(labels, float(row.get("cost_usd") or 0.0))
+                if row.get("burn_rate_usd_per_hour") is not None:
+                    burn.add_metric(labels, float(row["burn_rate_usd_per_hour"]))
                 if row.get("rate_per_hour") is not None:
-                    price.add_metric(labels + [str(row.get("model_key") or ""),
-                                               "true" if row.get("unknown") else "false"],
+                    unknown = row.get("unknown_price", row.get("unknown"))
+                    price.add_metric(labels + [str(row.get("model_key") or ""), "true" if unknown else "false"],
                                      float(row["rate_per_hour"]))
-        yield from (util, mem_used, mem_total, power, temp, lost, idle, energy, cost, price)
+        yield from (util, mem_used, mem_total, power, temp, lost, idle, energy, cost, burn, price)
 
     def _jobs(self, tick: Any) -> Iterator[Metric]:
         sums: dict[str, dict[str, float]] = {}
