@@ -1,0 +1,306 @@
+"""gputab's benchmark, side by side with nvitop and gpustat on the same 8 fake GPUs: ``python bench/run.py``.
+
+Every row runs in this one invocation, several repetitions each (medians), interleaving the tools so that a slow
+moment of the machine does not fall on one tool only. The table goes to stdout and to ``bench/RESULTS.md``.
+
+    python bench/run.py            # the full run (about 8 minutes on 2 cores)
+    python bench/run.py --quick    # one short repetition of each row (about 2 minutes), for a smoke test
+
+The GPUs are the project's fake NVML (tests/fakenvml) with 8 H100s and 8 real child processes on them, loaded
+through LD_LIBRARY_PATH by every tool, so all three read the same library through the same pynvml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fakegpus import FakeBox  # noqa: E402
+from measure import measure_headless, measure_pty, median  # noqa: E402
+
+PY = sys.executable
+WORKLOADS = HERE / "workloads"
+MIB = 1 << 20
+
+
+class Table:
+    """Rows of (what, gputab, nvitop, gpustat, ratio gputab/nvitop, how)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, what: str, gputab: str, nvitop: str = "—", gpustat: str = "—", ratio: str = "—",
+            how: str = "") -> None:
+        row = dict(what=what, gputab=gputab, nvitop=nvitop, gpustat=gpustat, ratio=ratio, how=how)
+        self.rows.append(row)
+        print(f"  {what}: gputab {gputab} | nvitop {nvitop} | gpustat {gpustat} | ratio {ratio}", flush=True)
+
+    def markdown(self) -> str:
+        out = ["| measure | gputab | nvitop | gpustat | gputab / nvitop | how |",
+               "| --- | ---: | ---: | ---: | ---: | --- |"]
+        for r in self.rows:
+            out.append(f"| {r['what']} | {r['gputab']} | {r['nvitop']} | {r['gpustat']} | {r['ratio']} | {r['how']} |")
+        return "\n".join(out)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "—"
+
+
+def run_json(argv: list[str], env: dict, timeout: float = 300) -> dict:
+    """Run a workload script and parse the JSON on its last stdout line."""
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"{' '.join(map(str, argv))} failed ({r.returncode}): {r.stderr[-1500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for dist in ("gputab", "nvitop", "gpustat", "nvidia-ml-py", "textual", "sqlite-utils", "psutil"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    import sqlite3
+
+    out["SQLite"] = sqlite3.sqlite_version
+    out["Python"] = platform.python_version()
+    return out
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    return (f"{platform.system()} {platform.release()} ({platform.machine()}), {model}, {os.cpu_count()} logical "
+            f"cores, {psutil.virtual_memory().total / (1 << 30):.1f} GiB RAM, no GPU")
+
+
+# --- rows -------------------------------------------------------------------------------------------------------
+
+
+def bench_poll_latency(box: FakeBox, t: Table, reps: int, polls: int) -> None:
+    per_gpu = {"gputab": [], "nvitop": []}
+    for _ in range(reps):
+        for tool in per_gpu:
+            d = run_json([PY, str(WORKLOADS / "poll_latency.py"), tool, str(polls)], box.env())
+            per_gpu[tool].append(median(d["times"]) / d["gpus"])
+    g, n = median(per_gpu["gputab"]) * 1e6, median(per_gpu["nvitop"]) * 1e6
+    t.add("poll latency per GPU (8 GPUs, 8 processes)", f"{g:.1f} µs", f"{n:.1f} µs", "—", ratio(g, n),
+          f"median of {reps} x {polls} polls; `NvmlBackend.poll()` vs nvitop `Device` API reading the same figures")
+
+
+def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path) -> None:
+    """TUI CPU % at 1 Hz in a 120x40 pty, and RSS; nvitop interactive and `gpustat -i 1` alike."""
+    bindir = Path(PY).parent
+    tools = {
+        "gputab": [str(bindir / "gputab"), "--interval", "1"],
+        "nvitop": [str(bindir / "nvitop"), "--interval", "1"],
+        "gpustat": [str(bindir / "gpustat"), "-i", "1"],
+    }
+    cpu = {k: [] for k in tools}
+    rss = {k: [] for k in tools}
+    for rep in range(reps):
+        for tool, argv in tools.items():
+            env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
+                          GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
+            u = measure_pty(argv, env, warmup, window)
+            cpu[tool].append(u.cpu_pct)
+            rss[tool].append(u.rss_bytes)
+    c = {k: median(v) for k, v in cpu.items()}
+    r = {k: median(v) / MIB for k, v in rss.items()}
+    how = (f"median of {reps} runs; CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
+           f"120x40 pty; `gputab --interval 1`, `nvitop --interval 1`, `gpustat -i 1`")
+    t.add("live view CPU % of a core at 1 Hz", f"{c['gputab']:.1f} %", f"{c['nvitop']:.1f} %",
+          f"{c['gpustat']:.1f} %", ratio(c["gputab"], c["nvitop"]), how)
+    t.add("live view RSS", f"{r['gputab']:.0f} MiB", f"{r['nvitop']:.0f} MiB", f"{r['gpustat']:.0f} MiB",
+          ratio(r["gputab"], r["nvitop"]), "same runs, RSS at the end of the window")
+
+
+def bench_recorder(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path) -> None:
+    """Headless `gputab record --interval 1`: CPU % of a core and CPU per tick."""
+    cpu, rss = [], []
+    for rep in range(reps):
+        env = box.env(GPUTAB_DB=str(work / f"rec-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
+                      GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
+        u = measure_headless([PY, "-m", "gputab", "record", "--interval", "1"], env, warmup, window)
+        cpu.append(u.cpu_pct)
+        rss.append(u.rss_bytes)
+    c = median(cpu)
+    t.add("recorder CPU % of a core at 1 Hz (headless)", f"{c:.2f} %", how=(
+        f"median of {reps} runs of `gputab record --interval 1`, CPU over {window:.0f} s after {warmup:.0f} s"))
+    t.add("recorder CPU per tick", f"{c * 10:.2f} ms", how="CPU % x 1 s / 100: one tick a second, all work included")
+    t.add("recorder RSS", f"{median(rss) / MIB:.0f} MiB", how="same runs")
+
+
+def bench_workload(name: str, t: Table, env: dict, args: list[str], timeout: float = 400) -> dict:
+    return run_json([PY, str(WORKLOADS / f"{name}.py"), *args], env, timeout=timeout)
+
+
+def _wall(argv: list[str], env: dict, timeout: float = 300) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))} failed ({r.returncode}): {r.stderr[-1500:]}")
+    return elapsed
+
+
+def bench_store(t: Table, env: dict, work: Path, quick: bool) -> None:
+    """Open a 30-day 8-GPU session in review; export a year of sessions to CSV."""
+    reps = 3 if quick else 5
+    month = work / "month.db"
+    gen = bench_workload("store_data", t, env, ["month", str(month)], timeout=600)
+    menv = dict(env, GPUTAB_DB=str(month))
+    show = [PY, "-m", "gputab", "show", str(gen["session"]), "--json"]
+    opened = median([_wall(show, menv) for _ in range(reps)])
+    t.add("open a 30-day 8-GPU session in review", f"{opened * 1000:.0f} ms", how=(
+        f"median of {reps} x `gputab show ID --json` (process start included) on a {gen['bytes'] / MIB:.0f} MiB "
+        f"database: {gen['rows']['gpu_samples']:,} GPU and {gen['rows']['job_samples']:,} job series rows, "
+        f"generated through SessionWriter in {gen['seconds']:.0f} s"))
+    series = bench_workload("store_data", t, env, ["series", str(month), str(gen["session"]), str(reps)])
+    t.add("load that session's job series (charts)", f"{median(series['times']) * 1000:.0f} ms", how=(
+        f"median of {reps} x `load_session` + `job_series` of every job, in process: {series['points']:,} points"))
+    year = work / "year.db"
+    gen = bench_workload("store_data", t, env, ["year", str(year)])
+    yenv = dict(env, GPUTAB_DB=str(year))
+    out = work / "year.csv"
+    exported = median([_wall([PY, "-m", "gputab", "export", "--csv", "--all", "-o", str(out)], yenv)
+                       for _ in range(reps)])
+    rows = sum(1 for _ in out.open()) - 1
+    t.add("export a year of sessions to CSV", f"{exported * 1000:.0f} ms", how=(
+        f"median of {reps} x `gputab export --csv --all -o FILE` (process start included): 365 daily 8-GPU "
+        f"sessions, {rows:,} job rows; totals only, no series (export reads none)"))
+    start = median([_wall([PY, "-m", "gputab", "--help"], env) for _ in range(reps)])
+    t.add("for reference: `gputab --help` (process start)", f"{start * 1000:.0f} ms", how="same machine, same runs")
+
+
+def bench_report(t: Table, env: dict, quick: bool) -> None:
+    calls = 50_000 if quick else 500_000
+    runs = [bench_workload("report_cost", t, env, [str(calls)]) for _ in range(1 if quick else 3)]
+    per = median([r["per_call_s"] for r in runs]) * 1e6
+    first = median([r["first_s"] for r in runs]) * 1e3
+    imp = median([r["import_s"] for r in runs]) * 1e3
+    t.add("`gputab.report()` per call", f"{per:.2f} µs", how=(
+        f"median over batches of 1000 calls, {calls:,} calls, {len(runs)} runs; the first call (starts the "
+        f"flush thread) {first:.1f} ms; `import gputab` {imp:.1f} ms"))
+
+
+def bench_soak(t: Table, env: dict, work: Path, quick: bool) -> None:
+    """Simulated day at 1 Hz: database bytes per GPU-day, memory at start and end, CPU per step."""
+    hours = 2.0 if quick else 24.0
+    db = work / "soak.db"
+    d = bench_workload("sim_recorder", t, env, [str(hours), str(db)], timeout=900)
+    per_gpu_day = d["bytes"] / d["gpus"] * (24.0 / hours)
+    scaled = "" if hours == 24 else f" (measured over {hours:g} h, scaled to a day)"
+    t.add("database bytes per GPU-day at 1 s", f"{per_gpu_day / 1024:.0f} KiB", how=(
+        f"`Recorder.step()` {d['steps']:,} times on a simulated clock (1 s a step, commits every 2 s simulated, "
+        f"series step 10 s), 8 fake GPUs with 8 processes; file size at close / 8{scaled}"))
+    t.add(f"soak: {hours:g} h at 1 Hz (simulated clock), RSS start -> end",
+          f"{d['rss_start'] / MIB:.1f} -> {d['rss_end'] / MIB:.1f} MiB", how=(
+              f"RSS after the first step and after the last; hourly: "
+              f"{', '.join(f'{x / MIB:.1f}' for x in d['rss_hourly'])} MiB; ran in {d['wall_s']:.0f} s real time"))
+    t.add("recorder CPU per tick, in process (simulated clock)", f"{d['cpu_s'] / d['steps'] * 1000:.2f} ms",
+          how="process CPU time of the soak / steps: poll, attribution, ledger, series, commits")
+
+
+def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[str]) -> None:
+    v = versions()
+    lines = [
+        "# gputab benchmark results",
+        "",
+        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(argv)}` "
+        f"({'quick: one short repetition, not for comparison' if quick else 'full run'}), in {elapsed:.0f} s.",
+        "",
+        f"- Machine: {machine()}.",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "- GPUs: the project's fake NVML (`tests/fakenvml`) scripted with 8 H100s and 8 real child processes "
+        "(one per GPU, with SM samples), loaded by every tool through `LD_LIBRARY_PATH`; functions the fake does "
+        "not implement answer NOT_SUPPORTED (see `bench/fakegpus.py`).",
+        "- **Real hardware: not measured.** No GPU machine was lent to this session; every figure is on the fake "
+        "library, so NVML's own latency (driver calls of 0.1-10 ms on real GPUs) is not in them.",
+        "",
+        t.markdown(),
+        "",
+        "Ratios are gputab / nvitop (below 1: gputab uses less). CPU % is of one core, summed over the process "
+        "and its children, measured from the kernel's accounting after a warm-up; RSS is resident memory at the "
+        "end of the window.",
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        ".venv/bin/pip install -e '.[bench]'   # nvitop and gpustat",
+        ".venv/bin/python bench/run.py         # full run, writes this file",
+        ".venv/bin/python bench/run.py --quick # smoke test (one short repetition)",
+        "```",
+        "",
+    ]
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one short repetition of each row (smoke test)")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the table")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these row groups (for development)")
+    args = ap.parse_args()
+
+    reps = 1 if args.quick else 3
+    warmup, window = (3.0, 6.0) if args.quick else (4.0, 20.0)
+    started = time.monotonic()
+    t = Table()
+    with tempfile.TemporaryDirectory(prefix="gputab-bench-") as tmp:
+        work = Path(tmp)
+        box = FakeBox(work)
+        env = box.env(GPUTAB_DATA_DIR=str(work / "data"), GPUTAB_CONFIG=str(work / "none.toml"),
+                      GPUTAB_SPOOL=str(work / "spool"), GPUTAB_DB=str(work / "w.db"))
+        groups = {
+            "poll": lambda: bench_poll_latency(box, t, reps, 50 if args.quick else 300),
+            "live": lambda: bench_interactive(box, t, reps, warmup, window, work),
+            "recorder": lambda: bench_recorder(box, t, reps, warmup, window, work),
+            "store": lambda: bench_store(t, env, work, args.quick),
+            "report": lambda: bench_report(t, env, args.quick),
+            "soak": lambda: bench_soak(t, env, work, args.quick),
+        }
+        try:
+            for name, fn in groups.items():
+                if args.only and name not in args.only:
+                    continue
+                print(f"[{time.monotonic() - started:5.0f} s] {name}", flush=True)
+                try:
+                    fn()
+                except Exception as exc:  # one broken row must not cost the others; the table says what failed
+                    print(f"  {name} FAILED: {exc}", file=sys.stderr, flush=True)
+                    t.add(f"{name}: not measured", "failed", how=str(exc).splitlines()[0][:200])
+        finally:
+            box.close()
+    elapsed = time.monotonic() - started
+    write_results(args.out, t, elapsed, args.quick, ["python", "bench/run.py", *sys.argv[1:]])
+    print(f"wrote {args.out} in {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
