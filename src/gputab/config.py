@@ -7,6 +7,8 @@ A bad file is refused with the file, the line and what is wrong (exit 2). Layers
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import re
 import tomllib
@@ -150,7 +152,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     except _Invalid as exc:
         line = _line_of(text, exc.keypath)
         where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {'.'.join(map(str, exc.keypath)) or 'config'}: {exc.msg}") from None
+        raise ConfigError(f"{where}: {_dotted(exc.keypath) or 'config'}: {exc.msg}") from None
     _check_values(cfg, text, source)
     return dataclasses.replace(cfg, path=source)
 
@@ -200,6 +202,9 @@ def _build(tp: Any, value: Any, keypath: tuple) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid(keypath, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            # TOML allows nan/inf; a nan rate would make every cost nan and every comparison false.
+            raise _Invalid(keypath, f"must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -214,6 +219,11 @@ def _build(tp: Any, value: Any, keypath: tuple) -> Any:
             raise _Invalid(keypath, f"expected a string, got {value!r}")
         return value
     raise _Invalid(keypath, f"unsupported type {tp}")
+
+
+def _dotted(keypath: tuple) -> str:
+    """``prices.models.H100-SXM``; keys that are not bare TOML keys are quoted so a message stays one line."""
+    return ".".join(str(k) if re.fullmatch(r"[A-Za-z0-9_-]+", str(k)) else json.dumps(str(k)) for k in keypath)
 
 
 def _line_of(text: str, keypath: tuple) -> int | None:
@@ -233,7 +243,7 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
     def fail(keypath: tuple, msg: str) -> None:
         line = _line_of(text, keypath)
         where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {'.'.join(map(str, keypath))}: {msg}")
+        raise ConfigError(f"{where}: {_dotted(keypath)}: {msg}")
 
     r = cfg.recorder
     for name in ("interval", "commit_interval", "series_interval"):

@@ -146,28 +146,21 @@ def test_structured_config_is_accepted_valid_or_refused_with_where(doc):
     assert cfg.metrics.port is None or 0 < cfg.metrics.port < 65536
 
 
-_NON_FINITE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="config.py accepts nan/inf: _build's float branch does not check math.isfinite and the range checks "
-           "in _check_values are written as `v < 0` / `v < 1.5`, which nan passes (reported, issue 8)",
-)
-
-
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 @pytest.mark.parametrize("text", [
     "[recorder]\ninterval = {}",
     "[recorder]\ncommit_interval = {}",
     "[recorder]\nseries_interval = {}",
     "[prices]\npue = {}",
-    pytest.param("[recorder]\ngap_factor = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices]\ndefault_rate = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices]\nprice_per_kwh = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[budgets]\ntrain = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices.models.H100-SXM]\nrate_per_hour = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices.gpus.0]\npurchase_price = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices.gpus.0]\nuseful_life_years = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[prices.gpus.0]\noverhead_per_hour = {}", marks=_NON_FINITE_BUG),
-    pytest.param("[alerts]\nlow_utilization_pct = {}", marks=_NON_FINITE_BUG),
+    "[recorder]\ngap_factor = {}",
+    "[prices]\ndefault_rate = {}",
+    "[prices]\nprice_per_kwh = {}",
+    "[budgets]\ntrain = {}",
+    "[prices.models.H100-SXM]\nrate_per_hour = {}",
+    "[prices.gpus.0]\npurchase_price = {}",
+    "[prices.gpus.0]\nuseful_life_years = {}",
+    "[prices.gpus.0]\noverhead_per_hour = {}",
+    "[alerts]\nlow_utilization_pct = {}",
 ])
 def test_non_finite_numbers_are_refused(text, bad):
     """TOML has nan and inf. A nan rate or budget turns every cost into nan (and conservation into nan == nan,
