@@ -1,0 +1,232 @@
+"""The gputab live app: the App, its factory (for the CLI and the tests) and ``run_app``.
+
+The poll runs in one thread (:mod:`gputab.tui.poller`) that owns the feed: it records the session itself, or
+attaches to a running recorder read-only (:mod:`gputab.tui.feed`). The app asks for a poll, the thread posts a
+:class:`FrameReady` back, the visible view updates its widgets in place, and only then is the next poll
+scheduled (``set_timer``), so a slow poll never stacks up behind another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Callable
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding
+
+from gputab.tui.feed import Feed, open_feed
+from gputab.tui.frame import Frame, GpuHistory
+from gputab.tui.gpus_screen import GpusScreen
+from gputab.tui.jobs_screen import JobsScreen
+from gputab.tui.live_screen import LiveScreen
+from gputab.tui.messages import FrameReady, PollFailed
+from gputab.tui.poller import Poller
+from gputab.tui.processes_screen import ProcessesScreen
+from gputab.tui.tag_screen import TagScreen
+
+VIEWS = ("jobs", "gpus", "processes")
+
+
+class GputabApp(App):
+    """Live costs of every GPU and job on this host.
+
+    Args:
+        open_feed: builds the feed (called in the poll thread).
+        interval: seconds between the end of one poll and the start of the next.
+        start_polling: False for tests that drive polls by hand with :meth:`poll_now` (no timers).
+    """
+
+    TITLE = "gputab"
+    MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen}
+    DEFAULT_MODE = "jobs"
+    BINDINGS = [
+        Binding("1", "view('jobs')", "Jobs"),
+        Binding("2", "view('gpus')", "GPUs"),
+        Binding("3", "view('processes')", "Procs"),
+        Binding("t", "tag", "Tag"),
+        Binding("r", "refresh", "Poll now", show=False),
+        Binding("question_mark", "keys", "Keys"),
+        Binding("q", "quit", "Quit"),
+    ]
+    # Dark, no background images, ANSI-friendly: what a terminal over SSH renders well.
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True) -> None:
+        super().__init__()
+        self.interval = interval
+        self.start_polling = start_polling
+        self.poller: Poller[Feed] = Poller(open_feed)
+        self.frame: Frame | None = None
+        self.history = GpuHistory()
+        self.close_reason = "quit"
+        self.frames_shown = 0
+        self._timer = None
+        self._closing = False
+        self.handle_signals = False
+        """True in a real terminal (``run_app``): SIGHUP/SIGTERM close the session. Tests leave them alone."""
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.handle_signals:
+            self.install_signal_handlers()
+        self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
+        if self.start_polling:
+            self._request_poll()
+
+    def install_signal_handlers(self) -> None:
+        """Close the session cleanly on SIGHUP (the SSH connection dropped) and SIGTERM, like the recorder."""
+        loop = asyncio.get_running_loop()
+        for sig, reason in ((signal.SIGHUP, "sighup"), (signal.SIGTERM, "sigterm")):
+            loop.add_signal_handler(sig, self._exit_on_signal, reason)
+
+    def _exit_on_signal(self, reason: str) -> None:
+        self.close_reason = reason
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.close_feed()
+
+    def close_feed(self) -> None:
+        """Stop polling and close the session (after the poll in flight, if any). Idempotent."""
+        self._closing = True
+        if self._timer is not None:
+            self._timer.stop()
+        reason = self.close_reason
+        self.poller.stop(close=lambda feed: feed.close(reason))
+
+    # -- polling ------------------------------------------------------------------------------------------------
+    def _request_poll(self) -> None:
+        self._timer = None
+        if self._closing:
+            return
+        started = time.monotonic()
+
+        def done(fut) -> None:  # runs in the poll thread; post_message is thread-safe
+            exc = fut.exception()
+            if exc is not None:
+                self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                self.post_message(FrameReady(fut.result(), time.monotonic() - started))
+
+        self.poller.submit(lambda feed: feed.poll()).add_done_callback(done)
+
+    def _schedule_next(self, took: float) -> None:
+        if self.start_polling and not self._closing and self._timer is None:
+            # Keep the cadence near the interval without ever overlapping: the wait starts after the poll ended.
+            self._timer = self.set_timer(max(0.05, self.interval - took), self._request_poll)
+
+    @on(FrameReady)
+    def _frame_ready(self, message: FrameReady) -> None:
+        self.show(message.frame)
+        self._schedule_next(message.took)
+
+    @on(PollFailed)
+    def _poll_failed(self, message: PollFailed) -> None:
+        self.notify(message.error, title="poll failed", severity="error", timeout=4)
+        self._schedule_next(0.0)
+
+    async def poll_now(self) -> Frame:
+        """Poll once and show the result (tests and the screenshot script drive the app with this)."""
+        frame = await asyncio.wrap_future(self.poller.submit(lambda feed: feed.poll()))
+        self.show(frame)
+        return frame
+
+    def show(self, frame: Frame) -> None:
+        """Make ``frame`` the current one and refresh the visible view."""
+        self.frame = frame
+        self.history.add(frame)
+        self.frames_shown += 1
+        screen = self.screen
+        if isinstance(screen, LiveScreen):
+            screen.refresh_frame(frame, self.history)
+        else:
+            # A dialog is on top: refresh the view underneath so it is current when the dialog closes.
+            for s in reversed(self.screen_stack):
+                if isinstance(s, LiveScreen):
+                    s.refresh_frame(frame, self.history)
+                    break
+
+    # -- actions ------------------------------------------------------------------------------------------------
+    def action_view(self, name: str) -> None:
+        if name in VIEWS and self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_refresh(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._request_poll()
+
+    def action_keys(self) -> None:
+        if self.screen.query("KeyPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_tag(self) -> None:
+        """Tag the selected process (processes view) or every process of the selected job (jobs view)."""
+        frame, screen = self.frame, self.screen
+        if frame is None:
+            return
+        if not frame.can_tag:
+            self.notify("attached read-only to another recorder: tag in that session (`gputab run --tag`)",
+                        severity="warning")
+            return
+        if isinstance(screen, ProcessesScreen):
+            proc = screen.selected_process()
+            if proc is None:
+                self.notify("no process selected", severity="warning")
+                return
+            target = f"process {proc.pid} on GPU {proc.gpu_index} ({proc.user or '?'}: {proc.command[:60]})"
+            self.push_screen(TagScreen(target, proc.tag), lambda tag: self._apply_tag(tag, pid=proc.pid))
+        elif isinstance(screen, JobsScreen):
+            job = screen.selected_job()
+            if job is None or job.startswith("("):
+                self.notify("select a job (not a bucket such as (idle)) to tag its processes", severity="warning")
+                return
+            self.push_screen(TagScreen(f"every process of job {job}", job), lambda tag: self._apply_tag(tag, job=job))
+        else:
+            self.notify("tag from the jobs (1) or processes (3) view", severity="information")
+
+    def _apply_tag(self, tag: str | None, pid: int | None = None, job: str | None = None) -> None:
+        if not tag:
+            return
+
+        def run(feed: Feed) -> str:
+            return feed.tag_process(pid, tag) if pid is not None else feed.tag_job(job, tag)
+
+        def done(fut) -> None:
+            exc = fut.exception()
+            if exc is not None:
+                self.call_from_thread(self.notify, str(exc), title="not tagged", severity="error")
+            else:
+                self.call_from_thread(self.notify, fut.result(), title="tagged")
+
+        self.poller.submit(run).add_done_callback(done)
+        self.action_refresh()
+
+
+def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
+               interval: float = 1.0, start_polling: bool = True) -> GputabApp:
+    """Build the app for a CLI context (demo or NVML, database, config).
+
+    Args:
+        ctx: the CLI's :class:`gputab.cli.context.AppContext`.
+        clock: monotonic clock for the backend and the recorder (tests pass a ``FakeClock``).
+        wall_clock: wall clock (Unix seconds), e.g. ``FakeClock.wall``.
+        interval: seconds between polls.
+        start_polling: False to drive polls by hand (``await app.poll_now()``).
+    """
+    return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval),
+                     interval=interval, start_polling=start_polling)
+
+
+def run_app(ctx, interval: float | None = None) -> None:
+    """Run the live app in this terminal until the user quits or the terminal goes away."""
+    app = create_app(ctx, interval=interval or ctx.config.recorder.interval or 1.0)
+
+    app.handle_signals = True
+    app.run()
+    app.close_feed()  # on_unmount already did; this covers an app that failed before mounting

@@ -1,0 +1,153 @@
+"""What one refresh of the screen shows: a frozen view model built from a recorder tick or from the store.
+
+Widgets read only these records, so the same panels serve a session this app records and one it attaches to,
+and tests can build frames by hand. ``None`` means "not available" all the way to the screen.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+RECORDING = "recording"
+ATTACHED = "attached"
+NOT_RECORDING = "not recording"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    """One GPU: the hardware figures of the latest sample and what it costs."""
+
+    index: int
+    uuid: str
+    name: str
+    model_key: str | None = None
+    lost: bool = False
+    utilization_pct: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    temperature_c: float | None = None
+    rate_per_hour: float | None = None
+    unknown_price: bool = False
+    energy_method: str | None = None
+    cost_usd: float | None = None
+    burn_rate_usd_per_hour: float | None = None
+
+    @property
+    def memory_fraction(self) -> float | None:
+        """Used / total VRAM, or None when either is not reported."""
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return self.memory_used_bytes / self.memory_total_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """One job (tag) of the session, as the ledger totals it."""
+
+    tag: str
+    cost_usd: float
+    burn_rate_usd_per_hour: float
+    gpu_hours: float
+    effective_gpu_hours: float
+    avg_utilization: float | None
+    vram_bytes: int | None
+    gpus: tuple[int, ...] = ()
+    samples: int | None = None
+    cost_per_1k_samples_usd: float | None = None
+    unknown_price: bool = False
+    special: bool = False
+    """``(idle)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
+
+    @classmethod
+    def from_json(cls, d: dict) -> "JobView":
+        """From a ``JobTotals.to_json()`` dict (the project-wide job keys)."""
+        tag = d["tag"]
+        samples = d.get("samples")
+        per_1k = d.get("cost_per_1k_samples_usd")
+        if per_1k is None and samples and d.get("cost_usd") is not None:
+            per_1k = d["cost_usd"] / samples * 1000
+        return cls(
+            tag=tag,
+            cost_usd=d.get("cost_usd") or 0.0,
+            burn_rate_usd_per_hour=d.get("burn_rate_usd_per_hour") or 0.0,
+            gpu_hours=d.get("gpu_hours") or 0.0,
+            effective_gpu_hours=d.get("effective_gpu_hours") or 0.0,
+            avg_utilization=d.get("avg_utilization"),
+            vram_bytes=d.get("vram_bytes"),
+            gpus=tuple(d.get("gpus") or ()),
+            samples=samples,
+            cost_per_1k_samples_usd=per_1k,
+            unknown_price=bool(d.get("unknown_price")),
+            special=tag.startswith("(") and tag.endswith(")"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessView:
+    """One process on one GPU and the tag it is charged to."""
+
+    pid: int
+    gpu_index: int
+    user: str | None
+    command: str
+    """Already redacted by attribution (secrets in arguments never reach the screen)."""
+    used_memory_bytes: int | None
+    sm_pct: float | None
+    tag: str | None
+    source: str
+    """How the tag was found: env, inherited, key, rule, container, manual, untagged, gone."""
+
+    @property
+    def key(self) -> str:
+        """Row key: a process can hold several GPUs, one row each."""
+        return f"{self.pid}@{self.gpu_index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything one screen refresh shows."""
+
+    host: str
+    state: str
+    """``recording``, ``attached`` or ``not recording``."""
+    state_note: str = ""
+    """Why not recording, or whose recorder this app is attached to."""
+    session_id: int | None = None
+    started_wall: float | None = None
+    elapsed_s: float | None = None
+    total_cost_usd: float = 0.0
+    burn_rate_usd_per_hour: float = 0.0
+    gpus: tuple[GpuView, ...] = ()
+    jobs: tuple[JobView, ...] = ()
+    processes: tuple[ProcessView, ...] = ()
+    notes: tuple[str, ...] = ()
+    can_tag: bool = True
+    """False when attached read-only: tags are then given in the recorder's session, not here."""
+
+
+def sort_jobs(jobs) -> tuple[JobView, ...]:
+    """Most expensive first; the ``(idle)``/``(unobserved)`` buckets after the real jobs."""
+    return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))
+
+
+@dataclass
+class GpuHistory:
+    """The last ``size`` utilization and power readings of each GPU, for the sparklines.
+
+    Kept by the app, not the widgets, so a view that was hidden shows the full history when it comes back.
+    """
+
+    size: int = 120
+    utilization: dict[int, deque] = field(default_factory=dict)
+    power: dict[int, deque] = field(default_factory=dict)
+
+    def add(self, frame: Frame) -> None:
+        """Append the frame's readings; a lost GPU or a missing metric appends None (drawn as a gap)."""
+        for g in frame.gpus:
+            util = self.utilization.setdefault(g.index, deque(maxlen=self.size))
+            power = self.power.setdefault(g.index, deque(maxlen=self.size))
+            util.append(None if g.lost else g.utilization_pct)
+            power.append(None if g.lost else g.power_w)

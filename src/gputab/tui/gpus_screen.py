@@ -1,0 +1,44 @@
+"""The GPU view: a card per GPU with its price, bars and utilization / power history."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+
+from gputab.tui.frame import Frame, GpuHistory
+from gputab.tui.live_screen import LiveScreen
+from gputab.tui.widgets.gpus import GpuCard
+
+
+class GpusScreen(LiveScreen):
+    """GPU cards in a scrolling grid: one column on a narrow terminal, two from 160 columns."""
+
+    CSS_PATH = ["live_screen.tcss", "gpus_screen.tcss"]
+    TITLE_TEXT = "GPUs: price, load and history"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+
+    def compose_body(self) -> ComposeResult:
+        yield VerticalScroll(id="gpu-cards")
+
+    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+        box = self.query_one("#gpu-cards", VerticalScroll)
+        cards = {c.index: c for c in box.query(GpuCard)}
+        wanted = {g.index for g in frame.gpus}
+        for index, card in cards.items():
+            if index not in wanted:
+                card.remove()
+        new = [GpuCard(g.index) for g in frame.gpus if g.index not in cards]
+        if new:
+            # Mounting is asynchronous: fill the new cards once they exist, the next tick refreshes them anyway.
+            box.mount_all(new)
+            self.call_after_refresh(self._fill, frame, history)
+            return
+        self._fill(frame, history)
+
+    def _fill(self, frame: Frame, history: GpuHistory) -> None:
+        box = self.query_one("#gpu-cards", VerticalScroll)
+        cards = {c.index: c for c in box.query(GpuCard)}
+        for g in frame.gpus:
+            card = cards.get(g.index)
+            if card is not None and card.is_mounted:
+                card.show(g, history.utilization.get(g.index, ()), history.power.get(g.index, ()))

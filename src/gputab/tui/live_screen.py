@@ -1,0 +1,57 @@
+"""What every view shares: the session header on top, the footer with the keys below, the latest frame."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from gputab.tui.frame import Frame, GpuHistory
+from gputab.tui.widgets.header import SessionHeader
+
+
+class LiveScreen(Screen):
+    """A view of the live session. Subclasses compose their body and implement :meth:`show_frame`.
+
+    Only the visible view is refreshed on a tick; a view coming back into sight refreshes from the app's latest
+    frame (and the history the app keeps), so hiding a view loses nothing.
+    """
+
+    CSS_PATH = "live_screen.tcss"
+    TITLE_TEXT = ""
+
+    def compose(self) -> ComposeResult:
+        yield SessionHeader(id="session-header")
+        yield Static(self.TITLE_TEXT, id="view-title")
+        yield from self.compose_body()
+        yield Static("", id="notes")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The view's own widgets."""
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        frame = getattr(self.app, "frame", None)
+        if frame is not None:
+            self.refresh_frame(frame, self.app.history)
+
+    def refresh_frame(self, frame: Frame, history: GpuHistory) -> None:
+        """Show ``frame`` in the header, the body and the notes line."""
+        self.query_one(SessionHeader).show(frame)
+        self.show_frame(frame, history)
+        notes = self.notes_for(frame)
+        note = self.query_one("#notes", Static)
+        note.display = bool(notes)
+        if notes:
+            note.update(" · ".join(notes))
+
+    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+        """Refresh the body from ``frame``."""
+
+    def notes_for(self, frame: Frame) -> list[str]:
+        """Short lines under the body: poll errors, unknown prices."""
+        notes = list(frame.notes)
+        if any(g.unknown_price for g in frame.gpus):
+            notes.append("? = GPU model not in the price table: charged at the default rate")
+        return notes

@@ -1,0 +1,1 @@
+"""Small widgets of the live app: each shows one part of a :class:`gputab.tui.frame.Frame`."""

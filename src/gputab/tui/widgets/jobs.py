@@ -1,0 +1,64 @@
+"""The jobs table: every tag of the session, most expensive first, with the figures that explain the cost."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from gputab.tui import format as fmt
+from gputab.tui.frame import JobView
+from gputab.tui.widgets.table import KeyedTable
+
+UNKNOWN_MARK = "?"
+"""Appended to a cost that includes a GPU priced at the default rate (model not in the price table)."""
+
+
+def gpu_list(gpus: tuple[int, ...]) -> str:
+    """``0,1`` or ``0-3``: which GPUs a job held."""
+    if not gpus:
+        return "-"
+    if len(gpus) > 2 and list(gpus) == list(range(gpus[0], gpus[-1] + 1)):
+        return f"{gpus[0]}-{gpus[-1]}"
+    return ",".join(map(str, gpus))
+
+
+def job_cells(job: JobView) -> tuple:
+    """One row of the table. Cost and burn rate come first: they are what the user came for."""
+    cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
+    tag = Text(job.tag, style="dim" if job.special else "")
+    return (
+        tag,
+        cost,
+        fmt.rate(job.burn_rate_usd_per_hour),
+        gpu_list(job.gpus),
+        fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
+        fmt.gib(job.vram_bytes) if job.vram_bytes else "-",
+        fmt.hours(job.gpu_hours),
+        fmt.hours(job.effective_gpu_hours),
+        fmt.count(job.samples),
+        fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
+    )
+
+
+class JobsTable(KeyedTable):
+    """Jobs sorted by cost; ``(idle)`` and ``(unobserved)`` last. Select a row and press ``t`` to tag it."""
+
+    COLUMNS = (
+        ("tag", "job (tag)", 22),
+        ("cost", "cost", 9),
+        ("burn", "burn", 9),
+        ("gpus", "GPUs", 4),
+        ("util", "util", 4),
+        ("vram", "VRAM", 6),
+        ("gpu_h", "GPU-h", 6),
+        ("eff_h", "eff GPU-h", 9),
+        ("samples", "samples", 7),
+        ("per_1k", "$/1k smp", 8),
+    )
+
+    def __init__(self, **kwargs) -> None:
+        # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
+        super().__init__(fixed_columns=1, **kwargs)
+
+    def show(self, jobs: tuple[JobView, ...]) -> None:
+        """Show ``jobs`` (already sorted by the frame)."""
+        self.sync([(j.tag, job_cells(j)) for j in jobs])

@@ -1,0 +1,60 @@
+"""The processes table: who is on which GPU, and which job pays for it (and why)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from gputab.tui import format as fmt
+from gputab.tui.frame import ProcessView
+from gputab.tui.widgets.table import KeyedTable
+
+SOURCE_LABELS = {
+    "env": "env",
+    "inherited": "env (par.)",
+    "key": "env key",
+    "rule": "rule",
+    "container": "container",
+    "manual": "manual",
+    "untagged": "untagged",
+    "gone": "exited",
+}
+"""How each attribution source reads in the ``how`` column."""
+
+
+def process_cells(p: ProcessView) -> tuple:
+    untagged = p.source == "untagged"
+    return (
+        str(p.pid),
+        p.user or "?",
+        str(p.gpu_index),
+        fmt.gib(p.used_memory_bytes),
+        fmt.pct(p.sm_pct),
+        Text(p.tag or "?", style="bold yellow" if untagged else ""),
+        Text(SOURCE_LABELS.get(p.source, p.source), style="yellow" if untagged else "dim"),
+        p.command,
+    )
+
+
+class ProcessTable(KeyedTable):
+    """One row per process per GPU. Select one and press ``t`` to charge it to a tag."""
+
+    COLUMNS = (
+        ("pid", "pid", 7),
+        ("user", "user", 7),
+        ("gpu", "GPU", 3),
+        ("vram", "VRAM", 6),
+        ("sm", "SM", 4),
+        ("tag", "tag", 18),
+        ("how", "how", 9),
+        ("cmd", "command (redacted)", 30),
+    )
+
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # The command line takes whatever the terminal has left (left/right scroll to the rest of it).
+        fixed = sum(c[2] + 2 for c in self.COLUMNS[:-1]) + 4
+        key, label, _ = self.COLUMNS[-1]
+        return [*self.COLUMNS[:-1], (key, label, max(24, width - fixed))]
+
+    def show(self, processes: tuple[ProcessView, ...]) -> None:
+        rows = sorted(processes, key=lambda p: (p.gpu_index, p.pid))
+        self.sync([(p.key, process_cells(p)) for p in rows])

@@ -1,0 +1,106 @@
+"""A DataTable that is updated in place from keyed rows: only changed cells are written, rows come and go.
+
+Rebuilding a table every tick resets the cursor and the scroll position and costs a full re-layout; here a tick
+that changes three numbers writes three cells.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowKey
+
+
+class KeyedTable(DataTable):
+    """DataTable with :meth:`sync`: set the rows (by key, in order) and it applies the difference.
+
+    Columns are declared once with fixed widths in :attr:`COLUMNS` so that no tick triggers a width
+    recomputation, and the layout (and the snapshot tests) stay stable as figures grow.
+    """
+
+    COLUMNS: Sequence[tuple[str, str, int]] = ()
+    """(key, label, width) of each column."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        kwargs.setdefault("zebra_stripes", False)
+        super().__init__(**kwargs)
+        self._cells: dict[str, tuple] = {}
+        self._order: list[str] = []
+
+    def on_mount(self) -> None:
+        self._shown = self.columns_for(self.size.width)
+        for key, label, width in self._shown:
+            self.add_column(label, key=key, width=width)
+
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        """The columns shown at ``width`` cells (all by default); a subclass drops or widens some."""
+        return list(self.COLUMNS)
+
+    def on_resize(self) -> None:
+        shown = self.columns_for(self.size.width)
+        if shown == getattr(self, "_shown", None):
+            return
+        # Rare (a terminal resize): rebuild the columns and put the rows back.
+        self._shown = shown
+        rows = [(k, self._cells[k]) for k in self._order if k in self._cells]
+        self.clear(columns=True)
+        self._cells, self._order = {}, []
+        for key, label, width in shown:
+            self.add_column(label, key=key, width=width)
+        self.sync(rows)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, or None when the table is empty."""
+        if not self.row_count:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except CellDoesNotExist:
+            return None
+        return row_key.value
+
+    def sync(self, rows: Sequence[tuple[str, tuple]]) -> None:
+        """Show exactly ``rows`` (key, cells), in this order, touching only what changed."""
+        keys = [k for k, _ in rows]
+        wanted = set(keys)
+        for gone in [k for k in self._cells if k not in wanted]:
+            self.remove_row(gone)
+            del self._cells[gone]
+        all_keys = [c[0] for c in self.COLUMNS]
+        shown = [all_keys.index(c[0]) for c in getattr(self, "_shown", self.COLUMNS)]
+        added = False
+        for key, cells in rows:
+            old = self._cells.get(key)
+            if old is None:
+                visible = [cells[i] for i in shown]
+                # Column 0 gets its own Text object: _sort_to relies on its identity to find the row.
+                visible[0] = Text(str(visible[0])) if not isinstance(visible[0], Text) else visible[0].copy()
+                self.add_row(*visible, key=key)
+                added = True
+            else:
+                for i in shown:
+                    if old[i] != cells[i]:
+                        b = cells[i]
+                        value = (Text(str(b)) if not isinstance(b, Text) else b.copy()) if i == 0 else b
+                        self.update_cell(key, all_keys[i], value)
+            self._cells[key] = cells
+        if added or keys != self._order:
+            self._sort_to(keys)
+        self._order = keys
+
+    def _sort_to(self, keys: list[str]) -> None:
+        """Put the rows in the order of ``keys`` and keep the cursor on the row it was on."""
+        current = self.selected_key
+        first = self.COLUMNS[0][0]
+        rank = {id(self.get_cell(k, first)): i for i, k in enumerate(keys)}
+        self.sort(first, key=lambda cell: rank.get(id(cell), len(rank)))
+        if current is not None and current in self._cells:
+            self.move_cursor(row=self.get_row_index(RowKey(current)), animate=False, scroll=False)
+
+    def row_cells(self, key: Hashable) -> tuple | None:
+        """The cells last written for ``key`` (what the user sees), for tests and actions."""
+        return self._cells.get(key)
