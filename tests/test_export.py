@@ -30,11 +30,12 @@ DAY = 86400.0
 
 
 def record_demo(db_path, ticks: int = 40, start_wall: float = DEMO_START_WALL, retag: tuple | None = None,
-                seed: int = 0) -> Ledger:
+                seed: int = 0, gaps: dict[int, float] | None = None) -> Ledger:
     """Record one demo session with the real Recorder on a fake clock; returns the ledger it charged.
 
     Args:
         retag: ``(old_tag, new_tag)``: retag a job by hand right after the baseline, as the TUI would.
+        gaps: tick number -> seconds the recorder does not see before it (a suspend): charged to (unobserved).
     """
     clock = FakeClock(wall_start=start_wall)
     backend = DemoBackend(seed=seed, clock=clock, wall_clock=clock.wall)
@@ -42,8 +43,8 @@ def record_demo(db_path, ticks: int = 40, start_wall: float = DEMO_START_WALL, r
     rec.start()
     if retag:
         assert rec.attributor.retag(*retag)
-    for _ in range(ticks):
-        clock.advance(1.0)
+    for k in range(ticks):
+        clock.advance(1.0 + (gaps or {}).get(k, 0.0))
         rec.step()
     assert rec.close("clean")
     return rec.ledger

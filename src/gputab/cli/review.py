@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
+from gputab.ledger import SPECIAL_TAGS
 
 
 def open_store(app: AppContext):
@@ -24,12 +25,19 @@ def _money(v: float | None) -> str:
 
 
 @click.command()
+@click.option("--since", metavar="DATE", default=None,
+              help="Only sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).")
+@click.option("--tag", metavar="TAG", default=None, help="Only sessions with a job TAG (a glob: 'exp-*').")
+@click.option("--host", metavar="HOST", default=None, help="Only sessions recorded on HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @pass_ctx
-def sessions(app: AppContext, as_json: bool) -> None:
-    """List recorded sessions: id, host, start and end (UTC), end reason, duration, total cost."""
+def sessions(app: AppContext, since: str | None, tag: str | None, host: str | None, as_json: bool) -> None:
+    """List recorded sessions: id, host, start and end (UTC), end reason, duration, total cost, jobs."""
     from gputab.store import NoDatabase
+    from gputab.store.review import parse_when, session_ids
 
+    # Parse before opening, so a bad date is reported even on a machine that has recorded nothing yet.
+    since_wall = parse_when(since) if since is not None else None
     try:
         store = open_store(app)
     except NoDatabase:
@@ -38,51 +46,90 @@ def sessions(app: AppContext, as_json: bool) -> None:
         else:
             click.echo(f"No sessions yet in {app.db_path}; record one with `gputab record`.")
         return
+    filtered = since is not None or tag is not None or host is not None
     with store:
         rows = store.sessions()
+        if filtered:
+            keep = set(session_ids(store, since=since_wall, tag=tag, host=host))
+            rows = [r for r in rows if r["id"] in keep]
+        for r in rows:
+            r["tags"] = [j["tag"] for j in store.jobs(r["id"]) if j["tag"] not in SPECIAL_TAGS]
     if as_json:
         print_json(rows)
         return
     if not rows:
-        click.echo(f"No sessions yet in {app.db_path}; record one with `gputab record`.")
+        if filtered:
+            click.echo("No sessions match " + " ".join(
+                f"{k} {v}" for k, v in (("--since", since), ("--tag", tag), ("--host", host)) if v is not None) + ".")
+        else:
+            click.echo(f"No sessions yet in {app.db_path}; record one with `gputab record`.")
         return
     click.echo(f"{'id':>4}  {'host':<14} {'start (UTC)':<20} {'end (UTC)':<20} {'reason':<9} {'duration':>8} "
-               f"{'cost':>10}")
+               f"{'cost':>10}  jobs")
     for r in rows:
+        jobs = ", ".join(r["tags"][:3]) + (f" +{len(r['tags']) - 3}" if len(r["tags"]) > 3 else "")
         click.echo(f"{r['id']:>4}  {(r['host'] or '?')[:14]:<14} {r['start'] or '-':<20} {r['end'] or '-':<20} "
-                   f"{r['end_reason'] or '-':<9} {_duration(r['duration_s']):>8} {_money(r['cost_usd']):>10}")
+                   f"{r['end_reason'] or '-':<9} {_duration(r['duration_s']):>8} {_money(r['cost_usd']):>10}  "
+                   f"{jobs or '-'}")
+
+
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _job_line(j: dict) -> str:
+    util = _num(None if j.get("avg_utilization") is None else j["avg_utilization"] * 100, "{:.0f}%")
+    vram = _num(None if not j.get("peak_vram_bytes") else j["peak_vram_bytes"] / 2**30, "{:.1f}")
+    flag = " *" if j.get("unknown_price") else ""
+    return (f"{j['tag'][:32]:<32} {_money(j['cost_usd']):>10} {j.get('gpu_hours') or 0:>8.3f} "
+            f"{j.get('effective_gpu_hours') or 0:>8.3f} {util:>5} {_money(j.get('cost_per_effective_gpu_hour_usd')):>9} "
+            f"{j.get('energy_kwh') or 0:>7.3f} {vram:>6} {_num(j.get('samples'), '{:,}'):>10} "
+            f"{_num(j.get('cost_per_sample_usd'), '${:.6f}'):>10} {_money(j.get('cost_per_1k_samples_usd')):>9} "
+            f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}")
 
 
 @click.command()
 @click.argument("session", default="last")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (session, jobs, gpus, total_cost_usd).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd).")
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
-    """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows."""
+    """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
+
+    Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
+    samples and the cost per sample, per 1k samples and per 1M tokens; then the session total and each GPU
+    with its price-table model, rate and energy method.
+    """
+    from gputab.store.review import load_session, session_totals
+
     with open_store(app) as store:
         sid = store.resolve_session(session)
         info = store.session(sid)
-        jobs = store.jobs(sid)
-        gpus = store.gpus(sid)
-    info.pop("prices", None) if not as_json else None
+        record = load_session(store, sid)
+    jobs, gpus = record.jobs, record.gpus
+    # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
+    total = session_totals(record)
     if as_json:
-        print_json({"session": info, "jobs": jobs, "gpus": gpus, "total_cost_usd": info["cost_usd"]})
+        print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"]})
         return
     state = info["end_reason"] or "open"
     click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
                f"{_duration(info['duration_s'])}, {len(gpus)} GPUs")
-    click.echo(f"{'job':<32} {'cost':>10} {'GPU-h':>8} {'util':>5} {'kWh':>7} {'samples':>10} {'$/sample':>10}")
+    click.echo(f"{'job':<32} {'cost':>10} {'GPU-h':>8} {'eff GPU-h':>8} {'util':>5} {'$/eff-h':>9} {'kWh':>7} "
+               f"{'VRAM G':>6} {'samples':>10} {'$/sample':>10} {'$/1k smp':>9} {'$/1M tok':>9}")
     for j in jobs:
-        util = "-" if j["avg_utilization"] is None else f"{j['avg_utilization'] * 100:.0f}%"
-        samples = "-" if j["samples"] is None else f"{j['samples']:,}"
-        per = "-" if j["cost_per_sample_usd"] is None else f"${j['cost_per_sample_usd']:.6f}"
-        click.echo(f"{j['tag'][:32]:<32} {_money(j['cost_usd']):>10} {j['gpu_hours'] or 0:>8.3f} {util:>5} "
-                   f"{j['energy_kwh'] or 0:>7.3f} {samples:>10} {per:>10}")
-    click.echo(f"{'total':<32} {_money(info['cost_usd']):>10}")
-    unknown = [g for g in gpus if g["unknown_price"]]
-    if unknown:
-        click.echo("note: GPU " + ", ".join(str(g["index"]) for g in unknown)
-                   + " priced at the default rate (model not in the price table)")
+        click.echo(_job_line(j))
+    click.echo(_job_line({**total, "tag": "total", "peak_vram_bytes": None, "cost_per_sample_usd": None,
+                          "cost_per_1k_samples_usd": None, "cost_per_1m_tokens_usd": None}))
+    click.echo("")
+    for g in gpus:
+        unknown = "  UNKNOWN MODEL: default rate" if g["unknown_price"] else ""
+        click.echo(f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} {g['mode']} "
+                   f"${g['rate_per_hour']:.3f}/h, cost {_money(g['cost_usd'])} (idle {_money(g['idle_cost_usd'])}, "
+                   f"unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
+                   f"{g['energy_method']}{unknown}")
+    if any(j.get("unknown_price") for j in jobs):
+        click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
 
 
 def register(cli: click.Group) -> None:
