@@ -77,7 +77,7 @@ def export(app: AppContext, as_csv: bool, output: Path | None, session: str | No
     prefixed with ' so it stays text.
     """
     from gputab.exporter import export_csv
-    from gputab.store.database import Store
+    from gputab.store import Store
     from gputab.store.review import iter_sessions
 
     if not as_csv:
