@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import socket
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -17,14 +18,16 @@ from click.testing import CliRunner
 from gputab.cli.main import cli
 from gputab.exporter import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
                              neutralise)
-from gputab.ledger import IDLE, Ledger
 from gputab.config import Config
+from gputab.ledger import IDLE, Ledger
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
 from gputab.store.review import iter_sessions, session_ids
 
+GPUTAB = [sys.executable, "-m", "gputab"]
+"""The CLI as a subprocess (spelled here: a nested conftest.py can shadow the top one's helpers)."""
 EVIL_TAG = '=HYPERLINK("http://example.invalid","x")'
 DAY = 86400.0
 
@@ -230,14 +233,12 @@ def test_cli_errors_exit_nonzero_with_one_line(db_path):
     """Through the real entry point: a message on stderr, no traceback, a non-zero exit."""
     import subprocess
 
-    from conftest import gputab_cmd
-
     record_demo(db_path, ticks=3)
-    proc = subprocess.run([*gputab_cmd(), "--db", str(db_path), "export", "--csv", "--session", "42"],
+    proc = subprocess.run([*GPUTAB, "--db", str(db_path), "export", "--csv", "--session", "42"],
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "gputab: there is no session 42" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([*gputab_cmd(), "--db", str(db_path), "export", "--csv", "--since", "nope"],
+    proc = subprocess.run([*GPUTAB, "--db", str(db_path), "export", "--csv", "--since", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "bad date" in proc.stderr
 

@@ -13,8 +13,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from conftest import gputab_cmd
-from test_export import DAY, record_demo
+from test_export import DAY, GPUTAB, record_demo
 
 from gputab.cli.main import cli
 from gputab.ledger import IDLE, UNOBSERVED
@@ -124,7 +123,7 @@ def test_errors_exit_nonzero_with_a_message(db_path):
     for args, code, message in ((["show", "77"], 1, "there is no session 77"),
                                 (["sessions", "--since", "soonish"], 2, "bad date"),
                                 (["show", "x1"], 1, "not a session")):
-        proc = subprocess.run([*gputab_cmd(), "--db", str(db_path), *args], capture_output=True, text=True)
+        proc = subprocess.run([*GPUTAB, "--db", str(db_path), *args], capture_output=True, text=True)
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -132,18 +131,18 @@ def test_errors_exit_nonzero_with_a_message(db_path):
 @pytest.mark.slow
 def test_a_real_demo_recording_reviews_and_exports(tmp_path):
     """`gputab --demo record` as a process, stopped by SIGTERM, then reviewed and exported like a user would."""
-    proc = subprocess.Popen([*gputab_cmd(), "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*GPUTAB, "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    doc = json.loads(subprocess.run([*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True,
+    doc = json.loads(subprocess.run([*GPUTAB, "--demo", "show", "last", "--json"], capture_output=True,
                                     text=True, check=True).stdout)
     assert doc["session"]["end_reason"] == "clean"
     assert {"llama3-8b-lora", IDLE} <= {j["tag"] for j in doc["jobs"]}
     out = tmp_path / "s.csv"
-    done = subprocess.run([*gputab_cmd(), "--demo", "export", "--csv", "--session", "last", "-o", str(out)],
+    done = subprocess.run([*GPUTAB, "--demo", "export", "--csv", "--session", "last", "-o", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and str(out) in done.stderr
     rows = list(csv.DictReader(out.open(newline="")))
