@@ -128,6 +128,10 @@ class GputabApp(App):
         self.notify(message.error, title="poll failed", severity="error", timeout=4)
         self._schedule_next(0.0)
 
+    async def feed_ready(self) -> Feed:
+        """Wait until the poll thread has opened the feed (the session's baseline is taken then)."""
+        return await asyncio.wrap_future(self.poller.submit(lambda feed: feed))
+
     async def poll_now(self) -> Frame:
         """Poll once and show the result (tests and the screenshot script drive the app with this)."""
         frame = await asyncio.wrap_future(self.poller.submit(lambda feed: feed.poll()))

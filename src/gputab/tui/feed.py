@@ -154,12 +154,10 @@ class RecordingFeed(Feed):
         self.recorder = recorder
         self.host = host_name(recorder.backend)
         self._start_mono = first.snapshot.mono
-        self._first = first
 
     def poll(self) -> Frame:
-        tick = self._first if self._first is not None else self.recorder.step()
-        self._first = None
-        return self.frame(tick)
+        # Every poll is a fresh tick; the baseline of start() charged nothing and is not worth showing.
+        return self.frame(self.recorder.step())
 
     def frame(self, tick) -> Frame:
         """The frame of one recorder tick."""
@@ -287,8 +285,10 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
     try:
         try:
             store = Store.open(ctx.db_path)
-        except StoreError as exc:
-            return MemoryFeed(backend, config, interval, str(exc), wall_clock=wall_clock)
+        except (StoreError, OSError) as exc:
+            # The live view is still worth having when the database cannot be written; the header says why.
+            why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
+            return MemoryFeed(backend, config, interval, why, wall_clock=wall_clock)
         if store.writer_info() is None:
             recorder = Recorder(backend, store, config, clock=clock or time.monotonic,
                                 wall_clock=wall_clock or time.time)
