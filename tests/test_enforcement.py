@@ -3,6 +3,7 @@ user's process, and a record for every signal."""
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import signal
@@ -269,3 +270,71 @@ def test_alert_observer_stops_a_job_at_its_cap_end_to_end(spawn):
     assert kinds == [("budget_exceeded", None), (ENFORCEMENT, "SIGINT"), (ENFORCEMENT, "SIGTERM")]
     assert stored[1].started_at == 1002.0 and stored[2].started_at == 1012.0
     assert read_line(bystander, timeout=0.2) is None and bystander.poll() is None
+
+
+# A command that starts a worker, like torchrun: both trap SIGINT and report it, and exit on SIGTERM. The worker
+# notes what it got in a file (argv[1]); its stdout is the launcher's.
+WORKER = """
+import os, signal, sys, time
+def note(word):
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, word + b"\\n")
+    os.close(fd)
+def on_term(signum, frame):
+    note(b"TERM")
+    sys.exit(0)
+signal.signal(signal.SIGINT, lambda signum, frame: note(b"INT"))
+signal.signal(signal.SIGTERM, on_term)
+note(b"ready")
+for _ in range(600):
+    time.sleep(0.05)
+"""
+LAUNCHER = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', sys.argv[1], sys.argv[2]])\n" \
+    + STUBBORN
+
+
+def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_path):
+    from gputab.enforcement import JobGuard, process_tree
+
+    worker_log = tmp_path / "worker.log"
+    launcher = spawn([sys.executable, "-I", "-c", LAUNCHER, WORKER, str(worker_log)])
+    deadline = time.monotonic() + 10
+    while not worker_log.exists() or b"ready" not in worker_log.read_bytes():
+        assert time.monotonic() < deadline, "the launcher's worker never started"
+        time.sleep(0.02)
+    tree = process_tree(launcher.pid)
+    assert tree[0][0] == launcher.pid and len(tree) == 2
+    clock, out, stored = [0.0], io.StringIO(), []
+    guard = JobGuard("train", 10.0, stop_at_cap=True, grace_seconds=30.0, stream=out, sink=stored.append,
+                     clock=lambda: clock[0], wall_clock=lambda: 1000.0 + clock[0])
+    guard.check(launcher.pid, [{"tag": "train", "cost_usd": 8.5, "burn_rate_usd_per_hour": 3.0},
+                               {"tag": "someone-else", "cost_usd": 99.0}])
+    assert [a.kind for a in stored] == ["budget_warning"]
+    clock[0] = 1.0
+    guard.check(launcher.pid, [{"tag": "train", "cost_usd": 10.0, "burn_rate_usd_per_hour": 3.0}])
+    assert read_line(launcher) == "INT"
+    deadline = time.monotonic() + 5
+    while b"INT" not in worker_log.read_bytes():
+        assert time.monotonic() < deadline, "the worker never got SIGINT"
+        time.sleep(0.02)
+    clock[0] = 20.0
+    guard.check(launcher.pid, None)  # no recorder answering: the stop goes on regardless
+    assert read_line(launcher, timeout=0.2) is None
+    clock[0] = 31.0
+    guard.check(launcher.pid, None)
+    assert read_line(launcher) == "TERM" and launcher.wait(timeout=5) == 0
+    guard.close()
+    signals = [(a.data["pid"], a.data["signal"], a.data["outcome"]) for a in stored if a.kind == ENFORCEMENT]
+    assert sorted(signals) == sorted([(pid, sig, SENT) for pid, _ in tree for sig in ("SIGINT", "SIGTERM")])
+    assert "budget exceeded" in out.getvalue() and out.getvalue().count("STOP") == 4
+
+
+def test_job_guard_without_stop_at_cap_only_warns(spawn):
+    from gputab.enforcement import JobGuard
+
+    child = python_child(spawn, STUBBORN)
+    out = io.StringIO()
+    guard = JobGuard("train", 1.0, stream=out)
+    guard.check(child.pid, [{"tag": "train", "cost_usd": 5.0, "burn_rate_usd_per_hour": 3.0}])
+    assert "ALERT [critical] job train: budget exceeded" in out.getvalue() and guard.enforcer is None
+    assert read_line(child, timeout=0.3) is None and child.poll() is None

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
 
 import psutil
+
+from gputab.alerts import BUDGET_EXCEEDED, AlertCommand, AlertEngine, AlertObserver
+from gputab.config import Config
+from gputab.sampling.snapshot import Snapshot
 
 SENT = "sent"
 REFUSED = "refused"
@@ -201,3 +207,90 @@ class BudgetEnforcer:
         else:
             reason = f"still running {self.grace_seconds:g}s after SIGINT"
         return record(SENT, reason, uid)
+
+
+def process_tree(root_pid: int) -> list[tuple[int, float]]:
+    """``(pid, create_time)`` of ``root_pid`` and all its descendants (those still alive), root first."""
+    try:
+        root = psutil.Process(root_pid)
+        procs = [root] + root.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return []
+    out = []
+    for p in procs:
+        try:
+            out.append((p.pid, p.create_time()))
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+class JobGuard:
+    """The budget of one job started by ``gputab run --budget``: alerts, and with ``--stop-at-cap`` the stop.
+
+    ``gputab run`` calls :meth:`check` about once a second with its command's PID and the job figures of the live
+    recording (``None`` when no recorder is running). The job's processes are the command and its descendants:
+    the processes ``run`` itself started, so nothing outside the job is ever touched. Alert lines, the alert
+    command and the enforcement records go through an ``AlertObserver``, exactly as in ``gputab record``.
+
+    Args:
+        tag: the job.
+        cap_usd: its budget in dollars.
+        stop_at_cap: signal the job when it reaches the cap.
+        grace_seconds: time between SIGINT and SIGTERM.
+        config: the config (``[alerts]`` thresholds and command); defaults when None.
+        stream: where alert and enforcement lines go (``run`` passes stderr: stdout belongs to the command).
+        sink: receives every alert and enforcement record.
+        clock, wall_clock: monotonic and Unix time.
+    """
+
+    def __init__(self, tag: str, cap_usd: float, stop_at_cap: bool = False, grace_seconds: float = 30.0,
+                 config: Any = None, stream: Any = None, sink: Callable[[Any], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
+        config = config or Config()
+        engine = AlertEngine(config.alerts, {tag: cap_usd})
+        command = AlertCommand(config.alerts.command) if config.alerts.command else None
+        self.enforcer = BudgetEnforcer(grace_seconds, tags=[tag]) if stop_at_cap else None
+        self.observer = AlertObserver(engine, stream=stream, sink=sink, command=command, enforcer=self.enforcer)
+        self.tag = tag
+        self._clock = clock
+        self._wall = wall_clock
+        self._jobs: tuple[dict, ...] = ()
+
+    def check(self, root_pid: int, jobs: Iterable[Mapping[str, Any]] | None) -> None:
+        """Evaluate the budget with the latest figures and send any signal that is due.
+
+        Args:
+            root_pid: the PID of the command ``gputab run`` started.
+            jobs: ``JobTotals.to_json()``-shaped dicts of the live session (only ``tag``, ``cost_usd`` and
+                ``burn_rate_usd_per_hour`` are read), or None when nothing is recording: the budget then keeps
+                its last state, and signals already scheduled are still sent.
+        """
+        if jobs is not None:
+            self._jobs = tuple(dict(j) for j in jobs if j.get("tag") == self.tag)
+        engine = self.observer.engine
+        # Walking the process tree costs a little: only when the cap is (or is about to be) reached.
+        over = any(a.kind == BUDGET_EXCEEDED for a in engine.active) or any(
+            float(j.get("cost_usd") or 0.0) >= engine.budgets[self.tag] for j in self._jobs)
+        members = process_tree(root_pid) if self.enforcer is not None and over else []
+        procs = MappingProxyType({pid: _Member(self.tag, ct) for pid, ct in members})
+        self.observer.on_tick(_GuardTick(Snapshot(mono=self._clock(), wall=self._wall()), (), self._jobs, procs))
+
+    def close(self) -> None:
+        self.observer.close()
+
+
+@dataclass(frozen=True)
+class _Member:
+    tag: str
+    create_time: float | None
+
+
+@dataclass(frozen=True)
+class _GuardTick:
+    """The part of a recorder tick the alert observer reads."""
+
+    snapshot: Any
+    intervals: tuple
+    jobs: tuple
+    processes: Mapping[int, _Member]
