@@ -9,7 +9,10 @@ may appear from a jump.
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import subprocess
+import sys
 import time
 
 import pytest
@@ -19,6 +22,7 @@ from gputab.ledger import UNOBSERVED
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
+from fakenvml import GpuSpec, Scenario
 
 STEPS = 120
 
@@ -85,9 +89,25 @@ def test_backward_wall_jump_keeps_series_times_monotonic(tmp_path):
     assert ts[-1] == STEPS * 1000
 
 
-def test_production_clocks_are_monotonic():
-    """What the two tests above assume of the real recorder: its schedule and NVML's snapshots use monotonic time."""
-    assert inspect.signature(Recorder).parameters["clock"].default is time.monotonic
-    import gputab.sampling.nvml as nvml
+def test_production_clocks_are_monotonic(fake_nvml):
+    """What the tests above assume of the real recorder: its schedule and NVML's snapshots use monotonic time.
 
-    assert "mono, wall = time.monotonic(), time.time()" in inspect.getsource(nvml.NvmlBackend.poll)
+    The NVML poll runs (on the fake) with the wall clock set back by a year; its ``mono`` must not notice.
+    """
+    assert inspect.signature(Recorder).parameters["clock"].default is time.monotonic
+    fake_nvml.write(Scenario(gpus=[GpuSpec()]))
+    script = (
+        "import json, time\n"
+        "from gputab.sampling.nvml import NvmlBackend\n"
+        "b = NvmlBackend()\n"
+        "real = time.time\n"
+        "time.time = lambda: real() - 365 * 86400\n"
+        "m0 = time.monotonic(); s = b.poll(); m1 = time.monotonic()\n"
+        "print(json.dumps([m0, s.mono, m1, s.wall, real()]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], env=fake_nvml.env(), capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    m0, mono, m1, wall, real_wall = json.loads(r.stdout)
+    assert m0 <= mono <= m1
+    assert wall == pytest.approx(real_wall - 365 * 86400, abs=5), "the wall clock only labels the snapshot"
