@@ -17,7 +17,15 @@ import pytest
 from gputab.cli import run as run_mod
 from gputab.errors import GputabError
 
-from conftest import gputab_cmd, subprocess_env
+
+# Local copies of conftest's helpers: `from conftest import` is ambiguous once a subfolder has its own conftest.
+def gputab_cmd() -> list[str]:
+    return [sys.executable, "-m", "gputab"]
+
+
+def subprocess_env() -> dict[str, str]:
+    return dict(os.environ)
+
 
 # A child that records each SIGTERM/SIGINT it gets in a file, says it is ready, and exits 7 after the first one
 # (or after a short grace period for a second one, so duplicates would be counted).
