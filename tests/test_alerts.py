@@ -23,6 +23,7 @@ from gputab.alerts import (
     AlertObserver,
     RollingSums,
     format_duration,
+    format_money,
 )
 from gputab.config import AlertsConfig, Config
 from gputab.ledger import IDLE, UNOBSERVED, GpuInterval
@@ -244,6 +245,11 @@ def test_budget_below_warning_is_quiet_and_raising_the_cap_clears():
 def test_set_budget_refuses_nonsense():
     with pytest.raises(ValueError):
         AlertEngine().set_budget("x", 0)
+
+
+def test_format_money_never_rounds_money_to_nothing():
+    assert [format_money(v) for v in (0, 0.003, 0.0123, 0.4, 1234.5)] == ["$0.00", "$0.003", "$0.012", "$0.40",
+                                                                         "$1,234.50"]
 
 
 def test_format_duration():

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, gputab_cmd
-
+# Not imported from conftest: tests/faults has a conftest of its own, and which one `import conftest` finds depends
+# on collection order.
+ROOT = Path(__file__).resolve().parent.parent
+GPUTAB = [sys.executable, "-m", "gputab"]
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 SCRAPE_INTERVAL = 1.0
@@ -109,8 +111,8 @@ class PromAPI:
 def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, servers):
     metrics_port, prom_port = free_port(), free_port()
     rec_log, prom_log = tmp_path / "recorder.log", tmp_path / "prometheus.log"
-    recorder = servers(gputab_cmd() + ["--demo", "record", "--interval", str(POLL_INTERVAL),
-                                       "--metrics-port", str(metrics_port)], rec_log)
+    recorder = servers(GPUTAB + ["--demo", "record", "--interval", str(POLL_INTERVAL),
+                                 "--metrics-port", str(metrics_port)], rec_log)
     procs = {"gputab record": (recorder, rec_log)}
     wait_for("the recorder's /metrics", lambda: "gputab_job_cost_dollars_total" in
              http_get(f"http://127.0.0.1:{metrics_port}/metrics"), 30, procs)
@@ -143,8 +145,7 @@ def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, ser
 
     scraped = api.by_tag("last_over_time(gputab_job_cost_dollars_total[5m])")
     (info,) = api.query("last_over_time(gputab_session_info[5m])")
-    shown = subprocess.run(gputab_cmd() + ["--demo", "show", "last", "--json"], capture_output=True, text=True,
-                           timeout=60)
+    shown = subprocess.run(GPUTAB + ["--demo", "show", "last", "--json"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     stored = json.loads(shown.stdout)
     assert str(stored["session"]["id"]) == info["metric"]["session_id"]

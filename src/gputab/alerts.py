@@ -149,6 +149,13 @@ def format_duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def format_money(dollars: float) -> str:
+    """``$1,234.50``, ``$0.40``; small sums keep two significant digits (``$0.003``), never ``$0.00`` for money."""
+    if dollars == 0 or abs(dollars) >= 0.1:
+        return f"${dollars:,.2f}"
+    return f"${dollars:.2g}"
+
+
 class AlertEngine:
     """Evaluates the alert rules tick by tick. Pure: it only reads what it is given.
 
@@ -261,8 +268,8 @@ class AlertEngine:
             rate = charged / iv.dt * 3600.0 if iv.dt > 0 else 0.0
             want(key, lambda: Alert(
                 IDLE_MONEY, WARNING,
-                f"GPU {iv.gpu_index}: idle for {format_duration(idle_for)}, ${spent:.2f} spent on nothing "
-                f"(${rate:.2f}/h)",
+                f"GPU {iv.gpu_index}: idle for {format_duration(idle_for)}, {format_money(spent)} spent on nothing "
+                f"({format_money(rate)}/h)",
                 wall, gpu=iv.gpu_index,
                 data={"idle_seconds": idle_for, "idle_since": since_wall, "idle_cost_usd": spent,
                       "burn_rate_usd_per_hour": rate}))
@@ -330,7 +337,7 @@ class AlertEngine:
                     "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
                     "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None)}
             if to_cap is not None:
-                eta = f"; at ${burn:.2f}/h it reaches the cap in {format_duration(to_cap)}"
+                eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
             elif exceeded:
                 eta = ""
             else:
@@ -338,11 +345,11 @@ class AlertEngine:
             # A budget warning gives way to the exceeded alert: one budget alert per job at a time.
             want((BUDGET_WARNING, tag, None), (lambda: Alert(
                 BUDGET_WARNING, WARNING,
-                f"job {tag}: ${spent:.2f} of its ${cap:.2f} budget spent ({pct:.0f}%){eta}",
+                f"job {tag}: {format_money(spent)} of its {format_money(cap)} budget spent ({pct:.0f}%){eta}",
                 wall, tag=tag, data=data)) if warning else None)
             want((BUDGET_EXCEEDED, tag, None), (lambda: Alert(
                 BUDGET_EXCEEDED, CRITICAL,
-                f"job {tag}: budget exceeded, ${spent:.2f} spent of a ${cap:.2f} cap",
+                f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
                 wall, tag=tag, data=data)) if exceeded else None)
 
 
