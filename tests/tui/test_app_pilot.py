@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 
 import pytest
 from tui_support import advance, make_app
@@ -73,10 +73,10 @@ async def test_polling_runs_by_itself_in_the_poll_thread(demo_ctx):
 
     app = create_app(demo_ctx, interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        for _ in range(100):
+        deadline = time.monotonic() + 30  # generous: the suite may share the machine with heavy tests
+        while app.frames_shown < 3 and time.monotonic() < deadline:
             await pilot.pause(0.05)
-            if app.frames_shown >= 3:
-                break
+        assert app.poller.open_error is None
         assert app.frames_shown >= 3
         assert [w.name for w in app.workers if w.name == "poll"] == ["poll"]
 

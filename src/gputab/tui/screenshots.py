@@ -1,0 +1,69 @@
+"""Render the README screenshots from the demo backend: ``python -m gputab.tui.screenshots [OUT_DIR]``.
+
+The demo box runs on a fake clock for a fixed number of one-second polls, with a fixed wall clock, so the
+SVGs are the same on every machine and change only when the app does. Nothing touches the user's database:
+the session is recorded into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+STEPS = 90
+"""Simulated seconds before the pictures are taken: long enough for every demo job to have appeared."""
+
+SHOTS = (
+    # (file name, terminal size, keys pressed before the picture)
+    ("jobs-120x40.svg", (120, 40), ()),
+    ("gpus-120x40.svg", (120, 40), ("2",)),
+    ("processes-120x40.svg", (120, 40), ("3",)),
+    ("jobs-80x24.svg", (80, 24), ()),
+)
+
+
+async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path) -> Path:
+    """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name``."""
+    from gputab.cli.context import AppContext
+    from gputab.sampling.demo import FakeClock
+    from gputab.tui.app import create_app
+
+    clock = FakeClock()
+    ctx = AppContext(demo=True, seed=0, db_path=work / f"{name}.db", config_path=work / "none.toml")
+    app = create_app(ctx, clock=clock, wall_clock=clock.wall, start_polling=False)
+    async with app.run_test(size=size) as pilot:
+        await drive(app, pilot, clock, STEPS, keys)
+        app.save_screenshot(filename=name, path=str(out_dir))
+    return out_dir / name
+
+
+async def drive(app, pilot, clock, steps: int, keys=()) -> None:
+    """The deterministic run shared with the snapshot tests: ``steps`` polls, then ``keys``, then one poll."""
+    await app.feed_ready()
+    for _ in range(steps):
+        clock.advance(1.0)
+        await app.poll_now()
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
+    clock.advance(1.0)
+    await app.poll_now()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out_dir = Path(argv[0]) if argv else Path("screenshots")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, size, keys in SHOTS:
+            path = asyncio.run(render(name, size, keys, out_dir, Path(tmp)))
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
