@@ -40,8 +40,10 @@ def _gpu_line(tick) -> str:
 @click.command()
 @click.option("--interval", type=float, default=None, help="Seconds between polls [config recorder.interval; default 1].")
 @click.option("--demo", is_flag=True, help="Record the simulated demo box (same as `gputab --demo record`).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve Prometheus metrics on this port [config metrics.port; default: off].")
 @pass_ctx
-def record(app: AppContext, interval: float | None, demo: bool) -> None:
+def record(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None) -> None:
     """Record a session to the database with no UI, until Ctrl-C, SIGTERM or SIGHUP.
 
     Figures are committed every recorder.commit_interval seconds (default 2), so a crash or power cut loses at
@@ -64,10 +66,22 @@ def record(app: AppContext, interval: float | None, demo: bool) -> None:
     logger = logging.getLogger("gputab.recorder")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    observers = []
+    port = metrics_port if metrics_port is not None else config.metrics.port
     try:
+        if port is not None:
+            from gputab.metrics import MetricsObserver
+
+            try:
+                observers.append(MetricsObserver(port, config.metrics.address))
+            except OSError as exc:
+                fail(f"cannot serve metrics on {config.metrics.address}:{port}: {exc}; pick another --metrics-port")
+            click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend() as backend:
-            _record(Recorder(backend, Store(app.db_path), config), app)
+            _record(Recorder(backend, Store(app.db_path), config, observers=observers), app)
     finally:
+        for obs in observers:
+            obs.close()
         logger.removeHandler(handler)
 
 
