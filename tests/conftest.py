@@ -23,15 +23,7 @@ def isolated_paths(tmp_path, monkeypatch):
     yield tmp_path
 
 
-def gputab_cmd() -> list[str]:
-    """The gputab CLI as a subprocess argv (same interpreter as the tests)."""
-    return [sys.executable, "-m", "gputab"]
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(extra)
-    return env
+from support import gputab_cmd, subprocess_env  # noqa: E402,F401  (kept for old imports)
 
 
 @pytest.fixture(scope="session")

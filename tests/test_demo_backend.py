@@ -3,7 +3,7 @@ import subprocess
 
 from gputab.sampling.demo import DemoBackend, FakeClock
 
-from conftest import gputab_cmd
+from support import gputab_cmd
 
 
 def _polls(seed, n=5, step=1.0):

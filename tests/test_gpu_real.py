@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import gputab_cmd
+from support import gputab_cmd
 
 pytestmark = pytest.mark.gpu
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import gputab_cmd
+from support import gputab_cmd
 from fakenvml import GIB, Error, GpuSpec, Proc, Sample, Scenario
 
 # Every per-GPU metric symbol the backend reads each poll; NOT_SUPPORTED on all of them = the "nothing" GPU.

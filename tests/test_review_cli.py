@@ -14,7 +14,7 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 
-from conftest import gputab_cmd
+from support import gputab_cmd
 
 
 def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:

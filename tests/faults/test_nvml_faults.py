@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import committed
+from faultkit import committed
 from fakenvml import Error, GpuSpec, Proc, Sample, Scenario
 
 METRIC_FUNCTIONS = [

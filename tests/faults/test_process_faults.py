@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import committed
+from faultkit import committed
 from fakenvml import GpuSpec, Proc, Sample, Scenario
 
 
