@@ -42,8 +42,11 @@ def _gpu_line(tick) -> str:
 @click.option("--demo", is_flag=True, help="Record the simulated demo box (same as `gputab --demo record`).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on this port [config metrics.port; default: off].")
+@click.option("--metrics-address", default=None, metavar="ADDRESS",
+              help="Address for --metrics-port [config metrics.address; default 127.0.0.1: this machine only].")
 @pass_ctx
-def record(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None) -> None:
+def record(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None,
+           metrics_address: str | None) -> None:
     """Record a session to the database with no UI, until Ctrl-C, SIGTERM or SIGHUP.
 
     Figures are committed every recorder.commit_interval seconds (default 2), so a crash or power cut loses at
@@ -66,16 +69,21 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
     logger = logging.getLogger("gputab.recorder")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    observers = []
+    from gputab.alerts import AlertObserver
+
+    # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines; add sink=<store write> once the store has one.
+    alerts = AlertObserver.from_config(config, stream=sys.stdout)
+    observers = [alerts]
     port = metrics_port if metrics_port is not None else config.metrics.port
+    address = metrics_address or config.metrics.address
     try:
         if port is not None:
             from gputab.metrics import MetricsObserver
 
             try:
-                observers.append(MetricsObserver(port, config.metrics.address))
+                observers.append(MetricsObserver(port, address, alerts=lambda: alerts.active))
             except OSError as exc:
-                fail(f"cannot serve metrics on {config.metrics.address}:{port}: {exc}; pick another --metrics-port")
+                fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend() as backend:
             _record(Recorder(backend, Store(app.db_path), config, observers=observers), app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from typing import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Callable, Sequence
 import click
 
 from gputab.attribution import TAG_ENV, validate_tag
+from gputab.cli.context import AppContext, pass_ctx
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -128,8 +130,16 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
               help="Job tag: 1-64 printable characters, not starting with '('.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DOLLARS",
+              help="Budget cap of the job in dollars [config budgets.NAME]: alerts at 80 % and 100 %.")
+@click.option("--stop-at-cap", is_flag=True,
+              help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.")
+@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="Seconds between SIGINT and SIGTERM with --stop-at-cap.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(tag: str, command: tuple[str, ...]) -> None:
+@pass_ctx
+def run(app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grace: float,
+        command: tuple[str, ...]) -> None:
     """Run COMMAND with GPUTAB_TAG=NAME in its environment, so its GPU time is charged to NAME.
 
     Every process COMMAND starts inherits the tag (dataloader workers, torchrun ranks). gputab stays in
@@ -141,7 +151,32 @@ def run(tag: str, command: tuple[str, ...]) -> None:
       gputab run --tag llama3-lora -- torchrun --nproc-per-node 8 train.py
       gputab run -t eval-mmlu python eval.py --suite mmlu
     """
-    sys.exit(run_command(command, tag))
+    cap = budget if budget is not None else app.config.budgets.get(tag)
+    if stop_at_cap and cap is None:
+        raise click.UsageError("--stop-at-cap needs a budget: --budget DOLLARS, or budgets.NAME in the config")
+    if cap is None:
+        sys.exit(run_command(command, tag))
+    from gputab.enforcement import JobGuard
+
+    # The figures come from the live recorder (gputab record or the TUI) writing the same database.
+    guard = JobGuard(tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=app.config, stream=sys.stderr)
+    try:
+        code = run_command(command, tag, watch=lambda pid: guard.check(pid, _live_jobs(app.db_path)))
+    finally:
+        guard.close()
+    sys.exit(code)
+
+
+def _live_jobs(db_path) -> list[dict] | None:
+    """The jobs of the session a live recorder is writing to ``db_path``, or None when none is (yet)."""
+    from gputab.store import Store, StoreError
+
+    try:
+        with Store.open(db_path, readonly=True) as store:
+            sid = store.live_session_id()
+            return store.jobs(sid) if sid is not None else None
+    except (StoreError, sqlite3.Error, OSError):
+        return None
 
 
 def register(cli: click.Group) -> None:
