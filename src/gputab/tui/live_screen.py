@@ -40,11 +40,12 @@ class LiveScreen(Screen):
         """Show ``frame`` in the header, the body and the notes line."""
         self.query_one(SessionHeader).show(frame)
         self.show_frame(frame, history)
-        notes = self.notes_for(frame)
-        note = self.query_one("#notes", Static)
-        note.display = bool(notes)
-        if notes:
-            note.update(" · ".join(notes))
+        notes = " · ".join(self.notes_for(frame))
+        if notes != getattr(self, "_notes", None):  # rare: only then is a layout pass worth it
+            self._notes = notes
+            note = self.query_one("#notes", Static)
+            note.display = bool(notes)
+            note.update(notes)
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
         """Refresh the body from ``frame``."""

@@ -113,7 +113,7 @@ class GpuCard(Vertical):
         price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
         self.border_title = f"GPU {g.index}  {g.model_key or '?'}"
         self.query_one("#gpu-title", Static).update(
-            Text.assemble((g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"))
+            Text.assemble((g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False)
         if g.lost:
             self.query_one("#gpu-figures", Static).update(LOST)
         else:
@@ -127,7 +127,8 @@ class GpuCard(Vertical):
                 "power ", fmt.bar(power, bw, power_label(g)),
                 f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
             )
-            self.query_one("#gpu-figures", Static).update(figures)
+            self.query_one("#gpu-figures", Static).update(figures, layout=False)
         top = g.power_limit_w or max((p for p in power_hist if p is not None), default=0)
         self.query_one("#gpu-history", Static).update(
-            f"util  {fmt.sparkline(util_hist, width, 100)}\npower {fmt.sparkline(power_hist, width, top)}")
+            f"util  {fmt.sparkline(util_hist, width, 100)}\npower {fmt.sparkline(power_hist, width, top)}",
+            layout=False)

@@ -49,4 +49,5 @@ class SessionHeader(Static):
         text = header_text(frame)
         if text != self._text:
             self._text = text
-            self.update(text)
+            # Fixed height (2 lines): no layout pass needed, which keeps a tick's repaint small.
+            self.update(text, layout=False)

@@ -13,6 +13,13 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 
+def _as_text(value, copy: bool = False) -> Text:
+    """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is."""
+    if isinstance(value, Text):
+        return value.copy() if copy else value
+    return Text(str(value))
+
+
 class KeyedTable(DataTable):
     """DataTable with :meth:`sync`: set the rows (by key, in order) and it applies the difference.
 
@@ -76,17 +83,13 @@ class KeyedTable(DataTable):
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
-                visible = [cells[i] for i in shown]
                 # Column 0 gets its own Text object: _sort_to relies on its identity to find the row.
-                visible[0] = Text(str(visible[0])) if not isinstance(visible[0], Text) else visible[0].copy()
-                self.add_row(*visible, key=key)
+                self.add_row(*(_as_text(cells[i], copy=(i == 0)) for i in shown), key=key)
                 added = True
             else:
                 for i in shown:
                     if old[i] != cells[i]:
-                        b = cells[i]
-                        value = (Text(str(b)) if not isinstance(b, Text) else b.copy()) if i == 0 else b
-                        self.update_cell(key, all_keys[i], value)
+                        self.update_cell(key, all_keys[i], _as_text(cells[i], copy=(i == 0)))
             self._cells[key] = cells
         if added or keys != self._order:
             self._sort_to(keys)
