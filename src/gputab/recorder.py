@@ -300,6 +300,27 @@ class Recorder:
             self.store.close()
             return ok
 
+    def record_alert(self, alert) -> bool:
+        """Store an alert raised or cleared (the ``sink`` of :class:`gputab.alerts.AlertObserver`).
+
+        It joins the tick's figures in the writer's buffers and reaches the database with the next commit (at the
+        latest :meth:`close`), through the same crash-safe path: held in memory while the database is in trouble.
+        Safe to call from any thread.
+
+        Args:
+            alert: a :class:`gputab.alerts.Alert` (raised, cleared, or an enforcement record).
+
+        Returns:
+            True if buffered; False (and a warning in the log) before :meth:`start` or after :meth:`close`, when
+            there is no session left to store it in.
+        """
+        with self._mutex:
+            if self.writer is None or self.closed:
+                log.warning("alert not stored (no session open): %s", getattr(alert, "message", alert))
+                return False
+            self.writer.add_alert(alert)
+            return True
+
     # -- one tick --------------------------------------------------------------------------------------------------
     def _tick(self, baseline: bool = False) -> Tick:
         snap = self.backend.poll()

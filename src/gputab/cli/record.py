@@ -71,7 +71,8 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
     logger.setLevel(logging.INFO)
     from gputab.alerts import AlertObserver
 
-    # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines; add sink=<store write> once the store has one.
+    # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines and are stored with the session; the sink is set once
+    # the recorder exists (it is built inside the backend's context, after the observers it is given).
     alerts = AlertObserver.from_config(config, stream=sys.stdout)
     observers = [alerts]
     port = metrics_port if metrics_port is not None else config.metrics.port
@@ -86,7 +87,9 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend() as backend:
-            _record(Recorder(backend, Store(app.db_path), config, observers=observers), app)
+            rec = Recorder(backend, Store(app.db_path), config, observers=observers)
+            alerts.sink = rec.record_alert
+            _record(rec, app)
     finally:
         for obs in observers:
             obs.close()

@@ -52,8 +52,10 @@ def sessions(app: AppContext, since: str | None, tag: str | None, host: str | No
         if filtered:
             keep = set(session_ids(store, since=since_wall, tag=tag, host=host))
             rows = [r for r in rows if r["id"] in keep]
+        counts = store.alert_counts()
         for r in rows:
             r["tags"] = [j["tag"] for j in store.jobs(r["id"]) if j["tag"] not in SPECIAL_TAGS]
+            r["alerts"] = counts.get(r["id"], 0)
     if as_json:
         print_json(rows)
         return
@@ -88,17 +90,28 @@ def _job_line(j: dict) -> str:
             f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}")
 
 
+def _alert_line(a: dict, live: bool) -> str:
+    """One stored alert: start (UTC), kind, severity, subject, message, and when it cleared."""
+    if a["end"] is not None:
+        state = f"cleared {a['end'][11:]}" if a["end"][:10] == a["start"][:10] else f"cleared {a['end']}"
+    else:
+        # Not cleared in an ended session: the condition held until the recorder stopped watching.
+        state = "active" if live else "active at end"
+    start = a["start"].replace("T", " ")
+    return f"{start}  {a['kind']:<18} {a['severity']:<8} {a['subject'][:24]:<24} {a['message']}  [{state}]"
+
+
 @click.command()
 @click.argument("session", default="last")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd).")
+              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts).")
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
     """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
 
     Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
-    samples and the cost per sample, per 1k samples and per 1M tokens; then the session total and each GPU
-    with its price-table model, rate and energy method.
+    samples and the cost per sample, per 1k samples and per 1M tokens; then the session total, each GPU
+    with its price-table model, rate and energy method, and the alerts raised during the session.
     """
     from gputab.store.review import load_session, session_totals
 
@@ -106,11 +119,13 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         sid = store.resolve_session(session)
         info = store.session(sid)
         record = load_session(store, sid)
+        alerts = store.alerts(sid)
     jobs, gpus = record.jobs, record.gpus
     # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
     total = session_totals(record)
     if as_json:
-        print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"]})
+        print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"],
+                    "alerts": alerts})
         return
     state = info["end_reason"] or "open"
     click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
@@ -130,6 +145,11 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
                    f"{g['energy_method']}{unknown}")
     if any(j.get("unknown_price") for j in jobs):
         click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
+    if alerts:
+        click.echo("")
+        click.echo(f"Alerts ({len(alerts)}, times UTC):")
+        for a in alerts:
+            click.echo(_alert_line(a, live=info["end_reason"] == "recording"))
 
 
 def register(cli: click.Group) -> None:

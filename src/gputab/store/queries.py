@@ -164,6 +164,36 @@ class StoreQueries:
                  per_unit(cost, new_tokens, 1_000_000), row["id"]])
         return next(j for j in self.jobs(session_id) if j["tag"] == tag)
 
+    def alerts(self, session_id: int) -> list[dict]:
+        """The session's alerts, oldest first, as committed by its recorder.
+
+        Each is a dict: ``id``, ``kind``, ``severity``, ``subject`` (the tag, ``gpu N`` or ``host``), ``message``,
+        ``started_at`` and ``ended_at`` (Unix seconds; ``ended_at`` None while active), ``start`` and ``end``
+        (ISO 8601 UTC), ``active`` and ``data`` (the figures behind it). An alert still active when its session
+        ended keeps ``ended_at`` None: the recorder stopped watching, the condition did not clear.
+        """
+        if not self._has_alerts_table():
+            return []
+        rows = self.db.query("SELECT * FROM alerts WHERE session_id = ? ORDER BY wall, id", [session_id])
+        return [{
+            "id": r["id"], "kind": r["kind"], "severity": r["severity"], "subject": r["subject"],
+            "message": r["message"], "started_at": r["wall"], "ended_at": r["cleared_wall"],
+            "start": utc_iso(r["wall"]),
+            "end": utc_iso(r["cleared_wall"]) if r["cleared_wall"] is not None else None,
+            "active": r["cleared_wall"] is None,
+            "data": json.loads(r["data_json"]) if r["data_json"] else {},
+        } for r in rows]
+
+    def alert_counts(self) -> dict[int, int]:
+        """Session id -> number of alerts stored (sessions without any are absent)."""
+        if not self._has_alerts_table():
+            return {}
+        return {r[0]: r[1] for r in self.db.execute("SELECT session_id, count(*) FROM alerts GROUP BY session_id")}
+
+    def _has_alerts_table(self) -> bool:
+        # A read-only open does not migrate, so a database from before m003_alerts has no such table.
+        return self.db["alerts"].exists()
+
     def session_tags(self, tag: str) -> list[int]:
         """Ids of the sessions that have a job ``tag``, newest first."""
         return [r["session_id"] for r in

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
@@ -101,6 +102,8 @@ class SessionWriter:
         self._progress: list[tuple] = []
         self._tag_changes: list[tuple] = []
         self._spool_seen: dict[str, tuple[str, float]] = {}
+        # Raises and clears in arrival order: a clear must find the row its raise inserted, even in one flush.
+        self._alerts: list[tuple] = []
         self._jobs: list[dict] = []
         self._gpus: list[dict] = []
         self._totals: tuple = (None, 0, 0.0, 0.0)  # last_wall, ticks, total_cost_usd, energy_j
@@ -135,6 +138,22 @@ class SessionWriter:
 
     def add_tag_change(self, pid: int, create_time: float, tag: str, wall: float, source: str = "manual") -> None:
         self._tag_changes.append((pid, create_time, tag, wall, source))
+
+    def add_alert(self, alert: Any) -> None:
+        """An alert raised or cleared (a :class:`gputab.alerts.Alert`, or anything with its attributes).
+
+        A raised alert (``ended_at`` None) becomes a row; a cleared one sets ``cleared_wall`` on the active row
+        with the same kind, subject and start, or, when there is none (an enforcement record, raised and ended at
+        once, or a clear whose raise this session never saw), becomes a row that is already cleared.
+        """
+        data = json.dumps(dict(alert.data or {}), sort_keys=True, default=str)
+        self._alerts.append((alert.kind, alert.severity, alert.subject, alert.message, float(alert.started_at),
+                             data, None if alert.ended_at is None else float(alert.ended_at)))
+
+    @property
+    def pending_alerts(self) -> int:
+        """Alert raises and clears held for the next flush."""
+        return len(self._alerts)
 
     def set_totals(self, jobs: list[dict], gpus: list[dict], last_wall: float | None, ticks: int,
                    total_cost_usd: float, energy_j: float) -> None:
@@ -183,6 +202,7 @@ class SessionWriter:
         self._job_ids = job_ids
         self._gpu_rows, self._job_rows, self._new_procs = [], [], []
         self._proc_updates, self._progress, self._tag_changes, self._spool_seen = {}, [], [], {}
+        self._alerts = []
         self.held_ticks = 0
         if self._end is not None:
             self.ended = True
@@ -225,6 +245,7 @@ class SessionWriter:
                          "VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._tag_changes])
         conn.executemany("INSERT OR REPLACE INTO spool_seen (name, counts_json, wall) VALUES (?, ?, ?)",
                          [(k, *v) for k, v in self._spool_seen.items()])
+        self._write_alerts(conn, sid)
         last_wall, ticks, total, energy = self._totals
         conn.execute("UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
                      (last_wall, ticks, total, energy, sid))
@@ -233,6 +254,20 @@ class SessionWriter:
             conn.execute("UPDATE sessions SET ended_wall = ?, ended_at = ?, end_reason = ?, end_detail = ? "
                          "WHERE id = ?", (wall, utc_iso(wall), reason, detail, sid))
         return job_ids
+
+    def _write_alerts(self, conn: sqlite3.Connection, sid: int) -> None:
+        insert = ("INSERT INTO alerts (session_id, wall, kind, severity, subject, message, data_json, cleared_wall) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        for kind, severity, subject, message, wall, data, cleared in self._alerts:
+            if cleared is not None:
+                # Walls are stored as the same REAL they were raised with, so equality matches exactly.
+                cur = conn.execute(
+                    "UPDATE alerts SET cleared_wall = ? WHERE id = (SELECT id FROM alerts WHERE session_id = ? "
+                    "AND kind = ? AND subject = ? AND wall = ? AND cleared_wall IS NULL ORDER BY id LIMIT 1)",
+                    (cleared, sid, kind, subject, wall))
+                if cur.rowcount:
+                    continue
+            conn.execute(insert, (sid, wall, kind, severity, subject, message, data, cleared))
 
     # -- spool bookkeeping --------------------------------------------------------------------------------------
     def spool_seen(self) -> dict[str, dict] | None:
