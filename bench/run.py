@@ -3,8 +3,8 @@
 Every row runs in this one invocation, several repetitions each (medians), interleaving the tools so that a slow
 moment of the machine does not fall on one tool only. The table goes to stdout and to ``bench/RESULTS.md``.
 
-    python bench/run.py            # the full run (about 8 minutes on 2 cores)
-    python bench/run.py --quick    # one short repetition of each row (about 2 minutes), for a smoke test
+    python bench/run.py            # the full run (about 7 minutes on 2 cores), writes bench/RESULTS.md
+    python bench/run.py --quick    # one short repetition of each row (under 2 minutes), printed, not written
 
 The GPUs are the project's fake NVML (tests/fakenvml) with 8 H100s and 8 real child processes on them, loaded
 through LD_LIBRARY_PATH by every tool, so all three read the same library through the same pynvml.
@@ -246,7 +246,7 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
         "(one per GPU, with SM samples), loaded by every tool through `LD_LIBRARY_PATH`; functions the fake does "
         "not implement answer NOT_SUPPORTED (see `bench/fakegpus.py`).",
         "- **Real hardware: not measured.** No GPU machine was lent to this session; every figure is on the fake "
-        "library, so NVML's own latency (driver calls of 0.1-10 ms on real GPUs) is not in them.",
+        "library, so the driver's own call latency is in none of them.",
         "",
         t.markdown(),
         "",
@@ -272,7 +272,9 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one short repetition of each row (smoke test)")
-    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="where to write the table")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the table (default: bench/RESULTS.md for a full run; a --quick run only "
+                         "prints it, so a smoke test never replaces the measured results)")
     ap.add_argument("--only", nargs="*", default=None, help="run only these row groups (for development)")
     args = ap.parse_args()
 
@@ -307,8 +309,13 @@ def main() -> None:
         finally:
             box.close()
     elapsed = time.monotonic() - started
-    write_results(args.out, t, elapsed, args.quick, ["python", "bench/run.py", *sys.argv[1:]])
-    print(f"wrote {args.out} in {elapsed:.0f} s")
+    out = args.out if args.out is not None else (None if args.quick or args.only else HERE / "RESULTS.md")
+    if out is None:
+        print(t.markdown())
+        print(f"done in {elapsed:.0f} s (not written: pass --out FILE)")
+        return
+    write_results(out, t, elapsed, args.quick, ["python", "bench/run.py", *sys.argv[1:]])
+    print(f"wrote {out} in {elapsed:.0f} s")
 
 
 if __name__ == "__main__":
