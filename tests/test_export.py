@@ -116,7 +116,7 @@ def test_job_rows_equal_the_ledger(db_path):
                 assert got == pytest.approx(want[key], rel=1e-12, abs=1e-15), key
         assert int(r["peak_vram_bytes"]) == want["peak_vram_bytes"]
         assert r["unknown_price"] == ("true" if want["unknown_price"] else "false")
-        assert r["session_id"] == "1" and r["host"] == socket.gethostname()
+        assert r["session_id"] == "1" and r["host"] == "demo-box"
         assert r["started_at"] == "2026-01-01T00:00:00Z"
         assert r["ended_at"] == utc_iso(DEMO_START_WALL + 40)
         assert r["end_reason"] == "clean"

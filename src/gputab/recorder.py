@@ -214,7 +214,7 @@ class Recorder:
         try:
             self.store.busy_ms = WRITE_BUSY_MS
             meta = SessionMeta(
-                host=socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
+                host=getattr(self.backend, "host", None) or socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
                 gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
                 commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
                 prices_json=_json(self.prices.to_json()))

@@ -119,6 +119,8 @@ class DemoBackend(Backend):
     """
 
     name = "demo"
+    #: the simulated box's host name, stored with its sessions (so demo sessions are never mistaken for real ones)
+    host = DEMO_HOST
 
     def __init__(
         self,
