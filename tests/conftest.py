@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,6 @@ def isolated_paths(tmp_path, monkeypatch):
     yield tmp_path
 
 
-from support import gputab_cmd, subprocess_env  # noqa: E402,F401  (kept for old imports)
 
 
 @pytest.fixture(scope="session")

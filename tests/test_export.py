@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import socket
 import sys
 
 import pytest

@@ -9,7 +9,6 @@ import resource
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -18,7 +18,6 @@ from gputab.report import read_spool, prune_spool, STALE_SECONDS
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 
-from support import gputab_cmd
 
 TRAIN = textwrap.dedent("""
     import sys, gputab

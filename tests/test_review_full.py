@@ -7,7 +7,6 @@ import io
 import json
 import math
 import signal
-import socket
 import subprocess
 import time
 

@@ -132,7 +132,6 @@ class PriceTable:
         price_per_kwh = cfg.price_per_kwh if o.price_per_kwh is None else o.price_per_kwh
         pue = cfg.pue if o.pue is None else o.pue
         charge_energy = (mode == "owned") if o.charge_energy is None else o.charge_energy
-        unknown = key is None
         if mode == "owned":
             if o.purchase_price is None:
                 where = f"[prices.models.{key}]" if key else f'[prices.gpus."{index}"]'
