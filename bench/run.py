@@ -259,7 +259,7 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
         "```sh",
         ".venv/bin/pip install -e '.[bench]'   # nvitop and gpustat",
         ".venv/bin/python bench/run.py         # full run, writes this file",
-        ".venv/bin/python bench/run.py --quick # smoke test (one short repetition)",
+        ".venv/bin/python bench/run.py --quick # smoke test: one short repetition, printed only",
         "```",
         "",
     ]

@@ -134,13 +134,28 @@ def test_database_locked_by_another_program(fake_nvml, record_factory, db_path):
     assert_clean_end(rec, db_path)
 
 
+def _modes_bind_me(tmp_path) -> bool:
+    """True when file modes stop this process (not root, or root without CAP_DAC_OVERRIDE)."""
+    probe = tmp_path / "mode-probe"
+    probe.write_text("x")
+    probe.chmod(0o444)
+    try:
+        with open(probe, "a"):
+            return False
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o644)
+        probe.unlink()
+
+
 @pytest.fixture
 def ro_switch(tmp_path):
-    """(dir, make_ro, make_rw) for the database directory: a remountable tmpfs as root (root ignores file modes),
-    chmod otherwise."""
-    if os.geteuid() != 0:
-        d = tmp_path / "rodb"
-        d.mkdir()
+    """(dir, make_ro, make_rw) for the database directory: chmod where file modes apply; as root (who ignores
+    them) a tmpfs remounted read-only; skipped when neither is possible."""
+    d = tmp_path / "rodb"
+    d.mkdir()
+    if _modes_bind_me(tmp_path):
 
         def ro():
             for f in d.iterdir():
@@ -152,14 +167,12 @@ def ro_switch(tmp_path):
             for f in d.iterdir():
                 f.chmod(0o644)
 
-        yield d, ro, rw, False
+        yield d, ro, rw
         rw()
         return
-    d = tmp_path / "rodb"
-    d.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)], capture_output=True)
     if r.returncode != 0:
-        pytest.skip("running as root without permission to mount: file modes cannot make a file read-only")
+        pytest.skip("root without permission to mount: file modes cannot make a file read-only for root")
 
     def ro():
         subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True)
@@ -167,12 +180,12 @@ def ro_switch(tmp_path):
     def rw():
         subprocess.run(["mount", "-o", "remount,rw", str(d)], check=True)
 
-    yield d, ro, rw, True
+    yield d, ro, rw
     subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 def test_read_only_database(fake_nvml, record_factory, ro_switch):
-    d, make_ro, make_rw, _ = ro_switch
+    d, make_ro, make_rw = ro_switch
     db = d / "gputab.db"
     two_idle_gpus(fake_nvml)
     # A database someone made read-only (restored from a backup, another user's, a file system remounted
