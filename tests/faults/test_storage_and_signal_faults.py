@@ -149,6 +149,28 @@ def _modes_bind_me(tmp_path) -> bool:
         probe.unlink()
 
 
+def test_database_locked_before_the_recorder_starts(fake_nvml, record_factory, db_path):
+    """A backup holding the database when the recorder starts: it starts anyway and writes once it can."""
+    two_idle_gpus(fake_nvml)
+    first = record_factory(fake_nvml.env())
+    wait_committed(db_path, 2)
+    assert first.stop() == 0
+    before = committed(db_path)
+    other = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        rec = record_factory(fake_nvml.env())
+        rec.wait_stderr("database locked", timeout=15)
+        time.sleep(0.5)
+        assert rec.alive(), rec.stderr
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    rec.wait_stderr("writable again", timeout=15)
+    c = assert_clean_end(rec, db_path)
+    assert c["id"] == before["id"] + 1
+
+
 @pytest.fixture
 def ro_switch(tmp_path):
     """(dir, make_ro, make_rw) for the database directory: chmod where file modes apply; as root (who ignores
