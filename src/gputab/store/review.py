@@ -186,3 +186,99 @@ def iter_sessions(store: StoreQueries, ids: Iterable[int]) -> Iterator[SessionRe
     for sid in ids:
         yield load_session(store, sid)
 
+
+
+def set_samples(store: StoreQueries, sid: int, tag: str, samples: int, tokens: int) -> dict:
+    """Set a job's samples and tokens to these totals (a correction), through ``add_samples``.
+
+    The difference to the stored counts goes into the progress log like any other entry, so the log still adds
+    up to the job's counts and ``gputab samples`` keeps adding on top of the corrected figures.
+
+    Raises:
+        ValueError: a count is negative.
+        StoreError: the session is being recorded (its counts are the recorder's to write).
+        NoSuchSession: the session has no job ``tag``.
+    """
+    if samples < 0 or tokens < 0:
+        raise ValueError("samples and tokens are counts: 0 or more")
+    row = next(iter(store.db.query("SELECT samples, tokens FROM jobs WHERE session_id = ? AND tag = ?", [sid, tag])),
+               None)
+    old_samples = (row or {}).get("samples") or 0
+    old_tokens = (row or {}).get("tokens") or 0
+    return store.add_samples(sid, tag, samples - old_samples, tokens - old_tokens, reporter="review")
+
+
+def _sampled_times(end_ms: int, points: int) -> list[int]:
+    """``points`` evenly spaced bucket ends over ``(0, end_ms]``."""
+    points = max(1, points)
+    return [round(end_ms * (i + 1) / points) for i in range(points)]
+
+
+def session_series(store: StoreQueries, sid: int, points: int = 60) -> dict:
+    """At most ``points`` values per GPU and per job over the session, for charts.
+
+    A session whose series fits in a few times ``points`` rows is read whole and averaged per bucket; a longer
+    one is read with one index seek per bucket (the series step ending at or after the bucket start), so a
+    30-day 8-GPU session costs a few hundred seeks instead of a scan of millions of rows.
+
+    Returns:
+        ``{"t": [bucket end, s], "gpus": {index: {"utilization": [0..1 | None], "power_w": [W | None]}},
+        "jobs": {tag: [cumulative cost at bucket end]}}``.
+    """
+    head = next(iter(store.db.query(
+        "SELECT series_interval, started_wall, coalesce(ended_wall, last_wall, started_wall) AS end_wall "
+        "FROM sessions WHERE id = ?", [sid])), None)
+    if head is None:
+        raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
+    end_ms = max(0, int(round(((head["end_wall"] or 0.0) - (head["started_wall"] or 0.0)) * 1000)))
+    step_ms = max(1.0, (head["series_interval"] or 10.0) * 1000)
+    points = max(1, min(points, int(end_ms // step_ms) or 1))
+    ends = _sampled_times(end_ms, points)
+    gpu_indexes = [r[0] for r in store.db.execute(
+        "SELECT gpu_index FROM session_gpus WHERE session_id = ? ORDER BY gpu_index", [sid]).fetchall()]
+    gpus: dict[int, dict[str, list]] = {}
+    whole = end_ms / step_ms <= 4 * points
+    for index in gpu_indexes:
+        if whole:
+            rows = store.db.execute(
+                "SELECT t_ms, dt_ms, utilization, power_w FROM gpu_samples WHERE session_id = ? AND gpu_index = ? "
+                "ORDER BY t_ms", [sid, index]).fetchall()
+            gpus[index] = _bucket_means(rows, ends)
+        else:
+            util, power, lo = [], [], 0
+            for end in ends:
+                r = store.db.execute(
+                    "SELECT utilization, power_w FROM gpu_samples WHERE session_id = ? AND gpu_index = ? AND t_ms > ? "
+                    "ORDER BY t_ms LIMIT 1", [sid, index, lo]).fetchone()
+                util.append(r[0] if r else None)
+                power.append(r[1] if r else None)
+                lo = end
+            gpus[index] = {"utilization": util, "power_w": power}
+    jobs: dict[str, list] = {}
+    for job_id, tag in store.db.execute("SELECT id, tag FROM jobs WHERE session_id = ?", [sid]).fetchall():
+        cum, last = [], 0.0
+        for end in ends:
+            r = store.db.execute("SELECT cost_usd FROM job_samples WHERE job_id = ? AND t_ms <= ? "
+                                 "ORDER BY t_ms DESC LIMIT 1", [job_id, end]).fetchone()
+            last = r[0] if r else last
+            cum.append(last)
+        jobs[tag] = cum
+    return {"t": [e / 1000 for e in ends], "gpus": gpus, "jobs": jobs}
+
+
+def _bucket_means(rows: list, ends: list[int]) -> dict[str, list]:
+    """Time-weighted means of utilization and power per bucket; None where a bucket has no known value."""
+    sums = [[0.0, 0.0, 0.0, 0.0] for _ in ends]  # util*dt, dt(util known), power*dt, dt(power known)
+    b = 0
+    for t_ms, dt_ms, util, power in rows:
+        while b < len(ends) - 1 and t_ms > ends[b]:
+            b += 1
+        acc, dt = sums[b], dt_ms or 1
+        if util is not None:
+            acc[0] += util * dt
+            acc[1] += dt
+        if power is not None:
+            acc[2] += power * dt
+            acc[3] += dt
+    return {"utilization": [a[0] / a[1] if a[1] else None for a in sums],
+            "power_w": [a[2] / a[3] if a[3] else None for a in sums]}

@@ -1,0 +1,73 @@
+"""Two sessions or two jobs side by side, with the difference."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from gputab.tui.format import NA, hours, money, pct
+
+
+def _per_sample(v: float | None) -> str:
+    return NA if v is None else f"${v:.6f}"
+
+
+# (label, key, how to write a value, how to write a difference)
+ROWS = (
+    ("cost", "cost_usd", money, money),
+    ("GPU-hours", "gpu_hours", hours, lambda d: f"{d:+.3f}"),
+    ("effective GPU-hours", "effective_gpu_hours", hours, lambda d: f"{d:+.3f}"),
+    ("avg utilization", "avg_utilization", lambda v: pct(v, fraction=True), lambda d: f"{d * 100:+.0f} pts"),
+    ("$/effective GPU-hour", "cost_per_effective_gpu_hour_usd", money, money),
+    ("energy kWh", "energy_kwh", lambda v: NA if v is None else f"{v:.3f}", lambda d: f"{d:+.3f}"),
+    ("samples", "samples", lambda v: "-" if v is None else f"{v:,}", lambda d: f"{d:+,}"),
+    ("$/sample", "cost_per_sample_usd", _per_sample, lambda d: f"{d:+.6f}"),
+)
+
+
+def difference(a: float | None, b: float | None) -> tuple[float | None, float | None]:
+    """``b - a`` and the relative change ``(b - a) / a``; None where a side is unknown (or a is 0 for the ratio)."""
+    if a is None or b is None:
+        return None, None
+    return b - a, (b - a) / a if a else None
+
+
+class CompareScreen(Screen):
+    """Figure by figure: A, B, B - A and the change in percent.
+
+    Args:
+        name_a: what A is ("session 3", a tag).
+        a: A's figures (keys of :data:`ROWS`).
+        name_b: what B is.
+        b: B's figures.
+    """
+
+    CSS_PATH = "compare_screen.tcss"
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def __init__(self, name_a: str, a: dict, name_b: str, b: dict) -> None:
+        super().__init__()
+        self.name_a, self.a, self.name_b, self.b = name_a, a, name_b, b
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Compare  A: {self.name_a}  ·  B: {self.name_b}", id="compare-title")
+        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield Static("B - A: positive means B is higher; for cost and $/sample lower is better", id="compare-help")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare", DataTable)
+        table.add_columns("figure", f"A {self.name_a}"[:28], f"B {self.name_b}"[:28], "B - A", "change")
+        for label, key, fmt, fmt_diff in ROWS:
+            va, vb = self.a.get(key), self.b.get(key)
+            diff, rel = difference(va, vb)
+            table.add_row(label, Text(fmt(va), justify="right"), Text(fmt(vb), justify="right"),
+                          Text(NA if diff is None else fmt_diff(diff), justify="right"),
+                          Text(NA if rel is None else f"{rel * 100:+.1f}%", justify="right"), key=key)
+        table.focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,213 @@
+"""One recorded session: every job with all its figures, and charts over the session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from gputab.tui.format import NA, duration, gib, hours, money, pct
+from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
+
+# (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
+JOB_COLUMNS = (
+    ("job", "tag", str),
+    ("cost", "cost_usd", money),
+    ("GPU-h", "gpu_hours", hours),
+    ("eff GPU-h", "effective_gpu_hours", hours),
+    ("util", "avg_utilization", lambda v: pct(v, fraction=True)),
+    ("$/eff-h", "cost_per_effective_gpu_hour_usd", money),
+    ("kWh", "energy_kwh", lambda v: NA if v is None else f"{v:.3f}"),
+    ("peak VRAM", "peak_vram_bytes", lambda v: gib(v) if v else NA),
+    ("samples", "samples", lambda v: "-" if v is None else f"{v:,}"),
+    ("tokens", "tokens", lambda v: "-" if v is None else f"{v:,}"),
+    ("$/sample", "cost_per_sample_usd", lambda v: "-" if v is None else f"${v:.6f}"),
+    ("$/1k smp", "cost_per_1k_samples_usd", lambda v: "-" if v is None else money(v)),
+    ("$/1M tok", "cost_per_1m_tokens_usd", lambda v: "-" if v is None else money(v)),
+)
+
+
+def chart_label(name: str, values: list[float | None], fmt) -> str:
+    """``name`` with the min and max of the known ``values`` (n/a when there are none)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return f"{name[:18]:<18} n/a"
+    return f"{name[:18]:<18} min {fmt(min(known))} max {fmt(max(known))}"
+
+
+class SessionScreen(Screen):
+    """A session's jobs (the ``(idle)`` and ``(unobserved)`` rows included) and its charts.
+
+    Args:
+        db_path: the session database.
+        session_id: the session to show.
+    """
+
+    CSS_PATH = "session_screen.tcss"
+    BINDINGS = [
+        Binding("n", "samples", "Samples/tokens"),
+        Binding("m", "mark", "Mark job"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export CSV"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, db_path: Path, session_id: int) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.session_id = session_id
+        self.jobs: list[dict] = []
+        self.marked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="session-head")
+        yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
+        yield VerticalScroll(id="session-charts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from gputab.store import Store
+        from gputab.store.review import load_session, session_series
+
+        table = self.query_one("#session-jobs", DataTable)
+        for label, key, _ in JOB_COLUMNS:
+            table.add_column(label, key=key)
+        with Store.open(self.db_path, readonly=True) as store:
+            info = store.session(self.session_id)
+            record = load_session(store, self.session_id)
+            series = session_series(store, self.session_id, SERIES_POINTS)
+        self.info, self.record = info, record
+        self.jobs = record.jobs
+        self.fill_jobs()
+        self.query_one("#session-charts", VerticalScroll).mount_all(self._charts(series))
+        table.focus()
+
+    # -- content ------------------------------------------------------------------------------------------------
+    def fill_jobs(self) -> None:
+        """(Re)fill the jobs table and the heading from :attr:`jobs`, keeping the cursor on its job."""
+        table = self.query_one("#session-jobs", DataTable)
+        current = self.selected_tag()
+        table.clear()
+        for job in self.jobs:
+            cells = []
+            for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
+                value = job.get(key)
+                if i == 0:
+                    cells.append(("*" if value in self.marked else " ") + value + (" ?" if job.get("unknown_price")
+                                                                                   else ""))
+                else:
+                    cells.append(Text(fmt(value), justify="right"))
+            table.add_row(*cells, key=job["tag"])
+        if current is not None:
+            table.move_cursor(row=table.get_row_index(current))
+        info = self.info
+        end = (info["end"] or "now").replace("T", " ").removesuffix("Z")
+        start = (info["start"] or "-").replace("T", " ").removesuffix("Z")
+        marked = f" · marked: {', '.join(self.marked)}" if self.marked else ""
+        self.query_one("#session-head", Static).update(
+            f"Session {self.session_id} on {info['host']} · {start} → {end} UTC ({info['end_reason'] or 'open'}) · "
+            f"{duration(info['duration_s'])} · {len(self.record.gpus)} GPUs · {money(info['cost_usd'])}{marked}")
+
+    def _charts(self, series: dict) -> list:
+        """One labelled sparkline per GPU for utilization and power, and one per job for cumulative cost."""
+        span = duration(series["t"][-1]) if series["t"] else NA
+        out: list = [Static(f"Over the session (0:00:00 → {span}, {len(series['t'])} points)",
+                            classes="chart-heading")]
+
+        def line(name: str, values: list, fmt) -> Horizontal:
+            data = [v if v is not None else 0.0 for v in values]
+            return Horizontal(Static(chart_label(name, values, fmt), classes="chart-label"),
+                              Sparkline(data, classes="chart"), classes="chart-row")
+
+        for index, g in series["gpus"].items():
+            out.append(line(f"GPU {index} util", g["utilization"], lambda v: pct(v, fraction=True)))
+            out.append(line(f"GPU {index} power", g["power_w"], lambda v: f"{v:.0f}W"))
+        out.append(Static("Cumulative cost per job", classes="chart-heading"))
+        for job in self.jobs:  # costliest first, as in the table
+            values = series["jobs"].get(job["tag"], [])
+            out.append(line(job["tag"], values, money))
+        return out
+
+    def selected_tag(self) -> str | None:
+        """The job under the cursor."""
+        table = self.query_one("#session-jobs", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def job(self, tag: str) -> dict:
+        """The job ``tag`` of this session, as stored."""
+        return next(j for j in self.jobs if j["tag"] == tag)
+
+    # -- actions ------------------------------------------------------------------------------------------------
+    def action_samples(self) -> None:
+        """Enter or correct the selected job's samples and tokens."""
+        from gputab.tui.review.samples_dialog import SamplesDialog
+
+        tag = self.selected_tag()
+        if tag is None or is_special(tag):
+            self.notify("select a job (not a bucket such as (idle)) to enter its samples", severity="warning")
+            return
+        job = self.job(tag)
+        self.app.push_screen(SamplesDialog(tag, job.get("samples"), job.get("tokens")),
+                             lambda counts: self._store_samples(tag, counts))
+
+    def _store_samples(self, tag: str, counts: tuple[int, int] | None) -> None:
+        from gputab.store import Store
+        from gputab.store.review import set_samples
+
+        if counts is None:
+            return
+        try:
+            with Store.open(self.db_path, create=False) as store:
+                updated = set_samples(store, self.session_id, tag, *counts)
+        except Exception as exc:  # noqa: BLE001 - a live or locked session is told, the screen stays
+            self.notify(str(exc), title="not stored", severity="error")
+            return
+        self.jobs = [updated if j["tag"] == tag else j for j in self.jobs]
+        self.fill_jobs()
+        per = updated.get("cost_per_sample_usd")
+        self.notify(f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
+                    f"{'-' if per is None else f'${per:.6f}'} per sample", title="stored")
+
+    def action_mark(self) -> None:
+        """Mark or unmark the job under the cursor, for compare."""
+        tag = self.selected_tag()
+        if tag is None:
+            return
+        if tag in self.marked:
+            self.marked.remove(tag)
+        else:
+            self.marked.append(tag)
+        self.fill_jobs()
+
+    def action_compare(self) -> None:
+        from gputab.tui.review.compare_screen import CompareScreen
+
+        if len(self.marked) != 2:
+            self.notify(f"mark two jobs with m to compare them ({len(self.marked)} marked)", severity="warning")
+            return
+        a, b = self.marked
+        self.app.push_screen(CompareScreen(a, job_figures(self.job(a)), b, job_figures(self.job(b))))
+
+    def action_export(self) -> None:
+        try:
+            path, rows = export_sessions(self.db_path, [self.session_id])
+        except Exception as exc:  # noqa: BLE001 - any failure (disk full, permissions) is told, not raised
+            self.notify(f"{type(exc).__name__}: {exc}", title="export failed", severity="error")
+            return
+        self.notify(f"{rows} rows to {path}", title="exported")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @on(DataTable.RowSelected, "#session-jobs")
+    def _row_selected(self) -> None:
+        # Enter on a job opens its counts: the one thing on this screen that can be changed.
+        self.action_samples()

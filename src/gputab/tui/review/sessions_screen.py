@@ -1,0 +1,215 @@
+"""The sessions screen: every recorded session with its stored totals; filter, sort, open, mark, compare, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from gputab.tui.format import duration, money, pct
+from gputab.tui.review.data import SORTS, SessionRow, export_sessions, load_rows, parse_filter, session_figures, \
+    sort_rows
+
+COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", "util", "end", "jobs")
+# Which sort each header sorts by (the mark and jobs columns do not sort).
+_HEADER_SORT = {1: "id", 2: "start", 3: "duration", 4: "host", 5: "GPUs", 6: "cost", 7: "idle", 8: "util", 9: "end"}
+
+
+class SessionsScreen(Screen):
+    """Past sessions, newest first.
+
+    Args:
+        db_path: the session database to read.
+        standalone: True in ``gputab review`` (Esc quits); False over the live view (Esc goes back to it).
+    """
+
+    CSS_PATH = "sessions_screen.tcss"
+    BINDINGS = [
+        Binding("enter", "open", "Open", show=False),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("R", "reverse_sort", "Reverse"),
+        Binding("m", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export CSV"),
+        Binding("g", "reload", "Reload", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, db_path: Path, standalone: bool = False) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.standalone = standalone
+        self.rows: list[SessionRow] = []
+        self.shown: list[SessionRow] = []
+        self.marked: list[int] = []
+        self.sort_index = 0
+        self.descending = True
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="sessions-title")
+        yield Input(placeholder="filter: tag:llama host:box since:7d until:2026-02-01 (/ to edit, Enter: list)",
+                    id="sessions-filter")
+        yield Static("", id="sessions-filter-error")
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="sessions-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sessions", DataTable)
+        for label in COLUMNS:
+            table.add_column(label, key=label or "mark")
+        self.reload()
+        table.focus()
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read the sessions again (a live session moves on) and redraw with the current filter and sort."""
+        self.rows = load_rows(self.db_path)
+        known = {r.id for r in self.rows}
+        self.marked = [m for m in self.marked if m in known]
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Filter, sort and fill the table, keeping the cursor on the same session when it is still listed."""
+        table = self.query_one("#sessions", DataTable)
+        current = self.selected_id()
+        filt = parse_filter(self.query_one("#sessions-filter", Input).value)
+        err = self.query_one("#sessions-filter-error", Static)
+        err.update(filt.error or "")
+        err.display = bool(filt.error)
+        label, attr = SORTS[self.sort_index]
+        self.shown = sort_rows([r for r in self.rows if filt.matches(r)], attr, self.descending)
+        table.clear()
+        for r in self.shown:
+            table.add_row(*self._cells(r), key=str(r.id))
+        if current is not None and any(r.id == current for r in self.shown):
+            table.move_cursor(row=table.get_row_index(str(current)))
+        arrow = "↓" if self.descending else "↑"
+        self.query_one("#sessions-title", Static).update(
+            f"Sessions: {len(self.shown)} of {len(self.rows)} · sorted by {label} {arrow} · "
+            f"{len(self.marked)} marked")
+        empty = self.query_one("#sessions-empty", Static)
+        empty.display = not self.shown
+        empty.update("No sessions match the filter." if self.rows else
+                     f"No sessions yet in {self.db_path}; record one with `gputab record`.")
+
+    def _cells(self, r: SessionRow) -> list:
+        tags = ", ".join(r.tags[:3]) + (f" +{len(r.tags) - 3}" if len(r.tags) > 3 else "")
+        start = (r.start or "-").replace("T", " ").removesuffix("Z")[:16]
+        return [
+            "*" if r.id in self.marked else " ", str(r.id), start, duration(r.duration_s), r.host[:16], str(r.gpus),
+            Text(money(r.cost_usd), justify="right"), Text(money(r.idle_cost_usd), justify="right"),
+            Text(pct(r.avg_utilization, fraction=True), justify="right"), r.end_reason or "-", tags or "-",
+        ]
+
+    def selected_id(self) -> int | None:
+        """The session under the cursor, or None when the list is empty."""
+        table = self.query_one("#sessions", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return int(key.value)
+
+    def row(self, sid: int) -> SessionRow:
+        """The listed session ``sid``."""
+        return next(r for r in self.rows if r.id == sid)
+
+    # -- events -------------------------------------------------------------------------------------------------
+    @on(Input.Changed, "#sessions-filter")
+    def _filter_changed(self) -> None:
+        self.redraw()
+
+    @on(Input.Submitted, "#sessions-filter")
+    def _filter_done(self) -> None:
+        self.query_one("#sessions", DataTable).focus()
+
+    @on(DataTable.RowSelected, "#sessions")
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#sessions")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        label = _HEADER_SORT.get(event.column_index)
+        if label is None:
+            return
+        index = next(i for i, (name, _) in enumerate(SORTS) if name == label)
+        # A second click on the sorted column turns the order round, as in a spreadsheet.
+        self.descending = not self.descending if index == self.sort_index else True
+        self.sort_index = index
+        self.redraw()
+
+    def on_screen_resume(self) -> None:
+        # Back from a session whose samples were edited: its totals may have changed.
+        if self.is_mounted and self.rows:
+            self.reload()
+
+    # -- actions ------------------------------------------------------------------------------------------------
+    def action_open(self) -> None:
+        from gputab.tui.review.session_screen import SessionScreen
+
+        sid = self.selected_id()
+        if sid is not None:
+            self.app.push_screen(SessionScreen(self.db_path, sid))
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#sessions-filter", Input).focus()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.descending = SORTS[self.sort_index][0] not in ("host", "end")  # text sorts A-Z first
+        self.redraw()
+
+    def action_reverse_sort(self) -> None:
+        self.descending = not self.descending
+        self.redraw()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_mark(self) -> None:
+        """Mark or unmark the session under the cursor, for compare (two) and export (any number)."""
+        sid = self.selected_id()
+        if sid is None:
+            return
+        if sid in self.marked:
+            self.marked.remove(sid)
+        else:
+            self.marked.append(sid)
+        self.redraw()
+
+    def action_compare(self) -> None:
+        from gputab.tui.review.compare_screen import CompareScreen
+
+        if len(self.marked) != 2:
+            self.notify(f"mark two sessions with m to compare them ({len(self.marked)} marked)", severity="warning")
+            return
+        a, b = (self.row(sid) for sid in self.marked)
+        self.app.push_screen(CompareScreen(f"session {a.id}", session_figures(a), f"session {b.id}",
+                                           session_figures(b)))
+
+    def action_export(self) -> None:
+        """Export the marked sessions, or the one under the cursor, as the ``gputab export --csv`` job rows."""
+        ids = sorted(self.marked) or ([self.selected_id()] if self.selected_id() is not None else [])
+        if not ids:
+            self.notify("nothing to export", severity="warning")
+            return
+        try:
+            path, rows = export_sessions(self.db_path, ids)
+        except Exception as exc:  # noqa: BLE001 - any failure (disk full, permissions) is told, not raised
+            self.notify(f"{type(exc).__name__}: {exc}", title="export failed", severity="error")
+            return
+        self.notify(f"{rows} rows to {path}", title="exported")
+
+    def action_back(self) -> None:
+        if self.focused is self.query_one("#sessions-filter", Input):
+            self.query_one("#sessions", DataTable).focus()
+        elif self.standalone:
+            self.app.exit()
+        else:
+            self.app.pop_screen()
