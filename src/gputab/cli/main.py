@@ -47,7 +47,7 @@ def _register() -> None:
 
     cli.add_command(snapshot.snapshot)
     # Later layers register here, one module per command group.
-    for modname in ("prices", "run", "record", "review", "samples", "export"):
+    for modname in ("prices", "run", "record", "review", "samples", "export", "review_tui"):
         try:
             mod = __import__(f"gputab.cli.{modname}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -47,6 +47,7 @@ class GputabApp(App):
         Binding("2", "view('gpus')", "GPUs"),
         Binding("3", "view('processes')", "Procs"),
         Binding("t", "tag", "Tag"),
+        Binding("s", "sessions", "Sessions", show=False),
         Binding("r", "refresh", "Poll now", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
@@ -162,6 +163,12 @@ class GputabApp(App):
         if self._timer is not None:
             self._timer.stop()
             self._request_poll()
+
+    def action_sessions(self) -> None:
+        """Open the review of recorded sessions (this one included, as of its last commit)."""
+        from gputab.tui.review import open_review
+
+        open_review(self)
 
     def action_keys(self) -> None:
         if self.screen.query("KeyPanel"):
