@@ -1,0 +1,268 @@
+"""Pilot tests of the review screens over sessions these tests record (demo backend, fake clock)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+from review_support import DAY, record, three_sessions
+from tui_support import advance, make_app
+
+from gputab.sampling.demo import DEMO_START_WALL
+from gputab.store import Store
+from gputab.store.review import session_series
+from gputab.tui.format import money, pct
+from gputab.tui.review import ReviewApp, SessionsScreen
+from gputab.tui.review.compare_screen import CompareScreen
+from gputab.tui.review.samples_dialog import SamplesDialog, parse_count
+from gputab.tui.review.session_screen import SessionScreen
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "review.db"
+    three_sessions(path)
+    return path
+
+
+def _ids(app) -> list[int]:
+    return [r.id for r in app.screen.shown]
+
+
+def _cells(table, key: str) -> list[str]:
+    return [getattr(c, "plain", c) for c in table.get_row(key)]
+
+
+async def _type(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press("space" if ch == " " else ch)
+    await pilot.pause()
+
+
+async def test_list_shows_sessions_with_stored_totals(db):
+    with Store.open(db, readonly=True) as store:
+        stored = {s["id"]: s for s in store.sessions()}
+        jobs = {sid: store.jobs(sid) for sid in stored}
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SessionsScreen)
+        assert _ids(app) == [3, 2, 1]  # newest first
+        table = app.screen.query_one("#sessions")
+        for sid, s in stored.items():
+            cells = _cells(table, str(sid))
+            idle = next(j["cost_usd"] for j in jobs[sid] if j["tag"] == "(idle)")
+            eff = sum(j["effective_gpu_hours"] or 0 for j in jobs[sid])
+            hours = sum(j["gpu_hours"] or 0 for j in jobs[sid])
+            assert cells[1] == str(sid)
+            assert cells[3] == {1: "0:02:00", 2: "0:00:30", 3: "0:01:30"}[sid]
+            assert cells[4] == s["host"] and cells[5] == "4"
+            assert cells[6] == money(s["cost_usd"]) and cells[7] == money(idle)
+            assert cells[8] == pct(eff / hours, fraction=True) and cells[9] == "clean"
+        assert _cells(table, "3")[2] == "2026-01-05 00:00"
+
+
+async def test_filter_by_tag_host_and_date_as_you_type(db):
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("slash")
+        await _type(pilot, "tag:slurm")  # the sweep starts at 40 s: session 2 (30 s) never saw it
+        assert _ids(app) == [3, 1]
+        app.screen.query_one("#sessions-filter").value = ""
+        await pilot.pause()
+        await _type(pilot, "host:node")
+        assert _ids(app) == [3]
+        app.screen.query_one("#sessions-filter").value = "since:2026-01-02T00:00Z"
+        await pilot.pause()
+        assert _ids(app) == [3, 2]
+        app.screen.query_one("#sessions-filter").value = "until:2026-01-04T00:00Z demo"
+        await pilot.pause()
+        assert _ids(app) == [2, 1]
+        # A date half typed is told, not raised, and does not filter.
+        app.screen.query_one("#sessions-filter").value = "since:2026-0"
+        await pilot.pause()
+        assert _ids(app) == [3, 2, 1]
+        assert "not a date" in str(app.screen.query_one("#sessions-filter-error").render())
+        await pilot.press("enter")  # back to the list, keys act on it again
+        assert app.screen.focused is app.screen.query_one("#sessions")
+
+
+async def test_sort_cycles_columns_and_reverses(db):
+    with Store.open(db, readonly=True) as store:
+        by_cost = [s["id"] for s in sorted(store.sessions(), key=lambda s: -s["cost_usd"])]
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("o")  # start -> duration
+        assert _ids(app) == [1, 3, 2]
+        for _ in range(3):  # -> host -> GPUs -> cost
+            await pilot.press("o")
+        assert "sorted by cost ↓" in str(app.screen.query_one("#sessions-title").render())
+        assert _ids(app) == by_cost
+        await pilot.press("R")
+        assert _ids(app) == by_cost[::-1]
+
+
+async def test_open_session_shows_every_job_as_stored_and_charts(db):
+    with Store.open(db, readonly=True) as store:
+        jobs = store.jobs(1)
+        gpus = store.gpus(1)
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("#sessions")
+        table.move_cursor(row=table.get_row_index("1"))
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SessionScreen) and screen.session_id == 1
+        jt = screen.query_one("#session-jobs")
+        assert [k.value for k in jt.rows] == [j["tag"] for j in jobs]
+        assert "(idle)" in [j["tag"] for j in jobs]
+        for j in jobs:
+            cells = _cells(jt, j["tag"])
+            assert cells[1] == money(j["cost_usd"])
+            assert cells[2] == f"{j['gpu_hours']:.3f}" and cells[3] == f"{j['effective_gpu_hours']:.3f}"
+            assert cells[4] == pct(j["avg_utilization"], fraction=True)
+            assert cells[6] == f"{j['energy_kwh']:.3f}"
+        # Utilization and power per GPU, cumulative cost per job; each labelled with its min and max.
+        labels = [str(s.render()) for s in screen.query(".chart-label")]
+        assert len(labels) == 2 * len(gpus) + len(jobs)
+        assert labels[0].startswith("GPU 0 util") and "min" in labels[0] and "max" in labels[0]
+        lora = next(lbl for lbl in labels if lbl.startswith("llama3-8b-lora"))
+        assert lora.endswith(f"max {money(jobs[0]['cost_usd'])}")  # the last point is the job's total
+        sparks = list(screen.query("Sparkline"))
+        assert all(0 < len(s.data) <= 60 for s in sparks)
+        await pilot.press("escape")
+        assert isinstance(app.screen, SessionsScreen)
+
+
+async def test_entering_samples_updates_per_sample_and_stores_it(db):
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")  # session 3, costliest job first
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("n")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, SamplesDialog) and dialog.tag == "llama3-8b-lora"
+        await _type(pilot, "-5")
+        await pilot.press("enter")
+        assert app.screen is dialog and "not a count" in str(dialog.query_one("#samples-error").render())
+        dialog.query_one("#samples-input").value = "200,000"
+        dialog.query_one("#tokens-input").value = "50000000"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        cells = _cells(screen.query_one("#session-jobs"), "llama3-8b-lora")
+        with Store.open(db, readonly=True) as store:
+            job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
+        assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
+        assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
+        assert cells[8] == "200,000" and cells[10] == f"${job['cost_usd'] / 200_000:.6f}"
+        # A correction sets the totals, it does not add to them.
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#samples-input").value = "1000"
+        await pilot.press("enter")
+        await pilot.pause()
+        with Store.open(db, readonly=True) as store:
+            job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
+        assert job["samples"] == 1000 and job["tokens"] == 50_000_000
+
+
+def test_parse_count_takes_grouped_digits_only():
+    assert parse_count("1,000,000") == 1_000_000 and parse_count(" 42 ") == 42 and parse_count("") == 0
+    for bad in ("-1", "1.5", "1e6", "12,34", "abc"):
+        with pytest.raises(ValueError):
+            parse_count(bad)
+
+
+async def test_compare_two_sessions_and_two_jobs(db):
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")  # nothing marked: told, no screen
+        assert isinstance(app.screen, SessionsScreen)
+        await pilot.press("m", "down", "down", "m", "c")  # sessions 3 and 1
+        await pilot.pause()
+        cmp = app.screen
+        assert isinstance(cmp, CompareScreen) and (cmp.name_a, cmp.name_b) == ("session 3", "session 1")
+        row = _cells(cmp.query_one("#compare"), "cost_usd")
+        a, b = cmp.a["cost_usd"], cmp.b["cost_usd"]
+        assert row[1] == money(a) and row[2] == money(b) and row[3] == money(b - a)
+        assert row[4] == f"{(b - a) / a * 100:+.1f}%"
+        await pilot.press("escape", "enter")  # cursor is on session 1
+        await pilot.pause()
+        await pilot.press("m", "down", "m", "c")
+        await pilot.pause()
+        cmp = app.screen
+        assert (cmp.name_a, cmp.name_b) == ("llama3-8b-lora", "eval-mmlu")
+        assert cmp.a["gpu_hours"] > cmp.b["gpu_hours"] > 0
+        assert _cells(cmp.query_one("#compare"), "gpu_hours")[3] == f"{cmp.b['gpu_hours'] - cmp.a['gpu_hours']:+.3f}"
+
+
+async def test_export_writes_what_gputab_export_writes(db, tmp_path, monkeypatch):
+    from gputab.cli.main import cli
+
+    out = tmp_path / "exports"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    expected = CliRunner().invoke(cli, ["--db", str(db), "export", "--csv", "--session", "2"])
+    assert expected.exit_code == 0, expected.output
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "e")  # session 2
+        await pilot.pause()
+        written = out / "gputab-session-2.csv"
+        assert written.read_bytes() == expected.stdout_bytes and expected.stdout_bytes.count(b"\r\n") > 3
+        assert any(str(written) in n.message for n in app._notifications)
+        await pilot.press("m", "up", "m", "e")  # marked: sessions 2 and 3
+        await pilot.pause()
+    both = (out / "gputab-sessions-2-3.csv").read_text(encoding="utf-8").splitlines()
+    assert {line.split(",")[0] for line in both[1:]} == {"2", "3"}
+
+
+async def test_live_view_opens_the_sessions_with_s(demo_ctx, clock):
+    app = make_app(demo_ctx, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await advance(app, clock, 5)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SessionsScreen)
+        (row,) = app.screen.shown
+        assert row.end_reason == "recording" and row.host == "demo-box"
+        await pilot.press("escape")
+        assert not isinstance(app.screen, SessionsScreen)
+
+
+def test_gputab_review_is_a_command():
+    from gputab.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["review", "--help"])
+    assert r.exit_code == 0 and "Browse recorded sessions" in r.output
+
+
+def test_month_long_session_series_is_read_by_seeks(tmp_path):
+    """A 30-day 8-GPU session: the charts read a bounded number of points, fast, whatever the row count."""
+    db = tmp_path / "long.db"
+    record(db, 30)
+    with Store.open(db) as store:
+        end = DEMO_START_WALL + 30 * DAY
+        store.db.execute("UPDATE sessions SET ended_wall = ?, last_wall = ? WHERE id = 1", [end, end])
+        store.db["gpu_samples"].insert_all(
+            ({"session_id": 1, "gpu_index": g, "t_ms": t * 600_000, "dt_ms": 10_000, "utilization": 0.5,
+              "power_w": 300.0, "energy_j": 1.0, "cost_usd": 0.01} for g in range(4) for t in range(1, 4321)),
+            batch_size=5000)
+        started = time.perf_counter()
+        series = session_series(store, 1, points=60)
+        took = time.perf_counter() - started
+    assert len(series["t"]) == 60 and series["t"][-1] == pytest.approx(30 * DAY)
+    assert all(len(g["utilization"]) == 60 for g in series["gpus"].values())
+    assert series["gpus"][0]["power_w"][-1] == 300.0
+    assert took < 0.5
