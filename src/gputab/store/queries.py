@@ -194,6 +194,52 @@ class StoreQueries:
         # A read-only open does not migrate, so a database from before m003_alerts has no such table.
         return self.db["alerts"].exists()
 
+    def latest_gpu_samples(self, session_id: int) -> list[dict]:
+        """Each GPU's newest stored series point, by GPU index: the recorder's last series step, not its last tick.
+
+        The recorder stores hardware figures once per ``series_interval`` (10 s by default) as aggregates over the
+        step, so these lag by up to one step. Each dict: ``index``, ``t`` (seconds since the session start, end of
+        the step), ``dt`` (length of the step, s), ``utilization`` (time-weighted mean, 0..1), ``memory_used_bytes``
+        (max over the step), ``power_w`` (mean), ``temperature_c`` (max), ``energy_j`` and ``cost_usd`` (within the
+        step). A GPU with no step stored yet is absent. The store has no memory total or power limit.
+        """
+        # One index seek per GPU (max over the primary key's last column), not a scan of months of series:
+        # CROSS JOIN makes session_gpus the outer loop, so the series table is only ever probed by its full key.
+        rows = self.db.query(
+            "SELECT g.* FROM session_gpus s CROSS JOIN gpu_samples g ON g.session_id = s.session_id "
+            "AND g.gpu_index = s.gpu_index AND g.t_ms = (SELECT max(t_ms) FROM gpu_samples "
+            "WHERE session_id = s.session_id AND gpu_index = s.gpu_index) "
+            "WHERE s.session_id = ? ORDER BY g.gpu_index", [session_id])
+        return [{"index": r["gpu_index"], "t": r["t_ms"] / 1000.0, "dt": r["dt_ms"] / 1000.0,
+                 "utilization": r["utilization"], "memory_used_bytes": r["memory_used_bytes"],
+                 "power_w": r["power_w"], "temperature_c": r["temperature_c"], "energy_j": r["energy_j"],
+                 "cost_usd": r["cost_usd"]} for r in rows]
+
+    def live_processes(self, session_id: int) -> list[dict]:
+        """The GPU processes the session's recorder saw last, with the tag it charges them to and how it found it.
+
+        The recorder writes a process when it first sees it, when its tag or tag source changes (a manual tag,
+        recorded at once) and, for every process still running, at each series step. So a process counts as live
+        while its ``last_wall`` is within one series step (plus two ticks of slack) of the session's last commit;
+        one that exited lingers here for up to that long. The store holds no per-process VRAM or SM figures.
+
+        Returns:
+            Dicts sorted by GPU then pid: ``pid``, ``gpu_index``, ``create_time``, ``user``, ``name``, ``cmdline``
+            (already redacted), ``tag``, ``source`` (env, inherited, key, rule, container, manual, untagged,
+            gone), ``first_wall``, ``last_wall``. One per (pid, GPU): the newest, should a PID have been reused.
+        """
+        rows = self.db.query(
+            "SELECT p.* FROM processes p JOIN sessions s ON s.id = p.session_id WHERE p.session_id = ? "
+            "AND p.last_wall >= coalesce(s.last_wall, s.started_wall) - (s.series_interval + 2 * s.interval) "
+            "ORDER BY p.last_wall", [session_id])
+        newest: dict[tuple[int, int], dict] = {}
+        for r in rows:
+            newest[(r["pid"], r["gpu_index"])] = {
+                "pid": r["pid"], "gpu_index": r["gpu_index"], "create_time": r["create_time"], "user": r["user"],
+                "name": r["name"], "cmdline": r["cmdline"], "tag": r["tag"], "source": r["tag_source"],
+                "first_wall": r["first_wall"], "last_wall": r["last_wall"]}
+        return [newest[k] for k in sorted(newest, key=lambda k: (k[1], k[0]))]
+
     def session_tags(self, tag: str) -> list[int]:
         """Ids of the sessions that have a job ``tag``, newest first."""
         return [r["session_id"] for r in

@@ -17,17 +17,22 @@ from textual import on
 from textual.app import App
 from textual.binding import Binding
 
+from gputab.tui.alerts_screen import AlertsScreen
 from gputab.tui.feed import Feed, open_feed
 from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.live_screen import LiveScreen
-from gputab.tui.messages import FrameReady, PollFailed
+from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
 from gputab.tui.poller import Poller
 from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
 
-VIEWS = ("jobs", "gpus", "processes")
+VIEWS = ("jobs", "gpus", "processes", "alerts")
+ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
+"""Alert severity -> notification severity."""
+MAX_ALERT_TOASTS = 3
+"""Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
 
 
 class GputabApp(App):
@@ -40,12 +45,13 @@ class GputabApp(App):
     """
 
     TITLE = "gputab"
-    MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen}
+    MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen, "alerts": AlertsScreen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
         Binding("1", "view('jobs')", "Jobs"),
         Binding("2", "view('gpus')", "GPUs"),
         Binding("3", "view('processes')", "Procs"),
+        Binding("4", "view('alerts')", "Alerts"),
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions", show=False),
         Binding("r", "refresh", "Poll now", show=False),
@@ -74,6 +80,8 @@ class GputabApp(App):
         if self.handle_signals:
             self.install_signal_handlers()
         self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
+        # Queued before any poll, so no alert a poll raises can miss the listener.
+        self.poller.submit(self._listen_for_alerts)
         if self.start_polling:
             self._request_poll()
 
@@ -123,6 +131,21 @@ class GputabApp(App):
     def _frame_ready(self, message: FrameReady) -> None:
         self.show(message.frame)
         self._schedule_next(message.took)
+
+    def _listen_for_alerts(self, feed: Feed) -> None:
+        """Runs in the poll thread: the feed posts each poll's raised and cleared alerts to the app."""
+        feed.on_alerts = lambda raised, cleared: self.post_message(AlertsChanged(raised, cleared))
+
+    @on(AlertsChanged)
+    def _alerts_changed(self, message: AlertsChanged) -> None:
+        raised = message.raised
+        for alert in raised[:MAX_ALERT_TOASTS]:
+            self.notify(alert.message, title=f"{alert.severity}: {alert.kind.replace('_', ' ')}",
+                        severity=ALERT_SEVERITY.get(alert.severity, "warning"),
+                        timeout=10 if alert.severity == "critical" else 6)
+        if len(raised) > MAX_ALERT_TOASTS:
+            self.notify(f"{len(raised) - MAX_ALERT_TOASTS} more alerts raised: press 4 to see them all",
+                        severity="warning", timeout=6)
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:

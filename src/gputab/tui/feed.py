@@ -16,17 +16,37 @@ import abc
 import logging
 import socket
 import time
+from types import SimpleNamespace
 from typing import Callable, Mapping
 
 from gputab.sampling.snapshot import Snapshot
-from gputab.tui.frame import (ATTACHED, NOT_RECORDING, RECORDING, Frame, GpuView, JobView, ProcessView,
+from gputab.tui.alert_log import AlertLog
+from gputab.tui.frame import (ATTACHED, NOT_RECORDING, RECORDING, AlertView, Frame, GpuView, JobView, ProcessView,
                               sort_jobs)
+
+AlertListener = Callable[[tuple[AlertView, ...], tuple[AlertView, ...]], None]
+""":attr:`Feed.on_alerts`: called with (raised, cleared) in the poll thread."""
 
 log = logging.getLogger(__name__)
 
 
 class Feed(abc.ABC):
     """A source of frames for the app."""
+
+    on_alerts: AlertListener | None = None
+    """Set by the app: gets the alerts each poll raised and cleared (called in the poll thread)."""
+    alert_log: AlertLog
+
+    def hand_over_alerts(self) -> None:
+        """Give this poll's raises and clears to :attr:`on_alerts` (the pending lists are emptied either way)."""
+        raised, cleared = self.alert_log.take_changes()
+        if (raised or cleared) and self.on_alerts is not None:
+            self.on_alerts(raised, cleared)
+
+    def alert_fields(self) -> dict:
+        """The frame's alert fields, from :attr:`alert_log`."""
+        log = self.alert_log
+        return {"alerts": log.views, "active_alerts": log.active_count, "critical_alerts": log.critical_count}
 
     @abc.abstractmethod
     def poll(self) -> Frame:
@@ -97,6 +117,7 @@ class MemoryFeed(Feed):
 
     def __init__(self, backend, config, interval: float, why: str,
                  wall_clock: Callable[[], float] | None = None) -> None:
+        from gputab.alerts import AlertObserver
         from gputab.attribution import Attributor
         from gputab.ledger import Ledger
         from gputab.pricing import PriceTable
@@ -111,20 +132,28 @@ class MemoryFeed(Feed):
         self._start_mono: float | None = None
         self._start_wall: float | None = None
         self._infos: dict = {}
+        self.alert_log = AlertLog()
+        # Same rules as a recording, shown but not stored (there is nowhere to store them).
+        self.alerts = AlertObserver.from_config(config, sink=self.alert_log.add)
 
     def poll(self) -> Frame:
         snap = self.backend.poll()
         if self._start_mono is None:
             self._start_mono, self._start_wall = snap.mono, self._wall()
         self._infos = self.attributor.attribute(p.pid for p in snap.processes)
-        self.ledger.tick(snap, {pid: i.tag for pid, i in self._infos.items()})
+        intervals = self.ledger.tick(snap, {pid: i.tag for pid, i in self._infos.items()})
+        jobs = [j.to_json() for j in self.ledger.jobs.values()]
+        if intervals:  # the first tick is the ledger's baseline: nothing to judge yet
+            self.alerts.on_tick(SimpleNamespace(snapshot=snap, intervals=intervals, jobs=jobs,
+                                                processes=self._infos))
+        self.hand_over_alerts()
         return Frame(
             host=self.host, state=NOT_RECORDING, state_note=self.why, session_id=None,
             started_wall=self._start_wall, elapsed_s=snap.mono - self._start_mono,
             total_cost_usd=self.ledger.total_cost_usd, burn_rate_usd_per_hour=self.ledger.burn_rate_usd_per_hour,
             gpus=gpu_views(snap, [g.to_json() for g in self.ledger.gpus.values()]),
-            jobs=sort_jobs(JobView.from_json(j.to_json()) for j in self.ledger.jobs.values()),
-            processes=process_views(snap, self._infos), notes=snap.errors,
+            jobs=sort_jobs(JobView.from_json(j) for j in jobs),
+            processes=process_views(snap, self._infos), notes=snap.errors, **self.alert_fields(),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -139,25 +168,45 @@ class MemoryFeed(Feed):
         return f"{len(changed)} process(es) of {job} are charged to {tag} from now on"
 
     def close(self, reason: str) -> None:
-        self.backend.close()
+        try:
+            self.alerts.close()
+        finally:
+            self.backend.close()
 
 
 class RecordingFeed(Feed):
     """This app records the session: each poll is one :meth:`Recorder.step`.
 
+    Alerts: ``alerts`` is one of the recorder's observers, as in ``gputab record`` (same ``[alerts]`` and
+    ``[budgets]``); each raise and clear is stored with the session (:meth:`Recorder.record_alert`) and then
+    handed to the UI.
+
     Args:
         recorder: a started :class:`gputab.recorder.Recorder` (its first tick is ``first``).
         first: the baseline tick ``start()`` returned.
+        alerts: the :class:`gputab.alerts.AlertObserver` among the recorder's observers, or None; its sink is set
+            here.
     """
 
-    def __init__(self, recorder, first) -> None:
+    def __init__(self, recorder, first, alerts=None) -> None:
         self.recorder = recorder
         self.host = host_name(recorder.backend)
         self._start_mono = first.snapshot.mono
+        self.alert_log = AlertLog()
+        self.alerts = alerts
+        if alerts is not None:
+            alerts.sink = self._on_alert
+
+    def _on_alert(self, alert) -> None:
+        # Stored first: the session's record must not depend on the UI.
+        self.recorder.record_alert(alert)
+        self.alert_log.add(alert)
 
     def poll(self) -> Frame:
         # Every poll is a fresh tick; the baseline of start() charged nothing and is not worth showing.
-        return self.frame(self.recorder.step())
+        frame = self.frame(self.recorder.step())
+        self.hand_over_alerts()
+        return frame
 
     def frame(self, tick) -> Frame:
         """The frame of one recorder tick."""
@@ -173,7 +222,7 @@ class RecordingFeed(Feed):
             gpus=gpu_views(tick.snapshot, list(tick.gpus)),
             jobs=sort_jobs(JobView.from_json(j) for j in tick.jobs),
             processes=process_views(tick.snapshot, tick.processes),
-            notes=tuple(tick.notes) + tuple(tick.snapshot.errors),
+            notes=tuple(tick.notes) + tuple(tick.snapshot.errors), **self.alert_fields(),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -197,38 +246,61 @@ class RecordingFeed(Feed):
             else:
                 self.recorder.close("signal", reason.upper())
         finally:
-            self.recorder.backend.close()
+            try:
+                if self.alerts is not None:
+                    self.alerts.close()  # alert commands still running get a moment, then are killed
+            finally:
+                self.recorder.backend.close()
 
 
 class AttachedFeed(Feed):
-    """A viewer of the session a running ``gputab record`` writes: money from the store, read-only.
+    """A viewer of the session a running ``gputab record`` writes: read-only, the recorder's figures throughout.
 
-    Costs, burn rates and job figures are the recorder's (as of its last commit, every ``commit_interval``).
-    The hardware figures and the process list come from this app's own poll of the GPUs, which writes nothing,
-    so the bars and sparklines stay live between commits.
+    From the store: costs, burn rates and job figures, each process's tag and how it was found (so a manual tag
+    given in the recorder's session reads ``manual`` here), and the alerts the recorder raised (its rules are not
+    evaluated a second time). All as of the recorder's last commit (every ``commit_interval``); the process list
+    and alerts are re-read only when a new commit has landed.
+
+    From this app's own poll of the GPUs, which writes nothing: the hardware figures (utilization, VRAM, power,
+    temperature), each process's VRAM and SM %, and which processes are running now. The store lacks most of it
+    (no VRAM total, no power limit, nothing per process but the tag) and holds the rest only as aggregates per
+    series step (10 s by default), so polling keeps the bars, sparklines and process list live. Should this app be
+    unable to poll (``backend`` None, or a poll fails), the GPU figures fall back to the recorder's last series
+    step and the processes to the recorder's list, and the notes say so.
 
     Args:
         store: the database opened read-only.
-        backend: the sampling backend, polled for the hardware figures.
-        config: for attributing the processes shown (same rules as the recorder).
+        backend: the sampling backend, polled for the hardware figures; None when it could not be opened.
+        config: for attributing the processes the recorder has not committed yet (same rules as the recorder).
         wall_clock: Unix time, for the elapsed time.
+        why_no_poll: why ``backend`` is None (for the notes).
     """
 
-    def __init__(self, store, backend, config, wall_clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, store, backend, config, wall_clock: Callable[[], float] | None = None,
+                 why_no_poll: str = "") -> None:
         from gputab.attribution import Attributor
 
         self.store = store
         self.backend = backend
-        self.attributor = Attributor(backend.inspector(), config.attribution)
+        self.attributor = Attributor(backend.inspector(), config.attribution) if backend is not None else None
         self.host = host_name(backend)
         self._wall = wall_clock or time.time
         self.session_id: int | None = None
+        self.alert_log = AlertLog()
+        self._why_no_poll = why_no_poll
+        self._read_key: tuple | None = None  # (session, last commit) the process list and alerts were read at
+        self._procs: dict[tuple[int, int], dict] = {}
+        self._samples: dict[int, dict] = {}
 
     def poll(self) -> Frame:
         from datetime import datetime
 
-        snap = self.backend.poll()
-        infos = self.attributor.attribute(p.pid for p in snap.processes)
+        snap, why = None, self._why_no_poll
+        if self.backend is not None:
+            try:
+                snap = self.backend.poll()
+            except Exception as exc:  # noqa: BLE001 - the recorder's figures are still worth showing
+                why = f"{type(exc).__name__}: {exc}"
         writer = self.store.writer_info()
         if writer is None:
             state, note = NOT_RECORDING, "the recorder stopped; restart gputab to record"
@@ -246,19 +318,88 @@ class AttachedFeed(Feed):
             jobs = self.store.jobs(self.session_id)
             gpus = self.store.gpus(self.session_id)
             total = session["cost_usd"]
+            self._read_commit(self.session_id, session["last_commit"], need_samples=snap is None)
+        notes = tuple(snap.errors) if snap is not None else ()
+        if snap is None:
+            gpu_rows = stored_gpu_views(gpus, self._samples)
+            notes += (f"GPU figures from the recorder's last series step: cannot poll the GPUs here ({why})",)
+        else:
+            gpu_rows = gpu_views(snap, gpus)
+        self.hand_over_alerts()
         return Frame(
             host=self.host, state=state, state_note=note, session_id=self.session_id, started_wall=started,
             elapsed_s=(self._wall() - started) if started is not None else None, total_cost_usd=total,
             burn_rate_usd_per_hour=sum(j.get("burn_rate_usd_per_hour") or 0.0 for j in jobs),
-            gpus=gpu_views(snap, gpus), jobs=sort_jobs(JobView.from_json(j) for j in jobs),
-            processes=process_views(snap, infos), notes=snap.errors, can_tag=False,
+            gpus=gpu_rows, jobs=sort_jobs(JobView.from_json(j) for j in jobs),
+            processes=self._process_views(snap), notes=notes, can_tag=False, **self.alert_fields(),
         )
+
+    def _read_commit(self, session_id: int, commit: str | None, need_samples: bool) -> None:
+        """Re-read what changes only with a commit (processes, alerts) when a new one has landed."""
+        key = (session_id, commit)
+        if key == self._read_key and not (need_samples and not self._samples):
+            return
+        if self._read_key is not None and self._read_key[0] != session_id:
+            self.alert_log = AlertLog()  # the recorder was restarted: a new session, new alerts
+        self._read_key = key
+        self._procs = {(p["pid"], p["gpu_index"]): p for p in self.store.live_processes(session_id)}
+        self.alert_log.sync_rows(self.store.alerts(session_id))
+        if need_samples:
+            self._samples = {g["index"]: g for g in self.store.latest_gpu_samples(session_id)}
+
+    def _process_views(self, snap: Snapshot | None) -> tuple[ProcessView, ...]:
+        """The processes running now, each with the recorder's tag; the recorder's list when we cannot poll."""
+        if snap is None:
+            return tuple(ProcessView(
+                pid=p["pid"], gpu_index=p["gpu_index"], user=p["user"], command=p["cmdline"] or p["name"] or "?",
+                used_memory_bytes=None, sm_pct=None, tag=p["tag"], source=p["source"]) for p in self._procs.values())
+        stored = self._procs
+        # A process that started since the recorder's last commit is not in the store yet: tag it by the same
+        # rules until the next commit brings the recorder's answer (manual tags included).
+        missing = [p.pid for p in snap.processes if (p.pid, p.gpu_index) not in stored]
+        infos = self.attributor.attribute(missing) if missing and self.attributor is not None else {}
+        out = []
+        for p in snap.processes:
+            rec = stored.get((p.pid, p.gpu_index))
+            if rec is None:
+                info = infos.get(p.pid)
+                out.append(ProcessView(
+                    pid=p.pid, gpu_index=p.gpu_index, user=getattr(info, "user", None),
+                    command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
+                    used_memory_bytes=p.used_memory_bytes, sm_pct=p.sm_pct, tag=getattr(info, "tag", None),
+                    source=getattr(info, "source", "untagged")))
+            else:
+                out.append(ProcessView(
+                    pid=p.pid, gpu_index=p.gpu_index, user=rec["user"],
+                    command=rec["cmdline"] or rec["name"] or "?", used_memory_bytes=p.used_memory_bytes,
+                    sm_pct=p.sm_pct, tag=rec["tag"], source=rec["source"]))
+        return tuple(out)
 
     def close(self, reason: str) -> None:
         try:
             self.store.close()
         finally:
-            self.backend.close()
+            if self.backend is not None:
+                self.backend.close()
+
+
+def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[GpuView, ...]:
+    """GPU views from the store alone: identity and money from ``session_gpus``, hardware from the last step.
+
+    The store has no VRAM total or power limit, so those (and the bars drawn against them) read n/a.
+    """
+    out = []
+    for g in gpus:
+        s = samples.get(g["index"], {})
+        util = s.get("utilization")
+        out.append(GpuView(
+            index=g["index"], uuid=g.get("uuid") or "", name=g.get("name") or "?", model_key=g.get("model_key"),
+            utilization_pct=util * 100.0 if util is not None else None, memory_used_bytes=s.get("memory_used_bytes"),
+            power_w=s.get("power_w"), temperature_c=s.get("temperature_c"), rate_per_hour=g.get("rate_per_hour"),
+            unknown_price=bool(g.get("unknown_price")), energy_method=g.get("energy_method"),
+            cost_usd=g.get("cost_usd"),
+        ))
+    return tuple(out)
 
 
 def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
@@ -273,6 +414,7 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
     """
     import dataclasses
 
+    from gputab.alerts import AlertObserver
     from gputab.recorder import Recorder
     from gputab.store import RecorderRunning, Store, StoreError
 
@@ -281,7 +423,14 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
     kwargs = {}
     if ctx.demo and clock is not None:
         kwargs = {"clock": clock, "wall_clock": wall_clock}
-    backend = ctx.open_backend(**kwargs)
+    try:
+        backend = ctx.open_backend(**kwargs)
+    except Exception as exc:
+        # Someone who cannot poll the GPUs (no NVML for this user) can still watch a running recorder's session.
+        feed = _attach_without_backend(ctx, config, wall_clock, f"{type(exc).__name__}: {exc}")
+        if feed is None:
+            raise
+        return feed
     try:
         try:
             store = Store.open(ctx.db_path)
@@ -290,10 +439,13 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
             why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
             return MemoryFeed(backend, config, interval, why, wall_clock=wall_clock)
         if store.writer_info() is None:
+            # The same rules, budgets and alert command as `gputab record`; nothing printed (the UI owns the
+            # terminal): RecordingFeed stores each alert with the session and hands it to the UI.
+            alerts = AlertObserver.from_config(config)
             recorder = Recorder(backend, store, config, clock=clock or time.monotonic,
-                                wall_clock=wall_clock or time.time)
+                                wall_clock=wall_clock or time.time, observers=[alerts])
             try:
-                return RecordingFeed(recorder, recorder.start())
+                return RecordingFeed(recorder, recorder.start(), alerts)
             except RecorderRunning:
                 pass  # a recorder started between the check and our lock: attach to it instead
         store.close()
@@ -301,3 +453,17 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
     except BaseException:
         backend.close()
         raise
+
+
+def _attach_without_backend(ctx, config, wall_clock, why: str) -> AttachedFeed | None:
+    """An :class:`AttachedFeed` with no backend when a recorder is running; None otherwise."""
+    from gputab.store import Store, StoreError
+
+    try:
+        store = Store.open(ctx.db_path, readonly=True)
+    except (StoreError, OSError):
+        return None
+    if store.writer_info() is None:
+        store.close()
+        return None
+    return AttachedFeed(store, None, config, wall_clock=wall_clock, why_no_poll=why)

@@ -107,6 +107,26 @@ class ProcessView:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert of the session: raised (``ended_at`` None) or cleared."""
+
+    key: str
+    """Row key, stable from raise to clear (the store's row id when attached)."""
+    kind: str
+    severity: str
+    """``warning`` or ``critical``."""
+    subject: str
+    """The tag, ``gpu N`` or ``host``."""
+    message: str
+    started_at: float
+    ended_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """Everything one screen refresh shows."""
 
@@ -126,6 +146,14 @@ class Frame:
     notes: tuple[str, ...] = ()
     can_tag: bool = True
     """False when attached read-only: tags are then given in the recorder's session, not here."""
+    alerts: tuple[AlertView, ...] = ()
+    """Active alerts (newest first), then those cleared this session (newest first, the last few hundred).
+
+    The feed hands the same tuple object back while nothing changed, so a view can skip an unchanged list.
+    """
+    active_alerts: int = 0
+    critical_alerts: int = 0
+    """How many of the active alerts are critical (the header's colour)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:

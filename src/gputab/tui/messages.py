@@ -35,3 +35,11 @@ class TagRequested(Message):
     tag: str
     pid: int | None = None
     job: str | None = None
+
+
+@dataclass
+class AlertsChanged(Message):
+    """A poll raised or cleared alerts (``AlertView`` records, oldest first). Never collapsed: each is news."""
+
+    raised: tuple
+    cleared: tuple

@@ -34,8 +34,20 @@ def header_text(frame: Frame) -> Text:
         fmt.duration(frame.elapsed_s), "\n",
         "spent ", (fmt.money(frame.total_cost_usd), "bold"),
         "  burn ", (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),
-        f"  {len(frame.gpus)} GPUs  {jobs} jobs  ", state,
+        f"  {len(frame.gpus)} GPUs  {jobs} jobs  ", alerts_label(frame), state,
     )
+
+
+def alerts_label(frame: Frame) -> Text:
+    """``▲ 2 alerts (4)`` while any is active, before the state so a narrow terminal keeps it; else nothing.
+
+    Nothing at zero: a calm header is the normal case, and the alerts view (4) still lists those cleared.
+    """
+    n = frame.active_alerts
+    if not n:
+        return Text("")
+    style = "bold red" if frame.critical_alerts else "bold yellow"
+    return Text.assemble((f"▲ {n} alert{'s' if n != 1 else ''}", style), " (4)  ")
 
 
 class SessionHeader(Static):

@@ -1,0 +1,54 @@
+"""The alerts table: active alerts first, then those cleared this session, newest first within each."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.text import Text
+
+from gputab.tui.frame import AlertView
+from gputab.tui.widgets.table import KeyedTable
+
+SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow"}
+
+
+def clock_label(wall: float | None) -> str:
+    """``HH:MM:SS`` UTC, as the header's session start (the same on every terminal and in the tests)."""
+    if wall is None:
+        return ""
+    return datetime.fromtimestamp(wall, timezone.utc).strftime("%H:%M:%S")
+
+
+def alert_cells(a: AlertView) -> tuple:
+    """One row: when it was raised and cleared, how bad, what rule, about what, and the rule's own line."""
+    cleared = Text("active", style="bold") if a.active else Text(clock_label(a.ended_at), style="dim")
+    return (
+        Text(clock_label(a.started_at)),
+        cleared,
+        Text(a.severity, style=SEVERITY_STYLES.get(a.severity, "") if a.active else "dim"),
+        a.kind.replace("_", " "),
+        a.subject,
+        Text(a.message, style="" if a.active else "dim"),
+    )
+
+
+class AlertsTable(KeyedTable):
+    """Every alert of the session the panel keeps (see :class:`gputab.tui.alert_log.AlertLog`)."""
+
+    COLUMNS = (
+        ("raised", "raised", 8),
+        ("cleared", "cleared", 8),
+        ("severity", "severity", 8),
+        ("kind", "kind", 15),
+        ("subject", "subject", 16),
+        ("message", "message", 40),
+    )
+
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # The message takes whatever the terminal has left (left/right scroll to the rest of it).
+        fixed = sum(c[2] + 2 for c in self.COLUMNS[:-1]) + 4
+        key, label, _ = self.COLUMNS[-1]
+        return [*self.COLUMNS[:-1], (key, label, max(24, width - fixed))]
+
+    def show(self, alerts: tuple[AlertView, ...]) -> None:
+        self.sync([(a.key, alert_cells(a)) for a in alerts])
