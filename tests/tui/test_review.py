@@ -6,7 +6,6 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from review_support import DAY, record, three_sessions
 from tui_support import advance, make_app
 
 from gputab.sampling.demo import DEMO_START_WALL
@@ -17,6 +16,16 @@ from gputab.tui.review import ReviewApp, SessionsScreen
 from gputab.tui.review.compare_screen import CompareScreen
 from gputab.tui.review.samples_dialog import SamplesDialog, parse_count
 from gputab.tui.review.session_screen import SessionScreen
+from gputab.tui.screenshots import record_demo_session as record
+
+DAY = 86400.0
+
+
+def three_sessions(db) -> None:
+    """Sessions 1-3: 120 s on demo-box (Jan 1), 30 s on demo-box (Jan 3), 90 s on gpu-node-7 (Jan 5)."""
+    record(db, 120)
+    record(db, 30, day=2)
+    record(db, 90, day=4, host="gpu-node-7")
 
 
 @pytest.fixture

@@ -23,6 +23,12 @@ SHOTS = (
     ("jobs-80x24.svg", (80, 24), ()),
 )
 
+REVIEW_SHOTS = (
+    # (file name, terminal size, keys pressed in `gputab review` before the picture)
+    ("session-120x40.svg", (120, 40), ("enter",)),
+)
+"""Pictures of the review screens, over one demo session of :data:`STEPS` seconds recorded for them."""
+
 
 async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path) -> Path:
     """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name``."""
@@ -54,6 +60,47 @@ async def drive(app, pilot, clock, steps: int, keys=()) -> None:
     await pilot.wait_for_scheduled_animations()
 
 
+def record_demo_session(db: Path, seconds: int, *, day: int = 0, host: str | None = None, seed: int = 0) -> None:
+    """Record one closed demo session of ``seconds`` one-second ticks on a fake clock, ``day`` days after 2026-01-01.
+
+    Args:
+        db: the database to record into.
+        host: stored as the session's host instead of ``demo-box`` (another box, for filters).
+    """
+    from gputab.config import Config
+    from gputab.recorder import Recorder
+    from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
+    from gputab.store import Store
+
+    clock = FakeClock(wall_start=DEMO_START_WALL + day * 86400.0)
+    backend = DemoBackend(clock=clock, wall_clock=clock.wall, seed=seed)
+    if host is not None:
+        backend.host = host  # a class attribute of the demo box; the recorder stores what it finds
+    rec = Recorder(backend, Store(db), Config(), clock=clock, wall_clock=clock.wall)
+    rec.start()
+    for _ in range(seconds):
+        clock.advance(1.0)
+        rec.step()
+    rec.close()
+
+
+async def render_review(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path) -> Path:
+    """Record a demo session, open it in ``gputab review`` after pressing ``keys``, and save ``out_dir/name``."""
+    from gputab.tui.review import ReviewApp
+
+    db = work / f"{name}.db"
+    record_demo_session(db, STEPS)
+    app = ReviewApp(db)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        app.save_screenshot(filename=name, path=str(out_dir))
+    return out_dir / name
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out_dir = Path(argv[0]) if argv else Path("screenshots")
@@ -62,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, size, keys in SHOTS:
             path = asyncio.run(render(name, size, keys, out_dir, Path(tmp)))
             print(path)
+        for name, size, keys in REVIEW_SHOTS:
+            print(asyncio.run(render_review(name, size, keys, out_dir, Path(tmp))))
     return 0
 
 
