@@ -15,6 +15,7 @@ there is what was committed.
 from __future__ import annotations
 
 import json
+import select
 import os
 import signal
 import sqlite3
@@ -144,17 +145,22 @@ class RecorderDriver:
         first = self._read()
         assert first.get("ready"), first
 
-    def _read(self) -> dict:
+    def _read(self, timeout: float | None = None) -> dict:
+        if timeout is not None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"the recorder did not answer within {timeout} s (hung)")
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(self._timeout)
             raise RuntimeError(f"recorder driver died: {self.proc.stderr.read()}")
         return json.loads(line)
 
-    def ask(self, cmd: str) -> dict:
+    def ask(self, cmd: str, timeout: float | None = None) -> dict:
+        """Send one command; with ``timeout``, raise TimeoutError if the recorder does not answer in time."""
         self.proc.stdin.write(cmd + "\n")
         self.proc.stdin.flush()
-        return self._read()
+        return self._read(timeout)
 
     def start(self) -> dict:
         return self.ask("start")
