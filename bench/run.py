@@ -100,14 +100,16 @@ def machine() -> str:
 
 
 def bench_poll_latency(box: FakeBox, t: Table, reps: int, polls: int) -> None:
-    per_gpu = {"gputab": [], "nvitop": []}
+    per_gpu = {"gputab": [], "nvitop": [], "gpustat": []}
     for _ in range(reps):
         for tool in per_gpu:
             d = run_json([PY, str(WORKLOADS / "poll_latency.py"), tool, str(polls)], box.env())
             per_gpu[tool].append(median(d["times"]) / d["gpus"])
-    g, n = median(per_gpu["gputab"]) * 1e6, median(per_gpu["nvitop"]) * 1e6
-    t.add("poll latency per GPU (8 GPUs, 8 processes)", f"{g:.1f} µs", f"{n:.1f} µs", "—", ratio(g, n),
-          f"median of {reps} x {polls} polls; `NvmlBackend.poll()` vs nvitop `Device` API reading the same figures")
+    g, n, s = (median(per_gpu[k]) * 1e6 for k in ("gputab", "nvitop", "gpustat"))
+    t.add("poll latency per GPU (8 GPUs, 8 processes)", f"{g:.1f} µs", f"{n:.1f} µs", f"{s:.1f} µs", ratio(g, n),
+          f"median of {reps} x {polls} polls; `NvmlBackend.poll()` vs nvitop's `Device` API reading the same "
+          f"figures vs gpustat's `GPUStatCollection.new_query()`, its refresh, which sleeps 0.1 s per GPU that has "
+          f"processes to sample their CPU % (gpustat/core.py), so its figure is mostly that sleep")
 
 
 def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path) -> None:

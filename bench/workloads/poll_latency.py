@@ -1,6 +1,6 @@
 """Time one poll of every GPU, with gputab's NvmlBackend or with nvitop's Device API, on the fake NVML.
 
-Run in a subprocess whose LD_LIBRARY_PATH points at the fake: ``poll_latency.py gputab|nvitop POLLS``.
+Run in a subprocess whose LD_LIBRARY_PATH points at the fake: ``poll_latency.py gputab|nvitop|gpustat POLLS``.
 Prints JSON: per-poll wall times in seconds and the GPU count.
 
 nvitop is asked for the same figures gputab's poll reads: utilization (GPU, memory), memory used/total, power and
@@ -41,9 +41,18 @@ def nvitop_poller():
     return poll, len(devices)
 
 
+def gpustat_poller():
+    from gpustat import GPUStatCollection
+
+    # gpustat's own unit of work: every `gpustat -i` refresh is one new_query(), which initialises and shuts
+    # NVML down each time and also reads the host's facts about each process (psutil).
+    n = len(GPUStatCollection.new_query().gpus)
+    return GPUStatCollection.new_query, n
+
+
 def main() -> None:
     which, polls = sys.argv[1], int(sys.argv[2])
-    poll, n = {"gputab": gputab_poller, "nvitop": nvitop_poller}[which]()
+    poll, n = {"gputab": gputab_poller, "nvitop": nvitop_poller, "gpustat": gpustat_poller}[which]()
     for _ in range(5):  # warm caches and lazy imports, as a monitor's steady state would have them
         poll()
     times = []
