@@ -199,3 +199,17 @@ def test_the_alert_log_keeps_active_ones_and_a_bounded_tail_of_cleared():
     raised, cleared = log.take_changes()
     assert (len(raised), len(cleared)) == (6, 5) and log.take_changes() == ((), ())
     assert log.views is views and log.active_count == 1 and log.critical_count == 0
+
+
+async def test_an_unwritable_database_still_raises_alerts_in_memory(budget_ctx, clock, tmp_path):
+    from gputab.tui.feed import MemoryFeed
+
+    (tmp_path / "not-a-dir").write_text("")
+    budget_ctx.db_path = tmp_path / "not-a-dir" / "demo.db"
+    app = make_app(budget_ctx, clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        frame = await advance(app, clock, 12)
+        await pilot.pause()
+        assert isinstance(app.poller.feed, MemoryFeed)
+        assert [a.kind for a in frame.alerts if a.active] == [BUDGET_EXCEEDED]
+        assert any(n.title == "critical: budget exceeded" for n in app._notifications)
