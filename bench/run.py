@@ -33,6 +33,7 @@ from measure import measure_headless, measure_pty, median  # noqa: E402
 PY = sys.executable
 WORKLOADS = HERE / "workloads"
 MIB = 1 << 20
+SERIES_POINTS = 60  # as in gputab/tui/review/data.py (copied: importing gputab.tui may load textual)
 
 
 class Table:
@@ -182,15 +183,17 @@ def bench_store(t: Table, env: dict, work: Path, quick: bool) -> None:
     menv = dict(env, GPUTAB_DB=str(month))
     show = [PY, "-m", "gputab", "show", str(gen["session"]), "--json"]
     opened = median([_wall(show, menv) for _ in range(reps)])
-    t.add("open a 30-day 8-GPU session in review", f"{opened * 1000:.0f} ms", how=(
+    t.add("open a 30-day 8-GPU session: `gputab show ID --json`", f"{opened * 1000:.0f} ms", how=(
         f"median of {reps} x `gputab show ID --json` (process start included) on a {gen['bytes'] / MIB:.0f} MiB "
         f"database: {gen['rows']['gpu_samples']:,} GPU and {gen['rows']['job_samples']:,} job series rows, "
         f"generated through SessionWriter in {gen['seconds']:.0f} s"))
-    series_reps = 1 if quick else 3  # each loads two million points: seconds, not milliseconds
-    series = bench_workload("store_data", t, env, ["series", str(month), str(gen["session"]), str(series_reps)])
-    t.add("load that session's job series (charts)", f"{median(series['times']) * 1000:.0f} ms", how=(
-        f"median of {series_reps} x `load_session` + `job_series` of every job, in process: "
-        f"{series['points']:,} points"))
+    series = bench_workload("store_data", t, env, ["series", str(month), str(gen["session"]), str(reps),
+                                                   str(SERIES_POINTS)])
+    t.add("open that session in the review screen (data)", f"{median(series['times']) * 1000:.0f} ms", how=(
+        f"median of {reps} x what `gputab review`'s session view loads (tui/review/session_screen.py): "
+        f"`load_session` + `session_series` ({series['chart_points']} chart points), in process; "
+        f"drawing not included. For contrast, every job's full series through `job_series` "
+        f"({series['points']:,} points): {series['full_times'][0]:.1f} s"))
     year = work / "year.db"
     gen = bench_workload("store_data", t, env, ["year", str(year)])
     yenv = dict(env, GPUTAB_DB=str(year))

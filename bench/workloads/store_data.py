@@ -2,7 +2,7 @@
 
     store_data.py month DB        a 30-day, 8-GPU session, series at the store's series step (10 s)
     store_data.py year DB         365 one-day sessions of 8 GPUs (totals, processes, progress; see below)
-    store_data.py series DB SID N load session SID with every job's series, N times (in process)
+    store_data.py series DB SID N P  open session SID as the review screen does (P chart points), N times
     store_data.py bytes DB        file size and row counts of DB
 
 The series are written through :class:`gputab.store.writes.SessionWriter`, as the recorder writes them, but
@@ -111,18 +111,23 @@ def main() -> None:
                               [f"exp-{day:03d}-{i % 3}" if i < 6 else f"sweep-{day % 20}" for i in range(GPUS)])
         out = {"sessions": 365}
     elif what == "series":
-        # What a review screen with charts loads besides the totals: every job's whole series.
-        from gputab.store.review import load_session
+        # What the review screen's session view loads (gputab/tui/review/session_screen.py): the totals and
+        # session_series, the charts' points. And, for comparison, every job's full series via job_series.
+        from gputab.store.review import load_session, session_series
 
-        sid, reps = int(sys.argv[3]), int(sys.argv[4])
-        times, points = [], 0
+        sid, reps, chart_points = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        times, full_times, points = [], [], 0
         for _ in range(reps):
             t1 = time.perf_counter()
             with Store.open(db, readonly=True) as store:
-                rec = load_session(store, sid)
-                points = sum(len(store.job_series(sid, j["tag"])) for j in rec.jobs)
+                load_session(store, sid)
+                series = session_series(store, sid, chart_points)
             times.append(time.perf_counter() - t1)
-        out = {"times": times, "points": points}
+        t1 = time.perf_counter()
+        with Store.open(db, readonly=True) as store:
+            points = sum(len(store.job_series(sid, j["tag"])) for j in load_session(store, sid).jobs)
+        full_times.append(time.perf_counter() - t1)
+        out = {"times": times, "full_times": full_times, "points": points, "chart_points": len(series["t"])}
     elif what == "bytes":
         out = {}
     else:
