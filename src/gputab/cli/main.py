@@ -43,17 +43,11 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
 
 
 def _register() -> None:
-    from gputab.cli import snapshot
+    """Each command group lives in its own module; importing one loads only what it needs at call time."""
+    from gputab.cli import export, prices, record, review, review_tui, run, samples, snapshot
 
     cli.add_command(snapshot.snapshot)
-    # Later layers register here, one module per command group.
-    for modname in ("prices", "run", "record", "review", "samples", "export", "review_tui"):
-        try:
-            mod = __import__(f"gputab.cli.{modname}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gputab.cli.{modname}":
-                raise
-            continue
+    for mod in (prices, run, record, review, samples, export, review_tui):
         mod.register(cli)
 
 
