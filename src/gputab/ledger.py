@@ -174,6 +174,8 @@ class GpuTotals:
     energy_method: str = "none"
     burn_rate_usd_per_hour: float = 0.0
     seconds: float = 0.0
+    provisional: bool = False
+    """Priced from a lost GPU's placeholder; re-priced when the GPU answers."""
 
     def to_json(self) -> dict:
         p = self.price
@@ -215,7 +217,12 @@ class Ledger:
         t = self.gpus.get(g.index)
         if t is None:
             t = GpuTotals(g.index, g.uuid, g.name, self.prices.price_for(g.index, g.uuid, g.name))
+            t.provisional = g.lost
             self.gpus[g.index] = t
+        elif t.provisional and not g.lost:
+            # First seen lost (placeholder name, no UUID): price it by its real model once it answers.
+            t.uuid, t.name, t.price = g.uuid, g.name, self.prices.price_for(g.index, g.uuid, g.name)
+            t.provisional = False
         return t
 
     def job(self, tag: str) -> JobTotals:

@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import sys
 import threading
 import time
@@ -210,6 +211,36 @@ class SpoolEntry:
     """``report`` (a training process) or ``cli`` (``gputab samples``)."""
 
 
+MAX_SPOOL_FILE_BYTES = 1 << 20
+"""A spool file is a few hundred bytes; anything larger is not ours and is skipped."""
+MAX_COUNT = 1 << 53
+"""Counts beyond this are absurd (and would overflow SQLite's integers once summed)."""
+
+
+def _read_spool_file(path: Path) -> bytes:
+    """Read one spool file safely: the directory is world-writable, so a local user may plant a FIFO, a symlink
+    to /dev/zero or a huge file there. Only a small regular file that is not a link is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SPOOL_FILE_BYTES:
+            raise ValueError(f"{path.name}: not a small regular file")
+        return os.read(fd, MAX_SPOOL_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
+def _count_pair(pair) -> tuple[int, int] | None:
+    """``[samples, tokens]`` as two sane non-negative integers, or None."""
+    try:
+        s, t = int(pair[0]), int(pair[1])
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        return None
+    if not (0 <= s <= MAX_COUNT and 0 <= t <= MAX_COUNT):
+        return None
+    return s, t
+
+
 def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry], dict[str, dict]]:
     """What grew in the spool since ``seen`` (file name -> counts already taken).
 
@@ -224,19 +255,21 @@ def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry]
         return entries, updates
     for name in sorted(names):
         try:
-            doc = json.loads((directory / name).read_bytes())
+            doc = json.loads(_read_spool_file(directory / name))
             counts = doc["counts"]
             if doc.get("v") != FORMAT or not isinstance(counts, dict):
                 continue
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a file being replaced, or not ours
         before = seen.get(name, {})
+        good: dict[str, list[int]] = {}
         changed = False
         for tag, pair in counts.items():
-            try:
-                s, t = int(pair[0]), int(pair[1])
-            except (TypeError, ValueError, IndexError):
-                continue
+            parsed = _count_pair(pair)
+            if parsed is None:
+                continue  # one bad pair must not cost the good ones (nor the recorder's tick)
+            s, t = parsed
+            good[str(tag)] = [s, t]
             s0, t0 = before.get(tag, (0, 0))
             ds, dt = s - s0, t - t0
             if ds < 0 or dt < 0:
@@ -246,7 +279,7 @@ def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry]
                 entries.append(SpoolEntry(name, str(tag), ds, dt, doc.get("pid"), doc.get("host"), doc.get("uid"),
                                           str(doc.get("source", "report"))))
         if changed:
-            updates[name] = {k: [int(v[0]), int(v[1])] for k, v in counts.items()}
+            updates[name] = good
     return entries, updates
 
 
@@ -260,7 +293,7 @@ def prune_spool(directory: Path, seen: dict[str, dict], now: float | None = None
             st = path.stat()
             if now - st.st_mtime < STALE_SECONDS:
                 continue
-            doc = json.loads(path.read_bytes())
+            doc = json.loads(_read_spool_file(path))
             if {k: list(v) for k, v in doc.get("counts", {}).items()} != {k: list(v) for k, v in counts.items()}:
                 continue
             path.unlink()

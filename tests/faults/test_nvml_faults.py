@@ -205,10 +205,6 @@ def test_no_permission_on_processes(fake_nvml, driver_factory, jobs, db_path):
     assert_committed_matches(db_path, t2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ledger.py Ledger._gpu prices a GPU on first sight, even from a lost placeholder (name 'GPU 1', uuid ''), "
-    "and never re-prices it: a GPU lost when the recorder starts stays at the default rate, flagged unknown, "
-    "with no UUID, for the whole session after it comes back (reported, issue 8)"))
 def test_gpu_lost_at_start_is_priced_by_its_model_once_back(fake_nvml, driver_factory, jobs, db_path):
     fake_nvml.write(two_gpus(jobs, errors=[Error("*", "GPU_IS_LOST", gpu=1)]))
     d = driver_factory(fake_nvml.env())

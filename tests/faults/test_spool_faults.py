@@ -56,11 +56,6 @@ def test_unreadable_spool_files_are_skipped(fake_nvml, driver_factory, spool, db
     assert "good-job" in c["jobs"] and c["end_reason"] == "clean"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py read_spool: `updates[name] = {k: [int(v[0]), int(v[1])] ...}` converts *every* pair of a file "
-    "in which one pair was good, outside the try; one bad pair beside a good one raises ValueError out of "
-    "Recorder._tick on every tick, so the session stops recording for as long as the file is there "
-    "(reported, issue 8)"))
 def test_one_bad_pair_beside_a_good_one_does_not_stop_the_recorder(fake_nvml, driver_factory, spool, db_path):
     (spool / "mixed.json").write_text(json.dumps({"v": 1, "counts": {"fine": [1, 1], "bad": ["x", 1]}}))
     t, d = run_two_ticks(fake_nvml, driver_factory)
@@ -68,11 +63,6 @@ def test_one_bad_pair_beside_a_good_one_does_not_stop_the_recorder(fake_nvml, dr
     assert d.close()["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py read_spool accepts any int; a count above 2**63-1 makes the next flush raise OverflowError "
-    "(not sqlite3.Error, so SessionWriter.flush does not classify it and Recorder._commit does not catch it): "
-    "Recorder.start() raises, so `gputab record` cannot start while the file is there, and a running recorder "
-    "fails every later commit (reported, issue 8)"))
 def test_an_absurd_count_does_not_stop_the_recorder(fake_nvml, driver_factory, spool, db_path):
     (spool / "huge.json").write_text(json.dumps({"v": 1, "counts": {"huge": [10**30, 1]}}))
     fake_nvml.write(Scenario(gpus=[GpuSpec()]))
@@ -87,11 +77,6 @@ def test_an_absurd_count_does_not_stop_the_recorder(fake_nvml, driver_factory, s
     assert committed(db_path)["end_reason"] == "clean"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py read_spool opens every *.json with Path.read_bytes(): it follows symlinks and opens FIFOs, "
-    "so any local user can hang the recorder's tick for ever with `mkfifo $SPOOL/x.json` (or make it read "
-    "/dev/zero until memory runs out with a symlink); open with O_NOFOLLOW|O_NONBLOCK, require S_ISREG, cap "
-    "the size (reported, issue 8)"))
 def test_a_fifo_in_the_spool_does_not_hang_the_recorder(fake_nvml, driver_factory, spool, db_path):
     os.mkfifo(spool / "trap.json")
     t, d = run_two_ticks(fake_nvml, driver_factory, timeout=5.0)
