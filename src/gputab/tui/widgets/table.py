@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Hashable, Sequence
 
+import textual
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
+
+_CACHES = ("_data", "_cell_render_cache", "_row_renderable_cache", "_row_render_cache", "_line_cache")
+_FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
+"""The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 
 def _as_text(value, copy: bool = False) -> Text:
@@ -80,6 +85,7 @@ class KeyedTable(DataTable):
         all_keys = [c[0] for c in self.COLUMNS]
         shown = [all_keys.index(c[0]) for c in getattr(self, "_shown", self.COLUMNS)]
         added = False
+        changed: list[tuple[str, str, Text]] = []
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
@@ -89,11 +95,39 @@ class KeyedTable(DataTable):
             else:
                 for i in shown:
                     if old[i] != cells[i]:
-                        self.update_cell(key, all_keys[i], _as_text(cells[i], copy=(i == 0)))
+                        changed.append((key, all_keys[i], _as_text(cells[i], copy=(i == 0))))
             self._cells[key] = cells
+        if changed:
+            self._write_cells(changed)
         if added or keys != self._order:
             self._sort_to(keys)
         self._order = keys
+
+    def _write_cells(self, changed: list[tuple[str, str, Text]]) -> None:
+        """Write changed cells so that only they are drawn again through Rich.
+
+        ``DataTable.update_cell`` bumps the table's update counter, which is part of every render cache key: one
+        changed cell re-renders every cell of the table (with history columns that change every tick, that was
+        most of the live view's CPU). Here the new values go in, only the changed cells' cached renders are
+        dropped, the cheap per-row and per-line assemblies are rebuilt from the cells' caches, and only the
+        changed rows are repainted. The update counter is left alone: no row or column moves or resizes.
+        Falls back to ``update_cell`` on a Textual whose internals are not the ones this relies on.
+        """
+        if not _FAST_CELLS or not all(hasattr(self, a) for a in _CACHES):
+            for key, column, value in changed:
+                self.update_cell(key, column, value)
+            return
+        cells = {(row, column) for row, column, _ in changed}
+        for row, column, value in changed:
+            self._data[RowKey(row)][ColumnKey(column)] = value
+        cell_cache = self._cell_render_cache
+        for cache_key in [k for k in cell_cache.keys() if (k[0], k[1]) in cells]:
+            cell_cache.discard(cache_key)
+        self._row_renderable_cache.clear()
+        self._row_render_cache.clear()
+        self._line_cache.clear()
+        for row in {row for row, _, _ in changed}:
+            self.refresh_row(self.get_row_index(row))
 
     def _sort_to(self, keys: list[str]) -> None:
         """Put the rows in the order of ``keys`` and keep the cursor on the row it was on."""
