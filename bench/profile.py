@@ -27,7 +27,7 @@ def main() -> None:
         out = work / "profile.txt"
         env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
                       GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
-        prog = PtyProgram([sys.executable, "-m", "pyinstrument", "-r", "text", "-p", "flat=true", "-p", "time=percent_of_total", "-o", str(out),
+        prog = PtyProgram([sys.executable, "-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(out),
                            "-m", "gputab", "--interval", "1"], env)
         try:
             time.sleep(seconds)
