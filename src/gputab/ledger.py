@@ -255,22 +255,24 @@ class Ledger:
         self._prev = snap
         self.ticks += 1
         out: list[GpuInterval] = []
+        # Grouped and split once per tick: both the charge and the 'now' figures read them.
+        procs_by_gpu: dict[int, list[ProcessSample]] = {}
+        for p in snap.processes:
+            procs_by_gpu.setdefault(p.gpu_index, []).append(p)
+        shares = {g.index: split_shares(procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
         dt = snap.mono - prev.mono if prev is not None else 0.0
         if prev is not None and dt > 0:
             prev_gpus = {g.index: g for g in prev.gpus}
-            procs_by_gpu: dict[int, list[ProcessSample]] = {}
-            for p in snap.processes:
-                procs_by_gpu.setdefault(p.gpu_index, []).append(p)
             for g in snap.gpus:
                 pg = prev_gpus.get(g.index)
                 if pg is None:
                     self._gpu(g)  # appeared this tick: its first interval starts now
                     continue
-                out.append(self._charge(pg, g, dt, procs_by_gpu.get(g.index, ()), tags))
-        self._update_current(snap, tags)
+                out.append(self._charge(pg, g, dt, shares.get(g.index, {})))
+        self._update_current(snap, tags, shares)
         return out
 
-    def _charge(self, pg: GpuSample, g: GpuSample, dt: float, procs, tags) -> GpuInterval:
+    def _charge(self, pg: GpuSample, g: GpuSample, dt: float, gpu_shares: Mapping[str, float]) -> GpuInterval:
         gt = self._gpu(g)
         price = gt.price
         time_cost_full = price.rate_per_hour * dt / 3600.0
@@ -292,7 +294,7 @@ class Ledger:
         unobserved = (time_cost_full - time_cost) + (energy_cost_full - energy_cost)
         charged_dt = dt * frac
         util = None if lost or g.utilization_pct is None else g.utilization_pct / 100.0
-        shares = split_shares(procs, tags) if not lost else {}
+        shares = gpu_shares if not lost else {}
         charged = time_cost + energy_cost
         for tag, w in shares.items():
             j = self.job(tag)
@@ -325,14 +327,13 @@ class Ledger:
         self.total_energy_j += energy_j
         return GpuInterval(g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares)
 
-    def _update_current(self, snap: Snapshot, tags: Mapping[int, str]) -> None:
+    def _update_current(self, snap: Snapshot, tags: Mapping[int, str],
+                        shares: Mapping[int, Mapping[str, float]]) -> None:
         """Burn rates and VRAM are 'now' figures: recomputed from the latest snapshot alone."""
         for j in self.jobs.values():
             j.burn_rate_usd_per_hour = 0.0
             j.vram_bytes = 0
-        procs_by_gpu: dict[int, list[ProcessSample]] = {}
         for p in snap.processes:
-            procs_by_gpu.setdefault(p.gpu_index, []).append(p)
             tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
             if p.used_memory_bytes:
                 self.job(tag).vram_bytes += p.used_memory_bytes
@@ -343,7 +344,7 @@ class Ledger:
             if g.lost:
                 self.job(UNOBSERVED).burn_rate_usd_per_hour += burn
                 continue
-            for tag, w in split_shares(procs_by_gpu.get(g.index, ()), tags).items():
+            for tag, w in shares[g.index].items():
                 j = self.job(tag)
                 j.burn_rate_usd_per_hour += w * burn
                 j.gpus.add(g.index)

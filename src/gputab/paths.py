@@ -29,8 +29,3 @@ def default_config() -> Path:
     env = os.environ.get("GPUTAB_CONFIG")
     return Path(env) if env else Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
-
-def spool_dir() -> Path:
-    """Where training jobs drop progress reports (``gputab.report``); see README for why it is shared."""
-    env = os.environ.get("GPUTAB_SPOOL")
-    return Path(env) if env else Path("/var/tmp/gputab-spool")

@@ -40,7 +40,7 @@ MAX_TAG = 64
 
 
 def spool_dir() -> Path:
-    """``GPUTAB_SPOOL`` or ``/var/tmp/gputab-spool`` (the same rule as :func:`gputab.paths.spool_dir`)."""
+    """``GPUTAB_SPOOL`` or ``/var/tmp/gputab-spool`` (here, not in gputab.paths, so this module stays stdlib-only)."""
     env = os.environ.get("GPUTAB_SPOOL")
     return Path(env) if env else Path(DEFAULT_SPOOL)
 
