@@ -7,7 +7,7 @@ so it must never reach a widget as a ``str`` (Textual parses a ``str`` as markup
 
 Control characters would reach the terminal as they are: an ``ESC [2J`` in a command line would clear the
 screen and ESC sequences could move the cursor or retitle the window. :func:`clean` shows them instead, as the
-Unicode control pictures (``ESC`` -> ``␛``, newline -> ``␤``) or as a ``<U+202E>`` escape for the invisible
+Unicode control pictures (``ESC`` -> ``␛``, line feed -> ``␊``) or as a ``<U+202E>`` escape for the invisible
 format characters (bidirectional overrides, zero-width characters) that would silently reorder or hide text.
 Right-to-left and double-width (CJK) text is left as it is; :func:`fit` cuts in terminal cells, not characters.
 """
