@@ -154,21 +154,32 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+def live_app(ctx):
+    """The live app on the hostile box, polled by hand (``await polls(app, n)``)."""
+    from gputab.tui.app import create_app
+
+    return create_app(ctx, clock=ctx.clock, wall_clock=ctx.clock.wall, start_polling=False)
+
+
+async def polls(app, ctx, n: int) -> None:
+    """Open the feed (the session's baseline), then ``n`` one-second polls: a session with costs and alerts."""
+    await app.feed_ready()
+    for _ in range(n):
+        ctx.clock.advance(1.0)
+        await app.poll_now()
+
+
 # -- the live view ----------------------------------------------------------------------------------------------
 async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
     from textual.widgets import Input
 
-    from gputab.tui.app import create_app
     from gputab.tui.tag_screen import TagScreen
     from gputab.tui.widgets.processes import ProcessTable
 
     clock = hostile.clock
-    app = create_app(hostile, clock=clock, wall_clock=clock.wall, start_polling=False)
+    app = live_app(hostile)
     async with app.run_test(size=(220, 60), notifications=True) as pilot:
-        await app.feed_ready()
-        for _ in range(4):
-            clock.advance(1.0)
-            await app.poll_now()
+        await polls(app, hostile, 4)
         await settle(pilot)
 
         # 1: jobs. Every tag as written (the long one cut with an ellipsis), GPU model from the NVML name.
@@ -241,19 +252,14 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
 async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
     from textual.widgets import DataTable, Input
 
-    from gputab.tui.app import create_app
     from gputab.tui.review import ReviewApp, SessionsScreen
     from gputab.tui.review.compare_screen import CompareScreen
     from gputab.tui.review.session_screen import SessionScreen
 
-    clock = hostile.clock
     # Session 1, recorded by the live view and reviewed from it (s, Enter): the hostile host and tags.
-    app = create_app(hostile, clock=clock, wall_clock=clock.wall, start_polling=False)
+    app = live_app(hostile)
     async with app.run_test(size=(220, 60), notifications=True) as pilot:
-        await app.feed_ready()
-        for _ in range(4):
-            clock.advance(1.0)
-            await app.poll_now()
+        await polls(app, hostile, 4)
         await pilot.press("s")
         await settle(pilot)
         assert isinstance(app.screen, SessionsScreen)
@@ -264,12 +270,10 @@ async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
         shows(screen_text(app), CLOSE, CLICK, LINK, CJK, RTL, "L" * 40)
         assert app.is_running
     # Session 2, so the list has two to compare.
-    clock.advance(60.0)
-    app = create_app(hostile, clock=clock, wall_clock=clock.wall, start_polling=False)
+    hostile.clock.advance(60.0)
+    app = live_app(hostile)
     async with app.run_test(size=(220, 60), notifications=True):
-        await app.feed_ready()
-        clock.advance(1.0)
-        await app.poll_now()
+        await polls(app, hostile, 1)
 
     review = ReviewApp(hostile.db_path)
     async with review.run_test(size=(220, 60), notifications=True) as pilot:
@@ -352,16 +356,11 @@ async def test_empty_database_in_a_hostile_path(tmp_path):
                    "the tag to a Label as markup; it must use gputab.tui.literal.literal")
 async def test_samples_dialog_shows_the_tag_literally(hostile):
     from gputab.tui.review import ReviewApp
-    from gputab.tui.app import create_app
     from gputab.tui.review.samples_dialog import SamplesDialog
 
-    clock = hostile.clock
-    app = create_app(hostile, clock=clock, wall_clock=clock.wall, start_polling=False)
+    app = live_app(hostile)
     async with app.run_test(size=(160, 50), notifications=True):
-        await app.feed_ready()
-        for _ in range(3):
-            clock.advance(1.0)
-            await app.poll_now()
+        await polls(app, hostile, 3)
     review = ReviewApp(hostile.db_path)
     async with review.run_test(size=(160, 50), notifications=True) as pilot:
         await settle(pilot)
