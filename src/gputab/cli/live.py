@@ -46,6 +46,8 @@ def probe_backend(app: AppContext):
 def _recorder_running(app: AppContext) -> bool:
     from gputab.store import Store, StoreError
 
+    if app.db_path is None:
+        return False
     try:
         store = Store.open(app.db_path, readonly=True)
     except (StoreError, OSError):
