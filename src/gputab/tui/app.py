@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from textual import on
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 
 from gputab.tui.alerts_screen import AlertsScreen
@@ -168,7 +168,10 @@ class GputabApp(LiteralNotifications, App):
         self.frame = frame
         self.history.add(frame)
         self.frames_shown += 1
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is closing: its screens are gone before the last poll's frame arrives
         if isinstance(screen, LiveScreen):
             screen.refresh_frame(frame, self.history)
         else:
