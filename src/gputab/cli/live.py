@@ -1,12 +1,69 @@
-"""``gputab`` with no command: the live view."""
+"""``gputab`` with no command: the live view, and the checks made before any screen opens."""
 
 from __future__ import annotations
 
-from gputab.cli.context import AppContext
+import sys
+
+from gputab.cli.context import AppContext, fail
+from gputab.cli.options import check_interval
+from gputab.errors import BackendError
+
+NO_TERMINAL_HINT = ("record headless with `gputab record`, and read sessions with `gputab sessions`, `gputab show` "
+                    "(add --json for scripts)")
+
+
+def require_terminal(what: str) -> None:
+    """Refuse (exit 2) unless stdin and stdout are both a terminal: a full-screen app writing escape codes into a
+    file or a pipe, and waiting for keys from /dev/null, helps nobody. Checked before anything is opened."""
+    missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _is_tty(stream)]
+    if missing:
+        fail(f"{what} needs a terminal ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not one); "
+             f"{NO_TERMINAL_HINT}", code=2)
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+def probe_backend(app: AppContext):
+    """Open the GPU backend before the screen opens, so a machine without a driver gets the one-line error
+    ``gputab snapshot`` gives (exit 1, naming ``--demo``) instead of a screen of failed polls.
+
+    Returns the opened backend (the live view takes it over), or None when it cannot be opened but a recorder is
+    running on the database: the view then attaches to that recorder's session without polling, as before.
+    """
+    try:
+        return app.open_backend()
+    except BackendError:
+        if _recorder_running(app):
+            return None
+        raise
+
+
+def _recorder_running(app: AppContext) -> bool:
+    from gputab.store import Store, StoreError
+
+    if app.db_path is None:
+        return False
+    try:
+        store = Store.open(app.db_path, readonly=True)
+    except (StoreError, OSError):
+        return False
+    try:
+        return store.writer_info() is not None
+    finally:
+        store.close()
 
 
 def run_live(app: AppContext, interval: float | None = None) -> None:
-    """Open the Textual app (imported here so headless commands never load textual)."""
+    """Check the options, the terminal and the backend, then open the Textual app (imported here so headless
+    commands never load textual)."""
+    if interval is not None:
+        check_interval(interval)
+    require_terminal("the live view")
     from gputab.tui.app import run_app
 
-    run_app(app, interval=interval)
+    run_app(app, interval=interval, backend=probe_backend(app))

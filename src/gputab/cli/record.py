@@ -11,6 +11,7 @@ import threading
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx
+from gputab.cli.options import check_interval
 from gputab.paths import default_db
 
 #: Stopping signals and the end reason they give. SIGHUP means the terminal went away (an SSH session
@@ -62,9 +63,8 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
             app.db_path = default_db(demo=True)
     config = app.config
     if interval is not None:
-        if not 0.05 <= interval <= 86400:
-            fail(f"--interval must be between 0.05 and 86400 seconds, got {interval}", code=2)
-        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder, interval=interval))
+        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder,
+                                                                          interval=check_interval(interval)))
     handler = _StderrLog(level=logging.WARNING)
     logger = logging.getLogger("gputab.recorder")
     logger.addHandler(handler)

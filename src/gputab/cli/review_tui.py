@@ -15,6 +15,9 @@ def review(app: AppContext) -> None:
     Keys: / filter (tag:GLOB host:HOST since:7d until:2026-02-01), o sort column, R reverse, Enter open,
     m mark, c compare two marked, e export CSV, n samples/tokens of a job, Esc back, q quit.
     """
+    from gputab.cli.live import require_terminal
+
+    require_terminal("gputab review")
     from gputab.tui.review import run_review
 
     run_review(app.db_path)

@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from textual import on
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 
 from gputab.tui.alerts_screen import AlertsScreen
@@ -22,6 +22,7 @@ from gputab.tui.feed import Feed, open_feed
 from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
+from gputab.tui.literal import LiteralNotifications, fit
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
 from gputab.tui.poller import Poller
@@ -35,7 +36,7 @@ MAX_ALERT_TOASTS = 3
 """Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
 
 
-class GputabApp(App):
+class GputabApp(LiteralNotifications, App):
     """Live costs of every GPU and job on this host.
 
     Args:
@@ -167,7 +168,10 @@ class GputabApp(App):
         self.frame = frame
         self.history.add(frame)
         self.frames_shown += 1
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is closing: its screens are gone before the last poll's frame arrives
         if isinstance(screen, LiveScreen):
             screen.refresh_frame(frame, self.history)
         else:
@@ -213,7 +217,7 @@ class GputabApp(App):
             if proc is None:
                 self.notify("no process selected", severity="warning")
                 return
-            target = f"process {proc.pid} on GPU {proc.gpu_index} ({proc.user or '?'}: {proc.command[:60]})"
+            target = f"process {proc.pid} on GPU {proc.gpu_index} ({proc.user or '?'}: {fit(proc.command, 60)})"
             self.push_screen(TagScreen(target, proc.tag), lambda tag: self._apply_tag(tag, pid=proc.pid))
         elif isinstance(screen, JobsScreen):
             job = screen.selected_job()
@@ -243,7 +247,7 @@ class GputabApp(App):
 
 
 def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-               interval: float = 1.0, start_polling: bool = True) -> GputabApp:
+               interval: float = 1.0, start_polling: bool = True, backend=None) -> GputabApp:
     """Build the app for a CLI context (demo or NVML, database, config).
 
     Args:
@@ -252,15 +256,28 @@ def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Cal
         wall_clock: wall clock (Unix seconds), e.g. ``FakeClock.wall``.
         interval: seconds between polls.
         start_polling: False to drive polls by hand (``await app.poll_now()``).
+        backend: a backend already opened (the CLI probes it before the screen opens); the feed owns it from
+            then on. None: the feed opens one.
     """
-    return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval),
+    return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval, backend=backend),
                      interval=interval, start_polling=start_polling)
 
 
-def run_app(ctx, interval: float | None = None) -> None:
-    """Run the live app in this terminal until the user quits or the terminal goes away."""
-    app = create_app(ctx, interval=interval or ctx.config.recorder.interval or 1.0)
+def run_app(ctx, interval: float | None = None, backend=None) -> None:
+    """Run the live app in this terminal until the user quits or the terminal goes away.
+
+    Args:
+        ctx: the CLI context.
+        interval: seconds between polls (checked by the CLI); None: the config's ``recorder.interval``.
+        backend: the backend the CLI opened to check it works, handed to the feed.
+    """
+    app = create_app(ctx, interval=interval if interval is not None else ctx.config.recorder.interval,
+                     backend=backend)
 
     app.handle_signals = True
-    app.run()
-    app.close_feed()  # on_unmount already did; this covers an app that failed before mounting
+    try:
+        app.run()
+    finally:
+        app.close_feed()  # on_unmount already did; this covers an app that failed before mounting
+        if backend is not None and app.poller.feed is None:
+            backend.close()  # the feed never took it over

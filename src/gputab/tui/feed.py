@@ -403,7 +403,7 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
 
 
 def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-              interval: float = 1.0) -> Feed:
+              interval: float = 1.0, backend=None) -> Feed:
     """Record when no recorder holds the database, attach when one does, memory only when it cannot be written.
 
     Args:
@@ -411,6 +411,7 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
         clock: monotonic clock for the backend and recorder (a ``FakeClock`` in tests).
         wall_clock: Unix time (``FakeClock.wall`` in tests).
         interval: the poll interval; it replaces the config's recorder interval for this session.
+        backend: a backend the caller opened already (the feed closes it); None: opened here.
     """
     import dataclasses
 
@@ -424,7 +425,7 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
     if ctx.demo and clock is not None:
         kwargs = {"clock": clock, "wall_clock": wall_clock}
     try:
-        backend = ctx.open_backend(**kwargs)
+        backend = backend if backend is not None else ctx.open_backend(**kwargs)
     except Exception as exc:
         # Someone who cannot poll the GPUs (no NVML for this user) can still watch a running recorder's session.
         feed = _attach_without_backend(ctx, config, wall_clock, f"{type(exc).__name__}: {exc}")

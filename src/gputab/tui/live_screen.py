@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from gputab.tui.frame import Frame, GpuHistory
+from gputab.tui.literal import literal
 from gputab.tui.widgets.header import SessionHeader
 
 
@@ -22,7 +24,7 @@ class LiveScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield SessionHeader(id="session-header")
-        yield Static(self.TITLE_TEXT, id="view-title")
+        yield Static(Text(self.TITLE_TEXT), id="view-title")
         yield from self.compose_body()
         yield Static("", id="notes")
         yield Footer()
@@ -45,7 +47,7 @@ class LiveScreen(Screen):
             self._notes = notes
             note = self.query_one("#notes", Static)
             note.display = bool(notes)
-            note.update(notes)
+            note.update(literal(notes, wrap=True))  # poll errors and notes quote process names and paths
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
         """Refresh the body from ``frame``."""

@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from gputab.attribution import validate_tag
+from gputab.tui.literal import literal
 
 
 class TagScreen(ModalScreen[str | None]):
@@ -31,7 +32,7 @@ class TagScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="tag-dialog"):
             yield Label("Charge to tag", id="tag-heading")
-            yield Static(self.target, id="tag-target")
+            yield Static(literal(self.target, wrap=True), id="tag-target")
             start = "" if not self.current or self.current.startswith("untagged:") else self.current
             yield Input(value=start, placeholder="e.g. llama3-lora", id="tag-input", max_length=64)
             yield Static("Enter: apply from now on, recorded in the session · Esc: cancel", id="tag-help")
@@ -42,7 +43,7 @@ class TagScreen(ModalScreen[str | None]):
         try:
             tag = validate_tag(event.value)
         except ValueError as exc:
-            self.query_one("#tag-error", Static).update(str(exc))
+            self.query_one("#tag-error", Static).update(literal(exc, wrap=True))
             return
         self.dismiss(tag)
 

@@ -11,13 +11,14 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from gputab.tui.literal import LiteralNotifications
 from gputab.tui.review.data import review_db_path
 from gputab.tui.review.sessions_screen import SessionsScreen
 
 __all__ = ["ReviewApp", "SessionsScreen", "open_review", "run_review"]
 
 
-class ReviewApp(App):
+class ReviewApp(LiteralNotifications, App):
     """``gputab review``: the sessions screen on its own, over the database at ``db_path``."""
 
     TITLE = "gputab review"

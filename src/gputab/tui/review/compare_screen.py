@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from gputab.tui.format import NA, hours, money, pct
+from gputab.tui.literal import literal
 
 
 def _per_sample(v: float | None) -> str:
@@ -53,18 +54,19 @@ class CompareScreen(Screen):
         self.name_a, self.a, self.name_b, self.b = name_a, a, name_b, b
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Compare  A: {self.name_a}  ·  B: {self.name_b}", id="compare-title")
+        yield Static(literal(f"Compare  A: {self.name_a}  ·  B: {self.name_b}", wrap=True), id="compare-title")
         yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield Static("B - A: positive means B is higher; for cost and $/sample lower is better", id="compare-help")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#compare", DataTable)
-        table.add_columns("figure", f"A {self.name_a}"[:28], f"B {self.name_b}"[:28], "B - A", "change")
+        table.add_columns("figure", literal(f"A {self.name_a}", cells=28), literal(f"B {self.name_b}", cells=28),
+                          "B - A", "change")
         for label, key, fmt, fmt_diff in ROWS:
             va, vb = self.a.get(key), self.b.get(key)
             diff, rel = difference(va, vb)
-            table.add_row(label, Text(fmt(va), justify="right"), Text(fmt(vb), justify="right"),
+            table.add_row(Text(label), Text(fmt(va), justify="right"), Text(fmt(vb), justify="right"),
                           Text(NA if diff is None else fmt_diff(diff), justify="right"),
                           Text(NA if rel is None else f"{rel * 100:+.1f}%", justify="right"), key=key)
         table.focus()

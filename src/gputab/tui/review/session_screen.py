@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from gputab.tui.format import NA, duration, gib, hours, money, pct
+from gputab.tui.literal import clean, literal, pad
 from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
 
 # (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
@@ -33,12 +34,13 @@ JOB_COLUMNS = (
 )
 
 
-def chart_label(name: str, values: list[float | None], fmt) -> str:
-    """``name`` with the min and max of the known ``values`` (n/a when there are none)."""
+def chart_label(name: str, values: list[float | None], fmt) -> Text:
+    """``name`` (a job's tag: literal, 18 cells) with the min and max of the known ``values`` (n/a when none)."""
     known = [v for v in values if v is not None]
+    head = pad(clean(name), 18)
     if not known:
-        return f"{name[:18]:<18} n/a"
-    return f"{name[:18]:<18} min {fmt(min(known))} max {fmt(max(known))}"
+        return literal(f"{head} n/a")
+    return literal(f"{head} min {fmt(min(known))} max {fmt(max(known))}")
 
 
 class SessionScreen(Screen):
@@ -99,8 +101,8 @@ class SessionScreen(Screen):
             for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
                 value = job.get(key)
                 if i == 0:
-                    cells.append(("*" if value in self.marked else " ") + value + (" ?" if job.get("unknown_price")
-                                                                                   else ""))
+                    cells.append(literal(("*" if value in self.marked else " ") + value
+                                         + (" ?" if job.get("unknown_price") else "")))
                 else:
                     cells.append(Text(fmt(value), justify="right"))
             table.add_row(*cells, key=job["tag"])
@@ -110,9 +112,10 @@ class SessionScreen(Screen):
         end = (info["end"] or "now").replace("T", " ").removesuffix("Z")
         start = (info["start"] or "-").replace("T", " ").removesuffix("Z")
         marked = f" · marked: {', '.join(self.marked)}" if self.marked else ""
-        self.query_one("#session-head", Static).update(
+        self.query_one("#session-head", Static).update(literal(
             f"Session {self.session_id} on {info['host']} · {start} → {end} UTC ({info['end_reason'] or 'open'}) · "
-            f"{duration(info['duration_s'])} · {len(self.record.gpus)} GPUs · {money(info['cost_usd'])}{marked}")
+            f"{duration(info['duration_s'])} · {len(self.record.gpus)} GPUs · {money(info['cost_usd'])}{marked}",
+            wrap=True))
 
     def _charts(self, series: dict) -> list:
         """One labelled sparkline per GPU for utilization and power, and one per job for cumulative cost."""

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gputab.tui.format import duration, money, pct
+from gputab.tui.literal import clean, fit, literal, literal_row
 from gputab.tui.review.data import SORTS, SessionRow, export_sessions, load_rows, parse_filter, session_figures, \
     sort_rows
 
@@ -81,13 +82,13 @@ class SessionsScreen(Screen):
         current = self.selected_id()
         filt = parse_filter(self.query_one("#sessions-filter", Input).value)
         err = self.query_one("#sessions-filter-error", Static)
-        err.update(filt.error or "")
+        err.update(literal(filt.error or "", wrap=True))  # quotes what the user typed
         err.display = bool(filt.error)
         label, attr = SORTS[self.sort_index]
         self.shown = sort_rows([r for r in self.rows if filt.matches(r)], attr, self.descending)
         table.clear()
         for r in self.shown:
-            table.add_row(*self._cells(r), key=str(r.id))
+            table.add_row(*literal_row(self._cells(r)), key=str(r.id))
         if current is not None and any(r.id == current for r in self.shown):
             table.move_cursor(row=table.get_row_index(str(current)))
         arrow = "↓" if self.descending else "↑"
@@ -96,14 +97,15 @@ class SessionsScreen(Screen):
             f"{len(self.marked)} marked")
         empty = self.query_one("#sessions-empty", Static)
         empty.display = not self.shown
-        empty.update("No sessions match the filter." if self.rows else
-                     f"No sessions yet in {self.db_path}; record one with `gputab record`.")
+        empty.update(literal("No sessions match the filter." if self.rows else
+                             f"No sessions yet in {self.db_path}; record one with `gputab record`.", wrap=True))
 
     def _cells(self, r: SessionRow) -> list:
+        # Every cell is made literal by the caller (literal_row): hosts and tags are anyone's text.
         tags = ", ".join(r.tags[:3]) + (f" +{len(r.tags) - 3}" if len(r.tags) > 3 else "")
         start = (r.start or "-").replace("T", " ").removesuffix("Z")[:16]
         return [
-            "*" if r.id in self.marked else " ", str(r.id), start, duration(r.duration_s), r.host[:16], str(r.gpus),
+            "*" if r.id in self.marked else " ", str(r.id), start, duration(r.duration_s), fit(clean(r.host), 16), str(r.gpus),
             Text(money(r.cost_usd), justify="right"), Text(money(r.idle_cost_usd), justify="right"),
             Text(pct(r.avg_utilization, fraction=True), justify="right"), r.end_reason or "-", tags or "-",
         ]

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from rich.text import Text
 
 from gputab.tui.frame import AlertView
+from gputab.tui.literal import literal
 from gputab.tui.widgets.table import KeyedTable
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow"}
@@ -26,9 +27,9 @@ def alert_cells(a: AlertView) -> tuple:
         Text(clock_label(a.started_at)),
         cleared,
         Text(a.severity, style=SEVERITY_STYLES.get(a.severity, "") if a.active else "dim"),
-        a.kind.replace("_", " "),
-        a.subject,
-        Text(a.message, style="" if a.active else "dim"),
+        literal(a.kind.replace("_", " ")),
+        literal(a.subject),
+        literal(a.message, style="" if a.active else "dim"),
     )
 
 

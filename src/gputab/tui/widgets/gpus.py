@@ -11,14 +11,18 @@ from textual.widgets import Static
 
 from gputab.tui import format as fmt
 from gputab.tui.frame import GpuView
+from gputab.tui.literal import clean, fit, literal
 from gputab.tui.widgets.table import KeyedTable
 
 LOST = Text("GPU lost", style="bold red")
 
 
 def model_label(g: GpuView) -> str:
-    """``H100-SXM``; an unknown model shows its NVML name and a ``?`` (priced at the default rate)."""
-    return (g.model_key or g.name.replace("NVIDIA ", ""))[:12] + ("?" if g.unknown_price else "")
+    """``H100-SXM``; an unknown model shows its NVML name and a ``?`` (priced at the default rate).
+
+    The NVML name is the driver's text: cleaned here, and drawn as literal text by whoever shows the label.
+    """
+    return fit(clean(g.model_key or g.name.replace("NVIDIA ", "")), 12) + ("?" if g.unknown_price else "")
 
 
 def memory_label(g: GpuView) -> str:
@@ -36,7 +40,7 @@ def power_label(g: GpuView) -> str:
 
 def gpu_cells(g: GpuView, util_hist=(), power_hist=(), spark_width: int = 16) -> tuple:
     """One overview row: the GPU's $/h first, then utilization, memory, power and temperature."""
-    head = f"{g.index} {model_label(g)}"
+    head = literal(f"{g.index} {model_label(g)}")
     if g.lost:
         return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", "", "")
     util = None if g.utilization_pct is None else g.utilization_pct / 100
@@ -111,9 +115,9 @@ class GpuCard(Vertical):
             return
         self._last = state
         price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
-        self.border_title = f"GPU {g.index}  {g.model_key or '?'}"
+        self.border_title = literal(f"GPU {g.index}  {g.model_key or '?'}")
         self.query_one("#gpu-title", Static).update(
-            Text.assemble((g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False)
+            Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False)
         if g.lost:
             self.query_one("#gpu-figures", Static).update(LOST)
         else:

@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from gputab.tui import format as fmt
 from gputab.tui.frame import ATTACHED, RECORDING, Frame
+from gputab.tui.literal import clean, literal
 
 STATE_STYLES = {RECORDING: "bold green", ATTACHED: "bold cyan"}
 STATE_MARKS = {RECORDING: "● recording", ATTACHED: "◆ attached"}
@@ -27,10 +28,10 @@ def header_text(frame: Frame) -> Text:
     mark = STATE_MARKS.get(frame.state, "○ not recording")
     state = Text(mark, style=STATE_STYLES.get(frame.state, "bold yellow"))
     if frame.state_note:
-        state.append(f" ({frame.state_note})", style="")
+        state.append(f" ({clean(frame.state_note)})", style="")
     jobs = sum(1 for j in frame.jobs if not j.special)
     return Text.assemble(
-        (frame.host, "bold"), f"  {session}  started {started_label(frame.started_wall)}  up ",
+        literal(frame.host, "bold"), f"  {session}  started {started_label(frame.started_wall)}  up ",
         fmt.duration(frame.elapsed_s), "\n",
         "spent ", (fmt.money(frame.total_cost_usd), "bold"),
         "  burn ", (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),

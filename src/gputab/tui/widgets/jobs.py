@@ -6,6 +6,7 @@ from rich.text import Text
 
 from gputab.tui import format as fmt
 from gputab.tui.frame import JobView
+from gputab.tui.literal import literal
 from gputab.tui.widgets.table import KeyedTable
 
 UNKNOWN_MARK = "?"
@@ -24,7 +25,7 @@ def gpu_list(gpus: tuple[int, ...]) -> str:
 def job_cells(job: JobView) -> tuple:
     """One row of the table. Cost and burn rate come first: they are what the user came for."""
     cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
-    tag = Text(job.tag, style="dim" if job.special else "")
+    tag = literal(job.tag, style="dim" if job.special else "")
     return (
         tag,
         cost,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-
 from gputab.tui import format as fmt
 from gputab.tui.frame import ProcessView
+from gputab.tui.literal import literal
 from gputab.tui.widgets.table import KeyedTable
 
 SOURCE_LABELS = {
@@ -25,13 +24,13 @@ def process_cells(p: ProcessView) -> tuple:
     untagged = p.source == "untagged"
     return (
         str(p.pid),
-        p.user or "?",
+        literal(p.user or "?"),
         str(p.gpu_index),
         fmt.gib(p.used_memory_bytes),
         fmt.pct(p.sm_pct),
-        Text(p.tag or "?", style="bold yellow" if untagged else ""),
-        Text(SOURCE_LABELS.get(p.source, p.source), style="yellow" if untagged else "dim"),
-        p.command,
+        literal(p.tag or "?", style="bold yellow" if untagged else ""),
+        literal(SOURCE_LABELS.get(p.source, p.source), style="yellow" if untagged else "dim"),
+        literal(p.command),
     )
 
 

@@ -13,16 +13,21 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
+from gputab.tui.literal import literal
+
 _CACHES = ("_data", "_cell_render_cache", "_row_renderable_cache", "_row_render_cache", "_line_cache")
 _FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
 """The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 
 def _as_text(value, copy: bool = False) -> Text:
-    """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is."""
+    """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is.
+
+    A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup.
+    """
     if isinstance(value, Text):
         return value.copy() if copy else value
-    return Text(str(value))
+    return literal(value)
 
 
 class KeyedTable(DataTable):
