@@ -18,7 +18,8 @@ from gputab.paths import default_config, default_db
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the demo simulation.")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SQLite database of sessions [env GPUTAB_DB; default: user data dir].")
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+# No click checks on --config: load_config refuses what is not a file, in one line, the same as for GPUTAB_CONFIG.
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
               help="TOML config file [env GPUTAB_CONFIG; default: user config dir].")
 @click.option("--interval", type=float, default=None, help="Seconds between polls for the live view (default 1).")
 @click.version_option(__version__, "--version", prog_name="gputab")

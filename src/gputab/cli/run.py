@@ -17,6 +17,7 @@ import click
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
+from gputab.config import MAX_BUDGET_USD
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -132,7 +133,8 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
               help="Job tag: 1-64 printable characters, not starting with '('.")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DOLLARS",
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True, max=MAX_BUDGET_USD), default=None,
+              metavar="DOLLARS",
               help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
                    "only what COMMAND and the processes it starts cost, never other processes tagged NAME.")
 @click.option("--stop-at-cap", is_flag=True,
