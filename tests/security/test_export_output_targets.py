@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gputab.config import Config
-from gputab.recorder import Recorder
-from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.store.database import Store
+from support import record_demo_session
 
 GPUTAB = [sys.executable, "-m", "gputab"]
 NOBODY = 65534
@@ -27,14 +24,7 @@ NOBODY = 65534
 def db(tmp_path) -> Path:
     """One short demo session, recorded by the real recorder on a fake clock."""
     path = tmp_path / "g.db"
-    clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(path), Config(), clock=clock,
-                   wall_clock=clock.wall)
-    rec.start()
-    for _ in range(5):
-        clock.advance(1.0)
-        rec.step()
-    assert rec.close("clean")
+    record_demo_session(path, ticks=5)
     return path
 
 

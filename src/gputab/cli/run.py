@@ -7,6 +7,7 @@ command, so that it can pass signals on, report how the command ended, and later
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -54,6 +55,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
     Raises:
         GputabError: the command does not exist (exit 127) or cannot be executed (exit 126).
     """
+    if not argv or not argv[0]:
+        raise GputabError("command not found: the command is empty", exit_code=127)
     env = dict(os.environ)
     env[TAG_ENV] = tag
     try:
@@ -66,6 +69,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
         raise GputabError(f"cannot execute {argv[0]}: permission denied", exit_code=126) from None
     except OSError as exc:
         raise GputabError(f"cannot execute {argv[0]}: {exc.strerror or exc}", exit_code=126) from None
+    except ValueError as exc:  # a NUL byte in an argument: no exec can take it
+        raise GputabError(f"cannot execute {argv[0]!r}: {exc}", exit_code=126) from None
 
 
 def _supervise_sigwait(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
@@ -120,6 +125,16 @@ def _send(pid: int, sig: int) -> None:
         pass
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that refuses nan and infinity: no budget or grace period is either."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return validate_tag(value)
@@ -133,13 +148,13 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
               help="Job tag: 1-64 printable characters, not starting with '('.")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True, max=MAX_BUDGET_USD), default=None,
+@click.option("--budget", type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD), default=None,
               metavar="DOLLARS",
               help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
                    "only what COMMAND and the processes it starts cost, never other processes tagged NAME.")
 @click.option("--stop-at-cap", is_flag=True,
               help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.")
-@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+@click.option("--grace", type=FiniteFloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
               help="Seconds between SIGINT and SIGTERM with --stop-at-cap.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
