@@ -100,8 +100,9 @@ class RollingSums:
     """
 
     def __init__(self, window: float, buckets: int = 60) -> None:
-        self.window = window
-        self.width = window / buckets
+        # A zero window (``low_utilization_minutes = 0``) still needs a slot: 1 ms wide, holding the last tick.
+        self.width = max(window / buckets, 1e-3)
+        self.window = max(window, self.width)
         self._slots: deque[list[float]] = deque()  # [slot_start, gpu_s, eff_s]
         self.gpu_s = 0.0
         self.eff_s = 0.0
@@ -139,7 +140,9 @@ class _JobState:
 
 
 def format_duration(seconds: float) -> str:
-    """``3h05m``, ``12m``, ``45s``: short enough for one alert line."""
+    """``3h05m``, ``12m``, ``45s``: short enough for one alert line (``a very long time`` past 100 years)."""
+    if not seconds < 100 * 365 * 86400.0:  # inf and nan too: int() of them raises
+        return "a very long time"
     s = max(0, int(round(seconds)))
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
@@ -327,17 +330,19 @@ class AlertEngine:
             job = by_tag.get(tag)
             spent = float(job["cost_usd"]) if job else 0.0
             burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
-            pct = 100.0 * spent / cap
+            pct = 100.0 * spent / cap if cap > 0 else math.inf
             exceeded = pct >= 100.0
             warning = pct >= warn_pct and not exceeded
             left = max(0.0, cap - spent)
             to_cap = left / burn * 3600.0 if burn > 0 and not exceeded else None
+            if to_cap is not None and not math.isfinite(to_cap):
+                to_cap = None  # a huge cap at a tiny burn: no time to the cap worth stating
             data = {"cap_usd": cap, "spent_usd": spent, "spent_pct": pct, "burn_rate_usd_per_hour": burn,
                     "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
                     "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None)}
             if to_cap is not None:
                 eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
-            elif exceeded:
+            elif exceeded or burn > 0:
                 eta = ""
             else:
                 eta = "; not burning now"

@@ -7,10 +7,12 @@ A bad file is refused with the file, the line and what is wrong (exit 2). Layers
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +24,14 @@ from gputab.errors import ConfigError
 @dataclass(frozen=True)
 class RecorderConfig:
     interval: float = 1.0
-    """Seconds between polls."""
+    """Seconds between polls (0.05-86400)."""
     commit_interval: float = 2.0
-    """At most this many seconds of figures are held before a commit (the most a crash can lose)."""
+    """At most this many seconds of figures are held before a commit (the most a crash can lose; 0.05-86400)."""
     gap_factor: float = 5.0
-    """An interval longer than ``gap_factor * interval`` is a gap; time beyond one interval goes to (unobserved)."""
+    """An interval longer than ``gap_factor * interval`` is a gap; time beyond one interval goes to (unobserved)
+    (1.5-1000)."""
     series_interval: float = 10.0
-    """Seconds between stored per-GPU and per-job series points (totals are always exact)."""
+    """Seconds between stored per-GPU and per-job series points (totals are always exact; 0.05-86400)."""
 
 
 @dataclass(frozen=True)
@@ -38,19 +41,19 @@ class PriceOverride:
     mode: str | None = None
     """``rental`` or ``owned``."""
     rate_per_hour: float | None = None
-    """Rental $/GPU-hour."""
+    """Rental $/GPU-hour (0-10,000)."""
     purchase_price: float | None = None
-    """Owned: what the GPU cost, in dollars."""
+    """Owned: what the GPU cost, in dollars (0-100,000,000)."""
     useful_life_years: float | None = None
-    """Owned: years over which the purchase is written off."""
+    """Owned: years over which the purchase is written off (0.1-100; default 4)."""
     ownership_utilization: float | None = None
-    """Owned: fraction of the hours of its life the GPU is in use (1.0 = always)."""
+    """Owned: fraction of the hours of its life the GPU is in use (0.01-1; 1.0 = always)."""
     overhead_per_hour: float | None = None
-    """Owned: extra $/h (hosting, support)."""
+    """Owned: extra $/h (hosting, support; 0-10,000)."""
     price_per_kwh: float | None = None
-    """Energy price, $/kWh."""
+    """Energy price, $/kWh (0-100)."""
     pue: float | None = None
-    """Power usage effectiveness of the data centre (1.0-2.0)."""
+    """Power usage effectiveness of the data centre (1.0-3.0)."""
     charge_energy: bool | None = None
     """Charge energy on top of the rate (default: only in ``owned`` mode)."""
 
@@ -62,11 +65,11 @@ class PricesConfig:
     rental_rate: str = "on_demand"
     """Which rental figure of the table to use: ``on_demand`` or ``spot``."""
     default_rate: float = 0.95
-    """$/GPU-hour for a GPU whose model is not in the table (flagged as unknown everywhere)."""
+    """$/GPU-hour for a GPU whose model is not in the table (flagged as unknown everywhere; 0-10,000)."""
     price_per_kwh: float = 0.12
-    """Energy price in $/kWh, used when energy is charged."""
+    """Energy price in $/kWh, used when energy is charged (0-100)."""
     pue: float = 1.0
-    """Data-centre PUE multiplying energy cost."""
+    """Data-centre PUE multiplying energy cost (1.0-3.0)."""
     models: dict[str, PriceOverride] = field(default_factory=dict)
     """Per model key (``H100-SXM``...)."""
     gpus: dict[str, PriceOverride] = field(default_factory=dict)
@@ -92,11 +95,17 @@ class AttributionConfig:
 @dataclass(frozen=True)
 class AlertsConfig:
     low_utilization_pct: float = 50.0
+    """A job whose utilization averages below this percent over the window is flagged (0-100; 0: never)."""
     low_utilization_minutes: float = 60.0
+    """The window of that average, in minutes (0-43,200: 30 days; 0: the last tick)."""
     memory_pressure_pct: float = 85.0
+    """A GPU whose memory is fuller than this percent ... (0-100)."""
     memory_pressure_seconds: float = 60.0
+    """... for this many seconds is flagged (0-2,592,000: 30 days)."""
     idle_minutes: float = 30.0
+    """A GPU that costs money and holds no process for this many minutes is flagged (0-43,200)."""
     budget_warning_pct: float = 80.0
+    """A job that has spent this percent of its budget gets a warning (0-100); 100 % is always an alert."""
     command: list[str] = field(default_factory=list)
     """Command run for each alert raised, with the alert as JSON on stdin (empty: none)."""
 
@@ -116,26 +125,100 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     budgets: dict[str, float] = field(default_factory=dict)
-    """Tag -> budget cap in dollars."""
+    """Tag -> budget cap in dollars (above 0, at most 1,000,000,000)."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     path: str | None = None
     """Where this config was read from (None: defaults)."""
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file larger than this is refused (a real one is a few kB)."""
+
+
 def load_config(path: str | os.PathLike | None, must_exist: bool = False) -> Config:
-    """Read and validate the config at ``path``; a missing default file means defaults."""
+    """Read and validate the config at ``path``.
+
+    Only a file that does not exist (nothing at all at ``path``, and ``must_exist`` false) means defaults. Anything
+    else that cannot be read as a regular file is an error (:class:`ConfigError`, exit 2): a dangling symlink or a
+    symlink loop, a directory, a FIFO, a device or a socket (refused from ``fstat`` before a single byte is read,
+    so a FIFO cannot hang gputab), a file we may not read, or one over :data:`MAX_CONFIG_BYTES`.
+    """
     if path is None:
         return Config()
     p = Path(path)
-    if not p.exists():
+    text = read_config_text(p)
+    if text is None:
         if must_exist:
             raise ConfigError(f"config file {p} does not exist; create it or drop --config / GPUTAB_CONFIG")
         return Config()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from None
     return parse_config(text, str(p))
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def read_config_text(p: Path) -> str | None:
+    """The text of the config file at ``p``, or None when nothing exists there; ConfigError for anything else."""
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"cannot read config file {p}: {why}; point --config / GPUTAB_CONFIG at a TOML file")
+
+    try:
+        # Checked before opening: opening some devices has effects of its own.
+        kind = _not_regular(os.stat(p).st_mode)
+    except FileNotFoundError:
+        if os.path.lexists(p):
+            raise refuse(f"it is a symlink to {os.readlink(p)!r}, which does not exist") from None
+        return None
+    except OSError as exc:
+        raise refuse(_os_reason(exc)) from None
+    if kind is not None:
+        raise refuse(f"it is {kind}, not a file")
+    try:
+        # O_NONBLOCK: should the path have been swapped for a FIFO since, open does not wait for a writer.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise refuse(_os_reason(exc)) from None
+    try:
+        st = os.fstat(fd)
+        kind = _not_regular(st.st_mode)
+        if kind is not None:
+            raise refuse(f"it is {kind}, not a file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise refuse(f"it is {st.st_size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit of a config file")
+        chunks, size = [], 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CONFIG_BYTES:
+            raise refuse(f"it is over the {MAX_CONFIG_BYTES:,}-byte limit of a config file")
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise refuse(_os_reason(exc)) from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"it is not UTF-8 text (byte {exc.start})") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "it is a symlink loop"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
@@ -239,50 +322,67 @@ def _line_of(text: str, keypath: tuple) -> int | None:
     return None
 
 
+MAX_RATE_PER_HOUR = 10_000.0
+"""The most a GPU-hour may cost, rented or derived from a purchase ($/h): beyond it a figure is a typo."""
+
+# (low, high) of every number field, inclusive: a value outside is refused with its file and line, so every figure
+# derived from them (rates, costs, windows, budgets) is finite and sane. Listed in the field docstrings too.
+RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "recorder": {"interval": (0.05, 86400.0), "commit_interval": (0.05, 86400.0),
+                 "series_interval": (0.05, 86400.0), "gap_factor": (1.5, 1000.0)},
+    "prices": {"default_rate": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
+    "override": {"rate_per_hour": (0.0, MAX_RATE_PER_HOUR), "purchase_price": (0.0, 1e8),
+                 "useful_life_years": (0.1, 100.0), "ownership_utilization": (0.01, 1.0),
+                 "overhead_per_hour": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
+    "alerts": {"low_utilization_pct": (0.0, 100.0), "low_utilization_minutes": (0.0, 43200.0),
+               "memory_pressure_pct": (0.0, 100.0), "memory_pressure_seconds": (0.0, 2592000.0),
+               "idle_minutes": (0.0, 43200.0), "budget_warning_pct": (0.0, 100.0)},
+}
+MAX_BUDGET_USD = 1e9
+"""The largest budget a config or ``gputab run --budget`` accepts, in dollars."""
+
+
 def _check_values(cfg: Config, text: str, source: str) -> None:
     def fail(keypath: tuple, msg: str) -> None:
         line = _line_of(text, keypath)
         where = f"{source}:{line}" if line else source
         raise ConfigError(f"{where}: {_dotted(keypath)}: {msg}")
 
-    r = cfg.recorder
-    for name in ("interval", "commit_interval", "series_interval"):
-        v = getattr(r, name)
-        if not (0.05 <= v <= 86400):
-            fail(("recorder", name), f"must be between 0.05 and 86400 seconds, got {v}")
-    if r.gap_factor < 1.5:
-        fail(("recorder", "gap_factor"), f"must be at least 1.5, got {r.gap_factor}")
+    def check_ranges(obj: Any, ranges: dict[str, tuple[float, float]], keypath: tuple) -> None:
+        for name, (lo, hi) in ranges.items():
+            v = getattr(obj, name)
+            if v is not None and not (lo <= v <= hi):
+                fail(keypath + (name,), f"must be between {lo:,g} and {hi:,g}, got {v:g}")
+
+    check_ranges(cfg.recorder, RANGES["recorder"], ("recorder",))
     p = cfg.prices
     if p.mode not in ("rental", "owned"):
         fail(("prices", "mode"), f"must be 'rental' or 'owned', got {p.mode!r}")
     if p.rental_rate not in ("on_demand", "spot"):
         fail(("prices", "rental_rate"), f"must be 'on_demand' or 'spot', got {p.rental_rate!r}")
-    for name in ("default_rate", "price_per_kwh"):
-        if getattr(p, name) < 0:
-            fail(("prices", name), "must not be negative")
-    if not (1.0 <= p.pue <= 3.0):
-        fail(("prices", "pue"), f"must be between 1.0 and 3.0, got {p.pue}")
+    check_ranges(p, RANGES["prices"], ("prices",))
     for table, overrides in (("models", p.models), ("gpus", p.gpus)):
         for key, o in overrides.items():
             if o.mode is not None and o.mode not in ("rental", "owned"):
                 fail(("prices", table, key, "mode"), f"must be 'rental' or 'owned', got {o.mode!r}")
-            for name in ("rate_per_hour", "purchase_price", "overhead_per_hour", "price_per_kwh"):
-                v = getattr(o, name)
-                if v is not None and v < 0:
-                    fail(("prices", table, key, name), "must not be negative")
-            if o.useful_life_years is not None and o.useful_life_years <= 0:
-                fail(("prices", table, key, "useful_life_years"), "must be positive")
-            if o.ownership_utilization is not None and not (0 < o.ownership_utilization <= 1):
-                fail(("prices", table, key, "ownership_utilization"), "must be in (0, 1]")
-            if o.pue is not None and not (1.0 <= o.pue <= 3.0):
-                fail(("prices", table, key, "pue"), "must be between 1.0 and 3.0")
+            check_ranges(o, RANGES["override"], ("prices", table, key))
+            if o.purchase_price is not None:
+                # The rate it implies, with the defaults pricing uses for what is not given.
+                life, use = o.useful_life_years or 4.0, o.ownership_utilization or 1.0
+                rate = o.purchase_price / (life * 8760.0 * use) + (o.overhead_per_hour or 0.0)
+                if not rate <= MAX_RATE_PER_HOUR:
+                    fail(("prices", table, key, "purchase_price"),
+                         f"gives ${rate:,.0f}/h over {life:g} years at {use:g} use, over the "
+                         f"${MAX_RATE_PER_HOUR:,.0f}/h limit; check purchase_price and useful_life_years")
+    check_ranges(cfg.alerts, RANGES["alerts"], ("alerts",))
     for i, rule in enumerate(cfg.attribution.rules):
         try:
             re.compile(rule.pattern)
         except re.error as exc:
             fail(("attribution", "rules", i, "pattern"), f"invalid regular expression: {exc}")
     for tag, cap in cfg.budgets.items():
-        if cap <= 0:
-            fail(("budgets", tag), f"budget must be a positive number of dollars, got {cap}")
+        if not (0 < cap <= MAX_BUDGET_USD):
+            fail(("budgets", tag), f"budget must be a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, "
+                                   f"got {cap:g}")
     if cfg.metrics.port is not None and not (0 < cfg.metrics.port < 65536):
         fail(("metrics", "port"), f"must be 1-65535, got {cfg.metrics.port}")

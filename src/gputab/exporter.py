@@ -16,11 +16,17 @@ the sums over its ``--by job`` rows (the ``(idle)`` and ``(unobserved)`` buckets
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
+import os
+import stat
+import tempfile
 from datetime import datetime, timezone
-from typing import IO, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
 
+from gputab.errors import GputabError
 from gputab.store.review import SessionRecord, session_totals
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
@@ -215,3 +221,126 @@ def export_csv(sessions: Iterable[SessionRecord], out: IO[str], by: str = "job")
         out.write(line)
         rows += 1
     return rows
+
+
+# -- where a file goes: ``export -o FILE`` ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_MAX_LINKS = 40  # as the kernel's own limit on a chain of symlinks
+
+
+class OutputError(GputabError):
+    """``-o FILE`` names something gputab will not write a file to (exit 2, like a bad option)."""
+
+    exit_code = 2
+
+
+def _kind(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _SPECIAL if test(mode)), "not a regular file")
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """The regular file that ``-o path`` will replace (or create), with the rules of README's export section.
+
+    - A symlink is written through to its target, when every link of the chain belongs to the user running gputab
+      or to root; a link another user planted is refused (a shared directory must not steer our writes).
+    - A directory, FIFO, device or socket is refused: the file would replace it, or the write would block or vanish.
+    - The directory must exist and be a directory.
+
+    Raises:
+        OutputError: one line saying what ``path`` is and why nothing is written there.
+    """
+    given = Path(os.path.expanduser(os.fspath(path)))
+    if not os.fspath(given):
+        raise OutputError("-o needs a file name")
+    target = given
+    me = os.geteuid()
+    for _ in range(_MAX_LINKS):
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            break
+        except OSError as exc:
+            raise OutputError(f"cannot write {given}: {_reason(exc, target)}") from None
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (me, 0):
+                raise OutputError(f"cannot write {given}: {target} is a symlink owned by uid {st.st_uid}, not by you; "
+                                  f"remove it or write elsewhere")
+            target = Path(os.path.join(os.path.dirname(target), os.readlink(target)))
+            continue
+        kind = _kind(st.st_mode)
+        if kind is not None:
+            via = f" (through the symlink {given})" if target != given else ""
+            raise OutputError(f"cannot write {target}{via}: it is {kind}; give -o a regular file name")
+        return target
+    else:
+        raise OutputError(f"cannot write {given}: too many levels of symlinks")
+    parent = target.parent
+    try:
+        pst = os.stat(parent)
+    except FileNotFoundError:
+        raise OutputError(f"cannot write {given}: directory {parent} does not exist") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {given}: {_reason(exc, parent)}") from None
+    if not stat.S_ISDIR(pst.st_mode):
+        raise OutputError(f"cannot write {given}: {parent} is not a directory")
+    return target
+
+
+def _reason(exc: OSError, where: os.PathLike | str) -> str:
+    if exc.errno == errno.ENOTDIR:
+        return f"a part of {where} is not a directory"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied ({where})"
+    if exc.errno == errno.ELOOP:
+        return f"{where} is a symlink loop"
+    return f"{exc.strerror or exc} ({where})"
+
+
+def write_file_atomically(path: str | os.PathLike, write: Callable[[IO[str]], T]) -> tuple[Path, T]:
+    """Write a text file: ``write(fh)`` into a temp file beside the target, fsync, then rename over the target.
+
+    A failed or interrupted write (disk full, Ctrl-C) leaves the old file as it was and no temp file behind, so a
+    spreadsheet never opens half an export. An existing file keeps its permission bits. See :func:`output_target`
+    for what ``path`` may be.
+
+    Returns:
+        The file written (the symlink's target when ``path`` is a symlink) and what ``write`` returned.
+
+    Raises:
+        OutputError: ``path`` is not a place for a file (exit 2).
+        GputabError: the write itself failed (exit 1): no space, I/O error, no permission in the directory.
+    """
+    target = output_target(path)
+    try:
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        old_mode = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise GputabError(f"cannot write {path}: cannot create a file in {target.parent}: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        # newline="" lets the csv module write its own \r\n line ends (RFC 4180) untouched.
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            result = write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if old_mode is not None:
+            os.chmod(tmp, old_mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise GputabError(f"cannot write {path}: {exc.strerror or exc}; nothing was changed there") from None
+        raise
+    return target, result

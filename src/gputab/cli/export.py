@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -34,34 +32,12 @@ def _select(store, session: str | None, since: str | None, all_: bool) -> list[i
     return ids
 
 
-def write_atomically(path: Path, write) -> int:
-    """Run ``write(fh)`` into a temp file beside ``path`` and rename it over ``path`` only if it succeeds.
-
-    A failed or interrupted export never leaves a half-written file where a spreadsheet would open it.
-    """
-    path = path.expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        # newline="" lets the csv module write its own \r\n line ends (RFC 4180) untouched.
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            count = write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return count
-
-
 @click.command()
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV (the only format for now; required).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to FILE (atomically) instead of stdout.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Write to FILE instead of stdout, atomically (a temp file beside it, renamed over it). A symlink "
+                   "you or root own is written through to its target; a directory, FIFO, device or socket is "
+                   "refused.")
 @click.option("--session", "session", metavar="ID", default=None, help="Export one session: its id or `last`.")
 @click.option("--since", "since", metavar="DATE", default=None,
               help="Export the sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).")
@@ -76,22 +52,30 @@ def export(app: AppContext, as_csv: bool, output: Path | None, session: str | No
     Columns come in a fixed order per --by (see README). Text that a spreadsheet would run as a formula is
     prefixed with ' so it stays text.
     """
-    from gputab.exporter import export_csv
+    from gputab.exporter import export_csv, output_target, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
     if not as_csv:
         raise GputabError("choose a format: --csv (e.g. `gputab export --csv -o sessions.csv`)", exit_code=2)
+    if output is not None:
+        output_target(output)  # a bad -o is refused before the database is read
     with Store.open(app.db_path, create=False) as store:
         ids = _select(store, session, since, all_)
         sessions = iter_sessions(store, ids)
         if output is None:
             stdout = sys.stdout
-            count = export_csv(sessions, stdout, by=by)
-            stdout.flush()
+            try:
+                count = export_csv(sessions, stdout, by=by)
+                stdout.flush()
+            except BrokenPipeError:
+                raise  # the reader went away (`| head`): main() ends quietly
+            except OSError as exc:
+                raise GputabError(f"cannot write the CSV to stdout: {exc.strerror or exc}") from None
         else:
-            count = write_atomically(output, lambda fh: export_csv(sessions, fh, by=by))
-            click.echo(f"wrote {count} rows ({len(ids)} sessions, --by {by}) to {output}", err=True)
+            written, count = write_file_atomically(output, lambda fh: export_csv(sessions, fh, by=by))
+            via = f" (the target of {output})" if written != output.expanduser() else ""
+            click.echo(f"wrote {count} rows ({len(ids)} sessions, --by {by}) to {written}{via}", err=True)
     if output is None and sys.stderr.isatty():
         click.echo(f"{count} rows ({len(ids)} sessions, --by {by})", err=True)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -18,7 +22,8 @@ from gputab.paths import default_config, default_db
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the demo simulation.")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SQLite database of sessions [env GPUTAB_DB; default: user data dir].")
-@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+# No click checks on --config: load_config refuses what is not a file, in one line, the same as for GPUTAB_CONFIG.
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
               help="TOML config file [env GPUTAB_CONFIG; default: user config dir].")
 @click.option("--interval", type=float, default=None, help="Seconds between polls for the live view (default 1).")
 @click.version_option(__version__, "--version", prog_name="gputab")
@@ -29,10 +34,12 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
     Run with no command to open the live view. `gputab --demo` shows a simulated box on a machine without a GPU.
     """
     explicit_config = config is not None  # a missing file named by GPUTAB_CONFIG means defaults
+    db_path = db if db is not None else default_db(demo)
+    _check_db_path(db_path)
     ctx.obj = AppContext(
         demo=demo,
         seed=seed,
-        db_path=db if db is not None else default_db(demo),
+        db_path=db_path,
         config_path=config if config is not None else default_config(),
         config_explicit=explicit_config,
     )
@@ -40,6 +47,20 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
         from gputab.cli.live import run_live
 
         run_live(ctx.obj, interval=interval)
+
+
+def _check_db_path(path: Path) -> None:
+    """Refuse, in one line, a database path that no file system call can take (too long, a loop)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return  # the commands say what they make of a missing database, in their own words
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+            raise GputabError(f"--db {shown}: {exc.strerror}; give a usable path", exit_code=2) from None
+    except ValueError:
+        raise GputabError("--db: the path contains a NUL byte", exit_code=2) from None
 
 
 def _register() -> None:
@@ -54,20 +75,101 @@ def _register() -> None:
 _register()
 
 
+INTERNAL_ERROR = 70
+"""Exit status of an unexpected exception (EX_SOFTWARE of sysexits.h): a bug to report, not a user error."""
+
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF, errno.ENXIO}
+
+
 def main() -> None:
-    """Console entry point: expected errors become one line and an exit code, never a traceback."""
+    """Console entry point: every failure becomes one line and an exit code, never a traceback.
+
+    Expected errors (GputabError, click's usage errors) say what is wrong and how to fix it. Output that cannot be
+    written (stdout or stderr full, closed, gone) ends with one line and exit 1, or silently for a reader that went
+    away (``| head``), as other command-line tools do. Anything else is a bug: one line naming it, exit 70, and the
+    traceback with ``GPUTAB_DEBUG=1``.
+    """
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:  # started with the descriptor closed (`>&-`)
+            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(_ClosedStream(name)), encoding="utf-8"))
     try:
-        cli.main(standalone_mode=False, prog_name="gputab")
+        try:
+            cli.main(standalone_mode=False, prog_name="gputab")
+        finally:
+            # Buffered output fails here, inside the net, rather than at interpreter exit.
+            if sys.stdout is not None:
+                sys.stdout.flush()
     except GputabError as exc:
-        click.echo(f"gputab: {exc}", err=True)
+        _say(f"gputab: {exc}")
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        _say("Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        try:
+            exc.show()
+        except OSError:
+            pass
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        _drop_stdout()
+        sys.exit(1)
+    except OSError as exc:
+        if exc.filename is None and exc.errno in _OUTPUT_ERRNOS:
+            _drop_stdout()
+            _say(f"gputab: cannot write the output: {exc.strerror or exc}")
+            sys.exit(1)
+        _internal_error(exc)
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug must still end in one line
+        _internal_error(exc)
+
+
+class _ClosedStream(io.RawIOBase):
+    """Stands for a standard stream the process was started without: writing to it is an output error."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.said = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if self.said:  # once is enough: the interpreter's last flush must not fail again
+            return len(data)
+        self.said = True
+        raise OSError(errno.EBADF, f"{self.name} is closed")
+
+
+def _internal_error(exc: BaseException) -> None:
+    if os.environ.get("GPUTAB_DEBUG") == "1":
+        _say("".join(traceback.format_exception(exc)).rstrip())
+    else:
+        text = " ".join(str(exc).split())[:300]
+        _say(f"gputab: internal error: {type(exc).__name__}: {text} (set GPUTAB_DEBUG=1 for the traceback; "
+             f"please report)")
+    _drop_stdout()
+    sys.exit(INTERNAL_ERROR)
+
+
+def _say(line: str) -> None:
+    """One line on stderr; a stderr that cannot take it (full, closed) is not worth a second failure."""
+    try:
+        click.echo(line, err=True)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what could not be written stays quiet."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -24,11 +24,23 @@ def _money(v: float | None) -> str:
     return "-" if v is None else (f"${v:,.2f}" if abs(v) >= 1 else f"${v:.4f}")
 
 
+def utf8_text(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a filter is text; bytes that are not UTF-8 (from a shell's $'\\xff') cannot match anything
+    stored, and cannot even be printed back, so they are refused in one line."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter(f"{value.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text") from None
+    return value
+
+
 @click.command()
 @click.option("--since", metavar="DATE", default=None,
               help="Only sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).")
-@click.option("--tag", metavar="TAG", default=None, help="Only sessions with a job TAG (a glob: 'exp-*').")
-@click.option("--host", metavar="HOST", default=None, help="Only sessions recorded on HOST.")
+@click.option("--tag", metavar="TAG", default=None, callback=utf8_text,
+              help="Only sessions with a job TAG (a glob: 'exp-*').")
+@click.option("--host", metavar="HOST", default=None, callback=utf8_text, help="Only sessions recorded on HOST.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @pass_ctx
 def sessions(app: AppContext, since: str | None, tag: str | None, host: str | None, as_json: bool) -> None:

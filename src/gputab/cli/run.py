@@ -7,9 +7,9 @@ command, so that it can pass signals on, report how the command ended, and later
 
 from __future__ import annotations
 
+import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from typing import Callable, Sequence
@@ -18,6 +18,7 @@ import click
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
+from gputab.config import MAX_BUDGET_USD
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -28,6 +29,9 @@ SI_KERNEL = 0x80
 _PRECISE = sys.platform.startswith("linux") and hasattr(signal, "sigtimedwait") and hasattr(os, "posix_spawnp")
 
 _RESTORED = tuple(getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, n))
+
+WATCH_TICK = 1.0
+"""Seconds between two budget readings of ``gputab run --budget``."""
 
 Watcher = Callable[[int], None]
 """Called with the command's PID about once per ``tick`` while it runs (a budget check hooks in here)."""
@@ -51,6 +55,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
     Raises:
         GputabError: the command does not exist (exit 127) or cannot be executed (exit 126).
     """
+    if not argv or not argv[0]:
+        raise GputabError("command not found: the command is empty", exit_code=127)
     env = dict(os.environ)
     env[TAG_ENV] = tag
     try:
@@ -63,6 +69,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
         raise GputabError(f"cannot execute {argv[0]}: permission denied", exit_code=126) from None
     except OSError as exc:
         raise GputabError(f"cannot execute {argv[0]}: {exc.strerror or exc}", exit_code=126) from None
+    except ValueError as exc:  # a NUL byte in an argument: no exec can take it
+        raise GputabError(f"cannot execute {argv[0]!r}: {exc}", exit_code=126) from None
 
 
 def _supervise_sigwait(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
@@ -117,6 +125,16 @@ def _send(pid: int, sig: int) -> None:
         pass
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that refuses nan and infinity: no budget or grace period is either."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return validate_tag(value)
@@ -130,11 +148,13 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
               help="Job tag: 1-64 printable characters, not starting with '('.")
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DOLLARS",
-              help="Budget cap of the job in dollars [config budgets.NAME]: alerts at 80 % and 100 %.")
+@click.option("--budget", type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD), default=None,
+              metavar="DOLLARS",
+              help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
+                   "only what COMMAND and the processes it starts cost, never other processes tagged NAME.")
 @click.option("--stop-at-cap", is_flag=True,
               help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.")
-@click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+@click.option("--grace", type=FiniteFloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
               help="Seconds between SIGINT and SIGTERM with --stop-at-cap.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
@@ -146,37 +166,42 @@ def run(app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grac
     between: it passes SIGINT, SIGTERM and SIGHUP on to COMMAND and exits with COMMAND's exit code (128+N if
     signal N killed it; 127 if COMMAND does not exist).
 
+    With --budget, gputab polls the GPUs itself (same prices as the recorder) and counts what this run's own
+    processes cost: COMMAND and every process it starts. Other processes that carry the same tag, yours or
+    another user's, are charged to NAME in the recorder and shown there, but never count toward this run's
+    budget, and --stop-at-cap never signals them.
+
     \b
     Examples:
       gputab run --tag llama3-lora -- torchrun --nproc-per-node 8 train.py
       gputab run -t eval-mmlu python eval.py --suite mmlu
+      gputab run -t sweep-7 --budget 20 --stop-at-cap --grace 60 -- python train.py
     """
     cap = budget if budget is not None else app.config.budgets.get(tag)
     if stop_at_cap and cap is None:
         raise click.UsageError("--stop-at-cap needs a budget: --budget DOLLARS, or budgets.NAME in the config")
     if cap is None:
         sys.exit(run_command(command, tag))
-    from gputab.enforcement import JobGuard
+    from gputab.enforcement import JobGuard, RunCost
+    from gputab.errors import BackendError
+    from gputab.pricing import PriceTable
 
-    # The figures come from the live recorder (gputab record or the TUI) writing the same database.
-    guard = JobGuard(tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=app.config, stream=sys.stderr)
+    config = app.config
     try:
-        code = run_command(command, tag, watch=lambda pid: guard.check(pid, _live_jobs(app.db_path)))
-    finally:
-        guard.close()
+        backend = app.open_backend()
+    except BackendError as exc:
+        raise GputabError(f"--budget needs to read the GPUs: {exc}") from None
+    with backend:
+        meter = RunCost(backend, PriceTable.load(config.prices), tag, interval=WATCH_TICK,
+                        gap_factor=config.recorder.gap_factor)
+        guard = JobGuard(tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=config, stream=sys.stderr,
+                         meter=meter)
+        try:
+            # The first reading is the ledger's baseline; the command's time is charged from its first tick.
+            code = run_command(command, tag, watch=guard.check, tick=WATCH_TICK)
+        finally:
+            guard.close()
     sys.exit(code)
-
-
-def _live_jobs(db_path) -> list[dict] | None:
-    """The jobs of the session a live recorder is writing to ``db_path``, or None when none is (yet)."""
-    from gputab.store import Store, StoreError
-
-    try:
-        with Store.open(db_path, readonly=True) as store:
-            sid = store.live_session_id()
-            return store.jobs(sid) if sid is not None else None
-    except (StoreError, sqlite3.Error, OSError):
-        return None
 
 
 def register(cli: click.Group) -> None:

@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from gputab.errors import GputabError
 from gputab.store.lock import WriterInfo, utc_iso
+from gputab.report import MAX_COUNT
 from gputab.store.schema import JOB_COLUMNS
 
 SPECIAL_TAGS = ("(idle)", "(unobserved)")
@@ -94,6 +95,8 @@ class StoreQueries:
             sid = int(ref)
         except (TypeError, ValueError):
             raise NoSuchSession(f"{ref!r} is not a session; give a session id or `last` (see `gputab sessions`)") from None
+        if not 0 < sid < 1 << 63:  # beyond SQLite's integers: no such row, and binding it would raise
+            raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
         if next(iter(self.db.query("SELECT id FROM sessions WHERE id = ?", [sid])), None) is None:
             raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
         return sid
@@ -153,6 +156,10 @@ class StoreQueries:
                                 f"pick the session with --session")
         new_samples = (row["samples"] or 0) + samples if samples or row["samples"] is not None else None
         new_tokens = (row["tokens"] or 0) + tokens if tokens or row["tokens"] is not None else None
+        for what, total in (("samples", new_samples), ("tokens", new_tokens)):
+            if total is not None and not 0 <= total <= MAX_COUNT:
+                raise GputabError(f"{what} of job {tag!r} would come to {total:,}; counts are 0 to {MAX_COUNT:,}",
+                                  exit_code=2)
         cost = row["cost_usd"]
         with self.db.atomic():
             self.db["progress"].insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,

@@ -76,7 +76,11 @@ def parse_when(text: str, now: datetime | None = None) -> float:
     m = _RELATIVE.match(text)
     if m:
         now = now or datetime.now(timezone.utc)
-        return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
+        try:
+            return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
+        except OverflowError:  # further back than the year 1 (or than a float holds)
+            raise GputabError(f"bad date {text!r}: an age goes back at most a few thousand years (e.g. 7d, 52w)",
+                              exit_code=2) from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,26 +178,17 @@ def export_dir() -> Path:
 def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None) -> tuple[Path, int]:
     """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.exporter`; returns (path, rows).
 
-    The file is written beside its final name and renamed into place, so a spreadsheet never opens half of it.
+    The file is written beside its final name and renamed into place, so a spreadsheet never opens half of it;
+    the target rules are ``gputab export -o``'s (:func:`gputab.exporter.write_file_atomically`).
     """
-    from gputab.exporter import export_csv
+    from gputab.exporter import export_csv, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
     directory = directory or export_dir()
     name = f"gputab-session-{ids[0]}.csv" if len(ids) == 1 else f"gputab-sessions-{'-'.join(map(str, ids))}.csv"
-    path = directory / name
     with Store.open(db_path, readonly=True) as store:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        try:
-            # newline="" keeps the exporter's RFC 4180 \r\n line ends as they are.
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                rows = export_csv(iter_sessions(store, ids), fh, by="job")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    return path, rows
+        return write_file_atomically(directory / name, lambda fh: export_csv(iter_sessions(store, ids), fh, by="job"))
 
 
 def review_db_path(app) -> Path | None:

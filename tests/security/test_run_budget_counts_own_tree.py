@@ -1,0 +1,148 @@
+"""Issue 11, item 6: another user's process with the same tag never trips `gputab run --stop-at-cap`.
+
+Everything is real: the fake libnvidia-ml.so.1 lists real PIDs, one of them a process running as ``nobody`` with
+``GPUTAB_TAG=victim``; a real ``gputab record`` charges it to ``victim`` (shown), while a real ``gputab run --tag
+victim --budget ... --stop-at-cap`` counts only its own command's cost and signals nothing until its own command is
+on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fakenvml import GpuSpec, Proc, Scenario
+
+NOBODY = 65534
+
+# Runs as nobody (who cannot read this test's interpreter or tmp dir): reports every signal on stdout.
+OTHER_USERS_JOB = 'trap "echo INT" INT; trap "echo TERM; exit 0" TERM; echo ready; i=0; ' \
+                  'while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'
+
+# The run's command: notes its PID, then checkpoints and exits 3 on SIGINT (a training loop's KeyboardInterrupt).
+OWN_JOB = """
+import os, signal, sys, time
+log = sys.argv[1]
+def note(text):
+    with open(log, "a") as f:
+        f.write(text + "\\n")
+def on_int(signum, frame):
+    note("INT")
+    sys.exit(3)
+signal.signal(signal.SIGINT, on_int)
+signal.signal(signal.SIGTERM, lambda s, f: (note("TERM"), sys.exit(4)))
+note(f"ready {os.getpid()}")
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    time.sleep(0.05)
+"""
+
+# $1 per GPU-second: whoever holds GPU 0 for one tick is far over a $0.002 budget.
+CONFIG = """
+[recorder]
+interval = 0.2
+commit_interval = 0.4
+series_interval = 1.0
+
+[prices.gpus."0"]
+rate_per_hour = 3600.0
+"""
+BUDGET = "0.002"
+
+
+def wait_until(pred, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def victim_cost(db: Path) -> float:
+    if not db.exists():
+        return 0.0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)
+        try:
+            row = conn.execute("SELECT cost_usd FROM jobs WHERE tag = 'victim' ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0.0
+    return float(row[0] or 0.0) if row else 0.0
+
+
+def stdout_line(proc: subprocess.Popen, timeout: float) -> str | None:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().decode().strip() if ready else None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
+def test_another_users_same_tag_is_shown_but_never_counted_or_signalled(fake_nvml, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    db = tmp_path / "g.db"
+    env = fake_nvml.env(GPUTAB_CONFIG=str(config), GPUTAB_DB=str(db), PYTHONUNBUFFERED="1")
+    env.pop("GPUTAB_TAG", None)
+    started: list[subprocess.Popen] = []
+    try:
+        # Another user's job with the same tag, holding GPU 0.
+        theirs = subprocess.Popen(["/bin/sh", "-c", OTHER_USERS_JOB], stdout=subprocess.PIPE, bufsize=0, cwd="/",
+                                  user=NOBODY, group=NOBODY, env={"GPUTAB_TAG": "victim", "PATH": "/usr/bin:/bin"})
+        started.append(theirs)
+        assert stdout_line(theirs, 10) == "ready"
+        fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, theirs.pid)]))
+
+        # The recorder charges it to `victim`: that is where it is shown.
+        recorder = subprocess.Popen([sys.executable, "-m", "gputab", "record"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started.append(recorder)
+        wait_until(lambda: victim_cost(db) > 0.01, 20, "the recorder to charge nobody's process to victim")
+
+        log = tmp_path / "own.log"
+        run = subprocess.Popen([sys.executable, "-m", "gputab", "run", "--tag", "victim", "--budget", BUDGET,
+                                "--stop-at-cap", "--grace", "2", "--", sys.executable, "-I", "-c", OWN_JOB, str(log)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(run)
+        ready = wait_until(lambda: log.exists() and log.read_text().startswith("ready") and log.read_text(), 20,
+                           "the run's command to start")
+        own_pid = int(ready.split()[1])
+
+        # Several budget readings while only the other user's process holds the GPU: nothing counted, no signal.
+        t_end = time.monotonic() + 4.0
+        while time.monotonic() < t_end:
+            assert run.poll() is None, f"gputab run ended early: {run.communicate()[1].decode()}"
+            time.sleep(0.2)
+        assert "INT" not in log.read_text() and "TERM" not in log.read_text()
+        assert victim_cost(db) > 1.0, "the recorder should still show the tag's total, other user included"
+
+        # Positive control: the run's own command takes the GPU too, and the same budget now stops it.
+        fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, theirs.pid), Proc(0, own_pid)]))
+        out, err = run.communicate(timeout=30)
+        assert run.returncode == 3, err.decode()
+        assert log.read_text().splitlines()[1:] == ["INT"]
+        err_text = err.decode()
+        assert "Traceback" not in err_text
+        assert f"SIGINT to pid {own_pid} sent" in err_text
+        assert f"pid {theirs.pid}" not in err_text
+
+        # The other user's process heard nothing, and is still running.
+        assert stdout_line(theirs, 0.5) is None and theirs.poll() is None
+    finally:
+        for proc in reversed(started):
+            if proc.poll() is None:
+                proc.terminate() if proc is not started[0] else proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
