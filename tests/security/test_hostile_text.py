@@ -41,6 +41,7 @@ GPU_NAME = "NVIDIA [/x]\x1b[31mGPU"
 EVE, EVE_PROC = "[red]eve", "[/x]"  # an untagged process: its tag becomes untagged:[red]eve/[/x]
 EVIL_CMD = ("[/x]", "--out", "e\x1b[2Jz", "\u202eevil")
 UNTAGGED = f"untagged:{EVE}/{EVE_PROC}"
+ESC_NAME = "ev\x1b[2Jil"
 
 
 def _procs() -> list[tuple[int, int, int, ProcessFacts]]:
@@ -53,6 +54,9 @@ def _procs() -> list[tuple[int, int, int, ProcessFacts]]:
             cmdline=("python", "train.py", "--run", tag), environ={"GPUTAB_TAG": tag}, ppid=1)))
     out.append((120, 0, 5, ProcessFacts(pid=120, create_time=1.0, name=EVE_PROC, user=EVE, uid=3000,
                                         cmdline=EVIL_CMD, environ={}, ppid=1)))
+    # No readable command line (another user's process): its name stands in for it.
+    out.append((121, 1, 5, ProcessFacts(pid=121, create_time=1.0, name=ESC_NAME, user="mallory", uid=3001,
+                                        cmdline=(), environ=None, ppid=1)))
     return out
 
 
@@ -206,7 +210,8 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
         procs = screen_text(app)
         # (The command line comes shell-quoted from redaction, its control characters already escaped.)
         shows(procs, "[bold]…", "[red]e…", "untagged:[red]eve…", "python train.py --run 'x[/y]'",
-              "'[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil'", CJK, "[@click=app.quit]…")
+              "'[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil'", CJK, "[@click=app.quit]…",
+              "[2Jil")  # the ESC of the name is replaced (by attribution already) and never reaches the terminal
 
         # 4: alerts. Subjects and messages quote the tags.
         await pilot.press("4")
@@ -281,7 +286,9 @@ async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
         screen = review.screen
         assert isinstance(screen, SessionsScreen) and len(screen.rows) == 2
         listed = screen_text(review)
-        shows(listed, "h[/y]␛[2J", f"{RTL}, {BOLD}, {CLICK} +5")  # the three costliest tags
+        first = screen.rows[0].tags
+        assert set(first[:3]) <= set(TAGS)
+        shows(listed, "h[/y]␛[2J", ", ".join(first[:3]) + f" +{len(first) - 3}")  # the three costliest tags
         # The filter line quotes what was typed when it cannot read it.
         screen.query_one("#sessions-filter", Input).value = "since:[/x]"
         await settle(pilot)
