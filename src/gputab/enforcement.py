@@ -377,8 +377,12 @@ class JobGuard:
             float(j.get("cost_usd") or 0.0) >= engine.budgets[self.tag] for j in self._jobs)
         members = process_tree(root_pid) if self.enforcer is not None and over else []
         if members and self.meter is not None:
-            # Processes the run started that were re-parented since are still the run's to stop.
-            members += [(pid, ct) for pid, ct in self.meter.members.items() if pid not in dict(members)]
+            # Processes the run started that were re-parented since are still the run's to stop (those alive).
+            in_tree = {pid for pid, _ in members}
+            for pid, ct in self.meter.members.items():
+                key = _key(pid) if pid not in in_tree else None
+                if key is not None and abs(key[1] - ct) <= _CREATE_TIME_SLACK:
+                    members.append(key)
         procs = MappingProxyType({pid: _Member(self.tag, ct) for pid, ct in members})
         self.observer.on_tick(_GuardTick(Snapshot(mono=self._clock(), wall=self._wall()), (), self._jobs, procs))
 

@@ -146,3 +146,80 @@ def test_another_users_same_tag_is_shown_but_never_counted_or_signalled(fake_nvm
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class ScriptedGpu:
+    """A one-GPU backend whose process list the test sets (real PIDs), for RunCost alone; NVML is the fake C
+    library's business above."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        from gputab.sampling.snapshot import GpuSample
+
+        self.gpu = GpuSample(0, "GPU-0", "Acme X1", utilization_pct=100.0, power_w=300.0)  # default rate
+        self.pids: list[int] = []
+        self.t = 0.0
+
+    def poll(self):
+        from gputab.sampling.snapshot import ProcessSample, Snapshot
+
+        self.t += 1.0
+        return Snapshot(mono=self.t, wall=1e9 + self.t, gpus=(self.gpu,),
+                        processes=tuple(ProcessSample(pid, 0, used_memory_bytes=1 << 30) for pid in self.pids))
+
+
+# The run's command: starts a launcher that starts a worker and then exits, so the worker is re-parented while the
+# command goes on. Each writes its PID to a file; the launcher exits when the file `go` appears.
+TREE = """
+import os, subprocess, sys, time
+d = sys.argv[1]
+LAUNCHER = '''
+import os, subprocess, sys, time
+d = sys.argv[1]
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open(os.path.join(d, "worker"), "w").write(str(worker.pid))
+while not os.path.exists(os.path.join(d, "go")):
+    time.sleep(0.02)
+'''
+launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, d])
+launcher.wait()
+open(os.path.join(d, "launcher-done"), "w").close()
+time.sleep(60)
+"""
+
+
+def test_a_worker_stays_the_runs_after_its_launcher_exits_and_strangers_never_join(tmp_path):
+    from gputab.config import PricesConfig
+    from gputab.enforcement import OUTSIDE, RunCost
+    from gputab.pricing import PriceTable
+
+    root = subprocess.Popen([sys.executable, "-c", TREE, str(tmp_path)])
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        worker = int(wait_until(lambda: (tmp_path / "worker").exists() and (tmp_path / "worker").read_text(), 20,
+                                "the worker"))
+        gpu = ScriptedGpu()
+        meter = RunCost(gpu, PriceTable.load(PricesConfig(default_rate=3600.0)), "victim")
+        gpu.pids = [worker, stranger.pid]
+        meter.measure(root.pid)  # the baseline
+        (job,) = meter.measure(root.pid)
+        assert worker in meter.members and stranger.pid not in meter.members
+        assert job["cost_usd"] == pytest.approx(0.5)  # half the GPU (by memory) for one second at $1/s
+        (tmp_path / "go").touch()
+        wait_until(lambda: (tmp_path / "launcher-done").exists(), 20, "the launcher to exit")
+        import psutil
+
+        assert psutil.Process(worker).ppid() != root.pid  # re-parented: no longer under the run's command
+        (job,) = meter.measure(root.pid)
+        assert job["cost_usd"] == pytest.approx(1.0)
+        assert meter.ledger.jobs[OUTSIDE].cost_usd == pytest.approx(1.0)
+    finally:
+        for p in (root, stranger):
+            p.kill()
+            p.wait()
+        if (tmp_path / "worker").exists():
+            try:
+                os.kill(int((tmp_path / "worker").read_text()), 9)
+            except ProcessLookupError:
+                pass
