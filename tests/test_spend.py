@@ -11,8 +11,11 @@ import hashlib
 import io
 import json
 import math
+import os
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -269,3 +272,38 @@ def test_table_and_csv(three_sessions, tmp_path):
     assert rows and list(rows[0])[:3] == ["host", "user", "cost_usd"]
     out = spend_json(three_sessions, "--by", "user", *ALL)
     assert [row["user"] for row in rows] == [row["user"] for row in out["rows"]]
+
+
+def test_by_user_with_a_real_second_user(fake_nvml, tmp_path):
+    """`gputab record` on the fake NVML with one job run by nobody and one by root: spend names each owner."""
+    from fakenvml import GIB, GpuSpec, Proc, Scenario
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process as another user")
+    config = tmp_path / "config.toml"
+    config.write_text("[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 1.0\n")
+    env = {**os.environ, "GPUTAB_CONFIG": str(config)}
+    theirs = subprocess.Popen(["sleep", "60"], env={**env, "GPUTAB_TAG": "job-of-nobody"}, user=65534, group=65534,
+                              cwd="/")
+    mine = subprocess.Popen(["sleep", "60"], env={**env, "GPUTAB_TAG": "job-of-root"})
+    try:
+        fake_nvml.write(Scenario(gpus=[GpuSpec(util=80, mem_used=10 * GIB), GpuSpec(util=40, mem_used=10 * GIB)],
+                                 processes=[Proc(0, theirs.pid), Proc(1, mine.pid)]))
+        rec = subprocess.Popen([*gputab_cmd(), "record"], env=fake_nvml.env(GPUTAB_CONFIG=str(config)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.0)
+        rec.send_signal(signal.SIGTERM)
+        _, err = rec.communicate(timeout=30)
+        assert rec.returncode == 0, err
+    finally:
+        for p in (theirs, mine):
+            p.kill()
+            p.wait()
+    r = subprocess.run([*gputab_cmd(), "spend", "--by", "user", "--json"], capture_output=True, text=True,
+                       check=True, env=fake_nvml.env(GPUTAB_CONFIG=str(config)))
+    rows = {row["user"]: row for row in json.loads(r.stdout)["rows"]}
+    assert rows["nobody"]["cost_usd"] > 0 and rows["root"]["cost_usd"] > 0
+    tags = spend_json(Path(os.environ["GPUTAB_DB"]), "--by", "tag")["rows"]
+    cost = {row["tag"]: row["cost_usd"] for row in tags}
+    assert rel_close(rows["nobody"]["cost_usd"], cost["job-of-nobody"])
+    assert rel_close(rows["root"]["cost_usd"], cost["job-of-root"])
