@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from itertools import pairwise
 
 from gputab.store.database import Store
 from gputab.store.queries import SPECIAL_TAGS
@@ -54,17 +55,6 @@ class Window:
     tag: str | None = None
     utc: bool = False
 
-    def clip(self, lo: float, hi: float) -> tuple[float, float]:
-        """The part of ``[lo, hi]`` inside the window (empty when ``lo >= hi`` after clipping)."""
-        if self.since is not None:
-            lo = max(lo, self.since)
-        if self.until is not None:
-            hi = min(hi, self.until)
-        return lo, hi
-
-    def covers(self, lo: float, hi: float) -> bool:
-        return (self.since is None or lo >= self.since) and (self.until is None or hi < self.until)
-
 
 # -- days and weeks ------------------------------------------------------------------------------------------------
 def bucket_start(wall: float, by: str, utc: bool) -> date:
@@ -78,31 +68,30 @@ def bucket_wall(d: date, utc: bool) -> float:
     return datetime.combine(d, dtime(), tzinfo=UTC if utc else None).timestamp()
 
 
-def _spans(lo: float, hi: float, by: str | None, utc: bool) -> list[tuple[str | None, float]]:
-    """``[lo, hi]`` cut at day or week boundaries: (bucket, seconds) pieces; one ``(None, hi - lo)`` if not cut."""
-    if by not in ("day", "week"):
-        return [(None, hi - lo)]
-    out: list[tuple[str | None, float]] = []
-    t = lo
-    step = 7 if by == "week" else 1
-    while True:
-        b = bucket_start(t, by, utc)
-        nxt = bucket_wall(b + timedelta(days=step), utc)
-        if nxt >= hi:
-            out.append((b.isoformat(), hi - t))
-            return out
-        out.append((b.isoformat(), nxt - t))
-        t = nxt
+def _cuts(start: float, end: float, window: Window, by: str | None) -> list[tuple[float, float, str | None, bool]]:
+    """``[start, end]`` cut at day (or week) boundaries and at the window's edges: ``(lo, hi, bucket, inside)``.
 
-
-def _bucket_sql(by: str | None, utc: bool, wall: str) -> str:
-    """SQL of the bucket of epoch ``wall``: the same days as :func:`bucket_start` (SQLite's localtime is libc's)."""
-    if by not in ("day", "week"):
-        return "NULL"
-    mods = "" if utc else ", 'localtime'"
-    if by == "week":
-        mods += ", 'weekday 0', '-6 days'"  # to the Sunday ending the week, then back to its Monday
-    return f"date({wall}, 'unixepoch'{mods})"
+    ``bucket`` is None unless ``by`` is ``day`` or ``week``; ``inside`` says whether the piece is in the window.
+    An instant (``start == end``) is one piece.
+    """
+    points = {start, end}
+    if by in ("day", "week") and end > start:
+        step = timedelta(days=7 if by == "week" else 1)
+        d = bucket_start(start, by, window.utc) + step
+        while (t := bucket_wall(d, window.utc)) < end:
+            points.add(t)
+            d += step
+    for edge in (window.since, window.until):
+        if edge is not None and start < edge < end:
+            points.add(edge)
+    pts = sorted(points)
+    pairs = list(pairwise(pts)) or [(start, start)]
+    out = []
+    for lo, hi in pairs:
+        inside = ((window.since is None or lo >= window.since)
+                  and (window.until is None or (hi <= window.until if hi > lo else lo < window.until)))
+        out.append((lo, hi, bucket_start(lo, by, window.utc).isoformat() if by in ("day", "week") else None, inside))
+    return out
 
 
 def timezone_label(utc: bool) -> str:
@@ -161,51 +150,50 @@ def _has_column(store: Store, table: str, column: str) -> bool:
     return any(r[1] == column for r in store.db.execute(f"PRAGMA table_info({table})"))
 
 
-def _split(store: Store, series_sql: str, ids: Sequence[object], start: float, end: float, window: Window,
-           by: str | None) -> dict[int, dict[str | None, float]]:
+def _split(store: Store, series_sql: str, ids: Sequence[object], start: float,
+           cuts: list[tuple[float, float, str | None, bool]]) -> dict[int, dict[str | None, float]]:
     """Fractions of each series owner (a job id, or a GPU index) per bucket in the window, from its series.
 
-    ``series_sql`` selects ``owner, t_ms, weight`` rows of one session. Owners without any series weight are
+    ``series_sql`` selects ``owner, t_ms, weight`` rows of one session (``ids`` are its parameters). A step belongs
+    to the piece its end falls in; one ending exactly on a cut belongs to the earlier piece (the step that ends at
+    midnight is the old day's last). One range query per piece, on the series' (owner, t_ms) key: no per-row
+    date arithmetic, so a month of 10 s steps splits in a fraction of a second. Owners with no series weight are
     absent (the caller splits them by wall time).
     """
-    # A step belongs where it ends, less a millisecond: the step that ends at midnight is the old day's last.
-    bucket = _bucket_sql(by, window.utc, f"{start!r} + (t_ms - 1) / 1000.0")
-    clip = []
-    if window.since is not None:
-        clip.append(f"t_ms - 1 >= {(window.since - start) * 1000!r}")
-    if window.until is not None:
-        clip.append(f"t_ms - 1 < {(window.until - start) * 1000!r}")
-    where = " AND ".join(clip) or "1"
-    totals = {o: w for o, w in store.db.execute(
-        f"SELECT owner, sum(weight) FROM ({series_sql}) GROUP BY owner", ids) if w}
+    weights: dict[int, list[tuple[str | None, bool, float]]] = {}
+    for i, (lo, hi, bucket, inside) in enumerate(cuts):
+        conds = []
+        if i > 0:
+            conds.append(f"t_ms > {(lo - start) * 1000!r}")
+        if i < len(cuts) - 1:
+            conds.append(f"t_ms <= {(hi - start) * 1000!r}")
+        where = " AND ".join(conds) or "1"
+        for owner, w in store.db.execute(
+                f"SELECT owner, sum(weight) FROM ({series_sql}) WHERE {where} GROUP BY owner", ids):
+            if w:
+                weights.setdefault(owner, []).append((bucket, inside, w))
     out: dict[int, dict[str | None, float]] = {}
-    for owner, b, w in store.db.execute(
-            f"SELECT owner, {bucket} AS b, sum(weight) FROM ({series_sql}) WHERE {where} GROUP BY owner, b", ids):
-        if owner in totals and w:
-            out.setdefault(owner, {})[b] = w / totals[owner]
-    for owner in totals:
-        out.setdefault(owner, {})
+    for owner, parts in weights.items():
+        total = math.fsum(w for _, _, w in parts)
+        shares = out.setdefault(owner, {})
+        for bucket, inside, w in parts:
+            if inside:
+                shares[bucket] = shares.get(bucket, 0.0) + w / total
     return out
 
 
-def _wall_split(start: float, end: float, window: Window, by: str | None) -> dict[str | None, float]:
+def _wall_split(start: float, end: float, cuts: list[tuple[float, float, str | None, bool]]) -> dict[str | None, float]:
     """Fractions per bucket of ``[start, end]`` in the window, by wall time (for owners with no series)."""
-    lo, hi = window.clip(start, end)
-    if end <= start:  # an instant: all of it in its bucket, if the window holds it
-        if not window.covers(start, start):
-            return {}
-        return {_spans(start, start, by, window.utc)[0][0]: 1.0}
-    if hi <= lo:
-        return {}
-    return {b: s / (end - start) for b, s in _spans(lo, hi, by, window.utc) if s > 0}
+    out: dict[str | None, float] = {}
+    for lo, hi, bucket, inside in cuts:
+        if inside:
+            out[bucket] = out.get(bucket, 0.0) + ((hi - lo) / (end - start) if end > start else 1.0)
+    return out
 
 
-def _whole(start: float, end: float, window: Window, by: str | None) -> tuple[bool, str | None]:
-    """(True, its bucket) when ``[start, end]`` is wholly in the window and in one bucket; else (False, None)."""
-    if not window.covers(start, end):
-        return False, None
-    spans = _spans(start, end, by, window.utc)
-    return (True, spans[0][0]) if len(spans) == 1 else (False, None)
+def _whole(cuts: list[tuple[float, float, str | None, bool]]) -> tuple[bool, str | None]:
+    """(True, its bucket) when a session is one piece, wholly in the window; else (False, None)."""
+    return (True, cuts[0][2]) if len(cuts) == 1 and cuts[0][3] else (False, None)
 
 
 def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -> list[Piece]:
@@ -232,13 +220,14 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             by_session.setdefault(r["session_id"], []).append(r)
         for sid, jobs in by_session.items():
             start, end = jobs[0]["start"] or 0.0, jobs[0]["end_wall"] or jobs[0]["start"] or 0.0
-            whole, bucket = _whole(start, end, window, by)
+            cuts = _cuts(start, end, window, by)
+            whole, bucket = _whole(cuts)
             fractions: dict[int, dict[str | None, float]] = {}
             if not whole:
                 job_ids = [j["id"] for j in jobs]
                 fractions = _split(store, "SELECT job_id AS owner, t_ms, gpu_s AS weight FROM job_samples "
                                    "WHERE job_id IN (SELECT value FROM json_each(?))", [_json_ids(job_ids)],
-                                   start, end, window, by)
+                                   start, cuts)
             wall = None
             for j in jobs:
                 if whole:
@@ -246,7 +235,7 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
                 elif j["id"] in fractions:
                     parts = fractions[j["id"]]
                 else:
-                    wall = wall if wall is not None else _wall_split(start, end, window, by)
+                    wall = wall if wall is not None else _wall_split(start, end, cuts)
                     parts = wall
                 figures = _job_figures(j)
                 user = j["tag"] if j["tag"] in SPECIAL_TAGS else (j["user"] or UNKNOWN_USER)
@@ -285,13 +274,14 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             cost, idle = r["cost_usd"] or 0.0, r["idle_cost_usd"] or 0.0
             figures = [cost, hours, (eff or 0.0) / 3.6e6, (known or 0) / 3.6e6, idle,
                        hours * idle / cost if cost > 0 else 0.0, (r["energy_j"] or 0.0) / 3.6e6, None, None]
-            whole, bucket = _whole(start, end, window, by)
+            cuts = _cuts(start, end, window, by)
+            whole, bucket = _whole(cuts)
             if whole:
                 parts: dict[str | None, float] = {bucket: 1.0}
             else:
                 series = _split(store, "SELECT gpu_index AS owner, t_ms, dt_ms AS weight FROM gpu_samples "
-                                "WHERE session_id = ? AND gpu_index = ?", [sid, gi], start, end, window, by)
-                parts = series[gi] if gi in series else _wall_split(start, end, window, by)
+                                "WHERE session_id = ? AND gpu_index = ?", [sid, gi], start, cuts)
+                parts = series[gi] if gi in series else _wall_split(start, end, cuts)
             label = f"{gi} {r['model_key'] or r['name'] or '?'}"
             for b, f in parts.items():
                 out.append(Piece(source, sid, r["host"] or "?", "", "", label, b, f,
@@ -362,7 +352,7 @@ class SpendRow:
 
 def _count(v: float) -> int | float:
     """A summed count: whole when it is (pro-rated pieces of a split job may leave a fraction)."""
-    return int(round(v)) if abs(v - round(v)) < 1e-6 else v
+    return round(v) if abs(v - round(v)) < 1e-6 else v
 
 
 def group(pieces: Iterable[Piece], by: str) -> list[SpendRow]:
@@ -419,10 +409,10 @@ def utilization_histogram(store: Store, session_ids_: Sequence[int], tag: str, w
     clip: list[str] = []
     params: list[object] = [_json_ids(session_ids_), tag]
     if window.since is not None:
-        clip.append("s.started_wall + (js.t_ms - 1) / 1000.0 >= ?")
+        clip.append("js.t_ms > (? - s.started_wall) * 1000")
         params.append(window.since)
     if window.until is not None:
-        clip.append("s.started_wall + (js.t_ms - 1) / 1000.0 < ?")
+        clip.append("js.t_ms <= (? - s.started_wall) * 1000")
         params.append(window.until)
     where = "".join(f" AND {c}" for c in clip)
     out = [0.0] * bins
