@@ -100,7 +100,7 @@ def timezone_label(utc: bool) -> str:
         return "UTC"
     now = datetime.now().astimezone()
     off = now.strftime("%z")
-    return f"{now.tzname()}, UTC{off[:3]}:{off[3:]}"
+    return "UTC" if now.tzname() == "UTC" and off == "+0000" else f"{now.tzname()}, UTC{off[:3]}:{off[3:]}"
 
 
 # -- pieces: a job's (or GPU's) totals, scaled to the part of it in one bucket of the window -----------------------
@@ -450,3 +450,16 @@ def open_stores(paths: Sequence[os.PathLike | str]) -> list[Store]:
             s.close()
         raise
     return stores
+
+
+def latest_wall(stores: Sequence[Store]) -> float | None:
+    """The newest recorded moment across ``stores`` (a session's end, or its last commit while it records)."""
+    ends = [r[0] for s in stores for r in s.db.execute(
+        "SELECT max(coalesce(ended_wall, last_wall, started_wall)) FROM sessions") if r[0] is not None]
+    return max(ends) if ends else None
+
+
+def last_days(end: float, days: int, utc: bool) -> list[str]:
+    """The ``days`` days (ISO dates) ending with the day of ``end``, oldest first."""
+    last = bucket_start(end, "day", utc)
+    return [(last - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
