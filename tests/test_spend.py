@@ -34,14 +34,19 @@ SUMMED = ("cost_usd", "gpu_hours", "effective_gpu_hours", "energy_kwh")
 
 
 def record(db: Path, seconds: int, start_wall: float = DEMO_START_WALL, host: str | None = None,
-           seed: int = 0) -> int:
-    """Record one closed demo session of ``seconds`` one-second ticks starting at ``start_wall``; its id."""
+           seed: int = 0, retag: tuple[str, str] | None = None) -> int:
+    """Record one closed demo session of ``seconds`` one-second ticks starting at ``start_wall``; its id.
+
+    ``retag``: ``(old, new)`` retags a job by hand right after the start, as the TUI would.
+    """
     clock = FakeClock(wall_start=start_wall)
     backend = DemoBackend(seed=seed, clock=clock, wall_clock=clock.wall)
     if host is not None:
         backend.host = host
     rec = Recorder(backend, Store.open(db), Config(), clock=clock, wall_clock=clock.wall)
     rec.start()
+    if retag:
+        assert rec.attributor.retag(*retag)
     for _ in range(seconds):
         clock.advance(1.0)
         rec.step()
@@ -165,6 +170,9 @@ def test_since_and_until_clip_a_session(db):
     early = spend_json(db, "--tag", "(idle)", *ALL, "--until", start)["rows"][0]
     assert rel_close(early["cost_usd"] + clipped["cost_usd"], whole)
     assert spend_json(db, "--since", "2026-02-01")["rows"] == []
+    # Without --since: the 30 days before --until.
+    assert spend_json(db, "--until", "2026-01-31")["rows"]
+    assert spend_json(db, "--until", "2026-02-01")["rows"] == []
 
 
 def test_local_days_follow_the_zone(db):
@@ -254,6 +262,7 @@ def test_users_are_stored_and_grouped(db):
     (("--by", "nope"), "--by 'nope'"),
     (("--since", "2026-02-01", "--until", "2026-01-01"), "not before"),
     (("--json", "--csv"), "one of --json and --csv"),
+    (("--by", "gpu", "--tag", "exp-*"), "--tag does not apply"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, words):
     r = subprocess.run([*gputab_cmd(), "spend", *args], capture_output=True, text=True, check=False)
@@ -307,3 +316,14 @@ def test_by_user_with_a_real_second_user(fake_nvml, tmp_path):
     cost = {row["tag"]: row["cost_usd"] for row in tags}
     assert rel_close(rows["nobody"]["cost_usd"], cost["job-of-nobody"])
     assert rel_close(rows["root"]["cost_usd"], cost["job-of-root"])
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text(db):
+    evil = '=HYPERLINK("http://example.invalid","x")'
+    record(db, 30, retag=("llama3-8b-lora", evil))
+    r = CliRunner().invoke(cli, ["spend", "--db", str(db), *ALL, "--csv"], catch_exceptions=False)
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    assert "'" + evil in [row["tag"] for row in rows]
+    assert evil not in [row["tag"] for row in rows]
+    text = CliRunner().invoke(cli, ["spend", "--db", str(db), *ALL]).output
+    assert evil[:28] in text  # the table prints it as it is: a terminal runs no formulas

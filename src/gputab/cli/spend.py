@@ -12,6 +12,8 @@ import click
 from gputab.cli.context import AppContext, pass_ctx, print_json
 from gputab.errors import GputabError
 
+DEFAULT_DAYS = 30
+"""The window when ``--since`` is not given: this many days before ``--until`` (or now)."""
 SCHEMA_VERSION = 1
 """Version of the ``--json`` document (keys documented in README, "Spend")."""
 _KEY_TITLES = {"tag": "job (tag)", "user": "user", "gpu": "GPU", "host": "host", "day": "day", "week": "week of"}
@@ -103,8 +105,9 @@ def _csv(rows: list[dict], by: str) -> None:
 @click.command()
 @click.option("--by", "by", default="tag", show_default=True, metavar="tag|user|gpu|host|day|week",
               help="One row per job (tag), user, GPU, host, day or week (weeks start on Monday).")
-@click.option("--since", metavar="DATE", default="30d", show_default=True,
-              help="Count spend from DATE (2026-01-31, 2026-01-31T14:00Z, or an age: 12h, 7d).")
+@click.option("--since", metavar="DATE", default=None,
+              help="Count spend from DATE (2026-01-31, 2026-01-31T14:00Z, or an age: 12h, 7d) [default: 30 days "
+                   "before --until, or before now].")
 @click.option("--until", metavar="DATE", default=None, help="Count spend before DATE (default: no end).")
 @click.option("--tag", "tag", metavar="GLOB", default=None,
               help="Only jobs whose tag matches GLOB ('exp-*'); leaves out (idle) and (unobserved) unless matched.")
@@ -115,7 +118,7 @@ def _csv(rows: list[dict], by: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, window, rows, total).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, the same keys as --json rows.")
 @pass_ctx
-def spend(app: AppContext, by: str, since: str, until: str | None, tag: str | None, utc: bool, dbs: tuple[Path, ...],
+def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: str | None, utc: bool, dbs: tuple[Path, ...],
           as_json: bool, as_csv: bool) -> None:
     """What was spent, across sessions: cost, GPU-hours, effective GPU-hours, utilization, idle $ and GPU-hours,
     samples, tokens and $/sample, per job, user, GPU, host, day or week.
@@ -130,7 +133,13 @@ def spend(app: AppContext, by: str, since: str, until: str | None, tag: str | No
         raise GputabError(f"--by {by!r} is not one of {', '.join(GROUPS)}", exit_code=2)
     if as_json and as_csv:
         raise GputabError("choose one of --json and --csv", exit_code=2)
+    if by == "gpu" and tag is not None:
+        raise GputabError("--tag does not apply to --by gpu (a GPU's totals are not split by job); drop one",
+                          exit_code=2)
     since_wall, until_wall = parse_window(since, until)
+    if since is None:
+        since_wall = (until_wall if until_wall is not None else time.time()) - DEFAULT_DAYS * 86400
+        since = f"{DEFAULT_DAYS}d" + (" before --until" if until is not None else "")
     window = Window(since_wall, until_wall, tag, utc)
     paths: list[Path] = list(dbs) or ([app.db_path] if app.db_path is not None else [])
     stores = open_stores(paths)
