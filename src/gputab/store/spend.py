@@ -7,14 +7,14 @@ databases copied from several boxes never mix their hosts.
 
 Pro-rating (when a session is cut by the window, or by a day/week boundary): a job's stored totals are split in
 proportion to its stored series time, the GPU-seconds (``job_samples.gpu_s``) of the series steps that end in each
-piece (a step ending exactly at midnight is the old day's last); a GPU's totals in proportion to its series steps' length (``gpu_samples.dt_ms``). A job or GPU without a
-series (a session recorded with none, or the ``(unobserved)`` bucket, which holds no GPU) is split in proportion to
-wall time over its session's span. Every additive figure of the job (cost, GPU-hours, effective GPU-hours, idle
-figures, energy, samples and tokens) is split by the same fraction, so a job's pieces sum to its totals, and a
-session wholly in the window is never split: its figures are the stored ones, to the last bit.
+piece (a step ending exactly at midnight is the old day's last); a GPU's totals in proportion to its series steps'
+length (``gpu_samples.dt_ms``). A job or GPU without a series (a session recorded with none, or the
+``(unobserved)`` bucket, which holds no GPU) is split in proportion to wall time over its session's span. Every
+additive figure of the job (cost, GPU-hours, effective GPU-hours, idle figures, energy, samples and tokens) is
+split by the same fraction, so a job's pieces sum to its totals; a session wholly in the window and in one
+day (or week, or with no day cut) is never split: its figures are the stored ones, to the last bit.
 
-Days and weeks are local (the zone of this process) unless ``utc``; a week starts on Monday. The bucket of a
-series step is the day of the wall time at its end.
+Days and weeks are local (the zone of this process) unless ``utc``; a week starts on Monday.
 """
 
 from __future__ import annotations
