@@ -312,11 +312,14 @@ class SpendRow:
     """Reserved for the waste issue: the row's waste dollars by reason, once sessions store them (None: unknown)."""
 
     def add(self, p: Piece) -> None:
-        for k, v in zip(FIGURES, p.figures):
+        sums, figures = self.sums, p.figures
+        for k, v in zip(FIGURES, figures, strict=True):
             if v is not None:
-                self.sums[k] += v
-                if k in self.reported:
-                    self.reported[k] = True
+                sums[k] += v
+        if figures[7] is not None:
+            self.reported["samples"] = True
+        if figures[8] is not None:
+            self.reported["tokens"] = True
         self.sessions.add((p.source, p.session_id))
         if p.bucket is not None:
             self.daily_cost[p.bucket] = self.daily_cost.get(p.bucket, 0.0) + p.figures[0]
