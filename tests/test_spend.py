@@ -327,3 +327,35 @@ def test_csv_cells_a_spreadsheet_would_run_are_text(db):
     assert evil not in [row["tag"] for row in rows]
     text = CliRunner().invoke(cli, ["spend", "--db", str(db), *ALL]).output
     assert evil[:28] in text  # the table prints it as it is: a terminal runs no formulas
+
+
+def test_gpu_rows_split_by_their_series(db):
+    """A GPU cut at midnight: its two pieces add up to its stored totals, split as its series steps' length."""
+    record(db, 300, start_wall=DEMO_START_WALL + DAY - 100)
+    whole = spend_json(db, "--by", "gpu", *ALL)
+    midnight = "2026-01-02T00:00Z"
+    before = spend_json(db, "--by", "gpu", *ALL, "--until", midnight)
+    after = spend_json(db, "--by", "gpu", "--since", midnight)
+    for w in whole["rows"]:
+        b = next(r for r in before["rows"] if r["gpu"] == w["gpu"])
+        a = next(r for r in after["rows"] if r["gpu"] == w["gpu"])
+        assert rel_close(a["cost_usd"] + b["cost_usd"], w["cost_usd"]), w["gpu"]
+        # Steps of 10 s: 100 s before midnight, 200 s after.
+        assert rel_close(b["gpu_hours"], w["gpu_hours"] / 3), w["gpu"]
+
+
+def test_local_midnights_follow_daylight_saving(monkeypatch):
+    """In New York, 2026-03-08 has 23 hours: the day cut is at local midnight either side of the change."""
+    from datetime import date
+
+    from gputab.store.spend import bucket_start, bucket_wall
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert bucket_wall(date(2026, 3, 9), False) - bucket_wall(date(2026, 3, 8), False) == 23 * 3600
+        assert bucket_start(bucket_wall(date(2026, 3, 9), False) - 1, "day", False) == date(2026, 3, 8)
+        assert bucket_start(bucket_wall(date(2026, 3, 9), False), "week", False) == date(2026, 3, 9)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
