@@ -186,6 +186,8 @@ class Recorder:
         self._mutex = threading.RLock()
         self._series: _Series | None = None
         self._procs: dict[tuple, tuple[str, str]] = {}
+        self._job_users: dict[str, set[str]] = {}
+        """Tag -> the users owning its processes, stored with the job (``gputab spend --by user``)."""
         self._seen: dict[str, dict] | None = None
         self._last_spool = -math.inf
         self._last_prune = -math.inf
@@ -363,6 +365,8 @@ class Recorder:
             before = self._procs.get(key)
             now = (info.tag, info.source)
             if before is None or before != now or refresh:
+                if info.user:
+                    self._job_users.setdefault(info.tag, set()).add(info.user)
                 self.writer.see_process(p.pid, ct, p.gpu_index, info.user, info.name, info.cmdline, info.tag,
                                         info.source, snap.wall, new=before is None)
                 if info.source == "manual" and (before is None or before[0] != info.tag):
@@ -417,7 +421,10 @@ class Recorder:
                          "cost_usd": g.cost_usd, "idle_cost_usd": g.idle_cost_usd,
                          "unobserved_cost_usd": g.unobserved_cost_usd, "energy_j": g.energy_j})
         last_wall = self._last_snap.wall if self._last_snap is not None else None
-        self.writer.set_totals([j.to_json() for j in led.jobs.values()], gpus, last_wall, led.ticks,
+        users = self._job_users
+        jobs = [{**j.to_json(), "user": ",".join(sorted(users[j.tag])) if j.tag in users else None}
+                for j in led.jobs.values()]
+        self.writer.set_totals(jobs, gpus, last_wall, led.ticks,
                                led.total_cost_usd, led.total_energy_j)
 
     def _commit(self) -> None:

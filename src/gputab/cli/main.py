@@ -65,10 +65,10 @@ def _check_db_path(path: Path) -> None:
 
 def _register() -> None:
     """Each command group lives in its own module; importing one loads only what it needs at call time."""
-    from gputab.cli import export, prices, record, review, review_tui, run, samples, snapshot
+    from gputab.cli import export, prices, record, review, review_tui, run, samples, snapshot, spend
 
     cli.add_command(snapshot.snapshot)
-    for mod in (prices, run, record, review, samples, export, review_tui):
+    for mod in (prices, run, record, review, samples, export, review_tui, spend):
         mod.register(cli)
 
 

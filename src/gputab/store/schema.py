@@ -130,6 +130,12 @@ def m003_alerts(db: Database) -> None:
     db["alerts"].create_index(["session_id", "wall"])
 
 
+@migrations()
+def m007_job_user(db: Database) -> None:
+    """The user who owns a job's processes (``a,b`` when several do; NULL in sessions recorded before)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
+
+
 def known_names() -> list[str]:
     """Names of the migrations this gputab knows, oldest first."""
     return [m.name for m in migrations._migrations]

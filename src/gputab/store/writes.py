@@ -23,10 +23,10 @@ from gputab.store.schema import JOB_COLUMNS
 WRITE_BUSY_MS = 250
 
 _JOB_INSERT = (
-    f"INSERT INTO jobs (session_id, tag, {', '.join(JOB_COLUMNS)}, extra_json) "
-    f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
+    f"INSERT INTO jobs (session_id, tag, {', '.join(JOB_COLUMNS)}, extra_json, user) "
+    f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))}, ?, ?) "
     f"ON CONFLICT (session_id, tag) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json"))
+    + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json", "user"))
 )
 _GPU_COLUMNS = ("uuid", "name", "model_key", "mode", "rate_per_hour", "charge_energy", "price_per_kwh", "pue",
                 "price_source", "price_date", "unknown_price", "energy_method", "cost_usd", "idle_cost_usd",
@@ -75,9 +75,13 @@ class SessionMeta:
 
 
 def job_values(session_id: int, job: dict) -> tuple:
-    """A ``JobTotals.to_json()`` dict as the parameters of ``_JOB_INSERT``."""
-    extra = {k: v for k, v in job.items() if k != "tag" and k not in JOB_COLUMNS}
-    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True))
+    """A ``JobTotals.to_json()`` dict as the parameters of ``_JOB_INSERT``.
+
+    ``user`` (added by the recorder: who owns the job's processes, ``a,b`` for several) has its own column.
+    """
+    extra = {k: v for k, v in job.items() if k not in ("tag", "user") and k not in JOB_COLUMNS}
+    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True),
+            job.get("user"))
 
 
 class SessionWriter:

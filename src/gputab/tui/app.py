@@ -55,6 +55,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("4", "view('alerts')", "Alerts"),
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions", show=False),
+        Binding("dollar_sign", "spend", "Spend"),
         Binding("r", "refresh", "Poll now", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
@@ -196,6 +197,12 @@ class GputabApp(LiteralNotifications, App):
         from gputab.tui.review import open_review
 
         open_review(self)
+
+    def action_spend(self) -> None:
+        """Open the Spend screen: cost per day and per job across the recorded sessions."""
+        from gputab.tui.spend_screen import open_spend
+
+        open_spend(self)
 
     def action_keys(self) -> None:
         if self.screen.query("KeyPanel"):
