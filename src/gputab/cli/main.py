@@ -13,6 +13,7 @@ import click
 
 from gputab import __version__
 from gputab.cli.context import AppContext
+from gputab.cli.options import check_db_path
 from gputab.errors import GputabError
 from gputab.paths import default_config, default_db
 
@@ -35,7 +36,7 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
     """
     explicit_config = config is not None  # a missing file named by GPUTAB_CONFIG means defaults
     db_path = db if db is not None else default_db(demo)
-    _check_db_path(db_path)
+    check_db_path(db_path)
     ctx.obj = AppContext(
         demo=demo,
         seed=seed,
@@ -47,20 +48,6 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
         from gputab.cli.live import run_live
 
         run_live(ctx.obj, interval=interval)
-
-
-def _check_db_path(path: Path) -> None:
-    """Refuse, in one line, a database path that no file system call can take (too long, a loop)."""
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return  # the commands say what they make of a missing database, in their own words
-    except OSError as exc:
-        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
-            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
-            raise GputabError(f"--db {shown}: {exc.strerror}; give a usable path", exit_code=2) from None
-    except ValueError:
-        raise GputabError("--db: the path contains a NUL byte", exit_code=2) from None
 
 
 def _register() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
+from gputab.cli.options import check_db_path
 from gputab.errors import GputabError
 
 DEFAULT_DAYS = 30
@@ -141,6 +142,8 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
         since_wall = (until_wall if until_wall is not None else time.time()) - DEFAULT_DAYS * 86400
         since = f"{DEFAULT_DAYS}d" + (" before --until" if until is not None else "")
     window = Window(since_wall, until_wall, tag, utc)
+    for path in dbs:
+        check_db_path(path)
     paths: list[Path] = list(dbs) or ([app.db_path] if app.db_path is not None else [])
     stores = open_stores(paths)
     try:
