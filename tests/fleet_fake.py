@@ -55,6 +55,7 @@ class FakePrometheus:
         errors: normalised query -> (HTTP status, errorType, error) to refuse that one query.
         replace: normalised query -> answer document to serve instead of the recorded one.
         requests: the paths asked, in order.
+        max_in_flight: the most requests it ever answered at once (1 when refreshes never overlap).
     """
 
     def __init__(self, recording: dict | None = None) -> None:
@@ -65,14 +66,24 @@ class FakePrometheus:
         self.errors: dict[str, tuple[int, str, str]] = {}
         self.replace: dict[str, Any] = {}
         self.requests: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                fake.requests.append(self.path)
-                if fake.delay:
-                    time.sleep(fake.delay)
-                status, body = fake.answer(self.path)
+                with fake._lock:
+                    fake.requests.append(self.path)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    if fake.delay:
+                        time.sleep(fake.delay)
+                    status, body = fake.answer(self.path)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
