@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,16 @@ async def test_three_recorders_in_one_fleet(fleet):
         assert 0 < h["spent_today_usd"] <= h["session_cost_usd"] * 1.01
     lora = next(j for j in live["jobs"] if j["tag"] == "llama3-8b-lora")
     assert sorted(lora["hosts"]) == sorted(HOSTS) and len(lora["per_host"]) == 3
+    # The dashboard's fleet row answers the same question: every host, every job once.
+    dash = json.loads((Path(__file__).resolve().parent.parent / "contrib/grafana/gputab-dashboard.json").read_text())
+    row = {p["title"]: p for p in dash["panels"] if p.get("gridPos", {}).get("y", 0) > 30}
+    for title, label, names in (("Cost by host (time range)", "host", set(HOSTS)),
+                                ("Idle $ by host (time range)", "host", set(HOSTS)),
+                                ("Jobs across hosts", "tag", {j["tag"] for j in live["jobs"]})):
+        for target in row[title]["targets"]:
+            expr = target["expr"].replace("$host", ".*").replace("$__range", "5m")
+            answer = json.loads(http_get(f"{url}/api/v1/query?query={urllib.parse.quote(expr)}"))
+            assert {r["metric"][label] for r in answer["data"]["result"]} == names, (title, expr)
     if os.environ.get("GPUTAB_FLEET_RECORD"):
         Path(os.environ["GPUTAB_FLEET_RECORD"]).write_text(
             json.dumps(record_answers(url, round(time.time(), 3)), indent=1, sort_keys=True) + "\n")
