@@ -132,6 +132,7 @@ async def test_prometheus_down_from_the_start(fake):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot, refreshes=2)
         assert "cannot reach Prometheus" in str(app.screen.query_one("#fleet-status").render())
+        assert "no figures yet" in str(app.screen.query_one("#fleet-title").render())
         assert app.screen.query_one(HostsTable).row_count == 0
 
 

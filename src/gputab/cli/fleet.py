@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
+from gputab.errors import GputabError
 
 
 @click.command()
@@ -33,9 +34,9 @@ def fleet(app: AppContext, url: str | None, as_json: bool, refresh: float | None
 
     cfg = app.config.fleet
     url = url or cfg.prometheus
-    if not url:
-        fail("no Prometheus to ask: pass --prometheus URL (e.g. http://127.0.0.1:9090) or set "
-             "[fleet] prometheus = \"URL\" in the config file", code=2)
+    if url is None or not url.strip():
+        raise GputabError("no Prometheus to ask: pass --prometheus URL (e.g. http://127.0.0.1:9090) or set "
+                          "[fleet] prometheus = \"URL\" in the config file", exit_code=2)
     refresh = cfg.refresh if refresh is None else refresh
     timeout = cfg.timeout if timeout is None else timeout
     stale_after = cfg.stale_after if stale_after is None else stale_after

@@ -309,6 +309,10 @@ class FleetApp(App):
                     screen.show_view(result)
         else:
             self.error = result if isinstance(result, str) else f"refresh failed: {event.worker.error}"
+            if self.view is None:
+                for screen in self.screen_stack:
+                    if isinstance(screen, FleetScreen):
+                        screen.query_one("#fleet-title", Static).update("Fleet: no figures yet (see below)")
         self._show_status()
         # The next refresh starts a full interval after this one ended: slow answers never stack up.
         self._timer = self.set_timer(self.refresh_seconds, self.action_refresh_now)
