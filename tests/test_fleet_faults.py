@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-from fleet_fake import FakePrometheus, load, normalise
 
+from fleet_fake import FakePrometheus, load, normalise
 from gputab.fleet import PromClient, PrometheusError, QueryRefused, fetch_fleet
 from gputab.fleet.query import LOOKBACK, QUERIES, today_range
 

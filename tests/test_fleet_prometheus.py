@@ -20,6 +20,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+
 from fleet_fake import record_answers
 from test_prometheus_integration import GPUTAB, PROMETHEUS, free_port, http_get, servers, wait_for  # noqa: F401
 
@@ -128,7 +129,7 @@ async def test_three_recorders_in_one_fleet(fleet):
         assert "llama3-8b-lora" in {r.plain for r in app.screen.query_one(FleetJobsTable).get_column("tag")}
 
     # Stop the recorders the way a service manager would; each host's last figures must match its own store.
-    for host, (proc, _) in recorders.items():
+    for proc, _ in recorders.values():
         proc.send_signal(signal.SIGTERM)
     for host, (proc, _) in recorders.items():
         assert proc.wait(timeout=20) == 0, procs[host][1].read_text()

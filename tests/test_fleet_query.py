@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from fleet_fake import FakePrometheus, load, normalise
 
+from fleet_fake import FakePrometheus, load, normalise
 from gputab.fleet import QUERIES_PER_REFRESH, PromClient, fetch_fleet
 from gputab.fleet.query import HISTORY_QUERY, LOOKBACK, QUERIES, today_range
 

@@ -11,9 +11,9 @@ import copy
 import time
 
 import pytest
-from fleet_fake import FakePrometheus, load, normalise
 from rich.text import Text
 
+from fleet_fake import FakePrometheus, load, normalise
 from gputab.fleet import QUERIES_PER_REFRESH, PromClient
 from gputab.fleet.query import LOOKBACK, QUERIES, today_range
 from gputab.tui.fleet_screen import FleetApp, FleetJobsTable, FleetScreen, HostJobsTable, HostScreen, HostsTable

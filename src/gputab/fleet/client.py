@@ -135,7 +135,7 @@ class PromClient:
         except urllib.error.HTTPError as exc:
             # 400 bad_data, 422 execution error, 503 timeout/unavailable: Prometheus says why in JSON.
             status, body = exc.code, exc.read(_MAX_BODY + 1)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may be "
                                   f"overloaded: try again, or raise --timeout") from None
         except urllib.error.URLError as exc:

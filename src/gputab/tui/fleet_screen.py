@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual import on
@@ -45,7 +45,7 @@ def clock_time(wall: float | None) -> str:
     """``HH:MM:SS`` UTC of a Unix time (the date too when it is not today's)."""
     if wall is None:
         return "never"
-    return datetime.fromtimestamp(wall, timezone.utc).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S")
 
 
 def seen_cell(host: FleetHost, now: float) -> Text:
