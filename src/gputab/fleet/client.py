@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -140,7 +139,7 @@ class PromClient:
                                   f"overloaded: try again, or raise --timeout") from None
         except urllib.error.URLError as exc:
             reason = exc.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
+            if isinstance(reason, TimeoutError):
                 raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may "
                                       f"be overloaded: try again, or raise --timeout") from None
             why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
