@@ -152,6 +152,14 @@ def test_a_refused_burn_query_does_not_make_hosts_stale(fake):
     assert all(h.burn_rate_usd_per_hour is None for h in view.hosts) and "timed out" in view.warnings[0]
 
 
+def test_a_refused_last_seen_query_does_not_make_hosts_stale(fake):
+    fake.errors[expr("last_seen", fake.at)] = (503, "timeout", "query timed out")
+    view = fetch_fleet(PromClient(fake.url), clock=lambda: fake.at)
+    # gpu-box-c's series ended, so it is still stale; the others still report a burn rate.
+    assert [h.host for h in view.hosts if h.stale] == ["gpu-box-c"]
+    assert all(h.last_seen is None for h in view.hosts) and "timed out" in view.warnings[0]
+
+
 def test_odd_values_are_not_numbers_not_crashes(fake):
     at = fake.at
     fake.replace[expr("burn", at)] = {"status": "success", "data": {"resultType": "vector", "result": [

@@ -134,8 +134,10 @@ def build_view(url: str, at: float, stale_after: float, answers: dict[str, list[
         seen = last_seen.get(name)
         # Stale: its last tick is too old, or its recorder's series ended (Prometheus marks them stale on the first
         # failed scrape, so a stopped box shows at once, not after stale_after).
+        # Where a query was refused, it proves nothing either way.
         stopped = answers.get("burn") is not None and name not in burn
-        stale = seen is None or at - seen > stale_after or stopped
+        unseen = answers.get("last_seen") is not None and seen is None
+        stale = stopped or unseen or (seen is not None and at - seen > stale_after)
         idle_burn = job_burn.get((name, IDLE_TAG))
         hosts.append(FleetHost(
             host=name, stale=stale, last_seen=seen, gpus=None if gpus.get(name) is None else int(gpus[name] or 0),
