@@ -155,10 +155,19 @@ def host_title(host: FleetHost, view: FleetView) -> Text:
     return text
 
 
-class HostScreen(Screen):
-    """One host's jobs, updated with every refresh; Escape goes back to the fleet."""
+class _FleetPage(Screen):
+    """What the fleet's screens share: the style sheet and the status line the app writes to."""
 
     CSS_PATH = "fleet_screen.tcss"
+
+    def show_status(self, status: Text) -> None:
+        for widget in self.query("#fleet-status").results(Static):
+            widget.update(status)
+
+
+class HostScreen(_FleetPage):
+    """One host's jobs, updated with every refresh; Escape goes back to the fleet."""
+
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "app.refresh_now", "Refresh"),
                 Binding("q", "app.quit", "Quit")]
 
@@ -198,15 +207,11 @@ class HostScreen(Screen):
         empty.display = not rows
         empty.update("No jobs on this host today.")
 
-    def show_status(self, status: Text) -> None:
-        for widget in self.query("#fleet-status").results(Static):
-            widget.update(status)
 
 
-class FleetScreen(Screen):
+class FleetScreen(_FleetPage):
     """Hosts on top, jobs across hosts below; totals in the title line, Prometheus's state in the status line."""
 
-    CSS_PATH = "fleet_screen.tcss"
     BINDINGS = [Binding("r", "app.refresh_now", "Refresh"), Binding("q", "app.quit", "Quit")]
 
     def compose(self) -> ComposeResult:
@@ -234,10 +239,6 @@ class FleetScreen(Screen):
         self.query_one(HostsTable).sync([(h.host, host_cells(h, now, top)) for h in view.hosts])
         jobs = self.query_one(FleetJobsTable)
         jobs.sync([(j.tag, job_cells(j, jobs.hosts_width)) for j in view.jobs])
-
-    def show_status(self, status: Text) -> None:
-        for widget in self.query("#fleet-status").results(Static):
-            widget.update(status)
 
     @on(HostsTable.RowSelected, "#fleet-hosts")
     def open_host(self, event: HostsTable.RowSelected) -> None:
@@ -337,5 +338,5 @@ class FleetApp(App):
     def _show_status(self, busy: bool = False) -> None:
         status = self.status_text(busy)
         for screen in self.screen_stack:
-            if isinstance(screen, (FleetScreen, HostScreen)):
+            if isinstance(screen, _FleetPage):
                 screen.show_status(status)
