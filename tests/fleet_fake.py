@@ -55,6 +55,7 @@ class FakePrometheus:
         errors: normalised query -> (HTTP status, errorType, error) to refuse that one query.
         replace: normalised query -> answer document to serve instead of the recorded one.
         requests: the paths asked, in order.
+        authorizations: the ``Authorization`` header of each request (None without).
         max_in_flight: the most requests it ever answered at once (1 when refreshes never overlap).
     """
 
@@ -66,6 +67,7 @@ class FakePrometheus:
         self.errors: dict[str, tuple[int, str, str]] = {}
         self.replace: dict[str, Any] = {}
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -75,6 +77,7 @@ class FakePrometheus:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 with fake._lock:
                     fake.requests.append(self.path)
+                    fake.authorizations.append(self.headers.get("Authorization"))
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:

@@ -6,6 +6,7 @@ library and through the real ``gputab fleet --json`` command in a subprocess.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -95,6 +96,22 @@ def test_bad_urls_are_refused_before_any_request(url):
     with pytest.raises(PrometheusError) as err:
         PromClient(url)
     assert err.value.exit_code == 2 and "--prometheus" in str(err.value)
+
+
+def test_credentials_in_the_url_are_sent_and_never_shown(fake):
+    port = fake.url.rsplit(":", 1)[1]
+    client = PromClient(f"http://fleet:s3cr%3At@127.0.0.1:{port}/")
+    assert client.url == fake.url and "s3cr" not in client.url
+    view = fetch_fleet(client, clock=lambda: fake.at)
+    assert view.hosts and view.prometheus == fake.url
+    assert set(fake.authorizations) == {"Basic " + base64.b64encode(b"fleet:s3cr:t").decode()}
+    fake.raw, fake.raw_status = b"Unauthorized", 401
+    with pytest.raises(PrometheusError, match=r"refused access \(HTTP 401\)") as err:
+        fetch_fleet(client)
+    assert "s3cr" not in str(err.value)
+    with pytest.raises(PrometheusError) as err:
+        PromClient("ftp://fleet:s3cret@prom:9090")
+    assert "s3cret" not in str(err.value) and "***@prom" in str(err.value)
 
 
 def test_cli_without_a_prometheus_says_how_to_name_one(tmp_path):

@@ -8,8 +8,10 @@ can turn into a warning (a partial answer) instead of an error.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -48,21 +50,35 @@ class Series:
     points: tuple[tuple[float, float | None], ...]
 
 
-def check_url(url: str) -> str:
-    """The API base URL of ``url`` (``http(s)://host[:port][/prefix]``), or a PrometheusError saying what is wrong."""
+def redact(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: messages and ``--json`` never show a password."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1***@", url)
+
+
+def check_url(url: str) -> tuple[str, str | None]:
+    """The API base URL of ``url`` (``http(s)://[user:password@]host[:port][/prefix]``) without its credentials, and
+    the ``Authorization`` header they make (None without); a PrometheusError says what is wrong with a bad URL."""
     text = (url or "").strip()
+    shown = redact(text)
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PrometheusError(f"--prometheus must be an http:// or https:// URL such as http://127.0.0.1:9090, "
-                              f"got {text!r}", exit_code=2)
+                              f"got {shown!r}", exit_code=2)
     if parts.query or parts.fragment:
         raise PrometheusError(f"--prometheus must be Prometheus's base URL without ?query or #fragment, "
-                              f"got {text!r}", exit_code=2)
+                              f"got {shown!r}", exit_code=2)
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise PrometheusError(f"--prometheus has an invalid port: {text!r}", exit_code=2) from None
-    return text.rstrip("/")
+        raise PrometheusError(f"--prometheus has an invalid port: {shown!r}", exit_code=2) from None
+    auth = None
+    if parts.username is not None:
+        # Basic auth, as Prometheus's own web.yml and most reverse proxies in front of it take it.
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urllib.parse.urlunsplit(parts).rstrip("/"), auth
 
 
 def number(text: Any) -> float | None:
@@ -86,7 +102,8 @@ class PromClient:
     """
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.url = check_url(url)
+        self.url, self._auth = check_url(url)
+        """``url`` without credentials: what messages and ``--json`` show."""
         self.timeout = timeout
         self.requests = 0
         """Requests made so far (tests and ``--json`` use it to show the cost of a refresh)."""
@@ -125,7 +142,10 @@ class PromClient:
 
     def _get(self, endpoint: str, params: dict[str, str], expr: str) -> dict:
         url = f"{self.url}/api/v1/{endpoint}?{urllib.parse.urlencode(params)}"
-        request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "gputab-fleet"})
+        headers = {"Accept": "application/json", "User-Agent": "gputab-fleet"}
+        if self._auth:
+            headers["Authorization"] = self._auth
+        request = urllib.request.Request(url, headers=headers)
         self.requests += 1
         status = 200
         try:
@@ -133,7 +153,11 @@ class PromClient:
                 body = resp.read(_MAX_BODY + 1)
         except urllib.error.HTTPError as exc:
             # 400 bad_data, 422 execution error, 503 timeout/unavailable: Prometheus says why in JSON.
-            status, body = exc.code, exc.read(_MAX_BODY + 1)
+            status = exc.code
+            try:
+                body = exc.read(_MAX_BODY + 1)
+            except OSError:
+                body = b""
         except TimeoutError:
             raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may be "
                                   f"overloaded: try again, or raise --timeout") from None
@@ -147,6 +171,10 @@ class PromClient:
                                   f"--prometheus right?") from None
         except (OSError, ValueError) as exc:  # reset connections, bad status lines, odd TLS
             raise PrometheusError(f"cannot read from Prometheus at {self.url}: {exc}") from None
+        if status in (401, 403):
+            raise PrometheusError(f"Prometheus at {self.url} refused access (HTTP {status}): put the user and "
+                                  f"password in the URL (http://USER:PASSWORD@host:9090), preferably in the config "
+                                  f"file's [fleet] prometheus, where other users cannot see it")
         if len(body) > _MAX_BODY:
             raise PrometheusError(f"Prometheus at {self.url} sent more than {_MAX_BODY // 2**20} MiB for one "
                                   f"query; refusing it")
