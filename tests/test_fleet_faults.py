@@ -163,9 +163,11 @@ def test_one_refused_query_is_a_warning_and_the_rest_still_shows(fake):
 
 def test_a_refused_burn_query_does_not_make_hosts_stale(fake):
     fake.errors[expr("burn", fake.at)] = (503, "timeout", "query timed out in expression evaluation")
-    view = fetch_fleet(PromClient(fake.url), clock=lambda: fake.at)
-    # Nothing says gpu-box-a and -b stopped: only their last tick's age counts now.
+    view = fetch_fleet(PromClient(fake.url), stale_after=3600, clock=lambda: fake.at)
+    # Nothing says a host stopped now: only the age of its last tick counts (gpu-box-c's is 95 s).
     assert sum(h.stale for h in view.hosts) == 0
+    view = fetch_fleet(PromClient(fake.url), stale_after=60, clock=lambda: fake.at)
+    assert [h.host for h in view.hosts if h.stale] == ["gpu-box-c"]
     assert all(h.burn_rate_usd_per_hour is None for h in view.hosts) and "timed out" in view.warnings[0]
 
 

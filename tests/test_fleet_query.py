@@ -1,7 +1,8 @@
 """The fleet's Prometheus client and its one batch per refresh, against a fake Prometheus serving recorded answers.
 
-The recording (tests/data/fleet/three_hosts.json) is three demo recorders scraped by a real Prometheus 2.42, the
-third one stopped a few seconds before: its series ended, so it must show as stale with its last tick's time.
+The recording (tests/data/fleet/three_hosts.json) is three demo recorders (1 s polls) scraped every 5 s by a real
+Prometheus 2.42 for about 11 minutes; gpu-box-b ran with a 2-minute idle alert, and gpu-box-c was stopped 95 s before
+the recording: its series ended, so it must show as stale with its last tick's time.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ def recorded(recording, name: str) -> dict:
     return out
 
 
+def recorded_alerts(recording) -> dict[str, set]:
+    expr = normalise(QUERIES["alerts"].format(lookback=LOOKBACK, today=today_range(recording["at"])))
+    out: dict[str, set] = {}
+    for item in recording["answers"][expr]["data"]["result"]:
+        out.setdefault(item["metric"]["host"], set()).add((item["metric"]["kind"], int(float(item["value"][1]))))
+    return out
+
+
 def test_one_refresh_is_one_fixed_batch_of_queries(fake):
     client = PromClient(fake.url)
     fetch_fleet(client, clock=lambda: fake.at)
@@ -61,10 +70,18 @@ def test_hosts_and_their_figures_come_from_the_answers(fake, recording):
         assert h.idle_today_usd == idle[(h.host, None)] > 0
         assert h.last_seen == seen[(h.host, None)]
         assert h.gpus == gpus[(h.host, None)] == 4
-        assert h.session_cost_usd == cost[(h.host, None)] >= h.spent_today_usd
+        assert h.session_cost_usd == cost[(h.host, None)] > 0
+        # increase() extrapolates past the last scrape (to the evaluation time, or half an interval for a series
+        # that ended): at most a scrape interval (5 s here) of the host's burn beyond the counter's last value.
+        burn_then = max(v for _, v in h.burn_history if v is not None)
+        assert h.spent_today_usd <= h.session_cost_usd + burn_then * 5 / 3600
         if (h.host, None) in burn:
             assert not h.stale and h.burn_rate_usd_per_hour == burn[(h.host, None)]
             assert len(h.burn_history) >= 1
+    alerts = recorded_alerts(recording)
+    assert alerts  # the recording has one (gpu-box-b's idle GPU)
+    for h in view.hosts:
+        assert {(a.kind, a.count) for a in h.alerts} == alerts.get(h.host, set())
     # Live hosts first, by burn rate; then the stale one.
     assert [h.stale for h in view.hosts] == [False, False, True]
 

@@ -233,7 +233,7 @@ class FleetScreen(_FleetPage):
             (f" ({t['hosts_stale']} stale)", "yellow") if t["hosts_stale"] else "",
             f" · {t['gpus']} GPUs · {fmt.rate(t['burn_rate_usd_per_hour'])}"
             f" · today {fmt.money(t['spent_today_usd'])} · idle today {fmt.money(t['idle_today_usd'])} · ",
-            (f"{t['alerts_active']} alerts", "bold red") if t["alerts_active"] else "no alerts")
+            (f"{t['alerts_active']} alert{'s' if t['alerts_active'] != 1 else ''}", "bold red") if t["alerts_active"] else "no alerts")
         self.query_one("#fleet-title", Static).update(title)
         top = max((v or 0.0 for h in view.hosts for _, v in h.burn_history), default=0.0)
         self.query_one(HostsTable).sync([(h.host, host_cells(h, now, top)) for h in view.hosts])
