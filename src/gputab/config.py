@@ -119,6 +119,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    prometheus: str | None = None
+    """Base URL of the Prometheus that scrapes your recorders, for ``gputab fleet`` (e.g. http://prom:9090)."""
+    refresh: float = 10.0
+    """Seconds between refreshes of the fleet screen (each is one fixed batch of queries)."""
+    timeout: float = 5.0
+    """Seconds one query may take before Prometheus counts as too slow."""
+    stale_after: float = 60.0
+    """Seconds without a new tick before a host is shown as stale."""
+
+
+@dataclass(frozen=True)
 class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     prices: PricesConfig = field(default_factory=PricesConfig)
@@ -127,6 +139,7 @@ class Config:
     budgets: dict[str, float] = field(default_factory=dict)
     """Tag -> budget cap in dollars (above 0, at most 1,000,000,000)."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     path: str | None = None
     """Where this config was read from (None: defaults)."""
 
@@ -386,3 +399,6 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
                                    f"got {cap:g}")
     if cfg.metrics.port is not None and not (0 < cfg.metrics.port < 65536):
         fail(("metrics", "port"), f"must be 1-65535, got {cfg.metrics.port}")
+    for name, low, high in (("refresh", 1.0, 3600.0), ("timeout", 0.1, 120.0), ("stale_after", 1.0, 86400.0)):
+        if not (low <= getattr(cfg.fleet, name) <= high):
+            fail(("fleet", name), f"must be between {low:g} and {high:g} seconds, got {getattr(cfg.fleet, name)}")

@@ -1,8 +1,9 @@
 """Prometheus exposition: the latest tick as ``/metrics``, for many boxes on one Grafana dashboard.
 
-Names follow the Prometheus conventions (base units in the name, ``_total`` on counters); GPU labels follow
-dcgm-exporter (``gpu``, ``uuid``, ``model_name``, ``hostname``) so both exporters' panels join, and job series add
-``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
+Names follow the Prometheus conventions (base units in the name, ``_total`` on counters). Every series has a
+``host`` label, the host name the session shows (``gputab show``, the live view), so a fleet view and a dashboard
+name a box the way gputab does; GPU series add dcgm-exporter's GPU labels (``gpu``, ``UUID``, ``modelName``) so
+both exporters' panels join, and job series add ``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
 read as a counter reset, as they should.
 
 Label values are bounded, because a time-series database pays for every distinct one: untagged processes
@@ -34,8 +35,10 @@ OTHER = "other"
 """Tag label of the tags beyond the series cap."""
 DEFAULT_MAX_TAGS = 100
 
-GPU_LABELS = ("gpu", "uuid", "model_name", "hostname")
-JOB_LABELS = ("tag", "hostname")
+HOST_LABEL = "host"
+"""The host label: the session's host name (the demo box's, or this machine's)."""
+GPU_LABELS = ("gpu", "UUID", "modelName", HOST_LABEL)
+JOB_LABELS = ("tag", HOST_LABEL)
 
 
 class TagLabels:
@@ -85,7 +88,7 @@ class TickCollector(Collector):
     """A custom collector built from the latest tick (a ``gputab.recorder.Tick`` or anything shaped like it).
 
     Args:
-        hostname: value of the ``hostname`` label.
+        hostname: value of the ``host`` label.
         max_tags: see :class:`TagLabels`.
         alerts: returns the active alerts (``AlertObserver.active``), for ``gputab_alerts_active``.
     """
@@ -116,7 +119,7 @@ class TickCollector(Collector):
     def _host(self, tick: Any) -> Iterator[Metric]:
         h = [self.hostname]
         info = GaugeMetricFamily("gputab_session_info", "The recording session this exporter serves (value 1).",
-                                 labels=["session_id", "hostname"])
+                                 labels=["session_id", HOST_LABEL])
         info.add_metric([str(tick.session_id), self.hostname], 1.0)
         yield info
         yield _one(GaugeMetricFamily, "gputab_last_tick_timestamp_seconds",
@@ -127,7 +130,7 @@ class TickCollector(Collector):
         yield _one(GaugeMetricFamily, "gputab_burn_rate_dollars_per_hour",
                    "What this host's GPUs cost per hour right now.", h, tick.burn_rate_usd_per_hour)
         active = GaugeMetricFamily("gputab_alerts_active", "Alerts now active, by kind.",
-                                   labels=["kind", "severity", "hostname"])
+                                   labels=["kind", "severity", HOST_LABEL])
         counts = dict.fromkeys(KINDS, 0)
         for alert in (self.alerts() if self.alerts else ()):
             if alert.kind in counts:
@@ -241,7 +244,7 @@ class TickCollector(Collector):
 
 
 def _one(kind, name: str, doc: str, labels: list[str], value: float) -> Metric:
-    family = kind(name, doc, labels=["hostname"])
+    family = kind(name, doc, labels=[HOST_LABEL])
     family.add_metric(labels, float(value))
     return family
 
@@ -255,7 +258,7 @@ class MetricsObserver:
     Args:
         port: TCP port; 0 picks a free one (see :attr:`port`).
         address: address to bind; loopback unless the user says otherwise.
-        hostname: ``hostname`` label (default: this machine's name).
+        hostname: ``host`` label (default: this machine's name until :meth:`set_host` names the session's host).
         max_tags: distinct tags with their own series before folding into ``other``.
         alerts: returns the active alerts, for ``gputab_alerts_active``.
 
@@ -280,6 +283,11 @@ class MetricsObserver:
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"http://{host}:{self.port}/metrics"
+
+    def set_host(self, host: str) -> None:
+        """Label every series with ``host``: the recording session's host, which is what gputab shows (the demo
+        box's name on the demo, this machine's otherwise). Call it before the first tick."""
+        self.collector.hostname = host
 
     def on_tick(self, tick: Any) -> None:
         self.collector.update(tick)

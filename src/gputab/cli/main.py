@@ -52,10 +52,10 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
 
 def _register() -> None:
     """Each command group lives in its own module; importing one loads only what it needs at call time."""
-    from gputab.cli import export, prices, record, review, review_tui, run, samples, snapshot, spend
+    from gputab.cli import export, fleet, prices, record, review, review_tui, run, samples, snapshot, spend
 
     cli.add_command(snapshot.snapshot)
-    for mod in (prices, run, record, review, samples, export, review_tui, spend):
+    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet):
         mod.register(cli)
 
 

@@ -10,6 +10,7 @@ user comes and goes on GPU 0.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 
 MIB = 1024 * 1024
 DEMO_HOST = "demo-box"
+DEMO_HOST_ENV = "GPUTAB_DEMO_HOST"
+"""Names the simulated box (default ``demo-box``): several demo recorders then look like several hosts (a fleet)."""
 DEMO_START_WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, used when a fixed clock is asked for
 
 
@@ -130,6 +133,9 @@ class DemoBackend(Backend):
         speed: float = 1.0,
     ) -> None:
         self.seed = seed
+        named = os.environ.get(DEMO_HOST_ENV, "")
+        if named.isprintable() and 0 < len(named) <= 64:
+            self.host = named
         self._clock = clock or time.monotonic
         self._wall = wall_clock or time.time
         self._speed = speed
