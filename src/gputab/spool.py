@@ -219,9 +219,8 @@ class SpoolReader:
 
     # -- one file ---------------------------------------------------------------------------------------------
     def _visit(self, name: str, entry: os.DirEntry | None, reports: list, out: list, capped: bool) -> None:
-        path = self.directory / name
         try:
-            st = entry.stat(follow_symlinks=False) if entry is not None else os.lstat(path)
+            st = entry.stat(follow_symlinks=False) if entry is not None else os.lstat(self.directory / name)
         except OSError:
             gone = self.watched.pop(name, None)  # gone (its counts stay remembered under its name)
             if gone is not None:
@@ -234,12 +233,13 @@ class SpoolReader:
         if known is not None and known.key == key:
             return
         owner = st.st_uid
-        if capped and (self._pass_files[owner] >= FILES_PER_OWNER
-                       or self._pass_bytes[owner] + min(st.st_size, MAX_FILE_BYTES) > BYTES_PER_OWNER):
+        large = st.st_size > MAX_FILE_BYTES  # refused without reading, so not held back by the caps
+        if capped and not large and (self._pass_files[owner] >= FILES_PER_OWNER
+                                     or self._pass_bytes[owner] + st.st_size > BYTES_PER_OWNER):
             self.deferred += 1
             return
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(self.directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return
         try:
@@ -248,11 +248,11 @@ class SpoolReader:
             key = (fst.st_ino, fst.st_size, fst.st_mtime_ns, fst.st_ctime_ns)
             if not stat.S_ISREG(fst.st_mode):
                 return
-            self._pass_files[owner] += 1
             if fst.st_size > MAX_FILE_BYTES:
                 self._remember(name, key, owner, known)
                 out.append(("too_large", owner, 0, 0))
                 return
+            self._pass_files[owner] += 1
             data = os.read(fd, MAX_FILE_BYTES + 1)
         except OSError:
             return
