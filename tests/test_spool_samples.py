@@ -82,13 +82,23 @@ def test_the_live_session_is_refused_up_front(tmp_path):
     assert samples_of(db, 1, "llama3-8b-lora") == (None, None)
 
 
+async def open_first_session(app, pilot, key: str | None = None) -> SessionScreen:
+    """Open the newest session of the review app, then press ``key``; returns the session screen."""
+    await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, SessionScreen)
+    if key is not None:
+        await pilot.press(key)
+        await pilot.pause()
+    return screen
+
+
 async def test_dialog_sets_in_the_cli_words_and_shows_the_tag_literally(db):
     app = ReviewApp(db)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.pause()
-        await pilot.press("enter")
-        await pilot.pause()
-        screen = app.screen
+        screen = await open_first_session(app, pilot)
         table = screen.query_one("#session-jobs")
         table.move_cursor(row=table.get_row_index(TAG))
         await pilot.press("n")
@@ -113,13 +123,7 @@ async def test_dialog_refuses_the_live_session_before_any_input(tmp_path):
     try:
         app = ReviewApp(db)
         async with app.run_test(size=(140, 40)) as pilot:
-            await pilot.pause()
-            await pilot.press("enter")
-            await pilot.pause()
-            screen = app.screen
-            assert isinstance(screen, SessionScreen)
-            await pilot.press("n")
-            await pilot.pause()
+            screen = await open_first_session(app, pilot, "n")
             assert app.screen is screen  # no dialog opened
             notes = [n.message for n in app._notifications]
             assert any("still being recorded" in m and "gputab.report(" in m for m in notes), notes
@@ -133,10 +137,8 @@ async def test_session_screen_and_show_say_what_was_rejected(db):
         store.db.conn.commit()
     app = ReviewApp(db)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.pause()
-        await pilot.press("enter")
-        await pilot.pause()
-        line = str(app.screen.query_one("#session-rejected").render())
+        screen = await open_first_session(app, pilot)
+        line = str(screen.query_one("#session-rejected").render())
         assert "3 reports rejected" in line and "nobody" in line and "runs no process of that job" in line
     env = {**os.environ, "GPUTAB_DB": str(db)}
     doc = json.loads(subprocess.run([*gputab_cmd(), "show", "1", "--json"], capture_output=True, text=True, env=env,
