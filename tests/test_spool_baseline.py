@@ -83,6 +83,24 @@ def test_reports_while_nothing_records_count_in_no_session(tmp_path):
     assert job(db, 2, "eval-mmlu")["samples"] == 3
 
 
+def test_a_file_pruned_while_its_process_paused_is_not_counted_again(tmp_path):
+    spool = tmp_path / "spool"
+    trainer = Stepper(spool)
+    trainer.report(500, "eval-mmlu")
+    (f,) = spool.iterdir()
+    f.unlink()  # what a recorder's prune does to a file idle for a day
+    rec = demo_recorder(tmp_path / "g.db", spool)
+    rec.start()
+    steps(rec, 2)
+    trainer.report(10, "eval-mmlu")  # rewrites its file: 510 so far, 500 of them from before this session
+    steps(rec, 2)
+    trainer.report(1, "eval-mmlu")
+    steps(rec, 2)
+    rec.close()
+    trainer.stop()
+    assert job(tmp_path / "g.db", 1, "eval-mmlu")["samples"] == 1  # the 10 are lost within the read cadence
+
+
 def _wait_for(pred, timeout: float = 15.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

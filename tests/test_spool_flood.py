@@ -16,7 +16,7 @@ from gputab.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
 FLOOD = """
     import json, os
     spool = gputab.report.spool_dir()
-    doc = {{"v": 1, "host": "x", "pid": 1, "uid": 0, "started": 0, "updated": 0}}
+    doc = {{"v": 1, "host": "x", "pid": 1, "uid": 0, "started": time.time(), "updated": time.time()}}
     for i in range({files}):
         with open(os.path.join(spool, f"flood-{{i:06d}}.json"), "w") as f:
             json.dump({{**doc, "counts": {{f"victim-{{i % 50}}": [10**12, 10**12]}}}}, f)

@@ -45,7 +45,7 @@ class HostGpu(Backend):
 
 FORGE = """
     # Write a report file by hand, claiming to be root and naming someone else's pid.
-    doc = {{"v": 1, "host": {host!r}, "pid": {pid}, "uid": 0, "started": 0, "updated": time.time(),
+    doc = {{"v": 1, "host": {host!r}, "pid": {pid}, "uid": 0, "started": time.time(), "updated": time.time(),
             "counts": {{"": [10**15, 0]}}}}
     gputab.report.write_spool_file(gputab.report.spool_dir(), "forged-{pid}.json", doc)
 """

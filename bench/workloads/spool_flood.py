@@ -30,11 +30,11 @@ from gputab.sampling.demo import DemoBackend
 from gputab.store import Store
 
 FLOOD = """
-import json, os, sys
+import json, os, sys, time
 uid, gid, spool, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 if uid != os.getuid():
     os.setgroups([]); os.setgid(gid); os.setuid(uid)
-doc = {"v": 1, "host": "x", "pid": 1, "uid": 0, "started": 0, "updated": 0}
+doc = {"v": 1, "host": "x", "pid": 1, "uid": 0, "started": time.time(), "updated": time.time()}
 for i in range(files):
     with open(os.path.join(spool, f"flood-{i:06d}.json"), "w") as f:
         json.dump({**doc, "counts": {f"victim-{i % 1000}": [10**12, 10**12]}}, f)

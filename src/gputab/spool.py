@@ -148,6 +148,8 @@ class SpoolReader:
         self._pass_bytes: Counter[int] = Counter()
         self._pass_tags: Counter[int] = Counter()
         self._baselining = False
+        self.started_wall = float("inf")
+        """When :meth:`baseline` ran (Unix time)."""
         self.passes = 0
         """Sweeps finished."""
         self.deferred = 0
@@ -156,6 +158,7 @@ class SpoolReader:
     # -- passes ---------------------------------------------------------------------------------------------
     def baseline(self, budget: float = BASELINE_BUDGET_SECONDS) -> None:
         """Take the counts of every file as they stand now: none of them is reported later."""
+        self.started_wall = time.time()  # real time, like the ``started`` of the reports (not a test's clock)
         try:
             with os.scandir(self.directory) as it:
                 self._unread_at_start = {e.name for e in it if _is_report_name(e.name)}
@@ -271,7 +274,11 @@ class SpoolReader:
         if name not in self.watched and self._watched_per_owner[owner] < FILES_PER_OWNER:
             self.watched[name] = owner
             self._watched_per_owner[owner] += 1
-        baseline = self._baselining or (known is None and name in self._unread_at_start)
+        started = doc.get("started")
+        # A file not there at the start but written by a process that started reporting before it (one whose
+        # file was pruned while it paused) holds counts from before: its first read is its baseline too.
+        baseline = self._baselining or (known is None and (
+            name in self._unread_at_start or (type(started) in (int, float) and started < self.started_wall)))
         self._unread_at_start.discard(name)
         pid, host = doc.get("pid"), doc.get("host")
         pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None

@@ -35,7 +35,7 @@ def run_two_ticks(fake_nvml, driver_factory, plant, timeout: float = 10.0) -> tu
     first = d.ask("start", timeout=timeout)
     assert "exception" not in first, first.get("traceback")
     plant()
-    (Path(os.environ["GPUTAB_SPOOL"]) / "good.json").write_text(json.dumps(GOOD))
+    (Path(os.environ["GPUTAB_SPOOL"]) / "good.json").write_text(json.dumps({**GOOD, "started": time.time()}))
     time.sleep(READ_EVERY + 0.05)  # the next tick reads the spool
     t = d.ask("step", timeout=timeout)
     assert "exception" not in t, t.get("traceback")
