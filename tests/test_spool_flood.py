@@ -12,6 +12,7 @@ import time
 import pytest
 from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, shared_spool, steps  # noqa: F401
 from gputab.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
+from gputab.store import Store
 
 FLOOD = """
     import json, os
@@ -82,3 +83,20 @@ def test_one_owner_gets_a_bounded_number_of_tags_per_read(shared_spool, tmp_path
     reasons = {r["reason"]: r["reports"] for r in rec.reports.rejected_rows()}
     assert reasons == {"too_large": 1, "not_job_owner": TAGS_PER_OWNER, "too_many_tags": 2000 - TAGS_PER_OWNER}
     assert not [t for t in rec.ledger.jobs if t.startswith("tag-")]
+
+
+def test_an_owner_with_too_many_files_is_remembered_up_to_a_bound(shared_spool, tmp_path, monkeypatch):
+    import gputab.spool
+
+    monkeypatch.setattr(gputab.spool, "KNOWN_PER_OWNER", 5)
+    rec = demo_recorder(tmp_path / "g.db", shared_spool)
+    rec.start()
+    reporter(FLOOD.format(files=20), shared_spool, NOBODY)  # 22 files
+    steps(rec, 3)
+    rec.close()
+    assert len(rec.reports.reader.files) == 5
+    rows = {r["reason"]: r["reports"] for r in rec.reports.rejected_rows()}
+    assert rows["too_many_files"] == 22 - 5
+    with Store.open(tmp_path / "g.db", readonly=True) as store:
+        stored = {r["reason"]: r["reports"] for r in store.rejected_reports(1)}
+    assert stored == rows

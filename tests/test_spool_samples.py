@@ -54,7 +54,8 @@ def test_add_adds_and_set_sets(db):
     out = gputab(db, "samples", "llama3-8b-lora", "--set", "200", "--set-tokens", "7").stdout
     assert "200 samples (-800)" in out
     assert samples_of(db, 1, "llama3-8b-lora") == (200, 7)
-    gputab(db, "samples", "llama3-8b-lora", "--samples", "5", "--tokens", "3")  # the old spelling: adds
+    old = gputab(db, "samples", "llama3-8b-lora", "--samples", "5", "--tokens", "3")  # the old spelling: adds
+    assert "--samples is deprecated" in old.stderr
     assert samples_of(db, 1, "llama3-8b-lora") == (205, 10)
     r = gputab(db, "samples", "llama3-8b-lora", "--add", "1", "--set", "2", ok=False)
     assert r.returncode == 2 and "--add N or --set N, not both" in r.stderr

@@ -49,6 +49,8 @@ FILES_PER_OWNER = 64
 BYTES_PER_OWNER = 256 * 1024
 TAGS_PER_OWNER = 64
 """Per owner and per pass: files read, bytes read and tags taken; the rest waits for the next pass."""
+KNOWN_PER_OWNER = 10_000
+"""Files of one owner the session remembers; that owner's further files are ignored unread (bounds memory)."""
 MAX_COUNT = 1 << 53
 """Counts beyond this are absurd (and would overflow SQLite's integers once summed)."""
 STALE_SECONDS = 86400.0
@@ -62,6 +64,7 @@ REASONS = {
     "reserved_tag": "it names a reserved tag such as (idle)",
     "too_large": f"the file is larger than {MAX_FILE_BYTES // 1024} KiB",
     "too_many_tags": f"its owner reported more than {TAGS_PER_OWNER} tags in one read",
+    "too_many_files": f"its owner has more than {KNOWN_PER_OWNER:,} files in the spool",
     "bad_count": "a count is not a whole number from 0 to 2^53, or went down",
     "unreadable": "the file is not a gputab report",
 }
@@ -106,7 +109,7 @@ class Report:
     host: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _File:
     key: tuple
     """(inode, size, mtime, ctime) when last read: an unchanged file is not opened again."""
@@ -147,6 +150,10 @@ class SpoolReader:
         self._pass_files: Counter[int] = Counter()
         self._pass_bytes: Counter[int] = Counter()
         self._pass_tags: Counter[int] = Counter()
+        self._pass_ignored: Counter[int] = Counter()
+        self._known_per_owner: Counter[int] = Counter()
+        self.ignored: dict[int, int] = {}
+        """Owner -> the most files of it ignored unread in one sweep because of :data:`KNOWN_PER_OWNER`."""
         self._baselining = False
         self.started_wall = float("inf")
         """When :meth:`baseline` ran (Unix time)."""
@@ -196,6 +203,7 @@ class SpoolReader:
             self._pass_files.clear()
             self._pass_bytes.clear()
             self._pass_tags.clear()
+            self._pass_ignored.clear()
         for entry in self._sweep:
             if not _is_report_name(entry.name) or entry.name in self.watched:
                 continue
@@ -210,6 +218,9 @@ class SpoolReader:
         return self._sweep is not None
 
     def _end_sweep(self) -> None:
+        for owner, n in self._pass_ignored.items():
+            self.ignored[owner] = max(self.ignored.get(owner, 0), n)
+        self._pass_ignored.clear()
         if self._sweep is not None:
             close = getattr(self._sweep, "close", None)
             if close is not None:
@@ -236,6 +247,9 @@ class SpoolReader:
         if known is not None and known.key == key:
             return
         owner = st.st_uid
+        if known is None and self._known_per_owner[owner] >= KNOWN_PER_OWNER:
+            self._pass_ignored[owner] += 1
+            return
         large = st.st_size > MAX_FILE_BYTES  # refused without reading, so not held back by the caps
         if capped and not large and (self._pass_files[owner] >= FILES_PER_OWNER
                                      or self._pass_bytes[owner] + st.st_size > BYTES_PER_OWNER):
@@ -309,7 +323,10 @@ class SpoolReader:
 
     def _remember(self, name: str, key: tuple, owner: int, known: _File | None) -> _File:
         if known is None or known.owner != owner:
+            if known is not None:
+                self._known_per_owner[known.owner] -= 1
             known = self.files[name] = _File(key, owner)  # a new owner starts from nothing
+            self._known_per_owner[owner] += 1
         known.key = key
         return known
 
@@ -414,7 +431,7 @@ class ReportSpool:
 
     # -- trust ------------------------------------------------------------------------------------------------
     def _count(self, reports: list[Report], rejects: list, ledger, writer, wall: float) -> None:
-        changed = bool(rejects)
+        changed = bool(rejects) | self._merge_ignored()
         for reason, owner, samples, tokens in rejects:
             self._reject(reason, owner, samples, tokens)
         for r in reports:
@@ -461,6 +478,15 @@ class ReportSpool:
         row[0] += 1
         row[1] = min(row[1] + samples, MAX_COUNT)
         row[2] = min(row[2] + tokens, MAX_COUNT)
+
+    def _merge_ignored(self) -> bool:
+        changed = False
+        for owner, n in self.reader.ignored.items():
+            row = self.rejected.setdefault(("too_many_files", owner), [0, 0, 0])
+            if row[0] != n:
+                row[0] = n  # files, not reads: the most ignored in one sweep
+                changed = True
+        return changed
 
     def rejected_rows(self) -> list[dict]:
         """The session's rejected reports: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens``."""

@@ -45,10 +45,12 @@ def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add
     if samples_n is not None:  # the old spelling, which always added
         if add_n is not None:
             fail("give --add N only (--samples is its old name)", code=2)
+        click.echo("gputab: --samples is deprecated; it adds, like --add N (--set N sets)", err=True)
         add_n = samples_n
     if tokens_n is not None:
         if add_tokens_n is not None:
             fail("give --add-tokens N only (--tokens is its old name)", code=2)
+        click.echo("gputab: --tokens is deprecated; it adds, like --add-tokens N (--set-tokens N sets)", err=True)
         add_tokens_n = tokens_n
     if add_n is not None and set_n is not None:
         fail("give --add N or --set N, not both", code=2)
