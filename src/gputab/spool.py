@@ -65,6 +65,7 @@ REASONS = {
     "too_large": f"the file is larger than {MAX_FILE_BYTES // 1024} KiB",
     "too_many_tags": f"its owner reported more than {TAGS_PER_OWNER} tags in one read",
     "too_many_files": f"its owner has more than {KNOWN_PER_OWNER:,} files in the spool",
+    "linked": "the file has other names (a hard link)",
     "bad_count": "a count is not a whole number from 0 to 2^53, or went down",
     "unreadable": "the file is not a gputab report",
 }
@@ -265,9 +266,10 @@ class SpoolReader:
             key = (fst.st_ino, fst.st_size, fst.st_mtime_ns, fst.st_ctime_ns)
             if not stat.S_ISREG(fst.st_mode):
                 return
-            if fst.st_size > MAX_FILE_BYTES:
+            if fst.st_size > MAX_FILE_BYTES or fst.st_nlink != 1:
+                # A second name of one file (a hard link) would count its growth twice, under its owner.
                 self._remember(name, key, owner, known)
-                out.append(("too_large", owner, 0, 0))
+                out.append(("too_large" if fst.st_size > MAX_FILE_BYTES else "linked", owner, 0, 0))
                 return
             self._pass_files[owner] += 1
             data = os.read(fd, MAX_FILE_BYTES + 1)

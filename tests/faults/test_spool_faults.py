@@ -90,3 +90,24 @@ def test_a_fifo_in_the_spool_does_not_hang_the_recorder(fake_nvml, driver_factor
     t, d = run_two_ticks(fake_nvml, driver_factory, lambda: os.mkfifo(spool / "trap.json"), timeout=5.0)
     assert "good-job" in t["jobs"]
     assert d.close()["ok"]
+
+
+def test_links_in_the_spool_are_not_followed_nor_counted_twice(tmp_path):
+    """A symlink to a report elsewhere, and a second name (hard link) of a report: neither counts."""
+    from spoolkit import demo_recorder, job, report_once, steps
+
+    spool = tmp_path / "spool"
+    elsewhere = tmp_path / "elsewhere"
+    rec = demo_recorder(tmp_path / "g.db", spool)
+    rec.start()
+    report_once(spool, samples=10, tag="notebook")
+    (real,) = spool.iterdir()
+    report_once(elsewhere, samples=1000, tag="notebook")
+    (outside,) = elsewhere.iterdir()
+    (spool / "sym.json").symlink_to(outside)
+    os.link(real, spool / "second-name.json")
+    steps(rec, 2)
+    rec.close()
+    assert job(tmp_path / "g.db", 1, "notebook") is None  # both names of the linked file refused, the link unread
+    reasons = {r["reason"] for r in rec.reports.rejected_rows()}
+    assert reasons == {"linked"}
