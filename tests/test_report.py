@@ -14,10 +14,9 @@ import pytest
 
 from gputab.config import Config
 from gputab.recorder import Recorder
-from gputab.spool import STALE_SECONDS, SpoolReader
 from gputab.sampling.demo import DemoBackend, FakeClock
+from gputab.spool import STALE_SECONDS, SpoolReader
 from gputab.store import Store
-
 
 TRAIN = textwrap.dedent("""
     import sys, gputab

@@ -10,9 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, shared_spool, steps  # noqa: F401
+from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, steps
+
 from gputab.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
 from gputab.store import Store
+
+pytest_plugins = ["spoolkit"]  # the shared_spool fixture
 
 FLOOD = """
     import json, os

@@ -1,12 +1,13 @@
 """The recorder's real 1 Hz loop while another user floods the report spool: ``spool_flood.py SECONDS FILES WORK``.
 
 A recorder of the demo box (no GPU needed) runs ``Recorder.run`` on the real clock, with its database in WORK,
-reading a production-like spool (mode 1777, in its own directory under /tmp, removed at the end). Once it records, a second user (``nobody``, when this runs as root; else the same
-user, which the JSON says) writes FILES small report files, each claiming another job, plus one 440 KB file with
-20,000 tags. When the flood is written, the loop is measured for SECONDS: ticks made against ticks expected,
-each tick's duration (its p99), the share of the window's cost sent to ``(unobserved)``, the jobs of the
-session, the database size, and whether an honest job's reports (written twice a second by a real process of
-the recorder's user) were all counted. FILES 0 is the row without a flood.
+reading a production-like spool (mode 1777, in its own directory under /tmp, removed at the end). Once it records,
+a second user (``nobody`` when this runs as root, else the same user, which the JSON says) writes FILES small
+report files, each claiming another job, plus one 440 KB file with 20,000 tags. When the flood is written, the
+loop is measured for SECONDS: ticks made against ticks expected, each tick's duration (its p99), the share of
+the window's cost sent to ``(unobserved)``, the jobs of the session, the database size, and whether an honest
+job's reports (written twice a second by a real process of the recorder's user) were all counted. FILES 0 is
+the row without a flood.
 
 Prints JSON on the last line.
 """

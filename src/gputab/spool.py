@@ -21,6 +21,7 @@ The rule (docs: cost-model.md, "Samples and tokens: what a session counts"):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -88,6 +89,7 @@ def demo_spool(db_path: Path) -> Path:
     return Path(db_path).parent / f"{Path(db_path).stem}-spool"
 
 
+@functools.lru_cache(maxsize=4096)
 def user_name(uid: int) -> str:
     """The login name of ``uid`` (as psutil names a process's user), or the number as text."""
     try:
@@ -211,14 +213,15 @@ class SpoolReader:
             self._visit(entry.name, entry, reports, out, capped=True)
             if self.timer() >= deadline:
                 return reports
-        self._end_sweep()
+        self.end_sweep()
         return reports
 
     @property
     def sweeping(self) -> bool:
         return self._sweep is not None
 
-    def _end_sweep(self) -> None:
+    def end_sweep(self) -> None:
+        """Finish the sweep under way (the next one starts from the top of the directory)."""
         for owner, n in self._pass_ignored.items():
             self.ignored[owner] = max(self.ignored.get(owner, 0), n)
         self._pass_ignored.clear()
@@ -228,9 +231,6 @@ class SpoolReader:
                 close()
             self._sweep = None
             self.passes += 1
-
-    def close(self) -> None:
-        self._end_sweep()
 
     # -- one file ---------------------------------------------------------------------------------------------
     def _visit(self, name: str, entry: os.DirEntry | None, reports: list, out: list, capped: bool) -> None:
@@ -378,17 +378,11 @@ class ReportSpool:
         self.attributor = attributor
         self.my_uid = os.geteuid() if my_uid is None else my_uid
         self.host = host or socket.gethostname()
-        self.timer = timer
         self.rejected: dict[tuple[str, int], list[int]] = {}
         """(reason, owner uid) -> [reports, samples, tokens] in this session."""
         self._users_by_tag: dict[str, set[str]] = {}
         self._last_read = -float("inf")
         self._last_prune: float | None = None
-        self._names: dict[int, str] = {}
-
-    @property
-    def directory(self) -> Path:
-        return self.reader.directory
 
     def baseline(self) -> None:
         """Before the session says it is recording: every report made so far is not this session's."""
@@ -398,9 +392,7 @@ class ReportSpool:
         """Remember which users ran processes of which jobs (called every tick with the tick's processes)."""
         for info in procs.values():
             if info.user:
-                users = self._users_by_tag.setdefault(info.tag, set())
-                if info.user not in users:
-                    users.add(info.user)
+                self._users_by_tag.setdefault(info.tag, set()).add(info.user)
 
     def tick(self, procs: Mapping[int, ProcessInfo], ledger, writer, wall: float, now: float) -> None:
         """One tick's share of the spool: re-read the known files when due, go on with the sweep, count."""
@@ -413,8 +405,7 @@ class ReportSpool:
         if due:
             self._last_read = now
             reports += self.reader.read_watched(rejects)
-        remaining = TICK_BUDGET_SECONDS
-        reports += self.reader.sweep(remaining, rejects)
+        reports += self.reader.sweep(TICK_BUDGET_SECONDS, rejects)
         self._count(reports, rejects, ledger, writer, wall)
         if self._last_prune is None:
             self._last_prune = now
@@ -426,9 +417,9 @@ class ReportSpool:
         """The clean stop's last read: the known files, then a whole sweep within :data:`FINAL_BUDGET_SECONDS`."""
         rejects: list = []
         reports = self.reader.read_watched(rejects)
-        self.reader.close()  # a fresh sweep, from the start of the directory
+        self.reader.end_sweep()  # a fresh sweep, from the start of the directory
         reports += self.reader.sweep(FINAL_BUDGET_SECONDS, rejects)
-        self.reader.close()
+        self.reader.end_sweep()
         self._count(reports, rejects, ledger, writer, wall)
 
     # -- trust ------------------------------------------------------------------------------------------------
@@ -457,7 +448,7 @@ class ReportSpool:
             info = self.attributor.attribute([r.pid])[r.pid]
             if info.user is None:
                 return None, "unknown_pid"
-            if owner != 0 and info.user != self._name(owner):
+            if owner != 0 and info.user != user_name(owner):
                 return None, "not_pid_owner"
             return info.tag, ""
         if r.tag.lstrip().startswith("("):
@@ -465,15 +456,9 @@ class ReportSpool:
         tag = sanitize_tag(r.tag)
         if tag is None:
             return None, "unreadable"
-        if owner == 0 or owner == self.my_uid or self._name(owner) in self._users_by_tag.get(tag, ()):
+        if owner == 0 or owner == self.my_uid or user_name(owner) in self._users_by_tag.get(tag, ()):
             return tag, ""
         return None, "not_job_owner"
-
-    def _name(self, uid: int) -> str:
-        name = self._names.get(uid)
-        if name is None:
-            name = self._names[uid] = user_name(uid)
-        return name
 
     def _reject(self, reason: str, owner: int, samples: int, tokens: int) -> None:
         row = self.rejected.setdefault((reason, owner), [0, 0, 0])

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from faultkit import committed
-from gputab.spool import READ_EVERY
 from fakenvml import GpuSpec, Scenario
+from faultkit import committed
+
+from gputab.spool import READ_EVERY
 
 GOOD = {"v": 1, "host": "elsewhere", "pid": 1, "uid": 0, "started": 0, "updated": 0,
         "counts": {"good-job": [100, 2000]}}
