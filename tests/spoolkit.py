@@ -86,8 +86,8 @@ class Stepper:
         self.proc.wait(timeout=30)
 
 
-@pytest.fixture
-def shared_spool(monkeypatch):
+@pytest.fixture(name="shared_spool")
+def shared_spool_fixture(monkeypatch):
     """A spool as in production (mode 1777) that another user can reach: not under root's 0700 tmp_path."""
     top = Path(tempfile.mkdtemp(prefix="gputab-spool-test-", dir="/tmp"))
     os.chmod(top, 0o755)

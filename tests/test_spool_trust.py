@@ -11,7 +11,7 @@ import os
 import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
-from spoolkit import NOBODY, Stepper, job, reporter, steps
+from spoolkit import NOBODY, Stepper, job, reporter, shared_spool_fixture, steps  # noqa: F401
 from support import gputab_cmd
 
 from gputab.config import Config
@@ -22,8 +22,6 @@ from gputab.sampling.demo import FakeClock
 from gputab.sampling.host import HostInspector
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.store import Store
-
-pytest_plugins = ["spoolkit"]  # the shared_spool fixture
 
 
 class HostGpu(Backend):
