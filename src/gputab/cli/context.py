@@ -28,14 +28,6 @@ class AppContext:
             self._config = load_config(self.config_path, must_exist=self.config_explicit)
         return self._config
 
-    @property
-    def spool_dir(self) -> Path:
-        """The report spool of this command's recordings: the demo's own beside its database, else the real one."""
-        from gputab.report import spool_dir
-        from gputab.spool import demo_spool
-
-        return demo_spool(self.db_path) if self.demo and self.db_path is not None else spool_dir()
-
     def open_backend(self, **kwargs):
         from gputab.sampling import open_backend
 
