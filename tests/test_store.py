@@ -34,9 +34,9 @@ EXPECTED = {
     "job_samples": {"job_id", "t_ms", "cost_usd", "gpu_s", "effective_gpu_s", "vram_bytes", "burn_rate_usd_per_hour"},
     "processes": {"id", "session_id", "pid", "create_time", "gpu_index", "user", "name", "cmdline", "tag",
                   "tag_source", "first_wall", "last_wall"},
-    "progress": {"id", "session_id", "tag", "samples", "tokens", "wall", "source", "reporter"},
+    "progress": {"id", "session_id", "tag", "samples", "tokens", "wall", "source", "reporter", "owner_uid"},
     "tag_changes": {"id", "session_id", "pid", "create_time", "tag", "wall", "source"},
-    "spool_seen": {"name", "counts_json", "wall"},
+    "rejected_reports": {"session_id", "reason", "owner_uid", "reports", "samples", "tokens"},
     "alerts": {"id", "session_id", "wall", "kind", "severity", "subject", "message", "data_json", "cleared_wall"},
 }
 

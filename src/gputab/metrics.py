@@ -139,6 +139,12 @@ class TickCollector(Collector):
             # One series per kind, 0 included, so a dashboard shows "no alerts" rather than "no data".
             active.add_metric([kind, CRITICAL if kind == BUDGET_EXCEEDED else WARNING, self.hostname], n)
         yield active
+        rejected = CounterMetricFamily("gputab_rejected_reports_total",
+                                       "Samples/tokens reports from the spool that this session ignored, by reason.",
+                                       labels=["reason", "hostname"])
+        for reason, n in getattr(tick, "rejected_reports", ()):
+            rejected.add_metric([reason, self.hostname], n)
+        yield rejected
 
     def _gpus(self, tick: Any) -> Iterator[Metric]:
         def fam(kind, name, doc, labels=GPU_LABELS):

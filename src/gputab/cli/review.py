@@ -116,15 +116,18 @@ def _alert_line(a: dict, live: bool) -> str:
 @click.command()
 @click.argument("session", default="last")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts).")
+              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts, "
+                   "rejected_reports).")
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
     """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
 
     Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
     samples and the cost per sample, per 1k samples and per 1M tokens; then the session total, each GPU
-    with its price-table model, rate and energy method, and the alerts raised during the session.
+    with its price-table model, rate and energy method, the alerts raised during the session, and the
+    samples reports its recorder rejected (with why: e.g. from a user who runs no process of that job).
     """
+    from gputab.spool import explain, rejected_summary
     from gputab.store.review import load_session, session_totals
 
     with open_store(app) as store:
@@ -132,12 +135,13 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         info = store.session(sid)
         record = load_session(store, sid)
         alerts = store.alerts(sid)
+        rejected = explain(store.rejected_reports(sid))
     jobs, gpus = record.jobs, record.gpus
     # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
     total = session_totals(record)
     if as_json:
         print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"],
-                    "alerts": alerts})
+                    "alerts": alerts, "rejected_reports": rejected})
         return
     state = info["end_reason"] or "open"
     click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
@@ -157,6 +161,9 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
                    f"{g['energy_method']}{unknown}")
     if any(j.get("unknown_price") for j in jobs):
         click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
+    if rejected:
+        click.echo("")
+        click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see `gputab.report` in README)")
     if alerts:
         click.echo("")
         click.echo(f"Alerts ({len(alerts)}, times UTC):")
