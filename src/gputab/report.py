@@ -34,6 +34,9 @@ FLUSH_SECONDS = 1.0
 DEFAULT_SPOOL = "/var/tmp/gputab-spool"
 FORMAT = 1
 MAX_TAG = 64
+MAX_COUNT = 1 << 53
+"""Counts beyond this are absurd (and would overflow SQLite's integers once summed): spool reports and
+hand-entered counts are both held to it."""
 
 
 def spool_dir() -> Path:

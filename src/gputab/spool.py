@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 from gputab.attribution import ProcessInfo, sanitize_tag
-from gputab.report import FORMAT, spool_dir
+from gputab.report import FORMAT, MAX_COUNT, spool_dir
 
 READ_EVERY = 1.0
 """Seconds between reads of the files already known (the read cadence README states)."""
@@ -52,8 +52,6 @@ TAGS_PER_OWNER = 64
 """Per owner and per pass: files read, bytes read and tags taken; the rest waits for the next pass."""
 KNOWN_PER_OWNER = 10_000
 """Files of one owner the session remembers; that owner's further files are ignored unread (bounds memory)."""
-MAX_COUNT = 1 << 53
-"""Counts beyond this are absurd (and would overflow SQLite's integers once summed)."""
 STALE_SECONDS = 86400.0
 """A file read, unchanged and not updated for this long is deleted (when the recorder may)."""
 PRUNE_EVERY = 3600.0

@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from gputab.tui.literal import literal
+
 # Digits, optionally grouped the way people write big counts (1,000,000 or 1_000_000).
 _COUNT = re.compile(r"^\d{1,3}(?:[,_]?\d{3})*$|^\d+$")
 
@@ -58,7 +60,7 @@ class SamplesDialog(ModalScreen[tuple[int, int] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="samples-dialog"):
-            yield Label(Text(f"Set samples and tokens of {self.tag}"), id="samples-heading", markup=False)
+            yield Label(Text.assemble("Set samples and tokens of ", literal(self.tag)), id="samples-heading")
             yield Input(value="" if self.samples is None else str(self.samples), placeholder="samples, e.g. 200000",
                         id="samples-input")
             yield Input(value="" if self.tokens is None else str(self.tokens), placeholder="tokens, e.g. 50000000",
@@ -72,7 +74,7 @@ class SamplesDialog(ModalScreen[tuple[int, int] | None]):
             samples = parse_count(self.query_one("#samples-input", Input).value)
             tokens = parse_count(self.query_one("#tokens-input", Input).value)
         except ValueError as exc:
-            self.query_one("#samples-error", Static).update(str(exc))
+            self.query_one("#samples-error", Static).update(literal(exc, wrap=True))
             return
         self.dismiss((samples, tokens))
 
