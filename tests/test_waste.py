@@ -149,6 +149,9 @@ def test_input_bound_needs_a_saturated_cpu_side():
     assert d.reason == "input_bound" and "4242" in d.evidence and "98%" in d.evidence and "12%" in d.evidence
     d = diagnose(ev(12, cpu_pct=780.0, cores=8, busiest_pid=1, busiest_cpu_pct=60.0), CFG)
     assert d.reason == "input_bound" and "780% of 8 cores" in d.evidence
+    d = diagnose(ev(12, busiest_pid=9, busiest_cpu_pct=20.0, busiest_runnable_pct=97.0, cpu_pct=20.0, cores=8), CFG)
+    assert d.reason == "input_bound" and "pid 9 was running or queued for a CPU 97%" in d.evidence
+    assert "20% on a core" in d.evidence
     d = diagnose(ev(12, iowait_pct=45.0, cpu_pct=10.0, cores=8), CFG)
     assert d.reason == "input_bound" and "I/O 45%" in d.evidence
     # GPU busy enough, or CPU side idle, or CPU not measured: no claim.

@@ -51,6 +51,8 @@ class JobOnGpu:
     cores: int | None = None
     busiest_pid: int | None = None
     busiest_cpu_pct: float | None = None
+    busiest_runnable_pct: float | None = None
+    """Percent of the interval the busiest process was on a CPU or queued for one."""
     iowait_pct: float | None = None
     dead_pids: tuple[int, ...] = ()
     """PIDs NVML still lists on this GPU that were seen alive and have since exited."""
@@ -101,6 +103,10 @@ def _input_bound(e: JobOnGpu, cfg: WasteConfig, util: float) -> str | None:
     why = []
     if e.busiest_cpu_pct is not None and e.busiest_cpu_pct >= cfg.input_cpu_pct:
         why.append(f"pid {e.busiest_pid} used {_pct(e.busiest_cpu_pct)} of a core")
+    elif e.busiest_runnable_pct is not None and e.busiest_runnable_pct >= cfg.input_cpu_pct:
+        on = f", {_pct(e.busiest_cpu_pct)} on a core" if e.busiest_cpu_pct is not None else ""
+        why.append(f"pid {e.busiest_pid} was running or queued for a CPU {_pct(e.busiest_runnable_pct)} of the "
+                   f"time{on}")
     elif e.cpu_pct is not None and e.cores and e.cpu_pct >= cfg.input_cpu_pct * e.cores:
         why.append(f"its processes used {_pct(e.cpu_pct)} of {e.cores} cores")
     if e.iowait_pct is not None and e.iowait_pct >= cfg.input_iowait_pct:

@@ -27,9 +27,7 @@ from gputab.diagnosis import (
     diagnose,
     is_small,
 )
-from gputab.sampling.snapshot import CpuSample, GpuSample, Snapshot
-
-THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, Snapshot
 IDLE = "(idle)"
 IDLE_DIAGNOSIS = Diagnosis(IDLE_REASON, "no process held the GPU")
 UNOBSERVED_DIAGNOSIS = Diagnosis(UNOBSERVED_REASON, "the recorder could not see this time (a gap or a lost GPU)")
@@ -161,8 +159,8 @@ class WasteBook:
         zero = self._zero.get(key, 0.0) + dt if gpu.utilization_pct == 0 and j.vram else 0.0
         self._zero[key] = zero
         rates = [c for c in j.cpu if c.cpu_pct is not None]
-        busiest = max((c for c in rates if c.busiest_cpu_pct is not None), key=lambda c: c.busiest_cpu_pct or 0.0,
-                      default=None)
+        busiest = max((c for c in rates if c.busiest_cpu_pct is not None),
+                      key=lambda c: (c.busiest_runnable_pct or 0.0, c.busiest_cpu_pct or 0.0), default=None)
         waits = [c.iowait_pct for c in j.cpu if c.iowait_pct is not None]
         ev = JobOnGpu(
             gpu=gpu, vram_bytes=j.vram, pids=tuple(j.pids), gpu_count=self._gpu_count.get(tag, 1),
@@ -170,6 +168,7 @@ class WasteBook:
             cores=max((c.cores for c in j.cpu if c.cores), default=None),
             busiest_pid=busiest.busiest_pid if busiest else None,
             busiest_cpu_pct=busiest.busiest_cpu_pct if busiest else None,
+            busiest_runnable_pct=busiest.busiest_runnable_pct if busiest else None,
             iowait_pct=max(waits) if waits else None,
             dead_pids=tuple(c.pid for c in j.cpu if c.alive is False),
             zero_util_seconds=zero,

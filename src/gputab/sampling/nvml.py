@@ -18,7 +18,7 @@ import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
-from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
 DEMO_HINT = "Try `gputab --demo`."
 
@@ -36,6 +36,27 @@ _MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
 _TEMPERATURE_V = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
 
 _KIB = 1024  # NVML reports PCIe throughput in KB/s with KB = 1024 bytes
+_MIB = 1024 * 1024  # GPM reports link rates in MiB/s
+
+#: GPM metrics read each poll: (NVML metric id, GpuSample field, factor to the field's unit).
+_GPM_METRICS = (
+    (pynvml.NVML_GPM_METRIC_SM_UTIL, "sm_active_pct", 1.0),
+    (pynvml.NVML_GPM_METRIC_SM_OCCUPANCY, "sm_occupancy_pct", 1.0),
+    (pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL, "tensor_active_pct", 1.0),
+    (pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL, "dram_bw_pct", 1.0),
+    (pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC, "pcie_rx_bytes_per_s", _MIB),
+    (pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC, "pcie_tx_bytes_per_s", _MIB),
+    (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC, "nvlink_rx_bytes_per_s", _MIB),
+    (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, "nvlink_tx_bytes_per_s", _MIB),
+)
+
+#: Clock event reasons -> the names of ``GpuSample.throttle_seconds`` (thermal: software or hardware).
+_THROTTLE_BITS = (
+    ("power_cap", pynvml.nvmlClocksEventReasonSwPowerCap),
+    ("thermal", pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonHwThermalSlowdown),
+    ("hw_slowdown", pynvml.nvmlClocksEventReasonHwSlowdown),
+    ("power_brake", pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown),
+)
 
 Reader = Callable[[object, dict], None]
 """Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
@@ -84,10 +105,43 @@ def _read_pcie_tx(h, out: dict) -> None:
     out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
 
 
+class _Gpm:
+    """NVML GPM on one GPU: two samples taken an interval apart, and one request struct reused every poll."""
+
+    __slots__ = ("prev", "cur", "primed", "request", "metrics")
+
+    def __init__(self) -> None:
+        self.prev = pynvml.nvmlGpmSampleAlloc()
+        try:
+            self.cur = pynvml.nvmlGpmSampleAlloc()
+        except pynvml.NVMLError:
+            pynvml.nvmlGpmSampleFree(self.prev)
+            raise
+        self.primed = False
+        self.request = pynvml.c_nvmlGpmMetricsGet_t()
+        self.request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+        self.metrics = list(_GPM_METRICS)
+        self.set_metrics(self.metrics)
+
+    def set_metrics(self, metrics: list[tuple[int, str, float]]) -> None:
+        self.metrics = metrics
+        self.request.numMetrics = len(metrics)
+        for i, (metric_id, _, _) in enumerate(metrics):
+            self.request.metrics[i].metricId = metric_id
+
+    def free(self) -> None:
+        for sample in (self.prev, self.cur):
+            try:
+                pynvml.nvmlGpmSampleFree(sample)
+            except pynvml.NVMLError:
+                pass  # the library is going away or the GPU is lost: nothing more to release
+
+
 class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
-    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts")
+    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
+                 "throttle_prev", "throttle_mono")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -100,6 +154,16 @@ class _GpuState:
         ]
         self.proc_util = True  # False once process utilization proved unsupported
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
+        self.gpm: _Gpm | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
+        self.throttle: Callable | None = _clock_event_reasons()  # None once proved unsupported
+        self.throttle_prev: frozenset[str] = frozenset()
+        self.throttle_mono: float | None = None
+
+
+def _clock_event_reasons() -> Callable | None:
+    """nvmlDeviceGetCurrentClocksEventReasons, or the older name of the same call in older nvidia-ml-py."""
+    return getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
 
 
 class _GpuLost(Exception):
@@ -190,7 +254,20 @@ class NvmlBackend(Backend):
             readers.append(("temperature", _read_temperature))
         readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
         gpu.readers = readers
+        if gpu.gpm is None:
+            gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
+
+    def _open_gpm(self, handle) -> _Gpm | None:
+        """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
+        support = self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support") \
+            if hasattr(pynvml, "nvmlGpmQueryDeviceSupport") else None
+        if support is None or not support.isSupportedDevice:
+            return None
+        try:
+            return _Gpm()
+        except pynvml.NVMLError:
+            return None
 
     @staticmethod
     def _once(fn, handle, what: str, args: tuple = (), **kwargs):
@@ -213,16 +290,29 @@ class NvmlBackend(Backend):
             try:
                 if gpu.handle is None:
                     self._open(gpu)
-                gpus.append(self._read_gpu(gpu, notes))
+                gpus.append(self._read_gpu(gpu, notes, mono))
                 procs += self._read_processes(gpu, notes)
             except _GpuLost as exc:
                 s = gpu.static
                 gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
                 notes.append(f"GPU {gpu.index} lost ({exc})")
         return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
-                        driver_version=self.driver_version, errors=tuple(notes))
+                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes))
 
-    def _read_gpu(self, gpu: _GpuState, notes: list[str]) -> GpuSample:
+    def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
+        """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
+        if not procs:
+            return ()
+        try:
+            cpu_samples = getattr(self.inspector(), "cpu_samples", None)
+            return tuple(cpu_samples(sorted({p.pid for p in procs}))) if cpu_samples else ()
+        except ModuleNotFoundError:
+            return ()  # psutil is optional for this module
+        except Exception as exc:  # the CPU side must never cost a poll its GPUs
+            notes.append(f"CPU side of GPU processes: {exc}")
+            return ()
+
+    def _read_gpu(self, gpu: _GpuState, notes: list[str], mono: float) -> GpuSample:
         values = dict(gpu.static)
         handle = gpu.handle
         dead: list[int] = []
@@ -238,7 +328,76 @@ class NvmlBackend(Backend):
                     notes.append(f"GPU {gpu.index} {what}: {exc}")
         if dead:
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
+        if gpu.gpm is not None:
+            self._read_gpm(gpu, values, notes)
+        if gpu.throttle is not None:
+            self._read_throttle(gpu, values, notes, mono)
         return GpuSample(**values)
+
+    def _read_gpm(self, gpu: _GpuState, values: dict, notes: list[str]) -> None:
+        """GPM metrics over the interval since the last poll; each metric's own return code decides its value."""
+        gpm = gpu.gpm
+        assert gpm is not None
+        try:
+            pynvml.nvmlGpmSampleGet(gpu.handle, gpm.cur)
+            if not gpm.primed:  # the first sample only starts the first interval
+                gpm.primed = True
+                gpm.prev, gpm.cur = gpm.cur, gpm.prev
+                return
+            req = gpm.request
+            req.sample1, req.sample2 = gpm.prev, gpm.cur
+            pynvml.nvmlGpmMetricsGet(req)
+        except pynvml.NVMLError as exc:
+            if exc.value in _LOST:
+                raise _GpuLost("gpm", exc) from None
+            if exc.value in _UNSUPPORTED:
+                gpm.free()
+                gpu.gpm = None
+            else:
+                notes.append(f"GPU {gpu.index} gpm: {exc}")
+            return
+        gpm.prev, gpm.cur = gpm.cur, gpm.prev
+        alive = []
+        for i, (metric_id, field, factor) in enumerate(gpm.metrics):
+            m = req.metrics[i]
+            if m.nvmlReturn == pynvml.NVML_SUCCESS:
+                values[field] = float(m.value) * factor
+                alive.append((metric_id, field, factor))
+            elif m.nvmlReturn in _UNSUPPORTED:
+                continue  # this GPU lacks the metric: never asked again, and it stays None (not 0)
+            else:
+                alive.append((metric_id, field, factor))
+                notes.append(f"GPU {gpu.index} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
+        # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
+        gpm_pcie = {f"pcie {f[5:7]}" for _, f, _ in alive if f.startswith("pcie_")}
+        if gpm_pcie:
+            gpu.readers = [r for r in gpu.readers if r[0] not in gpm_pcie]
+        if len(alive) != len(gpm.metrics):
+            if alive:
+                gpm.set_metrics(alive)
+            else:
+                gpm.free()
+                gpu.gpm = None
+
+    def _read_throttle(self, gpu: _GpuState, values: dict, notes: list[str], mono: float) -> None:
+        """Seconds of the interval since the last poll under each clock event reason (trapezoid of the two ends)."""
+        assert gpu.throttle is not None
+        try:
+            mask = gpu.throttle(gpu.handle)
+        except pynvml.NVMLError as exc:
+            if exc.value in _LOST:
+                raise _GpuLost("clock event reasons", exc) from None
+            if exc.value in _UNSUPPORTED:
+                gpu.throttle = None
+            else:
+                notes.append(f"GPU {gpu.index} clock event reasons: {exc}")
+            gpu.throttle_mono = None
+            return
+        active = frozenset(name for name, bits in _THROTTLE_BITS if mask & bits)
+        dt = 0.0 if gpu.throttle_mono is None else max(0.0, mono - gpu.throttle_mono)
+        values["throttle_seconds"] = {
+            r: dt * ((r in gpu.throttle_prev) + (r in active)) / 2.0 for r in THROTTLE_REASONS}
+        gpu.throttle_prev, gpu.throttle_mono = active, mono
 
     def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
         """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
@@ -312,6 +471,10 @@ class NvmlBackend(Backend):
         # no _closed yet means nvmlInit failed: there is nothing to shut down
         if not getattr(self, "_closed", True):
             self._closed = True
+            for gpu in getattr(self, "_gpus", ()):
+                if gpu.gpm is not None:
+                    gpu.gpm.free()
+                    gpu.gpm = None
             try:
                 pynvml.nvmlShutdown()
             except pynvml.NVMLError:

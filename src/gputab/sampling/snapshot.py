@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
+"""Why clocks were held down, as ``GpuSample.throttle_seconds`` names them (NVML clock event reasons)."""
+
 
 @dataclass(frozen=True, slots=True)
 class GpuSample:
@@ -84,6 +87,9 @@ class CpuSample:
     iowait_pct: float | None = None
     """Percent of the interval the tree's busiest waiter spent in block I/O wait (delay accounting)."""
     tree_size: int = 1
+    busiest_runnable_pct: float | None = None
+    """Percent of the interval the busiest process was on a CPU or waiting in the run queue for one
+    (/proc/PID/schedstat): near 100 means CPU-bound even when a crowded box gives it little CPU."""
 
     def to_json(self) -> dict:
         return asdict(self)
