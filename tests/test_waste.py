@@ -221,3 +221,23 @@ def test_evidence_never_carries_outside_text():
     w = led.jobs[tag].waste
     assert w.top_reason == "input_bound"
     assert all("[" not in e and "\x1b" not in e for e in w.evidence.values())
+
+
+# -- the [waste] config section ------------------------------------------------------------------------------------
+
+def test_waste_config_section_parses_and_validates():
+    from gputab.config import parse_config
+    from gputab.errors import ConfigError
+
+    cfg = parse_config("[waste]\ninput_cpu_pct = 75\nstranded_seconds = 120\n", "g.toml")
+    assert cfg.waste.input_cpu_pct == 75.0 and cfg.waste.stranded_seconds == 120.0
+    assert cfg.waste.oversized_seconds == WasteConfig().oversized_seconds
+    for text, words in [
+        ("[waste]\ninput_cpu_pct = 140\n", "g.toml:2: waste.input_cpu_pct: must be a percentage"),
+        ("[waste]\n\nstranded_seconds = -1\n", "g.toml:3: waste.stranded_seconds: must not be negative"),
+        ("[waste]\nsmall_batch = 3\n", "g.toml:2: waste.small_batch: unknown key"),
+        ("[waste]\noversized_seconds = 'long'\n", "expected a number"),
+    ]:
+        with pytest.raises(ConfigError) as exc:
+            parse_config(text, "g.toml")
+        assert words in str(exc.value)

@@ -173,6 +173,17 @@ class _GpuLost(Exception):
         super().__init__(f"{what}: {exc}")
 
 
+def _unsupported(exc: pynvml.NVMLError, gpu: _GpuState, what: str, notes: list[str]) -> bool:
+    """Sort a per-GPU error: raise ``_GpuLost`` for a lost GPU; True if the GPU or driver lacks the call (stop
+    asking); else False, with a note saying why the figure is missing (it may answer next time)."""
+    if exc.value in _LOST:
+        raise _GpuLost(what, exc) from None
+    if exc.value in _UNSUPPORTED:
+        return True
+    notes.append(f"GPU {gpu.index} {what}: {exc}")
+    return False
+
+
 def _init_message(exc: pynvml.NVMLError) -> str:
     """One line a user understands for an NVML start failure, each ending with the demo hint."""
     code = exc.value
@@ -348,13 +359,9 @@ class NvmlBackend(Backend):
             req.sample1, req.sample2 = gpm.prev, gpm.cur
             pynvml.nvmlGpmMetricsGet(req)
         except pynvml.NVMLError as exc:
-            if exc.value in _LOST:
-                raise _GpuLost("gpm", exc) from None
-            if exc.value in _UNSUPPORTED:
+            if _unsupported(exc, gpu, "gpm", notes):
                 gpm.free()
                 gpu.gpm = None
-            else:
-                notes.append(f"GPU {gpu.index} gpm: {exc}")
             return
         gpm.prev, gpm.cur = gpm.cur, gpm.prev
         alive = []
@@ -385,12 +392,8 @@ class NvmlBackend(Backend):
         try:
             mask = gpu.throttle(gpu.handle)
         except pynvml.NVMLError as exc:
-            if exc.value in _LOST:
-                raise _GpuLost("clock event reasons", exc) from None
-            if exc.value in _UNSUPPORTED:
+            if _unsupported(exc, gpu, "clock event reasons", notes):
                 gpu.throttle = None
-            else:
-                notes.append(f"GPU {gpu.index} clock event reasons: {exc}")
             gpu.throttle_mono = None
             return
         active = frozenset(name for name, bits in _THROTTLE_BITS if mask & bits)
@@ -438,12 +441,8 @@ class NvmlBackend(Backend):
         except pynvml.NVMLError as exc:
             if exc.value in _NO_SAMPLES:
                 return {}
-            if exc.value in _LOST:
-                raise _GpuLost("process utilization", exc) from None
-            if exc.value in _UNSUPPORTED:
+            if _unsupported(exc, gpu, "process utilization", notes):
                 gpu.proc_util = False
-            else:
-                notes.append(f"GPU {gpu.index} process utilization: {exc}")
             return None
         sums: dict[int, list] = {}
         last = gpu.last_ts
