@@ -160,6 +160,16 @@ def test_input_bound_needs_a_saturated_cpu_side():
     assert diagnose(ev(12), CFG).reason == "unexplained"
 
 
+def test_a_shared_gpu_judges_the_job_by_its_own_sm_share():
+    """On a GPU another job keeps busy, the device's utilization says little about this job."""
+    busy_gpu = {"sm_active_pct": 90.0}
+    d = diagnose(ev(95, gpu=busy_gpu, job_sm_pct=20.0, busiest_pid=3, busiest_cpu_pct=99.0), CFG)
+    assert d.reason == "input_bound" and d.evidence.startswith("its SM share 20% while pid 3")
+    e = ev(95, gpu=busy_gpu, job_sm_pct=4.0, vram_bytes=2 * GIB, small_seconds=CFG.oversized_seconds)
+    assert diagnose(e, CFG).reason == "oversized" and "SM 4%" in diagnose(e, CFG).evidence
+    assert diagnose(replace(e, job_sm_pct=None), CFG).reason != "oversized"
+
+
 def test_stranded_memory_by_dead_pid_and_by_long_zero_util():
     d = diagnose(ev(0, dead_pids=(777,), vram_bytes=8 * GIB), CFG)
     assert d.reason == "stranded_memory" and "777" in d.evidence and "8.0 GiB" in d.evidence

@@ -46,6 +46,9 @@ class JobOnGpu:
     pids: tuple[int, ...] = ()
     gpu_count: int = 1
     """GPUs the job holds now (comm_stall needs more than one)."""
+    job_sm_pct: float | None = None
+    """The job's own SM % (its processes' samples), set only when it shares the GPU with another job: then the
+    device's utilization says little about this job."""
     cpu_pct: float | None = None
     """CPU of the job's processes on this GPU and their children, percent of one core."""
     cores: int | None = None
@@ -86,10 +89,15 @@ def sm_busy_pct(gpu: GpuSample) -> float | None:
     return gpu.sm_active_pct if gpu.sm_active_pct is not None else gpu.utilization_pct
 
 
+def job_busy_pct(e: JobOnGpu) -> float | None:
+    """How busy the job kept the GPU: its own SM share on a shared GPU, else the device's figure."""
+    return e.job_sm_pct if e.job_sm_pct is not None else sm_busy_pct(e.gpu)
+
+
 def is_small(e: JobOnGpu, cfg: WasteConfig) -> bool:
     """The job uses a small part of a big GPU's memory and compute right now (oversized, once it lasts)."""
     g = e.gpu
-    busy = sm_busy_pct(g)
+    busy = job_busy_pct(e)
     total = g.memory_total_bytes
     if busy is None or not total or not e.vram_bytes:
         return False
@@ -98,6 +106,9 @@ def is_small(e: JobOnGpu, cfg: WasteConfig) -> bool:
 
 
 def _input_bound(e: JobOnGpu, cfg: WasteConfig, util: float) -> str | None:
+    mine = e.job_sm_pct is not None and e.job_sm_pct < util
+    if mine:
+        util = e.job_sm_pct  # type: ignore[assignment]
     if util >= cfg.input_gpu_util_pct:
         return None
     why = []
@@ -113,7 +124,7 @@ def _input_bound(e: JobOnGpu, cfg: WasteConfig, util: float) -> str | None:
         why.append(f"waited on I/O {_pct(e.iowait_pct)} of the time")
     if not why:
         return None
-    return f"GPU util {_pct(util)} while " + " and ".join(why)
+    return f"{'its SM share' if mine else 'GPU util'} {_pct(util)} while " + " and ".join(why)
 
 
 def diagnose(e: JobOnGpu, cfg: WasteConfig) -> Diagnosis:
@@ -150,6 +161,6 @@ def diagnose(e: JobOnGpu, cfg: WasteConfig) -> Diagnosis:
         return Diagnosis(SMALL_BATCH, f"GPU util {_pct(util)} at SM occupancy {_pct(g.sm_occupancy_pct)}")
     if is_small(e, cfg) and e.small_seconds >= cfg.oversized_seconds:
         total = g.memory_total_bytes or 0
-        return Diagnosis(OVERSIZED, f"{_gib(e.vram_bytes)} of {_gib(total)} and SM {_pct(sm or 0)} for "
+        return Diagnosis(OVERSIZED, f"{_gib(e.vram_bytes)} of {_gib(total)} and SM {_pct(job_busy_pct(e) or 0)} for "
                                     f"{_duration(e.small_seconds)} (a smaller GPU would do)")
     return Diagnosis(UNEXPLAINED, f"GPU util {_pct(util)}; no figure points at a cause")

@@ -29,6 +29,7 @@ from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
 from gputab.store.writes import WRITE_BUSY_MS
+from gputab.waste import config_for
 
 log = logging.getLogger("gputab.recorder")
 
@@ -178,7 +179,8 @@ class Recorder:
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
         self.prices = PriceTable.load(config.prices)
-        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor)
+        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
+                             waste=config_for(backend, config.waste))
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False

@@ -33,6 +33,13 @@ IDLE_DIAGNOSIS = Diagnosis(IDLE_REASON, "no process held the GPU")
 UNOBSERVED_DIAGNOSIS = Diagnosis(UNOBSERVED_REASON, "the recorder could not see this time (a gap or a lost GPU)")
 
 
+def config_for(backend: object, config: WasteConfig) -> WasteConfig:
+    """The thresholds in force for ``backend``: the config's, unless the backend adjusts them (the demo box
+    compresses time, see ``DemoBackend.waste_config``)."""
+    adjust = getattr(backend, "waste_config", None)
+    return adjust(config) if callable(adjust) else config
+
+
 def split_cost(cost: float, utilization: float | None) -> tuple[float, float]:
     """``(busy, waste)`` of ``cost`` at device utilization fraction ``utilization`` (None: all waste).
 
@@ -112,6 +119,8 @@ class _JobGpuNow:
     vram: int = 0
     pids: list[int] = field(default_factory=list)
     cpu: list[CpuSample] = field(default_factory=list)
+    sm: float | None = 0.0
+    """Sum of its processes' SM %, None if any of them did not report one."""
 
 
 class WasteBook:
@@ -137,6 +146,7 @@ class WasteBook:
             tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
             j = now.setdefault(p.gpu_index, {}).setdefault(tag, _JobGpuNow())
             j.vram += p.used_memory_bytes or 0
+            j.sm = None if j.sm is None or p.sm_pct is None else j.sm + p.sm_pct
             if p.pid not in j.pids:
                 j.pids.append(p.pid)
                 if p.pid in cpu:
@@ -154,7 +164,8 @@ class WasteBook:
 
     def evidence(self, tag: str, gpu: GpuSample, dt: float) -> JobOnGpu:
         """What ``tag`` did on ``gpu`` over the interval of length ``dt`` that ends now; advances its durations."""
-        j = self._now.get(gpu.index, {}).get(tag) or _JobGpuNow()
+        on_gpu = self._now.get(gpu.index, {})
+        j = on_gpu.get(tag) or _JobGpuNow()
         key = (tag, gpu.index)
         zero = self._zero.get(key, 0.0) + dt if gpu.utilization_pct == 0 and j.vram else 0.0
         self._zero[key] = zero
@@ -164,6 +175,7 @@ class WasteBook:
         waits = [c.iowait_pct for c in j.cpu if c.iowait_pct is not None]
         ev = JobOnGpu(
             gpu=gpu, vram_bytes=j.vram, pids=tuple(j.pids), gpu_count=self._gpu_count.get(tag, 1),
+            job_sm_pct=j.sm if len(on_gpu) > 1 else None,
             cpu_pct=sum(c.cpu_pct or 0.0 for c in rates) if rates else None,
             cores=max((c.cores for c in j.cpu if c.cores), default=None),
             busiest_pid=busiest.busiest_pid if busiest else None,
