@@ -10,7 +10,7 @@ user comes and goes on GPU 0.
 Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
 (``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB
 of an 80 GB GPU at 4 % (``oversized``, after the demo's short 20 s); and before GPU 3 settles into idleness at
-26 s, four short jobs pass through it: memory held by a PID that has exited (``stranded_memory``), an FP32
+29 s, four jobs pass through it: memory held by a PID that has exited (``stranded_memory``), an FP32
 training run (``no_tensor_cores``), a tiny batch (``small_batch``) and an index build (``memory_bound``). The
 H100s report NVML GPM; the A100 does not (Ampere), so nothing GPM-based is claimed on GPU 2. The LoRA GPUs run at
 their power cap part of the time (throttled dollars).
@@ -81,14 +81,14 @@ _PROCS = (
     _Proc(34500, 0, 4, 2_048, 15, 60, 240, "python", "alice",
           ("python", "-m", "ipykernel_launcher", "-f", "/run/user/1001/kernel.json"),
           {}, profile="notebook"),
-    # GPU 3, before it settles into idleness: four short jobs, one waste reason each, repeating every 5 minutes.
-    _Proc(35500, 3, 0, 6_144, 2, 6, 300, "python", "sam", ("python", "train.py", "--resume"),
+    # GPU 3, before it settles into idleness: four jobs, one waste reason each, repeating every 5 minutes.
+    _Proc(35500, 3, 0, 6_144, 2, 21.5, 300, "python", "sam", ("python", "train.py", "--resume"),
           {"GPUTAB_TAG": "sam-crashed-run"}, profile="idle", exited=True),
-    _Proc(35600, 3, 88, 18_432, 8, 6, 300, "python", "chen", ("python", "train_resnet.py", "--precision", "32"),
+    _Proc(35600, 3, 88, 18_432, 23.5, 2, 300, "python", "chen", ("python", "train_resnet.py", "--precision", "32"),
           {"GPUTAB_TAG": "resnet50-fp32"}, profile="fp32"),
-    _Proc(35700, 3, 80, 9_216, 14, 6, 300, "python", "maria", ("python", "finetune.py", "--batch-size", "8"),
+    _Proc(35700, 3, 80, 9_216, 25.5, 2, 300, "python", "maria", ("python", "finetune.py", "--batch-size", "8"),
           {"GPUTAB_TAG": "bert-base-bs8"}, profile="small_batch"),
-    _Proc(35800, 3, 72, 30_720, 20, 6, 300, "python", "sam", ("python", "build_index.py", "--ivf", "65536"),
+    _Proc(35800, 3, 72, 30_720, 27.5, 1.5, 300, "python", "sam", ("python", "build_index.py", "--ivf", "65536"),
           {"GPUTAB_TAG": "faiss-index-build"}, profile="memory"),
 )
 
@@ -107,8 +107,8 @@ _CPU = {
     32010: (104.0, 32011, 99.0, 100.0, 4.0),  # the eval's one dataloader worker pegs a core: input-bound
 }
 _LORA = (31001, 31002)
-_STALL_PERIOD, _STALL_AT, _STALL_FOR = 60.0, 20.0, 3.0
-"""The LoRA job's all-reduce stall: 3 s of every minute, from 20 s."""
+_STALL_PERIOD, _STALL_AT, _STALL_FOR = 60.0, 40.0, 3.0
+"""The LoRA job's all-reduce stall: 3 s of every minute, from 40 s."""
 _GIB = float(1 << 30)
 
 
