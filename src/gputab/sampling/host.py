@@ -18,8 +18,8 @@ from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.snapshot import CpuSample
 
 CHILDREN_EVERY = 10.0
-"""Seconds between scans of every /proc/PID/stat for the process trees (dataloader workers come and go rarely);
-in between, only the known members of each tree are read."""
+"""Where the kernel lacks /proc/PID/task/TID/children: seconds between scans of every /proc/PID/stat for the
+process trees (dataloader workers come and go rarely); in between, only the known members of each tree are read."""
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
 # Errors that mean "this one field cannot be read": another user's process without root (AccessDenied), or a
@@ -45,6 +45,8 @@ class HostInspector(ProcessInspector):
         self._children_at = -CHILDREN_EVERY
         self._seen_alive: set[int] = set()
         self._delayacct: bool | None = None
+        self._cores: dict[tuple[int, int], int | None] = {}
+        self._children_files: bool | None = None  # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
 
     def create_time(self, pid: int) -> float | None:
         """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process."""
@@ -126,12 +128,27 @@ class HostInspector(ProcessInspector):
                     children.setdefault(st[1], []).append(int(name))
         self._children = children
 
+    def _kids(self, pid: int) -> list[int]:
+        """Children of ``pid``: from the kernel's per-thread lists when it keeps them, else the last full scan."""
+        if not self._children_files:
+            return self._children.get(pid, [])
+        kids: list[int] = []
+        try:
+            for task in os.scandir(self._proc / str(pid) / "task"):
+                try:
+                    kids += [int(k) for k in (Path(task.path) / "children").read_bytes().split()]
+                except (OSError, ValueError):
+                    pass
+        except OSError:
+            pass
+        return kids
+
     def _tree(self, pid: int) -> list[int]:
         out, todo = [], [pid]
         while todo and len(out) < 512:  # a fork bomb must not stall the poll
             p = todo.pop()
             out.append(p)
-            todo.extend(self._children.get(p, ()))
+            todo.extend(self._kids(p))
         return out
 
     def _iowait_known(self) -> bool:
@@ -151,7 +168,9 @@ class HostInspector(ProcessInspector):
         so a new process has ``cpu_pct`` None at first.
         """
         now = time.monotonic() if now is None else now
-        if now - self._children_at >= CHILDREN_EVERY:
+        if self._children_files is None:
+            self._children_files = (self._proc / "self/task" / str(os.getpid()) / "children").exists()
+        if not self._children_files and now - self._children_at >= CHILDREN_EVERY:
             self._scan_children()
             self._children_at = now
         iowait_known = self._iowait_known()
@@ -190,16 +209,21 @@ class HostInspector(ProcessInspector):
                 if ready > busiest_ready or (ready == busiest_ready and pct > busiest):
                     busiest, busiest_ready, busiest_pid = pct, ready, member
                 wait = max(wait, (mst[4] - last[2]) / dt * 100.0)
-            try:
-                cores: int | None = len(os.sched_getaffinity(pid))
-            except (AttributeError, OSError):
-                cores = os.cpu_count()
+            cores = self._cores.get((pid, st[2]), -1)
+            if cores == -1:
+                try:
+                    cores = len(os.sched_getaffinity(pid))
+                except (AttributeError, OSError):
+                    cores = os.cpu_count()
+                self._cores[(pid, st[2])] = cores
             out.append(CpuSample(
                 pid=pid, alive=True, cpu_pct=total if rated else None, busiest_pid=busiest_pid if rated else None,
                 busiest_cpu_pct=busiest if rated else None,
                 busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None, cores=cores,
                 iowait_pct=min(100.0, wait) if rated and iowait_known else None, tree_size=members))
         self._last_cpu = seen
+        if len(self._cores) > 4 * len(out) + 64:
+            self._cores = {k: v for k, v in self._cores.items() if k in seen}
         if len(self._seen_alive) > 10_000:
             self._seen_alive = {p for p in self._seen_alive if (self._proc / str(p)).exists()}
         return tuple(out)
