@@ -26,8 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fakegpus import build, scenario  # noqa: E402
-from fakenvml import Error, FakeNvml  # noqa: E402
+from fakegpus import build, scenario
+from fakenvml import Error, FakeNvml
 
 POLL = r"""
 import json, sys, time

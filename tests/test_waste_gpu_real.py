@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from test_gpu_real import _TWO_POLLS, real_gpu_count  # noqa: F401 - the fixture, shared
+from test_gpu_real import _TWO_POLLS, real_gpu_count
 
 pytestmark = pytest.mark.gpu
 
@@ -21,7 +20,7 @@ GPM_FIELDS = ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct", "dram_bw
 HOPPER_OR_NEWER = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
 
 
-def test_gpm_and_clock_reasons_on_real_gpus(real_gpu_count):  # noqa: F811
+def test_gpm_and_clock_reasons_on_real_gpus(real_gpu_count):
     out = subprocess.run([sys.executable, "-c", _TWO_POLLS], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     first, second = json.loads(out.stdout)

@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from gputab.alerts import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
 from gputab.diagnosis import ALL_REASONS
-from gputab.sampling.snapshot import THROTTLE_REASONS
 from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.sampling.snapshot import THROTTLE_REASONS
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""

@@ -28,6 +28,7 @@ from gputab.diagnosis import (
     is_small,
 )
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, Snapshot
+
 IDLE = "(idle)"
 IDLE_DIAGNOSIS = Diagnosis(IDLE_REASON, "no process held the GPU")
 UNOBSERVED_DIAGNOSIS = Diagnosis(UNOBSERVED_REASON, "the recorder could not see this time (a gap or a lost GPU)")

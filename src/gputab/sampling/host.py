@@ -144,7 +144,8 @@ class HostInspector(ProcessInspector):
         return kids
 
     def _tree(self, pid: int) -> list[int]:
-        out, todo = [], [pid]
+        out: list[int] = []
+        todo = [pid]
         while todo and len(out) < 512:  # a fork bomb must not stall the poll
             p = todo.pop()
             out.append(p)
