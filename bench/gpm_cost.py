@@ -1,5 +1,9 @@
 """What NVML GPM and clock event reasons add to a poll: ``python bench/gpm_cost.py [POLLS]``.
 
+``python bench/gpm_cost.py --live [--base-src DIR]`` instead measures the live view's CPU (120x40 pty, 1 Hz, 3 runs
+of 20 s after 4 s warm-up) with GPM and clock reasons off and on, and, given ``--base-src`` (the ``src`` of a
+checkout without waste, e.g. ``git archive 8983c44``), that gputab too.
+
 Same 8 fake H100s and 8 real child processes as bench/run.py (tests/fakenvml), polled by ``NvmlBackend.poll()`` in a
 subprocess, three ways, interleaved over 5 repetitions (medians):
 
@@ -26,8 +30,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fakegpus import build, scenario
-from fakenvml import Error, FakeNvml
+from fakegpus import build, scenario  # noqa: E402
+from fakenvml import Error, FakeNvml  # noqa: E402
+from measure import measure_pty  # noqa: E402
 
 POLL = r"""
 import json, sys, time
@@ -46,7 +51,53 @@ print(json.dumps({"times": times, "gpus": len(snap.gpus), "gpm": snap.gpus[0].sm
 """
 
 
+def _scenario(pids: list[int], gpm: bool):
+    sc = scenario(pids)
+    for g in sc.gpus:
+        g.gpm, g.gpm_sm_util, g.gpm_tensor, g.clocks_event = int(gpm), 70, 40, 0x4
+    if not gpm:
+        sc.errors.append(Error("nvmlDeviceGetCurrentClocksEventReasons", "NOT_SUPPORTED"))
+    return sc
+
+
+def _pythonpath(src: Path) -> str:
+    return os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+
+
+def live(base_src: Path | None) -> None:
+    """The live view's CPU % of a core, GPM and clock reasons off vs on (and the base gputab, if given)."""
+    gputab = str(Path(sys.executable).parent / "gputab")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        lib = build(work / "nvml")
+        children = [subprocess.Popen(["sleep", "100000"]) for _ in range(8)]
+        try:
+            runs = {"waste, GPM off": (False, HERE.parent / "src"), "waste, GPM on": (True, HERE.parent / "src")}
+            if base_src is not None:
+                runs["base (no waste)"] = (False, base_src)
+            cpu: dict[str, list[float]] = {name: [] for name in runs}
+            for rep in range(3):
+                for name, (gpm, src) in runs.items():
+                    nvml = FakeNvml(lib, work / f"scenario-{rep}-{len(cpu[name])}-{gpm}.txt")
+                    nvml.write(_scenario([c.pid for c in children], gpm))
+                    env = nvml.env(PYTHONPATH=_pythonpath(src), GPUTAB_DB=str(work / f"{name}-{rep}.db"),
+                                   GPUTAB_DATA_DIR=str(work / "data"), GPUTAB_CONFIG=str(work / "none.toml"),
+                                   GPUTAB_SPOOL=str(work / "spool"))
+                    cpu[name].append(measure_pty([gputab, "--interval", "1"], env, 4.0, 20.0).cpu_pct)
+        finally:
+            for c in children:
+                c.kill()
+                c.wait()
+    print("live view CPU % of a core at 1 Hz, 8 fake H100s, 120x40 pty, 3 runs of 20 s after 4 s (median; runs)")
+    for name, vals in cpu.items():
+        print(f"  {name:<16} {statistics.median(vals):5.1f} %   {[round(v, 1) for v in vals]}")
+
+
 def main() -> None:
+    if "--live" in sys.argv:
+        base = sys.argv[sys.argv.index("--base-src") + 1] if "--base-src" in sys.argv else None
+        live(Path(base) if base else None)
+        return
     polls = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -56,16 +107,9 @@ def main() -> None:
             modes = {}
             for name, gpm, cpu in (("off", False, True), ("on", True, True), ("off, no CPU side", False, False),
                                    ("on, no CPU side", True, False)):
-                sc = scenario([c.pid for c in children])
-                for g in sc.gpus:
-                    g.gpm, g.gpm_sm_util, g.gpm_tensor, g.clocks_event = int(gpm), 70, 40, 0x4
-                if not gpm:
-                    sc.errors.append(Error("nvmlDeviceGetCurrentClocksEventReasons", "NOT_SUPPORTED"))
                 nvml = FakeNvml(lib, work / f"scenario-{len(modes)}.txt")
-                nvml.write(sc)
-                modes[name] = (nvml.env(PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent / "src"),
-                                                                                   os.environ.get("PYTHONPATH")]))),
-                               "1" if cpu else "0")
+                nvml.write(_scenario([c.pid for c in children], gpm))
+                modes[name] = (nvml.env(PYTHONPATH=_pythonpath(HERE.parent / "src")), "1" if cpu else "0")
             results: dict[str, list[float]] = {m: [] for m in modes}
             seen = {}
             for _ in range(5):

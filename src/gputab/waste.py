@@ -186,8 +186,10 @@ class WasteBook:
             dead_pids=tuple(c.pid for c in j.cpu if c.alive is False),
             zero_util_seconds=zero,
         )
-        small = self._small.get(key, 0.0) + dt if is_small(ev, self.config) else 0.0
-        self._small[key] = small
+        if not is_small(ev, self.config):  # the usual case: no second object
+            self._small[key] = 0.0
+            return ev
+        small = self._small[key] = self._small.get(key, 0.0) + dt
         return replace(ev, small_seconds=small)
 
     def diagnose(self, tag: str, gpu: GpuSample, dt: float) -> Diagnosis:

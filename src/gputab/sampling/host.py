@@ -47,6 +47,7 @@ class HostInspector(ProcessInspector):
         self._delayacct: bool | None = None
         self._cores: dict[tuple[int, int], int | None] = {}
         self._children_files: bool | None = None  # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
+        self._thread_kids: dict[int, tuple[float, list[int]]] = {}
 
     def create_time(self, pid: int) -> float | None:
         """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process."""
@@ -93,11 +94,18 @@ class HostInspector(ProcessInspector):
 
     # -- the CPU side of GPU processes (waste diagnosis: input_bound, stranded_memory) --------------------------
 
+    def _read(self, pid: int | str, name: str) -> bytes | None:
+        """``/proc/PID/NAME`` (plain strings and one open: this runs for every GPU process every poll)."""
+        try:
+            with open(f"{self._proc}/{pid}/{name}", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
     def _stat(self, pid: int) -> tuple[str, int, int, float, float] | None:
         """(state, ppid, start time, cpu seconds, block-I/O wait seconds) from /proc/PID/stat, or None if gone."""
-        try:
-            raw = (self._proc / str(pid) / "stat").read_bytes()
-        except OSError:
+        raw = self._read(pid, "stat")
+        if raw is None:
             return None
         # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
         rest = raw[raw.rfind(b")") + 2:].split()
@@ -110,9 +118,10 @@ class HostInspector(ProcessInspector):
 
     def _runqueue_wait(self, pid: int) -> float | None:
         """Seconds ``pid`` spent runnable but waiting for a CPU (/proc/PID/schedstat), None where not kept."""
+        raw = self._read(pid, "schedstat")
         try:
-            return int((self._proc / str(pid) / "schedstat").read_bytes().split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
+            return int(raw.split()[1]) / 1e9 if raw is not None else None
+        except (IndexError, ValueError):
             return None
 
     def _scan_children(self) -> None:
@@ -128,28 +137,38 @@ class HostInspector(ProcessInspector):
                     children.setdefault(st[1], []).append(int(name))
         self._children = children
 
-    def _kids(self, pid: int) -> list[int]:
-        """Children of ``pid``: from the kernel's per-thread lists when it keeps them, else the last full scan."""
+    def _kids(self, pid: int, now: float) -> list[int]:
+        """Children of ``pid``: from the kernel's per-thread lists when it keeps them, else the last full scan.
+
+        The main thread's list is read every poll (dataloaders fork from it); every thread's, which a training
+        process has dozens of, every ``CHILDREN_EVERY`` seconds.
+        """
         if not self._children_files:
             return self._children.get(pid, [])
-        kids: list[int] = []
-        try:
-            for task in os.scandir(self._proc / str(pid) / "task"):
-                try:
-                    kids += [int(k) for k in (Path(task.path) / "children").read_bytes().split()]
-                except (OSError, ValueError):
-                    pass
-        except OSError:
-            pass
-        return kids
+        raw = self._read(pid, f"task/{pid}/children") or b""
+        kids = [int(k) for k in raw.split() if k.isdigit()]
+        at, from_threads = self._thread_kids.get(pid, (-CHILDREN_EVERY, []))
+        if now - at >= CHILDREN_EVERY:
+            from_threads = []
+            try:
+                tids = [t for t in os.listdir(f"{self._proc}/{pid}/task") if t != str(pid)]
+            except OSError:
+                tids = []
+            for tid in tids:
+                from_threads += [int(k) for k in (self._read(pid, f"task/{tid}/children") or b"").split()
+                                 if k.isdigit()]
+            self._thread_kids[pid] = (now, from_threads)
+        return kids + [k for k in from_threads if k not in kids]
 
-    def _tree(self, pid: int) -> list[int]:
+    def _tree(self, pid: int, now: float) -> list[int]:
         out: list[int] = []
         todo = [pid]
         while todo and len(out) < 512:  # a fork bomb must not stall the poll
             p = todo.pop()
+            if p in out:
+                continue
             out.append(p)
-            todo.extend(self._kids(p))
+            todo.extend(self._kids(p, now))
         return out
 
     def _iowait_known(self) -> bool:
@@ -186,7 +205,7 @@ class HostInspector(ProcessInspector):
             self._seen_alive.add(pid)
             total = busiest = busiest_ready = wait = 0.0
             busiest_pid, rated, members, ready_known = pid, False, 0, False
-            for member in self._tree(pid):
+            for member in self._tree(pid, now):
                 mst = st if member == pid else self._stat(member)
                 if mst is None:
                     continue
@@ -225,6 +244,8 @@ class HostInspector(ProcessInspector):
         self._last_cpu = seen
         if len(self._cores) > 4 * len(out) + 64:
             self._cores = {k: v for k, v in self._cores.items() if k in seen}
+        if len(self._thread_kids) > 4 * len(seen) + 64:
+            self._thread_kids = {k: v for k, v in self._thread_kids.items() if any(k == m for m, _ in seen)}
         if len(self._seen_alive) > 10_000:
             self._seen_alive = {p for p in self._seen_alive if (self._proc / str(p)).exists()}
         return tuple(out)

@@ -11,6 +11,7 @@ other GPUs are read as usual; only a failure to start NVML at all raises :class:
 
 from __future__ import annotations
 
+import ctypes
 import time
 from typing import Callable
 
@@ -49,6 +50,10 @@ _GPM_METRICS = (
     (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC, "nvlink_rx_bytes_per_s", _MIB),
     (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, "nvlink_tx_bytes_per_s", _MIB),
 )
+
+#: GPM's PCIe fields -> the older per-20-ms reader each replaces.
+_GPM_PCIE = {"pcie_rx_bytes_per_s": "pcie rx", "pcie_tx_bytes_per_s": "pcie tx"}
+_OLD_PCIE = frozenset(_GPM_PCIE.values())
 
 #: Clock event reasons -> the names of ``GpuSample.throttle_seconds`` (thermal: software or hardware).
 _THROTTLE_BITS = (
@@ -105,10 +110,16 @@ def _read_pcie_tx(h, out: dict) -> None:
     out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
 
 
+class _PlainMetric(ctypes.Structure):
+    """``c_nvmlGpmMetric_t``'s layout without pynvml's per-attribute Python hooks (read 8 x per GPU per poll)."""
+
+    _fields_ = [(name, ftype) for name, ftype in pynvml.c_nvmlGpmMetric_t._fields_]
+
+
 class _Gpm:
     """NVML GPM on one GPU: two samples taken an interval apart, and one request struct reused every poll."""
 
-    __slots__ = ("prev", "cur", "primed", "request", "metrics")
+    __slots__ = ("prev", "cur", "primed", "request", "metrics", "results")
 
     def __init__(self) -> None:
         self.prev = pynvml.nvmlGpmSampleAlloc()
@@ -120,6 +131,8 @@ class _Gpm:
         self.primed = False
         self.request = pynvml.c_nvmlGpmMetricsGet_t()
         self.request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+        offset = pynvml.c_nvmlGpmMetricsGet_t.metrics.offset
+        self.results = (_PlainMetric * len(_GPM_METRICS)).from_address(ctypes.addressof(self.request) + offset)
         self.metrics = list(_GPM_METRICS)
         self.set_metrics(self.metrics)
 
@@ -127,7 +140,7 @@ class _Gpm:
         self.metrics = metrics
         self.request.numMetrics = len(metrics)
         for i, (metric_id, _, _) in enumerate(metrics):
-            self.request.metrics[i].metricId = metric_id
+            self.results[i].metricId = metric_id
 
     def free(self) -> None:
         for sample in (self.prev, self.cur):
@@ -365,8 +378,9 @@ class NvmlBackend(Backend):
             return
         gpm.prev, gpm.cur = gpm.cur, gpm.prev
         alive = []
+        results = gpm.results
         for i, (metric_id, field, factor) in enumerate(gpm.metrics):
-            m = req.metrics[i]
+            m = results[i]
             if m.nvmlReturn == pynvml.NVML_SUCCESS:
                 values[field] = float(m.value) * factor
                 alive.append((metric_id, field, factor))
@@ -376,8 +390,8 @@ class NvmlBackend(Backend):
                 alive.append((metric_id, field, factor))
                 notes.append(f"GPU {gpu.index} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
         # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
-        gpm_pcie = {f"pcie {f[5:7]}" for _, f, _ in alive if f.startswith("pcie_")}
-        if gpm_pcie:
+        if any(r[0] in _OLD_PCIE for r in gpu.readers):
+            gpm_pcie = {_GPM_PCIE[f] for _, f, _ in alive if f in _GPM_PCIE}
             gpu.readers = [r for r in gpu.readers if r[0] not in gpm_pcie]
         if len(alive) != len(gpm.metrics):
             if alive:
