@@ -49,7 +49,8 @@ def test_sessions_recorded_before_waste_still_show(tmp_path):
     db = Database(db_path)
     migrate(db, db_path, stop_before="m006_waste")
     db.execute("INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, "
-               "interval, ticks, total_cost_usd) VALUES (1, 'old', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)")
+               "interval, ticks, total_cost_usd) "
+               "VALUES (1, 'old', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)")
     db.execute("INSERT INTO jobs (session_id, tag, cost_usd, extra_json) VALUES (1, 'old-job', 1.0, '{}')")
     db.conn.commit()
     db.close()

@@ -57,5 +57,6 @@ def test_folded_tags_keep_the_series_bounded_and_the_sums_exact(tmp_path):
     tags = {s.labels["tag"] for s in fams["gputab_job_waste_dollars"]}
     assert OTHER in tags and len(tags - {"(idle)", "(unobserved)", "untagged", OTHER}) <= 1
     total_cost = sum(s.value for s in fams["gputab_job_cost_dollars"])
-    total = sum(s.value for s in fams["gputab_job_waste_dollars"]) + sum(s.value for s in fams["gputab_job_busy_dollars"])
-    assert total == pytest.approx(total_cost, rel=1e-9)
+    waste = sum(s.value for s in fams["gputab_job_waste_dollars"])
+    busy = sum(s.value for s in fams["gputab_job_busy_dollars"])
+    assert waste + busy == pytest.approx(total_cost, rel=1e-9)

@@ -37,10 +37,6 @@ def procs():
 
     yield start
     for p in started:
-        try:
-            os.killpg(p.pid, 0)
-        except OSError:
-            pass
         for child in _children(p.pid):
             _kill(child)
         _kill(p.pid)

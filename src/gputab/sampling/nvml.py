@@ -7,11 +7,13 @@ NOT_SUPPORTED and never asked again; the per-GPU work is one loop over the metri
 Fault model (see ``Backend``): a per-metric error yields ``None`` for that metric (never a fake 0) and, unless the
 metric is merely unsupported, a note in ``Snapshot.errors``; GPU_IS_LOST or UNKNOWN marks the GPU ``lost`` and the
 other GPUs are read as usual; only a failure to start NVML at all raises :class:`BackendError`.
+
+For the waste diagnosis it also reads NVML GPM where the GPU supports it (:mod:`gputab.sampling.gpm`), the clock
+event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.host.HostInspector.cpu_samples`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import time
 from typing import Callable
 
@@ -19,6 +21,7 @@ import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
+from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
 DEMO_HINT = "Try `gputab --demo`."
@@ -37,32 +40,6 @@ _MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
 _TEMPERATURE_V = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
 
 _KIB = 1024  # NVML reports PCIe throughput in KB/s with KB = 1024 bytes
-_MIB = 1024 * 1024  # GPM reports link rates in MiB/s
-
-#: GPM metrics read each poll: (NVML metric id, GpuSample field, factor to the field's unit).
-_GPM_METRICS = (
-    (pynvml.NVML_GPM_METRIC_SM_UTIL, "sm_active_pct", 1.0),
-    (pynvml.NVML_GPM_METRIC_SM_OCCUPANCY, "sm_occupancy_pct", 1.0),
-    (pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL, "tensor_active_pct", 1.0),
-    (pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL, "dram_bw_pct", 1.0),
-    (pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC, "pcie_rx_bytes_per_s", _MIB),
-    (pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC, "pcie_tx_bytes_per_s", _MIB),
-    (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC, "nvlink_rx_bytes_per_s", _MIB),
-    (pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, "nvlink_tx_bytes_per_s", _MIB),
-)
-
-#: GPM's PCIe fields -> the older per-20-ms reader each replaces.
-_GPM_PCIE = {"pcie_rx_bytes_per_s": "pcie rx", "pcie_tx_bytes_per_s": "pcie tx"}
-_OLD_PCIE = frozenset(_GPM_PCIE.values())
-
-#: Clock event reasons -> the names of ``GpuSample.throttle_seconds`` (thermal: software or hardware).
-_THROTTLE_BITS = (
-    ("power_cap", pynvml.nvmlClocksEventReasonSwPowerCap),
-    ("thermal", pynvml.nvmlClocksEventReasonSwThermalSlowdown | pynvml.nvmlClocksEventReasonHwThermalSlowdown),
-    ("hw_slowdown", pynvml.nvmlClocksEventReasonHwSlowdown),
-    ("power_brake", pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown),
-)
-
 Reader = Callable[[object, dict], None]
 """Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
 
@@ -110,46 +87,6 @@ def _read_pcie_tx(h, out: dict) -> None:
     out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
 
 
-class _PlainMetric(ctypes.Structure):
-    """``c_nvmlGpmMetric_t``'s layout without pynvml's per-attribute Python hooks (read 8 x per GPU per poll)."""
-
-    _fields_ = [(name, ftype) for name, ftype in pynvml.c_nvmlGpmMetric_t._fields_]
-
-
-class _Gpm:
-    """NVML GPM on one GPU: two samples taken an interval apart, and one request struct reused every poll."""
-
-    __slots__ = ("prev", "cur", "primed", "request", "metrics", "results")
-
-    def __init__(self) -> None:
-        self.prev = pynvml.nvmlGpmSampleAlloc()
-        try:
-            self.cur = pynvml.nvmlGpmSampleAlloc()
-        except pynvml.NVMLError:
-            pynvml.nvmlGpmSampleFree(self.prev)
-            raise
-        self.primed = False
-        self.request = pynvml.c_nvmlGpmMetricsGet_t()
-        self.request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
-        offset = pynvml.c_nvmlGpmMetricsGet_t.metrics.offset
-        self.results = (_PlainMetric * len(_GPM_METRICS)).from_address(ctypes.addressof(self.request) + offset)
-        self.metrics = list(_GPM_METRICS)
-        self.set_metrics(self.metrics)
-
-    def set_metrics(self, metrics: list[tuple[int, str, float]]) -> None:
-        self.metrics = metrics
-        self.request.numMetrics = len(metrics)
-        for i, (metric_id, _, _) in enumerate(metrics):
-            self.results[i].metricId = metric_id
-
-    def free(self) -> None:
-        for sample in (self.prev, self.cur):
-            try:
-                pynvml.nvmlGpmSampleFree(sample)
-            except pynvml.NVMLError:
-                pass  # the library is going away or the GPU is lost: nothing more to release
-
-
 class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
@@ -167,16 +104,10 @@ class _GpuState:
         ]
         self.proc_util = True  # False once process utilization proved unsupported
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
-        self.gpm: _Gpm | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
-        self.throttle: Callable | None = _clock_event_reasons()  # None once proved unsupported
+        self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
+        self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
         self.throttle_prev: frozenset[str] = frozenset()
         self.throttle_mono: float | None = None
-
-
-def _clock_event_reasons() -> Callable | None:
-    """nvmlDeviceGetCurrentClocksEventReasons, or the older name of the same call in older nvidia-ml-py."""
-    return getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
 
 
 class _GpuLost(Exception):
@@ -282,14 +213,14 @@ class NvmlBackend(Backend):
             gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
 
-    def _open_gpm(self, handle) -> _Gpm | None:
+    def _open_gpm(self, handle) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
         support = self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support") \
             if hasattr(pynvml, "nvmlGpmQueryDeviceSupport") else None
         if support is None or not support.isSupportedDevice:
             return None
         try:
-            return _Gpm()
+            return GpmSamples()
         except pynvml.NVMLError:
             return None
 
@@ -390,8 +321,8 @@ class NvmlBackend(Backend):
                 alive.append((metric_id, field, factor))
                 notes.append(f"GPU {gpu.index} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
         # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
-        if any(r[0] in _OLD_PCIE for r in gpu.readers):
-            gpm_pcie = {_GPM_PCIE[f] for _, f, _ in alive if f in _GPM_PCIE}
+        if any(r[0] in OLD_PCIE for r in gpu.readers):
+            gpm_pcie = {GPM_PCIE[f] for _, f, _ in alive if f in GPM_PCIE}
             gpu.readers = [r for r in gpu.readers if r[0] not in gpm_pcie]
         if len(alive) != len(gpm.metrics):
             if alive:
@@ -410,7 +341,7 @@ class NvmlBackend(Backend):
                 gpu.throttle = None
             gpu.throttle_mono = None
             return
-        active = frozenset(name for name, bits in _THROTTLE_BITS if mask & bits)
+        active = frozenset(name for name, bits in THROTTLE_BITS if mask & bits)
         dt = 0.0 if gpu.throttle_mono is None else max(0.0, mono - gpu.throttle_mono)
         values["throttle_seconds"] = {
             r: dt * ((r in gpu.throttle_prev) + (r in active)) / 2.0 for r in THROTTLE_REASONS}
