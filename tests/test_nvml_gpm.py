@@ -144,3 +144,15 @@ def test_throttle_reasons_unsupported_are_none_and_not_asked_again(fake_nvml, sl
             g = s.poll()["gpus"][0]
         assert g["throttle_seconds"] is None
         assert s.calls("nvmlDeviceGetCurrentClocksEventReasons") == 1
+
+
+def test_a_driver_before_535_answers_under_the_older_name(fake_nvml, sleeper):
+    fake_nvml.write(Scenario(gpus=[hopper(clocks_event=POWER_CAP)], processes=[Proc(0, sleeper)],
+                             errors=[Error("nvmlDeviceGetCurrentClocksEventReasons", "FUNCTION_NOT_FOUND")]))
+    with fake_nvml.session() as s:
+        snaps = [s.poll() for _ in range(4)]
+        assert s.calls("nvmlDeviceGetCurrentClocksEventReasons") == 1
+        assert s.calls("nvmlDeviceGetCurrentClocksThrottleReasons") == 3
+    assert snaps[0]["gpus"][0]["throttle_seconds"] is None
+    dt = snaps[3]["mono"] - snaps[2]["mono"]
+    assert snaps[3]["gpus"][0]["throttle_seconds"]["power_cap"] == pytest.approx(dt)

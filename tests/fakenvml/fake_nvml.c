@@ -537,6 +537,14 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t dev, unsigned l
     return NVML_SUCCESS;
 }
 
+/* The same call under its name before driver 535 (nvidia-ml-py still has both). */
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *reasons) {
+    DEVICE_PROLOGUE("nvmlDeviceGetCurrentClocksThrottleReasons", dev);
+    if (!reasons) return NVML_ERROR_INVALID_ARGUMENT;
+    *reasons = (unsigned long long)g->clocks_event;
+    return NVML_SUCCESS;
+}
+
 /* -- GPM ------------------------------------------------------------------------------------------------------------
  * A sample is an opaque allocation the caller owns (nvmlGpmSampleAlloc/Free). nvmlGpmSampleGet fills it with the
  * GPU it came from and a sequence number; nvmlGpmMetricsGet needs two samples of the same GPU, the second taken

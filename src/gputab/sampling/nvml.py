@@ -338,7 +338,10 @@ class NvmlBackend(Backend):
             mask = gpu.throttle(gpu.handle)
         except pynvml.NVMLError as exc:
             if _unsupported(exc, gpu, "clock event reasons", notes):
-                gpu.throttle = None
+                # A driver before 535 has the same call under its older name: try that once before giving up.
+                older = getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+                gpu.throttle = older if exc.value == pynvml.NVML_ERROR_FUNCTION_NOT_FOUND \
+                    and gpu.throttle is not older else None
             gpu.throttle_mono = None
             return
         active = frozenset(name for name, bits in THROTTLE_BITS if mask & bits)
