@@ -171,7 +171,7 @@ def test_a_shared_gpu_judges_the_job_by_its_own_sm_share():
 
 
 def test_stranded_memory_by_dead_pid_and_by_long_zero_util():
-    d = diagnose(ev(0, dead_pids=(777,), vram_bytes=8 * GIB), CFG)
+    d = diagnose(ev(0, dead_pids=(777,), dead_vram_bytes=8 * GIB, vram_bytes=20 * GIB), CFG)
     assert d.reason == "stranded_memory" and "777" in d.evidence and "8.0 GiB" in d.evidence
     d = diagnose(ev(0, zero_util_seconds=CFG.stranded_seconds), CFG)
     assert d.reason == "stranded_memory" and "10 min" in d.evidence

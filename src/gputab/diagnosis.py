@@ -58,7 +58,9 @@ class JobOnGpu:
     """Percent of the interval the busiest process was on a CPU or queued for one."""
     iowait_pct: float | None = None
     dead_pids: tuple[int, ...] = ()
-    """PIDs NVML still lists on this GPU that were seen alive and have since exited."""
+    """PIDs NVML still lists with memory on this GPU that were seen alive and have since exited."""
+    dead_vram_bytes: int = 0
+    """The memory those PIDs hold."""
     zero_util_seconds: float = 0.0
     """How long the job has held memory on this GPU at 0 % utilization, up to now."""
     small_seconds: float = 0.0
@@ -131,9 +133,9 @@ def diagnose(e: JobOnGpu, cfg: WasteConfig) -> Diagnosis:
     """The primary reason the job's GPU time was wasted in this interval, with its evidence."""
     g = e.gpu
     util = g.utilization_pct
-    if e.dead_pids and e.vram_bytes:
+    if e.dead_pids and e.dead_vram_bytes:
         pids = ",".join(map(str, e.dead_pids))
-        return Diagnosis(STRANDED_MEMORY, f"{_gib(e.vram_bytes)} held by pid {pids}, which has exited")
+        return Diagnosis(STRANDED_MEMORY, f"{_gib(e.dead_vram_bytes)} held by pid {pids}, which has exited")
     if util is None:
         return Diagnosis(UNEXPLAINED, "GPU utilization not reported")
     text = _input_bound(e, cfg, util)

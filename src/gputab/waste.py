@@ -118,6 +118,7 @@ class _JobGpuNow:
     """One job on one GPU in the current snapshot (built once per tick)."""
 
     vram: int = 0
+    pid_vram: dict[int, int] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)
     cpu: list[CpuSample] = field(default_factory=list)
     sm: float | None = 0.0
@@ -147,6 +148,7 @@ class WasteBook:
             tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
             j = now.setdefault(p.gpu_index, {}).setdefault(tag, _JobGpuNow())
             j.vram += p.used_memory_bytes or 0
+            j.pid_vram[p.pid] = j.pid_vram.get(p.pid, 0) + (p.used_memory_bytes or 0)
             j.sm = None if j.sm is None or p.sm_pct is None else j.sm + p.sm_pct
             if p.pid not in j.pids:
                 j.pids.append(p.pid)
@@ -174,6 +176,7 @@ class WasteBook:
         busiest = max((c for c in rates if c.busiest_cpu_pct is not None),
                       key=lambda c: (c.busiest_runnable_pct or 0.0, c.busiest_cpu_pct or 0.0), default=None)
         waits = [c.iowait_pct for c in j.cpu if c.iowait_pct is not None]
+        dead = [c.pid for c in j.cpu if c.alive is False and j.pid_vram.get(c.pid)]
         ev = JobOnGpu(
             gpu=gpu, vram_bytes=j.vram, pids=tuple(j.pids), gpu_count=self._gpu_count.get(tag, 1),
             job_sm_pct=j.sm if len(on_gpu) > 1 else None,
@@ -183,7 +186,8 @@ class WasteBook:
             busiest_cpu_pct=busiest.busiest_cpu_pct if busiest else None,
             busiest_runnable_pct=busiest.busiest_runnable_pct if busiest else None,
             iowait_pct=max(waits) if waits else None,
-            dead_pids=tuple(c.pid for c in j.cpu if c.alive is False),
+            dead_pids=tuple(dead),
+            dead_vram_bytes=sum(j.pid_vram.get(pid, 0) for pid in dead),
             zero_util_seconds=zero,
         )
         if not is_small(ev, self.config):  # the usual case: no second object
