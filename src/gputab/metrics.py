@@ -27,7 +27,9 @@ from prometheus_client.registry import Collector
 
 from gputab.alerts import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
+from gputab.diagnosis import ALL_REASONS
 from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.sampling.snapshot import THROTTLE_REASONS
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""
@@ -108,7 +110,7 @@ class TickCollector(Collector):
         tick = self.tick
         if tick is None:
             return
-        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick)]
+        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick)]
         # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
         yield from (f for f in families if f.samples)
         # After the jobs: they are what decides how many tags were folded.
@@ -247,6 +249,46 @@ class TickCollector(Collector):
             if acc["has_tokens"]:
                 tokens.add_metric(labels, acc["tokens"])
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
+
+
+    def _waste(self, tick: Any) -> Iterator[Metric]:
+        """Where each job's dollars went (README "Waste"): busy, wasted by reason, tensor-active, throttled.
+        Labels stay bounded: tags as in every job family, reasons from fixed lists."""
+        busy: dict[str, float] = {}
+        waste: dict[tuple[str, str], float] = {}
+        tensor: dict[str, float] = {}
+        throttled: dict[tuple[str, str], float] = {}
+        for job in tick.jobs:
+            if job.get("waste_usd") is None:
+                continue
+            label = self.tags.label(job["tag"])
+            busy[label] = busy.get(label, 0.0) + float(job.get("busy_usd") or 0.0)
+            for reason, usd in (job.get("waste_by_reason") or {}).items():
+                key = (label, reason if reason in ALL_REASONS else OTHER)
+                waste[key] = waste.get(key, 0.0) + float(usd)
+            if job.get("tensor_active_usd") is not None:
+                tensor[label] = tensor.get(label, 0.0) + float(job["tensor_active_usd"])
+            for reason, usd in (job.get("throttled_usd") or {}).items():
+                key = (label, reason if reason in THROTTLE_REASONS else OTHER)
+                throttled[key] = throttled.get(key, 0.0) + float(usd)
+        labels = list(JOB_LABELS)
+        busy_f = CounterMetricFamily("gputab_job_busy_dollars_total", "The job's dollars of effective GPU time "
+                                     "(cost x utilization).", labels=labels)
+        waste_f = CounterMetricFamily("gputab_job_waste_dollars_total", "The job's dollars paid while its GPUs did "
+                                      "nothing, by likely reason; busy + waste = cost.", labels=[*labels, "reason"])
+        tensor_f = CounterMetricFamily("gputab_job_tensor_active_dollars_total", "The job's dollars x tensor-core "
+                                       "activity (NVML GPM, Hopper and newer).", labels=labels)
+        throttled_f = CounterMetricFamily("gputab_job_throttled_dollars_total", "The job's dollars while its GPUs' "
+                                          "clocks were held down, by reason.", labels=[*labels, "reason"])
+        for label, usd in sorted(busy.items()):
+            busy_f.add_metric([label, self.hostname], usd)
+        for (label, reason), usd in sorted(waste.items()):
+            waste_f.add_metric([label, self.hostname, reason], usd)
+        for label, usd in sorted(tensor.items()):
+            tensor_f.add_metric([label, self.hostname], usd)
+        for (label, reason), usd in sorted(throttled.items()):
+            throttled_f.add_metric([label, self.hostname, reason], usd)
+        yield from (busy_f, waste_f, tensor_f, throttled_f)
 
 
 def _one(kind, name: str, doc: str, labels: list[str], value: float) -> Metric:

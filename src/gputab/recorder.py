@@ -29,6 +29,7 @@ from gputab.sampling.snapshot import Snapshot
 from gputab.spool import ReportSpool, spool_for
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
 from gputab.store.writes import WRITE_BUSY_MS
+from gputab.waste import config_for
 
 log = logging.getLogger("gputab.recorder")
 
@@ -179,7 +180,8 @@ class Recorder:
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
-        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor)
+        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
+                             waste=config_for(backend, config.waste))
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False

@@ -186,9 +186,20 @@ def migrate(db: Database, path: object = "", stop_before: str | None = None) -> 
     return [n for n in pending if n in applied]
 
 
+#: The waste keys of ``JobTotals.to_json()`` kept as columns (added by m006_waste).
+WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
+
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
     "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization", "energy_kwh",
     "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
-    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours",
+    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours", *WASTE_JOB_COLUMNS,
 )
+
+
+@migrations()
+def m006_waste(db: Database) -> None:
+    """Where each job's dollars went: busy and wasted dollars and tensor-active dollars as columns (the waste by
+    reason, its evidence and the throttled dollars are in ``extra_json``, like every other key of a job)."""
+    for column in WASTE_JOB_COLUMNS:
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")

@@ -26,18 +26,31 @@ def job_cells(job: JobView) -> tuple:
     """One row of the table. Cost and burn rate come first: they are what the user came for."""
     cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
     tag = literal(job.tag, style="dim" if job.special else "")
+    wasted, why, evidence = waste_cells(job)
     return (
         tag,
         cost,
         fmt.rate(job.burn_rate_usd_per_hour),
         gpu_list(job.gpus),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
+        wasted,
+        why,
         fmt.gib(job.vram_bytes) if job.vram_bytes else "-",
         fmt.hours(job.gpu_hours),
         fmt.hours(job.effective_gpu_hours),
         fmt.count(job.samples),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
+        evidence,
     )
+
+
+def waste_cells(job: JobView) -> tuple[str, Text, Text]:
+    """Wasted dollars with their share of the cost, the top reason, and its evidence (README "Waste")."""
+    if job.waste_usd is None or not job.waste_top_reason:
+        return "-", Text("-"), Text("-")
+    waste = f"{fmt.money(job.waste_usd)} {fmt.pct(job.waste_pct)}"
+    style = "dim" if job.special else ""
+    return waste, Text(job.waste_top_reason, style=style), Text(job.waste_evidence or "-", style=style)
 
 
 class JobsTable(KeyedTable):
@@ -49,11 +62,14 @@ class JobsTable(KeyedTable):
         ("burn", "burn", 9),
         ("gpus", "GPUs", 4),
         ("util", "util", 4),
+        ("waste", "wasted", 12),
+        ("why", "why", 15),
         ("vram", "VRAM", 6),
         ("gpu_h", "GPU-h", 6),
         ("eff_h", "eff GPU-h", 9),
         ("samples", "samples", 7),
         ("per_1k", "$/1k smp", 8),
+        ("evidence", "evidence", 60),
     )
 
     def __init__(self, **kwargs) -> None:
