@@ -55,6 +55,8 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
     """
     try:
         st = os.stat(path)
+    except NotADirectoryError:
+        return "missing"  # a file where a directory should be: creating it will say so
     except FileNotFoundError:
         if os.path.islink(path):
             raise StoreError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or "
