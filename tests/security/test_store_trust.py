@@ -221,6 +221,20 @@ def test_readers_of_a_database_in_an_open_directory_write_nothing_there(tmp_path
     assert listing(d) == before, "no lock file, no WAL, no change in a directory others can write"
 
 
+def test_entering_samples_into_a_database_in_an_open_directory_is_refused(tmp_path):
+    d = tmp_path / "open"
+    db = d / "g.db"
+    make_gputab_db(db)
+    d.chmod(0o777)
+    before = listing(d)
+    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "5")
+    assert_one_line_error(r, "will not write to", "writable by other users")
+    assert listing(d) == before
+    d.chmod(0o700)
+    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "5")
+    assert r.returncode == 0 and "5 samples" in r.stdout, r.stderr
+
+
 def _as(user: str):
     pw = pwd.getpwnam(user)
 

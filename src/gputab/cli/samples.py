@@ -33,7 +33,7 @@ def samples(app: AppContext, tag: str, samples: int, tokens: int, session_ref: s
         tag = validate_tag(tag) if not tag.startswith("(") else tag
     except ValueError as exc:
         fail(f"invalid tag: {exc}", code=2)
-    with Store.open(app.db_path, create=False) as store:
+    with Store.open(app.db_path, create=False, write=True) as store:
         live = store.live_session_id()
         if session_ref is not None:
             sid = store.resolve_session(session_ref)

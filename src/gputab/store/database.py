@@ -140,23 +140,33 @@ def unsafe_location(path: Path) -> str | None:
     if st.st_uid != me:
         return f"the database file belongs to uid {st.st_uid}, not to you (uid {me})"
     if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-        holder = writer_of_file(st.st_dev, st.st_ino)
-        if holder is not None:
-            raise RecorderRunning(
-                f"another gputab recorder is writing to {path} under another name ({holder.db or '?'}, a hard link:"
-                f" {holder.describe()}); stop it first (kill {holder.pid or 'PID'}), or record into another "
-                f"database with --db")
         return (f"the database file has {st.st_nlink} names (hard links), and SQLite keeps its log per name, so "
                 f"writing through two of them corrupts it")
     return open_directory(path)
 
 
-def _refusal(path: Path, problem: str) -> str:
+def _recorder_under_another_name(path: Path) -> None:
+    """Raise :class:`RecorderRunning` naming the recorder that writes the file at ``path`` under a hard link."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+        return
+    holder = writer_of_file(st.st_dev, st.st_ino)
+    if holder is not None:
+        raise RecorderRunning(
+            f"another gputab recorder is writing to {path} under another name ({holder.db or '?'}, a hard link: "
+            f"{holder.describe()}); stop it first (kill {holder.pid or 'PID'}), or record into another database "
+            f"with --db")
+
+
+def _refusal(path: Path, problem: str, doing: str = "record into") -> str:
     if "hard links" in problem:
-        return f"will not record into {path}: {problem}; keep one name (a symlink is fine), or use another --db"
+        return f"will not {doing} {path}: {problem}; keep one name (a symlink is fine), or use another --db"
     if "file belongs" in problem:
-        return f"will not record into {path}: {problem}; record as its owner, or use another --db"
-    return (f"will not record into {path}: {problem}, so another user could swap the database or its lock file; "
+        return f"will not {doing} {path}: {problem}; do it as its owner, or use another --db"
+    return (f"will not {doing} {path}: {problem}, so another user could swap the database or its lock file; "
             f"make the directory private (chmod 700) or sticky (chmod +t), or use another --db")
 
 
@@ -251,32 +261,33 @@ class Store(StoreQueries):
 
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True) -> "Store":
+    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True,
+             write: bool = False) -> "Store":
         """Open the database at ``path`` for a command: create and migrate it if asked, close orphan sessions.
 
-        Readers (``create=False``) never create or migrate anything. On another user's database they open
+        ``write``: the caller writes into an existing database (``create=False``): refused where the recorder
+        would be. Readers (``create=False``) never create or migrate anything. On another user's database they open
         read-only and close no orphans; in a directory other users can write in (see :func:`open_directory`)
         they also read the main file alone (``immutable``), so no ``-wal``/``-shm`` file is created or followed.
 
         Raises:
             NoDatabase: ``create`` is False and there is no file (or an empty one).
             NotGputabDatabase: another program's file; it is left untouched.
-            UntrustedDirectory: ``create`` is True and the directory is not safe to write in.
+            UntrustedDirectory: ``create`` or ``write``, and the location is not safe to write in.
             SchemaTooNew: the database was written by a newer gputab.
             StoreError: SQLite cannot open or read it.
         """
         store = cls(path, readonly=readonly, create=create)
-        if not store.create:
+        if write and not store.create:
+            problem = unsafe_location(store.path)
+            if problem is not None:
+                raise UntrustedDirectory(_refusal(store.path, problem, doing="write to"))
+        elif not store.create:
             if open_directory(store.path) is not None:
                 # Others could plant a -wal or -shm link there: read the main file alone, create nothing.
                 store.readonly = store.immutable = True
-            else:
-                try:
-                    unsafe = unsafe_location(store.path) is not None
-                except RecorderRunning:
-                    unsafe = True
-                if unsafe:  # someone else's database, or one with hard links: read, never write (not even orphans)
-                    store.readonly = True
+            elif unsafe_location(store.path) is not None:
+                store.readonly = True  # someone else's database, or one with hard links: read, never write
         try:
             store.connect()
             if not store.readonly:
@@ -362,6 +373,7 @@ class Store(StoreQueries):
         and retries. Raises what :meth:`connect` raises for the rest.
         """
         if self.create:
+            _recorder_under_another_name(self.path)
             problem = unsafe_location(self.path)
             if problem is not None:
                 raise UntrustedDirectory(_refusal(self.path, problem))
