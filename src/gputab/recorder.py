@@ -216,8 +216,8 @@ class Recorder:
         self.lock = self.store.writer_lock()
         self.lock.acquire(started_wall=self.started_wall)
         try:
-            self.store.live_recorder_elsewhere()
             self.store.busy_ms = WRITE_BUSY_MS
+            self.store.live_recorder_elsewhere()
             meta = SessionMeta(
                 host=getattr(self.backend, "host", None) or socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
                 gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,

@@ -262,7 +262,7 @@ class Store(StoreQueries):
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True,
-             write: bool = False) -> "Store":
+             write: bool = False) -> Store:
         """Open the database at ``path`` for a command: create and migrate it if asked, close orphan sessions.
 
         ``write``: the caller writes into an existing database (``create=False``): refused where the recorder
@@ -340,7 +340,7 @@ class Store(StoreQueries):
             finally:
                 self._db = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
