@@ -347,6 +347,38 @@ def test_another_programs_file_is_refused_and_left_byte_for_byte(tmp_path, make)
     assert listing(d) == before
 
 
+def test_review_refuses_another_programs_file_in_one_line_before_drawing(tmp_path):
+    other = tmp_path / "other.sqlite"
+    _other_programs_db(other)
+    before = listing(tmp_path)
+    master, slave = os.openpty()  # a real terminal, so only the database can stop it
+    proc = subprocess.Popen([*gputab_cmd(), "--db", str(other), "review"], stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "TERM": "xterm-256color"})
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        rc = proc.wait(10)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = b"".join(chunks).decode(errors="replace")
+    assert rc == 1, out
+    assert out.strip().startswith("gputab: ") and "another program's SQLite database" in out, out
+    assert "Traceback" not in out and "\x1b[" not in out, "refused before the screen was drawn"
+    assert listing(tmp_path) == before
+
+
 def test_an_earlier_gputabs_database_is_read_as_it_is_then_adopted_by_the_recorder(tmp_path):
     db = tmp_path / "old.db"
     old = Database(db)
