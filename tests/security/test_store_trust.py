@@ -281,6 +281,22 @@ def test_a_directory_owned_by_another_user_is_refused_for_recording(tmp_path):
     assert list(d.iterdir()) == []
 
 
+@needs_root
+def test_another_users_database_is_read_but_never_written_by_root(tmp_path):
+    db = tmp_path / "d" / "theirs.db"
+    make_gputab_db(db)
+    (tmp_path / "d" / "theirs.db.lock").unlink()
+    os.chown(db, pwd.getpwnam("nobody").pw_uid, -1)
+    before = listing(db.parent)
+    r = gputab("--db", db, "--demo", "record", timeout=30)
+    assert_one_line_error(r, "belongs to uid", "as its owner")
+    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "3")
+    assert_one_line_error(r, "will not write to")
+    r = gputab("--db", db, "sessions", "--json")
+    assert r.returncode == 0 and '"clean"' in r.stdout, r.stderr
+    assert {k: v for k, v in listing(db.parent).items() if not k.endswith(("-wal", "-shm"))} == before
+
+
 # -- 3: one recorder per database file, whatever the path -----------------------------------------------------
 
 @pytest.mark.parametrize("alias", ["symlink", "dotdot", "hardlink"])
@@ -326,9 +342,15 @@ def _marked_db(path: Path) -> None:  # another program's mark, no tables yet
     conn.close()
 
 
-@pytest.mark.parametrize("make", [_other_programs_db, _marked_db,
+def _versioned_db(path: Path) -> None:  # no tables, but another program's schema version
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 7")
+    conn.close()
+
+
+@pytest.mark.parametrize("make", [_other_programs_db, _marked_db, _versioned_db,
                                   lambda p: p.write_text("id,name\n1,not a database at all\n" * 50)],
-                         ids=["tables", "application-id", "text"])
+                         ids=["tables", "application-id", "user-version", "text"])
 def test_another_programs_file_is_refused_and_left_byte_for_byte(tmp_path, make):
     d = tmp_path / "d"
     d.mkdir()
@@ -345,6 +367,21 @@ def test_another_programs_file_is_refused_and_left_byte_for_byte(tmp_path, make)
     with pytest.raises(NotGputabDatabase):
         load_rows(other)
     assert listing(d) == before
+
+
+@pytest.mark.parametrize("empty", ["zero-bytes", "sqlite-without-tables"])
+def test_an_empty_file_becomes_a_gputab_database(tmp_path, recordings, empty):
+    db = tmp_path / "new.db"
+    if empty == "zero-bytes":
+        db.touch(mode=0o600)
+    else:
+        sqlite3.connect(db).execute("VACUUM").connection.close()
+        assert db.stat().st_size > 0
+    rec = recordings(db)
+    rec.wait_recording()
+    assert rec.stop() == 0
+    assert [s[1] for s in sessions_of(db)] == ["clean"]
+    assert inspect_database(db) == "ours"
 
 
 def test_review_refuses_another_programs_file_in_one_line_before_drawing(tmp_path):

@@ -59,7 +59,7 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
         return "missing"  # a file where a directory should be: creating it will say so
     except FileNotFoundError:
         if os.path.islink(path):
-            raise StoreError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or "
+            raise StoreError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist; fix or "
                              f"remove the link, or give --db the database file itself") from None
         return "missing"
     except OSError as exc:

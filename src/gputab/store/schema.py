@@ -155,7 +155,8 @@ def identify(conn: sqlite3.Connection) -> str:
     if app_id != 0:
         return "foreign"
     if not names:
-        return "empty"
+        # gputab never sets user_version: a schema-less file that has one was claimed by another program
+        return "empty" if conn.execute("PRAGMA user_version").fetchone()[0] == 0 else "foreign"
     if Migrations.migrations_table in names:
         found = conn.execute(f"SELECT count(*) FROM {Migrations.migrations_table} WHERE migration_set = ?",
                              (migrations.name,)).fetchone()[0]
