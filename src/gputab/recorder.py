@@ -27,7 +27,7 @@ from gputab.pricing import PriceTable
 from gputab.report import SpoolEntry, prune_spool, read_spool, spool_dir
 from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
-from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
+from gputab.store import SessionMeta, SessionWriter, Store, StoreError, StoreWriteError, WriterLock
 from gputab.store.database import damaged, damaged_error
 from gputab.store.writes import WRITE_BUSY_MS
 
@@ -294,7 +294,7 @@ class Recorder:
             ok = False
             for attempt in range(5):
                 try:
-                    self.writer.flush()
+                    self._flush()
                     ok = True
                     break
                 except StoreWriteError as exc:
@@ -428,6 +428,15 @@ class Recorder:
         self.writer.set_totals([j.to_json() for j in led.jobs.values()], gpus, last_wall, led.ticks,
                                led.total_cost_usd, led.total_energy_j)
 
+    def _flush(self) -> None:
+        """The writer's flush; a database that turned into something gputab will not write (swapped for another
+        program's file, its directory opened to others) is trouble like any other: figures held, retried."""
+        assert self.writer is not None
+        try:
+            self.writer.flush()
+        except StoreError as exc:
+            raise StoreWriteError("error", str(exc)) from exc
+
     def _commit_due(self) -> bool:
         """Whether this tick must commit: waiting for the next one would leave more than ``commit_interval``
         uncommitted.
@@ -446,7 +455,7 @@ class Recorder:
         held = self.writer.held_ticks
         had_session = self.writer.session_id is not None
         try:
-            self.writer.flush()
+            self._flush()
         except StoreWriteError as exc:
             if self._trouble is None or self._trouble.kind != exc.kind:
                 log.warning("%s; holding the figures in memory and retrying every %g s", exc,

@@ -416,6 +416,40 @@ def test_review_refuses_another_programs_file_in_one_line_before_drawing(tmp_pat
     assert listing(tmp_path) == before
 
 
+def test_a_database_swapped_for_another_programs_file_mid_run_is_never_written(tmp_path, recordings):
+    """A full disk makes the recorder drop its connection; meanwhile the file is replaced by another program's.
+    When it reconnects, the recorder holds its figures instead of writing into the stranger's file."""
+    import resource
+
+    d = tmp_path / "d"
+    db = d / "g.db"
+    rec = recordings(db)
+    rec.wait_recording()
+    resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # every write fails
+    deadline = time.monotonic() + 20
+    while not any("database" in ln for ln in rec.err) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    other = tmp_path / "other.sqlite"
+    _other_programs_db(other)
+    for side in ("g.db-wal", "g.db-shm"):
+        (d / side).unlink(missing_ok=True)
+    os.replace(other, db)
+    before = digest(db)
+    resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    deadline = time.monotonic() + 20
+    while not any("another program's SQLite database" in ln for ln in rec.err) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    said = next(ln for ln in rec.err if "another program's SQLite database" in ln)
+    assert "holding the figures in memory" in said, rec.err  # database trouble, not a failing tick
+    time.sleep(1.0)  # several commit intervals, each refused
+    assert rec.proc.poll() is None, "the recorder holds its figures and keeps going"
+    assert rec.stop() == 1
+    assert any("could not write the last" in ln for ln in rec.err), rec.err
+    assert any("the last figures could not be written" in ln for ln in rec.err), rec.err
+    assert digest(db) == before
+    assert "Traceback" not in "".join(rec.err)
+
+
 def test_an_earlier_gputabs_database_is_read_as_it_is_then_adopted_by_the_recorder(tmp_path):
     db = tmp_path / "old.db"
     old = Database(db)
