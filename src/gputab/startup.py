@@ -22,7 +22,9 @@ AS_PROGRAM: bool = False
 
 
 def _quiet_exit(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    # Not SystemExit: an import that catches BaseException would swallow it, and the process would go on as if
+    # never signalled. Nothing has been printed or opened yet, so there is nothing to flush or close.
+    os._exit(128 + signum)
 
 
 def _is_program(argv: list[str]) -> bool:

@@ -88,7 +88,8 @@ def test_a_stop_signal_at_any_moment_of_start_up_exits_cleanly(tmp_path, sig, co
         where = f"{sig.name} {delay} s after gputab took over: rc {proc.returncode}, stdout {out!r}, stderr {err!r}"
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, where
         assert proc.returncode in codes, where
-        assert all(line.startswith("gputab: ") for line in err.splitlines()), where
+        # click's own "Aborted." when a Ctrl-C lands while it parses the command line, or gputab's one-liners
+        assert all(line.startswith("gputab: ") or line.strip() in ("", "Aborted.") for line in err.splitlines()), where
         sessions = _sessions(db)
         assert all(reason == "clean" for _, reason in sessions), f"a session left open or not clean: {where}"
         if sessions:
