@@ -136,31 +136,6 @@ def m003_alerts(db: Database) -> None:
 
 
 @migrations()
-def m005_spool_trust(db: Database) -> None:
-    """Spool reports trusted by their file's owner: the owner on each progress row, rejected reports per session.
-
-    ``spool_seen`` remembered per database what was taken from each spool file, so a new database counted old
-    reports again; a session now takes its baseline from the spool when it starts and keeps it in memory.
-    """
-    db.execute("ALTER TABLE progress ADD COLUMN owner_uid INTEGER")  # the spool file's owner, from the file system
-    db.execute(
-        """CREATE TABLE rejected_reports (
-            session_id INTEGER NOT NULL REFERENCES sessions(id),
-            reason TEXT NOT NULL,           -- a key of gputab.spool.REASONS
-            owner_uid INTEGER NOT NULL,     -- the spool file's owner
-            reports INTEGER NOT NULL,
-            samples INTEGER NOT NULL,
-            tokens INTEGER NOT NULL,
-            PRIMARY KEY (session_id, reason, owner_uid)
-        ) WITHOUT ROWID"""
-    )
-    db["spool_seen"].drop()
-
-
-@migrations()
-def m007_job_user(db: Database) -> None:
-    """The user who owns a job's processes (``a,b`` when several do; NULL in sessions recorded before)."""
-    db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
 def m004_identity(db: Database) -> None:
     """Mark the file as a gputab database, so another program's SQLite file is never mistaken for one."""
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -188,6 +163,34 @@ def identify(conn: sqlite3.Connection) -> str:
         if found:
             return "ours"
     return "foreign"
+
+
+@migrations()
+def m005_spool_trust(db: Database) -> None:
+    """Spool reports trusted by their file's owner: the owner on each progress row, rejected reports per session.
+
+    ``spool_seen`` remembered per database what was taken from each spool file, so a new database counted old
+    reports again; a session now takes its baseline from the spool when it starts and keeps it in memory.
+    """
+    db.execute("ALTER TABLE progress ADD COLUMN owner_uid INTEGER")  # the spool file's owner, from the file system
+    db.execute(
+        """CREATE TABLE rejected_reports (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            reason TEXT NOT NULL,           -- a key of gputab.spool.REASONS
+            owner_uid INTEGER NOT NULL,     -- the spool file's owner
+            reports INTEGER NOT NULL,
+            samples INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            PRIMARY KEY (session_id, reason, owner_uid)
+        ) WITHOUT ROWID"""
+    )
+    db["spool_seen"].drop()
+
+
+@migrations()
+def m007_job_user(db: Database) -> None:
+    """The user who owns a job's processes (``a,b`` when several do; NULL in sessions recorded before)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
 
 
 def known_names() -> list[str]:
