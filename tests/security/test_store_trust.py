@@ -227,11 +227,11 @@ def test_entering_samples_into_a_database_in_an_open_directory_is_refused(tmp_pa
     make_gputab_db(db)
     d.chmod(0o777)
     before = listing(d)
-    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "5")
+    r = gputab("--db", db, "samples", "eval-mmlu", "--add", "5")
     assert_one_line_error(r, "will not write to", "writable by other users")
     assert listing(d) == before
     d.chmod(0o700)
-    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "5")
+    r = gputab("--db", db, "samples", "eval-mmlu", "--add", "5")
     assert r.returncode == 0 and "5 samples" in r.stdout, r.stderr
 
 
@@ -290,7 +290,7 @@ def test_another_users_database_is_read_but_never_written_by_root(tmp_path):
     before = listing(db.parent)
     r = gputab("--db", db, "--demo", "record", timeout=30)
     assert_one_line_error(r, "belongs to uid", "as its owner")
-    r = gputab("--db", db, "samples", "eval-mmlu", "--samples", "3")
+    r = gputab("--db", db, "samples", "eval-mmlu", "--add", "3")
     assert_one_line_error(r, "will not write to")
     r = gputab("--db", db, "sessions", "--json")
     assert r.returncode == 0 and '"clean"' in r.stdout, r.stderr
@@ -358,7 +358,7 @@ def test_another_programs_file_is_refused_and_left_byte_for_byte(tmp_path, make)
     make(other)
     before = listing(d)
     for args in (("sessions",), ("sessions", "--json"), ("show", "last"), ("export", "--csv"),
-                 ("--demo", "record"), ("samples", "t", "--samples", "5")):
+                 ("--demo", "record"), ("samples", "t", "--add", "5")):
         r = gputab("--db", other, *args, timeout=30)
         assert_one_line_error(r, "other.sqlite", "gputab", codes=(1, 2))
         assert listing(d) == before, f"{args} changed the directory"
