@@ -35,7 +35,7 @@ def job_from_row(row: dict) -> dict:
     """A ``jobs`` row back as the JSON dict of ``JobTotals.to_json()`` (same keys, same order first)."""
     out = {"tag": row["tag"]}
     for c in JOB_COLUMNS:
-        out[c] = row[c]
+        out[c] = row.get(c)  # readers never migrate: a database from before a column was added lacks it
     if row.get("extra_json"):
         out.update(json.loads(row["extra_json"]))
     return out
