@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.exporter import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
+from gputab.export import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
                              neutralise)
 from gputab.config import Config
 from gputab.ledger import IDLE, Ledger

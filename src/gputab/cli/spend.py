@@ -94,7 +94,7 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
 
 
 def _csv(rows: list[dict], by: str) -> None:
-    from gputab.exporter import format_cell
+    from gputab.export import format_cell
 
     columns = list(rows[0]) if rows else ["host", by]
     writer = csv.writer(sys.stdout, lineterminator="\r\n")
@@ -155,7 +155,7 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
     tot = total(rows).to_json(by)
     zone = timezone_label(utc)
     if as_json:
-        from gputab.exporter import iso_utc
+        from gputab.export import iso_utc
 
         print_json({"schema_version": SCHEMA_VERSION, "by": by, "since": iso_utc(since_wall),
                     "until": iso_utc(until_wall), "tag": tag, "timezone": zone,

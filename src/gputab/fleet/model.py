@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gputab.exporter import iso_utc
+from gputab.export import iso_utc
 
 SCHEMA_VERSION = 1
 """Version of the ``gputab fleet --json`` document; bumped when a key changes meaning or goes away."""

@@ -4,7 +4,7 @@ Extends :mod:`gputab.store.queries` (the store's own reads) with filters over ma
 that carries a session with its jobs and GPUs. Everything here reads the stored totals (``sessions``,
 ``session_gpus``, ``jobs``), never the sample series, so listing or exporting a year of sessions stays fast.
 Jobs come back as dicts with the keys of ``JobTotals.to_json()`` and GPUs with the columns of ``session_gpus``
-(``index``, the price in force, totals, plus ``energy_kwh``), so the CLI, the exporter and the TUI print the
+(``index``, the price in force, totals, plus ``energy_kwh``), so the CLI, the CSV export and the TUI print the
 same figures.
 """
 
