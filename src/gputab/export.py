@@ -5,8 +5,8 @@ generators below). Rows come from the stored per-job and per-GPU totals of each 
 samples, so a year of sessions exports in a couple of seconds and memory stays flat (everything streams).
 
 Column order is fixed per ``--by`` (:data:`JOB_COLUMNS`, :data:`SESSION_COLUMNS`, :data:`GPU_COLUMNS`); README
-lists them, and a test checks the header against these tuples. Column names carry their unit. Times are ISO 8601
-UTC. Empty cells mean "not known" (a job that reported no samples has no cost per sample), never zero.
+lists them, and a test checks the header against these tuples. Column names are the keys of the JSON vocabulary
+(:mod:`gputab.vocabulary`, docs/json.md), with their unit; times are ISO 8601 UTC. Empty cells mean "not known" (a job that reported no samples has no cost per sample), never zero.
 
 Totals agree across views: for one session, the ``cost_usd`` and ``energy_kwh`` of its ``--by session`` row equal
 the sums over its ``--by job`` rows (the ``(idle)`` and ``(unobserved)`` buckets included) and over its
@@ -22,12 +22,13 @@ import math
 import os
 import stat
 import tempfile
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import IO, TypeVar
 
 from gputab.errors import GputabError
 from gputab.store.review import SessionRecord, session_totals
+from gputab.vocabulary import clean_float, iso_utc, public
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
@@ -37,7 +38,7 @@ JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "cost_usd",
     "gpu_hours",
     "effective_gpu_hours",
-    "avg_utilization",
+    "avg_utilization_pct",
     "idle_gpu_hours",
     "energy_kwh",
     "peak_vram_bytes",
@@ -53,15 +54,15 @@ JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
 """``--by job`` (the default): one row per job per session, ``(idle)`` and ``(unobserved)`` included."""
 
 SESSION_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
-    "duration_s",
-    "jobs",
+    "duration_seconds",
+    "job_count",
     "gpu_count",
     "cost_usd",
     "idle_cost_usd",
     "unobserved_cost_usd",
     "gpu_hours",
     "effective_gpu_hours",
-    "avg_utilization",
+    "avg_utilization_pct",
     "energy_kwh",
     "samples",
     "tokens",
@@ -76,7 +77,7 @@ GPU_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "gpu_name",
     "model_key",
     "price_mode",
-    "rate_per_hour_usd",
+    "rate_usd_per_hour",
     "unknown_price",
     "energy_method",
     "cost_usd",
@@ -93,26 +94,6 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {"job": JOB_COLUMNS, "session": SESSION
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def iso_utc(value: datetime | float | str | None) -> str | None:
-    """A time as ISO 8601 UTC with a ``Z`` suffix (``2025-01-31T12:00:00Z``); None stays None.
-
-    Accepts an aware or naive (taken as UTC) datetime, epoch seconds, or an ISO string.
-    """
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, tz=timezone.utc)
-    elif isinstance(value, str):
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    else:
-        dt = value
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if dt.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return dt.strftime(fmt)
-
-
 def neutralise(value: str) -> str:
     """A text cell a spreadsheet will not run: one starting with a formula character gets a leading ``'``."""
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
@@ -122,7 +103,7 @@ def format_cell(value) -> str | int | float:
     """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
-    Floats use ``repr`` (shortest round-trip) so a re-import gives back the stored value exactly.
+    Floats are cleaned of float noise (:func:`gputab.vocabulary.clean_float`, 15 significant digits), as in JSON.
     """
     if value is None:
         return ""
@@ -131,7 +112,7 @@ def format_cell(value) -> str | int | float:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return "" if math.isnan(value) or math.isinf(value) else repr(value)
+        return "" if math.isnan(value) or math.isinf(value) else repr(clean_float(value))
     if isinstance(value, (list, tuple)):
         return neutralise(" ".join(str(v) for v in value))
     return neutralise(str(value))
@@ -153,6 +134,7 @@ def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
         head = _session_cells(s)
         for job in s.jobs:
             row = dict(head)
+            job = public(job)
             for key in JOB_COLUMNS[len(_SESSION_KEYS):]:
                 row[key] = job.get(key)
             yield row
@@ -161,7 +143,7 @@ def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
 def session_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
     """One dict per session (keys: :data:`SESSION_COLUMNS`)."""
     for s in sessions:
-        yield {**_session_cells(s), **session_totals(s)}
+        yield {**_session_cells(s), **public(session_totals(s))}
 
 
 def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
@@ -176,7 +158,7 @@ def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
                 "gpu_name": g.get("name"),
                 "model_key": g.get("model_key"),
                 "price_mode": g.get("mode"),
-                "rate_per_hour_usd": g.get("rate_per_hour"),
+                "rate_usd_per_hour": g.get("rate_per_hour"),
                 "unknown_price": bool(g.get("unknown_price")),
                 "energy_method": g.get("energy_method"),
                 "cost_usd": g.get("cost_usd"),

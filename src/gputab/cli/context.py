@@ -37,9 +37,12 @@ class AppContext:
 pass_ctx = click.make_pass_decorator(AppContext)
 
 
-def print_json(obj) -> None:
-    """JSON on stdout, stable key order, one document per command."""
-    json.dump(obj, sys.stdout, indent=2, default=str)
+def print_json(body: dict) -> None:
+    """One JSON document on stdout, in the public vocabulary (:func:`gputab.vocabulary.document`: keys with
+    their units, ``schema_version`` first), stable key order."""
+    from gputab.vocabulary import document
+
+    json.dump(document(body), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
