@@ -22,7 +22,6 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError
 from gputab.store.schema import known_names, migrate
-
 from support import gputab_cmd
 
 TAG = "llama3-8b-lora"

@@ -2,7 +2,6 @@ import json
 import subprocess
 
 from gputab.sampling.demo import DemoBackend, FakeClock
-
 from support import gputab_cmd
 
 

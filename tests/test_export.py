@@ -15,9 +15,17 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.export import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
-                             neutralise)
 from gputab.config import Config
+from gputab.export import (
+    COLUMNS,
+    GPU_COLUMNS,
+    JOB_COLUMNS,
+    SESSION_COLUMNS,
+    export_csv,
+    format_cell,
+    iso_utc,
+    neutralise,
+)
 from gputab.ledger import IDLE, Ledger
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock

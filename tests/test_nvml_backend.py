@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from support import gputab_cmd
 from fakenvml import GIB, Error, GpuSpec, Proc, Sample, Scenario
+from support import gputab_cmd
 
 # Every per-GPU metric symbol the backend reads each poll; NOT_SUPPORTED on all of them = the "nothing" GPU.
 METRIC_SYMBOLS = [

@@ -34,8 +34,9 @@ def test_prices_follow_config_overrides(tmp_path):
 def test_owned_without_purchase_price_is_a_config_error(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[prices]\nmode = "owned"\n')
-    from gputab.errors import ConfigError
     import pytest
+
+    from gputab.errors import ConfigError
 
     with pytest.raises(ConfigError, match="purchase_price"):
         CliRunner().invoke(cli, ["--demo", "--config", str(cfg), "prices"], catch_exceptions=False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support import gputab_cmd
 from gputab.store import Store
+from support import gputab_cmd
 
 INTERVAL = 0.2
 COMMIT = 0.4

@@ -14,7 +14,6 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 from gputab.vocabulary import SCHEMA_VERSION
-
 from support import gputab_cmd
 
 

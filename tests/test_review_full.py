@@ -12,12 +12,12 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_export import DAY, GPUTAB, record_demo
 
 from gputab.cli.main import cli
 from gputab.ledger import IDLE, UNOBSERVED
 from gputab.sampling.demo import DEMO_START_WALL
 from gputab.vocabulary import public
+from test_export import DAY, GPUTAB, record_demo
 
 JOB_KEYS = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct",
             "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import gputab_cmd, subprocess_env
 
 from gputab.cli.main import cli
 from gputab.config import Config
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
+from support import gputab_cmd, subprocess_env
 
 DAY = 86400.0
 ALL = ("--since", "2000-01-01T00:00Z")
@@ -260,7 +260,7 @@ def test_users_are_stored_and_grouped(db):
     assert stored["(idle)"] is None
     out = spend_json(db, "--by", "user", *ALL)
     by_user = {row["user"]: row["cost_usd"] for row in out["rows"]}
-    for tag, user in stored.items():
+    for user in stored.values():
         if user is not None:
             assert user in by_user
     assert "(idle)" in by_user

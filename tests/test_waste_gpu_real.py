@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from test_gpu_real import _TWO_POLLS, real_gpu_count
+
+from test_gpu_real import _TWO_POLLS
 
 pytestmark = pytest.mark.gpu
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
 class AlertCommand:

@@ -14,11 +14,12 @@ import dataclasses
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterable, Mapping
+from typing import IO, Any
 
-from gputab.config import AlertsConfig
 from gputab.alert_command import AlertCommand
+from gputab.config import AlertsConfig
 from gputab.ledger import IDLE, SPECIAL_TAGS
 
 LOW_UTILIZATION = "low_utilization"
@@ -388,7 +389,7 @@ class AlertObserver:
         self.enforcer = enforcer
 
     @classmethod
-    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> "AlertObserver":
+    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> AlertObserver:
         """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's)."""
         caps = dict(config.budgets)
         caps.update(budgets or {})

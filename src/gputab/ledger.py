@@ -13,8 +13,8 @@ and the charged part is split among the processes on the GPU by SM %, else used 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from gputab.config import WasteConfig
 from gputab.pricing import GpuPrice, PriceTable

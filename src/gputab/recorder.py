@@ -15,9 +15,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Protocol
 
 from gputab import __version__
 from gputab.attribution import Attributor, ProcessInfo

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from faultkit import committed, wait_until
+
 from fakenvml import GpuSpec, Scenario
 
 CLOSED = "closed ("

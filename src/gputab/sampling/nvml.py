@@ -15,7 +15,7 @@ event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.hos
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pynvml
 

@@ -87,7 +87,7 @@ class Store(StoreQueries):
 
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True) -> "Store":
+    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True) -> Store:
         """Open the database at ``path`` for a command: create it if asked, migrate, close orphan sessions.
 
         Raises:
@@ -137,7 +137,7 @@ class Store(StoreQueries):
             finally:
                 self._db = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,8 +12,8 @@ import time
 from sqlite_utils import Database
 
 from gputab.errors import GputabError
-from gputab.store.lock import WriterInfo, utc_iso
 from gputab.report import MAX_COUNT
+from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.schema import JOB_COLUMNS
 
 SPECIAL_TAGS = ("(idle)", "(unobserved)")

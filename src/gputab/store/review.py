@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from gputab.errors import GputabError
 from gputab.ledger import SPECIAL_TAGS
@@ -75,7 +75,7 @@ def parse_when(text: str, now: datetime | None = None) -> float:
     """
     m = _RELATIVE.match(text)
     if m:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         try:
             return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
         except OverflowError:  # further back than the year 1 (or than a float holds)
