@@ -47,6 +47,7 @@ class AlertCommand:
             return "; ".join(problems + [f"alert command {self.argv[0]!r} could not start: {exc.strerror or exc}"])
         try:
             # One alert is far below the pipe buffer, so this write does not wait for the child to read.
+            assert proc.stdin is not None  # stdin=PIPE
             proc.stdin.write(data)
             proc.stdin.close()
         except BrokenPipeError:

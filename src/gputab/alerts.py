@@ -380,7 +380,7 @@ class AlertObserver:
     """
 
     def __init__(self, engine: AlertEngine, stream: IO[str] | None = None,
-                 sink: Callable[[Alert], None] | None = None, command: AlertCommand | None = None,
+                 sink: Callable[[Alert], object] | None = None, command: AlertCommand | None = None,
                  enforcer: Any = None) -> None:
         self.engine = engine
         self.stream = stream
@@ -419,7 +419,8 @@ class AlertObserver:
             self._enforce(tick, snap.mono, snap.wall)
 
     def _enforce(self, tick: Any, mono: float, wall: float) -> None:
-        over = {a.tag for a in self.engine.active if a.kind == BUDGET_EXCEEDED and self.enforcer.covers(a.tag)}
+        over = {a.tag for a in self.engine.active
+                if a.kind == BUDGET_EXCEEDED and a.tag is not None and self.enforcer.covers(a.tag)}
         actions = []
         for tag in sorted(over):
             procs = [(pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items()

@@ -331,7 +331,7 @@ def public(obj: Any) -> Any:
                 continue
             if key in CONVERT and value is not None:
                 value = CONVERT[key](value)
-            name = COUNTS[key] if key in COUNTS and isinstance(value, int) else RENAMES.get(key, key)
+            name = str(COUNTS[key] if key in COUNTS and isinstance(value, int) else RENAMES.get(key, key))
             if key in DATA_MAPS:
                 out[name] = _floats(value)
             elif name.endswith("_at") and value is not None:

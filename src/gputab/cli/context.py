@@ -28,6 +28,13 @@ class AppContext:
             self._config = load_config(self.config_path, must_exist=self.config_explicit)
         return self._config
 
+    @property
+    def database(self) -> Path:
+        """The database file: ``--db``, ``GPUTAB_DB`` or the default, which the ``gputab`` group always sets."""
+        if self.db_path is None:
+            raise GputabError("no database path; give --db FILE")
+        return self.db_path
+
     def open_backend(self, **kwargs):
         from gputab.sampling import open_backend
 

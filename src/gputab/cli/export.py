@@ -60,7 +60,7 @@ def export(app: AppContext, as_csv: bool, output: Path | None, session: str | No
         raise GputabError("choose a format: --csv (e.g. `gputab export --csv -o sessions.csv`)", exit_code=2)
     if output is not None:
         output_target(output)  # a bad -o is refused before the database is read
-    with Store.open(app.db_path, create=False) as store:
+    with Store.open(app.database, create=False) as store:
         ids = _select(store, session, since, all_)
         sessions = iter_sessions(store, ids)
         if output is None:

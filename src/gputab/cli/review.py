@@ -12,7 +12,7 @@ def open_store(app: AppContext):
     """The database for reading; opening it also closes sessions whose recorder died (``crashed``)."""
     from gputab.store import Store
 
-    return Store.open(app.db_path, create=False)
+    return Store.open(app.database, create=False)
 
 
 def _duration(seconds: float) -> str:
@@ -164,8 +164,8 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     total = session_totals(record)
     if as_json:
         # The total is the sum of the job rows: the session's own cost_usd and energy_kwh would repeat it.
-        session = {k: v for k, v in info.items() if k not in ("cost_usd", "energy_kwh")}
-        print_json({"session": session, "jobs": jobs, "total": total, "gpus": gpus, "alerts": alerts,
+        head = {k: v for k, v in info.items() if k not in ("cost_usd", "energy_kwh")}
+        print_json({"session": head, "jobs": jobs, "total": total, "gpus": gpus, "alerts": alerts,
                     "rejected_reports": rejected})
         return
     state = info["end_reason"] or "open"

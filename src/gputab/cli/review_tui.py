@@ -20,7 +20,7 @@ def review(app: AppContext) -> None:
     require_terminal("gputab review")
     from gputab.tui.review import run_review
 
-    run_review(app.db_path)
+    run_review(app.database)
 
 
 def register(cli: click.Group) -> None:

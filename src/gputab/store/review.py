@@ -106,7 +106,8 @@ def session_ids(store: StoreQueries, since: float | None = None, until: float | 
         tag: keep sessions with a job whose tag matches this glob (``exp-*``); exact when it has no wildcard.
         host: keep sessions recorded on this host.
     """
-    where, params = [], []
+    where: list[str] = []
+    params: list[float | str] = []
     if since is not None:
         where.append(f"{_end_wall_sql()} >= ?")
         params.append(since)
