@@ -8,6 +8,7 @@ Prometheus) over a demo session recorded into tmp_path, not from hand-made dicts
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 from fleet_fake import FakePrometheus, load
 from gputab.cli.main import cli
 from gputab.fleet import PromClient, fetch_fleet
+from gputab.spool import REASONS
 from gputab.vocabulary import (
     BY_NAME,
     COUNTS,
@@ -33,12 +35,19 @@ from gputab.vocabulary import (
     markdown,
     public,
 )
-from support import record_demo_session
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 DIMENSIONLESS = {"pue"}
 """Numbers with no unit: a ratio of like units. Any other number must name its unit."""
+
+FLEET_ONLY = {"prometheus", "queried_at", "stale_after_seconds", "queries_per_refresh", "totals", "hosts", "host_count",
+              "stale_host_count", "stale", "last_seen_at", "session_cost_usd", "spent_today_usd", "idle_today_usd",
+              "idle_burn_rate_usd_per_hour", "active_alert_count", "alert_counts", "count", "burn_rate_history",
+              "sampled_at", "per_host", "warnings"}
+"""Keys only ``fleet --json`` has (checked against the fleet document)."""
+CSV_ONLY = {"gpu_uuid", "gpu_name"}
+"""Keys only CSV headers have (checked against them)."""
 
 PY_TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list, "object": dict,
             "time": str}
@@ -46,8 +55,33 @@ PY_TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bo
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
+    """A recorded demo session with one raised and one cleared alert and a rejected spool report, through the
+    real recorder's paths (record_alert, the writer's rejected reports), so every key of ``show`` appears."""
+    from gputab.alerts import BUDGET_WARNING, IDLE_MONEY, Alert
+    from gputab.config import Config
+    from gputab.recorder import Recorder
+    from gputab.sampling.demo import DemoBackend, FakeClock
+    from gputab.store.database import Store
+
     path = tmp_path_factory.mktemp("vocab") / "gputab.db"
-    record_demo_session(path, ticks=20)
+    clock = FakeClock()
+    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(path), Config(), clock=clock,
+                   wall_clock=clock.wall)
+    rec.start()
+    for i in range(20):
+        clock.advance(1.0)
+        rec.step()
+        if i == 5:
+            rec.record_alert(Alert(BUDGET_WARNING, "warning", "job llama3-8b-lora: 80% of its budget",
+                                   clock.wall(), tag="llama3-8b-lora", data={"cap_usd": 1.0}))
+            idle = Alert(IDLE_MONEY, "warning", "GPU 3: idle", clock.wall(), gpu=3)
+            rec.record_alert(idle)
+        if i == 10:
+            rec.record_alert(dataclasses.replace(idle, ended_at=clock.wall()))
+    assert rec.writer is not None
+    rec.writer.set_rejected([{"reason": next(iter(REASONS)), "owner_uid": 65534, "reports": 3, "samples": 30,
+                              "tokens": 0}])
+    assert rec.close("clean")
     return path
 
 
@@ -107,7 +141,8 @@ def test_every_json_document_speaks_the_vocabulary(db):
     seen: set[str] = set()
     for name, doc in documents(db).items():
         seen |= check_document(doc, name)
-    # The documents are not trivially small: the figures scripts read are there.
+    # Every documented key that a box without Prometheus can show is produced (fleet's: the next test).
+    assert set(BY_NAME) - FLEET_ONLY - CSV_ONLY - seen == set(), "documented, never produced"
     for key in ("started_at", "duration_seconds", "avg_utilization_pct", "energy_joules", "rate_usd_per_hour",
                 "share_pct", "taken_at", "power_watts", "alert_count", "job_count", "session_count",
                 "idle_cost_usd", "waste_usd", "waste_by_reason", "price_usd_per_kwh", "session_id"):
@@ -120,8 +155,7 @@ def test_fleet_json_speaks_the_vocabulary():
         view = check_document(fetch_fleet(PromClient(fake.url), clock=lambda: fake.at).to_json(), "fleet")
         cli_doc = json.loads(run("fleet", "--json", "--prometheus", fake.url))
     check_document(cli_doc, "fleet --json")
-    assert {"host_count", "stale_host_count", "gpu_count", "utilization_pct", "avg_utilization_pct",
-            "last_seen_at", "sampled_at", "alert_counts", "active_alert_count"} <= view
+    assert FLEET_ONLY | {"gpu_count", "utilization_pct", "avg_utilization_pct"} <= view, FLEET_ONLY - view
 
 
 def test_utilization_is_a_percent_everywhere(db):
@@ -144,15 +178,18 @@ def test_one_figure_once(db):
 
 
 def test_csv_headers_are_vocabulary_keys(db):
+    csv_only = set(CSV_ONLY)
     for by in ("job", "session", "gpu"):
         text = run("--db", str(db), "export", "--csv", "--all", "--by", by)
         header = next(csv.reader(io.StringIO(text)))
         assert [c for c in header if c not in BY_NAME] == [], by
+        csv_only -= set(header)
     for by in ("tag", "day"):
         text = run("--db", str(db), "spend", "--by", by, "--since", "2000-01-01", "--csv")
         header = next(csv.reader(io.StringIO(text)))
         assert [c for c in header if c not in BY_NAME] == [], by
         assert "idle_cost_usd" in header and "avg_utilization_pct" in header
+    assert csv_only == set(), csv_only
 
 
 def test_keys_name_their_units():
@@ -210,4 +247,5 @@ def test_help_names_only_real_keys(command):
     for w in words:
         name = w.split()[0].rstrip(":")  # "sessions: a list", "jobs across hosts"
         assert name in BY_NAME, f"`{command} --help` names {name!r}, which no document has"
+
 
