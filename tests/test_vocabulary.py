@@ -249,3 +249,14 @@ def test_help_names_only_real_keys(command):
         assert name in BY_NAME, f"`{command} --help` names {name!r}, which no document has"
 
 
+
+
+def test_readme_lists_the_csv_columns_in_order():
+    from gputab.export import COLUMNS
+
+    text = (ROOT / "README.md").read_text()
+    for by, columns in COLUMNS.items():
+        m = re.search(rf"^- `--by {by}`[^:]*: (.*?)(?=^- `|^\n)", text, re.M | re.S)
+        assert m, by
+        listed = [re.sub(r"\s*\(.*\)", "", c).strip() for c in " ".join(m.group(1).split()).split(",")]
+        assert tuple(listed) == columns, by
