@@ -65,7 +65,7 @@ UNIT_SUFFIXES: dict[str, str] = {
     "_usd_per_hour": "US dollars per hour",
     "_usd_per_kwh": "US dollars per kWh",
     "_usd": "US dollars",
-    "_pct": "percent (0-100; may pass 100 for CPU, which counts cores)",
+    "_pct": "percent (0-100)",
     "_bytes_per_second": "bytes per second",
     "_bytes": "bytes",
     "_joules": "joules",
@@ -106,7 +106,7 @@ def _k(name: str, type_: str, meaning: str, was: str = "") -> Key:
 KEYS: tuple[Key, ...] = (
     # -- every document ---------------------------------------------------------------------------------------
     _k("schema_version", "integer", "Version of the document's shape (this page describes 2).",
-       "only in spend and fleet"),
+       "(in spend and fleet only, as 1)"),
     # -- sessions ---------------------------------------------------------------------------------------------
     _k("id", "integer", "The session's id (in a session object), or the alert's id (in an alert)."),
     _k("session_id", "integer", "The session a row or a report belongs to.", "session (samples --json)"),
@@ -149,7 +149,7 @@ KEYS: tuple[Key, ...] = (
        "unknown (prices --json gpus)"),
     _k("busy_usd", "number", "Of cost_usd, the dollars of effective GPU time."),
     _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing."),
-    _k("waste_pct", "number", "waste_usd / cost_usd."),
+    _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
     _k("waste_by_reason", "object", "waste_usd split by likely reason (keys: reason names), costliest first."),
     _k("waste_top_reason", "string", "The costliest reason."),
     _k("waste_evidence", "string", "The figures behind the top reason."),
@@ -216,7 +216,7 @@ KEYS: tuple[Key, ...] = (
     _k("user", "string", "Login name of the process owner; in spend --by user, the user."),
     _k("command", "string", "The process's command line, secrets redacted."),
     _k("alive", "boolean", "The process is still alive (false: its memory is stranded; null: cannot tell)."),
-    _k("cpu_pct", "number", "CPU time of the process tree, percent of one core."),
+    _k("cpu_pct", "number", "CPU time of the process tree, percent of one core (passes 100 on several cores)."),
     _k("busiest_cpu_pct", "number", "The busiest process of the tree, percent of one core."),
     _k("busiest_pid", "integer", "That process."),
     _k("busiest_runnable_pct", "number", "Percent of the interval it was on a CPU or waiting for one."),
