@@ -58,15 +58,15 @@ def test_snapshot_json_has_sane_values(real_gpu_count):
         assert 0 <= g["memory_used_bytes"] <= g["memory_total_bytes"]
         for pct in ("utilization_pct", "memory_utilization_pct"):
             assert g[pct] is None or 0 <= g[pct] <= 100
-        if g["power_limit_w"] is not None:
-            assert 10 <= g["power_limit_w"] <= 2000
-        if g["power_w"] is not None:
-            assert 0 < g["power_w"] <= 2000  # a powered GPU never reads exactly 0 W; a mW/W mix-up reads 1000x
-        if g["temperature_c"] is not None:
-            assert 5 <= g["temperature_c"] <= 120
+        if g["power_limit_watts"] is not None:
+            assert 10 <= g["power_limit_watts"] <= 2000
+        if g["power_watts"] is not None:
+            assert 0 < g["power_watts"] <= 2000  # a powered GPU never reads exactly 0 W; a mW/W mix-up reads 1000x
+        if g["temperature_celsius"] is not None:
+            assert 5 <= g["temperature_celsius"] <= 120
         if g["sm_clock_mhz"] is not None:
             assert 0 <= g["sm_clock_mhz"] <= 5000
-        for bw in ("pcie_rx_bytes_per_s", "pcie_tx_bytes_per_s"):
+        for bw in ("pcie_rx_bytes_per_second", "pcie_tx_bytes_per_second"):
             assert g[bw] is None or 0 <= g[bw] <= 1e12
     for p in doc["processes"]:
         assert p["pid"] > 0 and 0 <= p["gpu_index"] < real_gpu_count

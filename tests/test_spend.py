@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import gputab_cmd, subprocess_env
 
 from gputab.cli.main import cli
 from gputab.config import Config
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
+from support import gputab_cmd, subprocess_env
 
 DAY = 86400.0
 ALL = ("--since", "2000-01-01T00:00Z")
@@ -96,7 +96,7 @@ def test_spend_sums_equal_export_by_job(three_sessions):
             assert rel_close(math.fsum(row[k] for row in out["rows"]), want[k]), (by, k)
             assert rel_close(out["total"][k], want[k]), (by, k)
         assert sum(row["samples"] or 0 for row in out["rows"]) == want["samples"]
-        assert out["total"]["sessions"] == 3
+        assert out["total"]["session_count"] == 3
     # And per GPU, against the export's GPU rows (which include idle and unobserved time).
     r = CliRunner().invoke(cli, ["--db", str(three_sessions), "export", "--csv", "--all", "--by", "gpu"])
     gpus = list(csv.DictReader(io.StringIO(r.output)))
@@ -116,7 +116,7 @@ def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
     tags = [row["tag"] for row in out["rows"]]
     assert len(tags) == len(set(tags)) == len(cost)
     lora = next(row for row in out["rows"] if row["tag"] == "llama3-8b-lora")
-    assert lora["sessions"] == 2
+    assert lora["session_count"] == 2
     for row in out["rows"]:
         assert rel_close(row["cost_usd"], cost[row["tag"]]), row["tag"]
     # Samples entered in the first session count once; $/sample is over both sessions' cost.
@@ -127,12 +127,12 @@ def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
 def test_idle_and_utilization_figures(three_sessions):
     out = spend_json(three_sessions, "--by", "tag", *ALL)
     idle = next(row for row in out["rows"] if row["tag"] == "(idle)")
-    assert idle["idle_usd"] == idle["cost_usd"] > 0 and idle["idle_gpu_hours"] == idle["gpu_hours"]
-    assert rel_close(out["total"]["idle_usd"], math.fsum(row["idle_usd"] for row in out["rows"]))
+    assert idle["idle_cost_usd"] == idle["cost_usd"] > 0 and idle["idle_gpu_hours"] == idle["gpu_hours"]
+    assert rel_close(out["total"]["idle_cost_usd"], math.fsum(row["idle_cost_usd"] for row in out["rows"]))
     for row in out["rows"]:
-        if row["avg_utilization"] is not None and row["tag"] != "(idle)":
+        if row["avg_utilization_pct"] is not None and row["tag"] != "(idle)":
             # 0 is real: the demo holds VRAM at 0 % utilization (its stranded-memory job)
-            assert 0 <= row["avg_utilization"] <= 1
+            assert 0 <= row["avg_utilization_pct"] <= 100
             if row["effective_gpu_hours"] > 0:
                 assert rel_close(row["cost_per_effective_gpu_hour_usd"],
                                  row["cost_usd"] / row["effective_gpu_hours"])
@@ -260,7 +260,7 @@ def test_users_are_stored_and_grouped(db):
     assert stored["(idle)"] is None
     out = spend_json(db, "--by", "user", *ALL)
     by_user = {row["user"]: row["cost_usd"] for row in out["rows"]}
-    for tag, user in stored.items():
+    for user in stored.values():
         if user is not None:
             assert user in by_user
     assert "(idle)" in by_user

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from gputab.config import AttributionConfig
 from gputab.redaction import redact_cmdline

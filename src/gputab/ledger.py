@@ -13,8 +13,8 @@ and the charged part is split among the processes on the GPU by SM %, else used 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from gputab.config import WasteConfig
 from gputab.pricing import GpuPrice, PriceTable
@@ -42,7 +42,7 @@ def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) ->
         mems = [p.used_memory_bytes for p in procs]
         mem_total = sum(m for m in mems if m)
         if mem_total > 0 and all(m is not None for m in mems):
-            weights = [m / mem_total for m in mems]
+            weights = [(m or 0) / mem_total for m in mems]  # all known: checked just above
         else:
             weights = [1.0 / len(procs)] * len(procs)
     shares: dict[str, float] = {}
@@ -63,7 +63,7 @@ def interval_energy(prev: GpuSample, cur: GpuSample, dt: float) -> tuple[float, 
     if p0 is not None and p1 is not None:
         trapezoid = (p0 + p1) / 2.0 * dt
     elif p0 is not None or p1 is not None:
-        trapezoid = (p0 if p0 is not None else p1) * dt
+        trapezoid = (p0 if p0 is not None else p1 or 0.0) * dt  # the one reading known
     else:
         trapezoid = None
     if prev.energy_mj is not None and cur.energy_mj is not None:

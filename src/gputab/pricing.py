@@ -102,7 +102,7 @@ class PriceTable:
         self.table = table if table is not None else builtin_table()
 
     @classmethod
-    def load(cls, config: PricesConfig | None = None) -> "PriceTable":
+    def load(cls, config: PricesConfig | None = None) -> PriceTable:
         return cls(config or PricesConfig())
 
     def _row_rate(self, key: str) -> tuple[float, str, str]:

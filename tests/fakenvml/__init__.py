@@ -40,9 +40,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SOURCE = Path(__file__).with_name("fake_nvml.c")
 LIB_NAME = "libnvidia-ml.so.1"
@@ -146,7 +147,7 @@ class Scenario:
     count: int | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Scenario":
+    def from_dict(cls, d: Mapping[str, Any]) -> Scenario:
         """Build from plain data: ``{"gpus": [{...}], "processes": [{...}], "samples": [...], "errors": [...]}``."""
         return cls(
             gpus=[g if isinstance(g, GpuSpec) else GpuSpec(**g) for g in d.get("gpus", [])],
@@ -195,7 +196,7 @@ class FakeNvml:
         env.update(extra)
         return env
 
-    def session(self) -> "BackendSession":
+    def session(self) -> BackendSession:
         """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`)."""
         return BackendSession(self.env())
 
@@ -322,7 +323,7 @@ class BackendSession:
             _, err = self._proc.communicate()
         return err
 
-    def __enter__(self) -> "BackendSession":
+    def __enter__(self) -> BackendSession:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-
 from faultkit import committed
+
 from fakenvml import Error, GpuSpec, Proc, Sample, Scenario
 
 METRIC_FUNCTIONS = [

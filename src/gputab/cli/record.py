@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import Any
 
 import click
 
@@ -116,7 +117,7 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
     # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines and are stored with the session; the sink is set once
     # the recorder exists (it is built inside the backend's context, after the observers it is given).
     alerts = AlertObserver.from_config(config, stream=sys.stdout)
-    observers = [alerts]
+    observers: list[Any] = [alerts]  # the recorder calls on_tick/close on each, whatever its class
     port = metrics_port if metrics_port is not None else config.metrics.port
     address = metrics_address or config.metrics.address
     try:
@@ -129,7 +130,7 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend() as backend:
-            rec = Recorder(backend, Store(app.db_path), config, observers=observers)
+            rec = Recorder(backend, Store(app.database), config, observers=observers)
             # The exporter labels series with the host the session is recorded under (the demo box's name).
             host = getattr(backend, "host", None) or socket.gethostname()
             for obs in observers[1:]:

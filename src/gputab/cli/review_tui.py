@@ -22,10 +22,10 @@ def review(app: AppContext) -> None:
     from gputab.tui.review import run_review
 
     try:  # a file that is not gputab's (or is too new) is one line here, not an error drawn inside the screen
-        Store.open(app.db_path, readonly=True).close()
+        Store.open(app.database, readonly=True).close()
     except NoDatabase:
         pass  # the screen says there is nothing recorded yet
-    run_review(app.db_path)
+    run_review(app.database)
 
 
 def register(cli: click.Group) -> None:

@@ -15,7 +15,6 @@ from gputab.errors import GputabError
 
 DEFAULT_DAYS = 30
 """The window when ``--since`` is not given: this many days before ``--until`` (or now)."""
-SCHEMA_VERSION = 1
 """Version of the ``--json`` document (keys documented in README, "Spend")."""
 _KEY_TITLES = {"tag": "job (tag)", "user": "user", "gpu": "GPU", "host": "host", "day": "day", "week": "week of"}
 
@@ -94,8 +93,10 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
 
 
 def _csv(rows: list[dict], by: str) -> None:
-    from gputab.exporter import format_cell
+    from gputab.export import format_cell
+    from gputab.vocabulary import public
 
+    rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
     writer = csv.writer(sys.stdout, lineterminator="\r\n")
     writer.writerow(columns)
@@ -116,7 +117,8 @@ def _csv(rows: list[dict], by: str) -> None:
 @click.option("--db", "dbs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A database to read (repeat for databases copied from several boxes; hosts stay apart). "
                    "Default: the global --db.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, window, rows, total).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, by, since, until, tag, timezone, "
+              "databases, rows, total); keys in docs/json.md.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, the same keys as --json rows.")
 @pass_ctx
 def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: str | None, utc: bool, dbs: tuple[Path, ...],
@@ -155,9 +157,9 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
     tot = total(rows).to_json(by)
     zone = timezone_label(utc)
     if as_json:
-        from gputab.exporter import iso_utc
+        from gputab.export import iso_utc
 
-        print_json({"schema_version": SCHEMA_VERSION, "by": by, "since": iso_utc(since_wall),
+        print_json({"by": by, "since": iso_utc(since_wall),
                     "until": iso_utc(until_wall), "tag": tag, "timezone": zone,
                     "databases": [str(p) for p in paths], "rows": data, "total": tot})
         return

@@ -3,8 +3,8 @@
 Nothing here knows about tags, money or storage; later layers read snapshots.
 """
 
+from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
-from gputab.sampling.backend import Backend, ProcessInspector, ProcessFacts
 
 __all__ = ["Backend", "GpuSample", "ProcessFacts", "ProcessInspector", "ProcessSample", "Snapshot", "open_backend"]
 

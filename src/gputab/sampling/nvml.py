@@ -15,7 +15,7 @@ event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.hos
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pynvml
 
@@ -68,6 +68,7 @@ def _read_energy(h, out: dict) -> None:
 
 
 def _read_temperature_v(h, out: dict) -> None:
+    assert _TEMPERATURE_V is not None  # only registered when the library has it
     out["temperature_c"] = float(_TEMPERATURE_V(h, pynvml.NVML_TEMPERATURE_GPU))
 
 

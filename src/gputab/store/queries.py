@@ -12,8 +12,8 @@ import time
 from sqlite_utils import Database
 
 from gputab.errors import GputabError
-from gputab.store.lock import WriterInfo, utc_iso
 from gputab.report import MAX_COUNT
+from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.schema import JOB_COLUMNS
 
 SPECIAL_TAGS = ("(idle)", "(unobserved)")
@@ -56,7 +56,9 @@ def per_unit(cost: float | None, count: int | None, unit: float) -> float | None
 class StoreQueries:
     """Read methods of :class:`gputab.store.Store` (mixed in; ``self.db`` is the connection)."""
 
-    db: Database
+    @property
+    def db(self) -> Database:  # pragma: no cover - defined by Store
+        raise NotImplementedError
 
     def writer_info(self) -> WriterInfo | None:  # pragma: no cover - defined by Store
         raise NotImplementedError
@@ -170,7 +172,7 @@ class StoreQueries:
                                   exit_code=2)
         cost = row["cost_usd"]
         with self.db.atomic():
-            self.db["progress"].insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
+            self.db.table("progress").insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
                                         "wall": time.time(), "source": "cli", "reporter": reporter,
                                         "owner_uid": os.getuid()})
             self.db.execute(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from textual import on
 from textual.app import App, ScreenStackError

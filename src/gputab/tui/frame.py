@@ -66,7 +66,7 @@ class JobView:
     waste_evidence: str | None = None
 
     @classmethod
-    def from_json(cls, d: dict) -> "JobView":
+    def from_json(cls, d: dict) -> JobView:
         """From a ``JobTotals.to_json()`` dict (the project-wide job keys)."""
         tag = d["tag"]
         samples = d.get("samples")

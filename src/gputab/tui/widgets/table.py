@@ -6,7 +6,7 @@ that changes three numbers writes three cells.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import textual
 from rich.text import Text
