@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
-from support import gputab_cmd
 
 from gputab.store.database import NotGputabDatabase, inspect_database
 from gputab.store.schema import APPLICATION_ID, migrate
+from support import gputab_cmd
 
 FAST = "[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 1.0\n"
 ROOT = os.geteuid() == 0
