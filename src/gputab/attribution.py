@@ -8,7 +8,8 @@ Rules, first match wins:
    (``key``).
 3. A command-line rule from the config, its tag template filled from the match groups (``rule``).
 4. The container in the process's cgroup: docker, containerd, CRI-O, podman, Kubernetes (``container``).
-5. ``untagged:<user>/<process name>`` (``untagged``).
+5. ``untagged:<user>/<process name>`` (``untagged``), or ``no_permission`` when rules 1-2 could not be tried
+   because this user may not read the process's environment (run gputab as root, or tag by a rule).
 
 A user's manual tag (``manual``) overrides all of them. A process whose environment cannot be read (another
 user's, without root) skips rules 1-2 rather than borrowing an ancestor's tag it might have overridden.
@@ -40,7 +41,8 @@ MAX_ANCESTORS = 32
 EVICT_AFTER_CALLS = 300
 """A cached process not asked about for this many :meth:`Attributor.attribute` calls is forgotten."""
 
-Source = Literal["env", "inherited", "key", "rule", "container", "untagged", "manual", "gone"]
+Source = Literal["env", "inherited", "key", "rule", "container", "untagged", "no_permission", "manual", "gone",
+                 "hidden"]
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,8 @@ class Attributor:
         if cid:
             return info(f"container:{cid}", "container")
         untagged = sanitize_tag(f"untagged:{facts.user or '?'}/{facts.name or '?'}")
-        return info(untagged or f"untagged:?/pid{facts.pid}", "untagged")
+        return info(untagged or f"untagged:?/pid{facts.pid}",
+                    "no_permission" if facts.environ is None and facts.environ_denied else "untagged")
 
     def _tag_vars(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The tag variables of an environment; the rest of it is dropped here."""

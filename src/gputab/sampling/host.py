@@ -76,7 +76,12 @@ class HostInspector(ProcessInspector):
                 uids = _read(proc.uids, None)
                 user = _read(proc.username, None)
                 cmdline = tuple(_read(proc.cmdline, ()) or ())
-                environ = _read(proc.environ, None)
+                try:
+                    environ, denied = proc.environ(), False
+                except psutil.AccessDenied:
+                    environ, denied = None, True
+                except psutil.ZombieProcess:
+                    environ, denied = None, False
         except psutil.NoSuchProcess:
             # It exited between the NVML list and now (ZombieProcess fields are caught one by one in _read).
             return None
@@ -88,6 +93,7 @@ class HostInspector(ProcessInspector):
             uid=None if uids is None else uids.real,
             cmdline=cmdline,
             environ=environ,
+            environ_denied=denied,
             ppid=ppid,
             cgroup=self._cgroup(pid),
         )
