@@ -11,8 +11,10 @@ Rules, first match wins:
 5. ``untagged:<user>/<process name>`` (``untagged``), or ``no_permission`` when rules 1-2 could not be tried
    because this user may not read the process's environment (run gputab as root, or tag by a rule).
 
-A user's manual tag (``manual``) overrides all of them. A process whose environment cannot be read (another
-user's, without root) skips rules 1-2 rather than borrowing an ancestor's tag it might have overridden.
+A GPU process NVML lists by a host PID this container cannot see is charged to ``unattributed:host-pid``
+(``hidden``; see :mod:`gputab.sampling.containers`). A user's manual tag (``manual``) overrides all of them.
+A process whose environment cannot be read (another user's, without root) skips rules 1-2 rather than borrowing
+an ancestor's tag it might have overridden.
 
 Only tag variables leave this module: the environment is read, searched and dropped, never stored or returned.
 """
@@ -28,6 +30,7 @@ from typing import Iterable, Literal, Mapping
 from gputab.config import AttributionConfig
 from gputab.redaction import redact_cmdline
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
+from gputab.sampling.containers import UNATTRIBUTED
 
 __all__ = ["TAG_ENV", "MAX_TAG_CHARS", "ProcessInfo", "Attributor", "validate_tag", "sanitize_tag",
            "container_id", "redact_cmdline"]
@@ -155,6 +158,7 @@ class Attributor:
             raise ValueError(f"invalid attribution rule pattern: {exc}") from None
         self._tag_keys = (TAG_ENV, *self._config.env_keys)
         self._cheap_create_time = getattr(inspector, "create_time", None)
+        self._hidden = getattr(inspector, "hidden", None)
         self._cache: dict[int, _Entry] = {}
         self._manual: dict[tuple[int, float], str] = {}
         self._calls = 0
@@ -173,6 +177,10 @@ class Attributor:
             return result
 
     def _one(self, pid: int, ancestors: dict) -> ProcessInfo:
+        if self._hidden is not None and self._hidden(pid):
+            # A host PID this container cannot see (a local process may even have the same number): its owner
+            # is unknown, so it is no user's untagged job.
+            return ProcessInfo(pid, None, None, "?", "", UNATTRIBUTED, "hidden")
         entry = self._cache.get(pid)
         facts: ProcessFacts | None = None
         if self._cheap_create_time is not None:

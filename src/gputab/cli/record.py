@@ -115,7 +115,7 @@ def _record(rec, app: AppContext) -> None:
         where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
         click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
                    f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
-        for note in tick.notes:
+        for note in tick.snapshot.host_notes + tick.notes:
             click.echo(f"gputab: {note}", err=True)
         sys.stdout.flush()
         loop = threading.Thread(target=rec.run, args=(stop,), name="gputab-recorder", daemon=True)

@@ -134,6 +134,8 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
         click.echo("")
         click.echo(format_jobs(jobs))
         click.echo(f"\nBurn rate of the box: ${ledger.burn_rate_usd_per_hour:.2f}/h")
+        for note in snap.host_notes:
+            click.echo(f"gputab: {note}", err=True)
 
 
 def _price_json(ledger, index: int) -> dict:

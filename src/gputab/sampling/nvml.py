@@ -21,6 +21,7 @@ import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
+from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
@@ -160,6 +161,7 @@ class NvmlBackend(Backend):
             raise BackendError(_init_message(exc)) from None
         self._closed = False
         self._inspector: ProcessInspector | None = None
+        self._visibility = PidVisibility()
         try:
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as exc:
@@ -251,8 +253,11 @@ class NvmlBackend(Backend):
                 s = gpu.static
                 gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
                 notes.append(f"GPU {gpu.index} lost ({exc})")
+        self._visibility.observe(p.pid for p in procs)
+        note = self._visibility.note
         return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
-                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes))
+                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes),
+                        host_notes=(note,) if note else ())
 
     def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
         """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
@@ -410,7 +415,7 @@ class NvmlBackend(Backend):
         if self._inspector is None:
             from gputab.sampling.host import HostInspector
 
-            self._inspector = HostInspector()
+            self._inspector = HostInspector(visibility=self._visibility)
         return self._inspector
 
     def close(self) -> None:

@@ -108,6 +108,9 @@ class Snapshot:
     """Human-readable notes on what failed in this poll (a lost GPU, an NVML error)."""
     cpu: tuple[CpuSample, ...] = ()
     """The CPU side of each GPU process (for the waste diagnosis); empty where the backend cannot tell."""
+    host_notes: tuple[str, ...] = ()
+    """Standing facts about this host that every view states once, with their fix (e.g. NVML's PIDs are not
+    visible in this container's PID namespace)."""
 
     def gpu(self, index: int) -> GpuSample | None:
         for g in self.gpus:
@@ -127,4 +130,5 @@ class Snapshot:
             "processes": [p.to_json() for p in self.processes],
             "errors": list(self.errors),
             "cpu": [c.to_json() for c in self.cpu],
+            "host_notes": list(self.host_notes),
         }

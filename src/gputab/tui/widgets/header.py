@@ -32,11 +32,19 @@ def header_text(frame: Frame) -> Text:
     jobs = sum(1 for j in frame.jobs if not j.special)
     return Text.assemble(
         literal(frame.host, "bold"), f"  {session}  started {started_label(frame.started_wall)}  up ",
-        fmt.duration(frame.elapsed_s), "\n",
+        fmt.duration(frame.elapsed_s), host_note_label(frame), "\n",
         "spent ", (fmt.money(frame.total_cost_usd), "bold"),
         "  burn ", (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),
         f"  {len(frame.gpus)} GPUs  {jobs} jobs  ", alerts_label(frame), state,
     )
+
+
+def host_note_label(frame: Frame) -> Text:
+    """``  ⚠ <what>`` for the first standing host note (e.g. a container hiding NVML's PIDs): what is wrong fits
+    the header's first line; the notes line below the tables carries the whole sentence with its fix."""
+    if not frame.host_notes:
+        return Text("")
+    return Text.assemble(("  ⚠ ", "bold yellow"), literal(frame.host_notes[0].split(":", 1)[0], "yellow"))
 
 
 def alerts_label(frame: Frame) -> Text:
