@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fakenvml import GpuSpec, Proc, Scenario
 
+from fakenvml import GpuSpec, Proc, Scenario
 from gputab.sampling.containers import INIT_PID_NS, UNATTRIBUTED, PidVisibility
 from gputab.tui.frame import Frame
 from gputab.tui.widgets.header import header_text
