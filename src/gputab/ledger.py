@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from gputab.config import WasteConfig
-from gputab.pricing import GpuPrice, PriceTable
+from gputab.pricing import GpuPrice, PriceTable, mig_fraction
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
 
@@ -50,6 +50,38 @@ def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) ->
         tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
         shares[tag] = shares.get(tag, 0.0) + w
     return shares
+
+
+def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
+    """Share of one physical GPU per tag, summing to 1. Off MIG: :func:`split_shares`.
+
+    In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (cost-model.md, "MIG
+    instances"), split among the processes found on it by their GPU and compute instance ids (by memory, then
+    equally: NVML reports no per-process utilization on MIG); an instance with no process, and the slices no
+    instance holds, go to ``(idle)``. A process whose ids match no instance shares the free slices.
+    """
+    if gpu.mig is None or not gpu.mig_slices:
+        return split_shares(processes, tags)
+    by_instance: dict[tuple[int | None, int | None], list[ProcessSample]] = {}
+    for p in processes:
+        by_instance.setdefault((p.gpu_instance_id, p.compute_instance_id), []).append(p)
+    shares: dict[str, float] = {}
+    held = 0.0
+    for inst in gpu.mig:
+        f = mig_fraction(inst.slices, gpu.mig_slices)
+        held += f
+        for tag, w in split_shares(by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ()),
+                                   tags).items():
+            shares[tag] = shares.get(tag, 0.0) + f * w
+    free = max(0.0, 1.0 - held)
+    strays = [p for procs in by_instance.values() for p in procs]
+    if free > 0:
+        for tag, w in split_shares(strays, tags).items():
+            shares[tag] = shares.get(tag, 0.0) + free * w
+    total = sum(shares.values())
+    if total > 0 and abs(total - 1.0) > 1e-12:  # more slices held than the GPU has: a driver glitch, scale
+        shares = {t: w / total for t, w in shares.items()}
+    return shares or {IDLE: 1.0}
 
 
 def interval_energy(prev: GpuSample, cur: GpuSample, dt: float) -> tuple[float, str]:
@@ -267,7 +299,7 @@ class Ledger:
         procs_by_gpu: dict[int, list[ProcessSample]] = {}
         for p in snap.processes:
             procs_by_gpu.setdefault(p.gpu_index, []).append(p)
-        shares = {g.index: split_shares(procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
+        shares = {g.index: gpu_shares(g, procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
         dt = snap.mono - prev.mono if prev is not None else 0.0
         self.waste.begin_tick(snap, tags)
         if prev is not None and dt > 0:

@@ -15,7 +15,7 @@ event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.hos
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pynvml
 
@@ -23,6 +23,7 @@ from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
 from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
+from gputab.sampling.mig import MigInstances, instance_id, mig_slices
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
 DEMO_HINT = "Try `gputab --demo`."
@@ -92,7 +93,7 @@ class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
     __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
-                 "throttle_prev", "throttle_mono")
+                 "throttle_prev", "throttle_mono", "mig")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -109,6 +110,7 @@ class _GpuState:
         self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
         self.throttle_prev: frozenset[str] = frozenset()
         self.throttle_mono: float | None = None
+        self.mig: MigInstances | None = None  # only for a GPU in MIG mode
 
 
 class _GpuLost(Exception):
@@ -211,6 +213,11 @@ class NvmlBackend(Backend):
             readers.append(("temperature", _read_temperature))
         readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
         gpu.readers = readers
+        try:
+            slots = mig_slices(handle)
+        except pynvml.NVMLError as exc:
+            raise _GpuLost("MIG mode", exc) from None
+        gpu.mig = None if slots is None else MigInstances(slots)
         if gpu.gpm is None:
             gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
@@ -288,6 +295,12 @@ class NvmlBackend(Backend):
                     notes.append(f"GPU {gpu.index} {what}: {exc}")
         if dead:
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
+        if gpu.mig is not None:
+            try:
+                values["mig"] = gpu.mig.read(handle, gpu.index, notes)
+            except pynvml.NVMLError as exc:
+                raise _GpuLost("MIG devices", exc) from None
+            values["mig_slices"] = gpu.mig.slots
         if gpu.gpm is not None:
             self._read_gpm(gpu, values, notes)
         if gpu.throttle is not None:
@@ -357,7 +370,7 @@ class NvmlBackend(Backend):
 
     def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
         """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
-        seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind]
+        seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind, gpu instance, compute instance]
         for kind, list_fn in tuple(gpu.proc_lists):
             try:
                 infos = list_fn(gpu.handle)
@@ -372,7 +385,8 @@ class NvmlBackend(Backend):
             for info in infos:
                 entry = seen.get(info.pid)
                 if entry is None:
-                    seen[info.pid] = [info.usedGpuMemory, kind]
+                    seen[info.pid] = [info.usedGpuMemory, kind, instance_id(getattr(info, "gpuInstanceId", None)),
+                                      instance_id(getattr(info, "computeInstanceId", None))]
                 elif info.usedGpuMemory is not None:
                     # A process in both lists reports its one allocation on this GPU twice: take it once.
                     entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
@@ -381,8 +395,8 @@ class NvmlBackend(Backend):
         sm = self._process_sm(gpu, notes)
         return [
             ProcessSample(pid=pid, gpu_index=gpu.index, used_memory_bytes=used, kind=kind,
-                          sm_pct=None if sm is None else sm.get(pid, 0.0))
-            for pid, (used, kind) in seen.items()
+                          sm_pct=None if sm is None else sm.get(pid, 0.0), gpu_instance_id=gi, compute_instance_id=ci)
+            for pid, (used, kind, gi, ci) in seen.items()
         ]
 
     def _process_sm(self, gpu: _GpuState, notes: list[str]) -> dict[int, float] | None:

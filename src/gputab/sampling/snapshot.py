@@ -12,6 +12,27 @@ THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
 
 
 @dataclass(frozen=True, slots=True)
+class MigSample:
+    """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode, priced as a device: the
+    parent's rate x ``slices / GpuSample.mig_slices`` (see cost-model.md, "MIG instances")."""
+
+    gpu_instance_id: int
+    compute_instance_id: int
+    slices: int
+    """Compute slices this instance holds (``computeInstanceSliceCount``)."""
+    gpu_instance_slices: int | None = None
+    uuid: str = ""
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    sm_count: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``GI 1 CI 0``: how the views and exports name the instance (DCGM's GPU_I_ID is the GI)."""
+        return f"GI {self.gpu_instance_id} CI {self.compute_instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSample:
     """One GPU at one tick."""
 
@@ -47,6 +68,10 @@ class GpuSample:
     throttle_seconds: dict[str, float] | None = None
     """Seconds of the last interval the clocks were held down, per reason (``power_cap``, ``thermal``,
     ``hw_slowdown``, ``power_brake``); None where the GPU does not report its clock event reasons."""
+    mig: tuple[MigSample, ...] | None = None
+    """The MIG devices of a GPU in MIG mode (maybe none yet); None when MIG is off or not supported."""
+    mig_slices: int | None = None
+    """The GPU's compute slices in MIG mode (``nvmlDeviceGetMaxMigDeviceCount``: 7 on A100/H100/H200)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -63,6 +88,9 @@ class ProcessSample:
     """SM utilization over the last interval; 0 when listed but no sample, None when unsupported."""
     kind: str = "compute"
     """``compute`` or ``graphics``."""
+    gpu_instance_id: int | None = None
+    """The MIG instance the process runs on (with ``compute_instance_id``); None off MIG."""
+    compute_instance_id: int | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
