@@ -23,6 +23,8 @@ Scenario file reference (one record a line, ``#`` starts a comment; written for 
                                                          ``nvmlDeviceGetMaxMigDeviceCount``
 ``mig GPU SLOT GI CI CI_SLICES GI_SLICES SMS TOTAL USED``  a MIG device (``nvmlDeviceGetMigDeviceHandleByIndex``)
 ``proc GPU PID KIND USED GI CI``                         a process on MIG instance (GI, CI) of a MIG GPU
+``delay SYMBOL SECONDS``                                 every call of ``SYMBOL`` sleeps that long first (a slow
+                                                         ``nvmlInitWithFlags``, a hung driver call)
 ``error SYMBOL|* GPU|* CODE``                            make ``SYMBOL`` (e.g. ``nvmlDeviceGetPowerUsage``) return
                                                          ``CODE`` (``NOT_SUPPORTED``, ``GPU_IS_LOST``, 999, ...);
                                                          ``*`` symbol = every device function; first match wins
@@ -170,6 +172,8 @@ class Scenario:
     samples: list[Sample] = field(default_factory=list)
     errors: list[Error] = field(default_factory=list)
     migs: list[Mig] = field(default_factory=list)
+    delays: dict[str, float] = field(default_factory=dict)
+    """NVML symbol -> seconds each call of it sleeps first."""
     driver: str = "550.54.15"
     count: int | None = None
 
@@ -182,6 +186,7 @@ class Scenario:
             samples=[s if isinstance(s, Sample) else Sample(**s) for s in d.get("samples", [])],
             errors=[e if isinstance(e, Error) else Error(**e) for e in d.get("errors", [])],
             migs=[m if isinstance(m, Mig) else Mig(**m) for m in d.get("migs", [])],
+            delays=dict(d.get("delays", {})),
             driver=d.get("driver", "550.54.15"),
             count=d.get("count"),
         )
@@ -199,6 +204,7 @@ class Scenario:
         lines += [f"mig {m.gpu} {m.slot} {m.gi} {m.ci} {m.ci_slices} {m.gi_slices or m.ci_slices} {m.sms} "
                   f"{m.mem_total} {m.mem_used}" for m in self.migs]
         lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]
+        lines += [f"delay {sym} {seconds}" for sym, seconds in self.delays.items()]
         lines += [f"error {e.function} {'*' if e.gpu is None else e.gpu} {e.code}" for e in self.errors]
         return "\n".join(lines) + "\n"
 

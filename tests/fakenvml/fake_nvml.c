@@ -21,6 +21,8 @@
  *                                              its own nvmlReturn while the call succeeds, as the driver does)
  *   gpu 0 clocks_event 4                      (nvmlDeviceGetCurrentClocksEventReasons bit mask)
  *
+ *   delay nvmlInitWithFlags 3.5               (every call of the symbol sleeps that long first: a slow driver)
+ *
  * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called.
  */
 #define _GNU_SOURCE
@@ -125,6 +127,8 @@ typedef struct { int used, gi_id, ci_id, ci_slices, gi_slices, sms; long long me
 typedef struct { int gpu; unsigned int pid; int graphics; long long used; unsigned int gi, ci; } proc_t;
 typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
 typedef struct { char sym[64]; int gpu; int code; } error_t_;
+typedef struct { char sym[64]; double seconds; } delay_t;
+#define MAX_DELAYS 16
 
 /* The opaque device handle pynvml passes back: a pointer into this array (handle - devices = index). */
 struct nvmlDevice_st { int index; };
@@ -141,6 +145,8 @@ static struct {
     sample_t samples[MAX_SAMPLES];
     error_t_ errors[MAX_ERRORS];
     mig_t migs[MAX_GPUS][MAX_MIG];
+    delay_t delays[MAX_DELAYS];
+    int ndelays;
 } sc;
 
 static struct { ino_t ino; off_t size; long long mtime_ns; int loaded; } seen;
@@ -289,6 +295,10 @@ static void parse_scenario(FILE *f) {
             unsigned int mem = 0;
             sscanf(line, "%*s %d %u %llu %u %u", &s->gpu, &s->pid, &s->ts, &s->sm, &mem);
             s->mem = mem;
+        } else if (!strcmp(kw, "delay") && n >= 3 && sc.ndelays < MAX_DELAYS) {
+            delay_t *dl = &sc.delays[sc.ndelays++];
+            snprintf(dl->sym, sizeof dl->sym, "%s", a);
+            dl->seconds = strtod(b, NULL);
         } else if (!strcmp(kw, "error") && n >= 4 && sc.nerrors < MAX_ERRORS) {
             error_t_ *e = &sc.errors[sc.nerrors++];
             snprintf(e->sym, sizeof e->sym, "%s", a);
@@ -321,6 +331,17 @@ static void reload(void) {
     seen.loaded = 1;
 }
 
+/* A scripted hang: `delay SYMBOL SECONDS` makes every call of SYMBOL sleep that long first (a slow driver). */
+static void delay(const char *sym) {
+    for (int i = 0; i < sc.ndelays; i++) {
+        if (strcmp(sc.delays[i].sym, sym) != 0) continue;
+        double s = sc.delays[i].seconds;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0) {}
+        return;
+    }
+}
+
 /* The injected error for (sym, gpu), or SUCCESS. "*" as symbol matches every device function. */
 static int injected(const char *sym, int gpu, int device_fn) {
     for (int i = 0; i < sc.nerrors; i++) {
@@ -336,6 +357,7 @@ static int injected(const char *sym, int gpu, int device_fn) {
     int gi;                                                                         \
     count_call(sym);                                                                \
     reload();                                                                       \
+    delay(sym);                                                                     \
     if (!init_count) return NVML_ERROR_UNINITIALIZED;                               \
     if (!(dev) || (dev) < devices || (dev) >= devices + MAX_GPUS)                   \
         return NVML_ERROR_INVALID_ARGUMENT;                                         \
@@ -348,6 +370,7 @@ static int injected(const char *sym, int gpu, int device_fn) {
 static nvmlReturn_t do_init(const char *sym) {
     count_call(sym);
     reload();
+    delay(sym);
     int rc = injected(sym, ANY, 0);
     if (rc) return rc;
     init_count++;

@@ -87,7 +87,7 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
             except OSError as exc:
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
-        with app.open_backend() as backend:
+        with app.open_backend(on_wait=lambda msg: click.echo(f"gputab: {msg}", err=True)) as backend:
             rec = Recorder(backend, Store(app.db_path), config, observers=observers)
             # The exporter labels series with the host the session is recorded under (the demo box's name).
             host = getattr(backend, "host", None) or socket.gethostname()

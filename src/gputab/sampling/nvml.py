@@ -25,6 +25,7 @@ from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.mig import MigInstances, instance_id, mig_slices
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
+from gputab.sampling.waiting import waiting
 
 DEMO_HINT = "Try `gputab --demo`."
 
@@ -156,9 +157,11 @@ class NvmlBackend(Backend):
 
     name = "nvml"
 
-    def __init__(self) -> None:
+    def __init__(self, on_wait: Callable[[str], None] | None = None) -> None:
+        """``on_wait(message)`` is called (from another thread) every second while ``nvmlInit`` is slow."""
         try:
-            pynvml.nvmlInit()
+            with waiting("starting NVML (nvmlInit)", on_wait):
+                pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
             raise BackendError(_init_message(exc)) from None
         self._closed = False
