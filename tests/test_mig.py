@@ -149,8 +149,10 @@ def test_backend_reads_instances_and_charges_them_by_slices(fake_nvml):
             assert jobs["job-a"]["cost_usd"] / jobs["job-b"]["cost_usd"] == pytest.approx(3.0, rel=1e-9)
             assert jobs["(idle)"]["cost_usd"] > 0  # the 3 slices no instance holds
             assert s.calls("nvmlDeviceGetAttributes_v2") == 2  # slice counts read once per instance
-            # GPU 0 answered NOT_SUPPORTED once and was never asked again; GPU 1 (no MIG) is asked every tick.
-            assert s.calls("nvmlDeviceGetProcessUtilization") == 1 + 4
+            # GPU 0 answered NOT_SUPPORTED to both calls once and was never asked again; GPU 1 (no MIG) is asked
+            # every tick (NOT_FOUND: no samples for it).
+            assert s.calls("nvmlDeviceGetProcessUtilization") == 1
+            assert s.calls("nvmlDeviceGetProcessesUtilizationInfo") == 1 + 4
     finally:
         for p in (a, b):
             p.kill()

@@ -84,12 +84,19 @@ def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping
     return shares or {IDLE: 1.0}
 
 
-def interval_energy(prev: GpuSample, cur: GpuSample, dt: float) -> tuple[float, str]:
+ENERGY_COUNTER_PERIOD_S = 2.0
+"""The driver refreshes the energy counter at its own cadence (tens of ms to about a second, by GPU and driver):
+a counter that has not moved for less than this is waiting for its next update, not stuck."""
+
+
+def interval_energy(prev: GpuSample, cur: GpuSample, dt: float, still_s: float = 0.0) -> tuple[float, str]:
     """Joules drawn by one GPU over one interval, and the method: ``counter``, ``power`` or ``none``.
 
     The counter delta is preferred. It is not trusted when unsupported, when it goes backwards (driver reload),
-    or when it did not move while the GPU drew power; then the trapezoid of the power samples is used, so a GPU
-    that drew power is never reported at 0 J.
+    or when it did not move while the GPU drew power for longer than :data:`ENERGY_COUNTER_PERIOD_S` (``still_s``:
+    how long it had already not moved before this interval); then the trapezoid of the power samples is used, so a
+    GPU that drew power is never reported at 0 J. A shorter still window charges 0 J: the counter's next update
+    carries its energy (charging the trapezoid too would count it twice).
     """
     p0, p1 = prev.power_w, cur.power_w
     if p0 is not None and p1 is not None:
@@ -100,7 +107,7 @@ def interval_energy(prev: GpuSample, cur: GpuSample, dt: float) -> tuple[float, 
         trapezoid = None
     if prev.energy_mj is not None and cur.energy_mj is not None:
         delta = cur.energy_mj - prev.energy_mj
-        if delta > 0 or (delta == 0 and not trapezoid):
+        if delta > 0 or (delta == 0 and (not trapezoid or still_s + dt < ENERGY_COUNTER_PERIOD_S)):
             return delta / 1000.0, "counter"
     if trapezoid is not None:
         return max(0.0, trapezoid), "power"
@@ -213,6 +220,8 @@ class GpuTotals:
     seconds: float = 0.0
     provisional: bool = False
     """Priced from a lost GPU's placeholder; re-priced when the GPU answers."""
+    counter_still_s: float = 0.0
+    """Seconds the energy counter has not moved (see :func:`interval_energy`)."""
 
     def to_json(self) -> dict:
         p = self.price
@@ -321,7 +330,9 @@ class Ledger:
         if lost:
             energy_j, method = 0.0, "none"
         else:
-            energy_j, method = interval_energy(pg, g, dt)
+            energy_j, method = interval_energy(pg, g, dt, gt.counter_still_s)
+            still = pg.energy_mj is not None and g.energy_mj == pg.energy_mj
+            gt.counter_still_s = gt.counter_still_s + dt if still else 0.0
         energy_cost_full = price.energy_cost(energy_j)
         # Gap rule: beyond the gap limit only one interval is charged as usual; a lost GPU is unobserved.
         if lost:

@@ -108,6 +108,13 @@ class GpuSpec:
     gpm_pcie_rx_mibs: int = 0
     gpm_nvlink_rx_mibs: int = 0
     gpm_nvlink_tx_mibs: int = 0
+    power_fields: int = 0
+    """1: ``nvmlDeviceGetFieldValues`` answers the power fields (NVML_FI_DEV_POWER_INSTANT/AVERAGE); 0: each
+    answers NOT_SUPPORTED in its own ``nvmlReturn`` (an older driver)."""
+    power_avg_mw: int = -1
+    """The average-power field (-1: same as ``power_mw``)."""
+    module_power_mw: int = -1
+    """Module-scope power (Grace Hopper: GPU + CPU + memory); -1: no module scope (NOT_SUPPORTED)."""
     mig: int = -1
     """MIG mode: -1 not MIG-capable (GetMigMode answers NOT_SUPPORTED), 0 off, 1 on."""
     mig_max: int = 7

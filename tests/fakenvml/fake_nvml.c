@@ -78,6 +78,37 @@ typedef struct {
     unsigned long long timeStamp;
     unsigned int smUtil, memUtil, encUtil, decUtil;
 } nvmlProcessUtilizationSample_t;
+/* nvmlDeviceGetProcessesUtilizationInfo (driver 550+): a versioned struct holding the caller's array. */
+typedef struct {
+    unsigned long long timeStamp;
+    unsigned int pid, smUtil, memUtil, encUtil, decUtil, jpgUtil, ofaUtil;
+} nvmlProcessUtilizationInfo_v1_t;
+typedef struct {
+    unsigned int version, processSamplesCount;
+    unsigned long long lastSeenTimeStamp;
+    nvmlProcessUtilizationInfo_v1_t *procUtilArray;
+} nvmlProcessesUtilizationInfo_t;
+#define PROCESSES_UTILIZATION_INFO_V1 0x01000018u
+/* nvmlDeviceGetFieldValues: nvmlFieldValue_t with its value union, as nvml.h and pynvml's c_nvmlFieldValue_t. */
+typedef union {
+    double dVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    long long sllVal;
+    int siVal;
+    unsigned short usVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    unsigned int valueType;
+    nvmlReturn_t nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+#define NVML_FI_DEV_POWER_AVERAGE 185
+#define NVML_FI_DEV_POWER_INSTANT 186
+#define NVML_VALUE_TYPE_UNSIGNED_INT 1
 
 /* NVML GPM (Hopper and newer), laid out as nvml.h and pynvml's c_nvmlGpmMetricsGet_t / c_nvmlGpmSupport_t. */
 #define NVML_GPM_METRICS_GET_VERSION 1
@@ -119,7 +150,7 @@ static const struct { unsigned int id; const char *key, *shortName, *unit; } gpm
 typedef struct {
     char name[96], uuid[96];
     long long util, memutil, mem_used, mem_total, mem_reserved, power_mw, limit_mw, energy_base_mj, temp, sm_clock,
-        pcie_tx_kbs, pcie_rx_kbs, gpm, clocks_event, mig, mig_max;
+        pcie_tx_kbs, pcie_rx_kbs, gpm, clocks_event, mig, mig_max, power_fields, power_avg_mw, module_power_mw;
     long long gpm_values[GPM_N];
 } gpu_t;
 /* One MIG device (a compute instance inside a GPU instance) at slot `slot` of its parent GPU. */
@@ -209,6 +240,8 @@ static void gpu_defaults(int i) {
     g->sm_clock = 1410;
     g->mig = -1; /* not MIG-capable: nvmlDeviceGetMigMode answers NOT_SUPPORTED */
     g->mig_max = 7;
+    g->power_avg_mw = -1;    /* -1: the average field reads the same as power_mw */
+    g->module_power_mw = -1; /* -1: no module scope (not Grace Hopper): that field answers NOT_SUPPORTED */
 }
 
 static void gpu_set(gpu_t *g, const char *key, const char *val) {
@@ -231,6 +264,9 @@ static void gpu_set(gpu_t *g, const char *key, const char *val) {
     else if (!strcmp(key, "clocks_event")) g->clocks_event = v;
     else if (!strcmp(key, "mig")) g->mig = v;
     else if (!strcmp(key, "mig_max")) g->mig_max = v;
+    else if (!strcmp(key, "power_fields")) g->power_fields = v;
+    else if (!strcmp(key, "power_avg_mw")) g->power_avg_mw = v;
+    else if (!strcmp(key, "module_power_mw")) g->module_power_mw = v;
     else {
         for (int m = 0; m < GPM_N; m++)
             if (!strcmp(key, gpm_metrics[m].key)) { g->gpm_values[m] = v; return; }
@@ -621,6 +657,62 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtiliz
         k++;
     }
     *count = n;
+    return NVML_SUCCESS;
+}
+
+/* The newer call: same samples, the versioned struct and the same two-call size protocol. */
+nvmlReturn_t nvmlDeviceGetProcessesUtilizationInfo(nvmlDevice_t dev, nvmlProcessesUtilizationInfo_t *info) {
+    DEVICE_PROLOGUE("nvmlDeviceGetProcessesUtilizationInfo", dev);
+    if (!info) return NVML_ERROR_INVALID_ARGUMENT;
+    if (info->version != PROCESSES_UTILIZATION_INFO_V1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (g->mig == 1) return NVML_ERROR_NOT_SUPPORTED;
+    unsigned long long lastSeen = info->lastSeenTimeStamp;
+    unsigned int n = 0;
+    for (int i = 0; i < sc.nsamples; i++)
+        if (sc.samples[i].gpu == gi && sc.samples[i].ts > lastSeen) n++;
+    if (n == 0) return NVML_ERROR_NOT_FOUND;
+    if (!info->procUtilArray || info->processSamplesCount < n) {
+        info->processSamplesCount = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    unsigned int k = 0;
+    for (int i = 0; i < sc.nsamples; i++) {
+        sample_t *s = &sc.samples[i];
+        if (s->gpu != gi || s->ts <= lastSeen) continue;
+        nvmlProcessUtilizationInfo_v1_t *o = &info->procUtilArray[k++];
+        memset(o, 0, sizeof *o);
+        o->pid = s->pid;
+        o->timeStamp = s->ts;
+        o->smUtil = s->sm;
+        o->memUtil = s->mem;
+    }
+    info->processSamplesCount = n;
+    return NVML_SUCCESS;
+}
+
+/* Field values: power fields answer where the scenario says the driver has them (`power_fields 1`), each with
+ * its own nvmlReturn; the call itself succeeds, as the driver's does. */
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, nvmlFieldValue_t *values) {
+    DEVICE_PROLOGUE("nvmlDeviceGetFieldValues", dev);
+    if (!values || count < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *v = &values[i];
+        v->timestamp = (long long)(now_s() * 1e6);
+        v->latencyUsec = 0;
+        v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+        v->value.ullVal = 0;
+        v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        if (!g->power_fields || (v->fieldId != NVML_FI_DEV_POWER_INSTANT && v->fieldId != NVML_FI_DEV_POWER_AVERAGE))
+            continue;
+        long long mw = -1;
+        if (v->scopeId == 0) /* NVML_POWER_SCOPE_GPU */
+            mw = v->fieldId == NVML_FI_DEV_POWER_AVERAGE && g->power_avg_mw >= 0 ? g->power_avg_mw : g->power_mw;
+        else if (v->scopeId == 1) /* NVML_POWER_SCOPE_MODULE */
+            mw = g->module_power_mw;
+        if (mw < 0) continue;
+        v->value.uiVal = (unsigned int)mw;
+        v->nvmlReturn = NVML_SUCCESS;
+    }
     return NVML_SUCCESS;
 }
 

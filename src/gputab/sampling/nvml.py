@@ -24,6 +24,7 @@ from gputab.sampling.backend import Backend, ProcessInspector
 from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.mig import MigInstances, instance_id, mig_slices
+from gputab.sampling.power import field_power, read_power_fields
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 from gputab.sampling.waiting import waiting
 
@@ -64,6 +65,7 @@ def _read_memory_v1(h, out: dict) -> None:
 
 def _read_power(h, out: dict) -> None:
     out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+    out["power_source"] = "nvmlDeviceGetPowerUsage"
 
 
 def _read_energy(h, out: dict) -> None:
@@ -94,7 +96,7 @@ class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
     __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
-                 "throttle_prev", "throttle_mono", "mig")
+                 "throttle_prev", "throttle_mono", "mig", "proc_util_info")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -106,6 +108,8 @@ class _GpuState:
             ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3),
         ]
         self.proc_util = True  # False once process utilization proved unsupported
+        # nvmlDeviceGetProcessesUtilizationInfo (driver 550+) until it proves absent; then the older call
+        self.proc_util_info = hasattr(pynvml, "nvmlDeviceGetProcessesUtilizationInfo")
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
         self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
         self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
@@ -208,7 +212,7 @@ class NvmlBackend(Backend):
             if memory is not None:
                 readers.append(("memory", _read_memory_v1))
         static["memory_total_bytes"] = None if memory is None else memory.total
-        readers += [("power", _read_power), ("energy", _read_energy)]
+        readers += [("power", self._power_reader(handle)), ("energy", _read_energy)]
         if _TEMPERATURE_V is not None and self._once(_TEMPERATURE_V, handle, "temperature",
                                                      args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None:
             readers.append(("temperature", _read_temperature_v))
@@ -224,6 +228,19 @@ class NvmlBackend(Backend):
         if gpu.gpm is None:
             gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
+
+    def _power_reader(self, handle) -> Reader:
+        """Power through ``nvmlDeviceGetFieldValues`` (GPU scope, instant, else average) where the driver answers
+        those fields, else ``nvmlDeviceGetPowerUsage`` (on Grace Hopper that one can be the whole module's)."""
+        if not hasattr(pynvml, "nvmlDeviceGetFieldValues"):
+            return _read_power
+        try:
+            power, _, _ = field_power(handle)
+        except pynvml.NVMLError as exc:
+            if exc.value in _LOST:
+                raise _GpuLost("power fields", exc) from None
+            return _read_power
+        return read_power_fields if power is not None else _read_power
 
     def _open_gpm(self, handle) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
@@ -407,7 +424,16 @@ class NvmlBackend(Backend):
         if not gpu.proc_util:
             return None
         try:
-            samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
+            samples = None
+            if gpu.proc_util_info:
+                try:
+                    samples = pynvml.nvmlDeviceGetProcessesUtilizationInfo(gpu.handle, gpu.last_ts)
+                except pynvml.NVMLError as exc:
+                    if exc.value not in _UNSUPPORTED:
+                        raise
+                    gpu.proc_util_info = False  # an older driver: the older call from now on
+            if samples is None:
+                samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
         except pynvml.NVMLError as exc:
             if exc.value in _NO_SAMPLES:
                 return {}

@@ -47,6 +47,12 @@ class GpuSample:
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
     power_w: float | None = None
+    """The GPU's own power (GPU scope where the driver tells scopes apart): what GPU cost uses."""
+    power_source: str | None = None
+    """Which reading ``power_w`` is: ``instant (GPU scope)``, ``average (GPU scope)`` (nvmlDeviceGetFieldValues)
+    or ``nvmlDeviceGetPowerUsage`` (older drivers; the whole module on Grace Hopper)."""
+    module_power_w: float | None = None
+    """The whole module's power (Grace Hopper: GPU + CPU + memory), shown only, never charged."""
     power_limit_w: float | None = None
     energy_mj: int | None = None
     """Energy counter, millijoules since driver load (Volta and newer)."""
