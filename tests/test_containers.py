@@ -181,3 +181,14 @@ def test_the_header_says_what_is_wrong():
     first = text.splitlines()[0]
     assert "⚠ NVML lists GPU processes this PID namespace cannot see (host PIDs 7)" in first
     assert "⚠" not in header_text(Frame(host="box", state="recording")).plain
+
+
+def test_gvisor_is_detected_and_said(tmp_path):
+    from gputab.sampling.containers import sandboxed_kernel
+
+    root = _fake_proc(tmp_path, INIT_PID_NS, [])
+    (root / "version").write_text("Linux version 6.8.0-45-generic (buildd@lcy02) #45-Ubuntu SMP\n")
+    assert sandboxed_kernel(root) is None and PidVisibility(root).sandbox_note is None
+    (root / "version").write_text("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016\n")
+    assert sandboxed_kernel(root) == "gVisor"
+    assert "gVisor" in PidVisibility(root).sandbox_note

@@ -35,6 +35,22 @@ def in_child_pid_namespace(proc_root: str | Path = "/proc") -> bool | None:
         return None
 
 
+GVISOR_NOTE = ("the kernel is gVisor (a sandbox): NVML's process list may not match this sandbox's processes, so "
+               "per-process figures may be missing or unattributed; run gputab on the host to see them all")
+
+
+def sandboxed_kernel(proc_root: str | Path = "/proc") -> str | None:
+    """``gVisor`` when this process runs on gVisor's user-space kernel, else None.
+
+    gVisor answers /proc itself: its /proc/version is a fixed fake ("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54
+    PST 2016") and its boot messages name it. What NVML lists there is not guessed at: the views say so.
+    """
+    version = _read(f"{proc_root}/version") or b""
+    if b"#1 SMP Sun Jan 10 15:06:54 PST 2016" in version or b"gVisor" in version:
+        return "gVisor"
+    return None
+
+
 def _start_ticks(stat: bytes) -> int | None:
     """Start time (clock ticks since boot) from a /proc/PID/stat line: the same in every PID namespace."""
     try:
@@ -68,6 +84,8 @@ class PidVisibility:
         env_host = os.environ.get(HOST_PROC_ENV)
         self._host = str(host_proc) if host_proc is not None else (env_host or None)
         self._child_ns = in_child_pid_namespace(self._proc)
+        self.sandbox_note: str | None = GVISOR_NOTE if sandboxed_kernel(self._proc) else None
+        """Said from the first poll on when the kernel is a sandbox whose process view NVML may not share."""
         self._missing: set[int] = set()
         self._hidden: set[int] = set()
         self._local: dict[int, int] = {}

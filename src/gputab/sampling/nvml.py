@@ -281,10 +281,10 @@ class NvmlBackend(Backend):
                 gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
                 notes.append(f"GPU {gpu.index} lost ({exc})")
         self._visibility.observe(p.pid for p in procs)
-        note = self._visibility.note
+        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note) if n)
         return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
                         driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes),
-                        host_notes=(note,) if note else ())
+                        host_notes=notes_now)
 
     def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
         """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
