@@ -97,8 +97,8 @@ def test_a_hung_driver_call_does_not_freeze_the_screen(fake_nvml, tmp_path):
                           tests_dir], env=fake_nvml.env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(out.stdout.strip().splitlines()[-1])
-    assert doc["frames_during_hang"] == 0  # the poll really was stuck
-    assert doc["switch_s"] < 2.0 and doc["screen_after_key"] == "GpusScreen"
-    assert "waiting on the NVIDIA driver: no new poll for" in doc["header"]
-    assert doc["recovered"]
-    assert "waiting on the NVIDIA driver" not in doc["header_after"]
+    assert doc["frames_during_hang"] == 0, doc  # the poll really was stuck
+    assert doc["switch_s"] < 3.0 and doc["screen_after_key"] == "GpusScreen", doc
+    assert "waiting on the NVIDIA driver: no new poll for" in doc["header"], doc
+    assert doc["recovered"], doc
+    assert "waiting on the NVIDIA driver" not in doc["header_after"], doc

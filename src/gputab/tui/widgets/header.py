@@ -87,9 +87,9 @@ class SessionHeader(Static):
 
     def show(self, frame: Frame) -> None:
         self._shown_at = time.monotonic()
-        self._stale = False
         text = header_text(frame)
-        if text != self._text:
+        if text != self._text or self._stale:  # a new frame also clears the "waiting" label
+            self._stale = False
             self._text = text
             # Fixed height (2 lines): no layout pass needed, which keeps a tick's repaint small.
             self.update(text, layout=False)
