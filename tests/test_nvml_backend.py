@@ -135,11 +135,13 @@ def test_memory_v1_when_the_driver_lacks_v2(fake_nvml, children):
 
 def test_every_metric_not_supported_is_none_and_not_asked_again(fake_nvml, children):
     errors = [Error(sym, "NOT_SUPPORTED") for sym in METRIC_SYMBOLS]
-    errors += [Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED")]
+    errors += [Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+               Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]
     fake_nvml.write(_two_gpus(children, errors=errors))
     with fake_nvml.session() as s:
         first = s.poll()
-        after_first = {sym: s.calls(sym) for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization"]}
+        after_first = {sym: s.calls(sym) for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization",
+                                                                      "nvmlDeviceGetProcessesUtilizationInfo"]}
         s.poll()
         last = s.poll()
         assert {sym: s.calls(sym) for sym in after_first} == after_first  # remembered: no re-query
@@ -286,7 +288,8 @@ def test_no_samples_at_all_is_zero(fake_nvml, children):
 
 
 def test_process_utilization_not_supported_is_none(fake_nvml, children):
-    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED")]))
+    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+                                                Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]))
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
     assert len(doc["processes"]) == 3
     assert all(p["sm_pct"] is None for p in doc["processes"])

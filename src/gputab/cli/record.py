@@ -129,7 +129,7 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
             except OSError as exc:
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
-        with app.open_backend() as backend:
+        with app.open_backend(on_wait=lambda msg: click.echo(f"gputab: {msg}", err=True)) as backend:
             rec = Recorder(backend, Store(app.database), config, observers=observers)
             # The exporter labels series with the host the session is recorded under (the demo box's name).
             host = getattr(backend, "host", None) or socket.gethostname()
@@ -152,7 +152,7 @@ def _record(rec, app: AppContext, stop: _StopSignals) -> None:
     where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
     click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
                f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
-    for note in tick.notes:
+    for note in tick.snapshot.host_notes + tick.notes:
         click.echo(f"gputab: {note}", err=True)
     sys.stdout.flush()
     loop = threading.Thread(target=rec.run, args=(stop.event,), name="gputab-recorder", daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import click
 
@@ -50,14 +51,14 @@ WASTE_KEYS = ("busy_usd", "waste_usd", "waste_pct", "waste_by_reason", "waste_to
 def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
     """The jobs on the box right now: tag, GPUs, processes, share of each GPU (``share_pct``, beside ``gpus``),
     burn rate, and where the dollars of the sampled interval went (``WASTE_KEYS``)."""
-    from gputab.ledger import split_shares
+    from gputab.ledger import gpu_shares
 
     tags = {pid: i.tag for pid, i in infos.items()}
     jobs: dict[str, dict] = {}
     for g in snap.gpus:
         if g.lost:
             continue
-        for tag, share in split_shares(snap.processes_on(g.index), tags).items():
+        for tag, share in gpu_shares(g, snap.processes_on(g.index), tags).items():
             if tag not in jobs:
                 totals = ledger.jobs[tag]
                 waste = totals.to_json()
@@ -120,7 +121,7 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
     jobs = jobs_now(snap, infos, ledger)
     if as_json:
         doc = snap.to_json()
-        doc["gpus"] = [dict(gpu_json(g), **_price_json(ledger, g.index)) for g in snap.gpus]
+        doc["gpus"] = [dict(gpu_json(g), **_price_json(ledger, g)) for g in snap.gpus]
         doc["processes"] = [dict(p.to_json(), tag=infos[p.pid].tag if p.pid in infos else None,
                                  tag_source=infos[p.pid].source if p.pid in infos else None,
                                  user=infos[p.pid].user if p.pid in infos else None,
@@ -135,9 +136,18 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
         click.echo("")
         click.echo(format_jobs(jobs))
         click.echo(f"\nBurn rate of the box: ${ledger.burn_rate_usd_per_hour:.2f}/h")
+        for note in snap.host_notes:
+            click.echo(f"gputab: {note}", err=True)
 
 
-def _price_json(ledger, index: int) -> dict:
-    p = ledger.gpus[index].price
-    return {"model_key": p.model_key, "rate_usd_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
-            "burn_rate_usd_per_hour": ledger.gpus[index].burn_rate_usd_per_hour}
+def _price_json(ledger, g: GpuSample) -> dict:
+    from gputab.pricing import mig_rate_per_hour
+
+    p = ledger.gpus[g.index].price
+    out = {"model_key": p.model_key, "rate_usd_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
+           "burn_rate_usd_per_hour": ledger.gpus[g.index].burn_rate_usd_per_hour}
+    if g.mig is not None and g.mig_slices:  # each MIG instance is priced as a device
+        out["mig"] = [dict(asdict(m), label=m.label,
+                           rate_usd_per_hour=mig_rate_per_hour(p.rate_per_hour, m.slices, g.mig_slices))
+                      for m in g.mig]
+    return out

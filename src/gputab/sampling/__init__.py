@@ -14,6 +14,7 @@ def open_backend(demo: bool = False, seed: int = 0, **kwargs) -> Backend:
     if demo:
         from gputab.sampling.demo import DemoBackend
 
+        kwargs.pop("on_wait", None)  # the demo box starts at once
         return DemoBackend(seed=seed, **kwargs)
     from gputab.sampling.nvml import NvmlBackend
 

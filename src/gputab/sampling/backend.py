@@ -25,6 +25,9 @@ class ProcessFacts:
     uid: int | None = None
     cmdline: tuple[str, ...] = ()
     environ: Mapping[str, str] | None = None
+    environ_denied: bool = False
+    """True when ``environ`` is None because this user may not read it (another user's process, no root);
+    attribution then says why a process is untagged (``untagged (no permission)``)."""
     ppid: int | None = None
     cgroup: str | None = None
     """Contents of /proc/PID/cgroup, for container detection."""

@@ -231,7 +231,8 @@ class RecordingFeed(Feed):
             gpus=gpu_views(tick.snapshot, list(tick.gpus)),
             jobs=sort_jobs(JobView.from_json(j) for j in tick.jobs),
             processes=process_views(tick.snapshot, tick.processes),
-            notes=tuple(tick.notes) + tuple(tick.snapshot.errors), **self.alert_fields(),
+            notes=tuple(tick.snapshot.host_notes) + tuple(tick.notes) + tuple(tick.snapshot.errors),
+            host_notes=tick.snapshot.host_notes, **self.alert_fields(),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
