@@ -47,6 +47,8 @@ FLEET_ONLY = {"prometheus", "queried_at", "stale_after_seconds", "queries_per_re
               "sampled_at", "per_host", "warnings"}
 """Keys only ``fleet --json`` has (checked against the fleet document)."""
 CSV_ONLY = {"gpu_uuid", "gpu_name"}
+MIG_ONLY = {"gpu_instance_slices", "slices", "sm_count", "label"}
+"""Keys only a GPU in MIG mode shows (checked on the fake NVML: test_a_mig_snapshot_speaks_the_vocabulary)."""
 """Keys only CSV headers have (checked against them)."""
 
 PY_TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list, "object": dict,
@@ -142,7 +144,7 @@ def test_every_json_document_speaks_the_vocabulary(db):
     for name, doc in documents(db).items():
         seen |= check_document(doc, name)
     # Every documented key that a box without Prometheus can show is produced (fleet's: the next test).
-    assert set(BY_NAME) - FLEET_ONLY - CSV_ONLY - seen == set(), "documented, never produced"
+    assert set(BY_NAME) - FLEET_ONLY - CSV_ONLY - MIG_ONLY - seen == set(), "documented, never produced"
     for key in ("started_at", "duration_seconds", "avg_utilization_pct", "energy_joules", "rate_usd_per_hour",
                 "share_pct", "taken_at", "power_watts", "alert_count", "job_count", "session_count",
                 "idle_cost_usd", "waste_usd", "waste_by_reason", "price_usd_per_kwh", "session_id"):
@@ -260,3 +262,23 @@ def test_readme_lists_the_csv_columns_in_order():
         assert m, by
         listed = [re.sub(r"\s*\(.*\)", "", c).strip() for c in " ".join(m.group(1).split()).split(",")]
         assert tuple(listed) == columns, by
+
+
+def test_a_mig_snapshot_speaks_the_vocabulary(fake_nvml):
+    """A GPU in MIG mode lists its instances, each priced as a device, in the same words as everything else."""
+    import subprocess
+    import sys
+
+    from fakenvml import GIB, GpuSpec, Mig, Scenario
+
+    fake_nvml.write(Scenario(gpus=[GpuSpec(mig=1, util=90, power_mw=400_000)],
+                             migs=[Mig(0, 0, gi=1, ci=0, ci_slices=3, mem_total=40 * GIB, mem_used=9 * GIB)]))
+    out = subprocess.run([sys.executable, "-m", "gputab", "snapshot", "--json", "--over", "0"], env=fake_nvml.env(),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    seen = check_document(doc, "snapshot (MIG)")
+    assert MIG_ONLY <= seen
+    (mig,) = doc["gpus"][0]["mig"]
+    assert mig["slices"] == 3 and mig["label"] == "GI 1 CI 0"
+    assert mig["rate_usd_per_hour"] == pytest.approx(doc["gpus"][0]["rate_usd_per_hour"] * 3 / 7)

@@ -199,6 +199,21 @@ KEYS: tuple[Key, ...] = (
     _k("pcie_tx_bytes_per_second", "number", "PCIe transmit rate.", "pcie_tx_bytes_per_s"),
     _k("power_watts", "number", "Power draw.", "power_w"),
     _k("power_limit_watts", "number", "Power limit.", "power_limit_w"),
+    _k("power_source", "string", "Which NVML reading power_watts is: instant or average, GPU scope (field values), "
+       "or the older power usage call."),
+    _k("module_power_watts", "number", "Power of the whole module where the driver reports it apart (Grace Hopper); "
+       "display only, never charged.", "module_power_w"),
+    _k("mig", "array", "The GPU's MIG instances (null when MIG is off), each priced as a device (snapshot)."),
+    _k("mig_slices", "integer", "Compute slices of a GPU in MIG mode: an instance's rate is the GPU's rate x its "
+       "slices / these."),
+    _k("gpu_instance_id", "integer", "A MIG instance's GPU instance id (DCGM's GPU_I_ID)."),
+    _k("compute_instance_id", "integer", "A MIG instance's compute instance id."),
+    _k("slices", "integer", "Compute slices a MIG instance holds."),
+    _k("gpu_instance_slices", "integer", "Slices of the MIG instance's GPU instance."),
+    _k("sm_count", "integer", "Streaming multiprocessors of a MIG instance."),
+    _k("label", "string", "How the views name a MIG instance (GI 1 CI 0)."),
+    _k("host_notes", "array", "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said "
+       "once with the fix."),
     _k("sm_clock_mhz", "number", "SM clock."),
     _k("temperature_celsius", "number", "GPU temperature.", "temperature_c"),
     _k("throttle_seconds", "object", "Seconds of the last interval the GPU's clocks were held down, by reason."),
@@ -295,7 +310,7 @@ RENAMES: dict[str, str] = {
     "default_rate": "default_rate_usd_per_hour", "price_per_kwh": "price_usd_per_kwh",
     "on_demand": "on_demand_usd_per_hour", "spot": "spot_usd_per_hour", "mode": "price_mode",
     "source": "price_source", "date": "price_date", "unknown": "unknown_price", "idle_usd": "idle_cost_usd",
-    "power_w": "power_watts", "power_limit_w": "power_limit_watts", "temperature_c": "temperature_celsius",
+    "power_w": "power_watts", "module_power_w": "module_power_watts", "power_limit_w": "power_limit_watts", "temperature_c": "temperature_celsius",
     "nvlink_rx_bytes_per_s": "nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_s": "nvlink_tx_bytes_per_second",
     "pcie_rx_bytes_per_s": "pcie_rx_bytes_per_second", "pcie_tx_bytes_per_s": "pcie_tx_bytes_per_second",
     "wall": "taken_at", "alerts_active": "active_alert_count", "hosts_stale": "stale_host_count",
