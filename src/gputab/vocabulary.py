@@ -148,7 +148,8 @@ KEYS: tuple[Key, ...] = (
     _k("unknown_price", "boolean", "A GPU was priced at the default rate (its model is not in the table).",
        "unknown (prices --json gpus)"),
     _k("busy_usd", "number", "Of cost_usd, the dollars of effective GPU time."),
-    _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing."),
+    _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
+       "the sessions that recorded waste; null when none did)."),
     _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
     _k("waste_by_reason", "object", "waste_usd split by likely reason (keys: reason names), costliest first."),
     _k("waste_top_reason", "string", "The costliest reason."),
