@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 from gputab.config import WasteConfig
+from gputab.forecast import DEFAULT_MIN_SPAN_SECONDS, DEFAULT_WINDOW_SECONDS, UNKNOWN, Forecast, ProgressTrack, forecast
 from gputab.pricing import GpuPrice, PriceTable
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
@@ -123,6 +125,11 @@ class JobTotals:
     unknown_price: bool = False
     waste: WasteTotals = field(default_factory=WasteTotals)
     """Busy and wasted dollars, waste by reason (see :mod:`gputab.waste`)."""
+    progress: ProgressTrack | None = None
+    """The job's reported progress fraction over the recent window (None: it never reported one)."""
+    forecast: Forecast = UNKNOWN
+    forecast_wall: float | None = None
+    """Unix time the forecast was made at (its ``eta_at`` is this plus the ETA)."""
 
     @property
     def special(self) -> bool:
@@ -161,7 +168,17 @@ class JobTotals:
             "gpus": sorted(self.gpus),
             "unknown_price": self.unknown_price,
             **self.waste.to_json(self.cost_usd),
+            **self.forecast_json(),
         }
+
+    def forecast_json(self) -> dict:
+        """The forecast keys (cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
+        fc = self.forecast
+        eta_at = None
+        if fc.eta_seconds is not None and self.forecast_wall is not None:
+            eta_at = datetime.fromtimestamp(self.forecast_wall + fc.eta_seconds, timezone.utc).isoformat(
+                timespec="seconds").replace("+00:00", "Z")
+        return {**fc.to_json(), "eta_at": eta_at}
 
 
 @dataclass
@@ -202,11 +219,16 @@ class Ledger:
         interval: the poll interval in seconds (what the gap rule charges of a long interval).
         gap_factor: an interval longer than ``gap_factor * interval`` is a gap.
         waste: thresholds of the waste diagnosis (default: the config's defaults).
+        forecast_window: seconds of progress the forecast's rate looks back over.
+        forecast_min_span: seconds of progress needed before a forecast is given.
     """
 
     def __init__(self, prices: PriceTable, interval: float = 1.0, gap_factor: float = 5.0,
-                 waste: WasteConfig | None = None) -> None:
+                 waste: WasteConfig | None = None, forecast_window: float = DEFAULT_WINDOW_SECONDS,
+                 forecast_min_span: float = DEFAULT_MIN_SPAN_SECONDS) -> None:
         self.prices = prices
+        self.forecast_window = forecast_window
+        self.forecast_min_span = forecast_min_span
         self.waste = WasteBook(waste)
         self.interval = interval
         self.gap_limit = gap_factor * interval
@@ -248,6 +270,21 @@ class Ledger:
         if tokens:
             j.tokens = (j.tokens or 0) + tokens
 
+    def observe_fraction(self, tag: str, fraction: float) -> None:
+        """The job said it is ``fraction`` (0-1) done, as of the latest tick; its forecast is remade."""
+        j = self.job(tag)
+        if j.progress is None:
+            j.progress = ProgressTrack(self.forecast_window, self.forecast_min_span)
+        now = self._prev.mono if self._prev is not None else 0.0
+        j.progress.observe(now, fraction)
+        self._forecast(j)
+
+    def _forecast(self, j: JobTotals) -> None:
+        if j.progress is None or self._prev is None:
+            return
+        j.forecast = forecast(j.progress, self._prev.mono, j.cost_usd, j.burn_rate_usd_per_hour)
+        j.forecast_wall = self._prev.wall
+
     def set_progress(self, tag: str, samples: int | None = None, tokens: int | None = None) -> None:
         """Set absolute counts (a user correcting them after the fact)."""
         j = self.job(tag)
@@ -279,6 +316,8 @@ class Ledger:
                     continue
                 out.append(self._charge(pg, g, dt, shares.get(g.index, {})))
         self._update_current(snap, tags, shares)
+        for j in self.jobs.values():
+            self._forecast(j)
         return out
 
     def _charge(self, pg: GpuSample, g: GpuSample, dt: float, gpu_shares: Mapping[str, float]) -> GpuInterval:

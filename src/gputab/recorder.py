@@ -181,7 +181,8 @@ class Recorder:
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
         self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
-                             waste=config_for(backend, config.waste))
+                             waste=config_for(backend, config.waste), forecast_window=self.rc.forecast_window,
+                             forecast_min_span=self.rc.forecast_min_span)
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False
