@@ -1,6 +1,6 @@
 """The forecast end to end: a real process reports progress through the spool, the recorder forecasts the job.
 
-The demo box on a fake clock charges ``llama3-8b-lora`` (two rented H100s: a constant burn); a real subprocess
+The demo box on a fake clock charges ``eval-mmlu`` (a rented A100: a constant burn); a real subprocess
 reports the job's progress each second as scripted. Constant rate -> the projected cost is within 1 % of the
 analytic value once the window has data; a change of rate -> the forecast follows within one window.
 """
@@ -17,7 +17,7 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 
-TAG = "llama3-8b-lora"
+TAG = "eval-mmlu"
 PROGRESS_STEPPER = """
     # Each stdin line is a fraction: reported as this job's progress, flushed, answered `ok`.
     for line in sys.stdin:
@@ -125,5 +125,28 @@ def test_progress_from_before_the_session_is_its_baseline(tmp_path):
             tick = rec.step()
         assert job(tick)["progress_fraction"] is None  # not re-counted as this session's news
         assert not math.isnan(job(tick)["cost_usd"])
+    finally:
+        rec.close()
+
+
+def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
+    from gputab.sampling.demo import LORA_PROGRESS_START, LORA_SECONDS
+
+    clock = FakeClock()
+    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "demo.db"), Config(),
+                   clock=clock, wall_clock=clock.wall)
+    rec.start()
+    try:
+        for _ in range(60):
+            clock.advance(1.0)
+            tick = rec.step()
+        j = job(tick, "llama3-8b-lora")
+        assert j["forecast_state"] == "running"
+        f = j["progress_fraction"]
+        assert f == pytest.approx(LORA_PROGRESS_START + 60 / LORA_SECONDS, abs=2 / LORA_SECONDS)
+        assert j["eta_seconds"] == pytest.approx((1 - f) * LORA_SECONDS, rel=0.01)
+        assert j["projected_cost_usd"] == pytest.approx(
+            j["cost_usd"] + j["burn_rate_usd_per_hour"] * j["eta_seconds"] / 3600, rel=1e-9)
+        assert (tmp_path / "demo-spool").is_dir()  # the demo's own spool, never the real one
     finally:
         rec.close()

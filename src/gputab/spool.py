@@ -322,6 +322,8 @@ class SpoolReader:
             if ds < 0 or dt < 0:
                 out.append(("bad_count", owner, max(ds, 0), max(dt, 0)))
                 continue
+            if not (ds or dt):
+                continue  # a tag first seen at zero (a progress report's): nothing to count
             reports.append(Report(name, owner, tag, ds, dt, pid, host))
         progress = doc.get("progress")
         if isinstance(progress, dict):
