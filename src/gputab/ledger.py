@@ -130,6 +130,9 @@ class JobTotals:
     forecast: Forecast = UNKNOWN
     forecast_wall: float | None = None
     """Unix time the forecast was made at (its ``eta_at`` is this plus the ETA)."""
+    first_forecast: Forecast | None = None
+    first_forecast_wall: float | None = None
+    """The session's first forecast with figures and when it was made: the review sets it against the actual cost."""
 
     @property
     def special(self) -> bool:
@@ -173,12 +176,18 @@ class JobTotals:
 
     def forecast_json(self) -> dict:
         """The forecast keys (cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
-        fc = self.forecast
-        eta_at = None
-        if fc.eta_seconds is not None and self.forecast_wall is not None:
-            eta_at = datetime.fromtimestamp(self.forecast_wall + fc.eta_seconds, timezone.utc).isoformat(
-                timespec="seconds").replace("+00:00", "Z")
-        return {**fc.to_json(), "eta_at": eta_at}
+        fc, first, wall = self.forecast, self.first_forecast, self.forecast_wall
+        eta_at = _iso(wall + fc.eta_seconds) if fc.eta_seconds is not None and wall is not None else None
+        return {**fc.to_json(), "eta_at": eta_at,
+                "first_projected_cost_usd": first.projected_cost_usd if first else None,
+                "first_projected_progress_fraction": first.progress_fraction if first else None,
+                "first_projected_at": _iso(self.first_forecast_wall) if first else None}
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -284,6 +293,8 @@ class Ledger:
             return
         j.forecast = forecast(j.progress, self._prev.mono, j.cost_usd, j.burn_rate_usd_per_hour)
         j.forecast_wall = self._prev.wall
+        if j.first_forecast is None and j.forecast.projected_cost_usd is not None and j.forecast.state == "running":
+            j.first_forecast, j.first_forecast_wall = j.forecast, self._prev.wall
 
     def set_progress(self, tag: str, samples: int | None = None, tokens: int | None = None) -> None:
         """Set absolute counts (a user correcting them after the fact)."""
