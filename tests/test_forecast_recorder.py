@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from spoolkit import reporter
+from spoolkit import NOBODY, reporter, shared_spool_fixture  # noqa: F401
 
 from gputab.config import Config, RecorderConfig
 from gputab.recorder import Recorder
@@ -148,5 +148,28 @@ def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
         assert j["projected_cost_usd"] == pytest.approx(
             j["cost_usd"] + j["burn_rate_usd_per_hour"] * j["eta_seconds"] / 3600, rel=1e-9)
         assert (tmp_path / "demo-spool").is_dir()  # the demo's own spool, never the real one
+    finally:
+        rec.close()
+
+
+def test_progress_of_a_user_who_runs_no_process_of_the_job_is_rejected(shared_spool, tmp_path):
+    """Same trust as samples: the file's owner (``nobody``, a real second user) runs no process of eval-mmlu."""
+    clock = FakeClock()
+    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
+                   clock=clock, wall_clock=clock.wall, spool=shared_spool)
+    rec.start()
+    try:
+        code = ("for k in range(1, 40):\n"
+                f"    gputab.report(samples=1, tag={TAG!r}, progress=k / 100); gputab.report.flush(); time.sleep(0.01)\n")
+        p = reporter(code, shared_spool, NOBODY, wait=False)
+        for _ in range(40):
+            clock.advance(1.0)
+            tick = rec.step()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        for _ in range(3):
+            clock.advance(1.0)
+            tick = rec.step()
+        assert job(tick)["progress_fraction"] is None and job(tick)["forecast_state"] == "unknown"
+        assert dict(tick.rejected_reports)["not_job_owner"] > 0
     finally:
         rec.close()
