@@ -223,6 +223,7 @@ class Recorder:
                 gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
                 commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
                 prices_json=_json(self.prices.to_json()))
+            self._carry_spend()
             self.writer = SessionWriter(self.store, meta)
             self.reports.baseline()  # before anyone is told we record: earlier reports are not this session's
             with self._mutex:
@@ -234,6 +235,20 @@ class Recorder:
         if self.session_id is not None:
             self.lock.set_session(self.session_id)
         return tick
+
+    def _carry_spend(self) -> None:
+        """Give observers that keep budgets (``carry_spend``) what each tag cost in this database's earlier
+        sessions, so a restart does not reset a budget. A database that cannot be read carries nothing over."""
+        hooks = [h for h in (getattr(o, "carry_spend", None) for o in self.observers) if h is not None]
+        if not hooks:
+            return
+        try:
+            spent = self.store.cost_by_tag()
+        except Exception as exc:  # sqlite3.Error and the store's own: the recording goes on without it
+            log.warning("budgets count this session only: cannot read earlier spend (%s)", exc)
+            return
+        for hook in hooks:
+            hook(spent)
 
     def step(self) -> Tick:
         """One poll -> attribute -> charge; buffers the store writes and commits when one is due."""
