@@ -175,8 +175,8 @@ class Recorder:
         self.wall_clock = wall_clock
         self.observers = list(observers)
         self.spool = spool if spool is not None else spool_for(backend, store.path)
-        if hasattr(backend, "attach_spool"):
-            backend.attach_spool(self.spool)  # the demo reports its fine-tune's progress there
+        if spool is None and hasattr(backend, "attach_spool"):
+            backend.attach_spool(self.spool)  # the demo reports its fine-tune's progress into its own spool
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))

@@ -216,6 +216,8 @@ class DemoBackend(Backend):
                "updated": time.time(), "counts": {_LORA_TAG: [0, 0]},
                "progress": {_LORA_TAG: min(1.0, LORA_PROGRESS_START + t / LORA_SECONDS)}}
         try:
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=0o700, exist_ok=True)  # only the demo writes here: not world-writable
             write_spool_file(directory, name, doc)
         except OSError:
             self._spool = None  # an unwritable demo spool costs the forecast, never the demo
