@@ -364,17 +364,18 @@ class AlertEngine:
                 BUDGET_EXCEEDED, CRITICAL,
                 f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
                 wall, tag=tag, data=data)) if exceeded else None)
-            projected = job.get("projected_cost_usd") if job else None
-            if projected is None and not exceeded:
+            raw = job.get("projected_cost_usd") if job else None
+            if raw is None and not exceeded:
                 continue  # no forecast now (a pause in the reports): a projection alert stays as it was
-            over = before + float(projected) - cap if projected is not None and not exceeded else None
-            pdata = {**data, "projected_cost_usd": None if over is None else before + float(projected),
-                     "projected_over_usd": over, "eta_seconds": job.get("eta_seconds") if job else None}
+            total = before + float(raw) if raw is not None and not exceeded else cap
+            over = total - cap
+            pdata = {**data, "projected_cost_usd": total if over > 0 else None, "projected_over_usd": over,
+                     "eta_seconds": job.get("eta_seconds") if job else None}
             want((BUDGET_PROJECTED, tag, None), (lambda: Alert(
                 BUDGET_PROJECTED, WARNING,
                 f"job {tag}: will exceed its {format_money(cap)} budget by {format_money(over)} at completion "
-                f"(projected {format_money(pdata['projected_cost_usd'])})",
-                wall, tag=tag, data=pdata)) if over is not None and over > 0 else None)
+                f"(projected {format_money(total)})",
+                wall, tag=tag, data=pdata)) if over > 0 else None)
 
 
 # -- the observer: alerts leave the engine here ---------------------------------------------------------------
