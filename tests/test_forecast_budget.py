@@ -104,3 +104,21 @@ def test_the_recorder_warns_once_the_forecast_passes_the_cap(tmp_path):
         assert alert.data["projected_cost_usd"] > 15.0
     finally:
         rec.close()
+
+
+def test_the_demo_warns_of_its_budget_within_its_first_minute_and_a_configured_cap_wins(tmp_path):
+    obs = AlertObserver.from_config(Config())
+    rec = demo_recorder(tmp_path / "a.db", observers=[obs])
+    try:
+        run(rec, 60)
+        alert = kinds(obs.engine)[BUDGET_PROJECTED]
+        assert alert.tag == LORA and "will exceed its $15.00 budget" in alert.message
+    finally:
+        rec.close()
+    mine = AlertObserver.from_config(Config(budgets={LORA: 100.0}))
+    rec = demo_recorder(tmp_path / "b.db", observers=[mine])
+    try:
+        run(rec, 60)
+        assert mine.engine.budgets[LORA] == 100.0 and BUDGET_PROJECTED not in kinds(mine.engine)
+    finally:
+        rec.close()

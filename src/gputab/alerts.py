@@ -420,9 +420,20 @@ class AlertObserver:
     def active(self) -> list[Alert]:
         return self.engine.active
 
+    @property
+    def budget_tags(self) -> tuple[str, ...]:
+        """The tags with a budget (the recorder carries their earlier spend over only when there are some)."""
+        return tuple(self.engine.budgets)
+
     def carry_spend(self, spent: Mapping[str, float]) -> None:
         """See :meth:`AlertEngine.carry_spend` (the recorder calls this at start)."""
         self.engine.carry_spend(spent)
+
+    def default_budgets(self, caps: Mapping[str, float]) -> None:
+        """Budgets for tags that have none yet (the demo's own; a configured cap wins)."""
+        for tag, cap in caps.items():
+            if tag not in self.engine.budgets:
+                self.engine.set_budget(tag, cap)
 
     def on_tick(self, tick: Any) -> None:
         snap = tick.snapshot

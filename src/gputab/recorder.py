@@ -237,14 +237,31 @@ class Recorder:
         return tick
 
     def _carry_spend(self) -> None:
-        """Give observers that keep budgets (``carry_spend``) what each tag cost in this database's earlier
-        sessions, so a restart does not reset a budget. A database that cannot be read carries nothing over."""
-        hooks = [h for h in (getattr(o, "carry_spend", None) for o in self.observers) if h is not None]
+        """Give observers that keep budgets (``carry_spend``) what each budgeted tag cost in this database's earlier
+        sessions, so a restart does not reset a budget. Read on a connection of its own, read-only; a database
+        that does not exist yet has nothing to carry, one that cannot be read carries nothing over (said once)."""
+        demo = getattr(self.backend, "demo_budgets", None)
+        if demo is not None:
+            for obs in self.observers:
+                add = getattr(obs, "default_budgets", None)
+                if add is not None:
+                    add(demo())  # the demo's own budget, so its forecast has a cap to warn about
+        hooks = [h for o in self.observers
+                 if getattr(o, "budget_tags", None) and (h := getattr(o, "carry_spend", None)) is not None]
         if not hooks:
             return
+        from gputab.store import NoDatabase, StoreError
+
         try:
-            spent = self.store.cost_by_tag()
-        except Exception as exc:  # sqlite3.Error and the store's own: the recording goes on without it
+            with Store.open(self.store.path, readonly=True) as earlier:
+                spent = earlier.cost_by_tag()
+        except NoDatabase:
+            return
+        except StoreError as exc:
+            # A database that cannot be opened: the first commit says so, in the recorder's own words.
+            log.debug("budgets count this session only: cannot read earlier spend (%s)", exc)
+            return
+        except Exception as exc:  # sqlite3.Error: the recording goes on without it
             log.warning("budgets count this session only: cannot read earlier spend (%s)", exc)
             return
         for hook in hooks:

@@ -164,6 +164,11 @@ LORA_SECONDS = 8000.0
 """... and needs this many simulated seconds for the whole run (a forecast of about 2 h to go)."""
 
 
+DEMO_BUDGETS = {_LORA_TAG: 15.0}
+"""The demo's own budget: its fine-tune's forecast (about $18.60) passes it, so a budget warning shows within the
+first minute. A ``[budgets]`` entry for the tag wins."""
+
+
 class DemoBackend(Backend):
     """Simulated 4-GPU box.
 
@@ -198,6 +203,11 @@ class DemoBackend(Backend):
         self._last_power = [0.0] * 4
         self._inspector = DemoInspector()
         self._spool: tuple | None = None
+
+    @staticmethod
+    def demo_budgets() -> dict[str, float]:
+        """Budgets the recorder adds for the demo (see :data:`DEMO_BUDGETS`)."""
+        return dict(DEMO_BUDGETS)
 
     def attach_spool(self, directory) -> None:
         """Report the LoRA fine-tune's progress into the demo's own spool ``directory`` (each poll), the way
