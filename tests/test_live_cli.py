@@ -92,10 +92,10 @@ def test_review_without_a_terminal_leaves_an_existing_database_alone(tmp_path):
 
     db = tmp_path / "g.db"
     record_demo_session(db, 3)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}  # (g-spool: the demo's spool)
     line = one_line_error(gputab("--db", str(db), "review"), 2)
     assert "gputab review needs a terminal" in line
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
 # -- a real terminal: tmux ----------------------------------------------------------------------------------------

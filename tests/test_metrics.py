@@ -236,7 +236,10 @@ def test_exposition_names_follow_prometheus_conventions(observer):
 # -- contrib: the dashboard and the scrape example -----------------------------------------------------------
 def exposed_names() -> set[str]:
     collector = TickCollector("h", alerts=lambda: [])
-    collector.update(make_tick())
+    tick = make_tick()
+    tick.jobs[0].update(progress_fraction=0.5, eta_seconds=60.0, projected_cost_usd=24.0,  # a job with a forecast
+                        projected_cost_low_usd=23.0, projected_cost_high_usd=25.0)
+    collector.update(tick)
     names = set()
     for fam in collector.collect():
         names.update(s.name for s in fam.samples)

@@ -27,7 +27,9 @@ MEMORY_PRESSURE = "memory_pressure"
 IDLE_MONEY = "idle_money"
 BUDGET_WARNING = "budget_warning"
 BUDGET_EXCEEDED = "budget_exceeded"
-KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED)
+BUDGET_PROJECTED = "budget_projected"
+"""The job's forecast says it will exceed its cap at completion (README "Forecast")."""
+KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED)
 
 WARNING = "warning"
 CRITICAL = "critical"
@@ -172,6 +174,8 @@ class AlertEngine:
                  job_gone_after: float = 120.0) -> None:
         self.config = config or AlertsConfig()
         self.budgets: dict[str, float] = dict(budgets or {})
+        self.prior_spend: dict[str, float] = {}
+        """Tag -> dollars spent in earlier sessions (see :meth:`carry_spend`): budgets count a job's whole life."""
         self.job_gone_after = job_gone_after
         self._active: dict[tuple, Alert] = {}
         self._jobs: dict[str, _JobState] = {}
@@ -189,6 +193,10 @@ class AlertEngine:
         if not cap_usd > 0:
             raise ValueError(f"a budget must be a positive number of dollars, got {cap_usd}")
         self.budgets[tag] = float(cap_usd)
+
+    def carry_spend(self, spent: Mapping[str, float]) -> None:
+        """What each tag cost before this session (the recorder reads it from the database at start)."""
+        self.prior_spend = {tag: float(usd) for tag, usd in spent.items() if tag in self.budgets}
 
     def update(self, wall: float, gpus: Iterable[Any], intervals: Iterable[Any], jobs: Iterable[Mapping[str, Any]],
                mono: float | None = None) -> AlertChanges:
@@ -324,12 +332,13 @@ class AlertEngine:
     def _budgets(self, wall, jobs, want) -> None:
         warn_pct = self.config.budget_warning_pct
         by_tag = {j["tag"]: j for j in jobs}
-        for key in [k for k in self._active if k[0] in (BUDGET_WARNING, BUDGET_EXCEEDED)]:
+        for key in [k for k in self._active if k[0] in (BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED)]:
             if key[1] not in self.budgets:  # the cap was lifted
                 want(key, None)
         for tag, cap in self.budgets.items():
             job = by_tag.get(tag)
-            spent = float(job["cost_usd"]) if job else 0.0
+            before = self.prior_spend.get(tag, 0.0)
+            spent = before + (float(job["cost_usd"]) if job else 0.0)
             burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
             pct = 100.0 * spent / cap if cap > 0 else math.inf
             exceeded = pct >= 100.0
@@ -356,6 +365,18 @@ class AlertEngine:
                 BUDGET_EXCEEDED, CRITICAL,
                 f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
                 wall, tag=tag, data=data)) if exceeded else None)
+            raw = job.get("projected_cost_usd") if job else None
+            if raw is None and not exceeded:
+                continue  # no forecast now (a pause in the reports): a projection alert stays as it was
+            total = before + float(raw) if raw is not None and not exceeded else cap
+            over = total - cap
+            pdata = {**data, "projected_cost_usd": total if over > 0 else None, "projected_over_usd": over,
+                     "eta_seconds": job.get("eta_seconds") if job else None}
+            want((BUDGET_PROJECTED, tag, None), (lambda: Alert(
+                BUDGET_PROJECTED, WARNING,
+                f"job {tag}: will exceed its {format_money(cap)} budget by {format_money(over)} at completion "
+                f"(projected {format_money(total)})",
+                wall, tag=tag, data=pdata)) if over > 0 else None)
 
 
 # -- the observer: alerts leave the engine here ---------------------------------------------------------------
@@ -399,6 +420,21 @@ class AlertObserver:
     @property
     def active(self) -> list[Alert]:
         return self.engine.active
+
+    @property
+    def budget_tags(self) -> tuple[str, ...]:
+        """The tags with a budget (the recorder carries their earlier spend over only when there are some)."""
+        return tuple(self.engine.budgets)
+
+    def carry_spend(self, spent: Mapping[str, float]) -> None:
+        """See :meth:`AlertEngine.carry_spend` (the recorder calls this at start)."""
+        self.engine.carry_spend(spent)
+
+    def default_budgets(self, caps: Mapping[str, float]) -> None:
+        """Budgets for tags that have none yet (the demo's own; a configured cap wins)."""
+        for tag, cap in caps.items():
+            if tag not in self.engine.budgets:
+                self.engine.set_budget(tag, cap)
 
     def on_tick(self, tick: Any) -> None:
         snap = tick.snapshot

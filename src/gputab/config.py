@@ -32,6 +32,10 @@ class RecorderConfig:
     (1.5-1000)."""
     series_interval: float = 10.0
     """Seconds between stored per-GPU and per-job series points (totals are always exact; 0.05-86400)."""
+    forecast_window: float = 600.0
+    """Seconds of reported progress a job's forecast rate looks back over (cost-model.md "Forecast"; 1-86400)."""
+    forecast_min_span: float = 30.0
+    """Seconds of reported progress needed before a forecast is given ("unknown" until then; 1-86400)."""
 
 
 @dataclass(frozen=True)
@@ -382,7 +386,8 @@ MAX_RATE_PER_HOUR = 10_000.0
 # derived from them (rates, costs, windows, budgets) is finite and sane. Listed in the field docstrings too.
 RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "recorder": {"interval": (0.05, 86400.0), "commit_interval": (0.05, 86400.0),
-                 "series_interval": (0.05, 86400.0), "gap_factor": (1.5, 1000.0)},
+                 "series_interval": (0.05, 86400.0), "gap_factor": (1.5, 1000.0),
+                 "forecast_window": (1.0, 86400.0), "forecast_min_span": (1.0, 86400.0)},
     "prices": {"default_rate": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
     "override": {"rate_per_hour": (0.0, MAX_RATE_PER_HOUR), "purchase_price": (0.0, 1e8),
                  "useful_life_years": (0.1, 100.0), "ownership_utilization": (0.01, 1.0),

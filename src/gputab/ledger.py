@@ -15,8 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from gputab.config import WasteConfig
+from gputab.forecast import DEFAULT_MIN_SPAN_SECONDS, DEFAULT_WINDOW_SECONDS, UNKNOWN, Forecast, ProgressTrack, forecast
 from gputab.pricing import GpuPrice, PriceTable, mig_fraction
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
@@ -162,6 +164,14 @@ class JobTotals:
     unknown_price: bool = False
     waste: WasteTotals = field(default_factory=WasteTotals)
     """Busy and wasted dollars, waste by reason (see :mod:`gputab.waste`)."""
+    progress: ProgressTrack | None = None
+    """The job's reported progress fraction over the recent window (None: it never reported one)."""
+    forecast: Forecast = UNKNOWN
+    forecast_wall: float | None = None
+    """Unix time the forecast was made at (its ``eta_at`` is this plus the ETA)."""
+    first_forecast: Forecast | None = None
+    first_forecast_wall: float | None = None
+    """The session's first forecast with figures and when it was made: the review sets it against the actual cost."""
 
     @property
     def special(self) -> bool:
@@ -200,7 +210,23 @@ class JobTotals:
             "gpus": sorted(self.gpus),
             "unknown_price": self.unknown_price,
             **self.waste.to_json(self.cost_usd),
+            **self.forecast_json(),
         }
+
+    def forecast_json(self) -> dict:
+        """The forecast keys (cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
+        fc, first, wall = self.forecast, self.first_forecast, self.forecast_wall
+        eta_at = _iso(wall + fc.eta_seconds) if fc.eta_seconds is not None and wall is not None else None
+        return {**fc.to_json(), "eta_at": eta_at,
+                "first_projected_cost_usd": first.projected_cost_usd if first else None,
+                "first_projected_progress_fraction": first.progress_fraction if first else None,
+                "first_projected_at": _iso(self.first_forecast_wall) if first else None}
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -243,11 +269,16 @@ class Ledger:
         interval: the poll interval in seconds (what the gap rule charges of a long interval).
         gap_factor: an interval longer than ``gap_factor * interval`` is a gap.
         waste: thresholds of the waste diagnosis (default: the config's defaults).
+        forecast_window: seconds of progress the forecast's rate looks back over.
+        forecast_min_span: seconds of progress needed before a forecast is given.
     """
 
     def __init__(self, prices: PriceTable, interval: float = 1.0, gap_factor: float = 5.0,
-                 waste: WasteConfig | None = None) -> None:
+                 waste: WasteConfig | None = None, forecast_window: float = DEFAULT_WINDOW_SECONDS,
+                 forecast_min_span: float = DEFAULT_MIN_SPAN_SECONDS) -> None:
         self.prices = prices
+        self.forecast_window = forecast_window
+        self.forecast_min_span = forecast_min_span
         self.waste = WasteBook(waste)
         self.interval = interval
         self.gap_limit = gap_factor * interval
@@ -289,6 +320,23 @@ class Ledger:
         if tokens:
             j.tokens = (j.tokens or 0) + tokens
 
+    def observe_fraction(self, tag: str, fraction: float) -> None:
+        """The job said it is ``fraction`` (0-1) done, as of the latest tick; its forecast is remade."""
+        j = self.job(tag)
+        if j.progress is None:
+            j.progress = ProgressTrack(self.forecast_window, self.forecast_min_span)
+        now = self._prev.mono if self._prev is not None else 0.0
+        j.progress.observe(now, fraction)
+        self._forecast(j)
+
+    def _forecast(self, j: JobTotals) -> None:
+        if j.progress is None or self._prev is None:
+            return
+        j.forecast = forecast(j.progress, self._prev.mono, j.cost_usd, j.burn_rate_usd_per_hour)
+        j.forecast_wall = self._prev.wall
+        if j.first_forecast is None and j.forecast.projected_cost_usd is not None and j.forecast.state == "running":
+            j.first_forecast, j.first_forecast_wall = j.forecast, self._prev.wall
+
     def set_progress(self, tag: str, samples: int | None = None, tokens: int | None = None) -> None:
         """Set absolute counts (a user correcting them after the fact)."""
         j = self.job(tag)
@@ -320,6 +368,8 @@ class Ledger:
                     continue
                 out.append(self._charge(pg, g, dt, shares.get(g.index, {})))
         self._update_current(snap, tags, shares)
+        for j in self.jobs.values():
+            self._forecast(j)
         return out
 
     def _charge(self, pg: GpuSample, g: GpuSample, dt: float, gpu_shares: Mapping[str, float]) -> GpuInterval:

@@ -111,7 +111,8 @@ class TickCollector(Collector):
         tick = self.tick
         if tick is None:
             return
-        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick)]
+        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick),
+                    *self._forecast(tick)]
         # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
         yield from (f for f in families if f.samples)
         # After the jobs: they are what decides how many tags were folded.
@@ -251,6 +252,32 @@ class TickCollector(Collector):
                 tokens.add_metric(labels, acc["tokens"])
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
 
+
+    def _forecast(self, tick: Any) -> Iterator[Metric]:
+        """Each job's forecast (README "Forecast"), for jobs with a label of their own: a forecast of ``other`` or
+        ``untagged`` (several jobs folded together) would mean nothing, so those get none."""
+        labels = list(JOB_LABELS)
+        fams = {key: GaugeMetricFamily(name, doc, labels=labels) for key, name, doc in (
+            ("progress_fraction", "gputab_job_progress_ratio", "How far along the job says it is (0-1)."),
+            ("eta_seconds", "gputab_job_eta_seconds", "Seconds until the job completes at its recent rate."),
+            ("projected_cost_usd", "gputab_job_projected_cost_dollars",
+             "What the job will have cost at completion (spent + burn rate x ETA)."),
+            ("projected_cost_low_usd", "gputab_job_projected_cost_low_dollars",
+             "Low end of the projection (the faster of the window's rates)."),
+            ("projected_cost_high_usd", "gputab_job_projected_cost_high_dollars",
+             "High end of the projection (the slower of the window's rates)."),
+        )}
+        seen: set[str] = set()
+        for job in tick.jobs:
+            label = self.tags.label(job["tag"])
+            if label != job["tag"] or label in (UNTAGGED, OTHER) or label in seen:
+                continue
+            seen.add(label)
+            for key, f in fams.items():
+                v = _num(job.get(key))
+                if v is not None:
+                    f.add_metric([label, self.hostname], v)
+        yield from fams.values()
 
     def _waste(self, tick: Any) -> Iterator[Metric]:
         """Where each job's dollars went (README "Waste"): busy, wasted by reason, tensor-active, throttled.

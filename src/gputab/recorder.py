@@ -177,13 +177,16 @@ class Recorder:
         self.wall_clock = wall_clock
         self.observers = list(observers)
         self.spool = spool if spool is not None else spool_for(backend, store.path)
+        if spool is None and hasattr(backend, "attach_spool"):
+            backend.attach_spool(self.spool)  # the demo reports its fine-tune's progress into its own spool
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
         self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
-                             waste=config_for(backend, config.waste))
+                             waste=config_for(backend, config.waste), forecast_window=self.rc.forecast_window,
+                             forecast_min_span=self.rc.forecast_min_span)
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False
@@ -226,6 +229,7 @@ class Recorder:
                 gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
                 commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
                 prices_json=_json(self.prices.to_json()))
+            self._carry_spend()
             self.writer = SessionWriter(self.store, meta)
             self.reports.baseline()  # before anyone is told we record: earlier reports are not this session's
             with self._mutex:
@@ -240,6 +244,37 @@ class Recorder:
         if self.session_id is not None:
             self.lock.set_session(self.session_id)
         return tick
+
+    def _carry_spend(self) -> None:
+        """Give observers that keep budgets (``carry_spend``) what each budgeted tag cost in this database's earlier
+        sessions, so a restart does not reset a budget. Read on a connection of its own, read-only; a database
+        that does not exist yet has nothing to carry, one that cannot be read carries nothing over (said once)."""
+        demo = getattr(self.backend, "demo_budgets", None)
+        if demo is not None:
+            for obs in self.observers:
+                add = getattr(obs, "default_budgets", None)
+                if add is not None:
+                    add(demo())  # the demo's own budget, so its forecast has a cap to warn about
+        hooks = [h for o in self.observers
+                 if getattr(o, "budget_tags", None) and (h := getattr(o, "carry_spend", None)) is not None]
+        if not hooks:
+            return
+        from gputab.store import NoDatabase, StoreError
+
+        try:
+            with Store.open(self.store.path, readonly=True) as earlier:
+                spent = earlier.cost_by_tag()
+        except NoDatabase:
+            return
+        except StoreError as exc:
+            # A database that cannot be opened: the first commit says so, in the recorder's own words.
+            log.debug("budgets count this session only: cannot read earlier spend (%s)", exc)
+            return
+        except Exception as exc:  # sqlite3.Error: the recording goes on without it
+            log.warning("budgets count this session only: cannot read earlier spend (%s)", exc)
+            return
+        for hook in hooks:
+            hook(spent)
 
     def step(self) -> Tick:
         """One poll -> attribute -> charge; buffers the store writes and commits when one is due."""

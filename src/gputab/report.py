@@ -89,6 +89,15 @@ def _check(samples: int, tokens: int, tag: str | None) -> None:
                          f"such as (idle); start the tag with another character")
 
 
+def _check_totals(total_samples: int | None, total_tokens: int | None, progress: float | None) -> None:
+    for what, v in (("total_samples", total_samples), ("total_tokens", total_tokens)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_COUNT):
+            raise ValueError(f"gputab.report: {what} must be a positive integer, got {v!r}")
+    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, (int, float))
+                                 or not 0.0 <= progress <= 1.0):
+        raise ValueError(f"gputab.report: progress must be a fraction from 0 to 1, got {progress!r}")
+
+
 class Reporter:
     """The counts of this process and the thread that writes them. One per process (see :func:`report`)."""
 
@@ -102,6 +111,8 @@ class Reporter:
     def _init_state(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, list[int]] = {}
+        self._totals: dict[str, list] = {}
+        """Tag -> [total_samples, total_tokens, progress fraction] (None where not given)."""
         self._dirty = False
         self._pid = os.getpid()
         self._name = new_file_name(self._pid)
@@ -109,8 +120,9 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._warned = False
 
-    def add(self, samples: int, tokens: int, tag: str | None) -> None:
-        """Add counts (``tag`` None: the recorder tags them by this process, like its GPU work)."""
+    def add(self, samples: int, tokens: int, tag: str | None, total_samples: int | None = None,
+            total_tokens: int | None = None, progress: float | None = None) -> None:
+        """Add counts (``tag`` None: the recorder tags them by this process, like its GPU work) and set totals."""
         key = tag if tag is not None else os.environ.get("GPUTAB_TAG") or ""
         with self._lock:
             c = self._counts.get(key)
@@ -118,6 +130,11 @@ class Reporter:
                 c = self._counts[key] = [0, 0]
             c[0] += samples
             c[1] += tokens
+            if total_samples is not None or total_tokens is not None or progress is not None:
+                t = self._totals.setdefault(key, [None, None, None])
+                for i, v in enumerate((total_samples, total_tokens, progress)):
+                    if v is not None:
+                        t[i] = v
             self._dirty = True
         if self._thread is None:
             self._start_thread()
@@ -140,9 +157,12 @@ class Reporter:
             if not self._dirty:
                 return True
             counts = {k: list(v) for k, v in self._counts.items()}
+            progress = {k: f for k in self._totals if (f := self._fraction(k)) is not None}
             self._dirty = False
         doc = {"v": FORMAT, "host": socket.gethostname(), "pid": self._pid, "uid": os.getuid(),
                "started": self._started, "updated": time.time(), "counts": counts}
+        if progress:
+            doc["progress"] = progress
         try:
             write_spool_file(spool_dir(), self._name, doc, sync=sync)
             return True
@@ -155,6 +175,18 @@ class Reporter:
                       f"and retried (set GPUTAB_SPOOL to a writable directory)", file=sys.stderr)
             return False
 
+    def _fraction(self, key: str) -> float | None:
+        """The job's progress (0-1) from this process: the fraction given last, else its counts over a total."""
+        total_samples, total_tokens, progress = self._totals[key]
+        if progress is not None:
+            return min(float(progress), 1.0)
+        samples, tokens = self._counts[key]
+        if total_samples:
+            return min(samples / total_samples, 1.0)
+        if total_tokens:
+            return min(tokens / total_tokens, 1.0)
+        return None
+
     def close(self) -> None:
         if os.getpid() == self._pid:
             self.flush(sync=True)
@@ -164,14 +196,22 @@ _reporter: Reporter | None = None
 _reporter_lock = threading.Lock()
 
 
-def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
-    """Add ``samples`` and ``tokens`` processed to this job's counts.
+def report(samples: int = 0, tokens: int = 0, tag: str | None = None, *, total_samples: int | None = None,
+           total_tokens: int | None = None, progress: float | None = None) -> None:
+    """Add ``samples`` and ``tokens`` processed to this job's counts, and say how far along the job is.
+
+    The recorder forecasts a job's ETA and cost at completion from its progress: give the total once
+    (``total_samples=`` or ``total_tokens=``: the progress is then what this process reported over it) or the
+    fraction itself (``progress=``, e.g. ``step / max_steps``) as often as you like.
 
     Args:
         samples: samples (examples) processed since the last call.
         tokens: tokens processed since the last call.
         tag: the job; default ``$GPUTAB_TAG`` (set by ``gputab run``), else the recorder tags the counts like
             this process's GPU work.
+        total_samples: the samples this process will report over the whole job.
+        total_tokens: the tokens this process will report over the whole job (used when no sample total).
+        progress: the job's progress as a fraction from 0 to 1 (wins over the totals).
 
     Raises:
         ValueError: a negative or non-integer count, or an unusable or reserved tag. Trouble writing the spool never
@@ -179,13 +219,14 @@ def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
     """
     global _reporter
     _check(samples, tokens, tag)
+    _check_totals(total_samples, total_tokens, progress)
     r = _reporter
     if r is None:
         with _reporter_lock:
             if _reporter is None:
                 _reporter = Reporter()
             r = _reporter
-    r.add(samples, tokens, tag)
+    r.add(samples, tokens, tag, total_samples, total_tokens, progress)
 
 
 def flush() -> bool:
@@ -197,8 +238,11 @@ class _CallableModule(types.ModuleType):
     """Importing ``gputab.report`` binds this module as the package attribute ``report``, hiding the
     function ``gputab.report()`` that training scripts call; calling the module calls the function."""
 
-    def __call__(self, samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
-        report(samples=samples, tokens=tokens, tag=tag)
+    def __call__(self, samples: int = 0, tokens: int = 0, tag: str | None = None, *,
+                 total_samples: int | None = None, total_tokens: int | None = None,
+                 progress: float | None = None) -> None:
+        report(samples=samples, tokens=tokens, tag=tag, total_samples=total_samples, total_tokens=total_tokens,
+               progress=progress)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -65,7 +65,7 @@ REASONS = {
     "too_many_tags": f"its owner reported more than {TAGS_PER_OWNER} tags in one read",
     "too_many_files": f"its owner has more than {KNOWN_PER_OWNER:,} files in the spool",
     "linked": "the file has other names (a hard link)",
-    "bad_count": "a count is not a whole number from 0 to 2^53, or went down",
+    "bad_count": "a count is not a whole number from 0 to 2^53, or went down, or a progress is not from 0 to 1",
     "unreadable": "the file is not a gputab report",
 }
 """Why a report was rejected: key (stored, Prometheus label) -> plain words (shown)."""
@@ -108,6 +108,8 @@ class Report:
     tokens: int
     pid: int | None
     host: str | None
+    progress: float | None = None
+    """A progress report (the job's fraction done, 0-1) rather than counts; its samples and tokens are 0."""
 
 
 @dataclass(slots=True)
@@ -116,6 +118,7 @@ class _File:
     """(inode, size, mtime, ctime) when last read: an unchanged file is not opened again."""
     owner: int
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    progress: dict[str, float] = field(default_factory=dict)
 
 
 def _count_pair(pair) -> tuple[int, int] | None:
@@ -319,7 +322,29 @@ class SpoolReader:
             if ds < 0 or dt < 0:
                 out.append(("bad_count", owner, max(ds, 0), max(dt, 0)))
                 continue
+            if not (ds or dt):
+                continue  # a tag first seen at zero (a progress report's): nothing to count
             reports.append(Report(name, owner, tag, ds, dt, pid, host))
+        progress = doc.get("progress")
+        if isinstance(progress, dict):
+            self._progress(f, progress, baseline, reports, out, (name, owner, pid, host))
+
+    @staticmethod
+    def _progress(f: _File, progress: dict, baseline: bool, reports: list, out: list, who: tuple) -> None:
+        """Progress fractions that changed; only for tags the file's counts hold (so the tag caps bound them too)."""
+        name, owner, pid, host = who
+        for tag, v in progress.items():
+            if tag not in f.counts:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                if not baseline:
+                    out.append(("bad_count", owner, 0, 0))
+                continue
+            if f.progress.get(tag) == v:
+                continue
+            f.progress[tag] = float(v)
+            if not baseline:
+                reports.append(Report(name, owner, tag, 0, 0, pid, host, progress=float(v)))
 
     def _remember(self, name: str, key: tuple, owner: int, known: _File | None) -> _File:
         if known is None or known.owner != owner:
@@ -430,6 +455,9 @@ class ReportSpool:
             if tag is None:
                 self._reject(reason, r.owner_uid, r.samples, r.tokens)
                 changed = True
+                continue
+            if r.progress is not None:
+                ledger.observe_fraction(tag, r.progress)
                 continue
             ledger.add_progress(tag, samples=r.samples, tokens=r.tokens)
             writer.add_progress(tag, r.samples, r.tokens, wall, "report",

@@ -124,6 +124,26 @@ def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
     return lines
 
 
+def forecast_lines(jobs: list[dict]) -> list[str]:
+    """The forecast block of ``show`` (README "Forecast"): per job that reported progress, the first projection of
+    its cost at completion against the last one and what it cost; for a finished job the first one's error."""
+    rows = [j for j in jobs if j.get("progress_fraction") is not None]
+    if not rows:
+        return []
+    lines = ["Forecast (cost at completion):",
+             f"{'job':<32} {'progress':>8} {'first projection':>24} {'last':>10} {'spent':>10}  accuracy"]
+    for j in rows:
+        first, fp = j.get("first_projected_cost_usd"), j.get("first_projected_progress_fraction")
+        made = f"{_money(first)} at {fp * 100:.0f}%" if first is not None and fp is not None else "-"
+        spent = j.get("cost_usd")
+        accuracy = "(still running)"
+        if j.get("forecast_state") == "done" and first is not None and spent:
+            accuracy = f"first projection off by {(first - spent) / spent * 100:+.1f}%"
+        lines.append(f"{j['tag'][:32]:<32} {j['progress_fraction'] * 100:>7.1f}% {made:>24} "
+                     f"{_money(j.get('projected_cost_usd')):>10} {_money(spent):>10}  {accuracy}")
+    return lines
+
+
 def _alert_line(a: dict, live: bool) -> str:
     """One stored alert: start (UTC), kind, severity, subject, message, and when it cleared."""
     if a["end"] is not None:
@@ -190,6 +210,10 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     if waste:
         click.echo("")
         click.echo("\n".join(waste))
+    forecasts = forecast_lines(jobs)
+    if forecasts:
+        click.echo("")
+        click.echo("\n".join(forecasts))
     if rejected:
         click.echo("")
         click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see `gputab.report` in README)")

@@ -76,6 +76,37 @@ def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
     return sorted(jobs.values(), key=lambda j: -j["burn_rate_usd_per_hour"])
 
 
+FORECAST_KEYS = ("forecast_state", "progress_fraction", "eta_seconds", "eta_at", "projected_cost_usd",
+                 "projected_cost_low_usd", "projected_cost_high_usd")
+"""What ``snapshot --json`` tells of each job's forecast (README "Forecast"): the live recorder's, read from its
+session; ``forecast_state`` is ``no_recorder`` when no recorder runs (nothing reads the progress reports then)."""
+
+
+def live_forecasts(db_path) -> dict[str, dict] | None:
+    """Tag -> the forecast keys of the session a live recorder writes to ``db_path``; None when none runs."""
+    from gputab.errors import GputabError
+    from gputab.store import Store
+
+    if db_path is None:
+        return None
+    try:
+        with Store.open(db_path, readonly=True) as store:
+            sid = store.live_session_id()
+            if sid is None:
+                return None
+            return {j["tag"]: {k: j.get(k) for k in FORECAST_KEYS} for j in store.jobs(sid)}
+    except (GputabError, OSError):
+        return None
+
+
+def add_forecasts(jobs: list[dict], forecasts: dict[str, dict] | None) -> None:
+    """Give each job of the snapshot its forecast keys (nulls where the recorder has none)."""
+    empty = dict.fromkeys(FORECAST_KEYS)
+    for j in jobs:
+        fc = (forecasts or {}).get(j["tag"])
+        j.update(fc or {**empty, "forecast_state": "unknown" if forecasts is not None else "no_recorder"})
+
+
 def format_jobs(jobs: list[dict]) -> str:
     lines = [f"{'job':<32} {'GPUs':<8} {'$/h':>8} {'waste':>6}  processes"]
     for j in jobs:
@@ -127,6 +158,7 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
                                  user=infos[p.pid].user if p.pid in infos else None,
                                  command=infos[p.pid].cmdline if p.pid in infos else None)
                             for p in snap.processes]
+        add_forecasts(jobs, None if app.demo else live_forecasts(app.db_path))
         doc["jobs"] = jobs
         doc["burn_rate_usd_per_hour"] = ledger.burn_rate_usd_per_hour
         doc["backend"] = backend.name

@@ -272,6 +272,11 @@ class StoreQueries:
                 "first_wall": r["first_wall"], "last_wall": r["last_wall"]}
         return [newest[k] for k in sorted(newest, key=lambda k: (k[1], k[0]))]
 
+    def cost_by_tag(self) -> dict[str, float]:
+        """Tag -> dollars charged to it over every session of this database (budgets count a job's whole life)."""
+        return {r["tag"]: r["cost"] or 0.0 for r in
+                self.db.query("SELECT tag, SUM(cost_usd) AS cost FROM jobs GROUP BY tag")}
+
     def session_tags(self, tag: str) -> list[int]:
         """Ids of the sessions that have a job ``tag``, newest first."""
         return [r["session_id"] for r in

@@ -64,6 +64,10 @@ class JobView:
     waste_pct: float | None = None
     waste_top_reason: str | None = None
     waste_evidence: str | None = None
+    forecast_state: str | None = None
+    """``running``, ``unknown``, ``stalled``, ``done``; None when the job reports no progress (README "Forecast")."""
+    eta_seconds: float | None = None
+    projected_cost_usd: float | None = None
 
     @classmethod
     def from_json(cls, d: dict) -> JobView:
@@ -90,6 +94,9 @@ class JobView:
             waste_pct=d.get("waste_pct"),
             waste_top_reason=d.get("waste_top_reason"),
             waste_evidence=d.get("waste_evidence"),
+            forecast_state=d.get("forecast_state") if d.get("progress_fraction") is not None else None,
+            eta_seconds=d.get("eta_seconds"),
+            projected_cost_usd=d.get("projected_cost_usd"),
         )
 
 

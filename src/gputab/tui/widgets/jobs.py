@@ -31,6 +31,7 @@ def job_cells(job: JobView) -> tuple:
         tag,
         cost,
         fmt.rate(job.burn_rate_usd_per_hour),
+        forecast_cell(job),
         gpu_list(job.gpus),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
         wasted,
@@ -42,6 +43,28 @@ def job_cells(job: JobView) -> tuple:
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
         evidence,
     )
+
+
+def eta(seconds: float) -> str:
+    """A short ETA: ``45s``, ``12m``, ``2h10m``, ``3d4h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
+def forecast_cell(job: JobView) -> Text:
+    """What the job will cost at completion and when (README "Forecast"); ``-`` when it reports no progress."""
+    state = job.forecast_state
+    if state == "running" and job.projected_cost_usd is not None and job.eta_seconds is not None:
+        return Text(f"{fmt.money(job.projected_cost_usd)} in {eta(job.eta_seconds)}")
+    if state in ("unknown", "stalled", "done"):
+        return Text({"unknown": "measuring", "stalled": "stalled", "done": "done"}[state], style="dim")
+    return Text("-")
 
 
 def waste_cells(job: JobView) -> tuple[str, Text, Text]:
@@ -60,6 +83,7 @@ class JobsTable(KeyedTable):
         ("tag", "job (tag)", 22),
         ("cost", "cost", 9),
         ("burn", "burn", 9),
+        ("forecast", "at end", 16),
         ("gpus", "GPUs", 4),
         ("util", "util", 4),
         ("waste", "wasted", 12),

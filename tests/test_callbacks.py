@@ -1,0 +1,136 @@
+"""Framework callbacks: the Trainer / Lightning callback protocols drive gputab.report (samples, tokens, progress).
+
+``transformers`` and Lightning are not installed in CI (each is far too large for the test extra), so the protocol
+tests call the callbacks exactly as the frameworks do, with stand-ins of ``TrainingArguments``/``TrainerState`` and
+of the Lightning ``Trainer`` holding the attributes the frameworks document. A ``gpu``-marked test trains a tiny
+real model with the real Trainer where transformers and torch are installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def run_script(code: str, spool: Path, **env) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "GPUTAB_SPOOL": str(spool), **env})
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def spool_docs(spool: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(spool.glob("*.json"))] if spool.is_dir() else []
+
+
+def test_importing_the_callbacks_imports_no_framework(tmp_path):
+    out = run_script("""
+        import sys, gputab, gputab.callbacks, gputab.callbacks.hf, gputab.callbacks.lightning
+        print(",".join(m for m in sys.modules if m.split(".")[0] in ("transformers", "torch", "lightning",
+                                                                     "pytorch_lightning")))
+    """, tmp_path)
+    assert out.stdout.strip() == ""
+
+
+HF = """
+    from types import SimpleNamespace as NS
+    from gputab.callbacks.hf import HFProgress
+    args = NS(per_device_train_batch_size=8, gradient_accumulation_steps=4, world_size=2, logging_steps=10,
+              process_index={rank})
+    state = NS(global_step=0, max_steps=100, is_world_process_zero={rank} == 0, num_input_tokens_seen=0, epoch=0.0)
+    cb = HFProgress(tag="hf-job")
+    control = NS()
+    for step in range(1, 96):
+        state.global_step = step
+        state.num_input_tokens_seen = step * 64 * 128
+        if step % args.logging_steps == 0:
+            cb.on_log(args, state, control, logs={{"loss": 1.0}})
+    cb.on_train_end(args, state, control)
+"""
+
+
+def test_hf_trainer_protocol_reports_samples_tokens_and_progress(tmp_path):
+    run_script(HF.format(rank=0), tmp_path / "spool")
+    (doc,) = spool_docs(tmp_path / "spool")
+    # 95 optimizer steps x (8 per device x 4 accumulation x 2 processes); tokens as the Trainer counted them.
+    assert doc["counts"]["hf-job"] == [95 * 64, 95 * 64 * 128]
+    assert doc["progress"]["hf-job"] == pytest.approx(0.95)
+
+
+def test_hf_callback_reports_from_the_main_process_only(tmp_path):
+    run_script(HF.format(rank=1), tmp_path / "spool")
+    assert spool_docs(tmp_path / "spool") == []
+
+
+def test_hf_callback_without_transformers_says_how_to_install(tmp_path):
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("transformers is installed here: the class builds")
+    r = subprocess.run([sys.executable, "-c", "from gputab.callbacks.hf import GputabCallback"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "pip install 'gputab[hf]'" in r.stderr
+
+
+LIGHTNING = """
+    from types import SimpleNamespace as NS
+    from gputab.callbacks.lightning import LightningProgress
+    class Tensor:
+        def __init__(self, *shape): self.shape = shape
+    trainer = NS(global_step=0, is_global_zero={zero}, world_size=2, log_every_n_steps=5,
+                 estimated_stepping_batches=40)
+    cb = LightningProgress(tag="pl-job")
+    for i in range(30):
+        trainer.global_step = i + 1
+        batch = (Tensor(16, 3, 32, 32), Tensor(16)) if i % 2 else {{"input_ids": Tensor(16, 128)}}
+        cb.on_train_batch_end(trainer, None, None, batch, i)
+    cb.on_train_end(trainer, None)
+"""
+
+
+def test_lightning_protocol_reports_samples_and_progress(tmp_path):
+    run_script(LIGHTNING.format(zero=True), tmp_path / "spool")
+    (doc,) = spool_docs(tmp_path / "spool")
+    assert doc["counts"]["pl-job"] == [30 * 16 * 2, 0]
+    assert doc["progress"]["pl-job"] == pytest.approx(30 / 40)
+    run_script(LIGHTNING.format(zero=False), tmp_path / "other")
+    assert spool_docs(tmp_path / "other") == []
+
+
+@pytest.mark.gpu
+def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
+    """A tiny model trained by the real Trainer with the callback: the spool holds its samples and progress."""
+    pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    run_script("""
+        import torch
+        from torch import nn
+        from transformers import Trainer, TrainingArguments
+        from gputab.callbacks.hf import GputabCallback
+
+        class Tiny(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(8, 1)
+            def forward(self, x, labels=None):
+                out = self.lin(x).squeeze(-1)
+                return {"loss": nn.functional.mse_loss(out, labels), "logits": out}
+
+        data = [{"x": torch.randn(8), "labels": torch.randn(())} for _ in range(256)]
+        args = TrainingArguments(output_dir=OUTPUT_DIR, per_device_train_batch_size=16, gradient_accumulation_steps=2,
+                                 num_train_epochs=2, logging_steps=2, report_to=[], save_strategy="no")
+        Trainer(model=Tiny(), args=args, train_dataset=data, callbacks=[GputabCallback(tag="real-hf")]).train()
+    """.replace("OUTPUT_DIR", repr(str(tmp_path / "out"))), tmp_path / "spool")
+    (doc,) = spool_docs(tmp_path / "spool")
+    assert doc["counts"]["real-hf"][0] == 2 * 256  # 2 epochs of 256 samples (16 x 2 accumulation, 8 steps/epoch)
+    assert doc["progress"]["real-hf"] == 1.0
