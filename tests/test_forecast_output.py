@@ -8,7 +8,6 @@ import subprocess
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from support import gputab_cmd
 
 from gputab.cli.snapshot import FORECAST_KEYS, add_forecasts, live_forecasts
 from gputab.config import Config
@@ -16,6 +15,7 @@ from gputab.metrics import TickCollector
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
+from support import gputab_cmd
 
 LORA = "llama3-8b-lora"
 

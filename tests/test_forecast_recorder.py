@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from spoolkit import NOBODY, reporter, shared_spool_fixture  # noqa: F401
 
 from gputab.config import Config, RecorderConfig
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
+from spoolkit import NOBODY, reporter, shared_spool_fixture  # noqa: F401
 
 TAG = "eval-mmlu"
 PROGRESS_STEPPER = """

@@ -64,6 +64,7 @@ def clean_float(value: float) -> float:
 UNIT_SUFFIXES: dict[str, str] = {
     "_usd_per_hour": "US dollars per hour",
     "_usd_per_kwh": "US dollars per kWh",
+    "_pct_per_hour": "percentage points per hour",
     "_usd": "US dollars",
     "_pct": "percent (0-100)",
     "_bytes_per_second": "bytes per second",
@@ -151,6 +152,23 @@ KEYS: tuple[Key, ...] = (
     _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
        "the sessions that recorded waste; null when none did)."),
     _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
+    _k("forecast_state", "string", "The job's forecast: unknown (no progress reported, or the window has too little "
+       "data), running, stalled, done; no_recorder in snapshot when no recorder reads the reports."),
+    _k("progress_pct", "number", "How far the job is, 0-100, from gputab.report(progress=/total_*=) or a "
+       "framework callback.", "progress_fraction (0-1)"),
+    _k("progress_pct_per_hour", "number", "Growth of progress_pct per hour over the forecast window.",
+       "progress_rate_per_second (fraction per second)"),
+    _k("eta_seconds", "number", "Seconds until the job completes at its recent rate (null while unknown)."),
+    _k("eta_at", "time", "When the job completes at its recent rate."),
+    _k("projected_cost_usd", "number", "Cost at completion: spent + burn rate x eta_seconds."),
+    _k("projected_cost_low_usd", "number", "Low end of the projected cost's range (the faster of the window's two "
+       "rates)."),
+    _k("projected_cost_high_usd", "number", "High end of the projected cost's range (the slower of the two rates)."),
+    _k("first_projected_cost_usd", "number", "The job's first projection in the session, to compare with the last "
+       "(show)."),
+    _k("first_projected_progress_pct", "number", "progress_pct when the first projection was made.",
+       "first_projected_progress_fraction (0-1)"),
+    _k("first_projected_at", "time", "When the first projection was made."),
     _k("waste_by_reason", "object", "waste_usd split by likely reason (keys: reason names), costliest first."),
     _k("waste_top_reason", "string", "The costliest reason."),
     _k("waste_evidence", "string", "The figures behind the top reason."),
@@ -305,6 +323,8 @@ DATA_MAPS = frozenset({"waste_by_reason", "waste_evidence_by_reason", "throttled
 """Objects whose keys are data (reason names, an alert's figures), not vocabulary: left as they are."""
 
 RENAMES: dict[str, str] = {
+    "progress_fraction": "progress_pct", "first_projected_progress_fraction": "first_projected_progress_pct",
+    "progress_rate_per_second": "progress_pct_per_hour",
     "start": "started_at", "end": "ended_at", "duration_s": "duration_seconds", "interval": "interval_seconds",
     "last_commit": "last_commit_at", "last_seen": "last_seen_at", "energy_j": "energy_joules",
     "rate_per_hour": "rate_usd_per_hour", "rate_per_hour_usd": "rate_usd_per_hour",
@@ -326,6 +346,9 @@ COUNTS: dict[str, str] = {"jobs": "job_count", "gpus": "gpu_count", "hosts": "ho
 CONVERT: dict[str, Callable[[Any], Any]] = {
     "avg_utilization": lambda v: v * 100.0,
     "utilization_fraction": lambda v: v * 100.0,
+    "progress_fraction": lambda v: v * 100.0,
+    "first_projected_progress_fraction": lambda v: v * 100.0,
+    "progress_rate_per_second": lambda v: v * 100.0 * 3600.0,
 }
 """Internal keys whose value changes unit on the way out (0-1 -> percent), before renaming."""
 
