@@ -236,7 +236,11 @@ def test_exposition_names_follow_prometheus_conventions(observer):
 # -- contrib: the dashboard and the scrape example -----------------------------------------------------------
 def exposed_names() -> set[str]:
     collector = TickCollector("h", alerts=lambda: [])
-    collector.update(make_tick())
+    tick = make_tick()
+    # A job with the waste split, so the waste families have samples too.
+    tick.jobs[0].update(busy_usd=9.0, waste_usd=3.0, waste_by_reason={"input_bound": 3.0}, tensor_active_usd=4.0,
+                        throttled_usd={"power_cap": 0.5})
+    collector.update(tick)
     names = set()
     for fam in collector.collect():
         names.update(s.name for s in fam.samples)
@@ -250,7 +254,8 @@ def test_grafana_dashboard_is_valid_and_queries_only_exposed_metrics():
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     panels = dash["panels"]
     titles = " | ".join(p["title"].lower() for p in panels)
-    for wanted in ("fleet cost", "burn rate by tag", "idle money", "utilization", "per host"):
+    for wanted in ("fleet cost", "burn rate by tag", "idle money", "utilization", "per host", "by reason",
+                   "busy vs wasted"):
         assert wanted in titles, wanted
     assert any(p["type"] == "heatmap" for p in panels) and any(p["type"] == "table" for p in panels)
     ids = [p["id"] for p in panels]
