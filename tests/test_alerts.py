@@ -18,6 +18,8 @@ from gputab.alerts import (
     IDLE_MONEY,
     LOW_UTILIZATION,
     MEMORY_PRESSURE,
+    WARNING,
+    WASTE,
     AlertCommand,
     AlertEngine,
     AlertObserver,
@@ -245,6 +247,89 @@ def test_budget_below_warning_is_quiet_and_raising_the_cap_clears():
 def test_set_budget_refuses_nonsense():
     with pytest.raises(ValueError):
         AlertEngine().set_budget("x", 0)
+
+
+# -- waste share ---------------------------------------------------------------------------------------------
+
+def wasting(tag, t, waste_frac, reason="input_bound", evidence="CPU 98% of 4 cores, GPU 12%"):
+    """A job at $3.60/h ($0.001 a second) since t=0, ``waste_frac`` of it wasted, as JobTotals.to_json() has it."""
+    return {"tag": tag, "cost_usd": 0.001 * t, "waste_usd": 0.001 * t * waste_frac,
+            "waste_top_reason": reason, "waste_evidence": evidence}
+
+
+def test_waste_raised_after_a_full_window_above_the_share_with_reason_and_evidence():
+    eng = AlertEngine()  # defaults: 50 % over 30 min
+    events, _ = run(eng, 1900, jobs_fn=lambda t: [wasting("train", t, 0.75)])
+    # First sight (t=1) is the baseline; the window is full 30 min later.
+    assert events == [(1801.0, "raised", WASTE, "train")]
+    (a,) = eng.active
+    # 1,800 ticks of $0.001, 75 % of it wasted: $1.35 of $1.80.
+    assert a.data["waste_share"] == pytest.approx(0.75)
+    assert a.data["cost_usd_in_window"] == pytest.approx(1.80)
+    assert a.data["waste_usd_in_window"] == pytest.approx(1.35)
+    assert a.message == ("job train: 75% of its cost wasted over the last 30m ($1.35 of $1.80, threshold 50%); "
+                         "likely input_bound (CPU 98% of 4 cores, GPU 12%)")
+    assert a.data["reason"] == "input_bound" and a.severity == WARNING
+
+
+def test_waste_share_is_rolling_and_clears_when_the_job_gets_busy():
+    eng = AlertEngine(AlertsConfig(waste_pct=50.0, waste_minutes=10.0))
+    # 80 % wasted until t=1000, then none: cumulative totals keep the old waste, the window forgets it.
+    def jobs(t):
+        w = 0.8 * min(t, 1000.0)
+        return [{"tag": "train", "cost_usd": 0.001 * t, "waste_usd": 0.001 * w, "waste_top_reason": "small_batch"}]
+    events, _ = run(eng, 1700, jobs_fn=jobs)
+    assert [e[1:] for e in events] == [("raised", WASTE, "train"), ("cleared", WASTE, "train")]
+    assert events[0][0] == 601.0
+    # 80 % of the window's cost stays waste until 3/8 of the window (225 s) is busy; slots are 10 s wide.
+    assert 1000.0 + 225.0 <= events[1][0] <= 1000.0 + 225.0 + 10.0
+    assert not eng.active
+
+
+def test_waste_at_or_below_the_share_is_quiet_and_special_buckets_never_alert():
+    eng = AlertEngine(AlertsConfig(waste_minutes=1.0))
+    events, _ = run(eng, 300, jobs_fn=lambda t: [wasting("train", t, 0.5), wasting(IDLE, t, 1.0),
+                                                 {"tag": "old", "cost_usd": t, "waste_usd": None}])
+    assert events == []
+
+
+def test_waste_clears_when_the_job_is_gone_or_stops_costing():
+    eng = AlertEngine(AlertsConfig(waste_minutes=1.0), job_gone_after=120.0)
+    events, t = run(eng, 61, jobs_fn=lambda t: [wasting("a", t, 1.0), wasting("b", t, 1.0)])
+    assert sorted(e[1:] for e in events) == [("raised", WASTE, "a"), ("raised", WASTE, "b")]
+    # "a" leaves the ledger's jobs; "b" stays listed but costs nothing more: cleared 120 s after its last growth.
+    events, _ = run(eng, 130, jobs_fn=lambda s: [wasting("b", t, 1.0)], start=t)
+    assert events == [(t + 1, "cleared", WASTE, "a"), (t + 120, "cleared", WASTE, "b")]
+
+
+def test_waste_unexplained_without_a_reason():
+    eng = AlertEngine(AlertsConfig(waste_minutes=1.0))
+    run(eng, 61, jobs_fn=lambda t: [wasting("train", t, 1.0, reason=None, evidence=None)])
+    (a,) = eng.active
+    assert a.message.endswith("; likely unexplained") and a.data["evidence"] is None
+
+
+def test_the_demo_raises_a_waste_alert_in_its_first_minute(tmp_path):
+    from gputab.recorder import Recorder
+    from gputab.sampling.demo import DemoBackend, FakeClock
+    from gputab.store import Store
+
+    clock = FakeClock(wall_start=T0)
+    backend = DemoBackend(seed=0, clock=clock, wall_clock=clock.wall)
+    observer = AlertObserver.from_config(Config(), backend=backend)
+    assert observer.engine.config.waste_minutes == 0.5  # the demo's compressed window
+    raised = []
+    observer.sink = raised.append
+    rec = Recorder(backend, Store.open(tmp_path / "g.db"), Config(), clock=clock, wall_clock=clock.wall,
+                   observers=[observer])
+    rec.start()
+    for _ in range(60):
+        clock.advance(1.0)
+        rec.step()
+    rec.close("clean")
+    waste = [a for a in raised if a.kind == WASTE]
+    assert waste, [a.message for a in raised]
+    assert all(a.started_at - T0 <= 60.0 and "likely " in a.message for a in waste)
 
 
 def test_format_money_never_rounds_money_to_nothing():

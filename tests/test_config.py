@@ -47,6 +47,10 @@ llama = 50
         ("[recorder]\ninterval = \n", 2, "invalid TOML"),
         ("[[attribution.rules]]\npattern = '('\ntag = 'x'\n", 2, "regular expression"),
         ("[budgets]\nx = -3\n", 2, "positive"),
+        ("[alerts]\nwaste_pct = 101\n", 2, "between 0 and 100"),
+        ("[alerts]\nwaste_pct = nan\n", 2, "finite"),
+        ("\n[alerts]\nwaste_minutes = 0\n", 3, "more than 0"),
+        ("[alerts]\nwaste_minutes = 10081\n", 2, "between 0 and 10,080"),
     ],
 )
 def test_bad_file_names_file_line_and_fault(tmp_path, text, line, words):

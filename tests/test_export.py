@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import sys
 
@@ -117,7 +118,7 @@ def test_job_rows_equal_the_ledger(db_path):
     for r in rows:
         want = public(ledger.jobs[r["tag"]].to_json())  # the public keys: avg_utilization_pct is 0-100
         for key in ("cost_usd", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct", "energy_kwh",
-                    "idle_gpu_hours", "cost_per_effective_gpu_hour_usd"):
+                    "idle_gpu_hours", "cost_per_effective_gpu_hour_usd", "busy_usd", "waste_usd", "waste_pct"):
             got = num(r[key])
             if want[key] is None:
                 assert got is None, key
@@ -129,6 +130,24 @@ def test_job_rows_equal_the_ledger(db_path):
         assert r["started_at"] == "2026-01-01T00:00:00Z"
         assert r["ended_at"] == utc_iso(DEMO_START_WALL + 40)
         assert r["end_reason"] == "clean"
+
+
+def test_job_rows_carry_the_waste_split(db_path):
+    """busy + waste = cost per row; waste_by_reason is one compact-JSON cell that sums to waste_usd."""
+    ledger = record_demo(db_path, ticks=40)
+    _, rows = parse(run(db_path, "export", "--csv", "--session", "last").stdout)
+    wasted = 0
+    for r in rows:
+        want = public(ledger.jobs[r["tag"]].to_json())
+        assert num(r["busy_usd"]) + num(r["waste_usd"]) == pytest.approx(num(r["cost_usd"]), rel=1e-9, abs=1e-12)
+        by_reason = json.loads(r["waste_by_reason"])
+        assert r["waste_by_reason"] == json.dumps(by_reason, separators=(",", ":"))  # compact
+        assert by_reason == pytest.approx(want["waste_by_reason"], rel=1e-12, abs=1e-15)
+        assert sum(by_reason.values()) == pytest.approx(num(r["waste_usd"]), rel=1e-9, abs=1e-12)
+        assert r["waste_top_reason"] == (want["waste_top_reason"] or "")
+        wasted += num(r["waste_usd"]) > 0
+    assert wasted  # the demo wastes money somewhere
+    assert format_cell({"small_batch": 1.5}) == '{"small_batch":1.5}'  # starts with "{": never a formula
 
 
 def test_costs_per_sample_after_counts_are_entered(db_path):

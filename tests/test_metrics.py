@@ -239,6 +239,9 @@ def exposed_names() -> set[str]:
     tick = make_tick()
     tick.jobs[0].update(progress_fraction=0.5, eta_seconds=60.0, projected_cost_usd=24.0,  # a job with a forecast
                         projected_cost_low_usd=23.0, projected_cost_high_usd=25.0)
+    # A job with the waste split, so the waste families have samples too.
+    tick.jobs[0].update(busy_usd=9.0, waste_usd=3.0, waste_by_reason={"input_bound": 3.0}, tensor_active_usd=4.0,
+                        throttled_usd={"power_cap": 0.5})
     collector.update(tick)
     names = set()
     for fam in collector.collect():
@@ -253,7 +256,8 @@ def test_grafana_dashboard_is_valid_and_queries_only_exposed_metrics():
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     panels = dash["panels"]
     titles = " | ".join(p["title"].lower() for p in panels)
-    for wanted in ("fleet cost", "burn rate by tag", "idle money", "utilization", "per host"):
+    for wanted in ("fleet cost", "burn rate by tag", "idle money", "utilization", "per host", "by reason",
+                   "busy vs wasted"):
         assert wanted in titles, wanted
     assert any(p["type"] == "heatmap" for p in panels) and any(p["type"] == "table" for p in panels)
     ids = [p["id"] for p in panels]

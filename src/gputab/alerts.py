@@ -29,7 +29,9 @@ BUDGET_WARNING = "budget_warning"
 BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_PROJECTED = "budget_projected"
 """The job's forecast says it will exceed its cap at completion (README "Forecast")."""
-KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED)
+WASTE = "waste"
+"""A job wasted more than ``waste_pct`` % of its cost over the window (README "Alerts")."""
+KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED, WASTE)
 
 WARNING = "warning"
 CRITICAL = "critical"
@@ -142,6 +144,18 @@ class _JobState:
     util: RollingSums
 
 
+@dataclass
+class _WasteState:
+    """A job's waste over the window: ``util`` sums (cost growth, waste growth) as RollingSums does (GPU-seconds,
+    effective GPU-seconds), so its average is the waste share; and where the job's totals stood."""
+
+    first_seen: float
+    last_growth: float
+    cost_usd: float
+    waste_usd: float
+    util: RollingSums
+
+
 def format_duration(seconds: float) -> str:
     """``3h05m``, ``12m``, ``45s``: short enough for one alert line (``a very long time`` past 100 years)."""
     if not seconds < 100 * 365 * 86400.0:  # inf and nan too: int() of them raises
@@ -182,6 +196,7 @@ class AlertEngine:
         self._pressure_since: dict[int, float] = {}
         self._idle_since: dict[int, tuple[float, float]] = {}  # gpu -> (mono since, wall since)
         self._idle_cost: dict[int, float] = {}
+        self._waste: dict[str, _WasteState] = {}
 
     @property
     def active(self) -> list[Alert]:
@@ -230,7 +245,9 @@ class AlertEngine:
         self._memory_pressure(now, wall, gpus, want)
         self._idle_money(now, wall, intervals, want)
         self._low_utilization(now, wall, intervals, want)
+        jobs = list(jobs)
         self._budgets(wall, jobs, want)
+        self._waste_share(now, wall, jobs, want)
         return AlertChanges(tuple(raised), tuple(cleared))
 
     # -- rules ----------------------------------------------------------------------------------------------
@@ -307,17 +324,8 @@ class AlertEngine:
                 st = self._jobs[tag] = _JobState(first_seen=now, last_seen=now, util=RollingSums(window))
             st.last_seen = now
             st.util.add(now, gpu_s, eff_s)
-        for tag in list(self._jobs):
-            st = self._jobs[tag]
-            key = (LOW_UTILIZATION, tag, None)
-            if now - st.last_seen >= self.job_gone_after:
-                del self._jobs[tag]
-                want(key, None)
-                continue
-            st.util.expire(now)
-            avg = st.util.average
-            if avg is None or now - st.first_seen < window:
-                continue
+        gone = [tag for tag, st in self._jobs.items() if now - st.last_seen >= self.job_gone_after]
+        for tag, st, key, avg in self._full_windows(LOW_UTILIZATION, self._jobs, gone, now, window, want):
             if avg * 100.0 >= cfg.low_utilization_pct:
                 want(key, None)
                 continue
@@ -328,6 +336,19 @@ class AlertEngine:
                 wall, tag=tag,
                 data={"avg_utilization": avg, "window_seconds": window, "threshold_pct": cfg.low_utilization_pct,
                       "gpu_hours_in_window": st.util.gpu_s / 3600.0}))
+
+    @staticmethod
+    def _full_windows(kind, states, gone, now, window, want):
+        """Per job of ``states`` (each with ``first_seen`` and RollingSums ``util``): forget the ``gone`` ones
+        (their alert clears) and yield ``(tag, state, alert key, ratio)`` for those whose window is full."""
+        for tag in gone:
+            del states[tag]
+            want((kind, tag, None), None)
+        for tag, st in states.items():
+            st.util.expire(now)
+            ratio = st.util.average
+            if ratio is not None and now - st.first_seen >= window:
+                yield tag, st, (kind, tag, None), ratio
 
     def _budgets(self, wall, jobs, want) -> None:
         warn_pct = self.config.budget_warning_pct
@@ -378,6 +399,51 @@ class AlertEngine:
                 f"(projected {format_money(total)})",
                 wall, tag=tag, data=pdata)) if over > 0 else None)
 
+    def _waste_share(self, now, wall, jobs, want) -> None:
+        """``waste``: the job's waste_usd grew by more than ``waste_pct`` % of its cost_usd over the window.
+
+        The window's figures are the growth of the job's running totals (RollingSums of the per-tick deltas,
+        so O(1) per job); the reason named is the job's costliest one so far, with its evidence.
+        """
+        cfg = self.config
+        window = cfg.waste_minutes * 60.0
+        seen = set()
+        for job in jobs:
+            tag = job.get("tag")
+            cost, waste = job.get("cost_usd"), job.get("waste_usd")
+            if tag in SPECIAL_TAGS or cost is None or waste is None:
+                continue
+            seen.add(tag)
+            st = self._waste.get(tag)
+            if st is None:
+                # The first sight is the baseline: what was spent before it is not in any window.
+                self._waste[tag] = _WasteState(now, now, float(cost), float(waste), RollingSums(window))
+                continue
+            d_cost, d_waste = float(cost) - st.cost_usd, float(waste) - st.waste_usd
+            st.cost_usd, st.waste_usd = float(cost), float(waste)
+            if d_cost > 0:
+                st.last_growth = now
+                st.util.add(now, d_cost, max(0.0, min(d_waste, d_cost)))
+        # A job that ended (or stopped costing) has a share that means nothing now.
+        gone = [tag for tag, st in self._waste.items() if tag not in seen or now - st.last_growth >= self.job_gone_after]
+        for tag, st, key, share in self._full_windows(WASTE, self._waste, gone, now, window, want):
+            if share * 100.0 <= cfg.waste_pct:
+                want(key, None)
+                continue
+            job = next(j for j in jobs if j.get("tag") == tag)
+            reason = job.get("waste_top_reason") or "unexplained"
+            evidence = job.get("waste_evidence")
+            spent, wasted = st.util.gpu_s, st.util.eff_s
+            why = f"likely {reason}" + (f" ({evidence})" if evidence else "")
+            want(key, lambda: Alert(
+                WASTE, WARNING,
+                f"job {tag}: {share * 100:.0f}% of its cost wasted over the last {format_duration(window)} "
+                f"({format_money(wasted)} of {format_money(spent)}, threshold {cfg.waste_pct:.0f}%); {why}",
+                wall, tag=tag,
+                data={"waste_share": share, "window_seconds": window, "threshold_pct": cfg.waste_pct,
+                      "cost_usd_in_window": spent, "waste_usd_in_window": wasted, "reason": reason,
+                      "evidence": evidence}))
+
 
 # -- the observer: alerts leave the engine here ---------------------------------------------------------------
 
@@ -410,12 +476,24 @@ class AlertObserver:
         self.enforcer = enforcer
 
     @classmethod
-    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> AlertObserver:
-        """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's)."""
+    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, backend: Any = None,
+                    **kwargs: Any) -> AlertObserver:
+        """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's).
+
+        ``backend`` may adjust ``[alerts]`` (the demo box compresses time: ``DemoBackend.alerts_config``).
+        """
         caps = dict(config.budgets)
         caps.update(budgets or {})
         command = AlertCommand(config.alerts.command) if config.alerts.command else None
-        return cls(AlertEngine(config.alerts, caps), command=command, **kwargs)
+        observer = cls(AlertEngine(config.alerts, caps), command=command, **kwargs)
+        observer.adapt_to(backend)
+        return observer
+
+    def adapt_to(self, backend: Any) -> None:
+        """Take the backend's adjustment of the thresholds, if it has one; call before the first tick."""
+        adjust = getattr(backend, "alerts_config", None)
+        if callable(adjust):
+            self.engine.config = adjust(self.engine.config)
 
     @property
     def active(self) -> list[Alert]:

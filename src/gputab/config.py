@@ -110,6 +110,11 @@ class AlertsConfig:
     """A GPU that costs money and holds no process for this many minutes is flagged (0-43,200)."""
     budget_warning_pct: float = 80.0
     """A job that has spent this percent of its budget gets a warning (0-100); 100 % is always an alert."""
+    waste_pct: float = 50.0
+    """A job whose wasted dollars are more than this percent of its cost over the window is flagged (0-100;
+    100: never)."""
+    waste_minutes: float = 30.0
+    """The window of that share, in minutes (more than 0, up to 10,080: a week)."""
     command: list[str] = field(default_factory=list)
     """Command run for each alert raised, with the alert as JSON on stdin (empty: none)."""
 
@@ -394,7 +399,8 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
                  "overhead_per_hour": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
     "alerts": {"low_utilization_pct": (0.0, 100.0), "low_utilization_minutes": (0.0, 43200.0),
                "memory_pressure_pct": (0.0, 100.0), "memory_pressure_seconds": (0.0, 2592000.0),
-               "idle_minutes": (0.0, 43200.0), "budget_warning_pct": (0.0, 100.0)},
+               "idle_minutes": (0.0, 43200.0), "budget_warning_pct": (0.0, 100.0),
+               "waste_pct": (0.0, 100.0), "waste_minutes": (0.0, 10080.0)},
 }
 MAX_BUDGET_USD = 1e9
 """The largest budget a config or ``gputab run --budget`` accepts, in dollars."""
@@ -433,6 +439,8 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
                          f"gives ${rate:,.0f}/h over {life:g} years at {use:g} use, over the "
                          f"${MAX_RATE_PER_HOUR:,.0f}/h limit; check purchase_price and useful_life_years")
     check_ranges(cfg.alerts, RANGES["alerts"], ("alerts",))
+    if not cfg.alerts.waste_minutes > 0:  # a share of nothing: the window needs some time in it
+        fail(("alerts", "waste_minutes"), f"must be more than 0, got {cfg.alerts.waste_minutes:g}")
     for i, rule in enumerate(cfg.attribution.rules):
         try:
             re.compile(rule.pattern)

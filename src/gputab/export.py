@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import math
 import os
 import stat
@@ -50,8 +51,16 @@ JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "cost_per_effective_gpu_hour_usd",
     "gpus",
     "unknown_price",
+    "busy_usd",
+    "waste_usd",
+    "waste_pct",
+    "waste_top_reason",
+    "waste_by_reason",
 )
-"""``--by job`` (the default): one row per job per session, ``(idle)`` and ``(unobserved)`` included."""
+"""``--by job`` (the default): one row per job per session, ``(idle)`` and ``(unobserved)`` included.
+
+The waste columns are empty for sessions recorded before the waste split; ``waste_by_reason`` is one cell of
+compact JSON (reason -> dollars, costliest first), as in ``gputab spend --csv``."""
 
 SESSION_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "duration_seconds",
@@ -104,6 +113,7 @@ def format_cell(value) -> str | int | float:
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
     Floats are cleaned of float noise (:func:`gputab.vocabulary.clean_float`, 15 significant digits), as in JSON.
+    A dict is one cell of compact JSON.
     """
     if value is None:
         return ""
@@ -115,6 +125,8 @@ def format_cell(value) -> str | int | float:
         return "" if math.isnan(value) or math.isinf(value) else repr(clean_float(value))
     if isinstance(value, (list, tuple)):
         return neutralise(" ".join(str(v) for v in value))
+    if isinstance(value, dict):  # an object (waste_by_reason) is one cell of compact JSON, as in --json
+        return neutralise(json.dumps(value, separators=(",", ":")))
     return neutralise(str(value))
 
 

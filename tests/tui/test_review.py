@@ -135,7 +135,9 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
             assert cells[1] == money(j["cost_usd"])
             assert cells[2] == f"{j['gpu_hours']:.3f}" and cells[3] == f"{j['effective_gpu_hours']:.3f}"
             assert cells[4] == pct(j["avg_utilization"], fraction=True)
-            assert cells[6] == f"{j['energy_kwh']:.3f}"
+            # The waste split: wasted dollars and the costliest reason, as stored.
+            assert cells[5] == money(j["waste_usd"]) and cells[6] == (j["waste_top_reason"] or "-")
+            assert cells[8] == f"{j['energy_kwh']:.3f}"
         # Utilization and power per GPU, cumulative cost per job; each labelled with its min and max.
         labels = [str(s.render()) for s in screen.query(".chart-label")]
         assert len(labels) == 2 * len(gpus) + len(jobs)
@@ -172,7 +174,7 @@ async def test_entering_samples_updates_per_sample_and_stores_it(db):
             job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
         assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
         assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
-        assert cells[8] == "200,000" and cells[10] == f"${job['cost_usd'] / 200_000:.6f}"
+        assert cells[10] == "200,000" and cells[12] == f"${job['cost_usd'] / 200_000:.6f}"
         # A correction sets the totals, it does not add to them.
         await pilot.press("n")
         await pilot.pause()

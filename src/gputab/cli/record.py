@@ -130,6 +130,7 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend(on_wait=lambda msg: click.echo(f"gputab: {msg}", err=True)) as backend:
+            alerts.adapt_to(backend)  # the demo box compresses time (DemoBackend.alerts_config)
             rec = Recorder(backend, Store(app.database), config, observers=observers)
             # The exporter labels series with the host the session is recorded under (the demo box's name).
             host = getattr(backend, "host", None) or socket.gethostname()

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from gputab.config import WasteConfig
+from gputab.config import AlertsConfig, WasteConfig
 from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
@@ -241,6 +241,12 @@ class DemoBackend(Backend):
         small job on a big GPU count after 20 s (or the config's, if shorter)."""
         return replace(config, stranded_seconds=min(config.stranded_seconds, 20.0),
                        oversized_seconds=min(config.oversized_seconds, 20.0))
+
+    @staticmethod
+    def alerts_config(config: AlertsConfig) -> AlertsConfig:
+        """The demo's alerts on the same compressed time: the waste share is taken over 30 s (or the config's
+        window, if shorter), so a ``waste`` alert shows in its first minute."""
+        return replace(config, waste_minutes=min(config.waste_minutes, 0.5))
 
     def _sim_time(self, mono: float) -> float:
         return (mono - self._t0) * self._speed

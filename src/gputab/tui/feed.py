@@ -143,7 +143,7 @@ class MemoryFeed(Feed):
         self._infos: dict = {}
         self.alert_log = AlertLog()
         # Same rules as a recording, shown but not stored (there is nowhere to store them).
-        self.alerts = AlertObserver.from_config(config, sink=self.alert_log.add)
+        self.alerts = AlertObserver.from_config(config, sink=self.alert_log.add, backend=backend)
 
     def poll(self) -> Frame:
         snap = self.backend.poll()
@@ -452,7 +452,7 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
         if store.writer_info() is None:
             # The same rules, budgets and alert command as `gputab record`; nothing printed (the UI owns the
             # terminal): RecordingFeed stores each alert with the session and hands it to the UI.
-            alerts = AlertObserver.from_config(config)
+            alerts = AlertObserver.from_config(config, backend=backend)
             recorder = Recorder(backend, store, config, clock=clock or time.monotonic,
                                 wall_clock=wall_clock or time.time, observers=[alerts])
             try:

@@ -23,6 +23,9 @@ JOB_COLUMNS = (
     ("GPU-h", "gpu_hours", hours),
     ("eff GPU-h", "effective_gpu_hours", hours),
     ("util", "avg_utilization", lambda v: pct(v, fraction=True)),
+    # The waste split (README "Waste"): n/a for sessions recorded before it; the reason names are gputab's own.
+    ("wasted", "waste_usd", money),
+    ("why", "waste_top_reason", lambda v: "-" if v is None else str(v)),
     ("$/eff-h", "cost_per_effective_gpu_hour_usd", money),
     ("kWh", "energy_kwh", lambda v: NA if v is None else f"{v:.3f}"),
     ("peak VRAM", "peak_vram_bytes", lambda v: gib(v) if v else NA),
