@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from textual import on
 from textual.app import App, ScreenStackError
@@ -54,13 +54,14 @@ class GputabApp(LiteralNotifications, App):
         Binding("3", "view('processes')", "Procs"),
         Binding("4", "view('alerts')", "Alerts"),
         Binding("t", "tag", "Tag"),
-        Binding("s", "sessions", "Sessions", show=False),
+        Binding("s", "sessions", "Sessions"),
         Binding("r", "refresh", "Poll now", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
-    # Dark, no background images, ANSI-friendly: what a terminal over SSH renders well.
-    ENABLE_COMMAND_PALETTE = False
+    # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
+    # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
+    ENABLE_COMMAND_PALETTE = True
 
     def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True) -> None:
         super().__init__()
@@ -69,6 +70,8 @@ class GputabApp(LiteralNotifications, App):
         self.poller: Poller[Feed] = Poller(open_feed)
         self.frame: Frame | None = None
         self.history = GpuHistory()
+        self.chart_window = 0
+        """Index into :data:`gputab.tui.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
         self.close_reason = "quit"
         self.frames_shown = 0
         self._timer = None
@@ -198,10 +201,11 @@ class GputabApp(LiteralNotifications, App):
         open_review(self)
 
     def action_keys(self) -> None:
-        if self.screen.query("KeyPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """Show the keys of the current view, grouped (``?`` again or escape closes)."""
+        from gputab.tui.keys_screen import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen))
 
     def action_tag(self) -> None:
         """Tag the selected process (processes view) or every process of the selected job (jobs view)."""

@@ -16,13 +16,22 @@ import abc
 import logging
 import socket
 import time
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Callable, Mapping
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
-from gputab.tui.frame import (ATTACHED, NOT_RECORDING, RECORDING, AlertView, Frame, GpuView, JobView, ProcessView,
-                              sort_jobs)
+from gputab.tui.frame import (
+    ATTACHED,
+    NOT_RECORDING,
+    RECORDING,
+    AlertView,
+    Frame,
+    GpuView,
+    JobView,
+    ProcessView,
+    sort_jobs,
+)
 
 AlertListener = Callable[[tuple[AlertView, ...], tuple[AlertView, ...]], None]
 """:attr:`Feed.on_alerts`: called with (raised, cleared) in the poll thread."""

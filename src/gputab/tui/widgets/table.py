@@ -6,7 +6,7 @@ that changes three numbers writes three cells.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import textual
 from rich.text import Text
@@ -20,14 +20,19 @@ _FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
 """The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 
-def _as_text(value, copy: bool = False) -> Text:
+def _as_text(value, copy: bool = False, width: int | None = None) -> Text:
     """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is.
 
-    A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup.
+    A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup. A cell
+    wider than its column (``width`` cells) is cut here, in cells, ending in ``…``: DataTable would crop it
+    silently (``untagged:alice/pyt``).
     """
-    if isinstance(value, Text):
-        return value.copy() if copy else value
-    return literal(value)
+    text = value if isinstance(value, Text) else literal(value)
+    if width is not None and text.cell_len > width:
+        text = text.copy()
+        text.truncate(width, overflow="ellipsis")
+        return text
+    return text.copy() if copy and text is value else text
 
 
 class KeyedTable(DataTable):
@@ -88,19 +93,21 @@ class KeyedTable(DataTable):
             self.remove_row(gone)
             del self._cells[gone]
         all_keys = [c[0] for c in self.COLUMNS]
-        shown = [all_keys.index(c[0]) for c in getattr(self, "_shown", self.COLUMNS)]
+        columns = getattr(self, "_shown", self.COLUMNS)
+        shown = [all_keys.index(c[0]) for c in columns]
+        widths = {all_keys.index(c[0]): c[2] for c in columns}
         added = False
         changed: list[tuple[str, str, Text]] = []
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
                 # Column 0 gets its own Text object: _sort_to relies on its identity to find the row.
-                self.add_row(*(_as_text(cells[i], copy=(i == 0)) for i in shown), key=key)
+                self.add_row(*(_as_text(cells[i], copy=(i == 0), width=widths[i]) for i in shown), key=key)
                 added = True
             else:
                 for i in shown:
                     if old[i] != cells[i]:
-                        changed.append((key, all_keys[i], _as_text(cells[i], copy=(i == 0))))
+                        changed.append((key, all_keys[i], _as_text(cells[i], copy=(i == 0), width=widths[i])))
             self._cells[key] = cells
         if changed:
             self._write_cells(changed)
