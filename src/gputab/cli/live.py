@@ -58,12 +58,12 @@ def _recorder_running(app: AppContext) -> bool:
         store.close()
 
 
-def run_live(app: AppContext, interval: float | None = None) -> None:
+def run_live(app: AppContext, interval: float | None = None, readonly: bool = False) -> None:
     """Check the options, the terminal and the backend, then open the Textual app (imported here so headless
-    commands never load textual)."""
+    commands never load textual). ``readonly``: no process actions (signals) from the app."""
     if interval is not None:
         check_interval(interval)
     require_terminal("the live view")
     from gputab.tui.app import run_app
 
-    run_app(app, interval=interval, backend=probe_backend(app))
+    run_app(app, interval=interval, backend=probe_backend(app), readonly=readonly)

@@ -43,6 +43,7 @@ class GputabApp(LiteralNotifications, App):
         open_feed: builds the feed (called in the poll thread).
         interval: seconds between the end of one poll and the start of the next.
         start_polling: False for tests that drive polls by hand with :meth:`poll_now` (no timers).
+        readonly: turn process actions (signals) off.
     """
 
     TITLE = "gputab"
@@ -63,8 +64,11 @@ class GputabApp(LiteralNotifications, App):
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True) -> None:
+    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True,
+                 readonly: bool = False) -> None:
         super().__init__()
+        self.readonly = readonly
+        """``--readonly``: no process actions (signals) from this app."""
         self.interval = interval
         self.start_polling = start_polling
         self.poller: Poller[Feed] = Poller(open_feed)
@@ -251,7 +255,7 @@ class GputabApp(LiteralNotifications, App):
 
 
 def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-               interval: float = 1.0, start_polling: bool = True, backend=None) -> GputabApp:
+               interval: float = 1.0, start_polling: bool = True, backend=None, readonly: bool = False) -> GputabApp:
     """Build the app for a CLI context (demo or NVML, database, config).
 
     Args:
@@ -262,21 +266,23 @@ def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Cal
         start_polling: False to drive polls by hand (``await app.poll_now()``).
         backend: a backend already opened (the CLI probes it before the screen opens); the feed owns it from
             then on. None: the feed opens one.
+        readonly: ``--readonly``: no process actions.
     """
     return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval, backend=backend),
-                     interval=interval, start_polling=start_polling)
+                     interval=interval, start_polling=start_polling, readonly=readonly)
 
 
-def run_app(ctx, interval: float | None = None, backend=None) -> None:
+def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = False) -> None:
     """Run the live app in this terminal until the user quits or the terminal goes away.
 
     Args:
         ctx: the CLI context.
         interval: seconds between polls (checked by the CLI); None: the config's ``recorder.interval``.
         backend: the backend the CLI opened to check it works, handed to the feed.
+        readonly: ``--readonly``: no process actions.
     """
     app = create_app(ctx, interval=interval if interval is not None else ctx.config.recorder.interval,
-                     backend=backend)
+                     backend=backend, readonly=readonly)
 
     app.handle_signals = True
     try:

@@ -73,6 +73,11 @@ class Feed(abc.ABC):
         """End the session (or detach)."""
 
 
+def simulated(backend) -> bool:
+    """True for the demo box, whose pids are made up (the processes view never signals them)."""
+    return getattr(backend, "name", None) == "demo"
+
+
 def host_name(backend) -> str:
     """The host the session is about: the demo's fixed name (stable screenshots) or this machine's."""
     if getattr(backend, "name", None) == "demo":
@@ -163,6 +168,7 @@ class MemoryFeed(Feed):
             gpus=gpu_views(snap, [g.to_json() for g in self.ledger.gpus.values()]),
             jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=process_views(snap, self._infos), notes=snap.errors, **self.alert_fields(),
+            real_pids=not simulated(self.backend),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -232,6 +238,7 @@ class RecordingFeed(Feed):
             jobs=sort_jobs(JobView.from_json(j) for j in tick.jobs),
             processes=process_views(tick.snapshot, tick.processes),
             notes=tuple(tick.notes) + tuple(tick.snapshot.errors), **self.alert_fields(),
+            real_pids=not simulated(self.recorder.backend),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -341,6 +348,7 @@ class AttachedFeed(Feed):
             burn_rate_usd_per_hour=sum(j.get("burn_rate_usd_per_hour") or 0.0 for j in jobs),
             gpus=gpu_rows, jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=self._process_views(snap), notes=notes, can_tag=False, **self.alert_fields(),
+            real_pids=self.backend is not None and not simulated(self.backend),
         )
 
     def _read_commit(self, session_id: int, commit: str | None, need_samples: bool) -> None:

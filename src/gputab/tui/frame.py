@@ -153,6 +153,8 @@ class Frame:
     active_alerts: int = 0
     critical_alerts: int = 0
     """How many of the active alerts are critical (the header's colour)."""
+    real_pids: bool = True
+    """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:

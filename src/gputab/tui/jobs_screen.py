@@ -15,12 +15,11 @@ from gputab.tui.widgets.money import MoneyCharts
 
 
 class JobsScreen(LiveScreen):
-    """Jobs by cost on top; one line per GPU with its $/h, bars and history; then cost and burn-rate charts
-    (on a terminal of 30 rows or more: below that the tables keep the room)."""
+    """Jobs by cost on top; one line per GPU with its $/h, bars and history; then cost and burn-rate charts in
+    the rows left (the tables come first: on a short terminal the charts shrink to a line that says so)."""
 
     CSS_PATH = ["live_screen.tcss", "jobs_screen.tcss"]
     TITLE_TEXT = "Jobs by cost · GPU util: its GPUs, whole · own SM: its processes' share now · enter: details"
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         Binding("w", "window", "Window"),
         Binding("enter", "details", "Details", show=False),

@@ -37,7 +37,7 @@ class LiveScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield SessionHeader(id="session-header")
-        yield Static(Text(self.TITLE_TEXT), id="view-title")
+        yield Static(Text(self.TITLE_TEXT, no_wrap=True, overflow="ellipsis"), id="view-title")
         yield from self.compose_body()
         yield Static("", id="notes")
         yield Footer(show_command_palette=False)

@@ -24,6 +24,8 @@ from gputab.tui.literal import clean, fit
 
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Braille dot bits by (row within the cell, column within the cell)."""
+MIN_HEIGHT = 5
+"""Rows a chart needs (legend, 3 plot rows, time axis); below that it draws one line saying so."""
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
 
 
@@ -107,8 +109,9 @@ def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: flo
 
 def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
     """``height`` lines of at most ``width`` cells: legend, plot rows with y labels, time axis."""
-    if width < 12 or height < 3:
-        return [Text(fit(clean(spec.title), max(0, width)))][:height]
+    if width < 16 or height < MIN_HEIGHT:
+        return [Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)),
+                     style="dim")][:height]
     top_label, bottom_label = spec.y_fmt(spec.y_max), spec.y_fmt(spec.y_min)
     mid_value = (spec.y_max + spec.y_min) / 2
     mid_label = spec.y_fmt(mid_value)
@@ -197,7 +200,6 @@ class Chart(Widget):
     DEFAULT_CSS = """
     Chart {
         height: 8;
-        min-height: 4;
     }
     """
 

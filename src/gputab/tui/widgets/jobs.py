@@ -70,6 +70,17 @@ class JobsTable(KeyedTable):
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # Only the columns that fit (cost, burn and $/1k samples always do, at 80 columns): a column cut by the
+        # terminal's edge would show half a figure. Enter shows a job with every figure.
+        cols, used = [], 2
+        for col in self.COLUMNS:
+            used += col[2] + 2
+            if cols and used > width:
+                break
+            cols.append(col)
+        return cols
+
     def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
         """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`)."""
         own_sm = own_sm or {}

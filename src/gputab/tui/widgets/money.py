@@ -49,7 +49,7 @@ class MoneyCharts(Horizontal):
     """Two charts side by side: cumulative $ per job (wider) and the burn rate."""
 
     DEFAULT_CSS = """
-    MoneyCharts { height: 1fr; min-height: 6; }
+    MoneyCharts { height: 1fr; }
     MoneyCharts > .cost-chart { width: 3fr; height: 1fr; padding: 0 1 0 0; }
     MoneyCharts > .burn-chart { width: 2fr; height: 1fr; }
     """
