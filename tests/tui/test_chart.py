@@ -123,4 +123,57 @@ def test_a_lost_gpu_is_a_gap_and_a_repeated_tick_is_not_added():
     h.add(_frame(2.0))
     _, values = h.points(power_key(0), 300.0)
     assert len(values) == 2 and values[0] == 300.0 and math.isnan(values[1])
-    assert h.recent(util_key(0), 5) == [50.0, None]
+    _, util = h.points(util_key(0), 300.0)
+    assert util[0] == 50.0 and math.isnan(util[1])
+
+
+async def test_a_chart_is_not_drawn_again_until_its_span_moved_a_dot_column():
+    from textual.app import App
+
+    from gputab.tui.widgets.chart import Chart
+
+    class A(App):
+        def compose(self):
+            yield Chart()
+
+    def spec(t1, title="util"):
+        return ChartSpec(title, (Line("g", [0.0, t1], [1.0, 2.0], "green"),), 100.0, t1 - 300.0, t1)
+
+    async with A().run_test(size=(60, 10)) as pilot:
+        chart = pilot.app.query_one(Chart)
+        await pilot.pause()
+        assert chart.plot(spec(300.0))
+        # 300 s over 2 x 60 dot columns: 2.5 s a column
+        assert not chart.plot(spec(301.0))
+        assert chart.plot(spec(303.0))
+        assert chart.plot(spec(303.5, title="power"))  # another picture: drawn whatever the time
+        await pilot.pause()
+        lines = [chart.render_line(y).text for y in range(chart.size.height)]
+        assert lines[0].startswith("power") and lines[-1].strip().startswith("└")
+
+
+def test_jobs_on_each_gpu():
+    from gputab.tui.frame import ProcessView
+    from gputab.tui.widgets.gpus import jobs_by_gpu
+
+    def p(pid, gpu, tag):
+        return ProcessView(pid, gpu, "u", "c", 1, 1.0, tag, "env")
+
+    assert jobs_by_gpu([p(1, 0, "a"), p(2, 0, "b"), p(3, 0, "a"), p(4, 1, None)]) == {0: "a, b", 1: "?"}
+
+
+async def test_gpu_card_bars_keep_their_width_from_the_first_frame(demo_ctx, clock):
+    from tui_support import advance, make_app
+
+    app = make_app(demo_ctx, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await advance(app, clock, 1)
+        await pilot.press("2")
+        await pilot.pause()
+        await advance(app, clock, 1)
+        await pilot.pause()
+        figures = app.screen.query("#gpu-figures").first()
+        first = [len(line) for line in str(figures.render()).splitlines()]
+        await advance(app, clock, 5)
+        await pilot.pause()
+        assert [len(line) for line in str(figures.render()).splitlines()] == first

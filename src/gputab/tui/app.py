@@ -87,7 +87,8 @@ class GputabApp(LiteralNotifications, App):
     def on_mount(self) -> None:
         if self.handle_signals:
             self.install_signal_handlers()
-        self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
+        if not self.poller.started:  # run_app starts it before the screen (a quicker first frame)
+            self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
         # Queued before any poll, so no alert a poll raises can miss the listener.
         self.poller.submit(self._listen_for_alerts)
         if self.start_polling:
@@ -285,6 +286,7 @@ def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = F
                      backend=backend, readonly=readonly)
 
     app.handle_signals = True
+    app.poller.start()
     try:
         app.run()
     finally:

@@ -1,4 +1,4 @@
-"""How figures look on screen: money, bytes, percent, bars and sparklines. Pure text, no widgets.
+"""How figures look on screen: money, bytes, percent and bars (charts: :mod:`gputab.tui.widgets.chart`). Pure text, no widgets.
 
 A value that is not available (``None``) is always written ``n/a``, never 0, so a metric the driver does not
 report cannot be mistaken for an idle GPU.
@@ -6,14 +6,11 @@ report cannot be mistaken for an idle GPU.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 from rich.text import Text
 
 NA = "n/a"
 GIB = 1024**3
 # Eight levels per cell: the same glyphs nvtop and spark use; they render on any UTF-8 terminal, no color needed.
-_SPARK = " ▁▂▃▄▅▆▇█"
 _BAR_FULL = "█"
 _BAR_PARTS = " ▏▎▍▌▋▊▉"
 
@@ -102,16 +99,3 @@ def bar(fraction: float | None, width: int, label: str = "") -> Text:
     # Plain ANSI colors only: no truecolor is assumed over SSH, and NO_COLOR strips them entirely.
     text.stylize("red" if fraction >= 0.85 else "green", 0, fill)
     return text
-
-
-def sparkline(values: Sequence[float | None] | Iterable[float | None], width: int, top: float) -> str:
-    """The last ``width`` values as one line of eighth-blocks scaled to ``top``; a missing value is a blank."""
-    vals = list(values)[-width:]
-    out = []
-    for v in vals:
-        if v is None or top <= 0:
-            out.append(" ")
-            continue
-        level = round(min(1.0, max(0.0, v / top)) * (len(_SPARK) - 1))
-        out.append(_SPARK[level] if level or v <= 0 else _SPARK[1])
-    return "".join(out).rjust(width)

@@ -162,7 +162,7 @@ def sort_jobs(jobs) -> tuple[JobView, ...]:
     return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))
 
 
-# The charts' and sparklines' series (kept by the app); the old name stays for the views that take it.
+# The charts' series (kept by the app); the old name stays for the views that take it.
 from gputab.tui.history import History  # noqa: E402
 
 GpuHistory = History

@@ -13,7 +13,6 @@ Memory is bounded: (fine + coarse points) x (2 per GPU + one per job up to :data
 
 from __future__ import annotations
 
-import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -167,10 +166,3 @@ class History:
     def jobs(self) -> set[str]:
         """Tags that have a cost series."""
         return set(self._jobs)
-
-    def recent(self, key: str, n: int) -> list[float | None]:
-        """The last ``n`` fine values of ``key`` (None for a gap), for the tables' one-line sparklines."""
-        values = self.fine.values.get(key)
-        if values is None:
-            return []
-        return [None if math.isnan(v) else v for v in values[-n:]]

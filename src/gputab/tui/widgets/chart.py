@@ -17,7 +17,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rich.cells import cell_len
+from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from gputab.tui.literal import clean, fit
@@ -26,6 +29,8 @@ _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Braille dot bits by (row within the cell, column within the cell)."""
 MIN_HEIGHT = 5
 """Rows a chart needs (legend, 3 plot rows, time axis); below that it draws one line saying so."""
+_CONSOLE = Console(width=1000, color_system="truecolor", legacy_windows=False, force_terminal=True)
+"""Only used to turn the chart's Text lines into segments (Text.render), never to write anything."""
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
 
 
@@ -195,7 +200,12 @@ def _time_axis(t0: float, t1: float, width: int) -> str:
 
 
 class Chart(Widget):
-    """Draws a :class:`ChartSpec` at the widget's size; redrawn only when the spec or the size changes."""
+    """Draws a :class:`ChartSpec` at the widget's size, through Textual's line API.
+
+    The lines are rendered to :class:`~textual.strip.Strip` once per spec and size and handed out by
+    :meth:`render_line`; a new spec whose time span moved by less than one dot column since the last drawing
+    is not drawn again (the picture would be the same), so a chart costs nothing on most ticks.
+    """
 
     DEFAULT_CSS = """
     Chart {
@@ -206,22 +216,41 @@ class Chart(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.spec: ChartSpec | None = None
-        self._cache: tuple | None = None
+        self._strips: tuple[tuple[int, int], list[Strip]] | None = None
 
-    def plot(self, spec: ChartSpec) -> None:
-        """Draw ``spec`` (on the next repaint)."""
+    def plot(self, spec: ChartSpec) -> bool:
+        """Draw ``spec`` on the next repaint; returns False when it is skipped as the same picture as the last."""
+        old = self.spec
+        if old is not None and self._same_picture(old, spec):
+            return False
         self.spec = spec
-        self._cache = None
+        self._strips = None
         self.refresh()
+        return True
 
-    def render(self) -> Text:
-        size = (self.content_size.width, self.content_size.height)
-        if self.spec is None:
-            return Text("")
-        if self._cache is None or self._cache[0] != size:
-            lines = render_chart(self.spec, *size)
-            self._cache = (size, Text("\n").join(lines))
-        return self._cache[1]
+    def _same_picture(self, old: ChartSpec, new: ChartSpec) -> bool:
+        if (old.title, old.y_max, old.y_min, len(old.lines)) != (new.title, new.y_max, new.y_min, len(new.lines)):
+            return False
+        if [line.label for line in old.lines] != [line.label for line in new.lines]:
+            return False
+        dots = max(1, 2 * self.content_size.width)
+        step = (new.t1 - new.t0) / dots
+        return abs(new.t1 - old.t1) < step and abs(new.t0 - old.t0) < step
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.content_size.width, self.content_size.height
+        if self.spec is None or y >= height:
+            return Strip.blank(width, self.rich_style)
+        if self._strips is None or self._strips[0] != (width, height):
+            base = self.rich_style
+            strips = []
+            for text in render_chart(self.spec, width, height):
+                segments = [Segment(s.text, base + s.style if s.style else base)
+                            for s in text.render(_CONSOLE) if s.text != "\n"]
+                strips.append(Strip(segments).adjust_cell_length(width, base))
+            self._strips = ((width, height), strips)
+        strips = self._strips[1]
+        return strips[y] if y < len(strips) else Strip.blank(width, self.rich_style)
 
 
 def palette(n: int) -> Iterable[str]:

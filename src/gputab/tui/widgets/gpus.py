@@ -38,13 +38,16 @@ def power_label(g: GpuView) -> str:
     return f"{g.power_w:.0f}{limit}W"
 
 
-def gpu_cells(g: GpuView, util_hist=(), power_hist=(), spark_width: int = 16) -> tuple:
-    """One overview row: the GPU's $/h first, then utilization, memory, power and temperature."""
+def gpu_cells(g: GpuView, jobs: str = "") -> tuple:
+    """One overview row: the GPU's $/h first, then utilization, memory, power, temperature, and its jobs.
+
+    No history here: the charts under the table (and the GPU view's) draw it. A history cell changes every
+    tick and made every row of the table render again each second; these cells change only when a figure does.
+    """
     head = literal(f"{g.index} {model_label(g)}")
     if g.lost:
-        return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", "", "")
+        return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", literal(jobs))
     util = None if g.utilization_pct is None else g.utilization_pct / 100
-    power_top = g.power_limit_w or max((p for p in power_hist if p is not None), default=0)
     return (
         head,
         fmt.rate(g.burn_rate_usd_per_hour if g.burn_rate_usd_per_hour is not None else g.rate_per_hour),
@@ -53,13 +56,23 @@ def gpu_cells(g: GpuView, util_hist=(), power_hist=(), spark_width: int = 16) ->
         power_label(g),
         fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C",
         g.energy_method or fmt.NA,
-        fmt.sparkline(util_hist, spark_width, 100),
-        fmt.sparkline(power_hist, spark_width, power_top),
+        literal(jobs or "-", style="" if jobs else "dim"),
     )
 
 
+def jobs_by_gpu(processes) -> dict[int, str]:
+    """``{gpu index: "tag-a, tag-b"}``: the jobs whose processes hold each GPU now, in the order first seen."""
+    out: dict[int, list[str]] = {}
+    for p in processes:
+        tags = out.setdefault(p.gpu_index, [])
+        tag = p.tag or "?"
+        if tag not in tags:
+            tags.append(tag)
+    return {index: ", ".join(tags) for index, tags in out.items()}
+
+
 class GpuTable(KeyedTable):
-    """One row per GPU. The history columns sit last so that at 80 columns the figures stay in view."""
+    """One row per GPU: its price, load and the jobs on it; at 80 columns the figures stay in view."""
 
     COLUMNS = (
         ("gpu", "GPU", 11),
@@ -69,30 +82,22 @@ class GpuTable(KeyedTable):
         ("power", "power", 9),
         ("temp", "temp", 4),
         ("energy", "energy", 7),
-        ("util_hist", "util history", 16),
-        ("power_hist", "power history", 16),
+        ("jobs", "jobs on it", 12),
     )
 
     FIXED = 11 + 7 + 10 + 10 + 9 + 4 + 7 + 2 * 7
-    """Cells taken by the figure columns and their padding; what is left goes to the two history columns."""
+    """Cells taken by the figure columns and their padding; what is left goes to the jobs column."""
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        spark = self.spark_width(width)
-        cols = [c for c in self.COLUMNS if not c[0].endswith("_hist")]
-        if spark:
-            cols += [("util_hist", "util history", spark), ("power_hist", "power history", spark)]
+        cols = list(self.COLUMNS[:-1])
+        rest = width - self.FIXED - 4 - 2
+        if rest >= 8:
+            cols.append(("jobs", "jobs on it", min(60, rest)))
         return cols
 
-    def spark_width(self, width: int) -> int:
-        """Width of each history column at ``width`` (0: too narrow, the GPU view (2) has the history)."""
-        spark = (width - self.FIXED - 4) // 2 - 2
-        return min(60, spark) if spark >= 8 else 0
-
-    def show(self, gpus: tuple[GpuView, ...], history: GpuHistory) -> None:
-        spark = max(1, self.spark_width(self.size.width))
-        self.sync([(str(g.index), gpu_cells(g, history.recent(util_key(g.index), spark),
-                                            history.recent(power_key(g.index), spark), spark))
-                   for g in gpus])
+    def show(self, gpus: tuple[GpuView, ...], history: GpuHistory | None = None, processes=()) -> None:
+        jobs = jobs_by_gpu(processes)
+        self.sync([(str(g.index), gpu_cells(g, jobs.get(g.index, ""))) for g in gpus])
 
 
 BAR = 16
