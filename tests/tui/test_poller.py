@@ -28,3 +28,23 @@ async def test_an_app_whose_poller_was_started_early_uses_that_thread(demo_ctx, 
         await pilot.pause()
         assert frame.session_id is not None
         assert not [w for w in app.workers if w.name == "poll"]  # no second poll thread
+
+
+def test_start_feed_records_in_its_thread_without_textual(demo_ctx):
+    import subprocess
+    import sys
+
+    from gputab.tui.feed import RecordingFeed, start_feed
+
+    poller = start_feed(demo_ctx, interval=1.0)
+    try:
+        feed = poller.submit(lambda f: f).result(timeout=30)
+        assert isinstance(feed, RecordingFeed)
+        assert poller.submit(lambda f: f.poll()).result(timeout=30).session_id is not None
+    finally:
+        poller.stop(close=lambda f: f.close("quit"))
+    # The CLI imports the feed before Textual, so that the feed opens while Textual loads: it must not pull it in.
+    code = ("import sys, gputab.tui.feed, gputab.tui.poller; "
+            "print([m for m in sys.modules if m.split('.')[0] == 'textual'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

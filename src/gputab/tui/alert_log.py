@@ -7,8 +7,7 @@ Fed from the poll thread: by the :class:`gputab.alerts.AlertObserver` sink when 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Iterable
 
 from gputab.tui.frame import AlertView
 

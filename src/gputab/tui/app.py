@@ -273,7 +273,8 @@ def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Cal
                      interval=interval, start_polling=start_polling, readonly=readonly)
 
 
-def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = False) -> None:
+def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = False,
+            poller: Poller[Feed] | None = None) -> None:
     """Run the live app in this terminal until the user quits or the terminal goes away.
 
     Args:
@@ -281,10 +282,13 @@ def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = F
         interval: seconds between polls (checked by the CLI); None: the config's ``recorder.interval``.
         backend: the backend the CLI opened to check it works, handed to the feed.
         readonly: ``--readonly``: no process actions.
+        poller: the poll thread the CLI started on the feed before importing this module
+            (:func:`gputab.tui.feed.start_feed`); None: started here, before the screen.
     """
-    app = create_app(ctx, interval=interval if interval is not None else ctx.config.recorder.interval,
-                     backend=backend, readonly=readonly)
-
+    interval = interval if interval is not None else ctx.config.recorder.interval
+    app = create_app(ctx, interval=interval, backend=backend, readonly=readonly)
+    if poller is not None:
+        app.poller = poller
     app.handle_signals = True
     app.poller.start()
     try:

@@ -16,22 +16,16 @@ import abc
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
-from gputab.tui.frame import (
-    ATTACHED,
-    NOT_RECORDING,
-    RECORDING,
-    AlertView,
-    Frame,
-    GpuView,
-    JobView,
-    ProcessView,
-    sort_jobs,
-)
+from gputab.tui.frame import (ATTACHED, NOT_RECORDING, RECORDING, AlertView, Frame, GpuView, JobView, ProcessView,
+                              sort_jobs)
+
+if TYPE_CHECKING:
+    from gputab.tui.poller import Poller
 
 AlertListener = Callable[[tuple[AlertView, ...], tuple[AlertView, ...]], None]
 """:attr:`Feed.on_alerts`: called with (raised, cleared) in the poll thread."""
@@ -417,6 +411,16 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
             cost_usd=g.get("cost_usd"),
         ))
     return tuple(out)
+
+
+def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
+    """The poll thread, started now on :func:`open_feed`: the CLI calls this before it imports the screen's code
+    (Textual), so the database, the session and its baseline poll are ready as soon as the screen is."""
+    from gputab.tui.poller import Poller
+
+    poller: Poller[Feed] = Poller(lambda: open_feed(ctx, interval=interval, backend=backend))
+    poller.start()
+    return poller
 
 
 def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,

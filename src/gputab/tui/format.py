@@ -1,4 +1,4 @@
-"""How figures look on screen: money, bytes, percent and bars (charts: :mod:`gputab.tui.widgets.chart`). Pure text, no widgets.
+"""How figures look on screen: money, bytes, percent and bars. Pure text, no widgets (charts: widgets/chart.py).
 
 A value that is not available (``None``) is always written ``n/a``, never 0, so a metric the driver does not
 report cannot be mistaken for an idle GPU.

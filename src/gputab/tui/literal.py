@@ -15,8 +15,7 @@ Right-to-left and double-width (CJK) text is left as it is; :func:`fit` cuts in 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, Iterable
 
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text

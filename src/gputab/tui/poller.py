@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 

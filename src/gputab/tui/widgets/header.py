@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from rich.text import Text
 from textual.widgets import Static
@@ -19,7 +19,7 @@ def started_label(wall: float | None) -> str:
     """Session start in UTC: the same on every terminal (and in the snapshot tests), as the CLI prints it."""
     if wall is None:
         return fmt.NA
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(wall, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def header_text(frame: Frame) -> Text:
