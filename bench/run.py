@@ -157,6 +157,18 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
           "process start and imports included")
 
 
+def bench_chart(t: Table, env: dict) -> None:
+    """One redraw of a live chart: gputab's braille chart vs plotext (textual-plotext), when plotext is found in
+    the directory named by ``GPUTAB_BENCH_PLOTEXT`` (``pip install --target DIR textual-plotext``)."""
+    extra = [os.environ["GPUTAB_BENCH_PLOTEXT"]] if os.environ.get("GPUTAB_BENCH_PLOTEXT") else []
+    d = bench_workload("chart_cost", t, env, extra)
+    plotext = "not installed" if d["plotext_ms"] is None else f"{d['plotext_ms']:.1f} ms"
+    t.add("one chart redraw, 9 series x 300 points, 100x12 cells", f"{d['gputab_chart_ms']:.1f} ms", how=(
+        f"gputab's braille chart (`gputab.tui.widgets.chart`) vs textual-plotext's plotext (`plt.build()` + "
+        f"`Text.from_ansi`, what its `Plot` widget does each render): {plotext}; median of 5 x 50 redraws, process "
+        f"CPU (`bench/workloads/chart_cost.py`; plotext from `GPUTAB_BENCH_PLOTEXT=DIR`, not a dependency)"))
+
+
 def real_hardware(t: Table) -> None:
     t.add("any of the above on a real GPU", "not measured", "not measured", "not measured", "—",
           "no GPU machine was lent to this session (checked); the bench always loads the fake library, so a "
@@ -314,6 +326,7 @@ def main() -> None:
         groups = {
             "poll": lambda: bench_poll_latency(box, t, reps, 50 if args.quick else 300),
             "live": lambda: bench_interactive(box, t, reps, warmup, window, work),
+            "chart": lambda: bench_chart(t, env),
             "recorder": lambda: bench_recorder(box, t, reps, warmup, window, work),
             "store": lambda: bench_store(t, env, work, args.quick),
             "report": lambda: bench_report(t, env, args.quick),

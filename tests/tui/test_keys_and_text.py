@@ -94,7 +94,7 @@ async def test_long_tag_is_cut_with_an_ellipsis_and_shown_in_full_on_enter(demo_
 
 
 class _Table(KeyedTable):
-    COLUMNS = (("tag", "tag", 10), ("n", "n", 4))
+    COLUMNS = (("tag", "tag", 10), ("n", "a long header", 4))
 
 
 async def test_cells_are_cut_in_terminal_cells():
@@ -112,6 +112,7 @@ async def test_cells_are_cut_in_terminal_cells():
         assert cut.cell_len <= 10 and cut.plain.endswith("…") and cut.plain.startswith("学習ジョ")
         assert t.get_cell("b", "tag").plain == "short"
         assert t.get_cell("c", "tag").plain == "exactly-10"
+        assert str(t.columns["n"].label) == "a l…"  # headers too are cut to their column, with an ellipsis
 
 
 def _proc(pid, gpu, tag, sm):

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
-from gputab.tui.literal import literal
+from gputab.tui.literal import fit, literal
 
 _CACHES = ("_data", "_cell_render_cache", "_row_renderable_cache", "_row_render_cache", "_line_cache")
 _FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
@@ -33,6 +33,11 @@ def _as_text(value, copy: bool = False, width: int | None = None) -> Text:
         text.truncate(width, overflow="ellipsis")
         return text
     return text.copy() if copy and text is value else text
+
+
+def _label(label: str, width: int) -> Text:
+    """A column header cut to its column with ``…`` (a narrow terminal shrinks the last column)."""
+    return Text(fit(label, width))
 
 
 class KeyedTable(DataTable):
@@ -55,7 +60,7 @@ class KeyedTable(DataTable):
     def on_mount(self) -> None:
         self._shown = self.columns_for(self.size.width)
         for key, label, width in self._shown:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_label(label, width), key=key, width=width)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
         """The columns shown at ``width`` cells (all by default); a subclass drops or widens some."""
@@ -71,7 +76,7 @@ class KeyedTable(DataTable):
         self.clear(columns=True)
         self._cells, self._order = {}, []
         for key, label, width in shown:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_label(label, width), key=key, width=width)
         self.sync(rows)
 
     @property
