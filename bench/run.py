@@ -266,6 +266,22 @@ def bench_soak(t: Table, env: dict, work: Path, quick: bool) -> None:
           how="process CPU time of the soak / steps: poll, attribution, ledger, series, commits")
 
 
+def bench_spool(t: Table, env: dict, work: Path, quick: bool) -> None:
+    """The real 1 Hz loop with and without another user's flood of the report spool."""
+    seconds, files = (10.0, 10_000) if quick else (30.0, 100_000)
+    for n in (0, files):
+        d = bench_workload("spool_flood", t, env, [str(seconds), str(n), str(work / f"flood-{n}")], timeout=600)
+        what = (f"spool flood: {n:,} hostile files + one 440 KB file of 20,000 tags" if n else
+                "spool flood: none (the row to compare with)")
+        t.add(what, f"{d['ticks']}/{d['ticks_expected']} ticks, p99 {d['p99_tick_s'] * 1000:.1f} ms", how=(
+            f"`python bench/workloads/spool_flood.py {seconds:g} {n} DIR`: real `Recorder.run` of the demo box at "
+            f"1 Hz for {d['window_s']:.0f} s after the flood was written (by {d['writer']}, in "
+            f"{d['flood_written_s']:.0f} s); median tick {d['p50_tick_s'] * 1000:.1f} ms, max "
+            f"{d['max_tick_s'] * 1000:.1f} ms; (unobserved) {d['unobserved_share'] * 100:.1f} % of the window's "
+            f"cost; {d['jobs']} jobs; database {d['db_bytes'] / 1024:.0f} KiB; an honest job's samples counted "
+            f"{d['honest_counted']} of {d['honest_reported']}; rejected {d['rejected'] or 'none'}"))
+
+
 def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[str]) -> None:
     v = versions()
     lines = [
@@ -331,6 +347,7 @@ def main() -> None:
             "store": lambda: bench_store(t, env, work, args.quick),
             "report": lambda: bench_report(t, env, args.quick),
             "soak": lambda: bench_soak(t, env, work, args.quick),
+            "spool": lambda: bench_spool(t, env, work, args.quick),
             "hardware": lambda: real_hardware(t),
         }
         try:

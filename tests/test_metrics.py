@@ -108,7 +108,7 @@ def test_serves_nothing_before_the_first_tick_then_the_tick():
     finally:
         observer.close()
     s = samples_of(text)
-    gpu0 = dict(gpu="0", uuid="GPU-aaaa", model_name="NVIDIA H100 80GB HBM3", hostname="box-1")
+    gpu0 = dict(gpu="0", UUID="GPU-aaaa", modelName="NVIDIA H100 80GB HBM3", host="box-1")
     assert value(s, "gputab_gpu_utilization_ratio", **gpu0) == pytest.approx(0.93)
     assert value(s, "gputab_gpu_memory_used_bytes", **gpu0) == 60 * GIB
     assert value(s, "gputab_gpu_memory_total_bytes", **gpu0) == 80 * GIB
@@ -121,13 +121,13 @@ def test_serves_nothing_before_the_first_tick_then_the_tick():
     assert value(s, "gputab_gpu_price_dollars_per_hour", gpu="1", unknown_price="true",
                  model_key="A100-SXM-80GB") == 0.95
     assert value(s, "gputab_gpu_lost", gpu="2") == 1.0 and value(s, "gputab_gpu_lost", gpu="0") == 0.0
-    assert value(s, "gputab_job_cost_dollars_total", tag="llama", hostname="box-1") == 12.0
+    assert value(s, "gputab_job_cost_dollars_total", tag="llama", host="box-1") == 12.0
     assert value(s, "gputab_job_gpu_hours_total", tag="llama") == 1.0
     assert value(s, "gputab_job_effective_gpu_hours_total", tag="llama") == 0.5
     assert value(s, "gputab_job_burn_rate_dollars_per_hour", tag="llama") == 3.5
     assert value(s, "gputab_job_energy_joules_total", tag="llama") == pytest.approx(0.1 * 3.6e6)
     assert value(s, "gputab_job_samples_total", tag="llama") == 2000
-    assert value(s, "gputab_cost_dollars_total", hostname="box-1") == 14.25
+    assert value(s, "gputab_cost_dollars_total", host="box-1") == 14.25
     assert value(s, "gputab_burn_rate_dollars_per_hour") == 7.95
     assert value(s, "gputab_session_info", session_id="7") == 1.0
     assert value(s, "gputab_last_tick_timestamp_seconds") == 1_767_225_600.0
@@ -191,14 +191,14 @@ def test_alerts_active_counts_every_kind(observer):
         s = samples_of(scrape(obs))
     finally:
         obs.close()
-    assert value(s, "gputab_alerts_active", kind="idle_money", severity="warning", hostname="box-2") == 2
+    assert value(s, "gputab_alerts_active", kind="idle_money", severity="warning", host="box-2") == 2
     assert value(s, "gputab_alerts_active", kind="budget_exceeded", severity="critical") == 1
     assert value(s, "gputab_alerts_active", kind="memory_pressure") == 0
 
 
 def test_own_registry_leaves_the_global_one_alone(observer):
     observer.on_tick(make_tick())
-    assert REGISTRY.get_sample_value("gputab_cost_dollars_total", {"hostname": "box-1"}) is None
+    assert REGISTRY.get_sample_value("gputab_cost_dollars_total", {"host": "box-1"}) is None
     text = scrape(observer)
     assert "python_gc_objects_collected_total" not in text and "process_cpu_seconds_total" not in text
 

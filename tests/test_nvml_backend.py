@@ -88,7 +88,7 @@ def _two_gpus(pids: list[int], **extra) -> Scenario:
 
 def test_two_gpu_poll_fills_every_field(fake_nvml, children):
     fake_nvml.write(_two_gpus(children))
-    out = _snapshot(fake_nvml.env(), "--json")
+    out = _snapshot(fake_nvml.env(), "--json", "--over", "0")  # one poll: the scripted samples are read once
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["backend"] == "nvml" and doc["driver_version"] == "550.54.15" and doc["errors"] == []

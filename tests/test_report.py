@@ -14,10 +14,9 @@ import pytest
 
 from gputab.config import Config
 from gputab.recorder import Recorder
-from gputab.report import read_spool, prune_spool, STALE_SECONDS
 from gputab.sampling.demo import DemoBackend, FakeClock
+from gputab.spool import STALE_SECONDS, SpoolReader
 from gputab.store import Store
-
 
 TRAIN = textwrap.dedent("""
     import sys, gputab
@@ -34,7 +33,7 @@ def _run_trainer(n: int, **env: str) -> None:
 def _recorder(tmp_path, clock=None) -> Recorder:
     clock = clock or FakeClock()
     rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
-                   clock=clock, wall_clock=clock.wall)
+                   clock=clock, wall_clock=clock.wall, spool=tmp_path / "spool")
     rec.fake_clock = clock
     return rec
 
@@ -78,25 +77,6 @@ def test_spool_is_sticky_world_writable_and_files_readable(tmp_path):
     assert doc["uid"] == os.getuid() and not any(p.name.startswith(".") for p in spool.iterdir())
 
 
-def test_reports_without_a_recorder_are_counted_by_the_next_one_once(tmp_path):
-    _run_trainer(10, GPUTAB_TAG="llama3-8b-lora")  # no recorder runs
-    rec = _recorder(tmp_path)
-    rec.start()
-    _steps(rec, 3)
-    rec.close()
-    jobs = {j["tag"]: j for j in Store.open(tmp_path / "g.db").jobs(1)}
-    assert jobs["llama3-8b-lora"]["samples"] == 320 and jobs["llama3-8b-lora"]["tokens"] == 10 * 65536
-    assert jobs["llama3-8b-lora"]["cost_per_sample_usd"] == pytest.approx(jobs["llama3-8b-lora"]["cost_usd"] / 320)
-    assert jobs["other-job"]["samples"] == 5 and jobs["other-job"]["cost_usd"] == 0
-    # the next session does not count the same reports again
-    rec2 = _recorder(tmp_path)
-    rec2.start()
-    _steps(rec2, 2)
-    rec2.close()
-    jobs2 = {j["tag"]: j for j in Store.open(tmp_path / "g.db").jobs(2)}
-    assert jobs2["llama3-8b-lora"]["samples"] is None and "other-job" not in jobs2
-
-
 def test_reports_from_a_child_reach_the_running_recorder(tmp_path):
     rec = _recorder(tmp_path)
     rec.start()
@@ -114,35 +94,41 @@ def test_reports_from_a_child_reach_the_running_recorder(tmp_path):
     assert progress == (160, 2)
 
 
-def test_a_report_with_no_tag_goes_to_the_reporting_process_job(tmp_path):
-    """No tag and no GPUTAB_TAG: the counts follow the job the reporting pid is attributed to."""
+def test_a_report_with_no_tag_names_its_process(tmp_path):
+    """No tag and no GPUTAB_TAG: the report names its pid (the recorder charges it to that process's job)."""
     child = textwrap.dedent("""
         import gputab, os, sys
         gputab.report(samples=7)
         print(os.getpid(), flush=True)
     """)
+    reader = SpoolReader(tmp_path / "spool")
+    reader.baseline()
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
     pid = int(out.stdout)
-    entries, _ = read_spool(tmp_path / "spool", {})
-    assert [(e.tag, e.samples, e.pid) for e in entries] == [("", 7, pid)]
+    reports = reader.sweep(1.0, [])
+    assert [(r.tag, r.samples, r.pid, r.owner_uid) for r in reports] == [("", 7, pid, os.getuid())]
 
 
-def test_reader_counts_only_growth_and_prunes_old_consumed_files(tmp_path):
+def test_reader_counts_only_growth_and_prunes_old_files_it_read(tmp_path):
     spool = tmp_path / "spool"
+    reader = SpoolReader(spool)
+    reader.baseline()
     _run_trainer(2, GPUTAB_TAG="a")
-    entries, seen = read_spool(spool, {})
-    assert sorted((e.tag, e.samples) for e in entries) == [("a", 64), ("other-job", 5)]
-    assert read_spool(spool, seen) == ([], {})
-    (name,) = seen
+    assert sorted((r.tag, r.samples) for r in reader.sweep(1.0, [])) == [("a", 64), ("other-job", 5)]
+    assert reader.sweep(1.0, []) == [] and reader.read_watched([]) == []
+    (name,) = reader.files
     doc = json.loads((spool / name).read_text())
     doc["counts"]["a"] = [100, 2 * 65536]
     (spool / name).write_text(json.dumps(doc))
-    entries, _ = read_spool(spool, seen)
-    assert [(e.tag, e.samples, e.tokens) for e in entries] == [("a", 36, 0)]
-    assert prune_spool(spool, seen) == 0  # not consumed (and recent)
+    assert [(r.tag, r.samples, r.tokens) for r in reader.read_watched([])] == [("a", 36, 0)]
+    assert reader.prune(time.time(), 1.0) == 0  # recent
     old = time.time() - STALE_SECONDS - 10
     os.utime(spool / name, (old, old))
-    assert prune_spool(spool, {name: doc["counts"]}) == 1 and not (spool / name).exists()
+    assert reader.prune(time.time(), 1.0) == 0  # changed since it was read (its mtime)
+    reader.read_watched([])
+    assert reader.prune(time.time(), 1.0) == 1 and not (spool / name).exists()
+    (spool / name).write_text(json.dumps(doc))  # the same file again: nothing new in it
+    assert reader.sweep(1.0, []) == []
 
 
 def test_unwritable_spool_warns_once_and_keeps_counts(tmp_path):
@@ -174,3 +160,20 @@ def test_bad_arguments_raise():
         gputab.report(samples=1.5, tag="t")
     with pytest.raises(ValueError):
         gputab.report(samples=1, tag="two\nlines")
+
+
+def test_reserved_tags_are_refused_in_a_real_process(tmp_path):
+    code = textwrap.dedent("""
+        import gputab
+        for tag in ("(idle)", " (unobserved)", "(mine"):
+            try:
+                gputab.report(samples=1, tag=tag)
+            except ValueError as exc:
+                print("refused", "reserved" in str(exc))
+        gputab.report(samples=1, tag="fine")
+        gputab.report.flush()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:3] == ["refused True"] * 3
+    (f,) = (tmp_path / "spool").iterdir()
+    assert json.loads(f.read_text())["counts"] == {"fine": [1, 0]}

@@ -91,21 +91,23 @@ def test_samples_after_the_fact(tmp_path):
     r = run("samples", "no-such-job", "--samples", "1", ok=False)
     assert r.returncode == 1 and "no session has a job 'no-such-job'" in r.stderr
     r = run("samples", "llama3-8b-lora", ok=False)
-    assert r.returncode == 2 and "--samples" in r.stderr
+    assert r.returncode == 2 and "--add N or --set N" in r.stderr
 
 
-def test_samples_for_the_live_session_go_through_the_recorder(tmp_path):
+def test_samples_for_the_live_session_are_refused_up_front(tmp_path):
     proc = subprocess.Popen([*gputab_cmd(), "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert "recording session 1" in proc.stdout.readline()
         time.sleep(1.0)
-        out = run("--demo", "samples", "eval-mmlu", "--samples", "500").stdout
-        assert "sent to the running recorder (session 1)" in out
-        time.sleep(1.5)
+        r = run("--demo", "samples", "eval-mmlu", "--add", "500", ok=False)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert "session 1 is still being recorded" in r.stderr and "gputab.report(" in r.stderr
+        time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     doc = json.loads(run("--demo", "show", "last", "--json").stdout)
     job = next(j for j in doc["jobs"] if j["tag"] == "eval-mmlu")
-    assert job["samples"] == 500
+    assert job["samples"] is None  # nothing was sent anywhere
+    assert "samples" in run("--demo", "samples", "eval-mmlu", "--add", "500").stdout  # after the session: fine

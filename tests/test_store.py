@@ -30,13 +30,13 @@ EXPECTED = {
     "jobs": {"id", "session_id", "tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours",
              "avg_utilization", "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd",
              "cost_per_1k_samples_usd", "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd",
-             "idle_gpu_hours", "extra_json"},
+             "idle_gpu_hours", "extra_json", "user", "busy_usd", "waste_usd", "tensor_active_usd"},
     "job_samples": {"job_id", "t_ms", "cost_usd", "gpu_s", "effective_gpu_s", "vram_bytes", "burn_rate_usd_per_hour"},
     "processes": {"id", "session_id", "pid", "create_time", "gpu_index", "user", "name", "cmdline", "tag",
                   "tag_source", "first_wall", "last_wall"},
-    "progress": {"id", "session_id", "tag", "samples", "tokens", "wall", "source", "reporter"},
+    "progress": {"id", "session_id", "tag", "samples", "tokens", "wall", "source", "reporter", "owner_uid"},
     "tag_changes": {"id", "session_id", "pid", "create_time", "tag", "wall", "source"},
-    "spool_seen": {"name", "counts_json", "wall"},
+    "rejected_reports": {"session_id", "reason", "owner_uid", "reports", "samples", "tokens"},
     "alerts": {"id", "session_id", "wall", "kind", "severity", "subject", "message", "data_json", "cleared_wall"},
 }
 

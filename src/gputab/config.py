@@ -119,6 +119,56 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    prometheus: str | None = None
+    """Base URL of the Prometheus that scrapes your recorders, for ``gputab fleet`` (e.g. http://prom:9090)."""
+    refresh: float = 10.0
+    """Seconds between refreshes of the fleet screen (each is one fixed batch of queries)."""
+    timeout: float = 5.0
+    """Seconds one query may take before Prometheus counts as too slow."""
+    stale_after: float = 60.0
+    """Seconds without a new tick before a host is shown as stale."""
+
+
+@dataclass(frozen=True)
+class WasteConfig:
+    """Thresholds of the waste diagnosis: a reason is claimed only when its figures cross these."""
+
+    input_gpu_util_pct: float = 50.0
+    """``input_bound``: the GPU's utilization is below this while the job's CPU side is saturated."""
+    input_cpu_pct: float = 90.0
+    """``input_bound``: one process of the job at this % of a core, or the job at this % of the cores it may use."""
+    input_iowait_pct: float = 20.0
+    """``input_bound``: the job's processes waited on block I/O for this % of the interval."""
+    small_batch_util_pct: float = 60.0
+    """``small_batch``: GPU utilization at least this ..."""
+    small_batch_occupancy_pct: float = 25.0
+    """... while SM occupancy (NVML GPM) is below this."""
+    no_tensor_sm_pct: float = 50.0
+    """``no_tensor_cores``: SMs busy (NVML GPM) at least this ..."""
+    no_tensor_tensor_pct: float = 1.0
+    """... while tensor-core activity is at most this."""
+    memory_bound_dram_pct: float = 60.0
+    """``memory_bound``: DRAM bandwidth (NVML GPM) at least this % of the maximum ..."""
+    memory_bound_sm_pct: float = 40.0
+    """... while SMs are busy less than this."""
+    comm_stall_link_gib_per_s: float = 5.0
+    """``comm_stall`` (multi-GPU jobs): NVLink + PCIe traffic at least this many GiB/s ..."""
+    comm_stall_sm_pct: float = 30.0
+    """... while SMs (or, without GPM, the GPU) are busy less than this."""
+    stranded_seconds: float = 600.0
+    """``stranded_memory``: a job holds VRAM at 0 % utilization for this long."""
+    oversized_vram_pct: float = 25.0
+    """``oversized``: the job uses less than this % of the GPU's memory ..."""
+    oversized_util_pct: float = 30.0
+    """... and the GPU is busy less than this ..."""
+    oversized_min_gpu_gib: float = 40.0
+    """... on a GPU with at least this much memory ..."""
+    oversized_seconds: float = 1800.0
+    """... for this long."""
+
+
+@dataclass(frozen=True)
 class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     prices: PricesConfig = field(default_factory=PricesConfig)
@@ -127,6 +177,9 @@ class Config:
     budgets: dict[str, float] = field(default_factory=dict)
     """Tag -> budget cap in dollars (above 0, at most 1,000,000,000)."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+    waste: WasteConfig = field(default_factory=WasteConfig)
+    """Thresholds of the waste diagnosis (``[waste]``)."""
     path: str | None = None
     """Where this config was read from (None: defaults)."""
 
@@ -386,3 +439,15 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
                                    f"got {cap:g}")
     if cfg.metrics.port is not None and not (0 < cfg.metrics.port < 65536):
         fail(("metrics", "port"), f"must be 1-65535, got {cfg.metrics.port}")
+    for name, low, high in (("refresh", 1.0, 3600.0), ("timeout", 0.1, 120.0), ("stale_after", 1.0, 86400.0)):
+        if not (low <= getattr(cfg.fleet, name) <= high):
+            fail(("fleet", name), f"must be between {low:g} and {high:g} seconds, got {getattr(cfg.fleet, name)}")
+    w = cfg.waste
+    for f in dataclasses.fields(w):
+        v = getattr(w, f.name)
+        if f.name.endswith("_pct") and not (0 <= v <= 100):
+            fail(("waste", f.name), f"must be a percentage between 0 and 100, got {v}")
+        if not math.isfinite(v):
+            fail(("waste", f.name), f"must be a finite number, got {v}")
+        if not f.name.endswith("_pct") and v < 0:
+            fail(("waste", f.name), f"must not be negative, got {v}")

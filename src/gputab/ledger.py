@@ -16,8 +16,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from gputab.config import WasteConfig
 from gputab.pricing import GpuPrice, PriceTable
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
 
 IDLE = "(idle)"
 UNOBSERVED = "(unobserved)"
@@ -119,6 +121,8 @@ class JobTotals:
     tokens: int | None = None
     gpus: set[int] = field(default_factory=set)
     unknown_price: bool = False
+    waste: WasteTotals = field(default_factory=WasteTotals)
+    """Busy and wasted dollars, waste by reason (see :mod:`gputab.waste`)."""
 
     @property
     def special(self) -> bool:
@@ -156,6 +160,7 @@ class JobTotals:
             "vram_bytes": self.vram_bytes,
             "gpus": sorted(self.gpus),
             "unknown_price": self.unknown_price,
+            **self.waste.to_json(self.cost_usd),
         }
 
 
@@ -196,10 +201,13 @@ class Ledger:
         prices: the price table in effect (resolved once per GPU, the first time it is seen).
         interval: the poll interval in seconds (what the gap rule charges of a long interval).
         gap_factor: an interval longer than ``gap_factor * interval`` is a gap.
+        waste: thresholds of the waste diagnosis (default: the config's defaults).
     """
 
-    def __init__(self, prices: PriceTable, interval: float = 1.0, gap_factor: float = 5.0) -> None:
+    def __init__(self, prices: PriceTable, interval: float = 1.0, gap_factor: float = 5.0,
+                 waste: WasteConfig | None = None) -> None:
         self.prices = prices
+        self.waste = WasteBook(waste)
         self.interval = interval
         self.gap_limit = gap_factor * interval
         self.jobs: dict[str, JobTotals] = {}
@@ -261,6 +269,7 @@ class Ledger:
             procs_by_gpu.setdefault(p.gpu_index, []).append(p)
         shares = {g.index: split_shares(procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
         dt = snap.mono - prev.mono if prev is not None else 0.0
+        self.waste.begin_tick(snap, tags)
         if prev is not None and dt > 0:
             prev_gpus = {g.index: g for g in prev.gpus}
             for g in snap.gpus:
@@ -309,9 +318,12 @@ class Ledger:
                     j.idle_gpu_hours += hours
             j.gpus.add(g.index)
             j.unknown_price |= price.unknown
+            j.waste.charge(w * charged, util, self.waste.diagnose(tag, g, charged_dt), dt=dt,
+                           tensor_pct=g.tensor_active_pct, throttle_seconds=g.throttle_seconds, share=w)
         if unobserved > 0 or lost:
             u = self.job(UNOBSERVED)
             u.cost_usd += unobserved
+            u.waste.charge(unobserved, None, UNOBSERVED_DIAGNOSIS)
             u.energy_j += energy_j * (1 - frac)
             u.gpus.add(g.index)
         interval_cost = time_cost_full + energy_cost_full
@@ -361,6 +373,16 @@ class Ledger:
     def jobs_by_cost(self) -> list[JobTotals]:
         """Jobs sorted by cost, most expensive first; the special buckets after the real jobs."""
         return sorted(self.jobs.values(), key=lambda j: (j.special, -j.cost_usd, j.tag))
+
+    def check_waste_conservation(self, rel: float = 1e-9) -> bool:
+        """Per job: busy + waste = cost, and the reasons sum to the waste."""
+        for j in self.jobs.values():
+            w = j.waste
+            if not math.isclose(w.busy_usd + w.waste_usd, j.cost_usd, rel_tol=rel, abs_tol=1e-12):
+                return False
+            if not math.isclose(math.fsum(w.by_reason.values()), w.waste_usd, rel_tol=rel, abs_tol=1e-12):
+                return False
+        return True
 
     def check_conservation(self, rel: float = 1e-9) -> bool:
         """Sum over jobs (incl. buckets) equals the sum of GPU interval costs."""

@@ -1,8 +1,9 @@
 """Prometheus exposition: the latest tick as ``/metrics``, for many boxes on one Grafana dashboard.
 
-Names follow the Prometheus conventions (base units in the name, ``_total`` on counters); GPU labels follow
-dcgm-exporter (``gpu``, ``uuid``, ``model_name``, ``hostname``) so both exporters' panels join, and job series add
-``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
+Names follow the Prometheus conventions (base units in the name, ``_total`` on counters). Every series has a
+``host`` label, the host name the session shows (``gputab show``, the live view), so a fleet view and a dashboard
+name a box the way gputab does; GPU series add dcgm-exporter's GPU labels (``gpu``, ``UUID``, ``modelName``) so
+both exporters' panels join, and job series add ``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
 read as a counter reset, as they should.
 
 Label values are bounded, because a time-series database pays for every distinct one: untagged processes
@@ -26,7 +27,9 @@ from prometheus_client.registry import Collector
 
 from gputab.alerts import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
+from gputab.diagnosis import ALL_REASONS
 from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.sampling.snapshot import THROTTLE_REASONS
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""
@@ -34,8 +37,10 @@ OTHER = "other"
 """Tag label of the tags beyond the series cap."""
 DEFAULT_MAX_TAGS = 100
 
-GPU_LABELS = ("gpu", "uuid", "model_name", "hostname")
-JOB_LABELS = ("tag", "hostname")
+HOST_LABEL = "host"
+"""The host label: the session's host name (the demo box's, or this machine's)."""
+GPU_LABELS = ("gpu", "UUID", "modelName", HOST_LABEL)
+JOB_LABELS = ("tag", HOST_LABEL)
 
 
 class TagLabels:
@@ -85,7 +90,7 @@ class TickCollector(Collector):
     """A custom collector built from the latest tick (a ``gputab.recorder.Tick`` or anything shaped like it).
 
     Args:
-        hostname: value of the ``hostname`` label.
+        hostname: value of the ``host`` label.
         max_tags: see :class:`TagLabels`.
         alerts: returns the active alerts (``AlertObserver.active``), for ``gputab_alerts_active``.
     """
@@ -105,7 +110,7 @@ class TickCollector(Collector):
         tick = self.tick
         if tick is None:
             return
-        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick)]
+        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick)]
         # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
         yield from (f for f in families if f.samples)
         # After the jobs: they are what decides how many tags were folded.
@@ -116,7 +121,7 @@ class TickCollector(Collector):
     def _host(self, tick: Any) -> Iterator[Metric]:
         h = [self.hostname]
         info = GaugeMetricFamily("gputab_session_info", "The recording session this exporter serves (value 1).",
-                                 labels=["session_id", "hostname"])
+                                 labels=["session_id", HOST_LABEL])
         info.add_metric([str(tick.session_id), self.hostname], 1.0)
         yield info
         yield _one(GaugeMetricFamily, "gputab_last_tick_timestamp_seconds",
@@ -127,7 +132,7 @@ class TickCollector(Collector):
         yield _one(GaugeMetricFamily, "gputab_burn_rate_dollars_per_hour",
                    "What this host's GPUs cost per hour right now.", h, tick.burn_rate_usd_per_hour)
         active = GaugeMetricFamily("gputab_alerts_active", "Alerts now active, by kind.",
-                                   labels=["kind", "severity", "hostname"])
+                                   labels=["kind", "severity", HOST_LABEL])
         counts = dict.fromkeys(KINDS, 0)
         for alert in (self.alerts() if self.alerts else ()):
             if alert.kind in counts:
@@ -136,6 +141,12 @@ class TickCollector(Collector):
             # One series per kind, 0 included, so a dashboard shows "no alerts" rather than "no data".
             active.add_metric([kind, CRITICAL if kind == BUDGET_EXCEEDED else WARNING, self.hostname], n)
         yield active
+        rejected = CounterMetricFamily("gputab_rejected_reports_total",
+                                       "Samples/tokens reports from the spool that this session ignored, by reason.",
+                                       labels=["reason", "hostname"])
+        for reason, n in getattr(tick, "rejected_reports", ()):
+            rejected.add_metric([reason, self.hostname], n)
+        yield rejected
 
     def _gpus(self, tick: Any) -> Iterator[Metric]:
         def fam(kind, name, doc, labels=GPU_LABELS):
@@ -240,8 +251,48 @@ class TickCollector(Collector):
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
 
 
+    def _waste(self, tick: Any) -> Iterator[Metric]:
+        """Where each job's dollars went (README "Waste"): busy, wasted by reason, tensor-active, throttled.
+        Labels stay bounded: tags as in every job family, reasons from fixed lists."""
+        busy: dict[str, float] = {}
+        waste: dict[tuple[str, str], float] = {}
+        tensor: dict[str, float] = {}
+        throttled: dict[tuple[str, str], float] = {}
+        for job in tick.jobs:
+            if job.get("waste_usd") is None:
+                continue
+            label = self.tags.label(job["tag"])
+            busy[label] = busy.get(label, 0.0) + float(job.get("busy_usd") or 0.0)
+            for reason, usd in (job.get("waste_by_reason") or {}).items():
+                key = (label, reason if reason in ALL_REASONS else OTHER)
+                waste[key] = waste.get(key, 0.0) + float(usd)
+            if job.get("tensor_active_usd") is not None:
+                tensor[label] = tensor.get(label, 0.0) + float(job["tensor_active_usd"])
+            for reason, usd in (job.get("throttled_usd") or {}).items():
+                key = (label, reason if reason in THROTTLE_REASONS else OTHER)
+                throttled[key] = throttled.get(key, 0.0) + float(usd)
+        labels = list(JOB_LABELS)
+        busy_f = CounterMetricFamily("gputab_job_busy_dollars_total", "The job's dollars of effective GPU time "
+                                     "(cost x utilization).", labels=labels)
+        waste_f = CounterMetricFamily("gputab_job_waste_dollars_total", "The job's dollars paid while its GPUs did "
+                                      "nothing, by likely reason; busy + waste = cost.", labels=[*labels, "reason"])
+        tensor_f = CounterMetricFamily("gputab_job_tensor_active_dollars_total", "The job's dollars x tensor-core "
+                                       "activity (NVML GPM, Hopper and newer).", labels=labels)
+        throttled_f = CounterMetricFamily("gputab_job_throttled_dollars_total", "The job's dollars while its GPUs' "
+                                          "clocks were held down, by reason.", labels=[*labels, "reason"])
+        for label, usd in sorted(busy.items()):
+            busy_f.add_metric([label, self.hostname], usd)
+        for (label, reason), usd in sorted(waste.items()):
+            waste_f.add_metric([label, self.hostname, reason], usd)
+        for label, usd in sorted(tensor.items()):
+            tensor_f.add_metric([label, self.hostname], usd)
+        for (label, reason), usd in sorted(throttled.items()):
+            throttled_f.add_metric([label, self.hostname, reason], usd)
+        yield from (busy_f, waste_f, tensor_f, throttled_f)
+
+
 def _one(kind, name: str, doc: str, labels: list[str], value: float) -> Metric:
-    family = kind(name, doc, labels=["hostname"])
+    family = kind(name, doc, labels=[HOST_LABEL])
     family.add_metric(labels, float(value))
     return family
 
@@ -255,7 +306,7 @@ class MetricsObserver:
     Args:
         port: TCP port; 0 picks a free one (see :attr:`port`).
         address: address to bind; loopback unless the user says otherwise.
-        hostname: ``hostname`` label (default: this machine's name).
+        hostname: ``host`` label (default: this machine's name until :meth:`set_host` names the session's host).
         max_tags: distinct tags with their own series before folding into ``other``.
         alerts: returns the active alerts, for ``gputab_alerts_active``.
 
@@ -280,6 +331,11 @@ class MetricsObserver:
     def url(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
         return f"http://{host}:{self.port}/metrics"
+
+    def set_host(self, host: str) -> None:
+        """Label every series with ``host``: the recording session's host, which is what gputab shows (the demo
+        box's name on the demo, this machine's otherwise). Call it before the first tick."""
+        self.collector.hostname = host
 
     def on_tick(self, tick: Any) -> None:
         self.collector.update(tick)

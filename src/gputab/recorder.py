@@ -20,23 +20,21 @@ from types import MappingProxyType
 from typing import Callable, Iterable, Mapping, Protocol
 
 from gputab import __version__
-from gputab.attribution import Attributor, ProcessInfo, sanitize_tag
+from gputab.attribution import Attributor, ProcessInfo
 from gputab.config import Config
 from gputab.ledger import GpuInterval, Ledger
 from gputab.pricing import PriceTable
-from gputab.report import SpoolEntry, prune_spool, read_spool, spool_dir
 from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
+from gputab.spool import ReportSpool, spool_for
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
 from gputab.store.writes import WRITE_BUSY_MS
+from gputab.waste import config_for
 
 log = logging.getLogger("gputab.recorder")
 
 MAX_HELD_SERIES_ROWS = 500_000
 """During a long database outage, series points beyond this many are dropped oldest first (totals stay exact)."""
-SPOOL_EVERY = 1.0
-"""Seconds between reads of the report spool."""
-PRUNE_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +57,8 @@ class Tick:
     """``ok``, ``held`` (figures held in memory: database trouble) or ``closed``."""
     notes: tuple[str, ...] = ()
     held_ticks: int = 0
+    rejected_reports: tuple[tuple[str, int], ...] = ()
+    """Spool reports rejected so far in the session, per reason (see :data:`gputab.spool.REASONS`)."""
 
 
 class Observer(Protocol):
@@ -161,7 +161,7 @@ class Recorder:
         clock: monotonic clock used for the schedule and commit timing.
         observers: objects with ``on_tick(tick)``, called after every tick in the loop's thread.
         wall_clock: Unix time, for the session's start and end.
-        spool: the report spool directory (default :func:`gputab.report.spool_dir`).
+        spool: the report spool directory (default :func:`gputab.spool.spool_for`: the demo has its own).
     """
 
     def __init__(self, backend: Backend, store: Store, config: Config, clock: Callable[[], float] = time.monotonic,
@@ -174,11 +174,14 @@ class Recorder:
         self.clock = clock
         self.wall_clock = wall_clock
         self.observers = list(observers)
-        self.spool = spool if spool is not None else spool_dir()
+        self.spool = spool if spool is not None else spool_for(backend, store.path)
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
+        self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
+        """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
-        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor)
+        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
+                             waste=config_for(backend, config.waste))
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False
@@ -186,9 +189,8 @@ class Recorder:
         self._mutex = threading.RLock()
         self._series: _Series | None = None
         self._procs: dict[tuple, tuple[str, str]] = {}
-        self._seen: dict[str, dict] | None = None
-        self._last_spool = -math.inf
-        self._last_prune = -math.inf
+        self._job_users: dict[str, set[str]] = {}
+        """Tag -> the users owning its processes, stored with the job (``gputab spend --by user``)."""
         self._last_commit = -math.inf
         self._trouble: StoreWriteError | None = None
         self._notes: list[str] = []
@@ -219,6 +221,7 @@ class Recorder:
                 commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
                 prices_json=_json(self.prices.to_json()))
             self.writer = SessionWriter(self.store, meta)
+            self.reports.baseline()  # before anyone is told we record: earlier reports are not this session's
             with self._mutex:
                 tick = self._tick(baseline=True)
                 self._commit()
@@ -280,7 +283,7 @@ class Recorder:
             self.end_reason = reason
             if self._series is not None and self._series.step_start < self._last_snap.mono:
                 self._series.emit(self._last_snap.mono, self.writer, self.ledger)
-            self._ingest_spool()
+            self.reports.finish(self.ledger, self.writer, self.wall_clock())
             self._set_totals()
             self.writer.end(reason, detail, self.wall_clock())
             ok = False
@@ -337,10 +340,7 @@ class Recorder:
         if emit:
             self._series.emit(snap.mono, self.writer, self.ledger)
         self._see_processes(snap, procs, refresh=emit or baseline)
-        now = self.clock()
-        if now - self._last_spool >= SPOOL_EVERY:
-            self._last_spool = now
-            self._ingest_spool()
+        self.reports.tick(procs, self.ledger, self.writer, self.wall_clock(), self.clock())
         if self.writer.pending_rows > MAX_HELD_SERIES_ROWS:
             dropped = self.writer.drop_oldest_series(MAX_HELD_SERIES_ROWS // 2)
             log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)",
@@ -350,7 +350,7 @@ class Recorder:
         gpus = tuple(g.to_json() for _, g in sorted(self.ledger.gpus.items()))
         return _with_state(Tick(self.session_id, self._seq, snap, MappingProxyType(dict(procs)), tuple(intervals),
                                 jobs, gpus, self.ledger.total_cost_usd, self.ledger.burn_rate_usd_per_hour,
-                                "ok"), self)
+                                "ok", rejected_reports=self.reports.rejected_by_reason()), self)
 
     def _see_processes(self, snap: Snapshot, procs: Mapping[int, ProcessInfo], refresh: bool) -> None:
         assert self.writer is not None
@@ -363,6 +363,8 @@ class Recorder:
             before = self._procs.get(key)
             now = (info.tag, info.source)
             if before is None or before != now or refresh:
+                if info.user:
+                    self._job_users.setdefault(info.tag, set()).add(info.user)
                 self.writer.see_process(p.pid, ct, p.gpu_index, info.user, info.name, info.cmdline, info.tag,
                                         info.source, snap.wall, new=before is None)
                 if info.source == "manual" and (before is None or before[0] != info.tag):
@@ -371,37 +373,6 @@ class Recorder:
         if len(self._procs) > 10_000:  # forget long-gone processes so months of churn stay bounded
             live = {(p.pid, p.gpu_index) for p in snap.processes}
             self._procs = {k: v for k, v in self._procs.items() if (k[0], k[2]) in live}
-
-    # -- progress reports ------------------------------------------------------------------------------------------
-    def _ingest_spool(self) -> None:
-        """Count what grew in the spool since last time (only once the database says what was counted)."""
-        assert self.writer is not None
-        if self._seen is None:
-            self._seen = self.writer.spool_seen()
-            if self._seen is None:
-                return
-        entries, updates = read_spool(self.spool, self._seen)
-        wall = self.wall_clock()
-        for e in entries:
-            tag = self._report_tag(e)
-            self.ledger.add_progress(tag, samples=e.samples, tokens=e.tokens)
-            self.writer.add_progress(tag, e.samples, e.tokens, wall, e.source,
-                                     f"{e.host or '?'}:{e.pid if e.pid is not None else '?'} uid {e.uid} {e.name}")
-        for name, counts in updates.items():
-            self._seen[name] = counts
-            self.writer.mark_spool_seen(name, counts, wall)
-        now = self.clock()
-        if now - self._last_prune >= PRUNE_EVERY:
-            self._last_prune = now
-            prune_spool(self.spool, self._seen)
-
-    def _report_tag(self, e: SpoolEntry) -> str:
-        if e.tag:
-            return sanitize_tag(e.tag) or f"untagged:?/pid{e.pid}"
-        # No tag given: charge the counts to whatever job the reporting process's GPU work goes to.
-        if e.pid is not None and e.host == socket.gethostname():
-            return self.attributor.attribute([e.pid])[e.pid].tag
-        return f"untagged:?/pid{e.pid}"
 
     # -- commits ---------------------------------------------------------------------------------------------------
     def _set_totals(self) -> None:
@@ -417,7 +388,10 @@ class Recorder:
                          "cost_usd": g.cost_usd, "idle_cost_usd": g.idle_cost_usd,
                          "unobserved_cost_usd": g.unobserved_cost_usd, "energy_j": g.energy_j})
         last_wall = self._last_snap.wall if self._last_snap is not None else None
-        self.writer.set_totals([j.to_json() for j in led.jobs.values()], gpus, last_wall, led.ticks,
+        users = self._job_users
+        jobs = [{**j.to_json(), "user": ",".join(sorted(users[j.tag])) if j.tag in users else None}
+                for j in led.jobs.values()]
+        self.writer.set_totals(jobs, gpus, last_wall, led.ticks,
                                led.total_cost_usd, led.total_energy_j)
 
     def _commit(self) -> None:

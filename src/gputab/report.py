@@ -11,11 +11,10 @@ from a user other than the recorder's:
 - Each reporting process owns one file, ``<host>-<pid>-<random>.json`` (the random part means no one can
   claim the name first), holding the *cumulative* counts per tag, rewritten atomically (write a temporary
   file, then ``rename``), mode 0644 so the recorder can read it whatever user it runs as.
-- The recorder reads the files and counts only what grew since it last looked, remembering what it took from
-  each file in its database, in the same transaction as the figures. Re-reading a file is therefore harmless,
-  a crash neither loses nor double-counts, and files can stay until the recorder consumed them; it deletes
-  consumed files a day after their last update (when it may: the sticky bit stops it for other users' files,
-  which ``systemd-tmpfiles`` ages out of ``/var/tmp``).
+- A recording session counts only what grew in the files while it recorded (it takes the counts it finds
+  when it starts as its baseline), and only for a job the file's owner runs: see :mod:`gputab.spool`. It
+  deletes files it has read whole a day after their last update (when it may: the sticky bit stops it for
+  other users' files, which ``systemd-tmpfiles`` ages out of ``/var/tmp``).
 """
 
 from __future__ import annotations
@@ -25,11 +24,9 @@ import json
 import os
 import secrets
 import socket
-import stat
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 FLUSH_SECONDS = 1.0
@@ -37,6 +34,9 @@ FLUSH_SECONDS = 1.0
 DEFAULT_SPOOL = "/var/tmp/gputab-spool"
 FORMAT = 1
 MAX_TAG = 64
+MAX_COUNT = 1 << 53
+"""Counts beyond this are absurd (and would overflow SQLite's integers once summed): spool reports and
+hand-entered counts are both held to it."""
 
 
 def spool_dir() -> Path:
@@ -83,6 +83,9 @@ def _check(samples: int, tokens: int, tag: str | None) -> None:
     if tag is not None and (not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG
                             or any(c in tag for c in "\n\r\t\0")):
         raise ValueError(f"gputab.report: tag must be a non-empty one-line string of at most {MAX_TAG} characters")
+    if tag is not None and tag.strip().startswith("("):
+        raise ValueError(f"gputab.report: tag {tag!r} is reserved: tags starting with '(' name gputab's own rows "
+                         f"such as (idle); start the tag with another character")
 
 
 class Reporter:
@@ -170,7 +173,7 @@ def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
             this process's GPU work.
 
     Raises:
-        ValueError: a negative or non-integer count, or an unusable tag. Trouble writing the spool never
+        ValueError: a negative or non-integer count, or an unusable or reserved tag. Trouble writing the spool never
             raises: it is said once on stderr and the counts are kept and retried.
     """
     global _reporter
@@ -187,120 +190,6 @@ def report(samples: int = 0, tokens: int = 0, tag: str | None = None) -> None:
 def flush() -> bool:
     """Write this process's counts now (tests and scripts about to ``os._exit``)."""
     return _reporter.flush(sync=True) if _reporter is not None else True
-
-
-# -- the recorder's side ---------------------------------------------------------------------------------------
-
-STALE_SECONDS = 86400.0
-"""A consumed spool file not updated for this long is deleted by the recorder."""
-
-
-@dataclass(frozen=True)
-class SpoolEntry:
-    """Counts that grew in one spool file since the recorder last looked."""
-
-    name: str
-    tag: str
-    """The tag reported; empty when the process gave none (tag it by ``pid``)."""
-    samples: int
-    tokens: int
-    pid: int | None
-    host: str | None
-    uid: int | None
-    source: str = "report"
-    """``report`` (a training process) or ``cli`` (``gputab samples``)."""
-
-
-MAX_SPOOL_FILE_BYTES = 1 << 20
-"""A spool file is a few hundred bytes; anything larger is not ours and is skipped."""
-MAX_COUNT = 1 << 53
-"""Counts beyond this are absurd (and would overflow SQLite's integers once summed)."""
-
-
-def _read_spool_file(path: Path) -> bytes:
-    """Read one spool file safely: the directory is world-writable, so a local user may plant a FIFO, a symlink
-    to /dev/zero or a huge file there. Only a small regular file that is not a link is read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SPOOL_FILE_BYTES:
-            raise ValueError(f"{path.name}: not a small regular file")
-        return os.read(fd, MAX_SPOOL_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-
-
-def _count_pair(pair) -> tuple[int, int] | None:
-    """``[samples, tokens]`` as two sane non-negative integers, or None."""
-    try:
-        s, t = int(pair[0]), int(pair[1])
-    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-        return None
-    if not (0 <= s <= MAX_COUNT and 0 <= t <= MAX_COUNT):
-        return None
-    return s, t
-
-
-def read_spool(directory: Path, seen: dict[str, dict]) -> tuple[list[SpoolEntry], dict[str, dict]]:
-    """What grew in the spool since ``seen`` (file name -> counts already taken).
-
-    Returns:
-        The new counts, and the new ``seen`` entries for the files that changed (to store with them).
-    """
-    entries: list[SpoolEntry] = []
-    updates: dict[str, dict] = {}
-    try:
-        names = [e.name for e in os.scandir(directory) if e.name.endswith(".json") and not e.name.startswith(".")]
-    except OSError:
-        return entries, updates
-    for name in sorted(names):
-        try:
-            doc = json.loads(_read_spool_file(directory / name))
-            counts = doc["counts"]
-            if doc.get("v") != FORMAT or not isinstance(counts, dict):
-                continue
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # a file being replaced, or not ours
-        before = seen.get(name, {})
-        good: dict[str, list[int]] = {}
-        changed = False
-        for tag, pair in counts.items():
-            parsed = _count_pair(pair)
-            if parsed is None:
-                continue  # one bad pair must not cost the good ones (nor the recorder's tick)
-            s, t = parsed
-            good[str(tag)] = [s, t]
-            s0, t0 = before.get(tag, (0, 0))
-            ds, dt = s - s0, t - t0
-            if ds < 0 or dt < 0:
-                continue  # counts only grow in a file; a shrinking one is not trusted
-            if ds or dt:
-                changed = True
-                entries.append(SpoolEntry(name, str(tag), ds, dt, doc.get("pid"), doc.get("host"), doc.get("uid"),
-                                          str(doc.get("source", "report"))))
-        if changed:
-            updates[name] = good
-    return entries, updates
-
-
-def prune_spool(directory: Path, seen: dict[str, dict], now: float | None = None) -> int:
-    """Delete spool files fully counted and idle for :data:`STALE_SECONDS`; returns how many went."""
-    now = time.time() if now is None else now
-    gone = 0
-    for name, counts in seen.items():
-        path = directory / name
-        try:
-            st = path.stat()
-            if now - st.st_mtime < STALE_SECONDS:
-                continue
-            doc = json.loads(_read_spool_file(path))
-            if {k: list(v) for k, v in doc.get("counts", {}).items()} != {k: list(v) for k, v in counts.items()}:
-                continue
-            path.unlink()
-            gone += 1
-        except (OSError, ValueError, AttributeError):
-            continue
-    return gone
 
 
 class _CallableModule(type(sys)):

@@ -15,6 +15,10 @@ Scenario file reference (one record a line, ``#`` starts a comment; written for 
 ``proc GPU PID compute|graphics USED_BYTES``             a running process (``-1`` bytes = not available)
 ``sample GPU PID TIMESTAMP_US SM_PCT MEM_PCT``           a process-utilization sample; returned when newer than
                                                          the caller's ``lastSeenTimeStamp``, else NOT_FOUND
+``gpu I gpm 1``, ``gpu I gpm_sm_util 40``                GPM support and metric values (see ``GpuSpec``); a
+                                                         metric at ``-1`` answers NOT_SUPPORTED in its own
+                                                         ``nvmlReturn``, as the driver does
+``gpu I clocks_event MASK``                              ``nvmlDeviceGetCurrentClocksEventReasons``
 ``error SYMBOL|* GPU|* CODE``                            make ``SYMBOL`` (e.g. ``nvmlDeviceGetPowerUsage``) return
                                                          ``CODE`` (``NOT_SUPPORTED``, ``GPU_IS_LOST``, 999, ...);
                                                          ``*`` symbol = every device function; first match wins
@@ -85,6 +89,19 @@ class GpuSpec:
     sm_clock: int = 1410
     pcie_tx_kbs: int = 0
     pcie_rx_kbs: int = 0
+    clocks_event: int = 0
+    """``nvmlDeviceGetCurrentClocksEventReasons`` bit mask (0x4 power cap, 0x8 HW slowdown, 0x20/0x40 thermal...)."""
+    gpm: int = 0
+    """1: ``nvmlGpmQueryDeviceSupport`` says supported (Hopper and newer) and the gpm_* metrics answer."""
+    gpm_sm_util: int = 0
+    """GPM metric values (percent, or MiB/s for the link rates); -1 = that metric answers NOT_SUPPORTED."""
+    gpm_sm_occupancy: int = 0
+    gpm_tensor: int = 0
+    gpm_dram_bw: int = 0
+    gpm_pcie_tx_mibs: int = 0
+    gpm_pcie_rx_mibs: int = 0
+    gpm_nvlink_rx_mibs: int = 0
+    gpm_nvlink_tx_mibs: int = 0
 
 
 @dataclass
@@ -194,15 +211,34 @@ except BackendError as exc:
     print(json.dumps({"init_error": str(exc)}), flush=True)
     sys.exit(0)
 print(json.dumps({"ready": True}), flush=True)
+ledger = attributor = None
 for line in sys.stdin:
     cmd, _, arg = line.strip().partition(" ")
     if cmd == "poll":
         out = backend.poll().to_json()
+    elif cmd == "tick":  # poll -> attribute -> charge, as the recorder does; arg: the [waste] config as JSON
+        if ledger is None:
+            from gputab.attribution import Attributor
+            from gputab.config import AttributionConfig, PricesConfig, WasteConfig
+            from gputab.ledger import Ledger
+            from gputab.pricing import PriceTable
+            attributor = Attributor(backend.inspector(), AttributionConfig())
+            ledger = Ledger(PriceTable.load(PricesConfig()), interval=0.2, gap_factor=50,
+                            waste=WasteConfig(**json.loads(arg or "{}")))
+        snap = backend.poll()
+        infos = attributor.attribute([p.pid for p in snap.processes])
+        ledger.tick(snap, {pid: i.tag for pid, i in infos.items()})
+        out = {"snapshot": snap.to_json(), "jobs": {j.tag: j.to_json() for j in ledger.jobs.values()}}
     elif cmd == "calls":
         import pynvml
         fn = pynvml.nvmlLib.fakeNvmlCallCount
         fn.restype = ctypes.c_long
         out = {"calls": fn(arg.encode())}
+    elif cmd == "gpm_live":
+        import pynvml
+        fn = pynvml.nvmlLib.fakeNvmlGpmSamplesLive
+        fn.restype = ctypes.c_long
+        out = {"gpm_live": fn()}
     elif cmd == "facts":
         try:
             facts = backend.inspector().facts(int(arg))
@@ -254,9 +290,18 @@ class BackendSession:
         """One ``backend.poll()`` as ``Snapshot.to_json()``."""
         return self._ask("poll")
 
+    def tick(self, waste: Mapping[str, float] | None = None) -> dict:
+        """One poll charged by a real attributor and ledger in the backend's process: ``{"snapshot", "jobs"}``
+        (``jobs``: tag -> ``JobTotals.to_json()``). ``waste`` (first call only): ``WasteConfig`` fields."""
+        return self._ask("tick " + json.dumps(dict(waste or {})))
+
     def calls(self, symbol: str = "*") -> int:
         """How many times the backend's process called ``symbol`` in the fake library so far."""
         return self._ask(f"calls {symbol}")["calls"]
+
+    def gpm_live(self) -> int:
+        """GPM samples the backend allocated and has not freed."""
+        return self._ask("gpm_live")["gpm_live"]
 
     def facts(self, pid: int) -> dict:
         """``{"facts": pid or None}`` from the backend's inspector, or ``{"missing": ...}`` without host.py."""

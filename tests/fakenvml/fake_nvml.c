@@ -16,6 +16,10 @@
  *   proc 0 4242 compute 1073741824            (gpu pid compute|graphics used_bytes; -1 = not available)
  *   sample 0 4242 1000 55 20                  (gpu pid timestamp_us sm_pct mem_pct)
  *   error nvmlDeviceGetPowerUsage 1 NOT_SUPPORTED   (symbol or *, gpu or *, code name or number)
+ *   gpu 0 gpm 1                               (GPM: nvmlGpmQueryDeviceSupport says supported, samples work)
+ *   gpu 0 gpm_sm_util 45                      (a GPM metric's value; -1 = that metric answers NOT_SUPPORTED in
+ *                                              its own nvmlReturn while the call succeeds, as the driver does)
+ *   gpu 0 clocks_event 4                      (nvmlDeviceGetCurrentClocksEventReasons bit mask)
  *
  * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called.
  */
@@ -41,6 +45,7 @@ enum {
     NVML_ERROR_FUNCTION_NOT_FOUND = 13,
     NVML_ERROR_GPU_IS_LOST = 15,
     NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
+    NVML_ERROR_MEMORY = 20,
     NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
     NVML_ERROR_UNKNOWN = 999,
 };
@@ -71,10 +76,42 @@ typedef struct {
     unsigned int smUtil, memUtil, encUtil, decUtil;
 } nvmlProcessUtilizationSample_t;
 
+/* NVML GPM (Hopper and newer), laid out as nvml.h and pynvml's c_nvmlGpmMetricsGet_t / c_nvmlGpmSupport_t. */
+#define NVML_GPM_METRICS_GET_VERSION 1
+#define NVML_GPM_SUPPORT_VERSION 1
+#define FAKE_GPM_METRIC_MAX 477 /* pynvml's NVML_GPM_METRIC_MAX: the metrics array it passes has this many slots */
+typedef struct { const char *shortName, *longName, *unit; } nvmlGpmMetricInfo_t;
+typedef struct {
+    unsigned int metricId;
+    nvmlReturn_t nvmlReturn;
+    double value;
+    nvmlGpmMetricInfo_t metricInfo;
+} nvmlGpmMetric_t;
+struct nvmlGpmSample_st;
+typedef struct nvmlGpmSample_st *nvmlGpmSample_t;
+typedef struct {
+    unsigned int version, numMetrics;
+    nvmlGpmSample_t sample1, sample2;
+    nvmlGpmMetric_t metrics[FAKE_GPM_METRIC_MAX];
+} nvmlGpmMetricsGet_t;
+typedef struct { unsigned int version, isSupportedDevice; } nvmlGpmSupport_t;
+
+/* The GPM metrics a scenario can script: metric id -> gpu_t field (value -1 = this metric unsupported). */
+enum { GPM_SM_UTIL, GPM_SM_OCC, GPM_TENSOR, GPM_DRAM_BW, GPM_PCIE_TX, GPM_PCIE_RX, GPM_NVLINK_RX, GPM_NVLINK_TX,
+       GPM_N };
+static const struct { unsigned int id; const char *key, *shortName, *unit; } gpm_metrics[GPM_N] = {
+    {2, "gpm_sm_util", "sm_util", "%"}, {3, "gpm_sm_occupancy", "sm_occupancy", "%"},
+    {5, "gpm_tensor", "any_tensor_util", "%"}, {10, "gpm_dram_bw", "dram_bw_util", "%"},
+    {20, "gpm_pcie_tx_mibs", "pcie_tx_per_sec", "MiB/s"}, {21, "gpm_pcie_rx_mibs", "pcie_rx_per_sec", "MiB/s"},
+    {60, "gpm_nvlink_rx_mibs", "nvlink_total_rx_per_sec", "MiB/s"},
+    {61, "gpm_nvlink_tx_mibs", "nvlink_total_tx_per_sec", "MiB/s"},
+};
+
 typedef struct {
     char name[96], uuid[96];
     long long util, memutil, mem_used, mem_total, mem_reserved, power_mw, limit_mw, energy_base_mj, temp, sm_clock,
-        pcie_tx_kbs, pcie_rx_kbs;
+        pcie_tx_kbs, pcie_rx_kbs, gpm, clocks_event;
+    long long gpm_values[GPM_N];
 } gpu_t;
 typedef struct { int gpu; unsigned int pid; int graphics; long long used; } proc_t;
 typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
@@ -170,7 +207,13 @@ static void gpu_set(gpu_t *g, const char *key, const char *val) {
     else if (!strcmp(key, "sm_clock")) g->sm_clock = v;
     else if (!strcmp(key, "pcie_tx_kbs")) g->pcie_tx_kbs = v;
     else if (!strcmp(key, "pcie_rx_kbs")) g->pcie_rx_kbs = v;
-    else fprintf(stderr, "fake_nvml: unknown gpu key %s\n", key);
+    else if (!strcmp(key, "gpm")) g->gpm = v;
+    else if (!strcmp(key, "clocks_event")) g->clocks_event = v;
+    else {
+        for (int m = 0; m < GPM_N; m++)
+            if (!strcmp(key, gpm_metrics[m].key)) { g->gpm_values[m] = v; return; }
+        fprintf(stderr, "fake_nvml: unknown gpu key %s\n", key);
+    }
 }
 
 /* Per-GPU accrued energy is kept separately because each GPU has its own power. */
@@ -482,5 +525,110 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtiliz
         k++;
     }
     *count = n;
+    return NVML_SUCCESS;
+}
+
+/* -- clock event reasons --------------------------------------------------------------------------------------- */
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t dev, unsigned long long *reasons) {
+    DEVICE_PROLOGUE("nvmlDeviceGetCurrentClocksEventReasons", dev);
+    if (!reasons) return NVML_ERROR_INVALID_ARGUMENT;
+    *reasons = (unsigned long long)g->clocks_event;
+    return NVML_SUCCESS;
+}
+
+/* The same call under its name before driver 535 (nvidia-ml-py still has both). */
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigned long long *reasons) {
+    DEVICE_PROLOGUE("nvmlDeviceGetCurrentClocksThrottleReasons", dev);
+    if (!reasons) return NVML_ERROR_INVALID_ARGUMENT;
+    *reasons = (unsigned long long)g->clocks_event;
+    return NVML_SUCCESS;
+}
+
+/* -- GPM ------------------------------------------------------------------------------------------------------------
+ * A sample is an opaque allocation the caller owns (nvmlGpmSampleAlloc/Free). nvmlGpmSampleGet fills it with the
+ * GPU it came from and a sequence number; nvmlGpmMetricsGet needs two samples of the same GPU, the second taken
+ * later, and answers each metric with its own nvmlReturn, as the driver does. The values are the scenario's at the
+ * time of the second sample (the real driver derives them from counters between the two). */
+
+#define GPM_MAGIC 0x47504d53u
+struct nvmlGpmSample_st { unsigned int magic; int gpu; long long seq; long long values[GPM_N]; };
+static long long gpm_seq;
+static long gpm_live;
+
+/* Exported for tests: GPM samples allocated and not yet freed (a leak check). */
+long fakeNvmlGpmSamplesLive(void) { return gpm_live; }
+
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t dev, nvmlGpmSupport_t *support) {
+    DEVICE_PROLOGUE("nvmlGpmQueryDeviceSupport", dev);
+    if (!support) return NVML_ERROR_INVALID_ARGUMENT;
+    if (support->version != NVML_GPM_SUPPORT_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    support->isSupportedDevice = g->gpm ? 1u : 0u;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *out) {
+    count_call("nvmlGpmSampleAlloc");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    int rc = injected("nvmlGpmSampleAlloc", ANY, 0);
+    if (rc) return rc;
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    struct nvmlGpmSample_st *s = calloc(1, sizeof *s);
+    if (!s) return NVML_ERROR_MEMORY;
+    s->magic = GPM_MAGIC;
+    s->gpu = -1;
+    *out = s;
+    gpm_live++;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t s) {
+    count_call("nvmlGpmSampleFree");
+    if (!s || s->magic != GPM_MAGIC) return NVML_ERROR_INVALID_ARGUMENT;
+    s->magic = 0;
+    free(s);
+    gpm_live--;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t dev, nvmlGpmSample_t s) {
+    DEVICE_PROLOGUE("nvmlGpmSampleGet", dev);
+    if (!s || s->magic != GPM_MAGIC) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!g->gpm) return NVML_ERROR_NOT_SUPPORTED;
+    s->gpu = gi;
+    s->seq = ++gpm_seq;
+    memcpy(s->values, g->gpm_values, sizeof s->values);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
+    count_call("nvmlGpmMetricsGet");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    if (!m) return NVML_ERROR_INVALID_ARGUMENT;
+    if (m->version != NVML_GPM_METRICS_GET_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    struct nvmlGpmSample_st *a = m->sample1, *b = m->sample2;
+    if (!a || !b || a->magic != GPM_MAGIC || b->magic != GPM_MAGIC || a->gpu < 0 || a->gpu != b->gpu ||
+        b->seq <= a->seq || m->numMetrics > FAKE_GPM_METRIC_MAX)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    int rc = injected("nvmlGpmMetricsGet", a->gpu, 0);
+    if (rc) return rc;
+    for (unsigned int i = 0; i < m->numMetrics; i++) {
+        nvmlGpmMetric_t *out = &m->metrics[i];
+        out->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        out->value = 0.0;
+        out->metricInfo.shortName = out->metricInfo.longName = out->metricInfo.unit = NULL;
+        for (int k = 0; k < GPM_N; k++) {
+            if (gpm_metrics[k].id != out->metricId) continue;
+            out->metricInfo.shortName = gpm_metrics[k].shortName;
+            out->metricInfo.longName = gpm_metrics[k].shortName;
+            out->metricInfo.unit = gpm_metrics[k].unit;
+            if (b->values[k] >= 0) {
+                out->nvmlReturn = NVML_SUCCESS;
+                out->value = (double)b->values[k];
+            }
+        }
+    }
     return NVML_SUCCESS;
 }

@@ -288,7 +288,7 @@ def test_broken_output(world, name, where):
 # The findings of the issue, one by one: one clear line and a non-zero exit each.
 @pytest.mark.parametrize("argv, stdout, words", [
     (["show", "99999999999999999999999"], "capture", "no session"),
-    (["samples", "llama3-8b-lora", "--session", "1", "--samples", "9" * 26], "capture", "samples"),
+    (["samples", "llama3-8b-lora", "--session", "1", "--add", "9" * 26], "capture", "samples"),
     (["sessions", "--since", "99999999d"], "capture", "bad date"),
     (["export", "--csv", "-o", "nodir/x.csv"], "capture", "does not exist"),
     (["export", "--csv", "-o", "/proc/x.csv"], "capture", "/proc"),

@@ -359,8 +359,6 @@ async def test_empty_database_in_a_hostile_path(tmp_path):
         assert review.is_running
 
 
-@pytest.mark.xfail(strict=True, reason="samples_dialog.py (rewritten for issue 12 by another branch) still gives "
-                   "the tag to a Label as markup; it must use gputab.tui.literal.literal")
 async def test_samples_dialog_shows_the_tag_literally(hostile):
     from gputab.tui.review import ReviewApp
     from gputab.tui.review.samples_dialog import SamplesDialog
@@ -379,7 +377,7 @@ async def test_samples_dialog_shows_the_tag_literally(hostile):
         await pilot.press("n")
         await settle(pilot)
         assert isinstance(review.screen, SamplesDialog)
-        shows(screen_text(review), f"Samples and tokens of {CLOSE}")
+        shows(screen_text(review), f"Set samples and tokens of {CLOSE}")
         assert review.is_running
 
 

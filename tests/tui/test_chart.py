@@ -147,6 +147,13 @@ async def test_a_chart_is_not_drawn_again_until_its_span_moved_a_dot_column():
         assert not chart.plot(spec(301.0))
         assert chart.plot(spec(303.0))
         assert chart.plot(spec(303.5, title="power"))  # another picture: drawn whatever the time
+        young = ChartSpec("young", (Line("g", [0.0, 1.0], [1.0, 2.0], "green"),), 100.0, 0.0, 300.0)
+        older = ChartSpec("young", (Line("g", [0.0, 1.0, 2.0, 3.0, 4.0], [1.0] * 5, "green"),), 100.0, 0.0, 300.0)
+        assert chart.plot(young)
+        # The axis (0-300 s) did not move, but the data grew by more than a dot column: drawn.
+        assert chart.plot(older)
+        await pilot.pause()
+        chart.plot(spec(303.5, title="power"))
         await pilot.pause()
         lines = [chart.render_line(y).text for y in range(chart.size.height)]
         assert lines[0].startswith("power") and lines[-1].strip().startswith("└")

@@ -13,6 +13,7 @@ import click
 
 from gputab import __version__
 from gputab.cli.context import AppContext
+from gputab.cli.options import check_db_path
 from gputab.errors import GputabError
 from gputab.paths import default_config, default_db
 
@@ -37,7 +38,7 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
     """
     explicit_config = config is not None  # a missing file named by GPUTAB_CONFIG means defaults
     db_path = db if db is not None else default_db(demo)
-    _check_db_path(db_path)
+    check_db_path(db_path)
     ctx.obj = AppContext(
         demo=demo,
         seed=seed,
@@ -51,26 +52,12 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
         run_live(ctx.obj, interval=interval, readonly=readonly)
 
 
-def _check_db_path(path: Path) -> None:
-    """Refuse, in one line, a database path that no file system call can take (too long, a loop)."""
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return  # the commands say what they make of a missing database, in their own words
-    except OSError as exc:
-        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
-            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
-            raise GputabError(f"--db {shown}: {exc.strerror}; give a usable path", exit_code=2) from None
-    except ValueError:
-        raise GputabError("--db: the path contains a NUL byte", exit_code=2) from None
-
-
 def _register() -> None:
     """Each command group lives in its own module; importing one loads only what it needs at call time."""
-    from gputab.cli import export, prices, record, review, review_tui, run, samples, snapshot
+    from gputab.cli import export, fleet, prices, record, review, review_tui, run, samples, snapshot, spend
 
     cli.add_command(snapshot.snapshot)
-    for mod in (prices, run, record, review, samples, export, review_tui):
+    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet):
         mod.register(cli)
 
 

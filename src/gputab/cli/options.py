@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
+from pathlib import Path
 
 from gputab.cli.context import fail
+from gputab.errors import GputabError
 
 MIN_INTERVAL = 0.05
 """Seconds: faster polling costs more CPU than it tells (NVML itself refreshes most counters far less often)."""
@@ -21,3 +26,22 @@ def check_interval(interval: float) -> float:
     if not (math.isfinite(interval) and MIN_INTERVAL <= interval <= MAX_INTERVAL):
         fail(f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds, got {interval:g}", code=2)
     return interval
+
+
+def check_db_path(path: Path, option: str = "--db") -> None:
+    """Refuse, in one line, a database path that no file system call can take (too long, a loop) or that is not a
+    regular file (a FIFO would block SQLite forever, a directory or device is never a database)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return  # the commands say what they make of a missing database, in their own words
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+            raise GputabError(f"{option} {shown}: {exc.strerror}; give a usable path", exit_code=2) from None
+    except ValueError:
+        raise GputabError(f"{option}: the path contains a NUL byte", exit_code=2) from None
+    else:
+        if not stat.S_ISREG(st.st_mode):  # SQLite would block on a FIFO and misread a device
+            raise GputabError(f"{option} {path}: not a regular file; give the path of a gputab database",
+                              exit_code=2)

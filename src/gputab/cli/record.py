@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -88,6 +89,10 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
         with app.open_backend() as backend:
             rec = Recorder(backend, Store(app.db_path), config, observers=observers)
+            # The exporter labels series with the host the session is recorded under (the demo box's name).
+            host = getattr(backend, "host", None) or socket.gethostname()
+            for obs in observers[1:]:
+                obs.set_host(host)
             alerts.sink = rec.record_alert
             _record(rec, app)
     finally:

@@ -102,6 +102,27 @@ def _job_line(j: dict) -> str:
             f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}")
 
 
+def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
+    """The waste block of ``show``: per job busy and wasted dollars, and its costliest reasons with their evidence.
+    Jobs recorded before gputab knew waste (no ``waste_usd``) are left out."""
+    rows = [j for j in jobs if j.get("waste_usd") is not None and j.get("cost_usd")]
+    if not rows:
+        return []
+    lines = ["Waste (dollars paid while the job's GPUs did nothing, and the likely reason):",
+             f"{'job':<32} {'busy':>10} {'wasted':>10} {'waste':>6}  top reason"]
+    for j in rows:
+        pct = _num(j.get("waste_pct"), "{:.0f}%")
+        lines.append(f"{j['tag'][:32]:<32} {_money(j.get('busy_usd')):>10} {_money(j['waste_usd']):>10} {pct:>6}  "
+                     f"{j.get('waste_top_reason') or '-'}")
+        evidence = j.get("waste_evidence_by_reason") or {}
+        for reason, usd in list((j.get("waste_by_reason") or {}).items())[:reasons]:
+            lines.append(f"    {reason} {_money(usd)}: {evidence.get(reason, '')}")
+        throttled = {r: v for r, v in (j.get("throttled_usd") or {}).items() if v}
+        if throttled:
+            lines.append("    throttled: " + ", ".join(f"{r} {_money(v)}" for r, v in throttled.items()))
+    return lines
+
+
 def _alert_line(a: dict, live: bool) -> str:
     """One stored alert: start (UTC), kind, severity, subject, message, and when it cleared."""
     if a["end"] is not None:
@@ -116,15 +137,19 @@ def _alert_line(a: dict, live: bool) -> str:
 @click.command()
 @click.argument("session", default="last")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts).")
+              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts, "
+                   "rejected_reports).")
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
     """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
 
     Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
     samples and the cost per sample, per 1k samples and per 1M tokens; then the session total, each GPU
-    with its price-table model, rate and energy method, and the alerts raised during the session.
+    with its price-table model, rate and energy method, each job's busy and wasted dollars with the likely
+    reasons and their evidence, the alerts raised during the session, and the samples reports its
+    recorder rejected (with why: e.g. from a user who runs no process of that job).
     """
+    from gputab.spool import explain, rejected_summary
     from gputab.store.review import load_session, session_totals
 
     with open_store(app) as store:
@@ -132,12 +157,13 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         info = store.session(sid)
         record = load_session(store, sid)
         alerts = store.alerts(sid)
+        rejected = explain(store.rejected_reports(sid))
     jobs, gpus = record.jobs, record.gpus
     # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
     total = session_totals(record)
     if as_json:
         print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"],
-                    "alerts": alerts})
+                    "alerts": alerts, "rejected_reports": rejected})
         return
     state = info["end_reason"] or "open"
     click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
@@ -157,6 +183,13 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
                    f"{g['energy_method']}{unknown}")
     if any(j.get("unknown_price") for j in jobs):
         click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
+    waste = waste_lines(jobs)
+    if waste:
+        click.echo("")
+        click.echo("\n".join(waste))
+    if rejected:
+        click.echo("")
+        click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see `gputab.report` in README)")
     if alerts:
         click.echo("")
         click.echo(f"Alerts ({len(alerts)}, times UTC):")

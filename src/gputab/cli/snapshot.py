@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
@@ -40,8 +42,14 @@ def format_table(snap: Snapshot) -> str:
     return "\n".join(lines)
 
 
+WASTE_KEYS = ("busy_usd", "waste_usd", "waste_pct", "waste_by_reason", "waste_top_reason", "waste_evidence",
+              "tensor_active_usd", "throttled_usd")
+"""What ``snapshot --json`` tells of each job's waste over the sampled interval (keys as in ``gputab show``)."""
+
+
 def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
-    """The jobs on the box right now: tag, GPUs, processes, share of each GPU, burn rate."""
+    """The jobs on the box right now: tag, GPUs, processes, share of each GPU, burn rate, and where the dollars of
+    the sampled interval went (``WASTE_KEYS``)."""
     from gputab.ledger import split_shares
 
     tags = {pid: i.tag for pid, i in infos.items()}
@@ -50,8 +58,13 @@ def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
         if g.lost:
             continue
         for tag, share in split_shares(snap.processes_on(g.index), tags).items():
-            j = jobs.setdefault(tag, {"tag": tag, "gpus": [], "processes": [], "share": {},
-                                      "burn_rate_usd_per_hour": ledger.jobs[tag].burn_rate_usd_per_hour})
+            if tag not in jobs:
+                totals = ledger.jobs[tag]
+                waste = totals.to_json()
+                jobs[tag] = {"tag": tag, "gpus": [], "processes": [], "share": {},
+                             "burn_rate_usd_per_hour": totals.burn_rate_usd_per_hour,
+                             "cost_usd": totals.cost_usd, **{k: waste[k] for k in WASTE_KEYS}}
+            j = jobs[tag]
             j["gpus"].append(g.index)
             j["share"][str(g.index)] = share
     for p in snap.processes:
@@ -63,28 +76,46 @@ def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
 
 
 def format_jobs(jobs: list[dict]) -> str:
-    lines = [f"{'job':<32} {'GPUs':<8} {'$/h':>8}  processes"]
+    lines = [f"{'job':<32} {'GPUs':<8} {'$/h':>8} {'waste':>6}  processes"]
     for j in jobs:
         gpus = ",".join(map(str, j["gpus"]))
         pids = ",".join(map(str, j["processes"])) or "-"
-        lines.append(f"{j['tag'][:32]:<32} {gpus:<8} {j['burn_rate_usd_per_hour']:>8.2f}  {pids}")
+        waste = "-" if j.get("waste_pct") is None else f"{j['waste_pct']:.0f}%"
+        lines.append(f"{j['tag'][:32]:<32} {gpus:<8} {j['burn_rate_usd_per_hour']:>8.2f} {waste:>6}  {pids}")
+        if j.get("waste_top_reason"):
+            lines.append(f"    {j['waste_top_reason']}: {j['waste_evidence']}")
     return "\n".join(lines)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (gpus, processes, jobs) instead of a table.")
+@click.option("--over", type=click.FloatRange(0, 60), default=1.0, show_default=True, metavar="SECONDS",
+              help="Poll twice this many seconds apart, so GPU activity (NVML GPM), CPU rates and each job's "
+                   "waste and its likely reason are measured over that interval (0: one poll, no waste figures).")
 @pass_ctx
-def snapshot(app: AppContext, as_json: bool) -> None:
-    """Poll every GPU once and print what it is doing and what each job burns ($/h)."""
+def snapshot(app: AppContext, as_json: bool, over: float) -> None:
+    """Poll every GPU and print what it is doing, what each job burns ($/h), and what part of it is wasted and
+    why."""
     from gputab.attribution import Attributor
     from gputab.ledger import Ledger
     from gputab.pricing import PriceTable
+    from gputab.waste import config_for
 
-    with app.open_backend() as backend:
-        snap = backend.poll()
-        infos = Attributor(backend.inspector(), app.config.attribution).attribute({p.pid for p in snap.processes})
-    ledger = Ledger(PriceTable.load(app.config.prices), interval=app.config.recorder.interval)
-    ledger.tick(snap, {pid: i.tag for pid, i in infos.items()})
+    clock = None
+    if app.demo:  # the demo box runs on a clock this command advances: instant and the same every time
+        from gputab.sampling.demo import FakeClock
+
+        clock = FakeClock(start=time.monotonic(), wall_start=time.time())
+    with app.open_backend(**({"clock": clock, "wall_clock": clock.wall} if clock else {})) as backend:
+        attributor = Attributor(backend.inspector(), app.config.attribution)
+        ledger = Ledger(PriceTable.load(app.config.prices), interval=max(over, 0.05),
+                        waste=config_for(backend, app.config.waste))
+        for i in range(2 if over > 0 else 1):
+            if i:
+                clock.advance(over) if clock else time.sleep(over)
+            snap = backend.poll()
+            infos = attributor.attribute({p.pid for p in snap.processes})
+            ledger.tick(snap, {pid: info.tag for pid, info in infos.items()})
     jobs = jobs_now(snap, infos, ledger)
     if as_json:
         doc = snap.to_json()

@@ -6,20 +6,32 @@ process facts, so attribution, the ledger and the store run on it exactly as on 
 The box: GPUs 0-1 (H100 SXM) run one tagged LoRA fine-tune at ~90 %; GPU 2 (A100) runs a slow, input-bound eval
 at ~30 % and, now and then, a short Slurm sweep job beside it; GPU 3 (H100) sits idle; a notebook of an untagged
 user comes and goes on GPU 0.
+
+Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
+(``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB
+of an 80 GB GPU at 4 % (``oversized``, after the demo's short 20 s); and before GPU 3 settles into idleness at
+29 s, four jobs pass through it: memory held by a PID that has exited (``stranded_memory``), an FP32
+training run (``no_tensor_cores``), a tiny batch (``small_batch``) and an index build (``memory_bound``). The
+H100s report NVML GPM; the A100 does not (Ampere), so nothing GPM-based is claimed on GPU 2. The LoRA GPUs run at
+their power cap part of the time (throttled dollars).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
+from gputab.config import WasteConfig
 from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
-from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
 MIB = 1024 * 1024
 DEMO_HOST = "demo-box"
+DEMO_HOST_ENV = "GPUTAB_DEMO_HOST"
+"""Names the simulated box (default ``demo-box``): several demo recorders then look like several hosts (a fleet)."""
 DEMO_START_WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, used when a fixed clock is asked for
 
 
@@ -50,6 +62,10 @@ class _Proc:
     cmdline: tuple[str, ...]
     environ: dict
     ppid: int = 1
+    profile: str = "steady"
+    """Its hardware figures (see ``_PROFILES``) and CPU side (``_CPU``)."""
+    exited: bool = False
+    """Gone from the host while the driver still lists its memory."""
 
 
 _PROCS = (
@@ -67,13 +83,45 @@ _PROCS = (
           {"SLURM_JOB_ID": "48213"}),
     _Proc(34500, 0, 4, 2_048, 15, 60, 240, "python", "alice",
           ("python", "-m", "ipykernel_launcher", "-f", "/run/user/1001/kernel.json"),
-          {}),
+          {}, profile="notebook"),
+    # GPU 3, before it settles into idleness: four jobs, one waste reason each, repeating every 5 minutes.
+    _Proc(35500, 3, 0, 6_144, 2, 21.5, 300, "python", "sam", ("python", "train.py", "--resume"),
+          {"GPUTAB_TAG": "sam-crashed-run"}, profile="idle", exited=True),
+    _Proc(35600, 3, 88, 18_432, 23.5, 2, 300, "python", "chen", ("python", "train_resnet.py", "--precision", "32"),
+          {"GPUTAB_TAG": "resnet50-fp32"}, profile="fp32"),
+    _Proc(35700, 3, 80, 9_216, 25.5, 2, 300, "python", "maria", ("python", "finetune.py", "--batch-size", "8"),
+          {"GPUTAB_TAG": "bert-base-bs8"}, profile="small_batch"),
+    _Proc(35800, 3, 72, 30_720, 27.5, 1.5, 300, "python", "sam", ("python", "build_index.py", "--ivf", "65536"),
+          {"GPUTAB_TAG": "faiss-index-build"}, profile="memory"),
 )
+
+# GPM figures per profile (percent; link rates in GiB/s): SM busy, occupancy, tensor, DRAM, NVLink rx, NVLink tx.
+_PROFILES = {
+    "steady": (88, 55, 46, 41, 3.0, 3.0),
+    "stall": (12, 20, 3, 10, 22.0, 22.0),
+    "notebook": (4, 6, 0, 2, 0.0, 0.0),
+    "idle": (0, 0, 0, 0, 0.0, 0.0),
+    "fp32": (84, 50, 0.3, 35, 0.0, 0.0),
+    "small_batch": (40, 7, 12, 20, 0.0, 0.0),
+    "memory": (22, 30, 0.5, 88, 0.0, 0.0),
+}
+# The CPU side per pid: (cpu % of its tree, busiest pid, busiest %, runnable %, I/O wait %).
+_CPU = {
+    32010: (104.0, 32011, 99.0, 100.0, 4.0),  # the eval's one dataloader worker pegs a core: input-bound
+}
+_LORA = (31001, 31002)
+_STALL_PERIOD, _STALL_AT, _STALL_FOR = 60.0, 40.0, 3.0
+"""The LoRA job's all-reduce stall: 3 s of every minute, from 40 s."""
+_GIB = float(1 << 30)
 
 
 def _noise(seed: int, *key) -> float:
     """A deterministic value in [-1, 1) for (seed, key): the same poll of the same seed reads the same."""
     return random.Random(f"{seed}:{':'.join(map(str, key))}").random() * 2 - 1
+
+
+def _stalled(t: float) -> bool:
+    return _STALL_AT <= t % _STALL_PERIOD < _STALL_AT + _STALL_FOR
 
 
 def _running(p: _Proc, t: float) -> bool:
@@ -89,7 +137,7 @@ class DemoInspector(ProcessInspector):
 
     def facts(self, pid: int) -> ProcessFacts | None:
         for p in _PROCS:
-            if p.pid == pid:
+            if p.pid == pid and not p.exited:
                 return ProcessFacts(
                     pid=p.pid,
                     create_time=DEMO_START_WALL + p.start,
@@ -130,6 +178,9 @@ class DemoBackend(Backend):
         speed: float = 1.0,
     ) -> None:
         self.seed = seed
+        named = os.environ.get(DEMO_HOST_ENV, "")
+        if named.isprintable() and 0 < len(named) <= 64:
+            self.host = named
         self._clock = clock or time.monotonic
         self._wall = wall_clock or time.time
         self._speed = speed
@@ -142,6 +193,13 @@ class DemoBackend(Backend):
     def inspector(self) -> ProcessInspector:
         return self._inspector
 
+    @staticmethod
+    def waste_config(config: WasteConfig) -> WasteConfig:
+        """The demo box compresses time so every waste reason shows in its first minute: memory held at 0 % and a
+        small job on a big GPU count after 20 s (or the config's, if shorter)."""
+        return replace(config, stranded_seconds=min(config.stranded_seconds, 20.0),
+                       oversized_seconds=min(config.oversized_seconds, 20.0))
+
     def _sim_time(self, mono: float) -> float:
         return (mono - self._t0) * self._speed
 
@@ -150,20 +208,23 @@ class DemoBackend(Backend):
         wall = self._wall()
         t = self._sim_time(mono)
         step = int(t)  # noise changes once per simulated second
+        dt = None if self._last_t is None else max(0.0, t - self._last_t)
+        stalled = _stalled(t)
         procs: list[ProcessSample] = []
         gpus: list[GpuSample] = []
+        cpu: list[CpuSample] = []
         for i, model in enumerate(_GPUS):
             running = [p for p in _PROCS if p.gpu == i and _running(p, t)]
-            sms = [max(0.0, p.base_sm + 4 * _noise(self.seed, "sm", p.pid, step)) for p in running]
+            sms = [max(0.0, (p.base_sm * (0.4 if stalled and p.pid in _LORA else 1.0))
+                        + (0.0 if p.exited else 4 * _noise(self.seed, "sm", p.pid, step))) for p in running]
             util = min(100.0, sum(sms))
-            if running and util < 1:
+            if any(not p.exited for p in running) and util < 1:
                 util = 1.0
             mem_used = 512 + sum(p.memory_mib for p in running)
             power = model.idle_w + (model.power_limit_w * 0.92 - model.idle_w) * util / 100
             power += 6 * _noise(self.seed, "p", i, step)
             # The energy counter integrates power over simulated time, like the driver's does over real time.
-            if self._last_t is not None:
-                dt = max(0.0, t - self._last_t)
+            if dt is not None:
                 self._energy_mj[i] += int((self._last_power[i] + power) / 2 * dt * 1000)
             self._last_power[i] = power
             busy = util > 0
@@ -183,13 +244,52 @@ class DemoBackend(Backend):
                     sm_clock_mhz=1980 if busy else 345,
                     pcie_rx_bytes_per_s=(2.1e9 * util / 100) if busy else 1.0e6,
                     pcie_tx_bytes_per_s=(0.4e9 * util / 100) if busy else 0.5e6,
+                    throttle_seconds=self._throttle(i, util, step, dt),
+                    **self._gpm(model, running, stalled, step),
                 )
             )
             for p, sm in zip(running, sms):
                 procs.append(ProcessSample(pid=p.pid, gpu_index=i, used_memory_bytes=p.memory_mib * MIB,
                                            sm_pct=round(sm)))
+                cpu.append(self._cpu(p, step, first=dt is None))
         self._last_t = t
-        return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs), driver_version="demo")
+        return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs), driver_version="demo",
+                        cpu=tuple(cpu))
+
+    def _gpm(self, model: _GpuModel, running: list[_Proc], stalled: bool, step: int) -> dict:
+        """NVML GPM figures of one GPU: the H100s report them, the A100 (Ampere) does not."""
+        if model is not _H100:
+            return {}
+        profile = "idle"
+        for p in running:  # the busiest profile on the GPU sets its figures
+            if p.pid in _LORA:
+                profile = "stall" if stalled else "steady"
+            elif profile == "idle":
+                profile = p.profile
+        sm, occ, tensor, dram, rx, tx = _PROFILES[profile]
+        jitter = 1 + 0.03 * _noise(self.seed, "gpm", step)
+        return {"sm_active_pct": round(sm * jitter, 1), "sm_occupancy_pct": round(occ * jitter, 1),
+                "tensor_active_pct": round(tensor * jitter, 1), "dram_bw_pct": round(dram * jitter, 1),
+                "nvlink_rx_bytes_per_s": rx * _GIB * jitter, "nvlink_tx_bytes_per_s": tx * _GIB * jitter}
+
+    def _throttle(self, i: int, util: float, step: int, dt: float | None) -> dict[str, float]:
+        """The busy H100s hit their power cap now and then; nothing else throttles."""
+        seconds = dict.fromkeys(THROTTLE_REASONS, 0.0)
+        if dt and _GPUS[i] is _H100 and util > 80:
+            seconds["power_cap"] = dt * (0.3 + 0.2 * _noise(self.seed, "cap", i, step))
+        return seconds
+
+    def _cpu(self, p: _Proc, step: int, first: bool) -> CpuSample:
+        """The CPU side of one GPU process (rates need two polls, as on a real host)."""
+        if p.exited:
+            return CpuSample(pid=p.pid, alive=False, tree_size=0)
+        if first:
+            return CpuSample(pid=p.pid, cores=8)
+        total, busiest_pid, busiest, runnable, iowait = _CPU.get(p.pid, (35.0, p.pid, 30.0, 32.0, 1.0))
+        jitter = 1 + 0.02 * _noise(self.seed, "cpu", p.pid, step)
+        return CpuSample(pid=p.pid, cpu_pct=round(total * jitter, 1), busiest_pid=busiest_pid,
+                         busiest_cpu_pct=round(min(100.0, busiest * jitter), 1), cores=8, iowait_pct=iowait,
+                         tree_size=2 if busiest_pid != p.pid else 1, busiest_runnable_pct=runnable)
 
 
 class FakeClock:

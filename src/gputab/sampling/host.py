@@ -7,11 +7,20 @@ vanished or that it may not read: a vanished process is ``None``, an unreadable 
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
+from gputab.sampling.snapshot import CpuSample
+
+CHILDREN_EVERY = 10.0
+"""Where the kernel lacks /proc/PID/task/TID/children: seconds between scans of every /proc/PID/stat for the
+process trees (dataloader workers come and go rarely); in between, only the known members of each tree are read."""
+_TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
 # Errors that mean "this one field cannot be read": another user's process without root (AccessDenied), or a
 # process that has exited but not been reaped (ZombieProcess: /proc/PID/environ and cmdline are empty or gone).
@@ -30,6 +39,15 @@ class HostInspector(ProcessInspector):
 
     def __init__(self, proc_root: str | Path = "/proc") -> None:
         self._proc = Path(proc_root)
+        # The CPU side (cpu_samples): last readings per (pid, start time), the process trees, pids seen alive.
+        self._last_cpu: dict[tuple[int, int], tuple[float, float, float, float | None]] = {}
+        self._children: dict[int, list[int]] = {}
+        self._children_at = -CHILDREN_EVERY
+        self._seen_alive: set[int] = set()
+        self._delayacct: bool | None = None
+        self._cores: dict[tuple[int, int], int | None] = {}
+        self._children_files: bool | None = None  # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
+        self._thread_kids: dict[int, tuple[float, list[int]]] = {}
 
     def create_time(self, pid: int) -> float | None:
         """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process."""
@@ -73,6 +91,164 @@ class HostInspector(ProcessInspector):
             ppid=ppid,
             cgroup=self._cgroup(pid),
         )
+
+    # -- the CPU side of GPU processes (waste diagnosis: input_bound, stranded_memory) --------------------------
+
+    def _read(self, pid: int | str, name: str) -> bytes | None:
+        """``/proc/PID/NAME`` (plain strings and one open: this runs for every GPU process every poll)."""
+        try:
+            with open(f"{self._proc}/{pid}/{name}", "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def _stat(self, pid: int) -> tuple[str, int, int, float, float] | None:
+        """(state, ppid, start time, cpu seconds, block-I/O wait seconds) from /proc/PID/stat, or None if gone."""
+        raw = self._read(pid, "stat")
+        if raw is None:
+            return None
+        # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+        rest = raw[raw.rfind(b")") + 2:].split()
+        try:
+            utime, stime = int(rest[11]), int(rest[12])
+            blkio = int(rest[39]) if len(rest) > 39 else 0
+            return rest[0].decode(), int(rest[1]), int(rest[19]), (utime + stime) / _TICK, blkio / _TICK
+        except (IndexError, ValueError):
+            return None
+
+    def _runqueue_wait(self, pid: int) -> float | None:
+        """Seconds ``pid`` spent runnable but waiting for a CPU (/proc/PID/schedstat), None where not kept."""
+        raw = self._read(pid, "schedstat")
+        try:
+            return int(raw.split()[1]) / 1e9 if raw is not None else None
+        except (IndexError, ValueError):
+            return None
+
+    def _scan_children(self) -> None:
+        children: dict[int, list[int]] = {}
+        try:
+            names = os.listdir(self._proc)
+        except OSError:
+            names = []
+        for name in names:
+            if name.isdigit():
+                st = self._stat(int(name))
+                if st is not None:
+                    children.setdefault(st[1], []).append(int(name))
+        self._children = children
+
+    def _kids(self, pid: int, now: float) -> list[int]:
+        """Children of ``pid``: from the kernel's per-thread lists when it keeps them, else the last full scan.
+
+        The main thread's list is read every poll (dataloaders fork from it); every thread's, which a training
+        process has dozens of, every ``CHILDREN_EVERY`` seconds.
+        """
+        if not self._children_files:
+            return self._children.get(pid, [])
+        raw = self._read(pid, f"task/{pid}/children") or b""
+        kids = [int(k) for k in raw.split() if k.isdigit()]
+        at, from_threads = self._thread_kids.get(pid, (-CHILDREN_EVERY, []))
+        if now - at >= CHILDREN_EVERY:
+            from_threads = []
+            try:
+                tids = [t for t in os.listdir(f"{self._proc}/{pid}/task") if t != str(pid)]
+            except OSError:
+                tids = []
+            for tid in tids:
+                from_threads += [int(k) for k in (self._read(pid, f"task/{tid}/children") or b"").split()
+                                 if k.isdigit()]
+            self._thread_kids[pid] = (now, from_threads)
+        return kids + [k for k in from_threads if k not in kids]
+
+    def _tree(self, pid: int, now: float) -> list[int]:
+        out: list[int] = []
+        todo = [pid]
+        while todo and len(out) < 512:  # a fork bomb must not stall the poll
+            p = todo.pop()
+            if p in out:
+                continue
+            out.append(p)
+            todo.extend(self._kids(p, now))
+        return out
+
+    def _iowait_known(self) -> bool:
+        """Block-I/O wait per process needs the kernel's delay accounting; without it the field reads 0 (unknown)."""
+        if self._delayacct is None:
+            try:
+                self._delayacct = (self._proc / "sys/kernel/task_delayacct").read_text().strip() == "1"
+            except OSError:
+                self._delayacct = False
+        return self._delayacct
+
+    def cpu_samples(self, pids: Iterable[int], now: float | None = None) -> tuple[CpuSample, ...]:
+        """The CPU side of each GPU process since the last call: the process and its descendants.
+
+        A process seen alive earlier that is now gone (or a zombie) while NVML still lists it is ``alive=False``;
+        one never seen is ``alive=None`` (it may live in another PID namespace: no claim). Rates need two readings,
+        so a new process has ``cpu_pct`` None at first.
+        """
+        now = time.monotonic() if now is None else now
+        if self._children_files is None:
+            self._children_files = (self._proc / "self/task" / str(os.getpid()) / "children").exists()
+        if not self._children_files and now - self._children_at >= CHILDREN_EVERY:
+            self._scan_children()
+            self._children_at = now
+        iowait_known = self._iowait_known()
+        out = []
+        seen: dict[tuple[int, int], tuple[float, float, float, float | None]] = {}
+        for pid in pids:
+            st = self._stat(pid)
+            if st is None or st[0] == "Z":
+                alive = False if (pid in self._seen_alive or st is not None) else None
+                out.append(CpuSample(pid=pid, alive=alive, tree_size=0))
+                continue
+            self._seen_alive.add(pid)
+            total = busiest = busiest_ready = wait = 0.0
+            busiest_pid, rated, members, ready_known = pid, False, 0, False
+            for member in self._tree(pid, now):
+                mst = st if member == pid else self._stat(member)
+                if mst is None:
+                    continue
+                members += 1
+                key = (member, mst[2])
+                rq = self._runqueue_wait(member)
+                seen[key] = (now, mst[3], mst[4], rq)
+                last = self._last_cpu.get(key)
+                if last is None or now <= last[0]:
+                    continue
+                rated = True
+                dt = now - last[0]
+                pct = max(0.0, (mst[3] - last[1]) / dt * 100.0)
+                total += pct
+                # Runnable = on a CPU or waiting for one: on a crowded box a CPU-bound worker gets little CPU
+                # but is still never idle, which is what "its CPU side is saturated" means.
+                ready = pct
+                if rq is not None and last[3] is not None:
+                    ready_known = True
+                    ready += max(0.0, (rq - last[3]) / dt * 100.0)
+                if ready > busiest_ready or (ready == busiest_ready and pct > busiest):
+                    busiest, busiest_ready, busiest_pid = pct, ready, member
+                wait = max(wait, (mst[4] - last[2]) / dt * 100.0)
+            cores = self._cores.get((pid, st[2]), -1)
+            if cores == -1:
+                try:
+                    cores = len(os.sched_getaffinity(pid))
+                except (AttributeError, OSError):
+                    cores = os.cpu_count()
+                self._cores[(pid, st[2])] = cores
+            out.append(CpuSample(
+                pid=pid, alive=True, cpu_pct=total if rated else None, busiest_pid=busiest_pid if rated else None,
+                busiest_cpu_pct=busiest if rated else None,
+                busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None, cores=cores,
+                iowait_pct=min(100.0, wait) if rated and iowait_known else None, tree_size=members))
+        self._last_cpu = seen
+        if len(self._cores) > 4 * len(out) + 64:
+            self._cores = {k: v for k, v in self._cores.items() if k in seen}
+        if len(self._thread_kids) > 4 * len(seen) + 64:
+            self._thread_kids = {k: v for k, v in self._thread_kids.items() if any(k == m for m, _ in seen)}
+        if len(self._seen_alive) > 10_000:
+            self._seen_alive = {p for p in self._seen_alive if (self._proc / str(p)).exists()}
+        return tuple(out)
 
     def _cgroup(self, pid: int) -> str | None:
         """Text of /proc/PID/cgroup (container detection), or None where it cannot be read (not Linux, gone)."""

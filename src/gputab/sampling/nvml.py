@@ -7,6 +7,9 @@ NOT_SUPPORTED and never asked again; the per-GPU work is one loop over the metri
 Fault model (see ``Backend``): a per-metric error yields ``None`` for that metric (never a fake 0) and, unless the
 metric is merely unsupported, a note in ``Snapshot.errors``; GPU_IS_LOST or UNKNOWN marks the GPU ``lost`` and the
 other GPUs are read as usual; only a failure to start NVML at all raises :class:`BackendError`.
+
+For the waste diagnosis it also reads NVML GPM where the GPU supports it (:mod:`gputab.sampling.gpm`), the clock
+event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.host.HostInspector.cpu_samples`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
-from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 
 DEMO_HINT = "Try `gputab --demo`."
 
@@ -36,7 +40,6 @@ _MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
 _TEMPERATURE_V = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
 
 _KIB = 1024  # NVML reports PCIe throughput in KB/s with KB = 1024 bytes
-
 Reader = Callable[[object, dict], None]
 """Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
 
@@ -87,7 +90,8 @@ def _read_pcie_tx(h, out: dict) -> None:
 class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
-    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts")
+    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
+                 "throttle_prev", "throttle_mono")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -100,6 +104,10 @@ class _GpuState:
         ]
         self.proc_util = True  # False once process utilization proved unsupported
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
+        self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
+        self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
+        self.throttle_prev: frozenset[str] = frozenset()
+        self.throttle_mono: float | None = None
 
 
 class _GpuLost(Exception):
@@ -107,6 +115,17 @@ class _GpuLost(Exception):
 
     def __init__(self, what: str, exc: pynvml.NVMLError) -> None:
         super().__init__(f"{what}: {exc}")
+
+
+def _unsupported(exc: pynvml.NVMLError, gpu: _GpuState, what: str, notes: list[str]) -> bool:
+    """Sort a per-GPU error: raise ``_GpuLost`` for a lost GPU; True if the GPU or driver lacks the call (stop
+    asking); else False, with a note saying why the figure is missing (it may answer next time)."""
+    if exc.value in _LOST:
+        raise _GpuLost(what, exc) from None
+    if exc.value in _UNSUPPORTED:
+        return True
+    notes.append(f"GPU {gpu.index} {what}: {exc}")
+    return False
 
 
 def _init_message(exc: pynvml.NVMLError) -> str:
@@ -190,7 +209,20 @@ class NvmlBackend(Backend):
             readers.append(("temperature", _read_temperature))
         readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
         gpu.readers = readers
+        if gpu.gpm is None:
+            gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
+
+    def _open_gpm(self, handle) -> GpmSamples | None:
+        """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
+        support = self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support") \
+            if hasattr(pynvml, "nvmlGpmQueryDeviceSupport") else None
+        if support is None or not support.isSupportedDevice:
+            return None
+        try:
+            return GpmSamples()
+        except pynvml.NVMLError:
+            return None
 
     @staticmethod
     def _once(fn, handle, what: str, args: tuple = (), **kwargs):
@@ -213,16 +245,29 @@ class NvmlBackend(Backend):
             try:
                 if gpu.handle is None:
                     self._open(gpu)
-                gpus.append(self._read_gpu(gpu, notes))
+                gpus.append(self._read_gpu(gpu, notes, mono))
                 procs += self._read_processes(gpu, notes)
             except _GpuLost as exc:
                 s = gpu.static
                 gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
                 notes.append(f"GPU {gpu.index} lost ({exc})")
         return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
-                        driver_version=self.driver_version, errors=tuple(notes))
+                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes))
 
-    def _read_gpu(self, gpu: _GpuState, notes: list[str]) -> GpuSample:
+    def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
+        """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
+        if not procs:
+            return ()
+        try:
+            cpu_samples = getattr(self.inspector(), "cpu_samples", None)
+            return tuple(cpu_samples(sorted({p.pid for p in procs}))) if cpu_samples else ()
+        except ModuleNotFoundError:
+            return ()  # psutil is optional for this module
+        except Exception as exc:  # the CPU side must never cost a poll its GPUs
+            notes.append(f"CPU side of GPU processes: {exc}")
+            return ()
+
+    def _read_gpu(self, gpu: _GpuState, notes: list[str], mono: float) -> GpuSample:
         values = dict(gpu.static)
         handle = gpu.handle
         dead: list[int] = []
@@ -238,7 +283,72 @@ class NvmlBackend(Backend):
                     notes.append(f"GPU {gpu.index} {what}: {exc}")
         if dead:
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
+        if gpu.gpm is not None:
+            self._read_gpm(gpu, values, notes)
+        if gpu.throttle is not None:
+            self._read_throttle(gpu, values, notes, mono)
         return GpuSample(**values)
+
+    def _read_gpm(self, gpu: _GpuState, values: dict, notes: list[str]) -> None:
+        """GPM metrics over the interval since the last poll; each metric's own return code decides its value."""
+        gpm = gpu.gpm
+        assert gpm is not None
+        try:
+            pynvml.nvmlGpmSampleGet(gpu.handle, gpm.cur)
+            if not gpm.primed:  # the first sample only starts the first interval
+                gpm.primed = True
+                gpm.prev, gpm.cur = gpm.cur, gpm.prev
+                return
+            req = gpm.request
+            req.sample1, req.sample2 = gpm.prev, gpm.cur
+            pynvml.nvmlGpmMetricsGet(req)
+        except pynvml.NVMLError as exc:
+            if _unsupported(exc, gpu, "gpm", notes):
+                gpm.free()
+                gpu.gpm = None
+            return
+        gpm.prev, gpm.cur = gpm.cur, gpm.prev
+        alive = []
+        results = gpm.results
+        for i, (metric_id, field, factor) in enumerate(gpm.metrics):
+            m = results[i]
+            if m.nvmlReturn == pynvml.NVML_SUCCESS:
+                values[field] = float(m.value) * factor
+                alive.append((metric_id, field, factor))
+            elif m.nvmlReturn in _UNSUPPORTED:
+                continue  # this GPU lacks the metric: never asked again, and it stays None (not 0)
+            else:
+                alive.append((metric_id, field, factor))
+                notes.append(f"GPU {gpu.index} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
+        # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
+        if any(r[0] in OLD_PCIE for r in gpu.readers):
+            gpm_pcie = {GPM_PCIE[f] for _, f, _ in alive if f in GPM_PCIE}
+            gpu.readers = [r for r in gpu.readers if r[0] not in gpm_pcie]
+        if len(alive) != len(gpm.metrics):
+            if alive:
+                gpm.set_metrics(alive)
+            else:
+                gpm.free()
+                gpu.gpm = None
+
+    def _read_throttle(self, gpu: _GpuState, values: dict, notes: list[str], mono: float) -> None:
+        """Seconds of the interval since the last poll under each clock event reason (trapezoid of the two ends)."""
+        assert gpu.throttle is not None
+        try:
+            mask = gpu.throttle(gpu.handle)
+        except pynvml.NVMLError as exc:
+            if _unsupported(exc, gpu, "clock event reasons", notes):
+                # A driver before 535 has the same call under its older name: try that once before giving up.
+                older = getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+                gpu.throttle = older if exc.value == pynvml.NVML_ERROR_FUNCTION_NOT_FOUND \
+                    and gpu.throttle is not older else None
+            gpu.throttle_mono = None
+            return
+        active = frozenset(name for name, bits in THROTTLE_BITS if mask & bits)
+        dt = 0.0 if gpu.throttle_mono is None else max(0.0, mono - gpu.throttle_mono)
+        values["throttle_seconds"] = {
+            r: dt * ((r in gpu.throttle_prev) + (r in active)) / 2.0 for r in THROTTLE_REASONS}
+        gpu.throttle_prev, gpu.throttle_mono = active, mono
 
     def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
         """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
@@ -279,12 +389,8 @@ class NvmlBackend(Backend):
         except pynvml.NVMLError as exc:
             if exc.value in _NO_SAMPLES:
                 return {}
-            if exc.value in _LOST:
-                raise _GpuLost("process utilization", exc) from None
-            if exc.value in _UNSUPPORTED:
+            if _unsupported(exc, gpu, "process utilization", notes):
                 gpu.proc_util = False
-            else:
-                notes.append(f"GPU {gpu.index} process utilization: {exc}")
             return None
         sums: dict[int, list] = {}
         last = gpu.last_ts
@@ -312,6 +418,10 @@ class NvmlBackend(Backend):
         # no _closed yet means nvmlInit failed: there is nothing to shut down
         if not getattr(self, "_closed", True):
             self._closed = True
+            for gpu in getattr(self, "_gpus", ()):
+                if gpu.gpm is not None:
+                    gpu.gpm.free()
+                    gpu.gpm = None
             try:
                 pynvml.nvmlShutdown()
             except pynvml.NVMLError:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
+"""Why clocks were held down, as ``GpuSample.throttle_seconds`` names them (NVML clock event reasons)."""
+
 
 @dataclass(frozen=True, slots=True)
 class GpuSample:
@@ -30,6 +33,20 @@ class GpuSample:
     sm_clock_mhz: int | None = None
     pcie_rx_bytes_per_s: float | None = None
     pcie_tx_bytes_per_s: float | None = None
+    # Hardware activity over the last interval from NVML GPM (Hopper and newer); None where not reported.
+    sm_active_pct: float | None = None
+    """Percent of SMs busy (GPM SM_UTIL): finer than ``utilization_pct``, which counts any kernel running."""
+    sm_occupancy_pct: float | None = None
+    """Percent of the theoretical maximum of resident warps (GPM SM_OCCUPANCY)."""
+    tensor_active_pct: float | None = None
+    """Percent of time the SMs ran any tensor-core instruction (GPM ANY_TENSOR_UTIL)."""
+    dram_bw_pct: float | None = None
+    """Percent of the peak DRAM bandwidth used (GPM DRAM_BW_UTIL)."""
+    nvlink_rx_bytes_per_s: float | None = None
+    nvlink_tx_bytes_per_s: float | None = None
+    throttle_seconds: dict[str, float] | None = None
+    """Seconds of the last interval the clocks were held down, per reason (``power_cap``, ``thermal``,
+    ``hw_slowdown``, ``power_brake``); None where the GPU does not report its clock event reasons."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,6 +69,33 @@ class ProcessSample:
 
 
 @dataclass(frozen=True, slots=True)
+class CpuSample:
+    """The CPU side of one GPU process over the last interval: the process and its descendants (dataloader
+    workers). Figures are None until two polls have seen the process (a rate needs two readings)."""
+
+    pid: int
+    alive: bool | None = True
+    """False when a process seen alive earlier is gone while NVML still lists it (its memory is stranded);
+    None when the host cannot see it at all (another PID namespace): no claim either way."""
+    cpu_pct: float | None = None
+    """CPU time of the process tree over the interval, percent of one core (may exceed 100)."""
+    busiest_pid: int | None = None
+    busiest_cpu_pct: float | None = None
+    """The busiest single process of the tree, percent of one core."""
+    cores: int | None = None
+    """CPUs the process may run on (its affinity)."""
+    iowait_pct: float | None = None
+    """Percent of the interval the tree's busiest waiter spent in block I/O wait (delay accounting)."""
+    tree_size: int = 1
+    busiest_runnable_pct: float | None = None
+    """Percent of the interval the busiest process was on a CPU or waiting in the run queue for one
+    (/proc/PID/schedstat): near 100 means CPU-bound even when a crowded box gives it little CPU."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything one poll saw. ``mono`` orders ticks; ``wall`` (Unix seconds) is for humans."""
 
@@ -62,6 +106,8 @@ class Snapshot:
     driver_version: str | None = None
     errors: tuple[str, ...] = field(default=())
     """Human-readable notes on what failed in this poll (a lost GPU, an NVML error)."""
+    cpu: tuple[CpuSample, ...] = ()
+    """The CPU side of each GPU process (for the waste diagnosis); empty where the backend cannot tell."""
 
     def gpu(self, index: int) -> GpuSample | None:
         for g in self.gpus:
@@ -80,4 +126,5 @@ class Snapshot:
             "gpus": [g.to_json() for g in self.gpus],
             "processes": [p.to_json() for p in self.processes],
             "errors": list(self.errors),
+            "cpu": [c.to_json() for c in self.cpu],
         }

@@ -6,6 +6,7 @@ Every figure read here was committed by a recorder; a live session reads as of i
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from sqlite_utils import Database
@@ -38,6 +39,13 @@ def job_from_row(row: dict) -> dict:
     if row.get("extra_json"):
         out.update(json.loads(row["extra_json"]))
     return out
+
+
+def live_refusal(session_id: int) -> str:
+    """Why counts cannot be entered by hand for the session being recorded, and what to do instead."""
+    return (f"session {session_id} is still being recorded: let the job report its counts with "
+            f"gputab.report(samples=..., tokens=...), or enter them after the session ends "
+            f"(gputab samples TAG --add N --session {session_id})")
 
 
 def per_unit(cost: float | None, count: int | None, unit: float) -> float | None:
@@ -147,7 +155,7 @@ class StoreQueries:
         the CLI sends counts for it through the spool instead.
         """
         if session_id == self.live_session_id():
-            raise StoreError(f"session {session_id} is being recorded; its counts go through the recorder")
+            raise StoreError(live_refusal(session_id))
         row = next(iter(self.db.query("SELECT * FROM jobs WHERE session_id = ? AND tag = ?", [session_id, tag])),
                    None)
         if row is None:
@@ -163,7 +171,8 @@ class StoreQueries:
         cost = row["cost_usd"]
         with self.db.atomic():
             self.db["progress"].insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
-                                        "wall": time.time(), "source": "cli", "reporter": reporter})
+                                        "wall": time.time(), "source": "cli", "reporter": reporter,
+                                        "owner_uid": os.getuid()})
             self.db.execute(
                 "UPDATE jobs SET samples = ?, tokens = ?, cost_per_sample_usd = ?, cost_per_1k_samples_usd = ?, "
                 "cost_per_1m_tokens_usd = ? WHERE id = ?",
@@ -190,6 +199,20 @@ class StoreQueries:
             "active": r["cleared_wall"] is None,
             "data": json.loads(r["data_json"]) if r["data_json"] else {},
         } for r in rows]
+
+    def rejected_reports(self, session_id: int) -> list[dict]:
+        """Spool reports the session's recorder ignored, per reason and file owner, as of its last commit.
+
+        Each dict: ``reason`` (a key of :data:`gputab.spool.REASONS`; :func:`gputab.spool.explain` adds the
+        words), ``owner_uid`` (the spool file's owner), ``reports``, and ``samples`` and ``tokens`` (what the
+        rejected reports claimed). Empty for a database from before ``m005_spool_trust``.
+        """
+        if not self.db["rejected_reports"].exists():
+            return []
+        rows = self.db.query("SELECT * FROM rejected_reports WHERE session_id = ? ORDER BY reports DESC, reason, "
+                             "owner_uid", [session_id])
+        return [{"reason": r["reason"], "owner_uid": r["owner_uid"], "reports": r["reports"],
+                 "samples": r["samples"], "tokens": r["tokens"]} for r in rows]
 
     def alert_counts(self) -> dict[int, int]:
         """Session id -> number of alerts stored (sessions without any are absent)."""

@@ -130,6 +130,34 @@ def m003_alerts(db: Database) -> None:
     db["alerts"].create_index(["session_id", "wall"])
 
 
+@migrations()
+def m005_spool_trust(db: Database) -> None:
+    """Spool reports trusted by their file's owner: the owner on each progress row, rejected reports per session.
+
+    ``spool_seen`` remembered per database what was taken from each spool file, so a new database counted old
+    reports again; a session now takes its baseline from the spool when it starts and keeps it in memory.
+    """
+    db.execute("ALTER TABLE progress ADD COLUMN owner_uid INTEGER")  # the spool file's owner, from the file system
+    db.execute(
+        """CREATE TABLE rejected_reports (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            reason TEXT NOT NULL,           -- a key of gputab.spool.REASONS
+            owner_uid INTEGER NOT NULL,     -- the spool file's owner
+            reports INTEGER NOT NULL,
+            samples INTEGER NOT NULL,
+            tokens INTEGER NOT NULL,
+            PRIMARY KEY (session_id, reason, owner_uid)
+        ) WITHOUT ROWID"""
+    )
+    db["spool_seen"].drop()
+
+
+@migrations()
+def m007_job_user(db: Database) -> None:
+    """The user who owns a job's processes (``a,b`` when several do; NULL in sessions recorded before)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
+
+
 def known_names() -> list[str]:
     """Names of the migrations this gputab knows, oldest first."""
     return [m.name for m in migrations._migrations]
@@ -158,9 +186,20 @@ def migrate(db: Database, path: object = "", stop_before: str | None = None) -> 
     return [n for n in pending if n in applied]
 
 
+#: The waste keys of ``JobTotals.to_json()`` kept as columns (added by m006_waste).
+WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
+
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
     "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization", "energy_kwh",
     "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
-    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours",
+    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours", *WASTE_JOB_COLUMNS,
 )
+
+
+@migrations()
+def m006_waste(db: Database) -> None:
+    """Where each job's dollars went: busy and wasted dollars and tensor-active dollars as columns (the waste by
+    reason, its evidence and the throttled dollars are in ``extra_json``, like every other key of a job)."""
+    for column in WASTE_JOB_COLUMNS:
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")

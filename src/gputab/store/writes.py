@@ -23,10 +23,10 @@ from gputab.store.schema import JOB_COLUMNS
 WRITE_BUSY_MS = 250
 
 _JOB_INSERT = (
-    f"INSERT INTO jobs (session_id, tag, {', '.join(JOB_COLUMNS)}, extra_json) "
-    f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
+    f"INSERT INTO jobs (session_id, tag, {', '.join(JOB_COLUMNS)}, extra_json, user) "
+    f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))}, ?, ?) "
     f"ON CONFLICT (session_id, tag) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json"))
+    + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json", "user"))
 )
 _GPU_COLUMNS = ("uuid", "name", "model_key", "mode", "rate_per_hour", "charge_energy", "price_per_kwh", "pue",
                 "price_source", "price_date", "unknown_price", "energy_method", "cost_usd", "idle_cost_usd",
@@ -75,9 +75,13 @@ class SessionMeta:
 
 
 def job_values(session_id: int, job: dict) -> tuple:
-    """A ``JobTotals.to_json()`` dict as the parameters of ``_JOB_INSERT``."""
-    extra = {k: v for k, v in job.items() if k != "tag" and k not in JOB_COLUMNS}
-    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True))
+    """A ``JobTotals.to_json()`` dict as the parameters of ``_JOB_INSERT``.
+
+    ``user`` (added by the recorder: who owns the job's processes, ``a,b`` for several) has its own column.
+    """
+    extra = {k: v for k, v in job.items() if k not in ("tag", "user") and k not in JOB_COLUMNS}
+    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True),
+            job.get("user"))
 
 
 class SessionWriter:
@@ -101,7 +105,7 @@ class SessionWriter:
         self._proc_updates: dict[tuple, tuple] = {}
         self._progress: list[tuple] = []
         self._tag_changes: list[tuple] = []
-        self._spool_seen: dict[str, tuple[str, float]] = {}
+        self._rejected: list[tuple] = []
         # Raises and clears in arrival order: a clear must find the row its raise inserted, even in one flush.
         self._alerts: list[tuple] = []
         self._jobs: list[dict] = []
@@ -130,11 +134,17 @@ class SessionWriter:
             self._new_procs.append((*key, user, name, cmdline, tag, tag_source, wall))
         self._proc_updates[key] = (tag, tag_source, wall)
 
-    def add_progress(self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str) -> None:
-        self._progress.append((tag, samples, tokens, wall, source, reporter))
+    def add_progress(self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str,
+                     owner_uid: int | None = None) -> None:
+        """Counts reported for a job; ``owner_uid``: the spool file's owner (from the file system)."""
+        self._progress.append((tag, samples, tokens, wall, source, reporter, owner_uid))
 
-    def mark_spool_seen(self, name: str, counts: dict, wall: float) -> None:
-        self._spool_seen[name] = (json.dumps(counts, sort_keys=True), wall)
+    def set_rejected(self, rows: list[dict]) -> None:
+        """The session's rejected spool reports so far (replacing the previous ones): written at the next flush.
+
+        Each row: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens`` (see :mod:`gputab.spool`).
+        """
+        self._rejected = [(r["reason"], r["owner_uid"], r["reports"], r["samples"], r["tokens"]) for r in rows]
 
     def add_tag_change(self, pid: int, create_time: float, tag: str, wall: float, source: str = "manual") -> None:
         self._tag_changes.append((pid, create_time, tag, wall, source))
@@ -201,7 +211,7 @@ class SessionWriter:
         self.session_id = sid
         self._job_ids = job_ids
         self._gpu_rows, self._job_rows, self._new_procs = [], [], []
-        self._proc_updates, self._progress, self._tag_changes, self._spool_seen = {}, [], [], {}
+        self._proc_updates, self._progress, self._tag_changes = {}, [], []
         self._alerts = []
         self.held_ticks = 0
         if self._end is not None:
@@ -239,12 +249,12 @@ class SessionWriter:
             "UPDATE processes SET tag = ?, tag_source = ?, last_wall = ? "
             "WHERE session_id = ? AND pid = ? AND create_time = ? AND gpu_index = ?",
             [(*v, sid, *k) for k, v in self._proc_updates.items()])
-        conn.executemany("INSERT INTO progress (session_id, tag, samples, tokens, wall, source, reporter) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._progress])
+        conn.executemany("INSERT INTO progress (session_id, tag, samples, tokens, wall, source, reporter, owner_uid) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._progress])
         conn.executemany("INSERT INTO tag_changes (session_id, pid, create_time, tag, wall, source) "
                          "VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._tag_changes])
-        conn.executemany("INSERT OR REPLACE INTO spool_seen (name, counts_json, wall) VALUES (?, ?, ?)",
-                         [(k, *v) for k, v in self._spool_seen.items()])
+        conn.executemany("INSERT OR REPLACE INTO rejected_reports (session_id, reason, owner_uid, reports, samples, "
+                         "tokens) VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._rejected])
         self._write_alerts(conn, sid)
         last_wall, ticks, total, energy = self._totals
         conn.execute("UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
@@ -268,21 +278,3 @@ class SessionWriter:
                 if cur.rowcount:
                     continue
             conn.execute(insert, (sid, wall, kind, severity, subject, message, data, cleared))
-
-    # -- spool bookkeeping --------------------------------------------------------------------------------------
-    def spool_seen(self) -> dict[str, dict] | None:
-        """Counts already taken from each spool file (committed, plus held for the next flush).
-
-        None when the database cannot be read: the recorder must then not read the spool, or it would count
-        again what an earlier session already counted.
-        """
-        out: dict[str, dict] = {}
-        try:
-            for r in self.store.db.query("SELECT name, counts_json FROM spool_seen"):
-                out[r["name"]] = json.loads(r["counts_json"])
-        except (sqlite3.Error, OSError):
-            self.store.close()
-            return None
-        for name, (counts, _) in self._spool_seen.items():
-            out[name] = json.loads(counts)
-        return out

@@ -30,6 +30,7 @@ from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
 
 VIEWS = ("jobs", "gpus", "processes", "alerts")
+VIEWS_GROUP = Binding.Group("Views", compact=True)
 ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
 """Alert severity -> notification severity."""
 MAX_ALERT_TOASTS = 3
@@ -50,12 +51,14 @@ class GputabApp(LiteralNotifications, App):
     MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen, "alerts": AlertsScreen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
-        Binding("1", "view('jobs')", "Jobs"),
-        Binding("2", "view('gpus')", "GPUs"),
-        Binding("3", "view('processes')", "Procs"),
-        Binding("4", "view('alerts')", "Alerts"),
+        # One footer entry for the four views ("1234 Views") leaves room at 80 columns for every other key.
+        Binding("1", "view('jobs')", "Jobs", group=VIEWS_GROUP),
+        Binding("2", "view('gpus')", "GPUs", group=VIEWS_GROUP),
+        Binding("3", "view('processes')", "Procs", group=VIEWS_GROUP),
+        Binding("4", "view('alerts')", "Alerts", group=VIEWS_GROUP),
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions"),
+        Binding("dollar_sign", "spend", "Spend"),
         Binding("r", "refresh", "Poll now", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
@@ -204,6 +207,12 @@ class GputabApp(LiteralNotifications, App):
         from gputab.tui.review import open_review
 
         open_review(self)
+
+    def action_spend(self) -> None:
+        """Open the Spend screen: cost per day and per job across the recorded sessions."""
+        from gputab.tui.spend_screen import open_spend
+
+        open_spend(self)
 
     def action_keys(self) -> None:
         """Show the keys of the current view, grouped (``?`` again or escape closes)."""

@@ -1,4 +1,5 @@
-"""How figures look on screen: money, bytes, percent and bars. Pure text, no widgets (charts: widgets/chart.py).
+"""How figures look on screen: money, bytes, percent, bars and sparklines. Pure text, no widgets (charts with
+axes: widgets/chart.py).
 
 A value that is not available (``None``) is always written ``n/a``, never 0, so a metric the driver does not
 report cannot be mistaken for an idle GPU.
@@ -6,11 +7,14 @@ report cannot be mistaken for an idle GPU.
 
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 from rich.text import Text
 
 NA = "n/a"
 GIB = 1024**3
 # Eight levels per cell: the same glyphs nvtop and spark use; they render on any UTF-8 terminal, no color needed.
+_SPARK = " ▁▂▃▄▅▆▇█"
 _BAR_FULL = "█"
 _BAR_PARTS = " ▏▎▍▌▋▊▉"
 
@@ -99,3 +103,16 @@ def bar(fraction: float | None, width: int, label: str = "") -> Text:
     # Plain ANSI colors only: no truecolor is assumed over SSH, and NO_COLOR strips them entirely.
     text.stylize("red" if fraction >= 0.85 else "green", 0, fill)
     return text
+
+
+def sparkline(values: Sequence[float | None] | Iterable[float | None], width: int, top: float) -> str:
+    """The last ``width`` values as one line of eighth-blocks scaled to ``top``; a missing value is a blank."""
+    vals = list(values)[-width:]
+    out = []
+    for v in vals:
+        if v is None or top <= 0:
+            out.append(" ")
+            continue
+        level = round(min(1.0, max(0.0, v / top)) * (len(_SPARK) - 1))
+        out.append(_SPARK[level] if level or v <= 0 else _SPARK[1])
+    return "".join(out).rjust(width)

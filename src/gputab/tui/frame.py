@@ -59,6 +59,10 @@ class JobView:
     unknown_price: bool = False
     special: bool = False
     """``(idle)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
+    waste_usd: float | None = None
+    waste_pct: float | None = None
+    waste_top_reason: str | None = None
+    waste_evidence: str | None = None
 
     @classmethod
     def from_json(cls, d: dict) -> JobView:
@@ -81,6 +85,10 @@ class JobView:
             cost_per_1k_samples_usd=per_1k,
             unknown_price=bool(d.get("unknown_price")),
             special=tag.startswith("(") and tag.endswith(")"),
+            waste_usd=d.get("waste_usd"),
+            waste_pct=d.get("waste_pct"),
+            waste_top_reason=d.get("waste_top_reason"),
+            waste_evidence=d.get("waste_evidence"),
         )
 
 

@@ -8,7 +8,9 @@ the session is recorded into a temporary directory.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,14 @@ REVIEW_SHOTS = (
     ("session-120x40.svg", (120, 40), ("enter",)),
 )
 """Pictures of the review screens, over one demo session of :data:`STEPS` seconds recorded for them."""
+
+SPEND_SHOTS = (
+    # (file name, terminal size): the Spend screen ($ in `gputab review`) over :func:`record_demo_month`.
+    ("spend-120x40.svg", (120, 40)),
+)
+SPEND_DAYS = ((0, 120, 0), (2, 60, 1), (5, 90, 2), (8, 150, 0), (11, 60, 3), (13, 100, 1), (16, 90, 0), (19, 120, 2),
+              (22, 60, 1), (24, 150, 3), (27, 90, 0), (29, 120, 1))
+"""(day, seconds, seed) of the demo sessions of :func:`record_demo_month`."""
 
 
 async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path,
@@ -89,12 +99,23 @@ def record_demo_session(db: Path, seconds: int, *, day: int = 0, host: str | Non
     rec.close()
 
 
-async def render_review(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path) -> Path:
-    """Record a demo session, open it in ``gputab review`` after pressing ``keys``, and save ``out_dir/name``."""
+def record_demo_month(db: Path) -> None:
+    """A month of short demo sessions (:data:`SPEND_DAYS`) on demo-box, and one on gpu-node-7 on day 13."""
+    for day, seconds, seed in SPEND_DAYS:
+        record_demo_session(db, seconds, day=day, seed=seed)
+    record_demo_session(db, 80, day=13, host="gpu-node-7", seed=2)
+
+
+async def render_review(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path,
+                        record=None) -> Path:
+    """Record a demo session (or what ``record(db)`` records), open ``gputab review``, press ``keys``, save ``name``."""
     from gputab.tui.review import ReviewApp
 
     db = work / f"{name}.db"
-    record_demo_session(db, STEPS)
+    if record is not None:
+        record(db)
+    else:
+        record_demo_session(db, STEPS)
     app = ReviewApp(db)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -116,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         for name, size, keys in REVIEW_SHOTS:
             print(asyncio.run(render_review(name, size, keys, out_dir, Path(tmp))))
+        # Days are local: cut them in UTC so the picture is the same in every zone.
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+        for name, size in SPEND_SHOTS:
+            print(asyncio.run(render_review(name, size, ("dollar_sign",), out_dir, Path(tmp), record_demo_month)))
     return 0
 
 

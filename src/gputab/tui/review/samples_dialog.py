@@ -1,15 +1,22 @@
-"""The dialog that enters or corrects a job's samples and tokens after the session."""
+"""The dialog that sets a job's samples and tokens after the session (``gputab samples TAG --set N``).
+
+Like the CLI it says whether it adds or sets, in the same words: it *sets* the job's totals for the session.
+The session screen refuses a live session before opening it. The tag is outside text: shown literally.
+"""
 
 from __future__ import annotations
 
 import re
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
+
+from gputab.tui.literal import literal
 
 # Digits, optionally grouped the way people write big counts (1,000,000 or 1_000_000).
 _COUNT = re.compile(r"^\d{1,3}(?:[,_]?\d{3})*$|^\d+$")
@@ -29,8 +36,12 @@ def parse_count(text: str) -> int:
     return int(text.replace(",", "").replace("_", ""))
 
 
+HELP = ("--set: these become the job's totals for the session (to add instead: gputab samples TAG --add N) · "
+        "Enter: set · Tab: next · Esc: cancel")
+
+
 class SamplesDialog(ModalScreen[tuple[int, int] | None]):
-    """Asks for a job's total samples and tokens; dismisses with ``(samples, tokens)``, or None when cancelled.
+    """Asks for a job's total samples and tokens (set, not added); dismisses with ``(samples, tokens)``, or None.
 
     Args:
         tag: the job.
@@ -49,14 +60,13 @@ class SamplesDialog(ModalScreen[tuple[int, int] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="samples-dialog"):
-            yield Label(f"Samples and tokens of {self.tag}", id="samples-heading")
+            yield Label(Text.assemble("Set samples and tokens of ", literal(self.tag)), id="samples-heading")
             yield Input(value="" if self.samples is None else str(self.samples), placeholder="samples, e.g. 200000",
                         id="samples-input")
             yield Input(value="" if self.tokens is None else str(self.tokens), placeholder="tokens, e.g. 50000000",
                         id="tokens-input")
-            yield Static("Totals for the whole session, not additions · Enter: store · Tab: next · Esc: cancel",
-                         id="samples-help")
-            yield Static("", id="samples-error")
+            yield Static(HELP, id="samples-help", markup=False)
+            yield Static("", id="samples-error", markup=False)
 
     @on(Input.Submitted)
     def submit(self) -> None:
@@ -64,7 +74,7 @@ class SamplesDialog(ModalScreen[tuple[int, int] | None]):
             samples = parse_count(self.query_one("#samples-input", Input).value)
             tokens = parse_count(self.query_one("#tokens-input", Input).value)
         except ValueError as exc:
-            self.query_one("#samples-error", Static).update(str(exc))
+            self.query_one("#samples-error", Static).update(literal(exc, wrap=True))
             return
         self.dismiss((samples, tokens))
 

@@ -62,6 +62,7 @@ class SessionScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="session-head")
+        yield Static("", id="session-rejected", markup=False)
         yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="session-charts")
         yield Footer()
@@ -77,6 +78,13 @@ class SessionScreen(Screen):
             info = store.session(self.session_id)
             record = load_session(store, self.session_id)
             series = session_series(store, self.session_id, SERIES_POINTS)
+            rejected = store.rejected_reports(self.session_id)
+        rejected_line = self.query_one("#session-rejected", Static)
+        rejected_line.display = bool(rejected)
+        if rejected:
+            from gputab.spool import rejected_summary
+
+            rejected_line.update(f"Samples reports not counted: {rejected_summary(rejected)}")
         self.info, self.record = info, record
         self.jobs = record.jobs
         self.fill_jobs()
@@ -164,9 +172,21 @@ class SessionScreen(Screen):
         if tag is None or is_special(tag):
             self.notify("select a job (not a bucket such as (idle)) to enter its samples", severity="warning")
             return
+        if self._is_live():
+            from gputab.store.queries import live_refusal
+
+            # Refused before any typing: the recorder owns a live session's counts.
+            self.notify(live_refusal(self.session_id), title="cannot set samples now", severity="warning",
+                        markup=False)
+            return
         job = self.job(tag)
         self.app.push_screen(SamplesDialog(tag, job.get("samples"), job.get("tokens")),
                              lambda counts: self._store_samples(tag, counts))
+
+    def _is_live(self) -> bool:
+        from gputab.store import Store
+
+        return Store(self.db_path, readonly=True).live_session_id() == self.session_id
 
     def _store_samples(self, tag: str, counts: tuple[int, int] | None) -> None:
         from gputab.store import Store
@@ -178,13 +198,13 @@ class SessionScreen(Screen):
             with Store.open(self.db_path, create=False) as store:
                 updated = set_samples(store, self.session_id, tag, *counts)
         except Exception as exc:  # noqa: BLE001 - a live or locked session is told, the screen stays
-            self.notify(str(exc), title="not stored", severity="error")
+            self.notify(str(exc), title="not stored", severity="error", markup=False)
             return
         self.jobs = [updated if j["tag"] == tag else j for j in self.jobs]
         self.fill_jobs()
         per = updated.get("cost_per_sample_usd")
         self.notify(f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
-                    f"{'-' if per is None else f'${per:.6f}'} per sample", title="stored")
+                    f"{'-' if per is None else f'${per:.6f}'} per sample", title="stored", markup=False)
 
     def action_mark(self) -> None:
         """Mark or unmark the job under the cursor, for compare."""

@@ -38,6 +38,7 @@ class SessionsScreen(Screen):
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("e", "export", "Export CSV"),
+        Binding("dollar_sign", "spend", "Spend"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
@@ -158,6 +159,11 @@ class SessionsScreen(Screen):
         sid = self.selected_id()
         if sid is not None:
             self.app.push_screen(SessionScreen(self.db_path, sid))
+
+    def action_spend(self) -> None:
+        from gputab.tui.spend_screen import open_spend
+
+        open_spend(self.app, self.db_path)
 
     def action_focus_filter(self) -> None:
         self.query_one("#sessions-filter", Input).focus()

@@ -199,6 +199,11 @@ def _time_axis(t0: float, t1: float, width: int) -> str:
     return "".join(axis)
 
 
+def _last_time(spec: ChartSpec) -> float:
+    """The newest point's time over the spec's lines (its start when it has none)."""
+    return max((line.times[-1] for line in spec.lines if len(line.times)), default=spec.t0)
+
+
 class Chart(Widget):
     """Draws a :class:`ChartSpec` at the widget's size, through Textual's line API.
 
@@ -235,7 +240,9 @@ class Chart(Widget):
             return False
         dots = max(1, 2 * self.content_size.width)
         step = (new.t1 - new.t0) / dots
-        return abs(new.t1 - old.t1) < step and abs(new.t0 - old.t0) < step
+        # The axis can stand still while the data moves (a session younger than its window): compare both.
+        return (abs(new.t1 - old.t1) < step and abs(new.t0 - old.t0) < step
+                and abs(_last_time(new) - _last_time(old)) < step)
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size.width, self.content_size.height

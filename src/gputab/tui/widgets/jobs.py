@@ -31,6 +31,7 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
     """
     cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
     tag = literal(job.tag, style="dim" if job.special else "")
+    wasted, why, evidence = waste_cells(job)
     return (
         tag,
         cost,
@@ -39,11 +40,23 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         gpu_list(job.gpus),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
         fmt.pct(own_sm) if not job.special else "-",
+        wasted,
+        why,
         fmt.gib(job.vram_bytes) if job.vram_bytes else "-",
         fmt.hours(job.gpu_hours),
         fmt.hours(job.effective_gpu_hours),
         fmt.count(job.samples),
+        evidence,
     )
+
+
+def waste_cells(job: JobView) -> tuple[str, Text, Text]:
+    """Wasted dollars with their share of the cost, the top reason, and its evidence (README "Waste")."""
+    if job.waste_usd is None or not job.waste_top_reason:
+        return "-", Text("-"), Text("-")
+    waste = f"{fmt.money(job.waste_usd)} {fmt.pct(job.waste_pct)}"
+    style = "dim" if job.special else ""
+    return waste, Text(job.waste_top_reason, style=style), Text(job.waste_evidence or "-", style=style)
 
 
 class JobsTable(KeyedTable):
@@ -57,10 +70,13 @@ class JobsTable(KeyedTable):
         ("gpus", "GPUs", 4),
         ("util", "GPU util", 8),
         ("sm", "own SM", 6),
+        ("waste", "wasted", 12),
+        ("why", "why", 15),
         ("vram", "VRAM", 6),
         ("gpu_h", "GPU-h", 6),
         ("eff_h", "eff GPU-h", 9),
         ("samples", "samples", 7),
+        ("evidence", "evidence", 60),
     )
     """``GPU util`` is the whole GPUs' average utilization while the job held them (what it is charged on);
     ``own SM`` is the job's own processes' share of those GPUs' SMs now: a notebook at 3 % on a GPU another job
@@ -72,13 +88,17 @@ class JobsTable(KeyedTable):
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
         # Only the columns that fit (cost, burn and $/1k samples always do, at 80 columns): a column cut by the
-        # terminal's edge would show half a figure. Enter shows a job with every figure.
+        # terminal's edge would show half a figure. Enter shows a job with every figure. The waste evidence, last,
+        # takes what is left (up to 60 cells) once every other column is in.
         cols, used = [], 2
-        for col in self.COLUMNS:
+        for col in self.COLUMNS[:-1]:
             used += col[2] + 2
             if cols and used > width:
-                break
+                return cols
             cols.append(col)
+        key, label, most = self.COLUMNS[-1]
+        if width - used - 2 >= 10:
+            cols.append((key, label, min(most, width - used - 2)))
         return cols
 
     def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
