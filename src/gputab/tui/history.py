@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -144,7 +143,7 @@ class History:
         start = max(0.0, end - seconds)
         return start, max(end, start + seconds)
 
-    def points(self, key: str, seconds: float | None) -> tuple[Iterable[float], Iterable[float]]:
+    def points(self, key: str, seconds: float | None) -> tuple[array, array]:
         """(times, values) of series ``key`` in the window: the fine tier when it covers it, else the coarse one
         followed by the fine points newer than its last."""
         start, _ = self.window(seconds)

@@ -63,7 +63,7 @@ class JobsTable(KeyedTable):
     """Jobs sorted by cost; ``(idle)`` and ``(unobserved)`` last. Select a row and press ``t`` to tag it."""
 
     COLUMNS = (
-        ("tag", "job (tag)", 20),
+        ("tag", "job (tag)", 22),
         ("cost", "cost", 9),
         ("burn", "burn", 9),
         ("per_1k", "$/1k smp", 8),
@@ -90,7 +90,8 @@ class JobsTable(KeyedTable):
         # Only the columns that fit (cost, burn and $/1k samples always do, at 80 columns): a column cut by the
         # terminal's edge would show half a figure. Enter shows a job with every figure. The waste evidence, last,
         # takes what is left (up to 60 cells) once every other column is in.
-        cols, used = [], 2
+        cols: list[tuple[str, str, int]] = []
+        used = 2
         for col in self.COLUMNS[:-1]:
             used += col[2] + 2
             if cols and used > width:
