@@ -4,6 +4,10 @@ Importing this package is cheap on purpose: training scripts do ``import gputab`
 :func:`gputab.report`, and must not pay for the TUI, the store or NVML.
 """
 
+from gputab import startup as _startup
+
+_startup.install()  # first: a Ctrl-C while the command line loads exits quietly (only when gputab is the program)
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "report"]

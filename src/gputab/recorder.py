@@ -27,7 +27,8 @@ from gputab.pricing import PriceTable
 from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
 from gputab.spool import ReportSpool, spool_for
-from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError, WriterLock
+from gputab.store import SessionMeta, SessionWriter, Store, StoreError, StoreWriteError, WriterLock
+from gputab.store.database import damaged, damaged_error
 from gputab.store.writes import WRITE_BUSY_MS
 from gputab.waste import config_for
 
@@ -208,13 +209,17 @@ class Recorder:
         """Take the writer lock, poll the baseline, and open the session (or hold it until the database can).
 
         Raises:
-            RecorderRunning: another recorder writes this database.
+            RecorderRunning: another recorder writes this database (through any path to it).
+            StoreError: a database no retry can make work (not gputab's, malformed, a dangling symlink, an
+                unsafe directory); passing faults (locked, read-only, full) only hold the figures.
         """
         self.started_wall = self.wall_clock()
+        self.store.preflight()
         self.lock = self.store.writer_lock()
         self.lock.acquire(started_wall=self.started_wall)
         try:
             self.store.busy_ms = WRITE_BUSY_MS
+            self.store.live_recorder_elsewhere()
             meta = SessionMeta(
                 host=getattr(self.backend, "host", None) or socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
                 gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
@@ -225,6 +230,9 @@ class Recorder:
             with self._mutex:
                 tick = self._tick(baseline=True)
                 self._commit()
+                cause = self._trouble.__cause__ if self._trouble is not None else None
+                if cause is not None and damaged(cause):
+                    raise damaged_error(self.store.path, cause)  # no retry mends a malformed file
         except BaseException:
             self.lock.release()
             raise
@@ -238,7 +246,7 @@ class Recorder:
             if self.writer is None or self.closed:
                 raise RuntimeError("Recorder.step() before start() or after close()")
             tick = self._tick()
-            if self.clock() - self._last_commit >= self.rc.commit_interval:
+            if self._commit_due():
                 self._commit()
                 tick = _with_state(tick, self)
         self._notify(tick)
@@ -289,7 +297,7 @@ class Recorder:
             ok = False
             for attempt in range(5):
                 try:
-                    self.writer.flush()
+                    self._flush()
                     ok = True
                     break
                 except StoreWriteError as exc:
@@ -394,6 +402,26 @@ class Recorder:
         self.writer.set_totals(jobs, gpus, last_wall, led.ticks,
                                led.total_cost_usd, led.total_energy_j)
 
+    def _flush(self) -> None:
+        """The writer's flush; a database that turned into something gputab will not write (swapped for another
+        program's file, its directory opened to others) is trouble like any other: figures held, retried."""
+        assert self.writer is not None
+        try:
+            self.writer.flush()
+        except StoreError as exc:
+            raise StoreWriteError("error", str(exc)) from exc
+
+    def _commit_due(self) -> bool:
+        """Whether this tick must commit: waiting for the next one would leave more than ``commit_interval``
+        uncommitted.
+
+        That keeps README's promise (a crash loses at most one commit interval, plus the moment a commit takes):
+        with 1 s ticks and 2 s commits every second tick commits, where "the first tick at least 2 s after the last
+        commit" slipped to every third whenever a tick came a hair early. A tenth of a tick absorbs jitter.
+        """
+        since = self.clock() - self._last_commit
+        return since + self.rc.interval > self.rc.commit_interval + 0.1 * self.rc.interval
+
     def _commit(self) -> None:
         assert self.writer is not None
         self._last_commit = self.clock()
@@ -401,7 +429,7 @@ class Recorder:
         held = self.writer.held_ticks
         had_session = self.writer.session_id is not None
         try:
-            self.writer.flush()
+            self._flush()
         except StoreWriteError as exc:
             if self._trouble is None or self._trouble.kind != exc.kind:
                 log.warning("%s; holding the figures in memory and retrying every %g s", exc,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import stat
 from pathlib import Path
 
 from gputab.cli.context import fail
@@ -29,10 +28,12 @@ def check_interval(interval: float) -> float:
 
 
 def check_db_path(path: Path, option: str = "--db") -> None:
-    """Refuse, in one line, a database path that no file system call can take (too long, a loop) or that is not a
-    regular file (a FIFO would block SQLite forever, a directory or device is never a database)."""
+    """Refuse, in one line, a database path that no file system call can take (too long, a loop).
+
+    What the path names (a FIFO, a directory, another program's file) is the store's to judge: it says so in one line
+    before SQLite touches it."""
     try:
-        st = os.stat(path)
+        os.stat(path)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return  # the commands say what they make of a missing database, in their own words
     except OSError as exc:
@@ -41,7 +42,3 @@ def check_db_path(path: Path, option: str = "--db") -> None:
             raise GputabError(f"{option} {shown}: {exc.strerror}; give a usable path", exit_code=2) from None
     except ValueError:
         raise GputabError(f"{option}: the path contains a NUL byte", exit_code=2) from None
-    else:
-        if not stat.S_ISREG(st.st_mode):  # SQLite would block on a FIFO and misread a device
-            raise GputabError(f"{option} {path}: not a regular file; give the path of a gputab database",
-                              exit_code=2)

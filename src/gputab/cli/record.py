@@ -51,9 +51,50 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
            metrics_address: str | None) -> None:
     """Record a session to the database with no UI, until Ctrl-C, SIGTERM or SIGHUP.
 
-    Figures are committed every recorder.commit_interval seconds (default 2), so a crash or power cut loses at
-    most that much; the next gputab command closes such a session as `crashed`. One recorder per database.
+    Figures are committed every recorder.commit_interval seconds (default 2), so kill -9 loses at most that much;
+    the next gputab command closes such a session as `crashed`. One recorder per database file, whatever the path.
+    A database that is not gputab's, or cannot work at all, is refused at start (exit 1).
     """
+    # Stop signals are caught from the first line: one that lands while the backend or the database is still
+    # opening stops the recording as soon as it can, and never surfaces as a KeyboardInterrupt traceback.
+    with _StopSignals() as stop:
+        _command(app, interval, demo, metrics_port, metrics_address, stop)
+
+
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP set :attr:`event` (the first one is kept in :attr:`caught`) for the whole command.
+
+    Once the session is closed, a further signal changes nothing: the exit status stays the clean one. When
+    gputab is the process (not a test calling the command in-process), the handlers are not put back on exit,
+    so a signal landing while the interpreter shuts down cannot turn a clean exit into death by signal.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.caught: list[signal.Signals] = []
+        self._previous: dict = {}
+
+    def _on_signal(self, signum, frame) -> None:
+        self.caught.append(signal.Signals(signum))
+        self.event.set()
+
+    @property
+    def first(self) -> signal.Signals | None:
+        return self.caught[0] if self.caught else None
+
+    def __enter__(self) -> _StopSignals:
+        self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from gputab import startup
+
+        for s, h in self._previous.items():
+            signal.signal(s, signal.SIG_IGN if startup.AS_PROGRAM else h)
+
+
+def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None,
+             metrics_address: str | None, stop: _StopSignals) -> None:
     from gputab.recorder import Recorder
     from gputab.store import Store
 
@@ -94,41 +135,33 @@ def record(app: AppContext, interval: float | None, demo: bool, metrics_port: in
             for obs in observers[1:]:
                 obs.set_host(host)
             alerts.sink = rec.record_alert
-            _record(rec, app)
+            _record(rec, app, stop)
     finally:
         for obs in observers:
             obs.close()
         logger.removeHandler(handler)
 
 
-def _record(rec, app: AppContext) -> None:
-    stop = threading.Event()
-    caught: list[signal.Signals] = []
-
-    def on_signal(signum, frame) -> None:
-        caught.append(signal.Signals(signum))
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
-    try:
-        tick = rec.start()
-        where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
-        click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
-                   f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
-        for note in tick.notes:
-            click.echo(f"gputab: {note}", err=True)
-        sys.stdout.flush()
-        loop = threading.Thread(target=rec.run, args=(stop,), name="gputab-recorder", daemon=True)
-        loop.start()
-        # The main thread only waits, so signal handlers run promptly; the loop runs in its own thread.
-        while loop.is_alive():
-            loop.join(0.5)
-        sig = caught[0] if caught else None
-        reason = STOP_SIGNALS.get(sig, "clean") if sig is not None else "clean"
-        ok = rec.close(reason, sig.name if sig is not None else None)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+def _record(rec, app: AppContext, stop: _StopSignals) -> None:
+    early = stop.first
+    if early is not None:
+        click.echo(f"gputab: stopped by {early.name} before recording started; nothing recorded")
+        return
+    tick = rec.start()
+    where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
+    click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
+               f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
+    for note in tick.notes:
+        click.echo(f"gputab: {note}", err=True)
+    sys.stdout.flush()
+    loop = threading.Thread(target=rec.run, args=(stop.event,), name="gputab-recorder", daemon=True)
+    loop.start()
+    # The main thread only waits, so signal handlers run promptly; the loop runs in its own thread.
+    while loop.is_alive():
+        loop.join(0.5)
+    sig = stop.first
+    reason = STOP_SIGNALS.get(sig, "clean") if sig is not None else "clean"
+    ok = rec.close(reason, sig.name if sig is not None else None)
     led = rec.ledger
     duration = (rec.wall_clock() - rec.started_wall) if rec.started_wall else 0.0
     how = f"{reason}, {sig.name}" if sig is not None else reason

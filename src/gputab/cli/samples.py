@@ -62,7 +62,7 @@ def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add
         tag = validate_tag(tag)
     except ValueError as exc:
         fail(f"invalid tag {tag!r}: {exc}", code=2)
-    with Store.open(app.db_path, create=False) as store:
+    with Store.open(app.db_path, create=False, write=True) as store:
         live = store.live_session_id()
         if session_ref is not None:
             sid = store.resolve_session(session_ref)

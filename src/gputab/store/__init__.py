@@ -7,13 +7,14 @@
 - :mod:`~gputab.store.queries`: reading sessions, jobs, GPUs and series back; counts entered later.
 """
 
-from gputab.store.database import Store, lock_path_for
+from gputab.store.database import NotGputabDatabase, Store, UntrustedDirectory, lock_path_for
 from gputab.store.lock import RecorderRunning, WriterInfo, WriterLock, utc_iso
 from gputab.store.queries import NoDatabase, NoSuchSession, StoreError
 from gputab.store.schema import SchemaTooNew
 from gputab.store.writes import SessionMeta, SessionWriter, StoreWriteError
 
 __all__ = [
-    "NoDatabase", "NoSuchSession", "RecorderRunning", "SchemaTooNew", "SessionMeta", "SessionWriter", "Store",
-    "StoreError", "StoreWriteError", "WriterInfo", "WriterLock", "lock_path_for", "utc_iso",
+    "NoDatabase", "NoSuchSession", "NotGputabDatabase", "RecorderRunning", "SchemaTooNew", "SessionMeta",
+    "SessionWriter", "Store", "StoreError", "StoreWriteError", "UntrustedDirectory", "WriterInfo", "WriterLock",
+    "lock_path_for", "utc_iso",
 ]

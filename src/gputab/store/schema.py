@@ -10,12 +10,17 @@ tables keyed by small integers: time is milliseconds since the session start, a 
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from gputab.errors import GputabError
 
 migrations = Migrations("gputab")
+
+APPLICATION_ID = 0x47505442
+"""``PRAGMA application_id`` of a gputab database ("GPTB"): set by ``m004_identity``, checked before any write."""
 
 
 class SchemaTooNew(GputabError):
@@ -128,6 +133,36 @@ def m003_alerts(db: Database) -> None:
         foreign_keys=[("session_id", "sessions", "id")],
     )
     db["alerts"].create_index(["session_id", "wall"])
+
+
+@migrations()
+def m004_identity(db: Database) -> None:
+    """Mark the file as a gputab database, so another program's SQLite file is never mistaken for one."""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def identify(conn: sqlite3.Connection) -> str:
+    """What the database on ``conn`` is, read without writing anything.
+
+    Returns:
+        ``ours`` (marked with :data:`APPLICATION_ID`, or an earlier gputab's: it has gputab's migrations),
+        ``empty`` (no schema at all and no other program's mark: gputab may make it its own) or ``foreign``.
+    """
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}  # reads the schema: page 1 is sound
+    if app_id == APPLICATION_ID:
+        return "ours"
+    if app_id != 0:
+        return "foreign"
+    if not names:
+        # gputab never sets user_version: a schema-less file that has one was claimed by another program
+        return "empty" if conn.execute("PRAGMA user_version").fetchone()[0] == 0 else "foreign"
+    if Migrations.migrations_table in names:
+        found = conn.execute(f"SELECT count(*) FROM {Migrations.migrations_table} WHERE migration_set = ?",
+                             (migrations.name,)).fetchone()[0]
+        if found:
+            return "ours"
+    return "foreign"
 
 
 @migrations()

@@ -195,7 +195,7 @@ class SessionScreen(Screen):
         if counts is None:
             return
         try:
-            with Store.open(self.db_path, create=False) as store:
+            with Store.open(self.db_path, create=False, write=True) as store:
                 updated = set_samples(store, self.session_id, tag, *counts)
         except Exception as exc:  # noqa: BLE001 - a live or locked session is told, the screen stays
             self.notify(str(exc), title="not stored", severity="error", markup=False)
