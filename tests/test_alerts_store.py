@@ -22,7 +22,6 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError
 from gputab.store.schema import known_names, migrate
-
 from support import gputab_cmd
 
 TAG = "llama3-8b-lora"
@@ -211,8 +210,8 @@ def test_show_lists_alerts_and_sessions_counts_them(tmp_path):
     shown = json.loads(runner.invoke(cli, [*db, "show", str(rec.session_id), "--json"]).output)
     assert [(a["kind"], a["active"]) for a in shown["alerts"]] == [(BUDGET_WARNING, False), (BUDGET_EXCEEDED, True)]
     assert json.loads(runner.invoke(cli, [*db, "show", str(quiet.session_id), "--json"]).output)["alerts"] == []
-    listed = json.loads(runner.invoke(cli, [*db, "sessions", "--json"]).output)
-    assert {s["id"]: s["alerts"] for s in listed} == {rec.session_id: 2, quiet.session_id: 0}
+    listed = json.loads(runner.invoke(cli, [*db, "sessions", "--json"]).output)["sessions"]
+    assert {s["id"]: s["alert_count"] for s in listed} == {rec.session_id: 2, quiet.session_id: 0}
 
 
 # -- gputab record as a subprocess ---------------------------------------------------------------------------------

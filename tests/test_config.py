@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gputab.config import Config, load_config, parse_config
 from gputab.errors import ConfigError

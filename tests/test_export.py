@@ -15,15 +15,24 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.exporter import (COLUMNS, GPU_COLUMNS, JOB_COLUMNS, SESSION_COLUMNS, export_csv, format_cell, iso_utc,
-                             neutralise)
 from gputab.config import Config
+from gputab.export import (
+    COLUMNS,
+    GPU_COLUMNS,
+    JOB_COLUMNS,
+    SESSION_COLUMNS,
+    export_csv,
+    format_cell,
+    iso_utc,
+    neutralise,
+)
 from gputab.ledger import IDLE, Ledger
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
 from gputab.store.review import iter_sessions, session_ids
+from gputab.vocabulary import public
 
 GPUTAB = [sys.executable, "-m", "gputab"]
 """The CLI as a subprocess (spelled here: a nested conftest.py can shadow the top one's helpers)."""
@@ -84,7 +93,8 @@ def test_numbers_stay_numbers_even_negative():
     assert format_cell(-2) == -2
     assert format_cell(None) == ""
     assert format_cell(True) == "true"
-    assert format_cell(0.1 + 0.2) == repr(0.1 + 0.2)  # round-trips exactly
+    assert format_cell(0.1 + 0.2) == "0.3"  # float noise goes (15 significant digits), as in JSON
+    assert float(format_cell(1 / 3)) == pytest.approx(1 / 3, rel=1e-15)  # precision stays
     assert format_cell("plain-tag") == "plain-tag"
 
 
@@ -105,8 +115,8 @@ def test_job_rows_equal_the_ledger(db_path):
     assert {r["tag"] for r in rows} == set(ledger.jobs)
     assert IDLE in {r["tag"] for r in rows}  # GPU 3 of the demo box idles
     for r in rows:
-        want = ledger.jobs[r["tag"]].to_json()
-        for key in ("cost_usd", "gpu_hours", "effective_gpu_hours", "avg_utilization", "energy_kwh",
+        want = public(ledger.jobs[r["tag"]].to_json())  # the public keys: avg_utilization_pct is 0-100
+        for key in ("cost_usd", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct", "energy_kwh",
                     "idle_gpu_hours", "cost_per_effective_gpu_hour_usd"):
             got = num(r[key])
             if want[key] is None:
@@ -156,7 +166,7 @@ def test_views_agree(db_path):
             assert math.fsum(num(r[key]) for r in js) == pytest.approx(total, rel=1e-9)
             assert math.fsum(num(r[key]) for r in gs) == pytest.approx(total, rel=1e-9)
         assert math.fsum(num(r["idle_cost_usd"]) for r in gs) == pytest.approx(num(s["idle_cost_usd"]), rel=1e-9)
-        assert num(s["duration_s"]) > 0
+        assert num(s["duration_seconds"]) > 0
     with Store.open(db_path) as store:
         for rec in iter_sessions(store, session_ids(store)):
             assert num(next(s for s in sessions if s["session_id"] == str(rec.id))["cost_usd"]) == \
@@ -169,7 +179,7 @@ def test_gpu_rows_carry_the_price(db_path):
     assert [r["gpu_index"] for r in rows] == ["0", "1", "2", "3"]
     assert {r["model_key"] for r in rows} == {"H100-SXM", "A100-80GB"}
     for r in rows:
-        assert num(r["rate_per_hour_usd"]) > 0
+        assert num(r["rate_usd_per_hour"]) > 0
         assert r["price_mode"] in ("rental", "owned")
         assert r["energy_method"] == "counter"
         assert r["unknown_price"] == "false"

@@ -145,10 +145,10 @@ def test_a_host_that_stopped_reporting_is_stale_in_json(fake):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     # The recording is older than 60 s now: every host stopped reporting, each keeps its last time and figures.
-    assert doc["hosts"] and all(h["stale"] and h["last_seen"] and h["burn_rate_usd_per_hour"] is None
+    assert doc["hosts"] and all(h["stale"] and h["last_seen_at"] and h["burn_rate_usd_per_hour"] is None
                                 for h in doc["hosts"])
     assert all(h["spent_today_usd"] is not None for h in doc["hosts"])
-    assert doc["totals"]["hosts_stale"] == len(doc["hosts"])
+    assert doc["totals"]["stale_host_count"] == len(doc["hosts"])
 
 
 # -- partial and odd answers ---------------------------------------------------------------------------------------

@@ -93,9 +93,9 @@ async def test_three_recorders_in_one_fleet(fleet):
     for host, (_, db) in recorders.items():
         h, stored = hosts[host], show_json(db)
         assert stored["session"]["host"] == host  # the exporter's host label is the session's host
-        assert not h["stale"] and h["gpus"] == len(stored["gpus"]) == 4
+        assert not h["stale"] and h["gpu_count"] == len(stored["gpus"]) == 4
         # The demo charges by rate only: the host's burn is the sum of its GPUs' rates.
-        assert h["burn_rate_usd_per_hour"] == pytest.approx(sum(g["rate_per_hour"] for g in stored["gpus"]))
+        assert h["burn_rate_usd_per_hour"] == pytest.approx(sum(g["rate_usd_per_hour"] for g in stored["gpus"]))
         assert 0 < h["spent_today_usd"] <= h["session_cost_usd"] * 1.01
     lora = next(j for j in live["jobs"] if j["tag"] == "llama3-8b-lora")
     assert sorted(lora["hosts"]) == sorted(HOSTS) and len(lora["per_host"]) == 3
@@ -138,8 +138,8 @@ async def test_three_recorders_in_one_fleet(fleet):
     assert set(stopped) == set(HOSTS)
     for host, (_, db) in recorders.items():
         h, stored = stopped[host], show_json(db)
-        assert h["stale"] and h["burn_rate_usd_per_hour"] is None and h["last_seen"]
-        burn_per_s = sum(g["rate_per_hour"] for g in stored["gpus"]) / 3600
+        assert h["stale"] and h["burn_rate_usd_per_hour"] is None and h["last_seen_at"]
+        burn_per_s = sum(g["rate_usd_per_hour"] for g in stored["gpus"]) / 3600
         # The last scrape is at most one scrape interval (plus the tick it read) behind the store, never ahead.
-        gap = stored["total_cost_usd"] - h["session_cost_usd"]
+        gap = stored["total"]["cost_usd"] - h["session_cost_usd"]
         assert -1e-9 <= gap <= burn_per_s * (SCRAPE_INTERVAL + POLL_INTERVAL + 0.25) + 1e-9, (host, gap)

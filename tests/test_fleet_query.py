@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from fleet_fake import FakePrometheus, load, normalise
-from gputab.fleet import QUERIES_PER_REFRESH, PromClient, fetch_fleet
+from gputab.fleet import QUERIES_PER_REFRESH, SCHEMA_VERSION, PromClient, fetch_fleet
 from gputab.fleet.query import HISTORY_QUERY, LOOKBACK, QUERIES, today_range
 
 
@@ -125,7 +125,7 @@ def test_a_job_spread_over_hosts_is_one_row_with_its_hosts(fake, recording):
 
 def test_json_speaks_the_project_vocabulary(fake):
     doc = fetch_fleet(PromClient(fake.url), clock=lambda: fake.at).to_json()
-    assert doc["schema_version"] == 1 and doc["queries_per_refresh"] == QUERIES_PER_REFRESH
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["queries_per_refresh"] == QUERIES_PER_REFRESH
     iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
     assert iso.fullmatch(doc["queried_at"])
 
@@ -141,7 +141,7 @@ def test_json_speaks_the_project_vocabulary(fake):
     money = [(p, v) for p, k, v in keys(doc) if "usd" in k]
     assert money and all(p.endswith(("_usd", "_usd_per_hour")) for p, _ in money)
     for p, k, v in keys(doc):
-        if k in ("last_seen", "time", "queried_at") and v is not None:
+        if k.endswith("_at") and v is not None:
             assert iso.fullmatch(v), (p, v)
     json.dumps(doc)  # plain JSON, no NaN objects
 

@@ -12,7 +12,7 @@ HEADLESS = [
     "gputab.cli",
 ]
 OPTIONAL = ["gputab.attribution", "gputab.ledger", "gputab.store", "gputab.recorder", "gputab.report",
-            "gputab.exporter", "gputab.metrics", "gputab.alerts"]
+            "gputab.export", "gputab.metrics", "gputab.alerts"]
 
 
 def test_headless_modules_do_not_import_textual():

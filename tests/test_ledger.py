@@ -3,7 +3,8 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gputab.config import PriceOverride, PricesConfig
 from gputab.ledger import IDLE, UNOBSERVED, Ledger, interval_energy, split_shares

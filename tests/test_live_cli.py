@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fakenvml import Error, Scenario
-from support import gputab_cmd, subprocess_env
 
+from fakenvml import Error, Scenario
 from gputab.cli.options import MAX_INTERVAL, MIN_INTERVAL
+from support import gputab_cmd, subprocess_env
 
 ESC = "\x1b"
 BAD_INTERVALS = ("-1", "0", "1e9", "0.01", "nan", "inf", "-inf", "86400.5")

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from support import gputab_cmd
 from fakenvml import GIB, Error, GpuSpec, Proc, Sample, Scenario
+from support import gputab_cmd
 
 # Every per-GPU metric symbol the backend reads each poll; NOT_SUPPORTED on all of them = the "nothing" GPU.
 METRIC_SYMBOLS = [
@@ -97,13 +97,13 @@ def test_two_gpu_poll_fills_every_field(fake_nvml, children):
     assert (g0["utilization_pct"], g0["memory_utilization_pct"]) == (87, 41)
     assert g0["memory_used_bytes"] == 30 * GIB  # v2: the driver's reservation is not "used"
     assert g0["memory_total_bytes"] == 80 * GIB
-    assert g0["power_w"] == pytest.approx(512.345) and g0["power_limit_w"] == 700.0
-    assert 5_000_000 <= g0["energy_mj"] < 5_000_000 + 512_345 * 60  # base + power x (well under a minute)
-    assert g0["energy_j"] == g0["energy_mj"] / 1000
-    assert (g0["temperature_c"], g0["sm_clock_mhz"]) == (66.0, 1980)
-    assert (g0["pcie_tx_bytes_per_s"], g0["pcie_rx_bytes_per_s"]) == (2_000 * 1024, 3_000 * 1024)
+    assert g0["power_watts"] == pytest.approx(512.345) and g0["power_limit_watts"] == 700.0
+    assert 5_000 <= g0["energy_joules"] < 5_000 + 512.345 * 60  # base + power x (well under a minute)
+    assert "energy_mj" not in g0  # millijoules read as megajoules: the JSON says joules only
+    assert (g0["temperature_celsius"], g0["sm_clock_mhz"]) == (66.0, 1980)
+    assert (g0["pcie_tx_bytes_per_second"], g0["pcie_rx_bytes_per_second"]) == (2_000 * 1024, 3_000 * 1024)
     assert (g1["name"], g1["utilization_pct"], g1["memory_total_bytes"]) == ("NVIDIA A100-SXM4-80GB", 12, 81920 * 2**20)
-    assert (g1["power_w"], g1["power_limit_w"], g1["pcie_rx_bytes_per_s"]) == (61.0, 400.0, 7 * 1024)
+    assert (g1["power_watts"], g1["power_limit_watts"], g1["pcie_rx_bytes_per_second"]) == (61.0, 400.0, 7 * 1024)
     # The CLI adds attribution keys (tag, user, ...); this test owns only the ProcessSample ones.
     procs = {(p["gpu_index"], p["pid"]): {k: p[k] for k in SAMPLE_KEYS} for p in doc["processes"]}
     assert set(procs) == {(0, children[0]), (0, children[1]), (1, children[2])}  # merged: pid 0 appears once
@@ -135,11 +135,13 @@ def test_memory_v1_when_the_driver_lacks_v2(fake_nvml, children):
 
 def test_every_metric_not_supported_is_none_and_not_asked_again(fake_nvml, children):
     errors = [Error(sym, "NOT_SUPPORTED") for sym in METRIC_SYMBOLS]
-    errors += [Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED")]
+    errors += [Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+               Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]
     fake_nvml.write(_two_gpus(children, errors=errors))
     with fake_nvml.session() as s:
         first = s.poll()
-        after_first = {sym: s.calls(sym) for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization"]}
+        after_first = {sym: s.calls(sym) for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization",
+                                                                      "nvmlDeviceGetProcessesUtilizationInfo"]}
         s.poll()
         last = s.poll()
         assert {sym: s.calls(sym) for sym in after_first} == after_first  # remembered: no re-query
@@ -286,7 +288,8 @@ def test_no_samples_at_all_is_zero(fake_nvml, children):
 
 
 def test_process_utilization_not_supported_is_none(fake_nvml, children):
-    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED")]))
+    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+                                                Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]))
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
     assert len(doc["processes"]) == 3
     assert all(p["sm_pct"] is None for p in doc["processes"])
@@ -326,7 +329,7 @@ def test_per_gpu_injection_leaves_the_other_gpu_alone(fake_nvml, children):
     fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetTemperatureV", "NOT_SUPPORTED", gpu=1),
                                                 Error("nvmlDeviceGetTemperature", "NOT_SUPPORTED", gpu=1)]))
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
-    assert [g["temperature_c"] for g in doc["gpus"]] == [66.0, None]
+    assert [g["temperature_celsius"] for g in doc["gpus"]] == [66.0, None]
 
 
 def test_backend_module_import_needs_no_library(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
 from fakenvml import GIB, Error, GpuSpec, Proc, Scenario
 
 GPM_FIELDS = ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct", "dram_bw_pct", "nvlink_rx_bytes_per_s",

@@ -108,7 +108,7 @@ def test_observer_failure_is_logged_once_and_the_loop_goes_on(tmp_path, caplog):
     assert [j["tag"] for j in t.jobs][-1] == "(idle)"
     assert t.jobs[0]["cost_usd"] >= t.jobs[1]["cost_usd"]
     assert {g["model_key"] for g in t.gpus} == {"H100-SXM", "A100-80GB"} and "unknown_price" in t.gpus[0]
-    with pytest.raises(Exception):
+    with pytest.raises(TypeError):
         t.processes[1] = None  # read-only view
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support import gputab_cmd
 from gputab.store import Store
+from support import gputab_cmd
 
 INTERVAL = 0.2
 COMMIT = 0.4
@@ -74,12 +74,13 @@ class Rec:
 def cli_json(*args: str, env: dict | None = None):
     r = subprocess.run([*gputab_cmd(), *args, "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    doc = json.loads(r.stdout)
+    return doc["sessions"] if "sessions" in doc else doc  # sessions --json lists them under "sessions"
 
 
 def _check_session(show: dict) -> None:
     """Jobs plus (idle) and (unobserved) add up to the session total."""
-    total = show["total_cost_usd"]
+    total = show["total"]["cost_usd"]
     assert total > 0
     assert sum(j["cost_usd"] for j in show["jobs"]) == pytest.approx(total, rel=1e-9)
 
@@ -96,7 +97,7 @@ def test_sigterm_closes_clean_with_the_ledger_totals(config):
     assert show["session"]["id"] == sid == int(m.group(1))
     assert show["session"]["end_reason"] == "clean"
     assert show["session"]["ticks"] == int(m.group(2)) >= 5
-    assert show["total_cost_usd"] == pytest.approx(float(m.group(3)), abs=1e-6)
+    assert show["total"]["cost_usd"] == pytest.approx(float(m.group(3)), abs=1e-6)
     _check_session(show)
     tags = {j["tag"] for j in show["jobs"]}
     assert {"llama3-8b-lora", "eval-mmlu", "(idle)"} <= tags
@@ -127,11 +128,11 @@ def test_kill_9_leaves_a_crashed_session_that_lost_at_most_one_commit(config):
     rec.proc.wait(timeout=10)
     (s,) = cli_json("--demo", "sessions")  # any command that opens the database closes the orphan
     assert s["end_reason"] == "crashed"
-    end = s["duration_s"] + time.mktime(time.strptime(s["start"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    end = s["duration_seconds"] + time.mktime(time.strptime(s["started_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     lost = killed_at - end
     assert lost <= COMMIT + INTERVAL + 1.0, f"lost {lost:.2f} s"
     show = cli_json("--demo", "show", str(s["id"]))
-    assert show["total_cost_usd"] >= seen["total_cost_usd"] > 0
+    assert show["total"]["cost_usd"] >= seen["total"]["cost_usd"] > 0
     for job in seen["jobs"]:
         after = next(j for j in show["jobs"] if j["tag"] == job["tag"])
         assert after["cost_usd"] >= job["cost_usd"]
@@ -255,7 +256,7 @@ def test_records_the_fake_nvml_driver(config, fake_nvml):
         total = float(re.search(r"total \$([\d.]+)", out).group(1))
         show = cli_json("show", "last", env=fake_nvml.env())
         assert show["session"]["backend"] == "nvml" and show["session"]["end_reason"] == "clean"
-        assert show["total_cost_usd"] == pytest.approx(total, abs=1e-6)
+        assert show["total"]["cost_usd"] == pytest.approx(total, abs=1e-6)
         jobs = {j["tag"]: j for j in show["jobs"]}
         assert jobs["nvml-job"]["cost_usd"] > 0 and jobs["(idle)"]["cost_usd"] > 0
         assert [g["uuid"] for g in show["gpus"]] == ["GPU-aaaa", "GPU-bbbb"]

@@ -13,7 +13,7 @@ from gputab.config import Config
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
-
+from gputab.vocabulary import SCHEMA_VERSION
 from support import gputab_cmd
 
 
@@ -50,8 +50,8 @@ def test_demo_record_then_show_last(tmp_path):
     assert real and all(j["cost_usd"] > 0 for j in real)
     assert "(idle)" in jobs
     buckets = jobs["(idle)"]["cost_usd"] + jobs.get("(unobserved)", {"cost_usd": 0.0})["cost_usd"]
-    assert sum(j["cost_usd"] for j in real) + buckets == pytest.approx(doc["total_cost_usd"], rel=1e-9)
-    keys = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization",
+    assert sum(j["cost_usd"] for j in real) + buckets == pytest.approx(doc["total"]["cost_usd"], rel=1e-9)
+    keys = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct",
             "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd"}
     assert all(keys <= j.keys() for j in doc["jobs"])
     assert doc["session"]["end_reason"] == "clean" and doc["session"]["host"]
@@ -60,12 +60,12 @@ def test_demo_record_then_show_last(tmp_path):
 def test_sessions_table_and_json(tmp_path):
     db = tmp_path / "data" / "gputab.db"
     assert "No sessions yet" in run("sessions").stdout
-    assert json.loads(run("sessions", "--json").stdout) == []
+    assert json.loads(run("sessions", "--json").stdout) == {"schema_version": SCHEMA_VERSION, "sessions": []}
     _session(db)
     _session(db, 60)
-    rows = json.loads(run("sessions", "--json").stdout)
+    rows = json.loads(run("sessions", "--json").stdout)["sessions"]
     assert [r["id"] for r in rows] == [2, 1]
-    assert rows[1]["start"] == "2026-01-01T00:00:00Z" and rows[1]["duration_s"] == 120.0
+    assert rows[1]["started_at"] == "2026-01-01T00:00:00Z" and rows[1]["duration_seconds"] == 120.0
     assert rows[1]["end_reason"] == "clean" and rows[1]["cost_usd"] > rows[0]["cost_usd"] > 0
     table = run("sessions").stdout
     assert "2026-01-01T00:00:00Z" in table and "clean" in table and "2m00s" in table

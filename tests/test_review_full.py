@@ -12,13 +12,14 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_export import DAY, GPUTAB, record_demo
 
 from gputab.cli.main import cli
 from gputab.ledger import IDLE, UNOBSERVED
 from gputab.sampling.demo import DEMO_START_WALL
+from gputab.vocabulary import public
+from test_export import DAY, GPUTAB, record_demo
 
-JOB_KEYS = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization",
+JOB_KEYS = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct",
             "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
             "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours", "gpus", "unknown_price"}
 
@@ -46,7 +47,7 @@ def test_show_json_has_every_figure_of_the_ledger(db_path):
     assert tags[-2:] == [IDLE, UNOBSERVED] or set(tags[-2:]) == {IDLE, UNOBSERVED}  # buckets after real jobs
     for job in doc["jobs"]:
         assert JOB_KEYS <= job.keys(), job["tag"]
-        want = ledger.jobs[job["tag"]].to_json()
+        want = public(ledger.jobs[job["tag"]].to_json())
         for key in JOB_KEYS - {"burn_rate_usd_per_hour", "gpus"}:
             if isinstance(want[key], float):
                 assert job[key] == pytest.approx(want[key], rel=1e-12, abs=1e-15), (job["tag"], key)
@@ -54,7 +55,7 @@ def test_show_json_has_every_figure_of_the_ledger(db_path):
                 assert job[key] == want[key], (job["tag"], key)
         assert job["gpus"] == want["gpus"]
     assert doc["total"]["cost_usd"] == pytest.approx(ledger.total_cost_usd, rel=1e-9)
-    assert doc["total"]["cost_usd"] == pytest.approx(doc["total_cost_usd"], rel=1e-9)
+    assert "total_cost_usd" not in doc and "cost_usd" not in doc["session"]  # one figure, once
     assert doc["total"]["unobserved_cost_usd"] == pytest.approx(ledger.jobs[UNOBSERVED].cost_usd)
     assert doc["total"]["unobserved_cost_usd"] > 0
     assert doc["total"]["energy_kwh"] == pytest.approx(ledger.total_energy_j / 3.6e6, rel=1e-9)
@@ -62,7 +63,7 @@ def test_show_json_has_every_figure_of_the_ledger(db_path):
     for g in doc["gpus"]:
         totals = ledger.gpus[g["index"]]
         assert g["model_key"] == totals.price.model_key
-        assert g["rate_per_hour"] == totals.price.rate_per_hour
+        assert g["rate_usd_per_hour"] == totals.price.rate_per_hour
         assert g["unknown_price"] is False
         assert g["energy_method"] == "counter"
         assert g["energy_kwh"] == pytest.approx(totals.energy_j / 3.6e6)
@@ -100,7 +101,7 @@ def test_sessions_filters(db_path):
     def ids(*args):
         result = run(db_path, "sessions", "--json", *args)
         assert result.exit_code == 0, result.output
-        return [s["id"] for s in json.loads(result.stdout)]
+        return [s["id"] for s in json.loads(result.stdout)["sessions"]]
 
     assert ids() == [2, 1]
     assert ids("--since", "2026-01-05") == [2]
@@ -111,7 +112,7 @@ def test_sessions_filters(db_path):
     assert ids("--tag", "llama3-8b-lora", "--since", "2026-01-05") == [2]
     assert ids("--host", "demo-box") == [2, 1]
     assert ids("--host", "no-such-host") == []
-    listed = json.loads(run(db_path, "sessions", "--json").stdout)
+    listed = json.loads(run(db_path, "sessions", "--json").stdout)["sessions"]
     assert "sweep-7" in listed[0]["tags"] and IDLE not in listed[0]["tags"]
     text = run(db_path, "sessions", "--host", "no-such-host").stdout
     assert "No sessions match --host no-such-host" in text
@@ -145,4 +146,4 @@ def test_a_real_demo_recording_reviews_and_exports(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0 and str(out) in done.stderr
     rows = list(csv.DictReader(out.open(newline="")))
-    assert math.fsum(float(r["cost_usd"]) for r in rows) == pytest.approx(doc["total_cost_usd"], rel=1e-9)
+    assert math.fsum(float(r["cost_usd"]) for r in rows) == pytest.approx(doc["total"]["cost_usd"], rel=1e-9)

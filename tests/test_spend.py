@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import gputab_cmd, subprocess_env
 
 from gputab.cli.main import cli
 from gputab.config import Config
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
+from support import gputab_cmd, subprocess_env
 
 DAY = 86400.0
 ALL = ("--since", "2000-01-01T00:00Z")
@@ -96,7 +96,7 @@ def test_spend_sums_equal_export_by_job(three_sessions):
             assert rel_close(math.fsum(row[k] for row in out["rows"]), want[k]), (by, k)
             assert rel_close(out["total"][k], want[k]), (by, k)
         assert sum(row["samples"] or 0 for row in out["rows"]) == want["samples"]
-        assert out["total"]["sessions"] == 3
+        assert out["total"]["session_count"] == 3
     # And per GPU, against the export's GPU rows (which include idle and unobserved time).
     r = CliRunner().invoke(cli, ["--db", str(three_sessions), "export", "--csv", "--all", "--by", "gpu"])
     gpus = list(csv.DictReader(io.StringIO(r.output)))
@@ -116,7 +116,7 @@ def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
     tags = [row["tag"] for row in out["rows"]]
     assert len(tags) == len(set(tags)) == len(cost)
     lora = next(row for row in out["rows"] if row["tag"] == "llama3-8b-lora")
-    assert lora["sessions"] == 2
+    assert lora["session_count"] == 2
     for row in out["rows"]:
         assert rel_close(row["cost_usd"], cost[row["tag"]]), row["tag"]
     # Samples entered in the first session count once; $/sample is over both sessions' cost.
@@ -127,12 +127,12 @@ def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
 def test_idle_and_utilization_figures(three_sessions):
     out = spend_json(three_sessions, "--by", "tag", *ALL)
     idle = next(row for row in out["rows"] if row["tag"] == "(idle)")
-    assert idle["idle_usd"] == idle["cost_usd"] > 0 and idle["idle_gpu_hours"] == idle["gpu_hours"]
-    assert rel_close(out["total"]["idle_usd"], math.fsum(row["idle_usd"] for row in out["rows"]))
+    assert idle["idle_cost_usd"] == idle["cost_usd"] > 0 and idle["idle_gpu_hours"] == idle["gpu_hours"]
+    assert rel_close(out["total"]["idle_cost_usd"], math.fsum(row["idle_cost_usd"] for row in out["rows"]))
     for row in out["rows"]:
-        if row["avg_utilization"] is not None and row["tag"] != "(idle)":
+        if row["avg_utilization_pct"] is not None and row["tag"] != "(idle)":
             # 0 is real: the demo holds VRAM at 0 % utilization (its stranded-memory job)
-            assert 0 <= row["avg_utilization"] <= 1
+            assert 0 <= row["avg_utilization_pct"] <= 100
             if row["effective_gpu_hours"] > 0:
                 assert rel_close(row["cost_per_effective_gpu_hour_usd"],
                                  row["cost_usd"] / row["effective_gpu_hours"])
@@ -260,7 +260,7 @@ def test_users_are_stored_and_grouped(db):
     assert stored["(idle)"] is None
     out = spend_json(db, "--by", "user", *ALL)
     by_user = {row["user"]: row["cost_usd"] for row in out["rows"]}
-    for tag, user in stored.items():
+    for user in stored.values():
         if user is not None:
             assert user in by_user
     assert "(idle)" in by_user
@@ -370,3 +370,122 @@ def test_local_midnights_follow_daylight_saving(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# -- waste: busy and wasted dollars, and the waste by reason ------------------------------------------------------
+def show_jobs(db: Path, sid: int) -> list[dict]:
+    r = CliRunner().invoke(cli, ["--db", str(db), "show", str(sid), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)["jobs"]
+
+
+def check_waste_row(row: dict) -> None:
+    """busy + waste = cost and the reasons sum to the waste, where the row's waste is known."""
+    assert row["waste_usd"] is not None and row["busy_usd"] is not None, row
+    assert rel_close(row["busy_usd"] + row["waste_usd"], row["cost_usd"]), row
+    assert rel_close(math.fsum(row["waste_by_reason"].values()), row["waste_usd"]), row
+
+
+def test_waste_sums_equal_show(three_sessions):
+    """Per tag and in total, spend's busy and wasted dollars and reasons are what `gputab show --json` says."""
+    want: dict[str, dict] = {}
+    for sid in (1, 2, 3):
+        for j in show_jobs(three_sessions, sid):
+            w = want.setdefault(j["tag"], {"busy_usd": [], "waste_usd": [], "reasons": {}})
+            w["busy_usd"].append(j["busy_usd"])
+            w["waste_usd"].append(j["waste_usd"])
+            for reason, usd in j["waste_by_reason"].items():
+                w["reasons"].setdefault(reason, []).append(usd)
+    assert math.fsum(v for w in want.values() for v in w["waste_usd"]) > 0
+    out = spend_json(three_sessions, "--by", "tag", *ALL)
+    assert {row["tag"] for row in out["rows"]} == set(want)
+    for row in out["rows"]:
+        w = want[row["tag"]]
+        for k in ("busy_usd", "waste_usd"):
+            assert rel_close(row[k], math.fsum(w[k])), (row["tag"], k)
+        assert set(row["waste_by_reason"]) == set(w["reasons"]), row["tag"]
+        for reason, usd in w["reasons"].items():
+            assert rel_close(row["waste_by_reason"][reason], math.fsum(usd)), (row["tag"], reason)
+        check_waste_row(row)
+    idle = next(row for row in out["rows"] if row["tag"] == "(idle)")
+    assert rel_close(idle["waste_usd"], idle["cost_usd"]) and list(idle["waste_by_reason"]) == ["idle"]
+    for by in ("user", "host", "day", "week"):
+        other = spend_json(three_sessions, "--by", by, *ALL)
+        for row in [*other["rows"], other["total"]]:
+            check_waste_row(row)
+        for k in ("busy_usd", "waste_usd"):
+            assert rel_close(other["total"][k], math.fsum(v for w in want.values() for v in w[k])), (by, k)
+
+
+def test_waste_is_prorated_like_cost(db):
+    """A session over UTC midnight: each day's busy, waste and reasons are the job's, split as its cost is."""
+    sid = record(db, 300, start_wall=DEMO_START_WALL + DAY - 100)
+    jobs = {j["tag"]: j for j in show_jobs(db, sid)}
+    days = spend_json(db, "--by", "day", "--utc", *ALL)["rows"]
+    assert len(days) == 2
+    for row in days:
+        check_waste_row(row)
+    for k in ("busy_usd", "waste_usd"):
+        assert rel_close(days[0][k] + days[1][k], math.fsum(j[k] for j in jobs.values())), k
+    for tag in ("(idle)", "llama3-8b-lora"):
+        split = spend_json(db, "--by", "day", "--utc", "--tag", tag, *ALL)["rows"]
+        f = split[0]["cost_usd"] / jobs[tag]["cost_usd"]
+        assert 0 < f < 1
+        for k in ("busy_usd", "waste_usd"):
+            assert rel_close(split[0][k], jobs[tag][k] * f), (tag, k)
+            assert rel_close(split[0][k] + split[1][k], jobs[tag][k]), (tag, k)
+        for reason, usd in jobs[tag]["waste_by_reason"].items():
+            assert rel_close(split[0]["waste_by_reason"][reason], usd * f), (tag, reason)
+        for row in split:
+            check_waste_row(row)
+
+
+def test_waste_in_the_table_and_csv(three_sessions):
+    r = CliRunner().invoke(cli, ["spend", "--db", str(three_sessions), *ALL], catch_exceptions=False)
+    assert "wasted" in r.output.splitlines()[1]
+    r = CliRunner().invoke(cli, ["spend", "--db", str(three_sessions), *ALL, "--csv"], catch_exceptions=False)
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    out = spend_json(three_sessions, *ALL)
+    for row, want in zip(rows, out["rows"], strict=True):
+        assert rel_close(float(row["waste_usd"]), want["waste_usd"])
+        assert json.loads(row["waste_by_reason"]) == want["waste_by_reason"]
+
+
+def test_gpu_rows_have_no_waste(three_sessions):
+    out = spend_json(three_sessions, "--by", "gpu", *ALL)
+    assert out["rows"]
+    for row in [*out["rows"], out["total"]]:
+        assert row["busy_usd"] is None and row["waste_usd"] is None and row["waste_by_reason"] is None
+
+
+def test_a_database_from_before_waste_has_none(tmp_path):
+    """Sessions recorded before the waste split: NULL figures, or no columns at all; None, no error, no write."""
+    nulls, old = tmp_path / "nulls.db", tmp_path / "old.db"
+    for path in (nulls, old):
+        record(path, 40)
+    conn = sqlite3.connect(nulls)
+    conn.execute("UPDATE jobs SET busy_usd = NULL, waste_usd = NULL, tensor_active_usd = NULL")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(old)
+    for column in ("busy_usd", "waste_usd", "tensor_active_usd"):
+        conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm006_waste'")
+    conn.commit()
+    conn.close()
+    for path in (nulls, old):
+        before = _digest(path)
+        for by in ("tag", "day"):
+            out = spend_json(path, "--by", by, *ALL)
+            assert out["rows"] and out["total"]["cost_usd"] > 0
+            for row in [*out["rows"], out["total"]]:
+                assert row["busy_usd"] is None and row["waste_usd"] is None and row["waste_by_reason"] is None
+        text = CliRunner().invoke(cli, ["spend", "--db", str(path), *ALL], catch_exceptions=False).output
+        assert "wasted" in text
+        assert _digest(path) == before
+    # A row mixing a pre-waste session and a recorded one counts the recorded one's waste only.
+    record(nulls, 40, start_wall=DEMO_START_WALL + DAY)
+    jobs = {j["tag"]: j for j in show_jobs(nulls, 2)}
+    for row in spend_json(nulls, "--by", "tag", *ALL)["rows"]:
+        assert row["session_count"] == 2
+        assert rel_close(row["waste_usd"], jobs[row["tag"]]["waste_usd"]), row["tag"]

@@ -16,11 +16,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from spoolkit import Stepper, demo_recorder, job, report_once, steps
-from support import gputab_cmd
-
 from gputab.spool import demo_spool
 from gputab.store import Store
+from spoolkit import Stepper, demo_recorder, job, report_once, steps
+from support import gputab_cmd
 
 
 def test_reports_before_the_start_are_the_baseline_and_growth_counts(tmp_path):

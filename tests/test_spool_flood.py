@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, shared_spool_fixture, steps  # noqa: F401
 
 from gputab.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
 from gputab.store import Store
+from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, shared_spool_fixture, steps  # noqa: F401
 
 FLOOD = """
     import json, os

@@ -12,14 +12,14 @@ import os
 import subprocess
 
 import pytest
-from spoolkit import demo_recorder, steps
-from support import gputab_cmd
 
 from gputab.store import Store
 from gputab.tui.review import ReviewApp
 from gputab.tui.review.samples_dialog import SamplesDialog
 from gputab.tui.review.session_screen import SessionScreen
 from gputab.tui.screenshots import record_demo_session
+from spoolkit import demo_recorder, steps
+from support import gputab_cmd
 
 TAG = "[b]evil[/b] $(x)"
 

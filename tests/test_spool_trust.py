@@ -11,8 +11,6 @@ import os
 import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
-from spoolkit import NOBODY, Stepper, job, reporter, shared_spool_fixture, steps  # noqa: F401
-from support import gputab_cmd
 
 from gputab.config import Config
 from gputab.metrics import TickCollector
@@ -22,6 +20,8 @@ from gputab.sampling.demo import FakeClock
 from gputab.sampling.host import HostInspector
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.store import Store
+from spoolkit import NOBODY, Stepper, job, reporter, shared_spool_fixture, steps  # noqa: F401
+from support import gputab_cmd
 
 
 class HostGpu(Backend):

@@ -14,8 +14,16 @@ from sqlite_utils import Database
 from gputab.config import Config, RecorderConfig
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.store import (NoDatabase, NoSuchSession, RecorderRunning, SchemaTooNew, SessionMeta, SessionWriter,
-                          Store, StoreWriteError)
+from gputab.store import (
+    NoDatabase,
+    NoSuchSession,
+    RecorderRunning,
+    SchemaTooNew,
+    SessionMeta,
+    SessionWriter,
+    Store,
+    StoreWriteError,
+)
 from gputab.store.schema import known_names, migrate, migrations
 
 EXPECTED = {

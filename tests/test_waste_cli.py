@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 from sqlite_utils import Database
-from support import gputab_cmd
-from test_review_cli import _session as record_demo
 
 from gputab.store import Store
 from gputab.store.schema import migrate
+from support import gputab_cmd
+from test_review_cli import _session as record_demo
 
 
 def gputab(*args: str) -> subprocess.CompletedProcess:

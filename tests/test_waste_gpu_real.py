@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from test_gpu_real import _TWO_POLLS, real_gpu_count
+
+from test_gpu_real import _TWO_POLLS, real_gpu_count  # noqa: F401 - a fixture, used by name
 
 pytestmark = pytest.mark.gpu
 
@@ -20,7 +21,7 @@ GPM_FIELDS = ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct", "dram_bw
 HOPPER_OR_NEWER = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
 
 
-def test_gpm_and_clock_reasons_on_real_gpus(real_gpu_count):
+def test_gpm_and_clock_reasons_on_real_gpus(real_gpu_count):  # noqa: F811 - the fixture imported above
     out = subprocess.run([sys.executable, "-c", _TWO_POLLS], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     first, second = json.loads(out.stdout)

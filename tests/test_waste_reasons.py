@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+
 from fakenvml import GIB, GpuSpec, Proc, Scenario
 
 BURN = "import time\nt = time.time() + 60\nwhile time.time() < t: pass\n"

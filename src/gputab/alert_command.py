@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
 class AlertCommand:
@@ -46,6 +47,7 @@ class AlertCommand:
             return "; ".join(problems + [f"alert command {self.argv[0]!r} could not start: {exc.strerror or exc}"])
         try:
             # One alert is far below the pipe buffer, so this write does not wait for the child to read.
+            assert proc.stdin is not None  # stdin=PIPE
             proc.stdin.write(data)
             proc.stdin.close()
         except BrokenPipeError:

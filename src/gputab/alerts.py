@@ -14,11 +14,12 @@ import dataclasses
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterable, Mapping
+from typing import IO, Any
 
-from gputab.config import AlertsConfig
 from gputab.alert_command import AlertCommand
+from gputab.config import AlertsConfig
 from gputab.ledger import IDLE, SPECIAL_TAGS
 
 LOW_UTILIZATION = "low_utilization"
@@ -379,7 +380,7 @@ class AlertObserver:
     """
 
     def __init__(self, engine: AlertEngine, stream: IO[str] | None = None,
-                 sink: Callable[[Alert], None] | None = None, command: AlertCommand | None = None,
+                 sink: Callable[[Alert], object] | None = None, command: AlertCommand | None = None,
                  enforcer: Any = None) -> None:
         self.engine = engine
         self.stream = stream
@@ -388,7 +389,7 @@ class AlertObserver:
         self.enforcer = enforcer
 
     @classmethod
-    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> "AlertObserver":
+    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, **kwargs: Any) -> AlertObserver:
         """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's)."""
         caps = dict(config.budgets)
         caps.update(budgets or {})
@@ -418,7 +419,8 @@ class AlertObserver:
             self._enforce(tick, snap.mono, snap.wall)
 
     def _enforce(self, tick: Any, mono: float, wall: float) -> None:
-        over = {a.tag for a in self.engine.active if a.kind == BUDGET_EXCEEDED and self.enforcer.covers(a.tag)}
+        over = {a.tag for a in self.engine.active
+                if a.kind == BUDGET_EXCEEDED and a.tag is not None and self.enforcer.covers(a.tag)}
         actions = []
         for tag in sorted(over):
             procs = [(pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items()

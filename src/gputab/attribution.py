@@ -8,10 +8,13 @@ Rules, first match wins:
    (``key``).
 3. A command-line rule from the config, its tag template filled from the match groups (``rule``).
 4. The container in the process's cgroup: docker, containerd, CRI-O, podman, Kubernetes (``container``).
-5. ``untagged:<user>/<process name>`` (``untagged``).
+5. ``untagged:<user>/<process name>`` (``untagged``), or ``no_permission`` when rules 1-2 could not be tried
+   because this user may not read the process's environment (run gputab as root, or tag by a rule).
 
-A user's manual tag (``manual``) overrides all of them. A process whose environment cannot be read (another
-user's, without root) skips rules 1-2 rather than borrowing an ancestor's tag it might have overridden.
+A GPU process NVML lists by a host PID this container cannot see is charged to ``unattributed:host-pid``
+(``hidden``; see :mod:`gputab.sampling.containers`). A user's manual tag (``manual``) overrides all of them.
+A process whose environment cannot be read (another user's, without root) skips rules 1-2 rather than borrowing
+an ancestor's tag it might have overridden.
 
 Only tag variables leave this module: the environment is read, searched and dropped, never stored or returned.
 """
@@ -21,12 +24,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from gputab.config import AttributionConfig
 from gputab.redaction import redact_cmdline
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
+from gputab.sampling.containers import UNATTRIBUTED
 
 __all__ = ["TAG_ENV", "MAX_TAG_CHARS", "ProcessInfo", "Attributor", "validate_tag", "sanitize_tag",
            "container_id", "redact_cmdline"]
@@ -40,7 +45,8 @@ MAX_ANCESTORS = 32
 EVICT_AFTER_CALLS = 300
 """A cached process not asked about for this many :meth:`Attributor.attribute` calls is forgotten."""
 
-Source = Literal["env", "inherited", "key", "rule", "container", "untagged", "manual", "gone"]
+Source = Literal["env", "inherited", "key", "rule", "container", "untagged", "no_permission", "manual", "gone",
+                 "hidden"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class Attributor:
             raise ValueError(f"invalid attribution rule pattern: {exc}") from None
         self._tag_keys = (TAG_ENV, *self._config.env_keys)
         self._cheap_create_time = getattr(inspector, "create_time", None)
+        self._hidden = getattr(inspector, "hidden", None)
         self._cache: dict[int, _Entry] = {}
         self._manual: dict[tuple[int, float], str] = {}
         self._calls = 0
@@ -171,6 +178,10 @@ class Attributor:
             return result
 
     def _one(self, pid: int, ancestors: dict) -> ProcessInfo:
+        if self._hidden is not None and self._hidden(pid):
+            # A host PID this container cannot see (a local process may even have the same number): its owner
+            # is unknown, so it is no user's untagged job.
+            return ProcessInfo(pid, None, None, "?", "", UNATTRIBUTED, "hidden")
         entry = self._cache.get(pid)
         facts: ProcessFacts | None = None
         if self._cheap_create_time is not None:
@@ -223,7 +234,8 @@ class Attributor:
         if cid:
             return info(f"container:{cid}", "container")
         untagged = sanitize_tag(f"untagged:{facts.user or '?'}/{facts.name or '?'}")
-        return info(untagged or f"untagged:?/pid{facts.pid}", "untagged")
+        return info(untagged or f"untagged:?/pid{facts.pid}",
+                    "no_permission" if facts.environ is None and facts.environ_denied else "untagged")
 
     def _tag_vars(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The tag variables of an environment; the rest of it is dropped here."""

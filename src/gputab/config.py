@@ -16,7 +16,7 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, cast, get_args, get_origin, get_type_hints
 
 from gputab.errors import ConfigError
 
@@ -320,7 +320,7 @@ def _build(tp: Any, value: Any, keypath: tuple) -> Any:
         ]
         if missing:
             raise _Invalid(keypath, f"missing required key(s): {', '.join(missing)}")
-        return tp(**kwargs)
+        return cast(Any, tp)(**kwargs)  # a dataclass type, built from its checked fields
     if origin is dict:
         kt, vt = get_args(tp)
         if not isinstance(value, dict):

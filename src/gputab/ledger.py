@@ -13,11 +13,11 @@ and the charged part is split among the processes on the GPU by SM %, else used 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from gputab.config import WasteConfig
-from gputab.pricing import GpuPrice, PriceTable
+from gputab.pricing import GpuPrice, PriceTable, mig_fraction
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
 
@@ -42,7 +42,7 @@ def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) ->
         mems = [p.used_memory_bytes for p in procs]
         mem_total = sum(m for m in mems if m)
         if mem_total > 0 and all(m is not None for m in mems):
-            weights = [m / mem_total for m in mems]
+            weights = [(m or 0) / mem_total for m in mems]  # all known: checked just above
         else:
             weights = [1.0 / len(procs)] * len(procs)
     shares: dict[str, float] = {}
@@ -52,23 +52,62 @@ def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) ->
     return shares
 
 
-def interval_energy(prev: GpuSample, cur: GpuSample, dt: float) -> tuple[float, str]:
+def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
+    """Share of one physical GPU per tag, summing to 1. Off MIG: :func:`split_shares`.
+
+    In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (cost-model.md, "MIG
+    instances"), split among the processes found on it by their GPU and compute instance ids (by memory, then
+    equally: NVML reports no per-process utilization on MIG); an instance with no process, and the slices no
+    instance holds, go to ``(idle)``. A process whose ids match no instance shares the free slices.
+    """
+    if gpu.mig is None or not gpu.mig_slices:
+        return split_shares(processes, tags)
+    by_instance: dict[tuple[int | None, int | None], list[ProcessSample]] = {}
+    for p in processes:
+        by_instance.setdefault((p.gpu_instance_id, p.compute_instance_id), []).append(p)
+    shares: dict[str, float] = {}
+    held = 0.0
+    for inst in gpu.mig:
+        f = mig_fraction(inst.slices, gpu.mig_slices)
+        held += f
+        for tag, w in split_shares(by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ()),
+                                   tags).items():
+            shares[tag] = shares.get(tag, 0.0) + f * w
+    free = max(0.0, 1.0 - held)
+    strays = [p for procs in by_instance.values() for p in procs]
+    if free > 0:
+        for tag, w in split_shares(strays, tags).items():
+            shares[tag] = shares.get(tag, 0.0) + free * w
+    total = sum(shares.values())
+    if total > 0 and abs(total - 1.0) > 1e-12:  # more slices held than the GPU has: a driver glitch, scale
+        shares = {t: w / total for t, w in shares.items()}
+    return shares or {IDLE: 1.0}
+
+
+ENERGY_COUNTER_PERIOD_S = 2.0
+"""The driver refreshes the energy counter at its own cadence (tens of ms to about a second, by GPU and driver):
+a counter that has not moved for less than this is waiting for its next update, not stuck."""
+
+
+def interval_energy(prev: GpuSample, cur: GpuSample, dt: float, still_s: float = 0.0) -> tuple[float, str]:
     """Joules drawn by one GPU over one interval, and the method: ``counter``, ``power`` or ``none``.
 
     The counter delta is preferred. It is not trusted when unsupported, when it goes backwards (driver reload),
-    or when it did not move while the GPU drew power; then the trapezoid of the power samples is used, so a GPU
-    that drew power is never reported at 0 J.
+    or when it did not move while the GPU drew power for longer than :data:`ENERGY_COUNTER_PERIOD_S` (``still_s``:
+    how long it had already not moved before this interval); then the trapezoid of the power samples is used, so a
+    GPU that drew power is never reported at 0 J. A shorter still window charges 0 J: the counter's next update
+    carries its energy (charging the trapezoid too would count it twice).
     """
     p0, p1 = prev.power_w, cur.power_w
     if p0 is not None and p1 is not None:
         trapezoid = (p0 + p1) / 2.0 * dt
     elif p0 is not None or p1 is not None:
-        trapezoid = (p0 if p0 is not None else p1) * dt
+        trapezoid = (p0 if p0 is not None else p1 or 0.0) * dt  # the one reading known
     else:
         trapezoid = None
     if prev.energy_mj is not None and cur.energy_mj is not None:
         delta = cur.energy_mj - prev.energy_mj
-        if delta > 0 or (delta == 0 and not trapezoid):
+        if delta > 0 or (delta == 0 and (not trapezoid or still_s + dt < ENERGY_COUNTER_PERIOD_S)):
             return delta / 1000.0, "counter"
     if trapezoid is not None:
         return max(0.0, trapezoid), "power"
@@ -181,6 +220,8 @@ class GpuTotals:
     seconds: float = 0.0
     provisional: bool = False
     """Priced from a lost GPU's placeholder; re-priced when the GPU answers."""
+    counter_still_s: float = 0.0
+    """Seconds the energy counter has not moved (see :func:`interval_energy`)."""
 
     def to_json(self) -> dict:
         p = self.price
@@ -267,7 +308,7 @@ class Ledger:
         procs_by_gpu: dict[int, list[ProcessSample]] = {}
         for p in snap.processes:
             procs_by_gpu.setdefault(p.gpu_index, []).append(p)
-        shares = {g.index: split_shares(procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
+        shares = {g.index: gpu_shares(g, procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
         dt = snap.mono - prev.mono if prev is not None else 0.0
         self.waste.begin_tick(snap, tags)
         if prev is not None and dt > 0:
@@ -289,7 +330,9 @@ class Ledger:
         if lost:
             energy_j, method = 0.0, "none"
         else:
-            energy_j, method = interval_energy(pg, g, dt)
+            energy_j, method = interval_energy(pg, g, dt, gt.counter_still_s)
+            still = pg.energy_mj is not None and g.energy_mj == pg.energy_mj
+            gt.counter_still_s = gt.counter_still_s + dt if still else 0.0
         energy_cost_full = price.energy_cost(energy_j)
         # Gap rule: beyond the gap limit only one interval is charged as usual; a lost GPU is unobserved.
         if lost:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -346,7 +347,7 @@ class MetricsObserver:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "MetricsObserver":
+    def __enter__(self) -> MetricsObserver:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -51,6 +51,18 @@ def owned_rate_per_hour(purchase_price: float, useful_life_years: float, ownersh
     return purchase_price / (useful_life_years * HOURS_PER_YEAR * ownership_utilization) + overhead_per_hour
 
 
+def mig_fraction(slices: int, parent_slices: int) -> float:
+    """The part of its parent GPU a MIG instance is: its compute slices over the parent's (cost-model.md)."""
+    if parent_slices <= 0 or slices < 0:
+        raise ValueError(f"MIG slices must be 0..{parent_slices}, got {slices} of {parent_slices}")
+    return min(1.0, slices / parent_slices)
+
+
+def mig_rate_per_hour(parent_rate: float, slices: int, parent_slices: int) -> float:
+    """$/h of a MIG instance: the parent's rate x its share of the compute slices (energy likewise)."""
+    return parent_rate * mig_fraction(slices, parent_slices)
+
+
 @dataclass(frozen=True, slots=True)
 class GpuPrice:
     """What one GPU costs, resolved from the table and the overrides."""
@@ -102,7 +114,7 @@ class PriceTable:
         self.table = table if table is not None else builtin_table()
 
     @classmethod
-    def load(cls, config: PricesConfig | None = None) -> "PriceTable":
+    def load(cls, config: PricesConfig | None = None) -> PriceTable:
         return cls(config or PricesConfig())
 
     def _row_rate(self, key: str) -> tuple[float, str, str]:

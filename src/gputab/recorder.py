@@ -15,9 +15,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import Protocol
 
 from gputab import __version__
 from gputab.attribution import Attributor, ProcessInfo
@@ -289,7 +290,8 @@ class Recorder:
                 return True
             self.closed = True
             self.end_reason = reason
-            if self._series is not None and self._series.step_start < self._last_snap.mono:
+            if (self._series is not None and self._last_snap is not None
+                    and self._series.step_start < self._last_snap.mono):
                 self._series.emit(self._last_snap.mono, self.writer, self.ledger)
             self.reports.finish(self.ledger, self.writer, self.wall_clock())
             self._set_totals()

@@ -12,7 +12,7 @@ A secret inside program text (``python -c "os.environ['X'] = 'abc'"``) is only c
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 MASK = "***"
 MAX_CMDLINE_CHARS = 4096

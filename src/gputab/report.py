@@ -27,6 +27,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 FLUSH_SECONDS = 1.0
@@ -192,7 +193,7 @@ def flush() -> bool:
     return _reporter.flush(sync=True) if _reporter is not None else True
 
 
-class _CallableModule(type(sys)):
+class _CallableModule(types.ModuleType):
     """Importing ``gputab.report`` binds this module as the package attribute ``report``, hiding the
     function ``gputab.report()`` that training scripts call; calling the module calls the function."""
 

@@ -29,9 +29,9 @@ import socket
 import stat
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 from gputab.attribution import ProcessInfo, sanitize_tag
 from gputab.report import FORMAT, MAX_COUNT, spool_dir

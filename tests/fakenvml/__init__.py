@@ -19,6 +19,12 @@ Scenario file reference (one record a line, ``#`` starts a comment; written for 
                                                          metric at ``-1`` answers NOT_SUPPORTED in its own
                                                          ``nvmlReturn``, as the driver does
 ``gpu I clocks_event MASK``                              ``nvmlDeviceGetCurrentClocksEventReasons``
+``gpu I mig 1``, ``gpu I mig_max 7``                     MIG mode (-1 = not MIG-capable, the default) and
+                                                         ``nvmlDeviceGetMaxMigDeviceCount``
+``mig GPU SLOT GI CI CI_SLICES GI_SLICES SMS TOTAL USED``  a MIG device (``nvmlDeviceGetMigDeviceHandleByIndex``)
+``proc GPU PID KIND USED GI CI``                         a process on MIG instance (GI, CI) of a MIG GPU
+``delay SYMBOL SECONDS``                                 every call of ``SYMBOL`` sleeps that long first (a slow
+                                                         ``nvmlInitWithFlags``, a hung driver call)
 ``error SYMBOL|* GPU|* CODE``                            make ``SYMBOL`` (e.g. ``nvmlDeviceGetPowerUsage``) return
                                                          ``CODE`` (``NOT_SUPPORTED``, ``GPU_IS_LOST``, 999, ...);
                                                          ``*`` symbol = every device function; first match wins
@@ -40,9 +46,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SOURCE = Path(__file__).with_name("fake_nvml.c")
 LIB_NAME = "libnvidia-ml.so.1"
@@ -102,6 +109,17 @@ class GpuSpec:
     gpm_pcie_rx_mibs: int = 0
     gpm_nvlink_rx_mibs: int = 0
     gpm_nvlink_tx_mibs: int = 0
+    power_fields: int = 0
+    """1: ``nvmlDeviceGetFieldValues`` answers the power fields (NVML_FI_DEV_POWER_INSTANT/AVERAGE); 0: each
+    answers NOT_SUPPORTED in its own ``nvmlReturn`` (an older driver)."""
+    power_avg_mw: int = -1
+    """The average-power field (-1: same as ``power_mw``)."""
+    module_power_mw: int = -1
+    """Module-scope power (Grace Hopper: GPU + CPU + memory); -1: no module scope (NOT_SUPPORTED)."""
+    mig: int = -1
+    """MIG mode: -1 not MIG-capable (GetMigMode answers NOT_SUPPORTED), 0 off, 1 on."""
+    mig_max: int = 7
+    """``nvmlDeviceGetMaxMigDeviceCount``: the GPU's compute slices (7 on A100/H100/H200)."""
 
 
 @dataclass
@@ -112,6 +130,25 @@ class Proc:
     pid: int
     used_bytes: int = 1 * GIB
     kind: str = "compute"
+    gi: int | None = None
+    """GPU instance id on a MIG GPU (with ``ci``); None off MIG."""
+    ci: int | None = None
+
+
+@dataclass
+class Mig:
+    """A MIG device (compute instance ``ci`` of GPU instance ``gi``) at ``slot`` of GPU ``gpu``."""
+
+    gpu: int
+    slot: int
+    gi: int
+    ci: int
+    ci_slices: int
+    gi_slices: int | None = None
+    """Defaults to ``ci_slices`` (one compute instance filling its GPU instance)."""
+    sms: int = 16
+    mem_total: int = 10 * GIB
+    mem_used: int = 0
 
 
 @dataclass
@@ -142,17 +179,22 @@ class Scenario:
     processes: list[Proc] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     errors: list[Error] = field(default_factory=list)
+    migs: list[Mig] = field(default_factory=list)
+    delays: dict[str, float] = field(default_factory=dict)
+    """NVML symbol -> seconds each call of it sleeps first."""
     driver: str = "550.54.15"
     count: int | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Scenario":
+    def from_dict(cls, d: Mapping[str, Any]) -> Scenario:
         """Build from plain data: ``{"gpus": [{...}], "processes": [{...}], "samples": [...], "errors": [...]}``."""
         return cls(
             gpus=[g if isinstance(g, GpuSpec) else GpuSpec(**g) for g in d.get("gpus", [])],
             processes=[p if isinstance(p, Proc) else Proc(**p) for p in d.get("processes", [])],
             samples=[s if isinstance(s, Sample) else Sample(**s) for s in d.get("samples", [])],
             errors=[e if isinstance(e, Error) else Error(**e) for e in d.get("errors", [])],
+            migs=[m if isinstance(m, Mig) else Mig(**m) for m in d.get("migs", [])],
+            delays=dict(d.get("delays", {})),
             driver=d.get("driver", "550.54.15"),
             count=d.get("count"),
         )
@@ -165,8 +207,12 @@ class Scenario:
             if values["uuid"] is None:
                 values["uuid"] = f"GPU-fa4e{i:04d}-1111-2222-3333-{i:012d}"
             lines += [f"gpu {i} {k} {v}" for k, v in values.items()]
-        lines += [f"proc {p.gpu} {p.pid} {p.kind} {p.used_bytes}" for p in self.processes]
+        lines += [f"proc {p.gpu} {p.pid} {p.kind} {p.used_bytes}" + ("" if p.gi is None else f" {p.gi} {p.ci}")
+                  for p in self.processes]
+        lines += [f"mig {m.gpu} {m.slot} {m.gi} {m.ci} {m.ci_slices} {m.gi_slices or m.ci_slices} {m.sms} "
+                  f"{m.mem_total} {m.mem_used}" for m in self.migs]
         lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]
+        lines += [f"delay {sym} {seconds}" for sym, seconds in self.delays.items()]
         lines += [f"error {e.function} {'*' if e.gpu is None else e.gpu} {e.code}" for e in self.errors]
         return "\n".join(lines) + "\n"
 
@@ -195,7 +241,7 @@ class FakeNvml:
         env.update(extra)
         return env
 
-    def session(self) -> "BackendSession":
+    def session(self) -> BackendSession:
         """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`)."""
         return BackendSession(self.env())
 
@@ -322,7 +368,7 @@ class BackendSession:
             _, err = self._proc.communicate()
         return err
 
-    def __enter__(self) -> "BackendSession":
+    def __enter__(self) -> BackendSession:
         return self
 
     def __exit__(self, *exc) -> None:

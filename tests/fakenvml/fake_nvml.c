@@ -21,6 +21,8 @@
  *                                              its own nvmlReturn while the call succeeds, as the driver does)
  *   gpu 0 clocks_event 4                      (nvmlDeviceGetCurrentClocksEventReasons bit mask)
  *
+ *   delay nvmlInitWithFlags 3.5               (every call of the symbol sleeps that long first: a slow driver)
+ *
  * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called.
  */
 #define _GNU_SOURCE
@@ -54,6 +56,7 @@ enum {
 #define MAX_PROCS 128
 #define MAX_SAMPLES 512
 #define MAX_ERRORS 64
+#define MAX_MIG 8
 #define MAX_SYMS 64
 #define ANY (-1)
 
@@ -75,6 +78,37 @@ typedef struct {
     unsigned long long timeStamp;
     unsigned int smUtil, memUtil, encUtil, decUtil;
 } nvmlProcessUtilizationSample_t;
+/* nvmlDeviceGetProcessesUtilizationInfo (driver 550+): a versioned struct holding the caller's array. */
+typedef struct {
+    unsigned long long timeStamp;
+    unsigned int pid, smUtil, memUtil, encUtil, decUtil, jpgUtil, ofaUtil;
+} nvmlProcessUtilizationInfo_v1_t;
+typedef struct {
+    unsigned int version, processSamplesCount;
+    unsigned long long lastSeenTimeStamp;
+    nvmlProcessUtilizationInfo_v1_t *procUtilArray;
+} nvmlProcessesUtilizationInfo_t;
+#define PROCESSES_UTILIZATION_INFO_V1 0x01000018u
+/* nvmlDeviceGetFieldValues: nvmlFieldValue_t with its value union, as nvml.h and pynvml's c_nvmlFieldValue_t. */
+typedef union {
+    double dVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    long long sllVal;
+    int siVal;
+    unsigned short usVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    unsigned int valueType;
+    nvmlReturn_t nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+#define NVML_FI_DEV_POWER_AVERAGE 185
+#define NVML_FI_DEV_POWER_INSTANT 186
+#define NVML_VALUE_TYPE_UNSIGNED_INT 1
 
 /* NVML GPM (Hopper and newer), laid out as nvml.h and pynvml's c_nvmlGpmMetricsGet_t / c_nvmlGpmSupport_t. */
 #define NVML_GPM_METRICS_GET_VERSION 1
@@ -95,6 +129,12 @@ typedef struct {
     nvmlGpmMetric_t metrics[FAKE_GPM_METRIC_MAX];
 } nvmlGpmMetricsGet_t;
 typedef struct { unsigned int version, isSupportedDevice; } nvmlGpmSupport_t;
+/* nvmlDeviceAttributes_t (nvml.h; pynvml's c_nvmlDeviceAttributes): what a MIG device handle is made of. */
+typedef struct {
+    unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount,
+        sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
 
 /* The GPM metrics a scenario can script: metric id -> gpu_t field (value -1 = this metric unsupported). */
 enum { GPM_SM_UTIL, GPM_SM_OCC, GPM_TENSOR, GPM_DRAM_BW, GPM_PCIE_TX, GPM_PCIE_RX, GPM_NVLINK_RX, GPM_NVLINK_TX,
@@ -110,17 +150,23 @@ static const struct { unsigned int id; const char *key, *shortName, *unit; } gpm
 typedef struct {
     char name[96], uuid[96];
     long long util, memutil, mem_used, mem_total, mem_reserved, power_mw, limit_mw, energy_base_mj, temp, sm_clock,
-        pcie_tx_kbs, pcie_rx_kbs, gpm, clocks_event;
+        pcie_tx_kbs, pcie_rx_kbs, gpm, clocks_event, mig, mig_max, power_fields, power_avg_mw, module_power_mw;
     long long gpm_values[GPM_N];
 } gpu_t;
-typedef struct { int gpu; unsigned int pid; int graphics; long long used; } proc_t;
+/* One MIG device (a compute instance inside a GPU instance) at slot `slot` of its parent GPU. */
+typedef struct { int used, gi_id, ci_id, ci_slices, gi_slices, sms; long long mem_total, mem_used; } mig_t;
+typedef struct { int gpu; unsigned int pid; int graphics; long long used; unsigned int gi, ci; } proc_t;
 typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
 typedef struct { char sym[64]; int gpu; int code; } error_t_;
+typedef struct { char sym[64]; double seconds; } delay_t;
+#define MAX_DELAYS 16
 
 /* The opaque device handle pynvml passes back: a pointer into this array (handle - devices = index). */
 struct nvmlDevice_st { int index; };
 typedef struct nvmlDevice_st *nvmlDevice_t;
 static struct nvmlDevice_st devices[MAX_GPUS];
+/* MIG device handles point into their own array, so a parent-only call given one fails as on the driver. */
+static struct nvmlDevice_st mig_devices[MAX_GPUS][MAX_MIG];
 
 static struct {
     char driver[80];
@@ -129,6 +175,9 @@ static struct {
     proc_t procs[MAX_PROCS];
     sample_t samples[MAX_SAMPLES];
     error_t_ errors[MAX_ERRORS];
+    mig_t migs[MAX_GPUS][MAX_MIG];
+    delay_t delays[MAX_DELAYS];
+    int ndelays;
 } sc;
 
 static struct { ino_t ino; off_t size; long long mtime_ns; int loaded; } seen;
@@ -189,6 +238,10 @@ static void gpu_defaults(int i) {
     g->energy_base_mj = 1000000LL * (i + 1);
     g->temp = 40;
     g->sm_clock = 1410;
+    g->mig = -1; /* not MIG-capable: nvmlDeviceGetMigMode answers NOT_SUPPORTED */
+    g->mig_max = 7;
+    g->power_avg_mw = -1;    /* -1: the average field reads the same as power_mw */
+    g->module_power_mw = -1; /* -1: no module scope (not Grace Hopper): that field answers NOT_SUPPORTED */
 }
 
 static void gpu_set(gpu_t *g, const char *key, const char *val) {
@@ -209,6 +262,11 @@ static void gpu_set(gpu_t *g, const char *key, const char *val) {
     else if (!strcmp(key, "pcie_rx_kbs")) g->pcie_rx_kbs = v;
     else if (!strcmp(key, "gpm")) g->gpm = v;
     else if (!strcmp(key, "clocks_event")) g->clocks_event = v;
+    else if (!strcmp(key, "mig")) g->mig = v;
+    else if (!strcmp(key, "mig_max")) g->mig_max = v;
+    else if (!strcmp(key, "power_fields")) g->power_fields = v;
+    else if (!strcmp(key, "power_avg_mw")) g->power_avg_mw = v;
+    else if (!strcmp(key, "module_power_mw")) g->module_power_mw = v;
     else {
         for (int m = 0; m < GPM_N; m++)
             if (!strcmp(key, gpm_metrics[m].key)) { g->gpm_values[m] = v; return; }
@@ -258,11 +316,25 @@ static void parse_scenario(FILE *f) {
             p->pid = (unsigned int)strtoul(b, NULL, 10);
             p->graphics = !strcmp(c, "graphics");
             p->used = strtoll(d, NULL, 10);
+            p->gi = p->ci = 0xFFFFFFFFu; /* not on a MIG instance */
+            sscanf(line, "%*s %*s %*s %*s %*s %u %u", &p->gi, &p->ci);
+        } else if (!strcmp(kw, "mig") && n >= 3) {
+            /* mig GPU SLOT GI CI CI_SLICES GI_SLICES SMS MEM_TOTAL MEM_USED */
+            int gpu = atoi(a), slot = atoi(b);
+            if (gpu < 0 || gpu >= MAX_GPUS || slot < 0 || slot >= MAX_MIG) continue;
+            mig_t *m = &sc.migs[gpu][slot];
+            m->used = 1;
+            sscanf(line, "%*s %*s %*s %d %d %d %d %d %lld %lld", &m->gi_id, &m->ci_id, &m->ci_slices, &m->gi_slices,
+                   &m->sms, &m->mem_total, &m->mem_used);
         } else if (!strcmp(kw, "sample") && n >= 5 && sc.nsamples < MAX_SAMPLES) {
             sample_t *s = &sc.samples[sc.nsamples++];
             unsigned int mem = 0;
             sscanf(line, "%*s %d %u %llu %u %u", &s->gpu, &s->pid, &s->ts, &s->sm, &mem);
             s->mem = mem;
+        } else if (!strcmp(kw, "delay") && n >= 3 && sc.ndelays < MAX_DELAYS) {
+            delay_t *dl = &sc.delays[sc.ndelays++];
+            snprintf(dl->sym, sizeof dl->sym, "%s", a);
+            dl->seconds = strtod(b, NULL);
         } else if (!strcmp(kw, "error") && n >= 4 && sc.nerrors < MAX_ERRORS) {
             error_t_ *e = &sc.errors[sc.nerrors++];
             snprintf(e->sym, sizeof e->sym, "%s", a);
@@ -295,6 +367,17 @@ static void reload(void) {
     seen.loaded = 1;
 }
 
+/* A scripted hang: `delay SYMBOL SECONDS` makes every call of SYMBOL sleep that long first (a slow driver). */
+static void delay(const char *sym) {
+    for (int i = 0; i < sc.ndelays; i++) {
+        if (strcmp(sc.delays[i].sym, sym) != 0) continue;
+        double s = sc.delays[i].seconds;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0) {}
+        return;
+    }
+}
+
 /* The injected error for (sym, gpu), or SUCCESS. "*" as symbol matches every device function. */
 static int injected(const char *sym, int gpu, int device_fn) {
     for (int i = 0; i < sc.nerrors; i++) {
@@ -310,6 +393,7 @@ static int injected(const char *sym, int gpu, int device_fn) {
     int gi;                                                                         \
     count_call(sym);                                                                \
     reload();                                                                       \
+    delay(sym);                                                                     \
     if (!init_count) return NVML_ERROR_UNINITIALIZED;                               \
     if (!(dev) || (dev) < devices || (dev) >= devices + MAX_GPUS)                   \
         return NVML_ERROR_INVALID_ARGUMENT;                                         \
@@ -322,6 +406,7 @@ static int injected(const char *sym, int gpu, int device_fn) {
 static nvmlReturn_t do_init(const char *sym) {
     count_call(sym);
     reload();
+    delay(sym);
     int rc = injected(sym, ANY, 0);
     if (rc) return rc;
     init_count++;
@@ -397,14 +482,53 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t dev, char *uuid, unsigned int length
     return copy_string(g->uuid, uuid, length);
 }
 
+/* The MIG slot a handle names, or NULL when it is no (live) MIG device handle; *gpu gets the parent's index. */
+static mig_t *mig_of(nvmlDevice_t dev, int *gpu) {
+    if (!dev || dev < &mig_devices[0][0] || dev >= &mig_devices[0][0] + MAX_GPUS * MAX_MIG) return NULL;
+    long k = dev - &mig_devices[0][0];
+    int gi = (int)(k / MAX_MIG), slot = (int)(k % MAX_MIG);
+    if (gi >= sc.ngpus || sc.gpus[gi].mig != 1 || !sc.migs[gi][slot].used) return NULL;
+    if (gpu) *gpu = gi;
+    return &sc.migs[gi][slot];
+}
+
+/* Prologue of a call that takes a MIG device handle: count, reload, init, injected errors (by parent index). */
+#define MIG_PROLOGUE(sym, dev)                                                      \
+    int mgpu = -1;                                                                  \
+    count_call(sym);                                                                \
+    reload();                                                                       \
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;                               \
+    mig_t *m = mig_of(dev, &mgpu);                                                  \
+    if (m) { int rc_ = injected(sym, mgpu, 1); if (rc_) return rc_; }               \
+    (void)m
+
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *u) {
     DEVICE_PROLOGUE("nvmlDeviceGetUtilizationRates", dev);
+    if (g->mig == 1) return NVML_ERROR_NOT_SUPPORTED; /* the driver does not report it for a GPU in MIG mode */
     u->gpu = (unsigned int)g->util;
     u->memory = (unsigned int)g->memutil;
     return NVML_SUCCESS;
 }
 
+static int is_mig_handle(nvmlDevice_t dev) {
+    return dev >= &mig_devices[0][0] && dev < &mig_devices[0][0] + MAX_GPUS * MAX_MIG;
+}
+
+/* Memory of a MIG device: its own slice of the parent's memory. */
+static nvmlReturn_t mig_memory(const char *sym, nvmlDevice_t dev, unsigned long long *total, unsigned long long *used) {
+    MIG_PROLOGUE(sym, dev);
+    if (!m) return NVML_ERROR_INVALID_ARGUMENT;
+    *total = (unsigned long long)m->mem_total;
+    *used = (unsigned long long)m->mem_used;
+    return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
+    if (is_mig_handle(dev)) {
+        int rc = mig_memory("nvmlDeviceGetMemoryInfo", dev, &m->total, &m->used);
+        m->free = rc ? 0 : m->total - m->used;
+        return rc;
+    }
     DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo", dev);
     /* v1 counts the driver's reservation as used, as the real v1 does */
     m->total = (unsigned long long)g->mem_total;
@@ -414,6 +538,13 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *m) {
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *m) {
+    if (is_mig_handle(dev)) {
+        if (m->version != MEMORY_V2_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+        int rc = mig_memory("nvmlDeviceGetMemoryInfo_v2", dev, &m->total, &m->used);
+        m->reserved = 0;
+        m->free = rc ? 0 : m->total - m->used;
+        return rc;
+    }
     DEVICE_PROLOGUE("nvmlDeviceGetMemoryInfo_v2", dev);
     if (m->version != MEMORY_V2_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     m->total = (unsigned long long)g->mem_total;
@@ -485,8 +616,8 @@ static nvmlReturn_t list_procs(int gi, int graphics, unsigned int *count, nvmlPr
         if (p->gpu != gi || p->graphics != graphics) continue;
         infos[k].pid = p->pid;
         infos[k].usedGpuMemory = p->used < 0 ? ~0ULL : (unsigned long long)p->used; /* NVML_VALUE_NOT_AVAILABLE */
-        infos[k].gpuInstanceId = 0xFFFFFFFFu;
-        infos[k].computeInstanceId = 0xFFFFFFFFu;
+        infos[k].gpuInstanceId = p->gi; /* 0xFFFFFFFF off MIG, as the driver reports */
+        infos[k].computeInstanceId = p->ci;
         k++;
     }
     *count = n;
@@ -507,6 +638,7 @@ nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t dev, unsigned
 nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtilizationSample_t *out,
                                              unsigned int *count, unsigned long long lastSeen) {
     DEVICE_PROLOGUE("nvmlDeviceGetProcessUtilization", dev);
+    if (g->mig == 1) return NVML_ERROR_NOT_SUPPORTED; /* per-process utilization is not reported on MIG */
     unsigned int n = 0;
     for (int i = 0; i < sc.nsamples; i++)
         if (sc.samples[i].gpu == gi && sc.samples[i].ts > lastSeen) n++;
@@ -525,6 +657,62 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t dev, nvmlProcessUtiliz
         k++;
     }
     *count = n;
+    return NVML_SUCCESS;
+}
+
+/* The newer call: same samples, the versioned struct and the same two-call size protocol. */
+nvmlReturn_t nvmlDeviceGetProcessesUtilizationInfo(nvmlDevice_t dev, nvmlProcessesUtilizationInfo_t *info) {
+    DEVICE_PROLOGUE("nvmlDeviceGetProcessesUtilizationInfo", dev);
+    if (!info) return NVML_ERROR_INVALID_ARGUMENT;
+    if (info->version != PROCESSES_UTILIZATION_INFO_V1) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (g->mig == 1) return NVML_ERROR_NOT_SUPPORTED;
+    unsigned long long lastSeen = info->lastSeenTimeStamp;
+    unsigned int n = 0;
+    for (int i = 0; i < sc.nsamples; i++)
+        if (sc.samples[i].gpu == gi && sc.samples[i].ts > lastSeen) n++;
+    if (n == 0) return NVML_ERROR_NOT_FOUND;
+    if (!info->procUtilArray || info->processSamplesCount < n) {
+        info->processSamplesCount = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    unsigned int k = 0;
+    for (int i = 0; i < sc.nsamples; i++) {
+        sample_t *s = &sc.samples[i];
+        if (s->gpu != gi || s->ts <= lastSeen) continue;
+        nvmlProcessUtilizationInfo_v1_t *o = &info->procUtilArray[k++];
+        memset(o, 0, sizeof *o);
+        o->pid = s->pid;
+        o->timeStamp = s->ts;
+        o->smUtil = s->sm;
+        o->memUtil = s->mem;
+    }
+    info->processSamplesCount = n;
+    return NVML_SUCCESS;
+}
+
+/* Field values: power fields answer where the scenario says the driver has them (`power_fields 1`), each with
+ * its own nvmlReturn; the call itself succeeds, as the driver's does. */
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, nvmlFieldValue_t *values) {
+    DEVICE_PROLOGUE("nvmlDeviceGetFieldValues", dev);
+    if (!values || count < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *v = &values[i];
+        v->timestamp = (long long)(now_s() * 1e6);
+        v->latencyUsec = 0;
+        v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+        v->value.ullVal = 0;
+        v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+        if (!g->power_fields || (v->fieldId != NVML_FI_DEV_POWER_INSTANT && v->fieldId != NVML_FI_DEV_POWER_AVERAGE))
+            continue;
+        long long mw = -1;
+        if (v->scopeId == 0) /* NVML_POWER_SCOPE_GPU */
+            mw = v->fieldId == NVML_FI_DEV_POWER_AVERAGE && g->power_avg_mw >= 0 ? g->power_avg_mw : g->power_mw;
+        else if (v->scopeId == 1) /* NVML_POWER_SCOPE_MODULE */
+            mw = g->module_power_mw;
+        if (mw < 0) continue;
+        v->value.uiVal = (unsigned int)mw;
+        v->nvmlReturn = NVML_SUCCESS;
+    }
     return NVML_SUCCESS;
 }
 
@@ -630,5 +818,77 @@ nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
             }
         }
     }
+    return NVML_SUCCESS;
+}
+
+/* -- MIG ------------------------------------------------------------------------------------------------------------
+ * A GPU in MIG mode (`gpu I mig 1`) has MIG devices at slots 0..mig_max-1 (`mig GPU SLOT ...` lines); the parent
+ * lists every process with its GPU/compute instance ids, and its utilization and per-process utilization answer
+ * NOT_SUPPORTED, as the driver does. */
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t dev, unsigned int *current, unsigned int *pending) {
+    DEVICE_PROLOGUE("nvmlDeviceGetMigMode", dev);
+    if (!current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    if (g->mig < 0) return NVML_ERROR_NOT_SUPPORTED;
+    *current = *pending = (unsigned int)g->mig;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t dev, unsigned int *count) {
+    DEVICE_PROLOGUE("nvmlDeviceGetMaxMigDeviceCount", dev);
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    if (g->mig < 0) return NVML_ERROR_NOT_SUPPORTED;
+    *count = (unsigned int)g->mig_max;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t dev, unsigned int index, nvmlDevice_t *mig) {
+    DEVICE_PROLOGUE("nvmlDeviceGetMigDeviceHandleByIndex", dev);
+    if (!mig || g->mig != 1 || index >= (unsigned int)g->mig_max || index >= MAX_MIG)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!sc.migs[gi][index].used) return NVML_ERROR_NOT_FOUND; /* no MIG device at this slot */
+    *mig = &mig_devices[gi][index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t dev, unsigned int *isMig) {
+    count_call("nvmlDeviceIsMigDeviceHandle");
+    if (!isMig) return NVML_ERROR_INVALID_ARGUMENT;
+    *isMig = is_mig_handle(dev) ? 1u : 0u;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t dev, nvmlDevice_t *parent) {
+    MIG_PROLOGUE("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", dev);
+    if (!m || !parent) return NVML_ERROR_INVALID_ARGUMENT;
+    *parent = &devices[mgpu];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t dev, unsigned int *id) {
+    MIG_PROLOGUE("nvmlDeviceGetGpuInstanceId", dev);
+    if (!id) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!m) return NVML_ERROR_NOT_SUPPORTED; /* not a MIG device handle */
+    *id = (unsigned int)m->gi_id;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *id) {
+    MIG_PROLOGUE("nvmlDeviceGetComputeInstanceId", dev);
+    if (!id) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!m) return NVML_ERROR_NOT_SUPPORTED;
+    *id = (unsigned int)m->ci_id;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t dev, nvmlDeviceAttributes_t *a) {
+    MIG_PROLOGUE("nvmlDeviceGetAttributes_v2", dev);
+    if (!a) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!m) return NVML_ERROR_NOT_SUPPORTED; /* only MIG device handles, as documented */
+    memset(a, 0, sizeof *a);
+    a->multiprocessorCount = (unsigned int)m->sms;
+    a->gpuInstanceSliceCount = (unsigned int)m->gi_slices;
+    a->computeInstanceSliceCount = (unsigned int)m->ci_slices;
+    a->memorySizeMB = (unsigned long long)(m->mem_total >> 20);
     return NVML_SUCCESS;
 }

@@ -1,3 +1,3 @@
 """Fixtures of the fault suite; the helpers live in faultkit.py (import them from there)."""
 
-from faultkit import fast_config, driver_factory, record_factory, db_path  # noqa: F401
+from faultkit import db_path, driver_factory, fast_config, record_factory  # noqa: F401

@@ -15,16 +15,16 @@ there is what was committed.
 from __future__ import annotations
 
 import json
-import select
 import os
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import pytest
 

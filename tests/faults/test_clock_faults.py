@@ -17,12 +17,12 @@ import time
 
 import pytest
 
+from fakenvml import GpuSpec, Scenario
 from gputab.config import Config, RecorderConfig
 from gputab.ledger import UNOBSERVED
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
-from fakenvml import GpuSpec, Scenario
 
 STEPS = 120
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gputab.alerts import AlertEngine, RollingSums, format_duration
 from gputab.config import MAX_RATE_PER_HOUR, RANGES, AlertsConfig, Config, load_config, parse_config

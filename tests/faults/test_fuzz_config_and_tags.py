@@ -11,7 +11,8 @@ import math
 import tomllib
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gputab.attribution import MAX_TAG_CHARS, sanitize_tag, validate_tag
 from gputab.config import Config, parse_config

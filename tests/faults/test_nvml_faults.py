@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-
 from faultkit import committed
+
 from fakenvml import Error, GpuSpec, Proc, Sample, Scenario
 
 METRIC_FUNCTIONS = [
@@ -22,7 +22,7 @@ METRIC_FUNCTIONS = [
     "nvmlDeviceGetPowerUsage", "nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetTotalEnergyConsumption",
     "nvmlDeviceGetTemperature", "nvmlDeviceGetTemperatureV", "nvmlDeviceGetClockInfo",
     "nvmlDeviceGetPcieThroughput", "nvmlDeviceGetProcessUtilization", "nvmlDeviceGetComputeRunningProcesses_v3",
-    "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetGraphicsRunningProcesses_v3", "nvmlDeviceGetProcessesUtilizationInfo", "nvmlDeviceGetFieldValues",
 ]
 
 
@@ -185,7 +185,8 @@ def test_energy_counter_reset(fake_nvml, driver_factory, jobs, db_path):
 def test_no_permission_on_processes(fake_nvml, driver_factory, jobs, db_path):
     """NVML refuses process details (other users' processes without root): GPU figures go on, the refusal shows."""
     errors = [Error("nvmlDeviceGetComputeRunningProcesses_v3", "NO_PERMISSION", gpu=1),
-              Error("nvmlDeviceGetProcessUtilization", "NO_PERMISSION")]
+              Error("nvmlDeviceGetProcessUtilization", "NO_PERMISSION"),
+              Error("nvmlDeviceGetProcessesUtilizationInfo", "NO_PERMISSION")]
     fake_nvml.write(two_gpus(jobs, errors=errors))
     d = driver_factory(fake_nvml.env())
     d.start()

@@ -15,8 +15,8 @@ import subprocess
 import time
 
 import pytest
-
 from faultkit import committed
+
 from fakenvml import GpuSpec, Proc, Sample, Scenario
 
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from support import gputab_cmd
 
 FAST = "[recorder]\ninterval = 0.1\ncommit_interval = 0.2\nseries_interval = 0.5\n"

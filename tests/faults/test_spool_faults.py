@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fakenvml import GpuSpec, Scenario
 from faultkit import committed
 
+from fakenvml import GpuSpec, Scenario
 from gputab.spool import READ_EVERY
 
 GOOD = {"v": 1, "host": "elsewhere", "pid": 1, "uid": 0, "started": 0, "updated": 0,

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from faultkit import committed, wait_until
+
 from fakenvml import GpuSpec, Scenario
 
 CLOSED = "closed ("
@@ -284,8 +283,8 @@ def test_sigstop_sigcont_gap_goes_to_unobserved(fake_nvml, record_factory, db_pa
     doc = json.loads(r.stdout)
     jobs = {j["tag"]: j for j in doc["jobs"]}
     assert "(unobserved)" in jobs, list(jobs)
-    rate = sum(g["rate_per_hour"] for g in doc["gpus"]) / 3600  # $/s for both GPUs
+    rate = sum(g["rate_usd_per_hour"] for g in doc["gpus"]) / 3600  # $/s for both GPUs
     # The gap minus the one interval charged as usual (0.1 s), give or take a tick of scheduling.
     expected = rate * (stopped - 0.1)
     assert jobs["(unobserved)"]["cost_usd"] == pytest.approx(expected, rel=0.25), (jobs["(unobserved)"], expected)
-    assert sum(j["cost_usd"] for j in doc["jobs"]) == pytest.approx(doc["total_cost_usd"], rel=1e-9)
+    assert sum(j["cost_usd"] for j in doc["jobs"]) == pytest.approx(doc["total"]["cost_usd"], rel=1e-9)

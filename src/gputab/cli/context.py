@@ -28,6 +28,13 @@ class AppContext:
             self._config = load_config(self.config_path, must_exist=self.config_explicit)
         return self._config
 
+    @property
+    def database(self) -> Path:
+        """The database file: ``--db``, ``GPUTAB_DB`` or the default, which the ``gputab`` group always sets."""
+        if self.db_path is None:
+            raise GputabError("no database path; give --db FILE")
+        return self.db_path
+
     def open_backend(self, **kwargs):
         from gputab.sampling import open_backend
 
@@ -37,9 +44,12 @@ class AppContext:
 pass_ctx = click.make_pass_decorator(AppContext)
 
 
-def print_json(obj) -> None:
-    """JSON on stdout, stable key order, one document per command."""
-    json.dump(obj, sys.stdout, indent=2, default=str)
+def print_json(body: dict) -> None:
+    """One JSON document on stdout, in the public vocabulary (:func:`gputab.vocabulary.document`: keys with
+    their units, ``schema_version`` first), stable key order."""
+    from gputab.vocabulary import document
+
+    json.dump(document(body), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 

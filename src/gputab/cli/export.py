@@ -52,7 +52,7 @@ def export(app: AppContext, as_csv: bool, output: Path | None, session: str | No
     Columns come in a fixed order per --by (see README). Text that a spreadsheet would run as a formula is
     prefixed with ' so it stays text.
     """
-    from gputab.exporter import export_csv, output_target, write_file_atomically
+    from gputab.export import export_csv, output_target, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
@@ -60,7 +60,7 @@ def export(app: AppContext, as_csv: bool, output: Path | None, session: str | No
         raise GputabError("choose a format: --csv (e.g. `gputab export --csv -o sessions.csv`)", exit_code=2)
     if output is not None:
         output_target(output)  # a bad -o is refused before the database is read
-    with Store.open(app.db_path, create=False) as store:
+    with Store.open(app.database, create=False) as store:
         ids = _select(store, session, since, all_)
         sessions = iter_sessions(store, ids)
         if output is None:

@@ -12,8 +12,8 @@ from gputab.errors import GputabError
 @click.option("--prometheus", "url", metavar="URL", default=None,
               help="Base URL of the Prometheus that scrapes your recorders, e.g. http://127.0.0.1:9090 "
                    "[config fleet.prometheus].")
-@click.option("--json", "as_json", is_flag=True, help="Print one refresh as JSON (hosts, jobs across hosts, "
-              "totals, warnings) instead of opening the screen.")
+@click.option("--json", "as_json", is_flag=True, help="Print one refresh as JSON (schema_version, hosts, jobs across hosts, "
+              "totals, warnings; keys in docs/json.md) instead of opening the screen.")
 @click.option("--refresh", type=float, default=None, help="Seconds between refreshes of the screen "
               "[config fleet.refresh; default 10].")
 @click.option("--timeout", type=float, default=None, help="Seconds one query may take [config fleet.timeout; "

@@ -36,7 +36,8 @@ def probe_backend(app: AppContext):
     running on the database: the view then attaches to that recorder's session without polling, as before.
     """
     try:
-        return app.open_backend()
+        # Before the screen opens: a slow driver start is said on the terminal, once a second, until it is up.
+        return app.open_backend(on_wait=lambda msg: print(f"gputab: {msg}", file=sys.stderr, flush=True))
     except BackendError:
         if _recorder_running(app):
             return None

@@ -25,7 +25,8 @@ def _gpus_of_this_box(app: AppContext, table: PriceTable) -> tuple[list[dict], s
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (table, gpus) instead of text.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, table_date, price_mode, rental_rate, default_rate_usd_per_hour, "
+                   "price_usd_per_kwh, pue, rows, gpus, note) instead of text; keys in docs/json.md.")
 @pass_ctx
 def prices(app: AppContext, as_json: bool) -> None:
     """Show the GPU price table in effect ($/GPU-hour, source, date) and the GPUs it prices here."""

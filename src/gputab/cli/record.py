@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import Any
 
 import click
 
@@ -116,7 +117,7 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
     # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines and are stored with the session; the sink is set once
     # the recorder exists (it is built inside the backend's context, after the observers it is given).
     alerts = AlertObserver.from_config(config, stream=sys.stdout)
-    observers = [alerts]
+    observers: list[Any] = [alerts]  # the recorder calls on_tick/close on each, whatever its class
     port = metrics_port if metrics_port is not None else config.metrics.port
     address = metrics_address or config.metrics.address
     try:
@@ -128,8 +129,8 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
             except OSError as exc:
                 fail(f"cannot serve metrics on {address}:{port}: {exc}; pick another --metrics-port")
             click.echo(f"gputab: serving Prometheus metrics at {observers[-1].url}")
-        with app.open_backend() as backend:
-            rec = Recorder(backend, Store(app.db_path), config, observers=observers)
+        with app.open_backend(on_wait=lambda msg: click.echo(f"gputab: {msg}", err=True)) as backend:
+            rec = Recorder(backend, Store(app.database), config, observers=observers)
             # The exporter labels series with the host the session is recorded under (the demo box's name).
             host = getattr(backend, "host", None) or socket.gethostname()
             for obs in observers[1:]:
@@ -151,7 +152,7 @@ def _record(rec, app: AppContext, stop: _StopSignals) -> None:
     where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
     click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
                f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
-    for note in tick.notes:
+    for note in tick.snapshot.host_notes + tick.notes:
         click.echo(f"gputab: {note}", err=True)
     sys.stdout.flush()
     loop = threading.Thread(target=rec.run, args=(stop.event,), name="gputab-recorder", daemon=True)

@@ -12,7 +12,7 @@ def open_store(app: AppContext):
     """The database for reading; opening it also closes sessions whose recorder died (``crashed``)."""
     from gputab.store import Store
 
-    return Store.open(app.db_path, create=False)
+    return Store.open(app.database, create=False)
 
 
 def _duration(seconds: float) -> str:
@@ -41,7 +41,8 @@ def utf8_text(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--tag", metavar="TAG", default=None, callback=utf8_text,
               help="Only sessions with a job TAG (a glob: 'exp-*').")
 @click.option("--host", metavar="HOST", default=None, callback=utf8_text, help="Only sessions recorded on HOST.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (schema_version, sessions: a list) instead of a table; keys in docs/json.md.")
 @pass_ctx
 def sessions(app: AppContext, since: str | None, tag: str | None, host: str | None, as_json: bool) -> None:
     """List recorded sessions: id, host, start and end (UTC), end reason, duration, total cost, jobs."""
@@ -54,7 +55,7 @@ def sessions(app: AppContext, since: str | None, tag: str | None, host: str | No
         store = open_store(app)
     except NoDatabase:
         if as_json:
-            print_json([])
+            print_json({"sessions": []})
         else:
             click.echo(f"No sessions yet in {app.db_path}; record one with `gputab record`.")
         return
@@ -69,7 +70,7 @@ def sessions(app: AppContext, since: str | None, tag: str | None, host: str | No
             r["tags"] = [j["tag"] for j in store.jobs(r["id"]) if j["tag"] not in SPECIAL_TAGS]
             r["alerts"] = counts.get(r["id"], 0)
     if as_json:
-        print_json(rows)
+        print_json({"sessions": rows})
         return
     if not rows:
         if filtered:
@@ -137,8 +138,8 @@ def _alert_line(a: dict, live: bool) -> str:
 @click.command()
 @click.argument("session", default="last")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (session, jobs with every figure, total, gpus, total_cost_usd, alerts, "
-                   "rejected_reports).")
+              help="Print JSON (schema_version, session, jobs with every figure, total, gpus, alerts, "
+                   "rejected_reports); keys in docs/json.md.")
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
     """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
@@ -162,8 +163,10 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
     total = session_totals(record)
     if as_json:
-        print_json({"session": info, "jobs": jobs, "total": total, "gpus": gpus, "total_cost_usd": info["cost_usd"],
-                    "alerts": alerts, "rejected_reports": rejected})
+        # The total is the sum of the job rows: the session's own cost_usd and energy_kwh would repeat it.
+        head = {k: v for k, v in info.items() if k not in ("cost_usd", "energy_kwh")}
+        print_json({"session": head, "jobs": jobs, "total": total, "gpus": gpus, "alerts": alerts,
+                    "rejected_reports": rejected})
         return
     state = info["end_reason"] or "open"
     click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import click
 

@@ -62,7 +62,7 @@ def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add
         tag = validate_tag(tag)
     except ValueError as exc:
         fail(f"invalid tag {tag!r}: {exc}", code=2)
-    with Store.open(app.db_path, create=False, write=True) as store:
+    with Store.open(app.database, create=False, write=True) as store:
         live = store.live_session_id()
         if session_ref is not None:
             sid = store.resolve_session(session_ref)
@@ -85,7 +85,7 @@ def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add
                                       ("--add-tokens", add_tokens_n)) if v is not None)
         job = store.add_samples(sid, tag, ds, dt, reporter=f"cli {how}")
     if as_json:
-        print_json({"session": sid, **job})
+        print_json({"session_id": sid, **job})
         return
     per = "-" if job["cost_per_sample_usd"] is None else f"${job['cost_per_sample_usd']:.6f}"
     click.echo(f"session {sid}, {tag}: {job['samples'] or 0:,} samples ({ds:+,}), {job['tokens'] or 0:,} tokens "

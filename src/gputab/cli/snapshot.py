@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import click
 
@@ -17,7 +18,7 @@ def _na(v, fmt="{}") -> str:
 def gpu_json(g: GpuSample) -> dict:
     """A GPU in plain units for JSON (bytes, watts, joules, percent)."""
     d = g.to_json()
-    d["energy_j"] = None if g.energy_mj is None else g.energy_mj / 1000.0
+    d["energy_j"] = None if g.energy_mj is None else g.energy_mj / 1000.0  # published as energy_joules
     return d
 
 
@@ -48,25 +49,25 @@ WASTE_KEYS = ("busy_usd", "waste_usd", "waste_pct", "waste_by_reason", "waste_to
 
 
 def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
-    """The jobs on the box right now: tag, GPUs, processes, share of each GPU, burn rate, and where the dollars of
-    the sampled interval went (``WASTE_KEYS``)."""
-    from gputab.ledger import split_shares
+    """The jobs on the box right now: tag, GPUs, processes, share of each GPU (``share_pct``, beside ``gpus``),
+    burn rate, and where the dollars of the sampled interval went (``WASTE_KEYS``)."""
+    from gputab.ledger import gpu_shares
 
     tags = {pid: i.tag for pid, i in infos.items()}
     jobs: dict[str, dict] = {}
     for g in snap.gpus:
         if g.lost:
             continue
-        for tag, share in split_shares(snap.processes_on(g.index), tags).items():
+        for tag, share in gpu_shares(g, snap.processes_on(g.index), tags).items():
             if tag not in jobs:
                 totals = ledger.jobs[tag]
                 waste = totals.to_json()
-                jobs[tag] = {"tag": tag, "gpus": [], "processes": [], "share": {},
+                jobs[tag] = {"tag": tag, "gpus": [], "processes": [], "share_pct": [],
                              "burn_rate_usd_per_hour": totals.burn_rate_usd_per_hour,
                              "cost_usd": totals.cost_usd, **{k: waste[k] for k in WASTE_KEYS}}
             j = jobs[tag]
             j["gpus"].append(g.index)
-            j["share"][str(g.index)] = share
+            j["share_pct"].append(100.0 * share)
     for p in snap.processes:
         info = infos.get(p.pid)
         tag = info.tag if info else f"untagged:?/pid{p.pid}"
@@ -88,7 +89,8 @@ def format_jobs(jobs: list[dict]) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (gpus, processes, jobs) instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, taken_at, gpus, processes, cpu, "
+              "jobs, burn_rate_usd_per_hour...) instead of a table; keys in docs/json.md.")
 @click.option("--over", type=click.FloatRange(0, 60), default=1.0, show_default=True, metavar="SECONDS",
               help="Poll twice this many seconds apart, so GPU activity (NVML GPM), CPU rates and each job's "
                    "waste and its likely reason are measured over that interval (0: one poll, no waste figures).")
@@ -119,7 +121,7 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
     jobs = jobs_now(snap, infos, ledger)
     if as_json:
         doc = snap.to_json()
-        doc["gpus"] = [dict(gpu_json(g), **_price_json(ledger, g.index)) for g in snap.gpus]
+        doc["gpus"] = [dict(gpu_json(g), **_price_json(ledger, g)) for g in snap.gpus]
         doc["processes"] = [dict(p.to_json(), tag=infos[p.pid].tag if p.pid in infos else None,
                                  tag_source=infos[p.pid].source if p.pid in infos else None,
                                  user=infos[p.pid].user if p.pid in infos else None,
@@ -134,9 +136,18 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
         click.echo("")
         click.echo(format_jobs(jobs))
         click.echo(f"\nBurn rate of the box: ${ledger.burn_rate_usd_per_hour:.2f}/h")
+        for note in snap.host_notes:
+            click.echo(f"gputab: {note}", err=True)
 
 
-def _price_json(ledger, index: int) -> dict:
-    p = ledger.gpus[index].price
-    return {"model_key": p.model_key, "rate_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
-            "burn_rate_usd_per_hour": ledger.gpus[index].burn_rate_usd_per_hour}
+def _price_json(ledger, g: GpuSample) -> dict:
+    from gputab.pricing import mig_rate_per_hour
+
+    p = ledger.gpus[g.index].price
+    out = {"model_key": p.model_key, "rate_usd_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
+           "burn_rate_usd_per_hour": ledger.gpus[g.index].burn_rate_usd_per_hour}
+    if g.mig is not None and g.mig_slices:  # each MIG instance is priced as a device
+        out["mig"] = [dict(asdict(m), label=m.label,
+                           rate_usd_per_hour=mig_rate_per_hour(p.rate_per_hour, m.slices, g.mig_slices))
+                      for m in g.mig]
+    return out

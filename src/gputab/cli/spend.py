@@ -15,7 +15,6 @@ from gputab.errors import GputabError
 
 DEFAULT_DAYS = 30
 """The window when ``--since`` is not given: this many days before ``--until`` (or now)."""
-SCHEMA_VERSION = 1
 """Version of the ``--json`` document (keys documented in README, "Spend")."""
 _KEY_TITLES = {"tag": "job (tag)", "user": "user", "gpu": "GPU", "host": "host", "day": "day", "week": "week of"}
 
@@ -73,7 +72,7 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
     key_w = 10 if by in ("day", "week") else 28
     head = (f"{'host':<14} " if show_host else "") + ("" if by == "host" else f"{_KEY_TITLES[by]:<{key_w}} ")
     head += (f"{'cost':>10} {'GPU-h':>9} {'eff GPU-h':>9} {'util':>5} {'idle $':>10} {'idle GPU-h':>10} "
-             f"{'samples':>8} {'$/sample':>10} {'tokens':>8} {'sessions':>8}")
+             f"{'wasted':>10} {'samples':>8} {'$/sample':>10} {'tokens':>8} {'sessions':>8}")
     lines = [head]
     for r in [*rows, tot]:
         is_total = r is tot
@@ -85,6 +84,7 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
         util = None if r["avg_utilization"] is None else r["avg_utilization"] * 100
         line += (f"{_money(r['cost_usd']):>10} {r['gpu_hours']:>9.2f} {r['effective_gpu_hours']:>9.2f} "
                  f"{_num(util, '{:.0f}%'):>5} {_money(r['idle_usd']):>10} {r['idle_gpu_hours']:>10.2f} "
+                 f"{_money(r['waste_usd']):>10} "
                  f"{_count(r['samples']):>8} {_num(r['cost_per_sample_usd'], '${:.6f}'):>10} "
                  f"{_count(r['tokens']):>8} {r['sessions']:>8}")
         if is_total:
@@ -94,13 +94,19 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
 
 
 def _csv(rows: list[dict], by: str) -> None:
-    from gputab.exporter import format_cell
+    import json
 
+    from gputab.export import format_cell
+    from gputab.vocabulary import public
+
+    rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
     writer = csv.writer(sys.stdout, lineterminator="\r\n")
     writer.writerow(columns)
     for r in rows:
-        writer.writerow([format_cell(r.get(c)) for c in columns])
+        # An object (waste_by_reason) is one cell of compact JSON, as in --json.
+        writer.writerow([format_cell(json.dumps(v, separators=(",", ":")) if isinstance(v := r.get(c), dict) else v)
+                         for c in columns])
 
 
 @click.command()
@@ -116,16 +122,23 @@ def _csv(rows: list[dict], by: str) -> None:
 @click.option("--db", "dbs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A database to read (repeat for databases copied from several boxes; hosts stay apart). "
                    "Default: the global --db.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, window, rows, total).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, the same keys as --json rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, by, since, until, tag, timezone, "
+              "databases, rows, total); keys in docs/json.md.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, the same keys as --json rows (waste_by_reason "
+              "as a JSON object in its cell).")
 @pass_ctx
 def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: str | None, utc: bool, dbs: tuple[Path, ...],
           as_json: bool, as_csv: bool) -> None:
     """What was spent, across sessions: cost, GPU-hours, effective GPU-hours, utilization, idle $ and GPU-hours,
-    samples, tokens and $/sample, per job, user, GPU, host, day or week.
+    wasted $ (busy and wasted $ and waste by reason in --json/--csv), samples, tokens and $/sample, per job, user,
+    GPU, host, day or week.
 
     A job is a tag on a host: one row even when recorder restarts cut it into several sessions. Sessions cut by
     the window or by a day boundary are pro-rated by their stored series time (see README, "Spend").
+
+    Waste counts only sessions that recorded it ("-" / null when none of a row's did, as in databases from before
+    the waste split). --by gpu shows no waste: it is stored per job, not per GPU, and a GPU's (idle) cost is only
+    part of the waste on it.
     """
     from gputab.store.spend import GROUPS, Window, open_stores, timezone_label, total
     from gputab.store.spend import spend as spend_rows
@@ -155,9 +168,9 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
     tot = total(rows).to_json(by)
     zone = timezone_label(utc)
     if as_json:
-        from gputab.exporter import iso_utc
+        from gputab.export import iso_utc
 
-        print_json({"schema_version": SCHEMA_VERSION, "by": by, "since": iso_utc(since_wall),
+        print_json({"by": by, "since": iso_utc(since_wall),
                     "until": iso_utc(until_wall), "tag": tag, "timezone": zone,
                     "databases": [str(p) for p in paths], "rows": data, "total": tot})
         return

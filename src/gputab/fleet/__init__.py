@@ -5,8 +5,9 @@ Prometheus's HTTP API with the standard library. Headless: ``gputab fleet --json
 """
 
 from gputab.fleet.client import PromClient, PrometheusError, QueryRefused
-from gputab.fleet.model import SCHEMA_VERSION, AlertCount, FleetHost, FleetJob, FleetView, JobOnHost
+from gputab.fleet.model import AlertCount, FleetHost, FleetJob, FleetView, JobOnHost
 from gputab.fleet.query import QUERIES_PER_REFRESH, fetch_fleet
+from gputab.vocabulary import SCHEMA_VERSION
 
 __all__ = ["PromClient", "PrometheusError", "QueryRefused", "SCHEMA_VERSION", "AlertCount", "FleetHost",
            "FleetJob", "FleetView", "JobOnHost", "QUERIES_PER_REFRESH", "fetch_fleet"]

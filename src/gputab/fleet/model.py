@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gputab.exporter import iso_utc
+from gputab.vocabulary import document, iso_utc
 
-SCHEMA_VERSION = 1
 """Version of the ``gputab fleet --json`` document; bumped when a key changes meaning or goes away."""
 
 
@@ -67,8 +66,8 @@ class FleetHost:
             "idle_burn_rate_usd_per_hour": self.idle_burn_rate_usd_per_hour,
             "utilization_fraction": self.utilization_fraction,
             "alerts_active": self.alerts_active,
-            "alerts": [{"kind": a.kind, "severity": a.severity, "count": a.count} for a in self.alerts],
-            "burn_rate_history": [{"time": iso_utc(t), "burn_rate_usd_per_hour": v} for t, v in self.burn_history],
+            "alert_counts": [{"kind": a.kind, "severity": a.severity, "count": a.count} for a in self.alerts],
+            "burn_rate_history": [{"sampled_at": iso_utc(t), "burn_rate_usd_per_hour": v} for t, v in self.burn_history],
         }
 
 
@@ -163,8 +162,8 @@ class FleetView:
         }
 
     def to_json(self) -> dict:
-        return {
-            "schema_version": SCHEMA_VERSION,
+        """``gputab fleet --json``: the public vocabulary (:mod:`gputab.vocabulary`), ``schema_version`` first."""
+        return document({
             "prometheus": self.prometheus,
             "queried_at": iso_utc(self.at),
             "stale_after_seconds": self.stale_after,
@@ -173,7 +172,7 @@ class FleetView:
             "hosts": [h.to_json() for h in self.hosts],
             "jobs": [j.to_json() for j in self.jobs],
             "warnings": list(self.warnings),
-        }
+        })
 
 
 def _sum(values) -> float | None:

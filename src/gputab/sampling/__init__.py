@@ -3,8 +3,8 @@
 Nothing here knows about tags, money or storage; later layers read snapshots.
 """
 
+from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
-from gputab.sampling.backend import Backend, ProcessInspector, ProcessFacts
 
 __all__ = ["Backend", "GpuSample", "ProcessFacts", "ProcessInspector", "ProcessSample", "Snapshot", "open_backend"]
 
@@ -14,6 +14,7 @@ def open_backend(demo: bool = False, seed: int = 0, **kwargs) -> Backend:
     if demo:
         from gputab.sampling.demo import DemoBackend
 
+        kwargs.pop("on_wait", None)  # the demo box starts at once
         return DemoBackend(seed=seed, **kwargs)
     from gputab.sampling.nvml import NvmlBackend
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from gputab.sampling.snapshot import Snapshot
 
@@ -25,6 +25,9 @@ class ProcessFacts:
     uid: int | None = None
     cmdline: tuple[str, ...] = ()
     environ: Mapping[str, str] | None = None
+    environ_denied: bool = False
+    """True when ``environ`` is None because this user may not read it (another user's process, no root);
+    attribution then says why a process is untagged (``untagged (no permission)``)."""
     ppid: int | None = None
     cgroup: str | None = None
     """Contents of /proc/PID/cgroup, for container detection."""
@@ -56,7 +59,7 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the library or resources."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,7 +8,7 @@ bit mask of why the clocks are held down right now; the backend turns them into 
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
+from collections.abc import Callable
 
 import pynvml
 

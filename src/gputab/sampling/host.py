@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
+from gputab.sampling.containers import PidVisibility
 from gputab.sampling.snapshot import CpuSample
 
 CHILDREN_EVERY = 10.0
@@ -35,10 +36,13 @@ class HostInspector(ProcessInspector):
 
     Args:
         proc_root: where procfs is mounted; tests point it elsewhere to feed cgroup files.
+        visibility: the backend's record of NVML PIDs this PID namespace cannot see (containers); PIDs stay host
+            PIDs everywhere, and are read here under the local PID it maps them to.
     """
 
-    def __init__(self, proc_root: str | Path = "/proc") -> None:
+    def __init__(self, proc_root: str | Path = "/proc", visibility: PidVisibility | None = None) -> None:
         self._proc = Path(proc_root)
+        self._visibility = visibility
         # The CPU side (cpu_samples): last readings per (pid, start time), the process trees, pids seen alive.
         self._last_cpu: dict[tuple[int, int], tuple[float, float, float, float | None]] = {}
         self._children: dict[int, list[int]] = {}
@@ -52,7 +56,7 @@ class HostInspector(ProcessInspector):
     def create_time(self, pid: int) -> float | None:
         """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process."""
         try:
-            return psutil.Process(pid).create_time()
+            return psutil.Process(self._local(pid)).create_time()
         except psutil.NoSuchProcess:  # ZombieProcess is a subclass, but psutil reads a zombie's start time fine
             return None
         except psutil.AccessDenied:
@@ -67,8 +71,9 @@ class HostInspector(ProcessInspector):
         know". Note that ``environ`` is the environment the process was started with: a variable a program sets
         in itself later is not visible, which is why tags are given at launch (``gputab run``).
         """
+        local = self._local(pid)
         try:
-            proc = psutil.Process(pid)
+            proc = psutil.Process(local)
             with proc.oneshot():
                 create_time = proc.create_time()
                 name = _read(proc.name, "")
@@ -76,7 +81,12 @@ class HostInspector(ProcessInspector):
                 uids = _read(proc.uids, None)
                 user = _read(proc.username, None)
                 cmdline = tuple(_read(proc.cmdline, ()) or ())
-                environ = _read(proc.environ, None)
+                try:
+                    environ, denied = proc.environ(), False
+                except psutil.AccessDenied:
+                    environ, denied = None, True
+                except psutil.ZombieProcess:
+                    environ, denied = None, False
         except psutil.NoSuchProcess:
             # It exited between the NVML list and now (ZombieProcess fields are caught one by one in _read).
             return None
@@ -88,9 +98,17 @@ class HostInspector(ProcessInspector):
             uid=None if uids is None else uids.real,
             cmdline=cmdline,
             environ=environ,
+            environ_denied=denied,
             ppid=ppid,
-            cgroup=self._cgroup(pid),
+            cgroup=self._cgroup(local),
         )
+
+    def hidden(self, pid: int) -> bool:
+        """True when ``pid`` is a host PID NVML listed that this PID namespace cannot see (see containers.py)."""
+        return self._visibility is not None and self._visibility.hidden(pid)
+
+    def _local(self, pid: int) -> int:
+        return pid if self._visibility is None else self._visibility.local_pid(pid)
 
     # -- the CPU side of GPU processes (waste diagnosis: input_bound, stranded_memory) --------------------------
 
@@ -196,11 +214,12 @@ class HostInspector(ProcessInspector):
         iowait_known = self._iowait_known()
         out = []
         seen: dict[tuple[int, int], tuple[float, float, float, float | None]] = {}
-        for pid in pids:
+        for host_pid in pids:
+            pid = self._local(host_pid)
             st = self._stat(pid)
             if st is None or st[0] == "Z":
                 alive = False if (pid in self._seen_alive or st is not None) else None
-                out.append(CpuSample(pid=pid, alive=alive, tree_size=0))
+                out.append(CpuSample(pid=host_pid, alive=None if self.hidden(host_pid) else alive, tree_size=0))
                 continue
             self._seen_alive.add(pid)
             total = busiest = busiest_ready = wait = 0.0
@@ -237,7 +256,7 @@ class HostInspector(ProcessInspector):
                     cores = os.cpu_count()
                 self._cores[(pid, st[2])] = cores
             out.append(CpuSample(
-                pid=pid, alive=True, cpu_pct=total if rated else None, busiest_pid=busiest_pid if rated else None,
+                pid=host_pid, alive=True, cpu_pct=total if rated else None, busiest_pid=busiest_pid if rated else None,
                 busiest_cpu_pct=busiest if rated else None,
                 busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None, cores=cores,
                 iowait_pct=min(100.0, wait) if rated and iowait_known else None, tree_size=members))

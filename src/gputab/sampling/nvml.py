@@ -15,14 +15,18 @@ event reasons, and the CPU side of the GPU processes (:meth:`gputab.sampling.hos
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
+from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
+from gputab.sampling.mig import MigInstances, instance_id, mig_slices
+from gputab.sampling.power import field_power, read_power_fields
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
+from gputab.sampling.waiting import waiting
 
 DEMO_HINT = "Try `gputab --demo`."
 
@@ -61,6 +65,7 @@ def _read_memory_v1(h, out: dict) -> None:
 
 def _read_power(h, out: dict) -> None:
     out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+    out["power_source"] = "nvmlDeviceGetPowerUsage"
 
 
 def _read_energy(h, out: dict) -> None:
@@ -68,6 +73,7 @@ def _read_energy(h, out: dict) -> None:
 
 
 def _read_temperature_v(h, out: dict) -> None:
+    assert _TEMPERATURE_V is not None  # only registered when the library has it
     out["temperature_c"] = float(_TEMPERATURE_V(h, pynvml.NVML_TEMPERATURE_GPU))
 
 
@@ -91,7 +97,7 @@ class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
     __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
-                 "throttle_prev", "throttle_mono")
+                 "throttle_prev", "throttle_mono", "mig", "proc_util_info")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -103,11 +109,14 @@ class _GpuState:
             ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3),
         ]
         self.proc_util = True  # False once process utilization proved unsupported
+        # nvmlDeviceGetProcessesUtilizationInfo (driver 550+) until it proves absent; then the older call
+        self.proc_util_info = hasattr(pynvml, "nvmlDeviceGetProcessesUtilizationInfo")
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
         self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
         self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
         self.throttle_prev: frozenset[str] = frozenset()
         self.throttle_mono: float | None = None
+        self.mig: MigInstances | None = None  # only for a GPU in MIG mode
 
 
 class _GpuLost(Exception):
@@ -153,13 +162,16 @@ class NvmlBackend(Backend):
 
     name = "nvml"
 
-    def __init__(self) -> None:
+    def __init__(self, on_wait: Callable[[str], None] | None = None) -> None:
+        """``on_wait(message)`` is called (from another thread) every second while ``nvmlInit`` is slow."""
         try:
-            pynvml.nvmlInit()
+            with waiting("starting NVML (nvmlInit)", on_wait):
+                pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
             raise BackendError(_init_message(exc)) from None
         self._closed = False
         self._inspector: ProcessInspector | None = None
+        self._visibility = PidVisibility()
         try:
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as exc:
@@ -201,7 +213,7 @@ class NvmlBackend(Backend):
             if memory is not None:
                 readers.append(("memory", _read_memory_v1))
         static["memory_total_bytes"] = None if memory is None else memory.total
-        readers += [("power", _read_power), ("energy", _read_energy)]
+        readers += [("power", self._power_reader(handle)), ("energy", _read_energy)]
         if _TEMPERATURE_V is not None and self._once(_TEMPERATURE_V, handle, "temperature",
                                                      args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None:
             readers.append(("temperature", _read_temperature_v))
@@ -209,9 +221,27 @@ class NvmlBackend(Backend):
             readers.append(("temperature", _read_temperature))
         readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
         gpu.readers = readers
+        try:
+            slots = mig_slices(handle)
+        except pynvml.NVMLError as exc:
+            raise _GpuLost("MIG mode", exc) from None
+        gpu.mig = None if slots is None else MigInstances(slots)
         if gpu.gpm is None:
             gpu.gpm = self._open_gpm(handle)
         gpu.handle = handle
+
+    def _power_reader(self, handle) -> Reader:
+        """Power through ``nvmlDeviceGetFieldValues`` (GPU scope, instant, else average) where the driver answers
+        those fields, else ``nvmlDeviceGetPowerUsage`` (on Grace Hopper that one can be the whole module's)."""
+        if not hasattr(pynvml, "nvmlDeviceGetFieldValues"):
+            return _read_power
+        try:
+            power, _, _ = field_power(handle)
+        except pynvml.NVMLError as exc:
+            if exc.value in _LOST:
+                raise _GpuLost("power fields", exc) from None
+            return _read_power
+        return read_power_fields if power is not None else _read_power
 
     def _open_gpm(self, handle) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
@@ -251,8 +281,11 @@ class NvmlBackend(Backend):
                 s = gpu.static
                 gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
                 notes.append(f"GPU {gpu.index} lost ({exc})")
+        self._visibility.observe(p.pid for p in procs)
+        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note) if n)
         return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
-                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes))
+                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes),
+                        host_notes=notes_now)
 
     def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
         """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
@@ -283,6 +316,12 @@ class NvmlBackend(Backend):
                     notes.append(f"GPU {gpu.index} {what}: {exc}")
         if dead:
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
+        if gpu.mig is not None:
+            try:
+                values["mig"] = gpu.mig.read(handle, gpu.index, notes)
+            except pynvml.NVMLError as exc:
+                raise _GpuLost("MIG devices", exc) from None
+            values["mig_slices"] = gpu.mig.slots
         if gpu.gpm is not None:
             self._read_gpm(gpu, values, notes)
         if gpu.throttle is not None:
@@ -352,7 +391,7 @@ class NvmlBackend(Backend):
 
     def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
         """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
-        seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind]
+        seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind, gpu instance, compute instance]
         for kind, list_fn in tuple(gpu.proc_lists):
             try:
                 infos = list_fn(gpu.handle)
@@ -367,7 +406,8 @@ class NvmlBackend(Backend):
             for info in infos:
                 entry = seen.get(info.pid)
                 if entry is None:
-                    seen[info.pid] = [info.usedGpuMemory, kind]
+                    seen[info.pid] = [info.usedGpuMemory, kind, instance_id(getattr(info, "gpuInstanceId", None)),
+                                      instance_id(getattr(info, "computeInstanceId", None))]
                 elif info.usedGpuMemory is not None:
                     # A process in both lists reports its one allocation on this GPU twice: take it once.
                     entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
@@ -376,8 +416,8 @@ class NvmlBackend(Backend):
         sm = self._process_sm(gpu, notes)
         return [
             ProcessSample(pid=pid, gpu_index=gpu.index, used_memory_bytes=used, kind=kind,
-                          sm_pct=None if sm is None else sm.get(pid, 0.0))
-            for pid, (used, kind) in seen.items()
+                          sm_pct=None if sm is None else sm.get(pid, 0.0), gpu_instance_id=gi, compute_instance_id=ci)
+            for pid, (used, kind, gi, ci) in seen.items()
         ]
 
     def _process_sm(self, gpu: _GpuState, notes: list[str]) -> dict[int, float] | None:
@@ -385,7 +425,16 @@ class NvmlBackend(Backend):
         if not gpu.proc_util:
             return None
         try:
-            samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
+            samples = None
+            if gpu.proc_util_info:
+                try:
+                    samples = pynvml.nvmlDeviceGetProcessesUtilizationInfo(gpu.handle, gpu.last_ts)
+                except pynvml.NVMLError as exc:
+                    if exc.value not in _UNSUPPORTED:
+                        raise
+                    gpu.proc_util_info = False  # an older driver: the older call from now on
+            if samples is None:
+                samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
         except pynvml.NVMLError as exc:
             if exc.value in _NO_SAMPLES:
                 return {}
@@ -410,7 +459,7 @@ class NvmlBackend(Backend):
         if self._inspector is None:
             from gputab.sampling.host import HostInspector
 
-            self._inspector = HostInspector()
+            self._inspector = HostInspector(visibility=self._visibility)
         return self._inspector
 
     def close(self) -> None:

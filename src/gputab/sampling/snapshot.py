@@ -12,6 +12,27 @@ THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
 
 
 @dataclass(frozen=True, slots=True)
+class MigSample:
+    """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode, priced as a device: the
+    parent's rate x ``slices / GpuSample.mig_slices`` (see cost-model.md, "MIG instances")."""
+
+    gpu_instance_id: int
+    compute_instance_id: int
+    slices: int
+    """Compute slices this instance holds (``computeInstanceSliceCount``)."""
+    gpu_instance_slices: int | None = None
+    uuid: str = ""
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    sm_count: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``GI 1 CI 0``: how the views and exports name the instance (DCGM's GPU_I_ID is the GI)."""
+        return f"GI {self.gpu_instance_id} CI {self.compute_instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSample:
     """One GPU at one tick."""
 
@@ -26,6 +47,12 @@ class GpuSample:
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
     power_w: float | None = None
+    """The GPU's own power (GPU scope where the driver tells scopes apart): what GPU cost uses."""
+    power_source: str | None = None
+    """Which reading ``power_w`` is: ``instant (GPU scope)``, ``average (GPU scope)`` (nvmlDeviceGetFieldValues)
+    or ``nvmlDeviceGetPowerUsage`` (older drivers; the whole module on Grace Hopper)."""
+    module_power_w: float | None = None
+    """The whole module's power (Grace Hopper: GPU + CPU + memory), shown only, never charged."""
     power_limit_w: float | None = None
     energy_mj: int | None = None
     """Energy counter, millijoules since driver load (Volta and newer)."""
@@ -47,6 +74,10 @@ class GpuSample:
     throttle_seconds: dict[str, float] | None = None
     """Seconds of the last interval the clocks were held down, per reason (``power_cap``, ``thermal``,
     ``hw_slowdown``, ``power_brake``); None where the GPU does not report its clock event reasons."""
+    mig: tuple[MigSample, ...] | None = None
+    """The MIG devices of a GPU in MIG mode (maybe none yet); None when MIG is off or not supported."""
+    mig_slices: int | None = None
+    """The GPU's compute slices in MIG mode (``nvmlDeviceGetMaxMigDeviceCount``: 7 on A100/H100/H200)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -63,6 +94,9 @@ class ProcessSample:
     """SM utilization over the last interval; 0 when listed but no sample, None when unsupported."""
     kind: str = "compute"
     """``compute`` or ``graphics``."""
+    gpu_instance_id: int | None = None
+    """The MIG instance the process runs on (with ``compute_instance_id``); None off MIG."""
+    compute_instance_id: int | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -108,6 +142,9 @@ class Snapshot:
     """Human-readable notes on what failed in this poll (a lost GPU, an NVML error)."""
     cpu: tuple[CpuSample, ...] = ()
     """The CPU side of each GPU process (for the waste diagnosis); empty where the backend cannot tell."""
+    host_notes: tuple[str, ...] = ()
+    """Standing facts about this host that every view states once, with their fix (e.g. NVML's PIDs are not
+    visible in this container's PID namespace)."""
 
     def gpu(self, index: int) -> GpuSample | None:
         for g in self.gpus:
@@ -127,4 +164,5 @@ class Snapshot:
             "processes": [p.to_json() for p in self.processes],
             "errors": list(self.errors),
             "cpu": [c.to_json() for c in self.cpu],
+            "host_notes": list(self.host_notes),
         }

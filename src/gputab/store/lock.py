@@ -25,7 +25,7 @@ import socket
 import stat
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gputab.errors import GputabError
@@ -54,7 +54,7 @@ class WriterInfo:
 
 def utc_iso(wall: float) -> str:
     """Unix seconds as ISO 8601 UTC with a ``Z`` (what the store and the CLI show)."""
-    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _read_info(fd: int) -> WriterInfo:

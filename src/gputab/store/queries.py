@@ -12,8 +12,8 @@ import time
 from sqlite_utils import Database
 
 from gputab.errors import GputabError
-from gputab.store.lock import WriterInfo, utc_iso
 from gputab.report import MAX_COUNT
+from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.schema import JOB_COLUMNS
 
 SPECIAL_TAGS = ("(idle)", "(unobserved)")
@@ -35,7 +35,7 @@ def job_from_row(row: dict) -> dict:
     """A ``jobs`` row back as the JSON dict of ``JobTotals.to_json()`` (same keys, same order first)."""
     out = {"tag": row["tag"]}
     for c in JOB_COLUMNS:
-        out[c] = row[c]
+        out[c] = row.get(c)  # readers never migrate: a database from before a column was added lacks it
     if row.get("extra_json"):
         out.update(json.loads(row["extra_json"]))
     return out
@@ -56,7 +56,9 @@ def per_unit(cost: float | None, count: int | None, unit: float) -> float | None
 class StoreQueries:
     """Read methods of :class:`gputab.store.Store` (mixed in; ``self.db`` is the connection)."""
 
-    db: Database
+    @property
+    def db(self) -> Database:  # pragma: no cover - defined by Store
+        raise NotImplementedError
 
     def writer_info(self) -> WriterInfo | None:  # pragma: no cover - defined by Store
         raise NotImplementedError
@@ -170,7 +172,7 @@ class StoreQueries:
                                   exit_code=2)
         cost = row["cost_usd"]
         with self.db.atomic():
-            self.db["progress"].insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
+            self.db.table("progress").insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
                                         "wall": time.time(), "source": "cli", "reporter": reporter,
                                         "owner_uid": os.getuid()})
             self.db.execute(

@@ -4,7 +4,7 @@ Extends :mod:`gputab.store.queries` (the store's own reads) with filters over ma
 that carries a session with its jobs and GPUs. Everything here reads the stored totals (``sessions``,
 ``session_gpus``, ``jobs``), never the sample series, so listing or exporting a year of sessions stays fast.
 Jobs come back as dicts with the keys of ``JobTotals.to_json()`` and GPUs with the columns of ``session_gpus``
-(``index``, the price in force, totals, plus ``energy_kwh``), so the CLI, the exporter and the TUI print the
+(``index``, the price in force, totals, plus ``energy_kwh``), so the CLI, the CSV export and the TUI print the
 same figures.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from gputab.errors import GputabError
 from gputab.ledger import SPECIAL_TAGS
@@ -75,7 +75,7 @@ def parse_when(text: str, now: datetime | None = None) -> float:
     """
     m = _RELATIVE.match(text)
     if m:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         try:
             return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
         except OverflowError:  # further back than the year 1 (or than a float holds)
@@ -106,7 +106,8 @@ def session_ids(store: StoreQueries, since: float | None = None, until: float | 
         tag: keep sessions with a job whose tag matches this glob (``exp-*``); exact when it has no wildcard.
         host: keep sessions recorded on this host.
     """
-    where, params = [], []
+    where: list[str] = []
+    params: list[float | str] = []
     if since is not None:
         where.append(f"{_end_wall_sql()} >= ?")
         params.append(since)

@@ -10,15 +10,23 @@ proportion to its stored series time, the GPU-seconds (``job_samples.gpu_s``) of
 piece (a step ending exactly at midnight is the old day's last); a GPU's totals in proportion to its series steps'
 length (``gpu_samples.dt_ms``). A job or GPU without a series (a session recorded with none, or the
 ``(unobserved)`` bucket, which holds no GPU) is split in proportion to wall time over its session's span. Every
-additive figure of the job (cost, GPU-hours, effective GPU-hours, idle figures, energy, samples and tokens) is
-split by the same fraction, so a job's pieces sum to its totals; a session wholly in the window and in one
-day (or week, or with no day cut) is never split: its figures are the stored ones, to the last bit.
+additive figure of the job (cost, GPU-hours, effective GPU-hours, idle figures, energy, samples, tokens, busy and
+wasted dollars and the waste by reason) is split by the same fraction, so a job's pieces sum to its totals; a
+session wholly in the window and in one day (or week, or with no day cut) is never split: its figures are the stored
+ones, to the last bit.
+
+Waste: a job's busy and wasted dollars (``jobs.busy_usd``/``waste_usd``, and ``waste_by_reason`` in
+``extra_json``) are summed only over the sessions that recorded them; sessions from before the waste split (NULL
+figures, or no such columns in an old database) count in the cost but not in the waste, and a row none of whose
+sessions recorded waste has None. ``--by gpu`` rows have no waste: the store keeps waste per job, not per GPU (a
+GPU's ``(idle)`` cost is only part of the waste of the jobs on it).
 
 Days and weeks are local (the zone of this process) unless ``utc``; a week starts on Monday.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -106,14 +114,18 @@ def timezone_label(utc: bool) -> str:
 # -- pieces: a job's (or GPU's) totals, scaled to the part of it in one bucket of the window -----------------------
 #: The additive figures of a piece, in the order of :attr:`Piece.figures`.
 FIGURES = ("cost_usd", "gpu_hours", "effective_gpu_hours", "util_gpu_hours", "idle_usd", "idle_gpu_hours",
-           "energy_kwh", "samples", "tokens")
+           "energy_kwh", "samples", "tokens", "busy_usd", "waste_usd")
+#: Figures that may be None (not reported), and their positions in :data:`FIGURES`.
+_OPTIONAL = {k: FIGURES.index(k) for k in ("samples", "tokens", "waste_usd")}
+_COST = FIGURES.index("cost_usd")
 
 
 @dataclass
 class Piece:
     """The part of one stored job (or GPU) that falls in one bucket of the window.
 
-    ``figures`` follow :data:`FIGURES`; samples and tokens are None where the job reported none.
+    ``figures`` follow :data:`FIGURES`; samples and tokens are None where the job reported none, busy and
+    wasted dollars where its session recorded none (and for GPUs).
     """
 
     source: int
@@ -128,6 +140,8 @@ class Piece:
     figures: list
     first_wall: float
     last_wall: float
+    waste_by_reason: dict[str, float] | None = None
+    """Waste dollars by reason, scaled like ``figures`` (None where busy/waste are None)."""
 
 
 def _job_figures(r: dict) -> list:
@@ -138,8 +152,19 @@ def _job_figures(r: dict) -> list:
     # A job's idle dollars: its cost pro-rated by the GPU-hours it held a GPU at 0 % (exact when its GPUs share
     # one rate); the (idle) bucket is idle through and through.
     idle_usd = cost if special_idle else (cost * idle_h / hours if hours > 0 else 0.0)
+    waste = r["waste_usd"]
+    busy = None if waste is None else (r["busy_usd"] or 0.0)
     return [cost, hours, r["effective_gpu_hours"] or 0.0, hours if r["avg_utilization"] is not None else 0.0,
-            idle_usd, idle_h, r["energy_kwh"] or 0.0, r["samples"], r["tokens"]]
+            idle_usd, idle_h, r["energy_kwh"] or 0.0, r["samples"], r["tokens"], busy, waste]
+
+
+def _job_reasons(r: dict) -> dict[str, float] | None:
+    """The job's waste by reason from ``extra_json`` (None when its session recorded no waste)."""
+    if r["waste_usd"] is None:
+        return None
+    extra = json.loads(r["extra_json"]) if r["extra_json"] else {}
+    reasons = extra.get("waste_by_reason") if isinstance(extra, dict) else None
+    return {str(k): float(v) for k, v in reasons.items() if v is not None} if isinstance(reasons, dict) else {}
 
 
 def _scale(figures: list, f: float) -> list:
@@ -208,10 +233,14 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
         if not ids:
             continue
         user_col = "j.user" if _has_column(store, "jobs", "user") else "NULL"
+        # Readers never migrate: a database from before m006_waste has no busy/waste columns (no waste figures).
+        waste_cols = ("j.busy_usd, j.waste_usd" if _has_column(store, "jobs", "waste_usd")
+                      else "NULL AS busy_usd, NULL AS waste_usd")
         tag_where = " AND j.tag GLOB ?" if window.tag is not None else ""
         rows = store.db.query(
             f"SELECT j.id, j.session_id, j.tag, {user_col} AS user, j.cost_usd, j.gpu_hours, j.effective_gpu_hours, "
-            f"j.avg_utilization, j.idle_gpu_hours, j.energy_kwh, j.samples, j.tokens, s.host, "
+            f"j.avg_utilization, j.idle_gpu_hours, j.energy_kwh, j.samples, j.tokens, {waste_cols}, j.extra_json, "
+            f"s.host, "
             f"s.started_wall AS start, {_END_WALL} AS end_wall FROM jobs j JOIN sessions s ON s.id = j.session_id "
             f"WHERE j.session_id IN (SELECT value FROM json_each(?)){tag_where} ORDER BY j.session_id, j.id",
             [_json_ids(ids)] + ([window.tag] if window.tag is not None else []))
@@ -238,10 +267,13 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
                     wall = wall if wall is not None else _wall_split(start, end, cuts)
                     parts = wall
                 figures = _job_figures(j)
+                reasons = _job_reasons(j)
                 user = j["tag"] if j["tag"] in SPECIAL_TAGS else (j["user"] or UNKNOWN_USER)
                 for b, f in parts.items():
                     out.append(Piece(source, sid, j["host"] or "?", j["tag"], user, None, b, f,
-                                     figures if f == 1.0 else _scale(figures, f), start, end))
+                                     figures if f == 1.0 else _scale(figures, f), start, end,
+                                     reasons if reasons is None or f == 1.0
+                                     else {k: v * f for k, v in reasons.items()}))
     return out
 
 
@@ -251,6 +283,7 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
     A GPU's GPU-hours are its recorded hours (the series steps' length, else the session's span); effective
     GPU-hours weight them by the device utilization of the series (0 without a series, which then counts no
     utilization); idle dollars are the GPU's ``(idle)`` cost and idle GPU-hours its hours pro-rated by them.
+    Busy and wasted dollars are None: the store keeps waste per job, not per GPU.
     """
     out: list[Piece] = []
     for source, store in enumerate(stores):
@@ -273,7 +306,8 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             hours = (dt / 3.6e6) if dt else max(0.0, end - start) / 3600
             cost, idle = r["cost_usd"] or 0.0, r["idle_cost_usd"] or 0.0
             figures = [cost, hours, (eff or 0.0) / 3.6e6, (known or 0) / 3.6e6, idle,
-                       hours * idle / cost if cost > 0 else 0.0, (r["energy_j"] or 0.0) / 3.6e6, None, None]
+                       hours * idle / cost if cost > 0 else 0.0, (r["energy_j"] or 0.0) / 3.6e6, None, None,
+                       None, None]
             cuts = _cuts(start, end, window, by)
             whole, bucket = _whole(cuts)
             if whole:
@@ -302,29 +336,37 @@ class SpendRow:
     host: str
     key: str
     sums: dict = field(default_factory=lambda: dict.fromkeys(FIGURES, 0.0))
-    reported: dict = field(default_factory=lambda: {"samples": False, "tokens": False})
+    reported: dict = field(default_factory=lambda: dict.fromkeys(_OPTIONAL, False))
+    """Per optional figure (samples, tokens, waste_usd): whether any piece of the row reported it."""
     sessions: set = field(default_factory=set)
     daily_cost: dict = field(default_factory=dict)
     """Bucket -> cost, when the pieces were cut by day or week."""
     first_wall: float = math.inf
     last_wall: float = -math.inf
-    waste_usd_by_reason: dict | None = None
-    """Reserved for the waste issue: the row's waste dollars by reason, once sessions store them (None: unknown)."""
+    waste_by_reason: dict | None = None
+    """The row's waste dollars by reason, summed over its pieces that have waste figures (None: none has)."""
 
     def add(self, p: Piece) -> None:
         sums, figures = self.sums, p.figures
         for k, v in zip(FIGURES, figures, strict=True):
             if v is not None:
                 sums[k] += v
-        if figures[7] is not None:
-            self.reported["samples"] = True
-        if figures[8] is not None:
-            self.reported["tokens"] = True
+        for k, i in _OPTIONAL.items():
+            if figures[i] is not None:
+                self.reported[k] = True
+        if p.waste_by_reason is not None:
+            self._add_reasons(p.waste_by_reason)
         self.sessions.add((p.source, p.session_id))
         if p.bucket is not None:
-            self.daily_cost[p.bucket] = self.daily_cost.get(p.bucket, 0.0) + p.figures[0]
+            self.daily_cost[p.bucket] = self.daily_cost.get(p.bucket, 0.0) + p.figures[_COST]
         self.first_wall = min(self.first_wall, p.first_wall)
         self.last_wall = max(self.last_wall, p.last_wall)
+
+    def _add_reasons(self, reasons: dict[str, float]) -> None:
+        mine = self.waste_by_reason if self.waste_by_reason is not None else {}
+        for k, v in reasons.items():
+            mine[k] = mine.get(k, 0.0) + v
+        self.waste_by_reason = mine
 
     def to_json(self, by: str) -> dict:
         """The row with the project's JSON keys (``*_usd``, ``gpu_hours``, fractions 0..1)."""
@@ -346,10 +388,12 @@ class SpendRow:
             "cost_per_1m_tokens_usd": s["cost_usd"] / tokens * 1e6 if tokens else None,
             "cost_per_effective_gpu_hour_usd": (s["cost_usd"] / s["effective_gpu_hours"]
                                                 if s["effective_gpu_hours"] > 0 else None),
+            "busy_usd": s["busy_usd"] if self.reported["waste_usd"] else None,
+            "waste_usd": s["waste_usd"] if self.reported["waste_usd"] else None,
+            "waste_by_reason": (None if self.waste_by_reason is None else
+                                dict(sorted(self.waste_by_reason.items(), key=lambda kv: (-kv[1], kv[0])))),
             "sessions": len(self.sessions),
         })
-        if self.waste_usd_by_reason is not None:
-            out["waste_usd_by_reason"] = self.waste_usd_by_reason
         return out
 
 
@@ -383,6 +427,8 @@ def total(rows: Iterable[SpendRow]) -> SpendRow:
             t.sums[k] += r.sums[k]
         for k in t.reported:
             t.reported[k] = t.reported[k] or r.reported[k]
+        if r.waste_by_reason is not None:
+            t._add_reasons(r.waste_by_reason)
         t.sessions |= r.sessions
         for b, c in r.daily_cost.items():
             t.daily_cost[b] = t.daily_cost.get(b, 0.0) + c

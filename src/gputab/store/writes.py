@@ -227,7 +227,8 @@ class SessionWriter:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0.0, 0.0)",
             (m.host, m.backend, m.pid, m.gputab_version, utc_iso(m.started_wall), m.started_wall, m.interval,
              m.commit_interval, m.series_interval, m.prices_json))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        return cur.lastrowid
 
     def _write(self, conn: sqlite3.Connection, sid: int) -> dict[str, int]:
         conn.executemany(_GPU_UPSERT, [

@@ -7,7 +7,8 @@ Fed from the poll thread: by the :class:`gputab.alerts.AlertObserver` sink when 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from gputab.tui.frame import AlertView
 

@@ -16,13 +16,23 @@ import abc
 import logging
 import socket
 import time
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
-from gputab.tui.frame import (ATTACHED, NOT_RECORDING, RECORDING, AlertView, Frame, GpuView, JobView, ProcessView,
-                              sort_jobs)
+from gputab.tui.frame import (
+    ATTACHED,
+    NOT_RECORDING,
+    RECORDING,
+    AlertView,
+    Frame,
+    GpuView,
+    JobView,
+    ProcessView,
+    sort_jobs,
+)
 
 if TYPE_CHECKING:
     from gputab.tui.poller import Poller
@@ -231,7 +241,8 @@ class RecordingFeed(Feed):
             gpus=gpu_views(tick.snapshot, list(tick.gpus)),
             jobs=sort_jobs(JobView.from_json(j) for j in tick.jobs),
             processes=process_views(tick.snapshot, tick.processes),
-            notes=tuple(tick.notes) + tuple(tick.snapshot.errors), **self.alert_fields(),
+            notes=tuple(tick.snapshot.host_notes) + tuple(tick.notes) + tuple(tick.snapshot.errors),
+            host_notes=tick.snapshot.host_notes, **self.alert_fields(),
             real_pids=not simulated(self.recorder.backend),
         )
 

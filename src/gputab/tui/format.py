@@ -7,7 +7,7 @@ report cannot be mistaken for an idle GPU.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 

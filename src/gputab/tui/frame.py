@@ -151,6 +151,8 @@ class Frame:
     jobs: tuple[JobView, ...] = ()
     processes: tuple[ProcessView, ...] = ()
     notes: tuple[str, ...] = ()
+    host_notes: tuple[str, ...] = ()
+    """Standing facts about the host (``Snapshot.host_notes``): the header says the first, the notes its fix."""
     can_tag: bool = True
     """False when attached read-only: tags are then given in the recorder's session, not here."""
     alerts: tuple[AlertView, ...] = ()

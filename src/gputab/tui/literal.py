@@ -15,7 +15,8 @@ Right-to-left and double-width (CJK) text is left as it is; :func:`fit` cuts in 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.text import Text

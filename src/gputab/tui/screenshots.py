@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 import tempfile
+import time
 from pathlib import Path
 
 STEPS = 90

@@ -24,8 +24,19 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from gputab.errors import GputabError
-from gputab.store.spend import (SPECIAL_TAGS, Window, bucket_wall, group, job_pieces, last_days, latest_wall,
-                                open_stores, timezone_label, total, utilization_histogram)
+from gputab.store.spend import (
+    SPECIAL_TAGS,
+    Window,
+    bucket_wall,
+    group,
+    job_pieces,
+    last_days,
+    latest_wall,
+    open_stores,
+    timezone_label,
+    total,
+    utilization_histogram,
+)
 from gputab.tui.format import hours, money, pct, sparkline
 
 TOP_TAGS = 5

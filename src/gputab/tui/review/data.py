@@ -176,12 +176,12 @@ def export_dir() -> Path:
 
 
 def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None) -> tuple[Path, int]:
-    """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.exporter`; returns (path, rows).
+    """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.export`; returns (path, rows).
 
     The file is written beside its final name and renamed into place, so a spreadsheet never opens half of it;
-    the target rules are ``gputab export -o``'s (:func:`gputab.exporter.write_file_atomically`).
+    the target rules are ``gputab export -o``'s (:func:`gputab.export.write_file_atomically`).
     """
-    from gputab.exporter import export_csv, write_file_atomically
+    from gputab.export import export_csv, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 

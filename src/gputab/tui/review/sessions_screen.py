@@ -13,8 +13,15 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from gputab.tui.format import duration, money, pct
 from gputab.tui.literal import clean, fit, literal, literal_row
-from gputab.tui.review.data import SORTS, SessionRow, export_sessions, load_rows, parse_filter, session_figures, \
-    sort_rows
+from gputab.tui.review.data import (
+    SORTS,
+    SessionRow,
+    export_sessions,
+    load_rows,
+    parse_filter,
+    session_figures,
+    sort_rows,
+)
 
 COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", "util", "end", "jobs")
 # Which sort each header sorts by (the mark and jobs columns do not sort).

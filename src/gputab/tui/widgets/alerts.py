@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.text import Text
 
@@ -17,7 +17,7 @@ def clock_label(wall: float | None) -> str:
     """``HH:MM:SS`` UTC, as the header's session start (the same on every terminal and in the tests)."""
     if wall is None:
         return ""
-    return datetime.fromtimestamp(wall, timezone.utc).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S")
 
 
 def alert_cells(a: AlertView) -> tuple:

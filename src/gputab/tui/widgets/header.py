@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import time
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.widgets import Static
@@ -19,7 +20,7 @@ def started_label(wall: float | None) -> str:
     """Session start in UTC: the same on every terminal (and in the snapshot tests), as the CLI prints it."""
     if wall is None:
         return fmt.NA
-    return datetime.fromtimestamp(wall, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def header_text(frame: Frame) -> Text:
@@ -32,11 +33,19 @@ def header_text(frame: Frame) -> Text:
     jobs = sum(1 for j in frame.jobs if not j.special)
     return Text.assemble(
         literal(frame.host, "bold"), f"  {session}  started {started_label(frame.started_wall)}  up ",
-        fmt.duration(frame.elapsed_s), "\n",
+        fmt.duration(frame.elapsed_s), host_note_label(frame), "\n",
         "spent ", (fmt.money(frame.total_cost_usd), "bold"),
         "  burn ", (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),
         f"  {len(frame.gpus)} GPUs  {jobs} jobs  ", alerts_label(frame), state,
     )
+
+
+def host_note_label(frame: Frame) -> Text:
+    """``  ⚠ <what>`` for the first standing host note (e.g. a container hiding NVML's PIDs): what is wrong fits
+    the header's first line; the notes line below the tables carries the whole sentence with its fix."""
+    if not frame.host_notes:
+        return Text("")
+    return Text.assemble(("  ⚠ ", "bold yellow"), literal(frame.host_notes[0].split(":", 1)[0], "yellow"))
 
 
 def alerts_label(frame: Frame) -> Text:
@@ -51,16 +60,45 @@ def alerts_label(frame: Frame) -> Text:
     return Text.assemble((f"▲ {n} alert{'s' if n != 1 else ''}", style), " (4)  ")
 
 
+STALE_AFTER = 3.0
+"""A poll running this many intervals (at least this many seconds) is said in the header: the driver hangs."""
+
+
+def stale_label(waited_s: float) -> Text:
+    """``  ⏳ waiting on the NVIDIA driver: no new poll for 12 s`` (the figures above are that old)."""
+    return Text(f"  ⏳ waiting on the NVIDIA driver: no new poll for {waited_s:.0f} s", style="bold yellow")
+
+
 class SessionHeader(Static):
-    """Two-line header; re-rendered only when its text changes (the elapsed time changes once a second)."""
+    """Two-line header; re-rendered only when its text changes (the elapsed time changes once a second).
+
+    The poll runs in its own thread, so a driver call that hangs never freezes the screen; a watch here says so
+    when no frame has come for a while, and the figures shown are then that old.
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("gputab: starting…", **kwargs)
         self._text: Text | None = None
+        self._shown_at: float | None = None
+        self._stale = False
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._watch)
 
     def show(self, frame: Frame) -> None:
+        self._shown_at = time.monotonic()
         text = header_text(frame)
-        if text != self._text:
+        if text != self._text or self._stale:  # a new frame also clears the "waiting" label
+            self._stale = False
             self._text = text
             # Fixed height (2 lines): no layout pass needed, which keeps a tick's repaint small.
             self.update(text, layout=False)
+
+    def _watch(self) -> None:
+        # Only while the app drives polls itself (tests that poll by hand leave it quiet).
+        if self._shown_at is None or self._text is None or not getattr(self.app, "start_polling", False):
+            return
+        waited = time.monotonic() - self._shown_at
+        if waited >= max(STALE_AFTER, STALE_AFTER * float(getattr(self.app, "interval", 1.0))):
+            self._stale = True
+            self.update(Text.assemble(self._text, stale_label(waited)), layout=False)

@@ -15,13 +15,15 @@ SOURCE_LABELS = {
     "container": "container",
     "manual": "manual",
     "untagged": "untagged",
+    "no_permission": "untagged (no permission)",
+    "hidden": "not visible (host PID)",
     "gone": "exited",
 }
 """How each attribution source reads in the ``how`` column."""
 
 
 def process_cells(p: ProcessView) -> tuple:
-    untagged = p.source == "untagged"
+    untagged = p.source in ("untagged", "no_permission", "hidden")
     return (
         str(p.pid),
         literal(p.user or "?"),

@@ -1,0 +1,475 @@
+"""The scripting vocabulary: every key gputab writes to ``--json``, CSV and Prometheus, with its unit, once.
+
+The rule: the same quantity has the same key and unit everywhere. A key carries its unit as a suffix
+(:data:`UNIT_SUFFIXES`: ``_usd``, ``_pct``, ``_bytes``, ``_joules``, ``_seconds``...); times are ISO 8601 UTC
+strings (``2026-01-31T12:00:00Z``) and their keys end in ``_at`` (the filters ``since``/``until`` aside).
+Utilization is always a percent (0-100, ``*_pct``), as NVML reports it. Every JSON document is an object with
+``schema_version`` first.
+
+Inside gputab, dicts keep the shorter names the store and the ledger have always used (``start``,
+``avg_utilization`` as 0-1...); :func:`public` turns one into the public shape at the edge (rename, convert,
+drop duplicates, round), and every ``--json`` command and CSV layout goes through it, so this module is the one
+place that decides a public name. ``docs/json.md`` is generated from :data:`KEYS` (``python -m
+gputab.vocabulary > docs/json.md``), and tests/test_vocabulary.py checks that every command's output uses only
+keys listed here, with their unit and JSON type, and that the page is current.
+
+Numbers: JSON and CSV are for machines, so figures keep full precision, less the float noise of sums
+(``16.729999999999997``): every float is rounded to 15 significant digits (:func:`clean_float`), far below a
+nano-dollar on any realistic bill, and well inside the 1e-9 that the conservation checks allow. Tables for
+people round further when they print.
+
+Prometheus metric names follow Prometheus's own base-unit conventions (``_dollars``, ``_ratio`` for 0-1,
+``_joules_total``); :data:`METRICS` lists each with the JSON key it mirrors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = 2
+"""Version of every JSON document's shape. 2: this vocabulary (see the changelog in docs/json.md)."""
+
+
+def iso_utc(value: datetime | float | str | None) -> str | None:
+    """A time as ISO 8601 UTC with a ``Z`` suffix (``2025-01-31T12:00:00Z``); None stays None.
+
+    Accepts an aware or naive (taken as UTC) datetime, epoch seconds, or an ISO string.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        dt = datetime.fromtimestamp(value, tz=UTC)
+    elif isinstance(value, str):
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        dt = value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if dt.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return dt.strftime(fmt)
+
+
+def clean_float(value: float) -> float:
+    """``value`` rounded to 15 significant digits: sums lose their float noise, figures keep their precision."""
+    if value == 0 or math.isnan(value) or math.isinf(value):
+        return value
+    return float(f"{value:.15g}")
+
+
+UNIT_SUFFIXES: dict[str, str] = {
+    "_usd_per_hour": "US dollars per hour",
+    "_usd_per_kwh": "US dollars per kWh",
+    "_usd": "US dollars",
+    "_pct": "percent (0-100)",
+    "_bytes_per_second": "bytes per second",
+    "_bytes": "bytes",
+    "_joules": "joules",
+    "_kwh": "kilowatt-hours",
+    "_watts": "watts",
+    "_celsius": "degrees Celsius",
+    "_mhz": "megahertz",
+    "_seconds": "seconds",
+    "_hours": "hours",
+    "_at": "ISO 8601 UTC time",
+}
+"""Unit suffixes, longest first: a key that ends in one of these is in that unit, and every key with a unit ends in
+its suffix."""
+
+TYPES = ("integer", "number", "string", "boolean", "array", "object", "time")
+"""JSON types of :class:`Key` (``time`` is an ISO 8601 UTC string)."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One public key: its name, JSON type, meaning and the name(s) it had before schema 2 (the changelog)."""
+
+    name: str
+    type: str
+    meaning: str
+    was: str = ""
+
+    @property
+    def unit(self) -> str:
+        """The unit its suffix names, or ``""`` (a count, a name, a flag)."""
+        return next((unit for suffix, unit in UNIT_SUFFIXES.items() if self.name.endswith(suffix)), "")
+
+
+def _k(name: str, type_: str, meaning: str, was: str = "") -> Key:
+    return Key(name, type_, meaning, was)
+
+
+KEYS: tuple[Key, ...] = (
+    # -- every document ---------------------------------------------------------------------------------------
+    _k("schema_version", "integer", "Version of the document's shape (this page describes 2).",
+       "(in spend and fleet only, as 1)"),
+    # -- sessions ---------------------------------------------------------------------------------------------
+    _k("id", "integer", "The session's id (in a session object), or the alert's id (in an alert)."),
+    _k("session_id", "integer", "The session a row or a report belongs to.", "session (samples --json)"),
+    _k("sessions", "array", "The sessions listed (sessions --json).", "a bare list"),
+    _k("session", "object", "The session's own fields (show --json)."),
+    _k("host", "string", "Host name the session was recorded on (the demo's is demo-box)."),
+    _k("backend", "string", "Where samples came from: nvml or demo."),
+    _k("started_at", "time", "When the session or alert started.", "start"),
+    _k("ended_at", "time", "When it ended or cleared; null while running or active.", "end"),
+    _k("end_reason", "string", "clean, crashed, recording (still running), or null."),
+    _k("end_detail", "string", "What ended it (a signal name, an error)."),
+    _k("duration_seconds", "number", "Wall time the session covered.", "duration_s"),
+    _k("ticks", "integer", "Polls recorded."),
+    _k("interval_seconds", "number", "Seconds between polls.", "interval"),
+    _k("last_commit_at", "time", "Last time the recorder committed its figures.", "last_commit"),
+    _k("gputab_version", "string", "gputab version that recorded the session."),
+    _k("tags", "array", "Tags of the session's jobs (idle and unobserved left out)."),
+    _k("alert_count", "integer", "Alerts raised in the session.", "alerts (a count, in sessions --json)"),
+    _k("prices", "object", "The price table in force for the session (the keys of prices --json, without gpus)."),
+    # -- money, time, energy: jobs, totals, GPUs ---------------------------------------------------------------
+    _k("tag", "string", "The job's tag; in spend's header, the --tag filter."),
+    _k("cost_usd", "number", "Money charged (a job's share of its GPUs' price x time, energy included)."),
+    _k("burn_rate_usd_per_hour", "number", "What it costs per hour now (the last poll)."),
+    _k("gpu_hours", "number", "GPU-hours held (share x time)."),
+    _k("effective_gpu_hours", "number", "GPU-hours x utilization."),
+    _k("idle_gpu_hours", "number", "GPU-hours held while utilization was 0."),
+    _k("avg_utilization_pct", "number", "Average GPU utilization over the time held, time-weighted.",
+       "avg_utilization (0-1); utilization_fraction (fleet hosts)"),
+    _k("energy_kwh", "number", "Energy drawn (a job's share of its GPUs')."),
+    _k("energy_joules", "number", "Energy drawn, in joules (GPU rows).", "energy_j; energy_mj (snapshot) dropped"),
+    _k("peak_vram_bytes", "integer", "Peak GPU memory of the job's processes.", "vram_bytes (the last poll's) dropped"),
+    _k("samples", "integer", "Samples the job reported (gputab.report or gputab samples)."),
+    _k("tokens", "integer", "Tokens the job reported."),
+    _k("cost_per_sample_usd", "number", "cost_usd / samples."),
+    _k("cost_per_1k_samples_usd", "number", "cost_usd x 1000 / samples."),
+    _k("cost_per_1m_tokens_usd", "number", "cost_usd x 1e6 / tokens."),
+    _k("cost_per_effective_gpu_hour_usd", "number", "cost_usd / effective_gpu_hours."),
+    _k("gpus", "array", "A job's GPU indexes; at the top of a document, the GPU objects."),
+    _k("unknown_price", "boolean", "A GPU was priced at the default rate (its model is not in the table).",
+       "unknown (prices --json gpus)"),
+    _k("busy_usd", "number", "Of cost_usd, the dollars of effective GPU time."),
+    _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
+       "the sessions that recorded waste; null when none did)."),
+    _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
+    _k("waste_by_reason", "object", "waste_usd split by likely reason (keys: reason names), costliest first."),
+    _k("waste_top_reason", "string", "The costliest reason."),
+    _k("waste_evidence", "string", "The figures behind the top reason."),
+    _k("waste_evidence_by_reason", "object", "The figures behind each reason (keys: reason names)."),
+    _k("tensor_active_usd", "number", "cost_usd x tensor-core activity."),
+    _k("throttled_usd", "object", "Dollars while the job's GPUs' clocks were held down, by reason."),
+    _k("throttled_seconds", "object", "Seconds the job's GPUs' clocks were held down, by reason."),
+    _k("share_pct", "array", "The job's share of each GPU in gpus, in the same order (snapshot).",
+       "share (fractions keyed by GPU index as text)"),
+    _k("processes", "array", "A job's PIDs; at the top of snapshot, the process objects."),
+    _k("total", "object", "The sum over the rows (show, spend)."),
+    _k("job_count", "integer", "Jobs in the session (idle and unobserved left out).", "jobs (a count)"),
+    _k("gpu_count", "integer", "GPUs.", "gpus (a count, in fleet)"),
+    _k("idle_cost_usd", "number", "Cost of GPUs that no process held: the (idle) row.", "idle_usd (spend)"),
+    _k("unobserved_cost_usd", "number", "Cost of time no poll saw: the (unobserved) row."),
+    # -- GPUs --------------------------------------------------------------------------------------------------
+    _k("index", "integer", "The GPU's NVML index."),
+    _k("gpu_index", "integer", "The GPU a process or CSV row is on."),
+    _k("uuid", "string", "The GPU's UUID."),
+    _k("gpu_uuid", "string", "The GPU's UUID (CSV)."),
+    _k("name", "string", "The GPU's model name as the driver reports it."),
+    _k("gpu_name", "string", "The GPU's model name (CSV)."),
+    _k("model_key", "string", "The price-table row the GPU matched (null: default rate)."),
+    _k("matched_key", "string", "The row the GPU's name matches in the built-in table (prices)."),
+    _k("price_mode", "string", "How GPUs are priced: rental or owned.", "mode"),
+    _k("rate_usd_per_hour", "number", "The GPU's price per hour in force.",
+       "rate_per_hour (JSON), rate_per_hour_usd (CSV)"),
+    _k("price_source", "string", "Where the rate comes from.", "source (prices)"),
+    _k("price_date", "string", "Date of the rate (YYYY-MM-DD).", "date (prices)"),
+    _k("price_usd_per_kwh", "number", "Electricity price (owned mode).", "price_per_kwh"),
+    _k("pue", "number", "Power usage effectiveness (owned mode; a ratio, 1 or more)."),
+    _k("charge_energy", "boolean", "Energy is charged on top of the hourly rate."),
+    _k("energy_method", "string", "How energy was measured: counter (NVML total energy) or power (W x time)."),
+    _k("lost", "boolean", "The GPU stopped answering."),
+    _k("memory_used_bytes", "integer", "GPU memory in use."),
+    _k("memory_total_bytes", "integer", "GPU memory size."),
+    _k("utilization_pct", "number", "GPU utilization over the last interval; fleet hosts: the mean of their GPUs.",
+       "utilization_fraction (fleet, 0-1)"),
+    _k("memory_utilization_pct", "number", "Memory-controller utilization."),
+    _k("sm_active_pct", "number", "SM activity (NVML GPM)."),
+    _k("sm_occupancy_pct", "number", "SM occupancy (NVML GPM)."),
+    _k("tensor_active_pct", "number", "Tensor-core activity (NVML GPM)."),
+    _k("dram_bw_pct", "number", "DRAM bandwidth used (NVML GPM)."),
+    _k("nvlink_rx_bytes_per_second", "number", "NVLink receive rate.", "nvlink_rx_bytes_per_s"),
+    _k("nvlink_tx_bytes_per_second", "number", "NVLink transmit rate.", "nvlink_tx_bytes_per_s"),
+    _k("pcie_rx_bytes_per_second", "number", "PCIe receive rate.", "pcie_rx_bytes_per_s"),
+    _k("pcie_tx_bytes_per_second", "number", "PCIe transmit rate.", "pcie_tx_bytes_per_s"),
+    _k("power_watts", "number", "Power draw.", "power_w"),
+    _k("power_limit_watts", "number", "Power limit.", "power_limit_w"),
+    _k("power_source", "string", "Which NVML reading power_watts is: instant or average, GPU scope (field values), "
+       "or the older power usage call."),
+    _k("module_power_watts", "number", "Power of the whole module where the driver reports it apart (Grace Hopper); "
+       "display only, never charged.", "module_power_w"),
+    _k("mig", "array", "The GPU's MIG instances (null when MIG is off), each priced as a device (snapshot)."),
+    _k("mig_slices", "integer", "Compute slices of a GPU in MIG mode: an instance's rate is the GPU's rate x its "
+       "slices / these."),
+    _k("gpu_instance_id", "integer", "A MIG instance's GPU instance id (DCGM's GPU_I_ID)."),
+    _k("compute_instance_id", "integer", "A MIG instance's compute instance id."),
+    _k("slices", "integer", "Compute slices a MIG instance holds."),
+    _k("gpu_instance_slices", "integer", "Slices of the MIG instance's GPU instance."),
+    _k("sm_count", "integer", "Streaming multiprocessors of a MIG instance."),
+    _k("label", "string", "How the views name a MIG instance (GI 1 CI 0)."),
+    _k("host_notes", "array", "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said "
+       "once with the fix."),
+    _k("sm_clock_mhz", "number", "SM clock."),
+    _k("temperature_celsius", "number", "GPU temperature.", "temperature_c"),
+    _k("throttle_seconds", "object", "Seconds of the last interval the GPU's clocks were held down, by reason."),
+    # -- snapshot ----------------------------------------------------------------------------------------------
+    _k("taken_at", "time", "When the poll was taken.", "wall (Unix seconds); mono dropped"),
+    _k("driver_version", "string", "NVIDIA driver version."),
+    _k("errors", "array", "What failed in this poll, in words."),
+    _k("jobs", "array", "The jobs (snapshot, show, fleet)."),
+    _k("cpu", "array", "The CPU side of each GPU process over the interval."),
+    _k("pid", "integer", "Process id (host PID namespace)."),
+    _k("kind", "string", "compute or graphics (processes); the alert's kind (alerts)."),
+    _k("sm_pct", "number", "The process's SM utilization."),
+    _k("used_memory_bytes", "integer", "GPU memory the process holds."),
+    _k("tag_source", "string", "How the tag was found (env, cgroup, rule, untagged...)."),
+    _k("user", "string", "Login name of the process owner; in spend --by user, the user."),
+    _k("command", "string", "The process's command line, secrets redacted."),
+    _k("alive", "boolean", "The process is still alive (false: its memory is stranded; null: cannot tell)."),
+    _k("cpu_pct", "number", "CPU time of the process tree, percent of one core (passes 100 on several cores)."),
+    _k("busiest_cpu_pct", "number", "The busiest process of the tree, percent of one core."),
+    _k("busiest_pid", "integer", "That process."),
+    _k("busiest_runnable_pct", "number", "Percent of the interval it was on a CPU or waiting for one."),
+    _k("iowait_pct", "number", "Percent of the interval the tree waited for I/O."),
+    _k("cores", "integer", "CPUs the process may run on."),
+    _k("tree_size", "integer", "Processes in the tree."),
+    # -- alerts and spool reports ------------------------------------------------------------------------------
+    _k("alerts", "array", "Alert objects, oldest first (show --json). Counts are alert_count/active_alert_count.",
+       "also a count in sessions --json"),
+    _k("severity", "string", "info, warning or critical."),
+    _k("subject", "string", "What it is about: a tag, gpu N or host."),
+    _k("message", "string", "The alert in words."),
+    _k("active", "boolean", "Not cleared (in an ended session: still active when recording stopped)."),
+    _k("data", "object", "The figures behind an alert (keys depend on its kind)."),
+    _k("rejected_reports", "array", "Spool reports the recorder ignored, per reason and file owner."),
+    _k("reason", "string", "Why reports were rejected (a key of gputab.spool.REASONS)."),
+    _k("reason_text", "string", "The reason in words."),
+    _k("owner_uid", "integer", "Owner of the rejected spool file."),
+    _k("owner", "string", "Its login name."),
+    _k("reports", "integer", "Reports rejected."),
+    # -- prices ------------------------------------------------------------------------------------------------
+    _k("table_date", "string", "Date of the built-in price table."),
+    _k("rental_rate", "string", "Which rental rate is used: on_demand or spot."),
+    _k("default_rate_usd_per_hour", "number", "Rate of a GPU whose model is not in the table.", "default_rate"),
+    _k("rows", "array", "The rows: price-table rows (prices), spend rows (spend)."),
+    _k("on_demand_usd_per_hour", "number", "The row's on-demand rate.", "on_demand"),
+    _k("spot_usd_per_hour", "number", "The row's spot rate.", "spot"),
+    _k("also", "array", "Other GPU names the row matches."),
+    _k("note", "string", "Why no GPU of this box is listed (no driver), or null."),
+    # -- spend -------------------------------------------------------------------------------------------------
+    _k("by", "string", "The grouping: tag, user, gpu, host, day or week."),
+    _k("since", "time", "Start of the window."),
+    _k("until", "time", "End of the window (null: now)."),
+    _k("timezone", "string", "Where days and weeks are cut."),
+    _k("databases", "array", "The database files read."),
+    _k("session_count", "integer", "Sessions that contributed.", "sessions (a count, spend)"),
+    _k("gpu", "string", "The GPU of a spend --by gpu row (index and name)."),
+    _k("day", "string", "The day of a spend --by day row (YYYY-MM-DD)."),
+    _k("week", "string", "The Monday of a spend --by week row (YYYY-MM-DD)."),
+    # -- fleet -------------------------------------------------------------------------------------------------
+    _k("prometheus", "string", "The Prometheus URL asked."),
+    _k("queried_at", "time", "When the queries were evaluated."),
+    _k("stale_after_seconds", "number", "A host unseen this long is stale."),
+    _k("queries_per_refresh", "integer", "Requests one refresh makes."),
+    _k("totals", "object", "Sums over the live hosts (fleet)."),
+    _k("hosts", "array", "Host objects (fleet); a job's host names (fleet jobs)."),
+    _k("host_count", "integer", "Hosts.", "hosts (a count)"),
+    _k("stale_host_count", "integer", "Hosts unseen for stale_after_seconds.", "hosts_stale"),
+    _k("stale", "boolean", "The host has not been seen for stale_after_seconds."),
+    _k("last_seen_at", "time", "Last time the host's recorder was scraped.", "last_seen"),
+    _k("session_cost_usd", "number", "What the host's current (or last) session cost so far."),
+    _k("spent_today_usd", "number", "Cost since 00:00 UTC."),
+    _k("idle_today_usd", "number", "Of which (idle)."),
+    _k("idle_burn_rate_usd_per_hour", "number", "Burn rate of the idle GPUs now."),
+    _k("active_alert_count", "integer", "Alerts active now.", "alerts_active"),
+    _k("alert_counts", "array", "Active alerts by kind and severity ({kind, severity, count}).",
+       "alerts (fleet hosts)"),
+    _k("count", "integer", "How many."),
+    _k("burn_rate_history", "array", "Burn rate over the last hour ({sampled_at, burn_rate_usd_per_hour})."),
+    _k("sampled_at", "time", "When a point of a history was sampled.", "time"),
+    _k("per_host", "array", "A job's figures on each host."),
+    _k("warnings", "array", "What was missing or odd in Prometheus's answer."),
+)
+"""Every public key, once."""
+
+BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+
+DATA_MAPS = frozenset({"waste_by_reason", "waste_evidence_by_reason", "throttled_usd", "throttled_seconds",
+                       "throttle_seconds", "data"})
+"""Objects whose keys are data (reason names, an alert's figures), not vocabulary: left as they are."""
+
+RENAMES: dict[str, str] = {
+    "start": "started_at", "end": "ended_at", "duration_s": "duration_seconds", "interval": "interval_seconds",
+    "last_commit": "last_commit_at", "last_seen": "last_seen_at", "energy_j": "energy_joules",
+    "rate_per_hour": "rate_usd_per_hour", "rate_per_hour_usd": "rate_usd_per_hour",
+    "default_rate": "default_rate_usd_per_hour", "price_per_kwh": "price_usd_per_kwh",
+    "on_demand": "on_demand_usd_per_hour", "spot": "spot_usd_per_hour", "mode": "price_mode",
+    "source": "price_source", "date": "price_date", "unknown": "unknown_price", "idle_usd": "idle_cost_usd",
+    "power_w": "power_watts", "module_power_w": "module_power_watts", "power_limit_w": "power_limit_watts", "temperature_c": "temperature_celsius",
+    "nvlink_rx_bytes_per_s": "nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_s": "nvlink_tx_bytes_per_second",
+    "pcie_rx_bytes_per_s": "pcie_rx_bytes_per_second", "pcie_tx_bytes_per_s": "pcie_tx_bytes_per_second",
+    "wall": "taken_at", "alerts_active": "active_alert_count", "hosts_stale": "stale_host_count",
+    "utilization_fraction": "utilization_pct", "avg_utilization": "avg_utilization_pct",
+}
+"""Internal (and schema 1) key -> public key."""
+
+COUNTS: dict[str, str] = {"jobs": "job_count", "gpus": "gpu_count", "hosts": "host_count", "alerts": "alert_count",
+                          "sessions": "session_count"}
+"""A plural is the list; when its value is a count (an integer) the key is ``<thing>_count``."""
+
+CONVERT: dict[str, Callable[[Any], Any]] = {
+    "avg_utilization": lambda v: v * 100.0,
+    "utilization_fraction": lambda v: v * 100.0,
+}
+"""Internal keys whose value changes unit on the way out (0-1 -> percent), before renaming."""
+
+DROPPED = frozenset({"energy_mj", "vram_bytes", "mono", "total_cost_usd", "seconds"})
+"""Internal keys never published: duplicates (energy_mj of energy_joules, total_cost_usd of total.cost_usd) or
+internal (the monotonic clock, the current poll's VRAM beside the peak)."""
+
+
+def public(obj: Any) -> Any:
+    """``obj`` in the public vocabulary: keys renamed (:data:`RENAMES`) and converted (:data:`CONVERT`),
+    :data:`DROPPED` keys left out, ``*_at`` values as ISO 8601 UTC, floats cleaned (:func:`clean_float`).
+
+    Walks dicts and lists; the keys of :data:`DATA_MAPS` objects are data and stay as they are.
+    """
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in DROPPED:
+                continue
+            if key in CONVERT and value is not None:
+                value = CONVERT[key](value)
+            name = str(COUNTS[key] if key in COUNTS and isinstance(value, int) else RENAMES.get(key, key))
+            if key in DATA_MAPS:
+                out[name] = _floats(value)
+            elif name.endswith("_at") and value is not None:
+                out[name] = iso_utc(value)
+            else:
+                out[name] = public(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [public(v) for v in obj]
+    return _floats(obj)
+
+
+def _floats(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return clean_float(obj)
+    if isinstance(obj, dict):
+        return {k: _floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_floats(v) for v in obj]
+    return obj
+
+
+def document(body: dict) -> dict:
+    """A JSON document: ``schema_version`` first, then ``body`` in the public vocabulary."""
+    return {"schema_version": SCHEMA_VERSION, **public({k: v for k, v in body.items() if k != "schema_version"})}
+
+
+METRICS: dict[str, str] = {
+    "gputab_tags_folded": "",
+    "gputab_session_info": "",
+    "gputab_last_tick_timestamp_seconds": "",
+    "gputab_cost_dollars_total": "cost_usd",
+    "gputab_burn_rate_dollars_per_hour": "burn_rate_usd_per_hour",
+    "gputab_alerts_active": "active_alert_count",
+    "gputab_rejected_reports_total": "reports",
+    "gputab_gpu_utilization_ratio": "utilization_pct",
+    "gputab_gpu_memory_used_bytes": "memory_used_bytes",
+    "gputab_gpu_memory_total_bytes": "memory_total_bytes",
+    "gputab_gpu_power_watts": "power_watts",
+    "gputab_gpu_temperature_celsius": "temperature_celsius",
+    "gputab_gpu_lost": "lost",
+    "gputab_gpu_idle": "",
+    "gputab_gpu_energy_joules_total": "energy_joules",
+    "gputab_gpu_cost_dollars_total": "cost_usd",
+    "gputab_gpu_burn_rate_dollars_per_hour": "burn_rate_usd_per_hour",
+    "gputab_gpu_price_dollars_per_hour": "rate_usd_per_hour",
+    "gputab_job_cost_dollars_total": "cost_usd",
+    "gputab_job_gpu_hours_total": "gpu_hours",
+    "gputab_job_effective_gpu_hours_total": "effective_gpu_hours",
+    "gputab_job_energy_joules_total": "energy_joules",
+    "gputab_job_burn_rate_dollars_per_hour": "burn_rate_usd_per_hour",
+    "gputab_job_utilization_ratio": "avg_utilization_pct",
+    "gputab_job_memory_peak_bytes": "peak_vram_bytes",
+    "gputab_job_samples_total": "samples",
+    "gputab_job_tokens_total": "tokens",
+    "gputab_job_busy_dollars_total": "busy_usd",
+    "gputab_job_waste_dollars_total": "waste_usd",
+    "gputab_job_tensor_active_dollars_total": "tensor_active_usd",
+    "gputab_job_throttled_dollars_total": "throttled_usd",
+}
+"""Prometheus metric -> the JSON key it mirrors (``""``: none). Prometheus names use base units: ``_dollars``,
+``_ratio`` (0-1, where JSON says ``_pct``), ``_joules``, ``_bytes``, ``_seconds``, ``_total`` for counters."""
+
+PROMETHEUS_UNITS = ("_dollars_total", "_dollars_per_hour", "_ratio", "_bytes", "_watts", "_celsius",
+                    "_joules_total", "_hours_total", "_seconds", "_total", "_info", "_active", "_lost", "_idle",
+                    "_folded")
+"""How a gputab metric name may end (the unit, or a count/flag)."""
+
+
+def markdown() -> str:
+    """docs/json.md: every key with its type, unit and meaning, the Prometheus names, and the changelog."""
+    lines = [
+        "# gputab's scripting vocabulary",
+        "",
+        "<!-- Generated by `python -m gputab.vocabulary > docs/json.md` from src/gputab/vocabulary.py;"
+        " tests/test_vocabulary.py checks it is current. -->",
+        "",
+        "Every `--json` document (`snapshot`, `sessions`, `show`, `spend`, `fleet`, `prices`, `samples`) is an object",
+        f"whose first key is `schema_version` (now {SCHEMA_VERSION}). `export` CSV headers and `spend --csv` use the",
+        "same keys. The same quantity has the same key and unit everywhere; the unit is the key's suffix:",
+        "",
+        "| suffix | unit |",
+        "|---|---|",
+        *[f"| `{s}` | {u} |" for s, u in UNIT_SUFFIXES.items()],
+        "",
+        "Utilization is a percent (0-100) everywhere. Times are ISO 8601 UTC strings (`2026-01-31T12:00:00Z`).",
+        "Floats keep full precision less float noise: rounded to 15 significant digits. A figure that is not known",
+        "is `null` in JSON and an empty cell in CSV, never 0. Keys of `waste_by_reason`, `waste_evidence_by_reason`,",
+        "`throttled_usd`, `throttled_seconds`, `throttle_seconds` (reason names) and an alert's `data` are data.",
+        "",
+        "## Keys",
+        "",
+        "| key | type | unit | meaning |",
+        "|---|---|---|---|",
+        *[f"| `{k.name}` | {k.type} | {k.unit or '-'} | {k.meaning} |" for k in sorted(KEYS, key=lambda k: k.name)],
+        "",
+        "## Prometheus metrics",
+        "",
+        "Prometheus names follow Prometheus's base units: dollars, `_ratio` for 0-1 (JSON: percent), joules,",
+        "bytes, seconds, and `_total` on counters.",
+        "",
+        "| metric | JSON key |",
+        "|---|---|",
+        *[f"| `{m}` | {f'`{k}`' if k else '-'} |" for m, k in METRICS.items()],
+        "",
+        "## Changes in schema 2 (from the keys before it)",
+        "",
+        "- `sessions --json` is an object: `{schema_version, sessions: [...]}` (was a bare list).",
+        "- `show --json` no longer repeats the total: `total_cost_usd` and `session.cost_usd`/`session.energy_kwh`",
+        "  are gone; `total.cost_usd` is the figure (the sum of the job rows, as in the CSV).",
+        "- `snapshot --json`: `share` (fractions keyed by GPU index as text) is `share_pct`, a list beside `gpus`.",
+        "- Fleet hosts: `gpus` (a count) is `gpu_count`; `alerts` (counts) is `alert_counts`; totals' `hosts` is",
+        "  `host_count`, `gpus` is `gpu_count`.",
+        "- `prices --json`: the price rows were always under `rows` (its help said `table`).",
+        "",
+        "| was | now |",
+        "|---|---|",
+        *[f"| {k.was} | `{k.name}` |" for k in sorted(KEYS, key=lambda k: k.name) if k.was],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
