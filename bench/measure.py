@@ -15,8 +15,8 @@ import subprocess
 import termios
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import psutil
 
@@ -29,6 +29,9 @@ class Usage:
     """Resident set of the process tree at the end of the window."""
     cpu_s: float
     window_s: float
+    first_frame_s: float | None = None
+    """Seconds from the start of the program until ``marker`` was first written to the terminal (None: never,
+    or no marker given)."""
 
 
 def _tree(p: psutil.Process) -> list[psutil.Process]:
@@ -84,7 +87,8 @@ def _ctty_preexec():
 class PtyProgram:
     """Run ``argv`` on a 120x40 pseudo-terminal; a thread drains the output so the program never blocks on it."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cols: int = 120, rows: int = 40) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cols: int = 120, rows: int = 40,
+                 marker: bytes | None = None) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = dict(env)
@@ -94,6 +98,10 @@ class PtyProgram:
                                      preexec_fn=_ctty_preexec, close_fds=True)
         os.close(slave)
         self._master = master
+        self.marker = marker
+        self.first_seen: float | None = None
+        """Seconds after the start until ``marker`` first appeared in the output."""
+        self._started = time.monotonic()
         self.output_bytes = 0
         self.tail = b""
         self._reader = threading.Thread(target=self._drain, daemon=True)
@@ -108,6 +116,10 @@ class PtyProgram:
             if not chunk:
                 return
             self.output_bytes += len(chunk)
+            if self.marker is not None and self.first_seen is None:
+                # Look across the chunk boundary too: a marker can be split between two reads.
+                if self.marker in self.tail[-len(self.marker):] + chunk:
+                    self.first_seen = time.monotonic() - self._started
             self.tail = (self.tail + chunk)[-4000:]
 
     def stop(self) -> None:
@@ -124,12 +136,16 @@ class PtyProgram:
             pass
 
 
-def measure_pty(argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float) -> Usage:
-    prog = PtyProgram(argv, env)
+def measure_pty(argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float,
+                marker: bytes | None = None) -> Usage:
+    """CPU and RSS in a 120x40 pty; with ``marker``, also how long until the first frame (the first time the
+    program writes ``marker``, a text only its first full frame has)."""
+    prog = PtyProgram(argv, env, marker=marker)
     try:
         usage = sample_usage(prog.proc.pid, warmup, window)
         if prog.output_bytes == 0:
             raise RuntimeError(f"{argv[0]} drew nothing on the terminal")
+        usage.first_frame_s = prog.first_seen
         return usage
     except Exception as exc:
         raise RuntimeError(f"{' '.join(argv)}: {exc}; last output: {prog.tail[-600:]!r}") from None

@@ -125,23 +125,48 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
         "nvitop": [str(bindir / "nvitop"), "--interval", "1"],
         "gpustat": [str(bindir / "gpustat"), "-i", "1"],
     }
-    cpu = {k: [] for k in tools}
-    rss = {k: [] for k in tools}
+    # Text each tool writes only once its first frame with the GPUs is drawn: gputab's header money line (after
+    # the first poll; before it the header says "starting"), nvitop's and gpustat's GPU memory ("… MiB").
+    markers = {"gputab": b"spent", "nvitop": b"MiB", "gpustat": b"MiB"}
+    cpu: dict[str, list[float]] = {k: [] for k in tools}
+    rss: dict[str, list[float]] = {k: [] for k in tools}
+    first: dict[str, list[float]] = {k: [] for k in tools}
     for rep in range(reps):
         for tool, argv in tools.items():
             env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
                           GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
-            u = measure_pty(argv, env, warmup, window)
+            u = measure_pty(argv, env, warmup, window, marker=markers[tool])
             cpu[tool].append(u.cpu_pct)
             rss[tool].append(u.rss_bytes)
+            if u.first_frame_s is not None:
+                first[tool].append(u.first_frame_s)
     c = {k: median(v) for k, v in cpu.items()}
     r = {k: median(v) / MIB for k, v in rss.items()}
+    f = {k: (f"{median(v):.2f} s" if v else "not seen") for k, v in first.items()}
     how = (f"median of {reps} runs; CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
            f"120x40 pty; `gputab --interval 1`, `nvitop --interval 1`, `gpustat -i 1`")
     t.add("live view CPU % of a core at 1 Hz (gputab also records)", f"{c['gputab']:.1f} %", f"{c['nvitop']:.1f} %",
           f"{c['gpustat']:.1f} %", ratio(c["gputab"], c["nvitop"]), how)
     t.add("live view RSS", f"{r['gputab']:.0f} MiB", f"{r['nvitop']:.0f} MiB", f"{r['gpustat']:.0f} MiB",
           ratio(r["gputab"], r["nvitop"]), "same runs, RSS at the end of the window")
+    ff = {k: median(v) for k, v in first.items() if v}
+    t.add("live view first frame", f["gputab"], f["nvitop"], f["gpustat"],
+          ratio(ff["gputab"], ff["nvitop"]) if "gputab" in ff and "nvitop" in ff else "—",
+          "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
+          "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
+          "process start and imports included")
+
+
+def bench_chart(t: Table, env: dict) -> None:
+    """One redraw of a live chart: gputab's braille chart vs plotext (textual-plotext), when plotext is found in
+    the directory named by ``GPUTAB_BENCH_PLOTEXT`` (``pip install --target DIR textual-plotext``)."""
+    extra = [os.environ["GPUTAB_BENCH_PLOTEXT"]] if os.environ.get("GPUTAB_BENCH_PLOTEXT") else []
+    d = bench_workload("chart_cost", t, env, extra)
+    plotext = "not installed" if d["plotext_ms"] is None else f"{d['plotext_ms']:.1f} ms"
+    t.add("one chart redraw, 9 series x 300 points, 100x12 cells", f"{d['gputab_chart_ms']:.1f} ms", how=(
+        f"gputab's braille chart (`gputab.tui.widgets.chart`) vs textual-plotext's plotext (`plt.build()` + "
+        f"`Text.from_ansi`, what its `Plot` widget does each render): {plotext}; median of 5 x 50 redraws, process "
+        f"CPU (`bench/workloads/chart_cost.py`; plotext from `GPUTAB_BENCH_PLOTEXT=DIR`, not a dependency)"))
 
 
 def real_hardware(t: Table) -> None:
@@ -262,7 +287,7 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
     lines = [
         "# gputab benchmark results",
         "",
-        f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{' '.join(argv)}` "
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `{' '.join(argv)}` "
         f"({'quick: one short repetition, not for comparison' if quick else 'full run'}), in {elapsed:.0f} s.",
         "",
         f"- Machine: {machine()}.",
@@ -317,6 +342,7 @@ def main() -> None:
         groups = {
             "poll": lambda: bench_poll_latency(box, t, reps, 50 if args.quick else 300),
             "live": lambda: bench_interactive(box, t, reps, warmup, window, work),
+            "chart": lambda: bench_chart(t, env),
             "recorder": lambda: bench_recorder(box, t, reps, warmup, window, work),
             "store": lambda: bench_store(t, env, work, args.quick),
             "report": lambda: bench_report(t, env, args.quick),

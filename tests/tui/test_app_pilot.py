@@ -220,15 +220,3 @@ async def test_an_unwritable_database_still_shows_costs_and_says_why(demo_ctx, c
         assert frame.state == NOT_RECORDING and "cannot write" in frame.state_note
         assert frame.total_cost_usd > 0
         assert "not recording" in app.screen.query_one(SessionHeader)._text.plain
-
-
-async def test_keys_panel_toggles(demo_ctx, clock):
-    app = make_app(demo_ctx, clock)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await advance(app, clock, 1)
-        await pilot.press("question_mark")
-        await pilot.pause()
-        assert app.screen.query("KeyPanel")
-        await pilot.press("question_mark")
-        await pilot.pause()
-        assert not app.screen.query("KeyPanel")

@@ -46,6 +46,11 @@ def cell(table, row: str, column: str) -> str:
     return value.plain
 
 
+def shows(shown: str, full: str) -> bool:
+    """``full`` drawn as written, or cut to its column with an ellipsis (KeyedTable cuts cells in cells)."""
+    return shown == full or (shown.endswith("…") and full.startswith(shown[:-1]))
+
+
 async def test_hosts_jobs_and_the_stale_host(fake):
     app = make(fake)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -150,14 +155,14 @@ async def test_outside_text_is_never_markup(fake):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         hosts = app.screen.query_one(HostsTable)
-        assert cell(hosts, evil_host, "host") == evil_host
-        assert cell(app.screen.query_one(FleetJobsTable), evil_tag, "tag") == evil_tag
+        assert shows(cell(hosts, evil_host, "host"), evil_host)
+        assert shows(cell(app.screen.query_one(FleetJobsTable), evil_tag, "tag"), evil_tag)
         hosts.move_cursor(row=hosts.get_row_index(evil_host))
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, HostScreen)
         assert evil_host in str(app.screen.query_one("#host-title").render())
-        assert app.screen.query_one(HostJobsTable).get_row_at(0)[0].plain == evil_tag
+        assert shows(app.screen.query_one(HostJobsTable).get_row_at(0)[0].plain, evil_tag)
         assert app.is_running  # the [@click=app.quit] tag did nothing
 
 

@@ -138,14 +138,17 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
             # The waste split: wasted dollars and the costliest reason, as stored.
             assert cells[5] == money(j["waste_usd"]) and cells[6] == (j["waste_top_reason"] or "-")
             assert cells[8] == f"{j['energy_kwh']:.3f}"
-        # Utilization and power per GPU, cumulative cost per job; each labelled with its min and max.
-        labels = [str(s.render()) for s in screen.query(".chart-label")]
-        assert len(labels) == 2 * len(gpus) + len(jobs)
-        assert labels[0].startswith("GPU 0 util") and "min" in labels[0] and "max" in labels[0]
-        lora = next(lbl for lbl in labels if lbl.startswith("llama3-8b-lora"))
-        assert lora.endswith(f"max {money(jobs[0]['cost_usd'])}")  # the last point is the job's total
-        sparks = list(screen.query("Sparkline"))
-        assert all(0 < len(s.data) <= 60 for s in sparks)
+        # Cumulative cost per job, utilization and power per GPU, on fixed scales from 0.
+        from gputab.tui.widgets.chart import Chart
+
+        cost, util, power = (c.spec for c in screen.query(Chart))
+        assert [line.label for line in cost.lines] == [j["tag"] for j in jobs]
+        assert cost.y_min == 0 and cost.y_max >= jobs[0]["cost_usd"]
+        lora = cost.lines[0]
+        assert lora.values[-1] == pytest.approx(jobs[0]["cost_usd"], rel=1e-6)  # the last point is its total
+        assert util.y_min == 0 and util.y_max == 100.0 and len(util.lines) == len(gpus)
+        assert all(0 < len(line.values) <= 60 for line in util.lines + power.lines)
+        assert power.y_min == 0 and power.y_max >= max(v for line in power.lines for v in line.values if v == v)
         await pilot.press("escape")
         assert isinstance(app.screen, SessionsScreen)
 

@@ -1,4 +1,4 @@
-"""Snapshot tests of the review screens at 80x24 and 120x40, over demo sessions on a fake clock.
+"""Snapshot tests of the review screens at 80x24, 120x40 and 200x60, over demo sessions on a fake clock.
 
 Regenerate after an intended change with ``pytest tests/tui/test_review_snapshots.py --snapshot-update``.
 """
@@ -10,7 +10,7 @@ import pytest
 from gputab.tui.review import ReviewApp
 from gputab.tui.screenshots import STEPS, record_demo_session
 
-SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from gputab.tui.widgets.jobs import JobsTable
 
 async def test_jobs_view_shows_waste_reason_and_evidence(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
-    async with app.run_test(size=(160, 40)) as pilot:
+    async with app.run_test(size=(220, 40)) as pilot:  # wide enough for the evidence column in full
         await advance(app, clock, 40)
         await pilot.pause()
         table = app.screen.query_one(JobsTable)

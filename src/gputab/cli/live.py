@@ -59,12 +59,22 @@ def _recorder_running(app: AppContext) -> bool:
         store.close()
 
 
-def run_live(app: AppContext, interval: float | None = None) -> None:
+def run_live(app: AppContext, interval: float | None = None, readonly: bool = False) -> None:
     """Check the options, the terminal and the backend, then open the Textual app (imported here so headless
-    commands never load textual)."""
+    commands never load textual). ``readonly``: no process actions (signals) from the app."""
     if interval is not None:
         check_interval(interval)
     require_terminal("the live view")
-    from gputab.tui.app import run_app
+    backend = probe_backend(app)
+    # The poll thread opens the database and the session (and polls the baseline) while Textual is imported:
+    # the feed modules do not import textual, and the first frame is ready sooner.
+    from gputab.tui.feed import start_feed
 
-    run_app(app, interval=interval, backend=probe_backend(app))
+    interval = interval if interval is not None else app.config.recorder.interval
+    poller = start_feed(app, interval=interval, backend=backend)
+    try:
+        from gputab.tui.app import run_app
+    except BaseException:
+        poller.stop(close=lambda feed: feed.close("quit"))
+        raise
+    run_app(app, interval=interval, backend=backend, readonly=readonly, poller=poller)

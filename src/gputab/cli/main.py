@@ -27,9 +27,11 @@ from gputab.paths import default_config, default_db
 @click.option("--config", "config", type=click.Path(path_type=Path), default=None,
               help="TOML config file [env GPUTAB_CONFIG; default: user config dir].")
 @click.option("--interval", type=float, default=None, help="Seconds between polls for the live view (default 1).")
+@click.option("--readonly", is_flag=True, help="Live view: no process actions (no signals to processes).")
 @click.version_option(__version__, "--version", prog_name="gputab")
 @click.pass_context
-def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path | None, interval: float | None):
+def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path | None, interval: float | None,
+        readonly: bool):
     """gputab: what your GPUs cost while they work.
 
     Run with no command to open the live view. `gputab --demo` shows a simulated box on a machine without a GPU.
@@ -47,7 +49,7 @@ def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path
     if ctx.invoked_subcommand is None:
         from gputab.cli.live import run_live
 
-        run_live(ctx.obj, interval=interval)
+        run_live(ctx.obj, interval=interval, readonly=readonly)
 
 
 def _register() -> None:

@@ -30,6 +30,7 @@ from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
 
 VIEWS = ("jobs", "gpus", "processes", "alerts")
+VIEWS_GROUP = Binding.Group("Views", compact=True)
 ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
 """Alert severity -> notification severity."""
 MAX_ALERT_TOASTS = 3
@@ -43,33 +44,41 @@ class GputabApp(LiteralNotifications, App):
         open_feed: builds the feed (called in the poll thread).
         interval: seconds between the end of one poll and the start of the next.
         start_polling: False for tests that drive polls by hand with :meth:`poll_now` (no timers).
+        readonly: turn process actions (signals) off.
     """
 
     TITLE = "gputab"
     MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen, "alerts": AlertsScreen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
-        Binding("1", "view('jobs')", "Jobs"),
-        Binding("2", "view('gpus')", "GPUs"),
-        Binding("3", "view('processes')", "Procs"),
-        Binding("4", "view('alerts')", "Alerts"),
+        # One footer entry for the four views ("1234 Views") leaves room at 80 columns for every other key.
+        Binding("1", "view('jobs')", "Jobs", group=VIEWS_GROUP),
+        Binding("2", "view('gpus')", "GPUs", group=VIEWS_GROUP),
+        Binding("3", "view('processes')", "Procs", group=VIEWS_GROUP),
+        Binding("4", "view('alerts')", "Alerts", group=VIEWS_GROUP),
         Binding("t", "tag", "Tag"),
-        Binding("s", "sessions", "Sessions", show=False),
+        Binding("s", "sessions", "Sessions"),
         Binding("dollar_sign", "spend", "Spend"),
         Binding("r", "refresh", "Poll now", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
-    # Dark, no background images, ANSI-friendly: what a terminal over SSH renders well.
-    ENABLE_COMMAND_PALETTE = False
+    # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
+    # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
+    ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True) -> None:
+    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True,
+                 readonly: bool = False) -> None:
         super().__init__()
+        self.readonly = readonly
+        """``--readonly``: no process actions (signals) from this app."""
         self.interval = interval
         self.start_polling = start_polling
         self.poller: Poller[Feed] = Poller(open_feed)
         self.frame: Frame | None = None
         self.history = GpuHistory()
+        self.chart_window = 0
+        """Index into :data:`gputab.tui.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
         self.close_reason = "quit"
         self.frames_shown = 0
         self._timer = None
@@ -81,7 +90,8 @@ class GputabApp(LiteralNotifications, App):
     def on_mount(self) -> None:
         if self.handle_signals:
             self.install_signal_handlers()
-        self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
+        if not self.poller.started:  # run_app starts it before the screen (a quicker first frame)
+            self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
         # Queued before any poll, so no alert a poll raises can miss the listener.
         self.poller.submit(self._listen_for_alerts)
         if self.start_polling:
@@ -205,10 +215,11 @@ class GputabApp(LiteralNotifications, App):
         open_spend(self)
 
     def action_keys(self) -> None:
-        if self.screen.query("KeyPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        """Show the keys of the current view, grouped (``?`` again or escape closes)."""
+        from gputab.tui.keys_screen import KeysScreen
+
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.screen))
 
     def action_tag(self) -> None:
         """Tag the selected process (processes view) or every process of the selected job (jobs view)."""
@@ -254,7 +265,7 @@ class GputabApp(LiteralNotifications, App):
 
 
 def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-               interval: float = 1.0, start_polling: bool = True, backend=None) -> GputabApp:
+               interval: float = 1.0, start_polling: bool = True, backend=None, readonly: bool = False) -> GputabApp:
     """Build the app for a CLI context (demo or NVML, database, config).
 
     Args:
@@ -265,23 +276,30 @@ def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Cal
         start_polling: False to drive polls by hand (``await app.poll_now()``).
         backend: a backend already opened (the CLI probes it before the screen opens); the feed owns it from
             then on. None: the feed opens one.
+        readonly: ``--readonly``: no process actions.
     """
     return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval, backend=backend),
-                     interval=interval, start_polling=start_polling)
+                     interval=interval, start_polling=start_polling, readonly=readonly)
 
 
-def run_app(ctx, interval: float | None = None, backend=None) -> None:
+def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = False,
+            poller: Poller[Feed] | None = None) -> None:
     """Run the live app in this terminal until the user quits or the terminal goes away.
 
     Args:
         ctx: the CLI context.
         interval: seconds between polls (checked by the CLI); None: the config's ``recorder.interval``.
         backend: the backend the CLI opened to check it works, handed to the feed.
+        readonly: ``--readonly``: no process actions.
+        poller: the poll thread the CLI started on the feed before importing this module
+            (:func:`gputab.tui.feed.start_feed`); None: started here, before the screen.
     """
-    app = create_app(ctx, interval=interval if interval is not None else ctx.config.recorder.interval,
-                     backend=backend)
-
+    interval = interval if interval is not None else ctx.config.recorder.interval
+    app = create_app(ctx, interval=interval, backend=backend, readonly=readonly)
+    if poller is not None:
+        app.poller = poller
     app.handle_signals = True
+    app.poller.start()
     try:
         app.run()
     finally:

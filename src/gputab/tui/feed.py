@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
@@ -32,6 +33,9 @@ from gputab.tui.frame import (
     ProcessView,
     sort_jobs,
 )
+
+if TYPE_CHECKING:
+    from gputab.tui.poller import Poller
 
 AlertListener = Callable[[tuple[AlertView, ...], tuple[AlertView, ...]], None]
 """:attr:`Feed.on_alerts`: called with (raised, cleared) in the poll thread."""
@@ -71,6 +75,11 @@ class Feed(abc.ABC):
 
     def close(self, reason: str) -> None:  # noqa: B027 - optional
         """End the session (or detach)."""
+
+
+def simulated(backend) -> bool:
+    """True for the demo box, whose pids are made up (the processes view never signals them)."""
+    return getattr(backend, "name", None) == "demo"
 
 
 def host_name(backend) -> str:
@@ -163,6 +172,7 @@ class MemoryFeed(Feed):
             gpus=gpu_views(snap, [g.to_json() for g in self.ledger.gpus.values()]),
             jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=process_views(snap, self._infos), notes=snap.errors, **self.alert_fields(),
+            real_pids=not simulated(self.backend),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -233,6 +243,7 @@ class RecordingFeed(Feed):
             processes=process_views(tick.snapshot, tick.processes),
             notes=tuple(tick.snapshot.host_notes) + tuple(tick.notes) + tuple(tick.snapshot.errors),
             host_notes=tick.snapshot.host_notes, **self.alert_fields(),
+            real_pids=not simulated(self.recorder.backend),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -342,6 +353,7 @@ class AttachedFeed(Feed):
             burn_rate_usd_per_hour=sum(j.get("burn_rate_usd_per_hour") or 0.0 for j in jobs),
             gpus=gpu_rows, jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=self._process_views(snap), notes=notes, can_tag=False, **self.alert_fields(),
+            real_pids=self.backend is not None and not simulated(self.backend),
         )
 
     def _read_commit(self, session_id: int, commit: str | None, need_samples: bool) -> None:
@@ -410,6 +422,16 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
             cost_usd=g.get("cost_usd"),
         ))
     return tuple(out)
+
+
+def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
+    """The poll thread, started now on :func:`open_feed`: the CLI calls this before it imports the screen's code
+    (Textual), so the database, the session and its baseline poll are ready as soon as the screen is."""
+    from gputab.tui.poller import Poller
+
+    poller: Poller[Feed] = Poller(lambda: open_feed(ctx, interval=interval, backend=backend))
+    poller.start()
+    return poller
 
 
 def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,

@@ -1,4 +1,5 @@
-"""How figures look on screen: money, bytes, percent, bars and sparklines. Pure text, no widgets.
+"""How figures look on screen: money, bytes, percent, bars and sparklines. Pure text, no widgets (charts with
+axes: widgets/chart.py).
 
 A value that is not available (``None``) is always written ``n/a``, never 0, so a metric the driver does not
 report cannot be mistaken for an idle GPU.

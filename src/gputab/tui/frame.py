@@ -6,8 +6,7 @@ and tests can build frames by hand. ``None`` means "not available" all the way t
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 RECORDING = "recording"
 ATTACHED = "attached"
@@ -171,6 +170,8 @@ class Frame:
     active_alerts: int = 0
     critical_alerts: int = 0
     """How many of the active alerts are critical (the header's colour)."""
+    real_pids: bool = True
+    """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:
@@ -178,21 +179,7 @@ def sort_jobs(jobs) -> tuple[JobView, ...]:
     return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))
 
 
-@dataclass
-class GpuHistory:
-    """The last ``size`` utilization and power readings of each GPU, for the sparklines.
+# The charts' series (kept by the app); the old name stays for the views that take it.
+from gputab.tui.history import History  # noqa: E402
 
-    Kept by the app, not the widgets, so a view that was hidden shows the full history when it comes back.
-    """
-
-    size: int = 120
-    utilization: dict[int, deque] = field(default_factory=dict)
-    power: dict[int, deque] = field(default_factory=dict)
-
-    def add(self, frame: Frame) -> None:
-        """Append the frame's readings; a lost GPU or a missing metric appends None (drawn as a gap)."""
-        for g in frame.gpus:
-            util = self.utilization.setdefault(g.index, deque(maxlen=self.size))
-            power = self.power.setdefault(g.index, deque(maxlen=self.size))
-            util.append(None if g.lost else g.utilization_pct)
-            power.append(None if g.lost else g.power_w)
+GpuHistory = History

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 
 from gputab.tui.frame import Frame, GpuHistory
@@ -14,7 +15,8 @@ class GpusScreen(LiveScreen):
     """GPU cards in a scrolling grid: one column on a narrow terminal, two from 160 columns."""
 
     CSS_PATH = ["live_screen.tcss", "gpus_screen.tcss"]
-    TITLE_TEXT = "GPUs: price, load and history"
+    TITLE_TEXT = "GPUs: price, load, and utilization (0-100 %) and power (0 to the limit) over time"
+    BINDINGS = [Binding("w", "window", "Window")]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
 
     def compose_body(self) -> ComposeResult:
@@ -41,4 +43,4 @@ class GpusScreen(LiveScreen):
         for g in frame.gpus:
             card = cards.get(g.index)
             if card is not None and card.is_mounted:
-                card.show(g, history.utilization.get(g.index, ()), history.power.get(g.index, ()))
+                card.show(g, history, *self.chart_window())

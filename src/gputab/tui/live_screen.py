@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from gputab.tui.frame import Frame, GpuHistory
+from gputab.tui.history import WINDOWS
 from gputab.tui.literal import literal
 from gputab.tui.widgets.header import SessionHeader
 
@@ -22,12 +23,24 @@ class LiveScreen(Screen):
     CSS_PATH = "live_screen.tcss"
     TITLE_TEXT = ""
 
+    def chart_window(self) -> tuple[float | None, str]:
+        """The charts' time window (seconds, None for the whole session) and its label; ``w`` cycles it."""
+        return WINDOWS[getattr(self.app, "chart_window", 0) % len(WINDOWS)]
+
+    def action_window(self) -> None:
+        """Show the next time window in the charts: 5 min, 1 h, the whole session."""
+        self.app.chart_window = (getattr(self.app, "chart_window", 0) + 1) % len(WINDOWS)  # type: ignore[attr-defined]
+        frame = getattr(self.app, "frame", None)
+        if frame is not None:
+            self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
+        self.notify(f"charts: {self.chart_window()[1]}", timeout=2)
+
     def compose(self) -> ComposeResult:
         yield SessionHeader(id="session-header")
-        yield Static(Text(self.TITLE_TEXT), id="view-title")
+        yield Static(Text(self.TITLE_TEXT, no_wrap=True, overflow="ellipsis"), id="view-title")
         yield from self.compose_body()
         yield Static("", id="notes")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         """The view's own widgets."""

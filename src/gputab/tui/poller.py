@@ -48,6 +48,18 @@ class Poller(Generic[F]):
             self._queue.put((fn, fut))
         return fut
 
+    def start(self) -> None:
+        """Run :meth:`run` in a thread of its own, now: the CLI starts it before the screen is set up, so opening
+        the feed (NVML, the database, the session's baseline poll) overlaps Textual's start-up."""
+        if not self._started:
+            self._started = True
+            threading.Thread(target=self.run, name="gputab-poll", daemon=True).start()
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`run` was started (by :meth:`start` or by the caller's own thread)."""
+        return self._started
+
     def run(self) -> None:
         """The thread body: open the feed, then serve calls until :meth:`stop`."""
         self._started = True

@@ -1,8 +1,11 @@
-"""The processes view: every GPU process, its job, and how the job was found."""
+"""The processes view: every GPU process, its job, and how the job was found; signals to your own processes."""
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable
 
 from gputab.tui.frame import Frame, GpuHistory, ProcessView
 from gputab.tui.live_screen import LiveScreen
@@ -10,10 +13,20 @@ from gputab.tui.widgets.processes import ProcessTable
 
 
 class ProcessesScreen(LiveScreen):
-    """pid, user, GPU, VRAM, SM %, tag and its source, redacted command line."""
+    """pid, user, GPU, VRAM, SM %, tag and its source, redacted command line.
+
+    ``I``, ``T`` and ``K`` send SIGINT, SIGTERM and SIGKILL to the selected process after a confirmation that
+    names it; only to the user's own processes, never on the demo box, never with ``--readonly``.
+    """
 
     CSS_PATH = ["live_screen.tcss", "processes_screen.tcss"]
-    TITLE_TEXT = "Processes (t: tag the selected one)"
+    TITLE_TEXT = "Processes · t: tag · enter: details · I T K: SIGINT SIGTERM SIGKILL (your own processes)"
+    BINDINGS = [
+        Binding("enter", "details", "Details", show=False),
+        Binding("I", "signal('SIGINT')", "Send SIGINT (interrupt)", show=False),
+        Binding("T", "signal('SIGTERM')", "Send SIGTERM (terminate)", show=False),
+        Binding("K", "signal('SIGKILL')", "Send SIGKILL (kill)", show=False),
+    ]
 
     def compose_body(self) -> ComposeResult:
         yield ProcessTable(id="processes")
@@ -32,3 +45,46 @@ class ProcessesScreen(LiveScreen):
         """The process under the cursor."""
         key = self.query_one(ProcessTable).selected_key
         return getattr(self, "_by_key", {}).get(key) if key else None
+
+    @on(DataTable.RowSelected, "#processes")
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        """The selected process in full: its whole command line (redacted) and tag."""
+        from gputab.tui.details_screen import DetailsScreen, process_details
+
+        proc = self.selected_process()
+        if proc is not None:
+            self.app.push_screen(DetailsScreen("Process", process_details(proc)))
+
+    def action_signal(self, name: str) -> None:
+        """Confirm, then send ``name`` to the selected process, if it is the user's own."""
+        from gputab.tui.process_actions import NotSignalable, pin, send
+        from gputab.tui.signal_screen import SignalScreen
+
+        proc, frame = self.selected_process(), getattr(self.app, "frame", None)
+        if getattr(self.app, "readonly", False):
+            self.notify("read-only (--readonly): process actions are off", severity="warning")
+            return
+        if proc is None or frame is None:
+            self.notify("no process selected", severity="warning")
+            return
+        if not frame.real_pids:
+            self.notify("the demo's processes are simulated: there is nothing to signal", severity="warning")
+            return
+        try:
+            target = pin(proc.pid)
+        except NotSignalable as exc:
+            self.notify(str(exc), title=f"{name} not offered", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.notify(send(target, name), title="signal sent")
+            except NotSignalable as exc:
+                self.notify(str(exc), title="not sent", severity="error")
+
+        self.app.push_screen(SignalScreen(name, target, proc.gpu_index, proc.tag), answered)

@@ -18,11 +18,12 @@ STEPS = 90
 """Simulated seconds before the pictures are taken: long enough for every demo job to have appeared."""
 
 SHOTS = (
-    # (file name, terminal size, keys pressed before the picture)
-    ("jobs-120x40.svg", (120, 40), ()),
-    ("gpus-120x40.svg", (120, 40), ("2",)),
-    ("processes-120x40.svg", (120, 40), ("3",)),
-    ("jobs-80x24.svg", (80, 24), ()),
+    # (file name, terminal size, keys pressed before the picture, theme)
+    ("jobs-120x40.svg", (120, 40), (), None),
+    ("gpus-120x40.svg", (120, 40), ("2",), None),
+    ("processes-120x40.svg", (120, 40), ("3",), None),
+    ("jobs-80x24.svg", (80, 24), (), None),
+    ("jobs-light-120x40.svg", (120, 40), (), "textual-light"),
 )
 
 REVIEW_SHOTS = (
@@ -40,8 +41,10 @@ SPEND_DAYS = ((0, 120, 0), (2, 60, 1), (5, 90, 2), (8, 150, 0), (11, 60, 3), (13
 """(day, seconds, seed) of the demo sessions of :func:`record_demo_month`."""
 
 
-async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path) -> Path:
-    """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name``."""
+async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path,
+                 theme: str | None = None) -> Path:
+    """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name`` (in
+    ``theme``, one of Textual's, when given)."""
     from gputab.cli.context import AppContext
     from gputab.sampling.demo import FakeClock
     from gputab.tui.app import create_app
@@ -49,6 +52,8 @@ async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_di
     clock = FakeClock()
     ctx = AppContext(demo=True, seed=0, db_path=work / f"{name}.db", config_path=work / "none.toml")
     app = create_app(ctx, clock=clock, wall_clock=clock.wall, start_polling=False)
+    if theme is not None:
+        app.theme = theme
     async with app.run_test(size=size) as pilot:
         await drive(app, pilot, clock, STEPS, keys)
         app.save_screenshot(filename=name, path=str(out_dir))
@@ -127,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(argv[0]) if argv else Path("screenshots")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, size, keys in SHOTS:
-            path = asyncio.run(render(name, size, keys, out_dir, Path(tmp)))
+        for name, size, keys, theme in SHOTS:
+            path = asyncio.run(render(name, size, keys, out_dir, Path(tmp), theme))
             print(path)
         for name, size, keys in REVIEW_SHOTS:
             print(asyncio.run(render_review(name, size, keys, out_dir, Path(tmp))))

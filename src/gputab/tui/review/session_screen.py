@@ -8,13 +8,15 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Sparkline, Static
+from textual.widgets import DataTable, Footer, Static
 
 from gputab.tui.format import NA, duration, gib, hours, money, pct
-from gputab.tui.literal import clean, literal, pad
+from gputab.tui.literal import literal
 from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
+
+NAN = float("nan")
 
 # (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
 JOB_COLUMNS = (
@@ -35,15 +37,6 @@ JOB_COLUMNS = (
     ("$/1k smp", "cost_per_1k_samples_usd", lambda v: "-" if v is None else money(v)),
     ("$/1M tok", "cost_per_1m_tokens_usd", lambda v: "-" if v is None else money(v)),
 )
-
-
-def chart_label(name: str, values: list[float | None], fmt) -> Text:
-    """``name`` (a job's tag: literal, 18 cells) with the min and max of the known ``values`` (n/a when none)."""
-    known = [v for v in values if v is not None]
-    head = pad(clean(name), 18)
-    if not known:
-        return literal(f"{head} n/a")
-    return literal(f"{head} min {fmt(min(known))} max {fmt(max(known))}")
 
 
 class SessionScreen(Screen):
@@ -129,23 +122,37 @@ class SessionScreen(Screen):
             wrap=True))
 
     def _charts(self, series: dict) -> list:
-        """One labelled sparkline per GPU for utilization and power, and one per job for cumulative cost."""
-        span = duration(series["t"][-1]) if series["t"] else NA
-        out: list = [Static(f"Over the session (0:00:00 → {span}, {len(series['t'])} points)",
+        """Three charts on fixed scales: every GPU's utilization (0-100 %), every GPU's power (0 to a round figure
+        above the highest reading: the store keeps no power limit), every job's cumulative cost (from $0)."""
+        from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling, palette
+
+        t = [float(x) for x in series["t"]]
+        if not t:
+            return [Static("No series recorded for this session", classes="chart-heading")]
+        t1 = max(t[-1], 60.0)
+        gpus = series["gpus"]
+        colors = list(palette(max(len(gpus), len(self.jobs))))
+
+        def known(values: list, scale: float = 1.0) -> list[float]:
+            return [NAN if v is None else v * scale for v in values]
+
+        util = tuple(Line(f"GPU {i}", t, known(g["utilization"], 100.0), c) for (i, g), c in zip(gpus.items(), colors))
+        power = tuple(Line(f"GPU {i}", t, known(g["power_w"]), c) for (i, g), c in zip(gpus.items(), colors))
+        top_w = nice_ceiling(max((v for line in power for v in line.values if v == v), default=0.0))
+        jobs = tuple(Line(j["tag"], t, known(series["jobs"].get(j["tag"], [])[:len(t)]), c)
+                     for j, c in zip(self.jobs, colors))
+        top_usd = nice_ceiling(max((j.get("cost_usd") or 0.0 for j in self.jobs), default=0.0))
+        specs = (
+            ChartSpec("Cumulative $ per job", jobs, top_usd, 0.0, t1, y_fmt=money),
+            ChartSpec("GPU utilization, 0-100 %", util, 100.0, 0.0, t1, y_fmt=lambda v: f"{v:.0f}%"),
+            ChartSpec(f"GPU power, 0-{top_w:.0f} W", power, top_w, 0.0, t1, y_fmt=lambda v: f"{v:.0f}W"),
+        )
+        out: list = [Static(f"Over the session (0:00:00 → {duration(t[-1])}, {len(t)} points)",
                             classes="chart-heading")]
-
-        def line(name: str, values: list, fmt) -> Horizontal:
-            data = [v if v is not None else 0.0 for v in values]
-            return Horizontal(Static(chart_label(name, values, fmt), classes="chart-label"),
-                              Sparkline(data, classes="chart"), classes="chart-row")
-
-        for index, g in series["gpus"].items():
-            out.append(line(f"GPU {index} util", g["utilization"], lambda v: pct(v, fraction=True)))
-            out.append(line(f"GPU {index} power", g["power_w"], lambda v: f"{v:.0f}W"))
-        out.append(Static("Cumulative cost per job", classes="chart-heading"))
-        for job in self.jobs:  # costliest first, as in the table
-            values = series["jobs"].get(job["tag"], [])
-            out.append(line(job["tag"], values, money))
+        for spec in specs:
+            chart = Chart(classes="chart")
+            chart.plot(spec)
+            out.append(chart)
         return out
 
     def selected_tag(self) -> str | None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from gputab.tui import format as fmt
-from gputab.tui.frame import GpuView
+from gputab.tui.frame import GpuHistory, GpuView
+from gputab.tui.history import power_key, util_key
 from gputab.tui.literal import clean, fit, literal
+from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
 from gputab.tui.widgets.table import KeyedTable
 
 LOST = Text("GPU lost", style="bold red")
@@ -38,13 +38,16 @@ def power_label(g: GpuView) -> str:
     return f"{g.power_w:.0f}{limit}W"
 
 
-def gpu_cells(g: GpuView, util_hist=(), power_hist=(), spark_width: int = 16) -> tuple:
-    """One overview row: the GPU's $/h first, then utilization, memory, power and temperature."""
+def gpu_cells(g: GpuView, jobs: str = "") -> tuple:
+    """One overview row: the GPU's $/h first, then utilization, memory, power, temperature, and its jobs.
+
+    No history here: the charts under the table (and the GPU view's) draw it. A history cell changes every
+    tick and made every row of the table render again each second; these cells change only when a figure does.
+    """
     head = literal(f"{g.index} {model_label(g)}")
     if g.lost:
-        return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", "", "")
+        return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", literal(jobs))
     util = None if g.utilization_pct is None else g.utilization_pct / 100
-    power_top = g.power_limit_w or max((p for p in power_hist if p is not None), default=0)
     return (
         head,
         fmt.rate(g.burn_rate_usd_per_hour if g.burn_rate_usd_per_hour is not None else g.rate_per_hour),
@@ -53,13 +56,23 @@ def gpu_cells(g: GpuView, util_hist=(), power_hist=(), spark_width: int = 16) ->
         power_label(g),
         fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C",
         g.energy_method or fmt.NA,
-        fmt.sparkline(util_hist, spark_width, 100),
-        fmt.sparkline(power_hist, spark_width, power_top),
+        literal(jobs or "-", style="" if jobs else "dim"),
     )
 
 
+def jobs_by_gpu(processes) -> dict[int, str]:
+    """``{gpu index: "tag-a, tag-b"}``: the jobs whose processes hold each GPU now, in the order first seen."""
+    out: dict[int, list[str]] = {}
+    for p in processes:
+        tags = out.setdefault(p.gpu_index, [])
+        tag = p.tag or "?"
+        if tag not in tags:
+            tags.append(tag)
+    return {index: ", ".join(tags) for index, tags in out.items()}
+
+
 class GpuTable(KeyedTable):
-    """One row per GPU. The history columns sit last so that at 80 columns the figures stay in view."""
+    """One row per GPU: its price, load and the jobs on it; at 80 columns the figures stay in view."""
 
     COLUMNS = (
         ("gpu", "GPU", 11),
@@ -69,70 +82,89 @@ class GpuTable(KeyedTable):
         ("power", "power", 9),
         ("temp", "temp", 4),
         ("energy", "energy", 7),
-        ("util_hist", "util history", 16),
-        ("power_hist", "power history", 16),
+        ("jobs", "jobs on it", 12),
     )
 
     FIXED = 11 + 7 + 10 + 10 + 9 + 4 + 7 + 2 * 7
-    """Cells taken by the figure columns and their padding; what is left goes to the two history columns."""
+    """Cells taken by the figure columns and their padding; what is left goes to the jobs column."""
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        spark = self.spark_width(width)
-        cols = [c for c in self.COLUMNS if not c[0].endswith("_hist")]
-        if spark:
-            cols += [("util_hist", "util history", spark), ("power_hist", "power history", spark)]
+        cols = list(self.COLUMNS[:-1])
+        rest = width - self.FIXED - 4 - 2
+        if rest >= 8:
+            cols.append(("jobs", "jobs on it", min(60, rest)))
         return cols
 
-    def spark_width(self, width: int) -> int:
-        """Width of each history column at ``width`` (0: too narrow, the GPU view (2) has the history)."""
-        spark = (width - self.FIXED - 4) // 2 - 2
-        return min(60, spark) if spark >= 8 else 0
+    def show(self, gpus: tuple[GpuView, ...], history: GpuHistory | None = None, processes=()) -> None:
+        jobs = jobs_by_gpu(processes)
+        self.sync([(str(g.index), gpu_cells(g, jobs.get(g.index, ""))) for g in gpus])
 
-    def show(self, gpus: tuple[GpuView, ...], util_hist: dict[int, deque], power_hist: dict[int, deque]) -> None:
-        spark = max(1, self.spark_width(self.size.width))
-        self.sync([(str(g.index), gpu_cells(g, util_hist.get(g.index, ()), power_hist.get(g.index, ()), spark))
-                   for g in gpus])
+
+BAR = 16
+"""Width of the cards' bars: fixed, so the first frame (drawn before the card knows its width) and every later
+one look the same."""
+
+
+def util_spec(index: int, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+    """GPU ``index``'s utilization over ``window`` on its fixed 0-100 % scale."""
+    t, v = history.points(util_key(index), window)
+    t0, t1 = history.window(window)
+    return ChartSpec(f"util % ({label})", (Line("util", t, v, "green"),), 100.0, t0, t1,
+                     y_fmt=lambda x: f"{x:.0f}%", legend=False)
+
+
+def power_spec(index: int, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+    """GPU ``index``'s power over ``window``, from 0 to its power limit (to the highest reading when the driver
+    reports no limit)."""
+    t, v = history.points(power_key(index), window)
+    t0, t1 = history.window(window)
+    top = history.power_limits.get(index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
+    return ChartSpec(f"power W, 0 to limit ({label})", (Line("power", t, v, "yellow"),), top, t0, t1,
+                     y_fmt=lambda x: f"{x:.0f}W", legend=False)
 
 
 class GpuCard(Vertical):
-    """The GPU view's panel for one GPU: identity and price, bars, and two history lines."""
+    """The GPU view's panel for one GPU: identity and price, bars, and utilization and power charts."""
 
     def __init__(self, index: int) -> None:
         super().__init__(id=f"gpu-card-{index}", classes="gpu-card")
         self.index = index
-        self._last: tuple | None = None
+        self._last: GpuView | None = None
+        self._drawn: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="gpu-title", classes="gpu-title")
         yield Static(id="gpu-figures")
-        yield Static(id="gpu-history")
+        with Horizontal(classes="gpu-charts"):
+            yield Chart(classes="util-chart")
+            yield Chart(classes="power-chart")
 
-    def show(self, g: GpuView, util_hist, power_hist) -> None:
-        """Refresh the card; nothing is written when the figures did not change."""
-        width = max(10, (self.content_region.width or 60) - 8)
-        state = (g, tuple(util_hist)[-width:], tuple(power_hist)[-width:], width)
-        if state == self._last:
-            return
-        self._last = state
+    def show(self, g: GpuView, history: GpuHistory, window: float | None, label: str) -> None:
+        """Refresh the card; the figures are written only when they changed, the charts when the history did."""
+        if g != self._last:
+            self._last = g
+            self._show_figures(g)
+        drawn = (history.version, window)
+        if drawn != self._drawn:
+            self._drawn = drawn
+            self.query_one(".util-chart", Chart).plot(util_spec(g.index, history, window, label))
+            self.query_one(".power-chart", Chart).plot(power_spec(g.index, history, window, label))
+
+    def _show_figures(self, g: GpuView) -> None:
         price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
         self.border_title = literal(f"GPU {g.index}  {g.model_key or '?'}")
         self.query_one("#gpu-title", Static).update(
             Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False)
         if g.lost:
-            self.query_one("#gpu-figures", Static).update(LOST)
-        else:
-            bw = max(10, min(30, width // 2 - 8))
-            util = None if g.utilization_pct is None else g.utilization_pct / 100
-            power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
-            temp = fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C"
-            figures = Text.assemble(
-                "util  ", fmt.bar(util, bw, fmt.pct(g.utilization_pct)),
-                "  VRAM ", fmt.bar(g.memory_fraction, bw, memory_label(g)), "\n",
-                "power ", fmt.bar(power, bw, power_label(g)),
-                f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
-            )
-            self.query_one("#gpu-figures", Static).update(figures, layout=False)
-        top = g.power_limit_w or max((p for p in power_hist if p is not None), default=0)
-        self.query_one("#gpu-history", Static).update(
-            f"util  {fmt.sparkline(util_hist, width, 100)}\npower {fmt.sparkline(power_hist, width, top)}",
-            layout=False)
+            self.query_one("#gpu-figures", Static).update(LOST, layout=False)
+            return
+        util = None if g.utilization_pct is None else g.utilization_pct / 100
+        power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
+        temp = fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C"
+        figures = Text.assemble(
+            "util  ", fmt.bar(util, BAR, fmt.pct(g.utilization_pct)),
+            "  VRAM ", fmt.bar(g.memory_fraction, BAR, memory_label(g)), "\n",
+            "power ", fmt.bar(power, BAR, power_label(g)),
+            f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
+        )
+        self.query_one("#gpu-figures", Static).update(figures, layout=False)

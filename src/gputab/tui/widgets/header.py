@@ -79,6 +79,7 @@ class SessionHeader(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__("gputab: starting…", **kwargs)
         self._text: Text | None = None
+        self._frame: Frame | None = None
         self._shown_at: float | None = None
         self._stale = False
 
@@ -86,6 +87,11 @@ class SessionHeader(Static):
         self.set_interval(1.0, self._watch)
 
     def show(self, frame: Frame) -> None:
+        if frame is self._frame:
+            # The same frame again (its view came back into sight): the "waiting" clock keeps running from when
+            # the frame arrived, or a view switch during a hung poll would hide the hang for another 3 s.
+            return
+        self._frame = frame
         self._shown_at = time.monotonic()
         text = header_text(frame)
         if text != self._text or self._stale:  # a new frame also clears the "waiting" label

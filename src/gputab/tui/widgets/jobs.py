@@ -22,8 +22,13 @@ def gpu_list(gpus: tuple[int, ...]) -> str:
     return ",".join(map(str, gpus))
 
 
-def job_cells(job: JobView) -> tuple:
-    """One row of the table. Cost and burn rate come first: they are what the user came for."""
+def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
+    """One row of the table. Cost, burn rate and cost per sample come first: what the user came for (and what
+    an 80-column terminal shows without scrolling).
+
+    Args:
+        own_sm: the job's own processes' SM share of its GPUs now (%), None when the driver does not report it.
+    """
     cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
     tag = literal(job.tag, style="dim" if job.special else "")
     wasted, why, evidence = waste_cells(job)
@@ -32,15 +37,16 @@ def job_cells(job: JobView) -> tuple:
         cost,
         fmt.rate(job.burn_rate_usd_per_hour),
         forecast_cell(job),
+        fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
         gpu_list(job.gpus),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
+        fmt.pct(own_sm) if not job.special else "-",
         wasted,
         why,
         fmt.gib(job.vram_bytes) if job.vram_bytes else "-",
         fmt.hours(job.gpu_hours),
         fmt.hours(job.effective_gpu_hours),
         fmt.count(job.samples),
-        fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
         evidence,
     )
 
@@ -84,22 +90,57 @@ class JobsTable(KeyedTable):
         ("cost", "cost", 9),
         ("burn", "burn", 9),
         ("forecast", "at end", 16),
+        ("per_1k", "$/1k smp", 8),
         ("gpus", "GPUs", 4),
-        ("util", "util", 4),
+        ("util", "GPU util", 8),
+        ("sm", "own SM", 6),
         ("waste", "wasted", 12),
         ("why", "why", 15),
         ("vram", "VRAM", 6),
         ("gpu_h", "GPU-h", 6),
         ("eff_h", "eff GPU-h", 9),
         ("samples", "samples", 7),
-        ("per_1k", "$/1k smp", 8),
         ("evidence", "evidence", 60),
     )
+    """``GPU util`` is the whole GPUs' average utilization while the job held them (what it is charged on);
+    ``own SM`` is the job's own processes' share of those GPUs' SMs now: a notebook at 3 % on a GPU another job
+    keeps at 97 % shows 97 % and 3 %."""
 
     def __init__(self, **kwargs) -> None:
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 
-    def show(self, jobs: tuple[JobView, ...]) -> None:
-        """Show ``jobs`` (already sorted by the frame)."""
-        self.sync([(j.tag, job_cells(j)) for j in jobs])
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # Only the columns that fit (cost, burn and $/1k samples always do, at 80 columns): a column cut by the
+        # terminal's edge would show half a figure. Enter shows a job with every figure. The waste evidence, last,
+        # takes what is left (up to 60 cells) once every other column is in.
+        cols: list[tuple[str, str, int]] = []
+        used = 2
+        for col in self.COLUMNS[:-1]:
+            used += col[2] + 2
+            if cols and used > width:
+                return cols
+            cols.append(col)
+        key, label, most = self.COLUMNS[-1]
+        if width - used - 2 >= 10:
+            cols.append((key, label, min(most, width - used - 2)))
+        return cols
+
+    def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
+        """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`)."""
+        own_sm = own_sm or {}
+        self.sync([(j.tag, job_cells(j, own_sm.get(j.tag))) for j in jobs])
+
+
+def own_sm_share(processes) -> dict[str, float]:
+    """Each tag's own SM share now, in %: its processes' SM % summed per GPU, averaged over the GPUs it holds.
+
+    A GPU none of whose processes report SM % does not count (the share is then unknown, not 0).
+    """
+    per_gpu: dict[str, dict[int, float]] = {}
+    for p in processes:
+        if p.tag is None or p.sm_pct is None:
+            continue
+        gpus = per_gpu.setdefault(p.tag, {})
+        gpus[p.gpu_index] = gpus.get(p.gpu_index, 0.0) + p.sm_pct
+    return {tag: min(100.0, sum(g.values()) / len(g)) for tag, g in per_gpu.items() if g}

@@ -50,11 +50,15 @@ class ProcessTable(KeyedTable):
         ("cmd", "command (redacted)", 30),
     )
 
+    NARROW = {"user": 6, "tag": 14, "how": 8}
+    """Column widths under 100 columns, so that the command line still gets a few cells at 80."""
+
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        # The command line takes whatever the terminal has left (left/right scroll to the rest of it).
-        fixed = sum(c[2] + 2 for c in self.COLUMNS[:-1]) + 4
+        # The command line takes whatever the terminal has left (enter shows it in full).
+        cols = [(k, label, self.NARROW.get(k, w) if width < 100 else w) for k, label, w in self.COLUMNS[:-1]]
+        fixed = sum(c[2] + 2 for c in cols) + 4
         key, label, _ = self.COLUMNS[-1]
-        return [*self.COLUMNS[:-1], (key, label, max(24, width - fixed))]
+        return [*cols, (key, label, max(10, width - fixed))]
 
     def show(self, processes: tuple[ProcessView, ...]) -> None:
         rows = sorted(processes, key=lambda p: (p.gpu_index, p.pid))

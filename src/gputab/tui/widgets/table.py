@@ -13,21 +13,31 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
-from gputab.tui.literal import literal
+from gputab.tui.literal import fit, literal
 
 _CACHES = ("_data", "_cell_render_cache", "_row_renderable_cache", "_row_render_cache", "_line_cache")
 _FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
 """The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 
-def _as_text(value, copy: bool = False) -> Text:
+def _as_text(value, copy: bool = False, width: int | None = None) -> Text:
     """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is.
 
-    A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup.
+    A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup. A cell
+    wider than its column (``width`` cells) is cut here, in cells, ending in ``…``: DataTable would crop it
+    silently (``untagged:alice/pyt``).
     """
-    if isinstance(value, Text):
-        return value.copy() if copy else value
-    return literal(value)
+    text = value if isinstance(value, Text) else literal(value)
+    if width is not None and text.cell_len > width:
+        text = text.copy()
+        text.truncate(width, overflow="ellipsis")
+        return text
+    return text.copy() if copy and text is value else text
+
+
+def _label(label: str, width: int) -> Text:
+    """A column header cut to its column with ``…`` (a narrow terminal shrinks the last column)."""
+    return Text(fit(label, width))
 
 
 class KeyedTable(DataTable):
@@ -50,7 +60,7 @@ class KeyedTable(DataTable):
     def on_mount(self) -> None:
         self._shown = self.columns_for(self.size.width)
         for key, label, width in self._shown:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_label(label, width), key=key, width=width)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
         """The columns shown at ``width`` cells (all by default); a subclass drops or widens some."""
@@ -66,7 +76,7 @@ class KeyedTable(DataTable):
         self.clear(columns=True)
         self._cells, self._order = {}, []
         for key, label, width in shown:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_label(label, width), key=key, width=width)
         self.sync(rows)
 
     @property
@@ -88,19 +98,21 @@ class KeyedTable(DataTable):
             self.remove_row(gone)
             del self._cells[gone]
         all_keys = [c[0] for c in self.COLUMNS]
-        shown = [all_keys.index(c[0]) for c in getattr(self, "_shown", self.COLUMNS)]
+        columns = getattr(self, "_shown", self.COLUMNS)
+        shown = [all_keys.index(c[0]) for c in columns]
+        widths = {all_keys.index(c[0]): c[2] for c in columns}
         added = False
         changed: list[tuple[str, str, Text]] = []
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
                 # Column 0 gets its own Text object: _sort_to relies on its identity to find the row.
-                self.add_row(*(_as_text(cells[i], copy=(i == 0)) for i in shown), key=key)
+                self.add_row(*(_as_text(cells[i], copy=(i == 0), width=widths[i]) for i in shown), key=key)
                 added = True
             else:
                 for i in shown:
                     if old[i] != cells[i]:
-                        changed.append((key, all_keys[i], _as_text(cells[i], copy=(i == 0))))
+                        changed.append((key, all_keys[i], _as_text(cells[i], copy=(i == 0), width=widths[i])))
             self._cells[key] = cells
         if changed:
             self._write_cells(changed)

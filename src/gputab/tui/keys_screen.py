@@ -1,0 +1,83 @@
+"""``?``: gputab's own keys, grouped, over the view (the view keeps its size: this is a dialog, not a panel).
+
+Listed from the bindings themselves (the app's and the view's), so a key added to a screen shows up here without
+anyone remembering to document it; only the framework's generic keys (focus next, copy text) are left out.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+TABLE_KEYS = (
+    ("↑ ↓", "select a row"),
+    ("← →", "scroll a wide table's columns"),
+    ("pgup pgdn home end", "page up and down, first and last row"),
+)
+"""Keys every table takes (Textual's DataTable), said once in words."""
+EVERYWHERE = (
+    ("ctrl+p", "commands: theme (a light one too), keys"),
+)
+
+
+def own_bindings(cls: type) -> list[Binding]:
+    """The bindings a class and its gputab bases declare (not Textual's own classes'), first declared first."""
+    out: list[Binding] = []
+    seen: set[str] = set()
+    for klass in reversed(cls.__mro__):
+        if not klass.__module__.startswith("gputab."):
+            continue
+        for b in klass.__dict__.get("BINDINGS", ()):
+            b = b if isinstance(b, Binding) else Binding(*b)
+            if b.key not in seen and b.description:
+                seen.add(b.key)
+                out.append(b)
+    return out
+
+
+def key_groups(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(group, [(keys, what they do)]) for ``screen`` in ``app``: the view's keys, views, the session's, tables."""
+
+    def shown(bindings: list[Binding]) -> list[tuple[str, str]]:
+        rows = []
+        for b in bindings:
+            keys = " ".join(app.get_key_display(Binding(k.strip(), b.action)) for k in b.key.split(","))
+            rows.append((keys, (b.tooltip or b.description)))
+        return rows
+
+    app_keys = own_bindings(type(app))
+    views = [b for b in app_keys if b.action.startswith("view(")]
+    session = [b for b in app_keys if not b.action.startswith("view(")]
+    groups = [("This view", shown(own_bindings(type(screen)))), ("Views", shown(views)), ("Session", shown(session) + list(EVERYWHERE)), ("Tables", list(TABLE_KEYS))]
+    return [(name, rows) for name, rows in groups if rows]
+
+
+class KeysScreen(ModalScreen[None]):
+    """The keys of the view underneath, grouped; any of escape, ``?`` or ``q`` closes it."""
+
+    DEFAULT_CSS = """
+    KeysScreen { align: center middle; }
+    #keys { width: 64; max-width: 100%; height: auto; max-height: 100%; border: round $primary;
+            background: $surface; padding: 0 1; }
+    .keys-group { text-style: bold; margin-top: 1; }
+    """
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.view = screen
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="keys"):
+            yield Static(Text("Keys  (escape closes)", style="bold"))
+            for name, rows in key_groups(self.app, self.view):
+                yield Static(name, classes="keys-group")
+                width = max(len(k) for k, _ in rows) + 2
+                yield Static(Text("\n".join(f"{k.rjust(width)}  {what}" for k, what in rows)))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
