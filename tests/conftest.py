@@ -21,8 +21,6 @@ def isolated_paths(tmp_path, monkeypatch):
     yield tmp_path
 
 
-
-
 @pytest.fixture(scope="session")
 def fake_nvml_lib(tmp_path_factory) -> Path:
     """The fake ``libnvidia-ml.so.1``, compiled once per session; its directory goes in LD_LIBRARY_PATH."""

@@ -41,8 +41,9 @@ def record_answers(base: str, at: float) -> dict:
     for template in QUERIES.values():
         expr = template.format(lookback=LOOKBACK, today=today_range(at))
         answers[normalise(expr)] = get("query", {"query": expr, "time": f"{at:.3f}"})
-    history = get("query_range", {"query": HISTORY_QUERY, "start": at - HISTORY_SECONDS, "end": at,
-                                  "step": HISTORY_STEP})
+    history = get(
+        "query_range", {"query": HISTORY_QUERY, "start": at - HISTORY_SECONDS, "end": at, "step": HISTORY_STEP}
+    )
     return {"at": at, "answers": answers, "range": history}
 
 

@@ -33,8 +33,9 @@ _DROP = textwrap.dedent("""
 """)
 
 
-def reporter(code: str, spool: Path, user: pwd.struct_passwd | None = None, env: dict | None = None,
-             wait: bool = True, **kw) -> subprocess.CompletedProcess | subprocess.Popen:
+def reporter(
+    code: str, spool: Path, user: pwd.struct_passwd | None = None, env: dict | None = None, wait: bool = True, **kw
+) -> subprocess.CompletedProcess | subprocess.Popen:
     """Run ``code`` (which may use ``gputab.report``) in a real process writing to ``spool``.
 
     Args:
@@ -45,12 +46,25 @@ def reporter(code: str, spool: Path, user: pwd.struct_passwd | None = None, env:
     full = _DROP.format(uid=uid, gid=gid) + textwrap.dedent(code)
     environ = {**os.environ, "GPUTAB_SPOOL": str(spool), **(env or {})}
     if wait:
-        r = subprocess.run([sys.executable, "-c", full], env=environ, capture_output=True, text=True,
-                           timeout=kw.pop("timeout", 120), **kw)
+        r = subprocess.run(
+            [sys.executable, "-c", full],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=kw.pop("timeout", 120),
+            **kw,
+        )
         assert r.returncode == 0, r.stderr
         return r
-    return subprocess.Popen([sys.executable, "-c", full], env=environ, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", full],
+        env=environ,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def report_once(spool: Path, user=None, **counts) -> None:

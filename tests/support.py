@@ -25,8 +25,13 @@ def record_demo_session(db_path, ticks: int = 3) -> None:
     from gputab.store.database import Store
 
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(db_path), Config(), clock=clock,
-                   wall_clock=clock.wall)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store.open(db_path),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+    )
     rec.start()
     for _ in range(ticks):
         clock.advance(1.0)

@@ -36,14 +36,28 @@ T0 = 1_767_225_600.0
 
 
 def gpu(index=0, used_gib=10.0, total_gib=80.0, lost=False) -> GpuSample:
-    return GpuSample(index=index, uuid=f"GPU-{index}", name="NVIDIA H100 80GB HBM3", lost=lost,
-                     memory_used_bytes=None if used_gib is None else int(used_gib * GIB),
-                     memory_total_bytes=int(total_gib * GIB))
+    return GpuSample(
+        index=index,
+        uuid=f"GPU-{index}",
+        name="NVIDIA H100 80GB HBM3",
+        lost=lost,
+        memory_used_bytes=None if used_gib is None else int(used_gib * GIB),
+        memory_total_bytes=int(total_gib * GIB),
+    )
 
 
 def interval(index=0, shares=None, util=0.9, dt=1.0, rate=3.6, unobserved=0.0) -> GpuInterval:
-    return GpuInterval(index, dt, rate * dt / 3600, 0.0, unobserved, 300.0 * dt, "counter", util,
-                       shares if shares is not None else {"train": 1.0})
+    return GpuInterval(
+        index,
+        dt,
+        rate * dt / 3600,
+        0.0,
+        unobserved,
+        300.0 * dt,
+        "counter",
+        util,
+        shares if shares is not None else {"train": 1.0},
+    )
 
 
 def run(engine, seconds, gpus=(), intervals_fn=None, jobs_fn=None, start=0.0, step=1.0):
@@ -81,8 +95,12 @@ def test_memory_pressure_unknown_reading_or_lost_gpu_clears():
     eng = AlertEngine(AlertsConfig(memory_pressure_pct=50.0, memory_pressure_seconds=5.0))
     trace = lambda t: [gpu(0, used_gib=None if t > 10 else 60.0), gpu(1, used_gib=60.0, lost=t > 10)]
     events, _ = run(eng, 12, gpus=trace)
-    assert [e[1:] for e in events] == [("raised", MEMORY_PRESSURE, 0), ("raised", MEMORY_PRESSURE, 1),
-                                       ("cleared", MEMORY_PRESSURE, 0), ("cleared", MEMORY_PRESSURE, 1)]
+    assert [e[1:] for e in events] == [
+        ("raised", MEMORY_PRESSURE, 0),
+        ("raised", MEMORY_PRESSURE, 1),
+        ("cleared", MEMORY_PRESSURE, 0),
+        ("cleared", MEMORY_PRESSURE, 1),
+    ]
 
 
 def test_memory_pressure_alert_carries_figures():
@@ -154,8 +172,11 @@ def test_low_utilization_is_a_rolling_average_and_clears_when_it_recovers():
 def test_low_utilization_weights_by_share_and_ignores_unknown_utilization():
     eng = AlertEngine(AlertsConfig(low_utilization_minutes=1.0))
     # The job holds 1/4 of a GPU at 90 % and all of one at 10 % -> (0.25*0.9 + 1*0.1) / 1.25 = 0.26
-    ivs = lambda t: [interval(0, {"job": 0.25, "other": 0.75}, util=0.9), interval(1, {"job": 1.0}, util=0.1),
-                     interval(2, {"job": 1.0}, util=None)]
+    ivs = lambda t: [
+        interval(0, {"job": 0.25, "other": 0.75}, util=0.9),
+        interval(1, {"job": 1.0}, util=0.1),
+        interval(2, {"job": 1.0}, util=None),
+    ]
     run(eng, 61, intervals_fn=ivs)
     lows = {a.tag: a for a in eng.active if a.kind == LOW_UTILIZATION}
     assert set(lows) == {"job"}
@@ -205,8 +226,11 @@ def test_budget_warning_then_exceeded_with_projection():
     eng = AlertEngine(budgets={"train": 50.0})
     # $36/h: $0.01 a second; $40 (80 %) at t=4000, $50 at t=5000.
     events, _ = run(eng, 5100, jobs_fn=lambda t: [job("train", t * 0.01, 36.0), job("free", t, 1.0)], step=100.0)
-    assert events == [(4000.0, "raised", BUDGET_WARNING, "train"), (5000.0, "cleared", BUDGET_WARNING, "train"),
-                      (5000.0, "raised", BUDGET_EXCEEDED, "train")]
+    assert events == [
+        (4000.0, "raised", BUDGET_WARNING, "train"),
+        (5000.0, "cleared", BUDGET_WARNING, "train"),
+        (5000.0, "raised", BUDGET_EXCEEDED, "train"),
+    ]
     (a,) = eng.active
     assert a.severity == CRITICAL and a.data["projected_seconds_to_cap"] == 0.0
 
@@ -251,10 +275,16 @@ def test_set_budget_refuses_nonsense():
 
 # -- waste share ---------------------------------------------------------------------------------------------
 
+
 def wasting(tag, t, waste_frac, reason="input_bound", evidence="CPU 98% of 4 cores, GPU 12%"):
     """A job at $3.60/h ($0.001 a second) since t=0, ``waste_frac`` of it wasted, as JobTotals.to_json() has it."""
-    return {"tag": tag, "cost_usd": 0.001 * t, "waste_usd": 0.001 * t * waste_frac,
-            "waste_top_reason": reason, "waste_evidence": evidence}
+    return {
+        "tag": tag,
+        "cost_usd": 0.001 * t,
+        "waste_usd": 0.001 * t * waste_frac,
+        "waste_top_reason": reason,
+        "waste_evidence": evidence,
+    }
 
 
 def test_waste_raised_after_a_full_window_above_the_share_with_reason_and_evidence():
@@ -267,17 +297,21 @@ def test_waste_raised_after_a_full_window_above_the_share_with_reason_and_eviden
     assert a.data["waste_share"] == pytest.approx(0.75)
     assert a.data["cost_usd_in_window"] == pytest.approx(1.80)
     assert a.data["waste_usd_in_window"] == pytest.approx(1.35)
-    assert a.message == ("job train: 75% of its cost wasted over the last 30m ($1.35 of $1.80, threshold 50%); "
-                         "likely input_bound (CPU 98% of 4 cores, GPU 12%)")
+    assert a.message == (
+        "job train: 75% of its cost wasted over the last 30m ($1.35 of $1.80, threshold 50%); "
+        "likely input_bound (CPU 98% of 4 cores, GPU 12%)"
+    )
     assert a.data["reason"] == "input_bound" and a.severity == WARNING
 
 
 def test_waste_share_is_rolling_and_clears_when_the_job_gets_busy():
     eng = AlertEngine(AlertsConfig(waste_pct=50.0, waste_minutes=10.0))
+
     # 80 % wasted until t=1000, then none: cumulative totals keep the old waste, the window forgets it.
     def jobs(t):
         w = 0.8 * min(t, 1000.0)
         return [{"tag": "train", "cost_usd": 0.001 * t, "waste_usd": 0.001 * w, "waste_top_reason": "small_batch"}]
+
     events, _ = run(eng, 1700, jobs_fn=jobs)
     assert [e[1:] for e in events] == [("raised", WASTE, "train"), ("cleared", WASTE, "train")]
     assert events[0][0] == 601.0
@@ -288,8 +322,15 @@ def test_waste_share_is_rolling_and_clears_when_the_job_gets_busy():
 
 def test_waste_at_or_below_the_share_is_quiet_and_special_buckets_never_alert():
     eng = AlertEngine(AlertsConfig(waste_minutes=1.0))
-    events, _ = run(eng, 300, jobs_fn=lambda t: [wasting("train", t, 0.5), wasting(IDLE, t, 1.0),
-                                                 {"tag": "old", "cost_usd": t, "waste_usd": None}])
+    events, _ = run(
+        eng,
+        300,
+        jobs_fn=lambda t: [
+            wasting("train", t, 0.5),
+            wasting(IDLE, t, 1.0),
+            {"tag": "old", "cost_usd": t, "waste_usd": None},
+        ],
+    )
     assert events == []
 
 
@@ -320,8 +361,9 @@ def test_the_demo_raises_a_waste_alert_in_its_first_minute(tmp_path):
     assert observer.engine.config.waste_minutes == 0.5  # the demo's compressed window
     raised = []
     observer.sink = raised.append
-    rec = Recorder(backend, Store.open(tmp_path / "g.db"), Config(), clock=clock, wall_clock=clock.wall,
-                   observers=[observer])
+    rec = Recorder(
+        backend, Store.open(tmp_path / "g.db"), Config(), clock=clock, wall_clock=clock.wall, observers=[observer]
+    )
     rec.start()
     for _ in range(60):
         clock.advance(1.0)
@@ -333,8 +375,13 @@ def test_the_demo_raises_a_waste_alert_in_its_first_minute(tmp_path):
 
 
 def test_format_money_never_rounds_money_to_nothing():
-    assert [format_money(v) for v in (0, 0.003, 0.0123, 0.4, 1234.5)] == ["$0.00", "$0.003", "$0.012", "$0.40",
-                                                                         "$1,234.50"]
+    assert [format_money(v) for v in (0, 0.003, 0.0123, 0.4, 1234.5)] == [
+        "$0.00",
+        "$0.003",
+        "$0.012",
+        "$0.40",
+        "$1,234.50",
+    ]
 
 
 def test_format_duration():
@@ -362,13 +409,17 @@ def tick(t, gpus=(), intervals=(), jobs=(), processes=None):
 
 def test_observer_prints_stores_and_clears():
     out, stored = io.StringIO(), []
-    obs = AlertObserver.from_config(Config(budgets={"train": 10.0}), budgets={"eval": 1.0}, stream=out,
-                                    sink=stored.append)
+    obs = AlertObserver.from_config(
+        Config(budgets={"train": 10.0}), budgets={"eval": 1.0}, stream=out, sink=stored.append
+    )
     assert obs.engine.budgets == {"train": 10.0, "eval": 1.0}
     obs.on_tick(tick(1, jobs=[job("train", 9.0, 2.0), job("eval", 0.1, 0.0)]))
     obs.on_tick(tick(2, jobs=[job("train", 11.0, 2.0)]))
-    assert [(a.kind, a.active) for a in stored] == [(BUDGET_WARNING, True), (BUDGET_WARNING, False),
-                                                    (BUDGET_EXCEEDED, True)]
+    assert [(a.kind, a.active) for a in stored] == [
+        (BUDGET_WARNING, True),
+        (BUDGET_WARNING, False),
+        (BUDGET_EXCEEDED, True),
+    ]
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     assert "ALERT [warning] job train: $9.00 of its $10.00 budget" in lines[0]
@@ -401,8 +452,10 @@ def test_observer_hands_jobs_over_cap_to_the_enforcer_and_records_actions():
     obs.on_tick(tick(1, jobs=[job("train", 2.0, 1.0), job("eval", 2.0, 1.0)], processes=procs))
     assert enf.calls == [("train", [(10, 5.0), (11, 6.0)])]  # eval is over its cap too, but not enforced
     records = [a for a in stored if a.kind == ENFORCEMENT]
-    assert [(a.data["pid"], a.data["signal"], a.active) for a in records] == [(10, "SIGINT", False),
-                                                                              (11, "SIGINT", False)]
+    assert [(a.data["pid"], a.data["signal"], a.active) for a in records] == [
+        (10, "SIGINT", False),
+        (11, "SIGINT", False),
+    ]
 
 
 def test_alert_command_gets_the_alert_json_on_stdin(tmp_path):
@@ -424,8 +477,9 @@ def test_alert_command_gets_the_alert_json_on_stdin(tmp_path):
 
 def test_alert_command_is_time_limited_and_bounded():
     clock = [0.0]
-    cmd = AlertCommand([sys.executable, "-c", "import time; time.sleep(30)"], timeout=5.0, max_running=1,
-                       clock=lambda: clock[0])
+    cmd = AlertCommand(
+        [sys.executable, "-c", "import time; time.sleep(30)"], timeout=5.0, max_running=1, clock=lambda: clock[0]
+    )
     assert cmd.run({"kind": "x"}) is None
     problem = cmd.run({"kind": "y"})
     assert problem is not None and "skipped" in problem
@@ -437,8 +491,9 @@ def test_alert_command_is_time_limited_and_bounded():
 
 def test_alert_command_reports_failures():
     out = io.StringIO()
-    obs = AlertObserver(AlertEngine(budgets={"a": 1.0, "b": 1.0}), stream=out,
-                        command=AlertCommand(["/nonexistent/gputab-alert-hook"]))
+    obs = AlertObserver(
+        AlertEngine(budgets={"a": 1.0, "b": 1.0}), stream=out, command=AlertCommand(["/nonexistent/gputab-alert-hook"])
+    )
     obs.on_tick(tick(1, jobs=[job("a", 5.0, 1.0)]))
     assert "could not start" in out.getvalue()
     failing = AlertCommand([sys.executable, "-c", "raise SystemExit(3)"])

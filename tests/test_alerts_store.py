@@ -30,8 +30,17 @@ CAP = 0.02
 
 
 def _meta() -> SessionMeta:
-    return SessionMeta(host="h", backend="demo", pid=1, gputab_version="0", started_wall=1000.0, interval=1.0,
-                       commit_interval=2.0, series_interval=10.0, prices_json="{}")
+    return SessionMeta(
+        host="h",
+        backend="demo",
+        pid=1,
+        gputab_version="0",
+        started_wall=1000.0,
+        interval=1.0,
+        commit_interval=2.0,
+        series_interval=10.0,
+        prices_json="{}",
+    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -51,7 +60,9 @@ def test_raise_and_clear_in_one_flush_and_across_flushes(tmp_path):
     assert w.pending_alerts == 0
     rows = _rows(tmp_path / "g.db")
     assert [(r["kind"], r["subject"], r["started_at"], r["ended_at"], r["active"]) for r in rows] == [
-        (BUDGET_WARNING, "t", 1001.25, 1003.0, False), ("memory_pressure", "gpu 2", 1002.5, None, True)]
+        (BUDGET_WARNING, "t", 1001.25, 1003.0, False),
+        ("memory_pressure", "gpu 2", 1002.5, None, True),
+    ]
     assert rows[0]["data"] == {"cap_usd": 1.0} and rows[0]["start"] == "1970-01-01T00:16:41Z"
     # The clear of an alert committed earlier updates that row instead of adding one.
     w.add_alert(Alert(b.kind, b.severity, b.message, b.started_at, gpu=2, ended_at=1010.0))
@@ -69,19 +80,29 @@ def test_same_condition_raised_again_gets_its_own_row(tmp_path):
     w.flush()
     w.add_alert(Alert("idle_money", WARNING, "GPU 0 idle", 1009.0, gpu=0, ended_at=1012.0))
     w.flush()
-    assert [(r["started_at"], r["ended_at"]) for r in _rows(tmp_path / "g.db")] == [(1001.0, 1005.0),
-                                                                                  (1009.0, 1012.0)]
+    assert [(r["started_at"], r["ended_at"]) for r in _rows(tmp_path / "g.db")] == [(1001.0, 1005.0), (1009.0, 1012.0)]
 
 
 def test_enforcement_records_are_inserted_cleared_even_two_at_one_instant(tmp_path):
     w = SessionWriter(Store(tmp_path / "g.db"), _meta())
     for pid in (11, 12):
-        w.add_alert(Alert(ENFORCEMENT, CRITICAL, f"job t: SIGTERM to pid {pid} sent: cap", 1004.0, tag="t",
-                          data={"pid": pid}, ended_at=1004.0))
+        w.add_alert(
+            Alert(
+                ENFORCEMENT,
+                CRITICAL,
+                f"job t: SIGTERM to pid {pid} sent: cap",
+                1004.0,
+                tag="t",
+                data={"pid": pid},
+                ended_at=1004.0,
+            )
+        )
     w.flush()
     rows = _rows(tmp_path / "g.db")
-    assert [(r["kind"], r["ended_at"], r["data"]["pid"]) for r in rows] == [(ENFORCEMENT, 1004.0, 11),
-                                                                         (ENFORCEMENT, 1004.0, 12)]
+    assert [(r["kind"], r["ended_at"], r["data"]["pid"]) for r in rows] == [
+        (ENFORCEMENT, 1004.0, 11),
+        (ENFORCEMENT, 1004.0, 12),
+    ]
     assert not any(r["active"] for r in rows)
 
 
@@ -117,8 +138,15 @@ def _recorder(tmp_path, commit_interval: float = 2.0) -> tuple[Recorder, AlertOb
     config = Config(recorder=RecorderConfig(commit_interval=commit_interval))
     seen: list[Alert] = []
     obs = AlertObserver.from_config(config, budgets={TAG: CAP})
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), config, clock=clock,
-                   wall_clock=clock.wall, observers=[obs], spool=tmp_path / "spool")
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        config,
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=[obs],
+        spool=tmp_path / "spool",
+    )
 
     def sink(alert: Alert) -> None:
         seen.append(alert)
@@ -140,14 +168,18 @@ def test_recorder_stores_budget_alerts_with_the_clear_matched(tmp_path):
     _steps(rec, clock, 20)
     rec.close("clean")
     # The warning gave way to "exceeded": raised, cleared, then the exceeded alert, still active at the end.
-    assert [(a.kind, a.active) for a in seen] == [(BUDGET_WARNING, True), (BUDGET_WARNING, False),
-                                                 (BUDGET_EXCEEDED, True)]
+    assert [(a.kind, a.active) for a in seen] == [
+        (BUDGET_WARNING, True),
+        (BUDGET_WARNING, False),
+        (BUDGET_EXCEEDED, True),
+    ]
     store = Store.open(tmp_path / "g.db", readonly=True)
     rows = store.alerts(rec.session_id)
     warning, exceeded = seen[1], seen[2]
     assert [(r["kind"], r["severity"], r["subject"], r["message"], r["started_at"], r["ended_at"]) for r in rows] == [
         (BUDGET_WARNING, WARNING, TAG, warning.message, warning.started_at, warning.ended_at),
-        (BUDGET_EXCEEDED, CRITICAL, TAG, exceeded.message, exceeded.started_at, None)]
+        (BUDGET_EXCEEDED, CRITICAL, TAG, exceeded.message, exceeded.started_at, None),
+    ]
     assert warning.started_at < warning.ended_at == exceeded.started_at
     assert rows[1]["data"]["cap_usd"] == CAP and rows[1]["data"]["spent_usd"] >= CAP
     assert store.alert_counts() == {rec.session_id: 2}
@@ -179,7 +211,8 @@ def test_record_alert_outside_a_session_is_refused_not_lost_silently(tmp_path, c
     assert rec.record_alert(alert) is False
     assert "alert not stored" in caplog.text
     assert [r["message"] for r in Store.open(tmp_path / "g.db", readonly=True).alerts(rec.session_id)] == [
-        "job t: early"]
+        "job t: early"
+    ]
 
 
 # -- review ------------------------------------------------------------------------------------------------------
@@ -189,8 +222,14 @@ def test_show_lists_alerts_and_sessions_counts_them(tmp_path):
     _steps(rec, clock, 20)
     rec.close("clean")
     # A second session with no alerts, so the count per session is checked, not just "some".
-    quiet = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
-                     clock=clock, wall_clock=clock.wall, spool=tmp_path / "spool")
+    quiet = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=tmp_path / "spool",
+    )
     quiet.start()
     _steps(quiet, clock, 3)
     quiet.close("clean")
@@ -219,14 +258,16 @@ def test_show_lists_alerts_and_sessions_counts_them(tmp_path):
 def budget_config():
     """Fast ticks and commits, and a cap the demo's llama3-8b-lora job passes in about two seconds."""
     path = Path(os.environ["GPUTAB_CONFIG"])
-    path.write_text("[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 1.0\n\n"
-                    f"[budgets]\n\"{TAG}\" = 0.005\n")
+    path.write_text(
+        f'[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 1.0\n\n[budgets]\n"{TAG}" = 0.005\n'
+    )
     return path
 
 
 def _start_record() -> subprocess.Popen:
-    return subprocess.Popen([*gputab_cmd(), "--demo", "record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [*gputab_cmd(), "--demo", "record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_line(proc: subprocess.Popen, pattern: str, timeout: float = 30.0) -> str:
@@ -245,8 +286,7 @@ def _wait_line(proc: subprocess.Popen, pattern: str, timeout: float = 30.0) -> s
 
 
 def _show_last() -> dict:
-    r = subprocess.run([*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run([*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -262,8 +302,9 @@ def test_gputab_record_stores_alerts_then_sigterm(budget_config):
     kinds = [(a["kind"], a["subject"], a["active"]) for a in shown["alerts"]]
     # A tick delayed on a loaded box can jump past the warning band straight to the cap, so the warning may be
     # missing; when it is there it cleared at the instant the exceeded alert was raised.
-    assert kinds in ([(BUDGET_WARNING, TAG, False), (BUDGET_EXCEEDED, TAG, True)],
-                     [(BUDGET_EXCEEDED, TAG, True)]), kinds
+    assert kinds in ([(BUDGET_WARNING, TAG, False), (BUDGET_EXCEEDED, TAG, True)], [(BUDGET_EXCEEDED, TAG, True)]), (
+        kinds
+    )
     if len(kinds) == 2:
         assert shown["alerts"][0]["ended_at"] == shown["alerts"][1]["started_at"]
     assert "budget exceeded" in shown["alerts"][-1]["message"]

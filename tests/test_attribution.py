@@ -57,10 +57,26 @@ class FakeInspector(ProcessInspector):
         return self.procs.get(pid)
 
 
-def fact(pid=100, create_time=1000.0, name="python", user="ana", cmdline=("python", "x.py"), environ=None,
-         ppid=None, cgroup=None) -> ProcessFacts:
-    return ProcessFacts(pid=pid, create_time=create_time, name=name, user=user, cmdline=tuple(cmdline),
-                        environ={} if environ is None else environ, ppid=ppid, cgroup=cgroup)
+def fact(
+    pid=100,
+    create_time=1000.0,
+    name="python",
+    user="ana",
+    cmdline=("python", "x.py"),
+    environ=None,
+    ppid=None,
+    cgroup=None,
+) -> ProcessFacts:
+    return ProcessFacts(
+        pid=pid,
+        create_time=create_time,
+        name=name,
+        user=user,
+        cmdline=tuple(cmdline),
+        environ={} if environ is None else environ,
+        ppid=ppid,
+        cgroup=cgroup,
+    )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -311,8 +327,11 @@ ID = "4f1e2d3c" + "0123456789abcdef" * 3 + "01234567"
     [
         (f"12:memory:/docker/{ID}\n11:cpu:/docker/{ID}\n", ID[:12]),  # cgroup v1, docker
         (f"0::/system.slice/docker-{ID}.scope\n", ID[:12]),  # cgroup v2, docker with systemd driver
-        ("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d"
-         f".slice/cri-containerd-{ID}.scope\n", ID[:12]),  # Kubernetes, containerd
+        (
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_7a8b_9c0d_1e2f3a4b5c6d"
+            f".slice/cri-containerd-{ID}.scope\n",
+            ID[:12],
+        ),  # Kubernetes, containerd
         (f"0::/kubepods.slice/kubepods-pod1a2b.slice/crio-{ID}.scope\n", ID[:12]),  # CRI-O
         (f"5:cpuset:/kubepods/burstable/pod1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d/{ID}\n", ID[:12]),  # k8s cgroupfs
         (f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container\n", ID[:12]),
@@ -394,12 +413,14 @@ def test_set_manual_refuses_bad_tags_and_gone_processes():
 
 
 def test_retag_moves_current_processes_of_a_tag():
-    insp = FakeInspector({
-        100: fact(100, environ={"GPUTAB_TAG": "a"}),
-        101: fact(101, environ={"GPUTAB_TAG": "a"}),
-        102: fact(102, environ={"GPUTAB_TAG": "b"}),
-        103: fact(103, environ={"GPUTAB_TAG": "a"}),
-    })
+    insp = FakeInspector(
+        {
+            100: fact(100, environ={"GPUTAB_TAG": "a"}),
+            101: fact(101, environ={"GPUTAB_TAG": "a"}),
+            102: fact(102, environ={"GPUTAB_TAG": "b"}),
+            103: fact(103, environ={"GPUTAB_TAG": "a"}),
+        }
+    )
     a = Attributor(insp)
     a.attribute([100, 101, 102, 103])
     del insp.procs[103]  # exited: not a current process
@@ -473,8 +494,10 @@ def test_sanitize_tag_output_always_validates(raw):
         (["x", "--api-key", "k1"], "x --api-key ***"),
         (["x", "--wandb-api-key=6f1e9c"], "x --wandb-api-key=***"),
         (["x", "api_key=k2", "client_secret=s", "--auth", "u:p"], "x api_key=*** client_secret=*** --auth ***"),
-        (["env", "HF_TOKEN=abc", "AWS_SECRET_ACCESS_KEY=def", "PGPASSWORD=x"],
-         "env HF_TOKEN=*** AWS_SECRET_ACCESS_KEY=*** PGPASSWORD=***"),
+        (
+            ["env", "HF_TOKEN=abc", "AWS_SECRET_ACCESS_KEY=def", "PGPASSWORD=x"],
+            "env HF_TOKEN=*** AWS_SECRET_ACCESS_KEY=*** PGPASSWORD=***",
+        ),
         (["x", "--apiKey", "k"], "x --apiKey ***"),
         (["x", "hf_" + "a1B2" * 8], "x ***"),
         (["x", "--key=sk-proj-" + "Zz9" * 8], "x --key=***"),
@@ -518,8 +541,18 @@ def test_redaction_caps_length():
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("--password", True), ("HF_TOKEN", True), ("wandb_api_key", True), ("accessToken", True), ("--auth", True),
-     ("--tokenizer", False), ("max_tokens", False), ("--author", False), ("--key", False), ("token_budget", False)],
+    [
+        ("--password", True),
+        ("HF_TOKEN", True),
+        ("wandb_api_key", True),
+        ("accessToken", True),
+        ("--auth", True),
+        ("--tokenizer", False),
+        ("max_tokens", False),
+        ("--author", False),
+        ("--key", False),
+        ("token_budget", False),
+    ],
 )
 def test_is_secret_name(name, secret):
     assert is_secret_name(name) is secret

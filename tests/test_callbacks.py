@@ -19,8 +19,13 @@ import pytest
 
 
 def run_script(code: str, spool: Path, **env) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "GPUTAB_SPOOL": str(spool), **env})
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GPUTAB_SPOOL": str(spool), **env},
+    )
     assert r.returncode == 0, r.stderr
     return r
 
@@ -30,11 +35,14 @@ def spool_docs(spool: Path) -> list[dict]:
 
 
 def test_importing_the_callbacks_imports_no_framework(tmp_path):
-    out = run_script("""
+    out = run_script(
+        """
         import sys, gputab, gputab.callbacks, gputab.callbacks.hf, gputab.callbacks.lightning
         print(",".join(m for m in sys.modules if m.split(".")[0] in ("transformers", "torch", "lightning",
                                                                      "pytorch_lightning")))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert out.stdout.strip() == ""
 
 
@@ -75,8 +83,12 @@ def test_hf_callback_without_transformers_says_how_to_install(tmp_path):
         pass
     else:
         pytest.skip("transformers is installed here: the class builds")
-    r = subprocess.run([sys.executable, "-c", "from gputab.callbacks.hf import GputabCallback"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", "from gputab.callbacks.hf import GputabCallback"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and "pip install 'gputab[hf]'" in r.stderr
 
 
@@ -112,7 +124,8 @@ def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    run_script("""
+    run_script(
+        """
         import torch
         from torch import nn
         from transformers import Trainer, TrainingArguments
@@ -130,7 +143,9 @@ def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
         args = TrainingArguments(output_dir=OUTPUT_DIR, per_device_train_batch_size=16, gradient_accumulation_steps=2,
                                  num_train_epochs=2, logging_steps=2, report_to=[], save_strategy="no")
         Trainer(model=Tiny(), args=args, train_dataset=data, callbacks=[GputabCallback(tag="real-hf")]).train()
-    """.replace("OUTPUT_DIR", repr(str(tmp_path / "out"))), tmp_path / "spool")
+    """.replace("OUTPUT_DIR", repr(str(tmp_path / "out"))),
+        tmp_path / "spool",
+    )
     (doc,) = spool_docs(tmp_path / "spool")
     assert doc["counts"]["real-hf"][0] == 2 * 256  # 2 epochs of 256 samples (16 x 2 accumulation, 8 steps/epoch)
     assert doc["progress"]["real-hf"] == 1.0

@@ -55,8 +55,13 @@ def test_host_pids_a_container_cannot_see_are_unattributed_and_said_once(fake_nv
     try:
         fake_nvml.write(_gpu_with(host_job.pid))
         ns = ["unshare", "--pid", "--fork", "--mount-proc"]
-        out = subprocess.run(ns + _gputab("snapshot", "--json", "--over", "0.2"), env=fake_nvml.env(),
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ns + _gputab("snapshot", "--json", "--over", "0.2"),
+            env=fake_nvml.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         (proc,) = doc["processes"]
@@ -68,14 +73,20 @@ def test_host_pids_a_container_cannot_see_are_unattributed_and_said_once(fake_nv
         (job,) = doc["jobs"]
         assert job["tag"] == UNATTRIBUTED and job["burn_rate_usd_per_hour"] > 0  # still charged
 
-        text = subprocess.run(ns + _gputab("snapshot", "--over", "0.2"), env=fake_nvml.env(), capture_output=True,
-                              text=True, timeout=60)
+        text = subprocess.run(
+            ns + _gputab("snapshot", "--over", "0.2"), env=fake_nvml.env(), capture_output=True, text=True, timeout=60
+        )
         assert text.returncode == 0, text.stderr
         assert text.stderr.count("cannot see") == 1 and "--pid=host" in text.stderr
 
         # On the host (same scenario, no namespace) the process is seen and tagged as usual.
-        host = subprocess.run(_gputab("snapshot", "--json", "--over", "0"), env=fake_nvml.env(),
-                              capture_output=True, text=True, timeout=60)
+        host = subprocess.run(
+            _gputab("snapshot", "--json", "--over", "0"),
+            env=fake_nvml.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         doc = json.loads(host.stdout)
         assert doc["processes"][0]["tag"] == "host-job" and doc["host_notes"] == []
     finally:
@@ -88,8 +99,13 @@ def test_record_says_so_in_its_start_message(fake_nvml):
     host_job = _sleeper("host-job")
     try:
         fake_nvml.write(_gpu_with(host_job.pid))
-        rec = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", *_gputab("record", "--interval", "0.2")],
-                               env=fake_nvml.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rec = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", *_gputab("record", "--interval", "0.2")],
+            env=fake_nvml.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(3)
         for child in psutil.Process(rec.pid).children():  # the recorder, PID 1 of its namespace
             child.send_signal(signal.SIGINT)
@@ -122,12 +138,19 @@ def test_a_view_of_the_host_proc_attributes_the_containers_own_processes(fake_nv
     inner_tag = f"inner-{uuid.uuid4().hex[:8]}"
     hp, go = tmp_path / "hostproc", tmp_path / "go"
     hp.mkdir()
-    inner = (f"GPUTAB_TAG={inner_tag} {sys.executable} -c '{SLEEP}' & "
-             f"while [ ! -e {go} ]; do sleep 0.05; done; "
-             f"GPUTAB_HOST_PROC={hp} {sys.executable} -m gputab snapshot --json --over 0.2; kill \\$!")
-    outer = f"mount --bind /proc {hp} && exec unshare --pid --fork --mount-proc sh -c \"{inner}\""
-    box = subprocess.Popen(["unshare", "--mount", "sh", "-c", outer], env=fake_nvml.env(), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    inner = (
+        f"GPUTAB_TAG={inner_tag} {sys.executable} -c '{SLEEP}' & "
+        f"while [ ! -e {go} ]; do sleep 0.05; done; "
+        f"GPUTAB_HOST_PROC={hp} {sys.executable} -m gputab snapshot --json --over 0.2; kill \\$!"
+    )
+    outer = f'mount --bind /proc {hp} && exec unshare --pid --fork --mount-proc sh -c "{inner}"'
+    box = subprocess.Popen(
+        ["unshare", "--mount", "sh", "-c", outer],
+        env=fake_nvml.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         inner_pid = _host_pid_of(f"GPUTAB_TAG={inner_tag}")
         fake_nvml.write(_gpu_with(inner_pid, host_job.pid))

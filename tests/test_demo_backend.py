@@ -68,8 +68,12 @@ def _numbers(doc):
 
 
 def test_cli_snapshot_json_is_deterministic():
-    runs = [subprocess.run(gputab_cmd() + ["--demo", "--seed", "3", "snapshot", "--json"],
-                           capture_output=True, text=True, check=True) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            gputab_cmd() + ["--demo", "--seed", "3", "snapshot", "--json"], capture_output=True, text=True, check=True
+        )
+        for _ in range(2)
+    ]
     docs = [json.loads(r.stdout) for r in runs]
     assert len(docs[0]["gpus"]) >= 4 and len(docs[0]["processes"]) >= 3
     assert _numbers(docs[0]) == _numbers(docs[1])

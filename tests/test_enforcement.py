@@ -55,8 +55,10 @@ except KeyboardInterrupt:
 """
 
 # The same contract in sh, for a child that runs as another user (who cannot read this test's interpreter).
-STUBBORN_SH = 'trap "echo INT" INT; trap "echo TERM; exit 0" TERM; echo ready; i=0; ' \
-              'while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done'
+STUBBORN_SH = (
+    'trap "echo INT" INT; trap "echo TERM; exit 0" TERM; echo ready; i=0; '
+    "while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
+)
 
 
 def read_line(proc: subprocess.Popen, timeout: float = 20.0) -> str | None:
@@ -142,9 +144,14 @@ def test_one_record_per_signal_and_each_process_handled_once(spawn):
     later = enf.tick(now=1.0, wall=1.0)
     records = first + again + later
     assert [(r.pid, r.signal, r.outcome) for r in records] == [
-        (a.pid, "SIGINT", SENT), (b.pid, "SIGINT", SENT), (a.pid, "SIGTERM", SENT), (b.pid, "SIGTERM", SENT)]
-    assert sorted(kill.sent) == sorted([(a.pid, signal.SIGINT), (b.pid, signal.SIGINT),
-                                        (a.pid, signal.SIGTERM), (b.pid, signal.SIGTERM)])
+        (a.pid, "SIGINT", SENT),
+        (b.pid, "SIGINT", SENT),
+        (a.pid, "SIGTERM", SENT),
+        (b.pid, "SIGTERM", SENT),
+    ]
+    assert sorted(kill.sent) == sorted(
+        [(a.pid, signal.SIGINT), (b.pid, signal.SIGINT), (a.pid, signal.SIGTERM), (b.pid, signal.SIGTERM)]
+    )
     for child in (a, b):
         assert child.wait(timeout=5) == 0
     assert all(r.to_json()["tag"] == "train" for r in records)
@@ -216,11 +223,14 @@ def test_exited_process_and_failed_signal_are_recorded():
         raise PermissionError(1, "Operation not permitted")
 
     me = identify(os.getpid())
-    enf = BudgetEnforcer(signal_fn=deny, identify_fn=lambda pid: None if pid == 999_999 else
-                         ProcessIdentity(pid, me.uids, 0.0))
+    enf = BudgetEnforcer(
+        signal_fn=deny, identify_fn=lambda pid: None if pid == 999_999 else ProcessIdentity(pid, me.uids, 0.0)
+    )
     acts = enf.stop("train", [(999_999, None), (4242, None)], 0.0, 0.0)
-    assert [(a.outcome, a.reason) for a in acts] == [(GONE, "process already exited"),
-                                                     (FAILED, "SIGINT failed: Operation not permitted")]
+    assert [(a.outcome, a.reason) for a in acts] == [
+        (GONE, "process already exited"),
+        (FAILED, "SIGINT failed: Operation not permitted"),
+    ]
     assert enf.pending == []
 
 
@@ -251,8 +261,11 @@ def test_alert_observer_stops_a_job_at_its_cap_end_to_end(spawn):
     child = python_child(spawn, STUBBORN)
     bystander = python_child(spawn, STUBBORN)
     stored = []
-    obs = AlertObserver(AlertEngine(budgets={"train": 5.0}), sink=stored.append,
-                        enforcer=BudgetEnforcer(grace_seconds=10.0, tags=["train"]))
+    obs = AlertObserver(
+        AlertEngine(budgets={"train": 5.0}),
+        sink=stored.append,
+        enforcer=BudgetEnforcer(grace_seconds=10.0, tags=["train"]),
+    )
     pid, created = ident(child)
     procs = {pid: Proc("train", created), bystander.pid: Proc("eval", ident(bystander)[1])}
 
@@ -291,8 +304,9 @@ note(b"ready")
 for _ in range(600):
     time.sleep(0.05)
 """
-LAUNCHER = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', sys.argv[1], sys.argv[2]])\n" \
-    + STUBBORN
+LAUNCHER = (
+    "import subprocess, sys\nsubprocess.Popen([sys.executable, '-I', '-c', sys.argv[1], sys.argv[2]])\n" + STUBBORN
+)
 
 
 def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_path):
@@ -307,10 +321,20 @@ def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_p
     tree = process_tree(launcher.pid)
     assert tree[0][0] == launcher.pid and len(tree) == 2
     clock, out, stored = [0.0], io.StringIO(), []
-    guard = JobGuard("train", 10.0, stop_at_cap=True, grace_seconds=30.0, stream=out, sink=stored.append,
-                     clock=lambda: clock[0], wall_clock=lambda: 1000.0 + clock[0])
-    guard.check(launcher.pid, [{"tag": "train", "cost_usd": 8.5, "burn_rate_usd_per_hour": 3.0},
-                               {"tag": "someone-else", "cost_usd": 99.0}])
+    guard = JobGuard(
+        "train",
+        10.0,
+        stop_at_cap=True,
+        grace_seconds=30.0,
+        stream=out,
+        sink=stored.append,
+        clock=lambda: clock[0],
+        wall_clock=lambda: 1000.0 + clock[0],
+    )
+    guard.check(
+        launcher.pid,
+        [{"tag": "train", "cost_usd": 8.5, "burn_rate_usd_per_hour": 3.0}, {"tag": "someone-else", "cost_usd": 99.0}],
+    )
     assert [a.kind for a in stored] == ["budget_warning"]
     clock[0] = 1.0
     guard.check(launcher.pid, [{"tag": "train", "cost_usd": 10.0, "burn_rate_usd_per_hour": 3.0}])

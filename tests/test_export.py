@@ -41,8 +41,14 @@ EVIL_TAG = '=HYPERLINK("http://example.invalid","x")'
 DAY = 86400.0
 
 
-def record_demo(db_path, ticks: int = 40, start_wall: float = DEMO_START_WALL, retag: tuple | None = None,
-                seed: int = 0, gaps: dict[int, float] | None = None) -> Ledger:
+def record_demo(
+    db_path,
+    ticks: int = 40,
+    start_wall: float = DEMO_START_WALL,
+    retag: tuple | None = None,
+    seed: int = 0,
+    gaps: dict[int, float] | None = None,
+) -> Ledger:
     """Record one demo session with the real Recorder on a fake clock; returns the ledger it charged.
 
     Args:
@@ -83,6 +89,7 @@ def num(cell: str) -> float | None:
 
 # -- cells ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", EVIL_TAG])
 def test_formula_text_is_neutralised(text):
     assert neutralise(text) == "'" + text
@@ -107,6 +114,7 @@ def test_iso_utc():
 
 # -- exports of recorded sessions ---------------------------------------------------------------------------------
 
+
 def test_job_rows_equal_the_ledger(db_path):
     ledger = record_demo(db_path, ticks=40)
     result = run(db_path, "export", "--csv", "--session", "last")
@@ -117,8 +125,18 @@ def test_job_rows_equal_the_ledger(db_path):
     assert IDLE in {r["tag"] for r in rows}  # GPU 3 of the demo box idles
     for r in rows:
         want = public(ledger.jobs[r["tag"]].to_json())  # the public keys: avg_utilization_pct is 0-100
-        for key in ("cost_usd", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct", "energy_kwh",
-                    "idle_gpu_hours", "cost_per_effective_gpu_hour_usd", "busy_usd", "waste_usd", "waste_pct"):
+        for key in (
+            "cost_usd",
+            "gpu_hours",
+            "effective_gpu_hours",
+            "avg_utilization_pct",
+            "energy_kwh",
+            "idle_gpu_hours",
+            "cost_per_effective_gpu_hour_usd",
+            "busy_usd",
+            "waste_usd",
+            "waste_pct",
+        ):
             got = num(r[key])
             if want[key] is None:
                 assert got is None, key
@@ -188,8 +206,9 @@ def test_views_agree(db_path):
         assert num(s["duration_seconds"]) > 0
     with Store.open(db_path) as store:
         for rec in iter_sessions(store, session_ids(store)):
-            assert num(next(s for s in sessions if s["session_id"] == str(rec.id))["cost_usd"]) == \
-                pytest.approx(rec.total_cost_usd, rel=1e-9)
+            assert num(next(s for s in sessions if s["session_id"] == str(rec.id))["cost_usd"]) == pytest.approx(
+                rec.total_cost_usd, rel=1e-9
+            )
 
 
 def test_gpu_rows_carry_the_price(db_path):
@@ -231,14 +250,17 @@ def test_since_and_output_file(db_path, tmp_path):
     assert out.read_bytes().count(b"\r\n") == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--session", "99"], "no session 99"),
-    (["--session", "abc"], "not a session"),
-    (["--since", "2030-01-01"], "no sessions ran since 2030-01-01"),
-    (["--since", "last tuesday"], "bad date"),
-    (["--session", "1", "--all"], "choose one of"),
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--session", "99"], "no session 99"),
+        (["--session", "abc"], "not a session"),
+        (["--since", "2030-01-01"], "no sessions ran since 2030-01-01"),
+        (["--since", "last tuesday"], "bad date"),
+        (["--session", "1", "--all"], "choose one of"),
+        ([], None),
+    ],
+)
 def test_bad_selections_fail_clearly(db_path, args, message):
     record_demo(db_path, ticks=5)
     result = run(db_path, "export", "--csv", *args)
@@ -262,12 +284,14 @@ def test_cli_errors_exit_nonzero_with_one_line(db_path):
     import subprocess
 
     record_demo(db_path, ticks=3)
-    proc = subprocess.run([*GPUTAB, "--db", str(db_path), "export", "--csv", "--session", "42"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*GPUTAB, "--db", str(db_path), "export", "--csv", "--session", "42"], capture_output=True, text=True
+    )
     assert proc.returncode != 0
     assert "gputab: there is no session 42" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([*GPUTAB, "--db", str(db_path), "export", "--csv", "--since", "nope"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*GPUTAB, "--db", str(db_path), "export", "--csv", "--since", "nope"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "bad date" in proc.stderr
 
 
@@ -280,10 +304,14 @@ def test_export_streams_many_sessions_quickly(db_path):
         db = store.db
         base = db.execute("SELECT * FROM sessions WHERE id = 1").fetchone()
         cols = [d[0] for d in db.execute("SELECT * FROM sessions").description]
-        jobs = [dict(zip([d[0] for d in db.execute("SELECT * FROM jobs").description], r))
-                for r in db.execute("SELECT * FROM jobs WHERE session_id = 1").fetchall()]
-        gpus = [dict(zip([d[0] for d in db.execute("SELECT * FROM session_gpus").description], r))
-                for r in db.execute("SELECT * FROM session_gpus WHERE session_id = 1").fetchall()]
+        jobs = [
+            dict(zip([d[0] for d in db.execute("SELECT * FROM jobs").description], r))
+            for r in db.execute("SELECT * FROM jobs WHERE session_id = 1").fetchall()
+        ]
+        gpus = [
+            dict(zip([d[0] for d in db.execute("SELECT * FROM session_gpus").description], r))
+            for r in db.execute("SELECT * FROM session_gpus WHERE session_id = 1").fetchall()
+        ]
         with db.conn:
             for sid in range(2, 366):
                 row = dict(zip(cols, base), id=sid)

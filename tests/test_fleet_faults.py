@@ -39,8 +39,9 @@ def closed_port() -> int:
 
 
 def fleet_json(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(GPUTAB + ["fleet", "--json", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        GPUTAB + ["fleet", "--json", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def one_clear_line(proc: subprocess.CompletedProcess) -> str:
@@ -90,8 +91,9 @@ def test_something_that_is_not_prometheus(fake):
         fetch_fleet(PromClient(fake.url))
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:9090", "ftp://prom:9090", "http://", "http://prom:99999",
-                                 "http://prom:9090/?x=1"])
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:9090", "ftp://prom:9090", "http://", "http://prom:99999", "http://prom:9090/?x=1"]
+)
 def test_bad_urls_are_refused_before_any_request(url):
     with pytest.raises(PrometheusError) as err:
         PromClient(url)
@@ -123,8 +125,9 @@ def test_cli_without_a_prometheus_says_how_to_name_one(tmp_path):
 def test_cli_reads_the_url_from_the_config(tmp_path, fake):
     config = tmp_path / "config.toml"
     config.write_text(f'[fleet]\nprometheus = "{fake.url}"\nstale_after = 3600\n')
-    proc = subprocess.run(GPUTAB + ["--config", str(config), "fleet", "--json"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        GPUTAB + ["--config", str(config), "fleet", "--json"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["prometheus"] == fake.url and doc["stale_after_seconds"] == 3600
@@ -134,8 +137,9 @@ def test_cli_reads_the_url_from_the_config(tmp_path, fake):
 def test_cli_refuses_a_bad_fleet_config(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[fleet]\nrefresh = 0\n")
-    proc = subprocess.run(GPUTAB + ["--config", str(config), "fleet", "--json"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        GPUTAB + ["--config", str(config), "fleet", "--json"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 2 and "fleet.refresh" in one_clear_line(proc)
 
 
@@ -145,8 +149,9 @@ def test_a_host_that_stopped_reporting_is_stale_in_json(fake):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     # The recording is older than 60 s now: every host stopped reporting, each keeps its last time and figures.
-    assert doc["hosts"] and all(h["stale"] and h["last_seen_at"] and h["burn_rate_usd_per_hour"] is None
-                                for h in doc["hosts"])
+    assert doc["hosts"] and all(
+        h["stale"] and h["last_seen_at"] and h["burn_rate_usd_per_hour"] is None for h in doc["hosts"]
+    )
     assert all(h["spent_today_usd"] is not None for h in doc["hosts"])
     assert doc["totals"]["stale_host_count"] == len(doc["hosts"])
 
@@ -181,14 +186,23 @@ def test_a_refused_last_seen_query_does_not_make_hosts_stale(fake):
 
 def test_odd_values_are_not_numbers_not_crashes(fake):
     at = fake.at
-    fake.replace[expr("burn", at)] = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"host": "gpu-box-a"}, "value": [at, "NaN"]},
-        {"metric": {"host": "gpu-box-b"}, "value": [at, "+Inf"]},
-        {"metric": {"host": "gpu-box-c"}, "value": [at, "twelve"]},
-        {"metric": {"instance": "x:1"}, "value": [at, "3"]}]}}
+    fake.replace[expr("burn", at)] = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"host": "gpu-box-a"}, "value": [at, "NaN"]},
+                {"metric": {"host": "gpu-box-b"}, "value": [at, "+Inf"]},
+                {"metric": {"host": "gpu-box-c"}, "value": [at, "twelve"]},
+                {"metric": {"instance": "x:1"}, "value": [at, "3"]},
+            ],
+        },
+    }
     fake.replace[expr("gpus", at)] = {"status": "success", "data": {"resultType": "matrix", "result": []}}
-    fake.replace[expr("alerts", at)] = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"host": "gpu-box-a"}, "value": "oops"}]}}
+    fake.replace[expr("alerts", at)] = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {"host": "gpu-box-a"}, "value": "oops"}]},
+    }
     view = fetch_fleet(PromClient(fake.url), clock=lambda: at)
     assert {h.host for h in view.hosts} == {"gpu-box-a", "gpu-box-b", "gpu-box-c"}
     assert all(h.burn_rate_usd_per_hour is None and h.gpus is None for h in view.hosts)

@@ -30,8 +30,10 @@ def test_every_series_has_the_sessions_host_and_gpu_series_dcgm_labels():
     assert GPU_LABELS == ("gpu", "UUID", "modelName", "host") and JOB_LABELS == ("tag", "host")
 
 
-@pytest.mark.parametrize(("named", "host"), [(None, DEMO_HOST), ("gpu-box-7", "gpu-box-7"), ("", DEMO_HOST),
-                                             ("bad\nname", DEMO_HOST), ("x" * 65, DEMO_HOST)])
+@pytest.mark.parametrize(
+    ("named", "host"),
+    [(None, DEMO_HOST), ("gpu-box-7", "gpu-box-7"), ("", DEMO_HOST), ("bad\nname", DEMO_HOST), ("x" * 65, DEMO_HOST)],
+)
 def test_the_demo_box_can_be_named(monkeypatch, named, host):
     if named is None:
         monkeypatch.delenv(DEMO_HOST_ENV, raising=False)

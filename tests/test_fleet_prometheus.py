@@ -29,22 +29,29 @@ SCRAPE_INTERVAL = 1.0
 POLL_INTERVAL = 0.5
 
 pytestmark = [
-    pytest.mark.skipif(PROMETHEUS is None,
-                       reason="the `prometheus` binary is not installed (apt-get install prometheus; CI does)"),
+    pytest.mark.skipif(
+        PROMETHEUS is None, reason="the `prometheus` binary is not installed (apt-get install prometheus; CI does)"
+    ),
     pytest.mark.slow,
 ]
 
 
 def fleet_json(url: str, *args: str) -> dict:
-    proc = subprocess.run(GPUTAB + ["fleet", "--prometheus", url, "--json", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        GPUTAB + ["fleet", "--prometheus", url, "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 def show_json(db: Path) -> dict:
-    proc = subprocess.run(GPUTAB + ["--db", str(db), "show", "last", "--json"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        GPUTAB + ["--db", str(db), "show", "last", "--json"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -60,25 +67,63 @@ def fleet(tmp_path, servers, monkeypatch):  # noqa: F811 - the fixture imported 
         monkeypatch.setenv("GPUTAB_DEMO_HOST", host)
         monkeypatch.setenv("GPUTAB_SPOOL", str(tmp_path / f"spool-{host}"))
         monkeypatch.setenv("GPUTAB_DATA_DIR", str(tmp_path / f"data-{host}"))
-        proc = servers(GPUTAB + ["--demo", "--seed", str(seed), "--db", str(db), "record", "--interval",
-                                 str(POLL_INTERVAL), "--metrics-port", str(port)], log)
+        proc = servers(
+            GPUTAB
+            + [
+                "--demo",
+                "--seed",
+                str(seed),
+                "--db",
+                str(db),
+                "record",
+                "--interval",
+                str(POLL_INTERVAL),
+                "--metrics-port",
+                str(port),
+            ],
+            log,
+        )
         procs[host] = (proc, log)
         recorders[host] = (proc, db)
         targets.append(f"'127.0.0.1:{port}'")
-        wait_for(f"{host}'s /metrics", lambda p=port: "gputab_job_cost_dollars_total" in
-                 http_get(f"http://127.0.0.1:{p}/metrics"), 30, procs)
+        wait_for(
+            f"{host}'s /metrics",
+            lambda p=port: "gputab_job_cost_dollars_total" in http_get(f"http://127.0.0.1:{p}/metrics"),
+            30,
+            procs,
+        )
     prom_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         f"global:\n  scrape_interval: {SCRAPE_INTERVAL:g}s\n  scrape_timeout: {SCRAPE_INTERVAL:g}s\n"
-        f"scrape_configs:\n  - job_name: gputab\n    static_configs:\n      - targets: [{', '.join(targets)}]\n")
+        f"scrape_configs:\n  - job_name: gputab\n    static_configs:\n      - targets: [{', '.join(targets)}]\n"
+    )
     log = tmp_path / "prometheus.log"
-    prom = servers([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"], log)
+    prom = servers(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
+        ],
+        log,
+    )
     procs["prometheus"] = (prom, log)
     url = f"http://127.0.0.1:{prom_port}"
-    wait_for("Prometheus to scrape all three hosts", lambda: len(json.loads(http_get(
-        f"{url}/api/v1/query?query=count+by+(host)(gputab_cost_dollars_total)"))["data"]["result"]) == 3, 60, procs)
+    wait_for(
+        "Prometheus to scrape all three hosts",
+        lambda: (
+            len(
+                json.loads(http_get(f"{url}/api/v1/query?query=count+by+(host)(gputab_cost_dollars_total)"))["data"][
+                    "result"
+                ]
+            )
+            == 3
+        ),
+        60,
+        procs,
+    )
     time.sleep(3 * SCRAPE_INTERVAL)  # a few scrapes: increase() and the sparkline need two points
     monkeypatch.delenv("GPUTAB_DEMO_HOST")
     yield url, recorders, procs
@@ -102,16 +147,19 @@ async def test_three_recorders_in_one_fleet(fleet):
     # The dashboard's fleet row answers the same question: every host, every job once.
     dash = json.loads((Path(__file__).resolve().parent.parent / "contrib/grafana/gputab-dashboard.json").read_text())
     row = {p["title"]: p for p in dash["panels"] if p.get("gridPos", {}).get("y", 0) > 30}
-    for title, label, names in (("Cost by host (time range)", "host", set(HOSTS)),
-                                ("Idle $ by host (time range)", "host", set(HOSTS)),
-                                ("Jobs across hosts", "tag", {j["tag"] for j in live["jobs"]})):
+    for title, label, names in (
+        ("Cost by host (time range)", "host", set(HOSTS)),
+        ("Idle $ by host (time range)", "host", set(HOSTS)),
+        ("Jobs across hosts", "tag", {j["tag"] for j in live["jobs"]}),
+    ):
         for target in row[title]["targets"]:
             expr = target["expr"].replace("$host", ".*").replace("$__range", "5m")
             answer = json.loads(http_get(f"{url}/api/v1/query?query={urllib.parse.quote(expr)}"))
             assert {r["metric"][label] for r in answer["data"]["result"]} == names, (title, expr)
     if os.environ.get("GPUTAB_FLEET_RECORD"):
         Path(os.environ["GPUTAB_FLEET_RECORD"]).write_text(
-            json.dumps(record_answers(url, round(time.time(), 3)), indent=1, sort_keys=True) + "\n")
+            json.dumps(record_answers(url, round(time.time(), 3)), indent=1, sort_keys=True) + "\n"
+        )
 
     # The screen, on the same Prometheus.
     from gputab.fleet import PromClient

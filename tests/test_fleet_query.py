@@ -95,8 +95,9 @@ def test_a_host_whose_series_ended_is_stale_with_its_last_time(fake):
     doc = stale.to_json()
     assert doc["stale"] is True and doc["last_seen"].endswith("Z")
     assert view.totals()["hosts_stale"] == 1
-    assert view.totals()["burn_rate_usd_per_hour"] == pytest.approx(sum(
-        h.burn_rate_usd_per_hour for h in view.hosts if not h.stale))
+    assert view.totals()["burn_rate_usd_per_hour"] == pytest.approx(
+        sum(h.burn_rate_usd_per_hour for h in view.hosts if not h.stale)
+    )
 
 
 def test_every_host_goes_stale_when_its_last_tick_is_too_old(fake):
@@ -148,8 +149,9 @@ def test_json_speaks_the_project_vocabulary(fake):
 
 def test_history_is_one_range_query(fake):
     client = PromClient(fake.url)
-    (series,) = [s for s in client.query_range(HISTORY_QUERY, fake.at - 3600, fake.at, 60)
-                 if s.labels["host"] == "gpu-box-a"]
+    (series,) = [
+        s for s in client.query_range(HISTORY_QUERY, fake.at - 3600, fake.at, 60) if s.labels["host"] == "gpu-box-a"
+    ]
     assert series.points and all(isinstance(t, float) for t, _ in series.points)
 
 

@@ -57,8 +57,12 @@ def test_unknown_until_the_window_has_data() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(r1=rates, factor=st.floats(min_value=0.1, max_value=10.0), step=st.floats(min_value=0.5, max_value=10.0),
-       change=st.floats(min_value=40.0, max_value=2000.0))
+@given(
+    r1=rates,
+    factor=st.floats(min_value=0.1, max_value=10.0),
+    step=st.floats(min_value=0.5, max_value=10.0),
+    change=st.floats(min_value=40.0, max_value=2000.0),
+)
 def test_follows_a_rate_change_within_one_window(r1: float, factor: float, step: float, change: float) -> None:
     window = 600.0
     r1 = min(r1, 0.3 / change)

@@ -15,8 +15,13 @@ LORA = "llama3-8b-lora"
 
 
 def job(cost, projected=None, eta=None):
-    return {"tag": "t", "cost_usd": cost, "burn_rate_usd_per_hour": 2.0, "projected_cost_usd": projected,
-            "eta_seconds": eta}
+    return {
+        "tag": "t",
+        "cost_usd": cost,
+        "burn_rate_usd_per_hour": 2.0,
+        "projected_cost_usd": projected,
+        "eta_seconds": eta,
+    }
 
 
 def kinds(engine):
@@ -48,8 +53,14 @@ def test_projected_to_exceed_warns_with_the_overrun_and_counts_earlier_spend():
 
 def demo_recorder(db, observers=()):
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(db), Config(), clock=clock,
-                   wall_clock=clock.wall, observers=observers)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(db),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=observers,
+    )
     rec.fake_clock = clock
     return rec
 

@@ -24,8 +24,13 @@ LORA = "llama3-8b-lora"
 def demo(tmp_path):
     """A demo recorder 60 s in, still recording (its LoRA fine-tune reports progress)."""
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "demo.db"), Config(),
-                   clock=clock, wall_clock=clock.wall)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "demo.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+    )
     rec.start()
     for _ in range(60):
         clock.advance(1.0)
@@ -44,8 +49,9 @@ def test_show_json_and_text_carry_the_forecast(demo, tmp_path):
     live = lora(demo.tick.jobs)
     demo.close()
     db = tmp_path / "demo.db"
-    out = subprocess.run([*gputab_cmd(), "--db", str(db), "show", "1", "--json"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [*gputab_cmd(), "--db", str(db), "show", "1", "--json"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     j = lora(json.loads(out)["jobs"])
     for key in FORECAST_KEYS:
         if key == "progress_fraction":  # published in the one vocabulary as a percent
@@ -54,9 +60,10 @@ def test_show_json_and_text_carry_the_forecast(demo, tmp_path):
         assert j[key] == pytest.approx(live[key]) if isinstance(live[key], float) else j[key] == live[key], key
     assert j["forecast_state"] == "running" and j["eta_at"].endswith("Z")
     assert j["first_projected_cost_usd"] > j["cost_usd"] > 0
-    text = subprocess.run([*gputab_cmd(), "--db", str(db), "show", "1"], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
-    block = text[text.index("Forecast (cost at completion):"):]
+    text = subprocess.run(
+        [*gputab_cmd(), "--db", str(db), "show", "1"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    block = text[text.index("Forecast (cost at completion):") :]
     row = next(line for line in block.splitlines() if line.startswith(LORA))
     assert f"${j['projected_cost_usd']:,.2f}" in row and "(still running)" in row
     assert "eval-mmlu" not in block  # jobs that report no progress have no forecast
@@ -85,13 +92,18 @@ def test_prometheus_forecast_gauges(demo):
     collector = TickCollector("box-1")
     registry.register(collector)
     collector.update(demo.tick)
-    samples = {(s.name, s.labels.get("tag")): s.value
-               for fam in text_string_to_metric_families(generate_latest(registry).decode()) for s in fam.samples}
+    samples = {
+        (s.name, s.labels.get("tag")): s.value
+        for fam in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in fam.samples
+    }
     j = lora(demo.tick.jobs)
     assert samples[("gputab_job_progress_ratio", LORA)] == pytest.approx(j["progress_fraction"])
     assert samples[("gputab_job_eta_seconds", LORA)] == pytest.approx(j["eta_seconds"])
     assert samples[("gputab_job_projected_cost_dollars", LORA)] == pytest.approx(j["projected_cost_usd"])
-    assert samples[("gputab_job_projected_cost_high_dollars", LORA)] >= samples[
-        ("gputab_job_projected_cost_low_dollars", LORA)]
+    assert (
+        samples[("gputab_job_projected_cost_high_dollars", LORA)]
+        >= samples[("gputab_job_projected_cost_low_dollars", LORA)]
+    )
     # Jobs without progress get no forecast series (never a 0 that reads as "done for free").
     assert not any(tag == "eval-mmlu" for name, tag in samples if name.startswith("gputab_job_eta"))

@@ -49,8 +49,14 @@ class Progress:
 def rec(tmp_path):
     clock = FakeClock()
     cfg = Config(recorder=RecorderConfig(forecast_window=60.0, forecast_min_span=10.0))
-    r = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), cfg, clock=clock,
-                 wall_clock=clock.wall, spool=tmp_path / "spool")
+    r = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        cfg,
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=tmp_path / "spool",
+    )
     r.fake_clock = clock
     r.start()
     yield r
@@ -93,7 +99,8 @@ def test_constant_rate_projects_the_analytic_cost_and_follows_a_change(rec, tmp_
         eta = (1 - j["progress_fraction"]) / 0.003
         assert j["eta_seconds"] == pytest.approx(eta, rel=0.01)
         assert j["projected_cost_usd"] == pytest.approx(
-            j["cost_usd"] + j["burn_rate_usd_per_hour"] * eta / 3600, rel=0.01)
+            j["cost_usd"] + j["burn_rate_usd_per_hour"] * eta / 3600, rel=0.01
+        )
     finally:
         p.stop()
 
@@ -116,8 +123,14 @@ def test_progress_from_before_the_session_is_its_baseline(tmp_path):
     spool = tmp_path / "spool"
     reporter(f"gputab.report(samples=1, tag={TAG!r}, progress=0.5); gputab.report.flush()", spool)
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
-                   clock=clock, wall_clock=clock.wall, spool=spool)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=spool,
+    )
     rec.start()
     try:
         for _ in range(3):
@@ -133,8 +146,13 @@ def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
     from gputab.sampling.demo import LORA_PROGRESS_START, LORA_SECONDS
 
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "demo.db"), Config(),
-                   clock=clock, wall_clock=clock.wall)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "demo.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+    )
     rec.start()
     try:
         for _ in range(60):
@@ -146,7 +164,8 @@ def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
         assert f == pytest.approx(LORA_PROGRESS_START + 60 / LORA_SECONDS, abs=2 / LORA_SECONDS)
         assert j["eta_seconds"] == pytest.approx((1 - f) * LORA_SECONDS, rel=0.01)
         assert j["projected_cost_usd"] == pytest.approx(
-            j["cost_usd"] + j["burn_rate_usd_per_hour"] * j["eta_seconds"] / 3600, rel=1e-9)
+            j["cost_usd"] + j["burn_rate_usd_per_hour"] * j["eta_seconds"] / 3600, rel=1e-9
+        )
         assert (tmp_path / "demo-spool").is_dir()  # the demo's own spool, never the real one
     finally:
         rec.close()
@@ -155,12 +174,20 @@ def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
 def test_progress_of_a_user_who_runs_no_process_of_the_job_is_rejected(shared_spool, tmp_path):
     """Same trust as samples: the file's owner (``nobody``, a real second user) runs no process of eval-mmlu."""
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
-                   clock=clock, wall_clock=clock.wall, spool=shared_spool)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=shared_spool,
+    )
     rec.start()
     try:
-        code = ("for k in range(1, 40):\n"
-                f"    gputab.report(samples=1, tag={TAG!r}, progress=k / 100); gputab.report.flush(); time.sleep(0.01)\n")
+        code = (
+            "for k in range(1, 40):\n"
+            f"    gputab.report(samples=1, tag={TAG!r}, progress=k / 100); gputab.report.flush(); time.sleep(0.01)\n"
+        )
         p = reporter(code, shared_spool, NOBODY, wait=False)
         for _ in range(40):
             clock.advance(1.0)

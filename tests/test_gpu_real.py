@@ -102,8 +102,12 @@ while time.time() < end:
 
 def _torch_cuda() -> str | None:
     """Why PyTorch cannot run on a GPU here, or None when it can."""
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-                           capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if probe.returncode != 0:
         return "PyTorch is not installed in this environment"
     if probe.stdout.strip() != "True":
@@ -117,23 +121,34 @@ def test_a_tagged_pytorch_job_is_seen_and_charged(real_gpu_count):
     why = _torch_cuda()
     if why:
         pytest.skip(why)
-    job = subprocess.Popen([*gputab_cmd(), "run", "--tag", "gpu-check", "--", sys.executable, "-c", _MATMULS, "40"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [*gputab_cmd(), "run", "--tag", "gpu-check", "--", sys.executable, "-c", _MATMULS, "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert job.stdout.readline().strip() == "ready", job.stderr.read() if job.poll() is not None else ""
-        out = subprocess.run([*gputab_cmd(), "snapshot", "--json", "--over", "3"], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [*gputab_cmd(), "snapshot", "--json", "--over", "3"], capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
     finally:
         job.terminate()
         job.wait(30)
-    print(json.dumps({"gpus": doc["gpus"], "processes": doc["processes"], "jobs": doc["jobs"],
-                      "host_notes": doc["host_notes"]}, default=str))
+    print(
+        json.dumps(
+            {"gpus": doc["gpus"], "processes": doc["processes"], "jobs": doc["jobs"], "host_notes": doc["host_notes"]},
+            default=str,
+        )
+    )
     mine = [p for p in doc["processes"] if p["tag"] == "gpu-check"]
     if not mine and sandboxed_kernel():
-        pytest.skip(f"gVisor: NVML listed {len(doc['processes'])} processes and none is this sandbox's PyTorch job "
-                    "(its process view differs; gputab says so in host_notes)")
+        pytest.skip(
+            f"gVisor: NVML listed {len(doc['processes'])} processes and none is this sandbox's PyTorch job "
+            "(its process view differs; gputab says so in host_notes)"
+        )
     assert mine, doc["processes"]
     p = mine[0]
     assert p["tag_source"] in ("env", "inherited")
@@ -148,8 +163,9 @@ def test_a_tagged_pytorch_job_is_seen_and_charged(real_gpu_count):
 
 
 def test_mig_instances_on_real_gpus(real_gpu_count):
-    out = subprocess.run([*gputab_cmd(), "snapshot", "--json", "--over", "0"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [*gputab_cmd(), "snapshot", "--json", "--over", "0"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     migs = [g for g in doc["gpus"] if g.get("mig") is not None]

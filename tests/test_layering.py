@@ -11,8 +11,16 @@ HEADLESS = [
     "gputab.config",
     "gputab.cli",
 ]
-OPTIONAL = ["gputab.attribution", "gputab.ledger", "gputab.store", "gputab.recorder", "gputab.report",
-            "gputab.export", "gputab.metrics", "gputab.alerts"]
+OPTIONAL = [
+    "gputab.attribution",
+    "gputab.ledger",
+    "gputab.store",
+    "gputab.recorder",
+    "gputab.report",
+    "gputab.export",
+    "gputab.metrics",
+    "gputab.alerts",
+]
 
 
 def test_headless_modules_do_not_import_textual():

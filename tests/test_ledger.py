@@ -19,8 +19,9 @@ def table(**models) -> PriceTable:
 
 
 def gpu(util=None, power=None, energy_mj=None, index=0, name=H100, lost=False):
-    return GpuSample(index=index, uuid=f"GPU-{index}", name=name, utilization_pct=util, power_w=power,
-                     energy_mj=energy_mj, lost=lost)
+    return GpuSample(
+        index=index, uuid=f"GPU-{index}", name=name, utilization_pct=util, power_w=power, energy_mj=energy_mj, lost=lost
+    )
 
 
 def run(ledger, steps):
@@ -66,12 +67,21 @@ def test_example_3_shared_by_sm():
 
 def test_example_4_owned_gpu_with_energy():
     assert round(owned_rate_per_hour(30_000, 4, 1.0), 3) == 0.856
-    cfg = PricesConfig(mode="owned", price_per_kwh=0.12, pue=1.3,
-                       models={"H100-SXM": PriceOverride(purchase_price=30_000, useful_life_years=4)})
+    cfg = PricesConfig(
+        mode="owned",
+        price_per_kwh=0.12,
+        pue=1.3,
+        models={"H100-SXM": PriceOverride(purchase_price=30_000, useful_life_years=4)},
+    )
     led = Ledger(PriceTable.load(cfg), interval=3600)
     # 0.7 kW for one hour: the counter advances by 2.52e9 mJ.
-    run(led, [(0.0, [gpu(util=100, power=700, energy_mj=0)], [], {}),
-              (3600.0, [gpu(util=100, power=700, energy_mj=2_520_000_000)], [], {})])
+    run(
+        led,
+        [
+            (0.0, [gpu(util=100, power=700, energy_mj=0)], [], {}),
+            (3600.0, [gpu(util=100, power=700, energy_mj=2_520_000_000)], [], {}),
+        ],
+    )
     idle = led.jobs[IDLE]
     assert round(idle.cost_usd - 30_000 / (4 * 8760), 4) == 0.1092
     assert idle.energy_kwh == pytest.approx(0.7)
@@ -80,8 +90,10 @@ def test_example_4_owned_gpu_with_energy():
 def test_gap_goes_to_unobserved():
     led = Ledger(table(**{"H100-SXM": {"rate_per_hour": 3.6}}), interval=1.0, gap_factor=5)
     p = [ProcessSample(1, 0, 1, 50)]
-    run(led, [(0.0, [gpu(util=50)], p, {1: "A"}), (1.0, [gpu(util=50)], p, {1: "A"}),
-              (101.0, [gpu(util=50)], p, {1: "A"})])  # SIGSTOP-like stall of 100 s
+    run(
+        led,
+        [(0.0, [gpu(util=50)], p, {1: "A"}), (1.0, [gpu(util=50)], p, {1: "A"}), (101.0, [gpu(util=50)], p, {1: "A"})],
+    )  # SIGSTOP-like stall of 100 s
     assert led.jobs["A"].cost_usd == pytest.approx(3.6 * 2 / 3600)
     assert led.jobs[UNOBSERVED].cost_usd == pytest.approx(3.6 * 99 / 3600)
     assert led.check_conservation()
@@ -111,9 +123,14 @@ def test_lost_gpu_is_unobserved_and_others_continue():
     led = Ledger(table(), interval=1.0)
     g1 = lambda lost=False: gpu(index=1, util=90, lost=lost)  # noqa: E731
     p = [ProcessSample(1, 1, 1, 90), ProcessSample(2, 0, 1, 90)]
-    run(led, [(0.0, [gpu(util=90), g1()], p, {1: "A", 2: "B"}),
-              (1.0, [gpu(util=90), g1(lost=True)], p[1:], {2: "B"}),
-              (2.0, [gpu(util=90), g1(lost=True)], p[1:], {2: "B"})])
+    run(
+        led,
+        [
+            (0.0, [gpu(util=90), g1()], p, {1: "A", 2: "B"}),
+            (1.0, [gpu(util=90), g1(lost=True)], p[1:], {2: "B"}),
+            (2.0, [gpu(util=90), g1(lost=True)], p[1:], {2: "B"}),
+        ],
+    )
     assert led.jobs[UNOBSERVED].cost_usd == pytest.approx(2 * 4.76 / 3600)
     assert led.jobs["B"].cost_usd == pytest.approx(2 * 4.76 / 3600)
     assert led.check_conservation()
@@ -129,8 +146,12 @@ def test_unknown_model_gets_default_rate_and_flag():
 
 
 def test_burn_rate_follows_current_shares():
-    cfg = PricesConfig(mode="owned", price_per_kwh=0.10, pue=1.0,
-                       models={"H100-SXM": PriceOverride(purchase_price=8760 * 2, useful_life_years=1)})
+    cfg = PricesConfig(
+        mode="owned",
+        price_per_kwh=0.10,
+        pue=1.0,
+        models={"H100-SXM": PriceOverride(purchase_price=8760 * 2, useful_life_years=1)},
+    )
     led = Ledger(PriceTable.load(cfg))
     procs = [ProcessSample(1, 0, 1, 75), ProcessSample(2, 0, 1, 25)]
     run(led, [(0.0, [gpu(util=100, power=500)], procs, {1: "A", 2: "B"})])
@@ -141,8 +162,9 @@ def test_burn_rate_follows_current_shares():
 
 # ---- conservation, as a property ------------------------------------------------------------------------
 
-proc_st = st.tuples(st.integers(1, 6), st.one_of(st.none(), st.integers(0, 100)),
-                    st.one_of(st.none(), st.integers(0, 80 << 30)))
+proc_st = st.tuples(
+    st.integers(1, 6), st.one_of(st.none(), st.integers(0, 100)), st.one_of(st.none(), st.integers(0, 80 << 30))
+)
 gpu_tick_st = st.tuples(
     st.one_of(st.none(), st.integers(0, 100)),  # util
     st.one_of(st.none(), st.floats(0, 800)),  # power
@@ -165,8 +187,17 @@ def test_conservation_property(ticks, mode):
         t += dt
         samples, procs = [], []
         for i, (util, power, energy, lost, plist) in enumerate(gpus):
-            samples.append(GpuSample(index=i, uuid=f"G{i}", name=H100, utilization_pct=util, power_w=power,
-                                     energy_mj=energy, lost=lost and util == 7))
+            samples.append(
+                GpuSample(
+                    index=i,
+                    uuid=f"G{i}",
+                    name=H100,
+                    utilization_pct=util,
+                    power_w=power,
+                    energy_mj=energy,
+                    lost=lost and util == 7,
+                )
+            )
             seen = set()
             for pid, sm, mem in plist:
                 if pid not in seen:

@@ -25,8 +25,14 @@ BAD_INTERVALS = ("-1", "0", "1e9", "0.01", "nan", "inf", "-inf", "86400.5")
 
 
 def gputab(*args: str, stdin=subprocess.DEVNULL, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*gputab_cmd(), *args], stdin=stdin, capture_output=True, text=True, timeout=timeout,
-                          env=env or subprocess_env())
+    return subprocess.run(
+        [*gputab_cmd(), *args],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or subprocess_env(),
+    )
 
 
 def one_line_error(r: subprocess.CompletedProcess, code: int) -> str:
@@ -74,8 +80,15 @@ def test_without_a_terminal_says_so_and_writes_nothing(args, tmp_path):
     db = tmp_path / "g.db"
     out = tmp_path / "out.txt"
     with out.open("w") as fh:
-        r = subprocess.run([*gputab_cmd(), "--db", str(db), *args], stdin=subprocess.DEVNULL, stdout=fh,
-                           stderr=subprocess.PIPE, text=True, timeout=60, env=subprocess_env())
+        r = subprocess.run(
+            [*gputab_cmd(), "--db", str(db), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=subprocess_env(),
+        )
     assert r.returncode == 2, r.stderr
     assert out.read_bytes() == b"", "nothing (no escape codes) is written to the redirected output"
     lines = r.stderr.splitlines()
@@ -109,8 +122,9 @@ class Tmux:
         self.n = 0
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-S", str(self.sock), *args], capture_output=True, text=True, timeout=30,
-                              env=self.env)
+        return subprocess.run(
+            ["tmux", "-S", str(self.sock), *args], capture_output=True, text=True, timeout=30, env=self.env
+        )
 
     def start(self, shell: str) -> Path:
         """Run ``shell`` in a 120x40 terminal; returns the file its exit status will be written to."""
@@ -173,8 +187,10 @@ def test_in_a_terminal_the_live_view_opens_and_quits(tmux, tmp_path):
 @pytest.mark.parametrize(("redirect", "missing"), ((">{out}", "stdout is not one"), ("</dev/null", "stdin is not one")))
 def test_one_side_not_a_terminal_is_enough_to_refuse(tmux, tmp_path, redirect, missing):
     db, out, err = tmp_path / "g.db", tmp_path / "out", tmp_path / "err"
-    rc = tmux.start(f"{_gputab_sh('--demo', '--db', str(db))} {redirect.format(out=shlex.quote(str(out)))} "
-                    f"2>{shlex.quote(str(err))}")
+    rc = tmux.start(
+        f"{_gputab_sh('--demo', '--db', str(db))} {redirect.format(out=shlex.quote(str(out)))} "
+        f"2>{shlex.quote(str(err))}"
+    )
     assert tmux.exit_status(rc) == 2
     line = err.read_text().strip()
     assert "needs a terminal" in line and missing in line and "\n" not in line
@@ -186,8 +202,9 @@ def test_one_side_not_a_terminal_is_enough_to_refuse(tmux, tmp_path, redirect, m
 @pytest.fixture
 def no_driver(fake_nvml):
     """The fake NVML, loaded in place of the driver's library, failing to start as without a kernel module."""
-    fake_nvml.write(Scenario(errors=[Error("nvmlInitWithFlags", "DRIVER_NOT_LOADED"),
-                                     Error("nvmlInit_v2", "DRIVER_NOT_LOADED")]))
+    fake_nvml.write(
+        Scenario(errors=[Error("nvmlInitWithFlags", "DRIVER_NOT_LOADED"), Error("nvmlInit_v2", "DRIVER_NOT_LOADED")])
+    )
     return fake_nvml.env()
 
 
@@ -213,8 +230,13 @@ def test_no_driver_is_the_snapshot_error_before_the_screen_opens(tmux_no_driver,
 def test_no_driver_still_attaches_to_a_running_recorder(tmux_no_driver, no_driver, tmp_path):
     """Someone who cannot poll the GPUs can still watch a recorder's session: the probe lets that case through."""
     db = tmp_path / "g.db"
-    rec = subprocess.Popen([*gputab_cmd(), "--demo", "--db", str(db), "record", "--interval", "0.2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    rec = subprocess.Popen(
+        [*gputab_cmd(), "--demo", "--db", str(db), "record", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
     try:
         assert "recording" in rec.stdout.readline()
         rc = tmux_no_driver.start(_gputab_sh("--db", str(db)))

@@ -36,34 +36,92 @@ class FakeTick:
 
 
 def job(tag, cost, burn=1.0, gpu_hours=1.0, eff=0.5, util=0.5, kwh=0.1, peak=GIB, samples=None):
-    return {"tag": tag, "cost_usd": cost, "burn_rate_usd_per_hour": burn, "gpu_hours": gpu_hours,
-            "effective_gpu_hours": eff, "avg_utilization": util, "energy_kwh": kwh, "peak_vram_bytes": peak,
-            "samples": samples, "tokens": None, "cost_per_sample_usd": None}
+    return {
+        "tag": tag,
+        "cost_usd": cost,
+        "burn_rate_usd_per_hour": burn,
+        "gpu_hours": gpu_hours,
+        "effective_gpu_hours": eff,
+        "avg_utilization": util,
+        "energy_kwh": kwh,
+        "peak_vram_bytes": peak,
+        "samples": samples,
+        "tokens": None,
+        "cost_per_sample_usd": None,
+    }
 
 
 def make_tick(jobs=None) -> FakeTick:
     gpus = (
-        GpuSample(0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", utilization_pct=93.0, memory_used_bytes=60 * GIB,
-                  memory_total_bytes=80 * GIB, power_w=650.5, temperature_c=71.0),
-        GpuSample(1, "GPU-bbbb", "NVIDIA A100-SXM4-80GB", utilization_pct=None, memory_used_bytes=GIB // 2,
-                  memory_total_bytes=80 * GIB, power_w=None),
+        GpuSample(
+            0,
+            "GPU-aaaa",
+            "NVIDIA H100 80GB HBM3",
+            utilization_pct=93.0,
+            memory_used_bytes=60 * GIB,
+            memory_total_bytes=80 * GIB,
+            power_w=650.5,
+            temperature_c=71.0,
+        ),
+        GpuSample(
+            1,
+            "GPU-bbbb",
+            "NVIDIA A100-SXM4-80GB",
+            utilization_pct=None,
+            memory_used_bytes=GIB // 2,
+            memory_total_bytes=80 * GIB,
+            power_w=None,
+        ),
         GpuSample(2, "GPU-cccc", "NVIDIA H100 80GB HBM3", lost=True),
     )
     rows = [
-        {"index": 0, "uuid": "GPU-aaaa", "name": gpus[0].name, "model_key": "H100-SXM", "rate_per_hour": 3.5,
-         "unknown_price": False, "energy_method": "counter", "cost_usd": 12.25, "energy_j": 9.0e6,
-         "burn_rate_usd_per_hour": 3.5},
-        {"index": 1, "uuid": "GPU-bbbb", "name": gpus[1].name, "model_key": "A100-SXM-80GB",
-         "rate_per_hour": 0.95, "unknown_price": True, "energy_method": "power", "cost_usd": 1.5, "energy_j": 1.0e6},
-        {"index": 2, "uuid": "GPU-cccc", "name": gpus[2].name, "model_key": "H100-SXM", "rate_per_hour": 3.5,
-         "unknown_price": False, "energy_method": "none", "cost_usd": 0.5, "energy_j": 0.0},
+        {
+            "index": 0,
+            "uuid": "GPU-aaaa",
+            "name": gpus[0].name,
+            "model_key": "H100-SXM",
+            "rate_per_hour": 3.5,
+            "unknown_price": False,
+            "energy_method": "counter",
+            "cost_usd": 12.25,
+            "energy_j": 9.0e6,
+            "burn_rate_usd_per_hour": 3.5,
+        },
+        {
+            "index": 1,
+            "uuid": "GPU-bbbb",
+            "name": gpus[1].name,
+            "model_key": "A100-SXM-80GB",
+            "rate_per_hour": 0.95,
+            "unknown_price": True,
+            "energy_method": "power",
+            "cost_usd": 1.5,
+            "energy_j": 1.0e6,
+        },
+        {
+            "index": 2,
+            "uuid": "GPU-cccc",
+            "name": gpus[2].name,
+            "model_key": "H100-SXM",
+            "rate_per_hour": 3.5,
+            "unknown_price": False,
+            "energy_method": "none",
+            "cost_usd": 0.5,
+            "energy_j": 0.0,
+        },
     ]
-    intervals = [GpuInterval(0, 1.0, 0.001, 0.0, 0.0, 650.0, "counter", 0.93, {"llama": 1.0}),
-                 GpuInterval(1, 1.0, 0.0003, 0.0, 0.0, 60.0, "power", None, {IDLE: 1.0})]
+    intervals = [
+        GpuInterval(0, 1.0, 0.001, 0.0, 0.0, 650.0, "counter", 0.93, {"llama": 1.0}),
+        GpuInterval(1, 1.0, 0.0003, 0.0, 0.0, 60.0, "power", None, {IDLE: 1.0}),
+    ]
     if jobs is None:
-        jobs = [job("llama", 12.0, burn=3.5, samples=2000), job(IDLE, 1.5, burn=0.95, util=0.0, eff=0.0),
-                job(UNOBSERVED, 0.5, burn=3.5, util=None), job("untagged:alice/python", 0.25),
-                job("untagged:bob/jupyter", 0.5)]
+        jobs = [
+            job("llama", 12.0, burn=3.5, samples=2000),
+            job(IDLE, 1.5, burn=0.95, util=0.0, eff=0.0),
+            job(UNOBSERVED, 0.5, burn=3.5, util=None),
+            job("untagged:alice/python", 0.25),
+            job("untagged:bob/jupyter", 0.5),
+        ]
     return FakeTick(7, Snapshot(mono=100.0, wall=1_767_225_600.0, gpus=gpus), intervals, jobs, rows, 14.25, 7.95)
 
 
@@ -118,8 +176,9 @@ def test_serves_nothing_before_the_first_tick_then_the_tick():
     assert value(s, "gputab_gpu_cost_dollars_total", **gpu0) == 12.25
     assert value(s, "gputab_gpu_burn_rate_dollars_per_hour", **gpu0) == 3.5
     assert value(s, "gputab_gpu_idle", gpu="0") == 0.0 and value(s, "gputab_gpu_idle", gpu="1") == 1.0
-    assert value(s, "gputab_gpu_price_dollars_per_hour", gpu="1", unknown_price="true",
-                 model_key="A100-SXM-80GB") == 0.95
+    assert (
+        value(s, "gputab_gpu_price_dollars_per_hour", gpu="1", unknown_price="true", model_key="A100-SXM-80GB") == 0.95
+    )
     assert value(s, "gputab_gpu_lost", gpu="2") == 1.0 and value(s, "gputab_gpu_lost", gpu="0") == 0.0
     assert value(s, "gputab_job_cost_dollars_total", tag="llama", host="box-1") == 12.0
     assert value(s, "gputab_job_gpu_hours_total", tag="llama") == 1.0
@@ -159,8 +218,15 @@ def test_special_buckets_kept_and_untagged_collapsed(observer):
 
 def test_tag_cardinality_is_capped_and_sticky():
     labels = TagLabels(max_tags=3)
-    assert [labels.label(t) for t in ("a", "b", IDLE, "untagged:x/y", "c", "d", "e")] == \
-        ["a", "b", IDLE, UNTAGGED, "c", OTHER, OTHER]
+    assert [labels.label(t) for t in ("a", "b", IDLE, "untagged:x/y", "c", "d", "e")] == [
+        "a",
+        "b",
+        IDLE,
+        UNTAGGED,
+        "c",
+        OTHER,
+        OTHER,
+    ]
     # Sticky: "d" stays folded even if an early tag vanishes; "a" keeps its own series.
     assert labels.label("d") == OTHER and labels.label("a") == "a" and labels.folded == 2
     # Tags that are not valid user tags, or that would pose as the fold itself, never get a series.
@@ -170,8 +236,7 @@ def test_tag_cardinality_is_capped_and_sticky():
 
 def test_folded_tags_are_summed_and_series_stay_bounded():
     collector = TickCollector("h", max_tags=5)
-    jobs = [job(f"sweep-{i:03d}", cost=1.0, burn=0.5, gpu_hours=1.0, util=0.2 + 0.1 * (i % 2))
-            for i in range(200)]
+    jobs = [job(f"sweep-{i:03d}", cost=1.0, burn=0.5, gpu_hours=1.0, util=0.2 + 0.1 * (i % 2)) for i in range(200)]
     collector.update(make_tick(jobs=jobs))
     fams = {f.name: f for f in collector.collect()}
     cost = {s.labels["tag"]: s.value for s in fams["gputab_job_cost_dollars"].samples}
@@ -183,8 +248,11 @@ def test_folded_tags_are_summed_and_series_stay_bounded():
 
 
 def test_alerts_active_counts_every_kind(observer):
-    active = [Alert("idle_money", "warning", "m", 0.0, gpu=3), Alert("idle_money", "warning", "m", 0.0, gpu=2),
-              Alert("budget_exceeded", "critical", "m", 0.0, tag="llama")]
+    active = [
+        Alert("idle_money", "warning", "m", 0.0, gpu=3),
+        Alert("idle_money", "warning", "m", 0.0, gpu=2),
+        Alert("budget_exceeded", "critical", "m", 0.0, tag="llama"),
+    ]
     obs = MetricsObserver(0, hostname="box-2", alerts=lambda: active)
     try:
         obs.on_tick(make_tick())
@@ -228,8 +296,24 @@ def test_exposition_names_follow_prometheus_conventions(observer):
         if kind == "counter":
             assert name.endswith("_total") and re.search(rf"^{name}[{{ ]", text, re.M), name
     names = {(n.removesuffix("_total"), k) for n, k in names}
-    units = ("_ratio", "_bytes", "_watts", "_celsius", "_joules", "_dollars", "_dollars_per_hour", "_hours",
-             "_seconds", "_info", "_lost", "_idle", "_active", "_folded", "_samples", "_tokens")
+    units = (
+        "_ratio",
+        "_bytes",
+        "_watts",
+        "_celsius",
+        "_joules",
+        "_dollars",
+        "_dollars_per_hour",
+        "_hours",
+        "_seconds",
+        "_info",
+        "_lost",
+        "_idle",
+        "_active",
+        "_folded",
+        "_samples",
+        "_tokens",
+    )
     assert all(n.endswith(units) for n, _ in names), sorted(n for n, _ in names if not n.endswith(units))
 
 
@@ -237,11 +321,21 @@ def test_exposition_names_follow_prometheus_conventions(observer):
 def exposed_names() -> set[str]:
     collector = TickCollector("h", alerts=lambda: [])
     tick = make_tick()
-    tick.jobs[0].update(progress_fraction=0.5, eta_seconds=60.0, projected_cost_usd=24.0,  # a job with a forecast
-                        projected_cost_low_usd=23.0, projected_cost_high_usd=25.0)
+    tick.jobs[0].update(
+        progress_fraction=0.5,
+        eta_seconds=60.0,
+        projected_cost_usd=24.0,  # a job with a forecast
+        projected_cost_low_usd=23.0,
+        projected_cost_high_usd=25.0,
+    )
     # A job with the waste split, so the waste families have samples too.
-    tick.jobs[0].update(busy_usd=9.0, waste_usd=3.0, waste_by_reason={"input_bound": 3.0}, tensor_active_usd=4.0,
-                        throttled_usd={"power_cap": 0.5})
+    tick.jobs[0].update(
+        busy_usd=9.0,
+        waste_usd=3.0,
+        waste_by_reason={"input_bound": 3.0},
+        tensor_active_usd=4.0,
+        throttled_usd={"power_cap": 0.5},
+    )
     collector.update(tick)
     names = set()
     for fam in collector.collect():
@@ -256,8 +350,15 @@ def test_grafana_dashboard_is_valid_and_queries_only_exposed_metrics():
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     panels = dash["panels"]
     titles = " | ".join(p["title"].lower() for p in panels)
-    for wanted in ("fleet cost", "burn rate by tag", "idle money", "utilization", "per host", "by reason",
-                   "busy vs wasted"):
+    for wanted in (
+        "fleet cost",
+        "burn rate by tag",
+        "idle money",
+        "utilization",
+        "per host",
+        "by reason",
+        "busy vs wasted",
+    ):
         assert wanted in titles, wanted
     assert any(p["type"] == "heatmap" for p in panels) and any(p["type"] == "table" for p in panels)
     ids = [p["id"] for p in panels]
@@ -298,8 +399,14 @@ def test_recorder_ticks_feed_metrics_and_alerts(tmp_path):
         def on_tick(self, tick):
             collector.update(tick)
 
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "db.sqlite"), config,
-                   clock=clock, wall_clock=clock.wall, observers=[alerts, Feed()])
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "db.sqlite"),
+        config,
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=[alerts, Feed()],
+    )
     rec.start()
     for _ in range(90):
         clock.advance(1.0)

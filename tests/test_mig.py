@@ -30,13 +30,21 @@ def table(rate: float) -> PriceTable:
 
 
 def mig_gpu(instances, slices=7, index=0, power=None, energy_mj=None) -> GpuSample:
-    return GpuSample(index=index, uuid=f"GPU-{index}", name=H100, power_w=power, energy_mj=energy_mj,
-                     mig=tuple(MigSample(gi, ci, s) for gi, ci, s in instances), mig_slices=slices)
+    return GpuSample(
+        index=index,
+        uuid=f"GPU-{index}",
+        name=H100,
+        power_w=power,
+        energy_mj=energy_mj,
+        mig=tuple(MigSample(gi, ci, s) for gi, ci, s in instances),
+        mig_slices=slices,
+    )
 
 
 def proc(pid, gi, ci, mem=GIB, index=0) -> ProcessSample:
-    return ProcessSample(pid=pid, gpu_index=index, used_memory_bytes=mem, sm_pct=None,
-                         gpu_instance_id=gi, compute_instance_id=ci)
+    return ProcessSample(
+        pid=pid, gpu_index=index, used_memory_bytes=mem, sm_pct=None, gpu_instance_id=gi, compute_instance_id=ci
+    )
 
 
 def run(ledger, hours, gpus, procs, tags, step=60.0):
@@ -97,8 +105,10 @@ def mig_layouts(draw):
 @given(mig_layouts(), st.floats(0.1, 50.0), st.lists(st.floats(0.5, 120.0), min_size=2, max_size=8))
 def test_conservation_per_physical_gpu(layout, rate, steps):
     total, instances, procs, tags = layout
-    gpus = [mig_gpu(instances, slices=total, index=0, power=300.0),
-            GpuSample(index=1, uuid="GPU-1", name=H100, power_w=200.0)]  # a second GPU, not in MIG mode
+    gpus = [
+        mig_gpu(instances, slices=total, index=0, power=300.0),
+        GpuSample(index=1, uuid="GPU-1", name=H100, power_w=200.0),
+    ]  # a second GPU, not in MIG mode
     shares = gpu_shares(gpus[0], procs, tags)
     assert math.isclose(sum(shares.values()), 1.0, rel_tol=1e-9) and min(shares.values()) >= 0
     led = Ledger(table(rate), interval=60)
@@ -114,21 +124,31 @@ def test_conservation_per_physical_gpu(layout, rate, steps):
 
 # -- the NVML backend on the fake library ---------------------------------------------------------------------------
 
+
 def _sleeper(tag: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                            env={**os.environ, "GPUTAB_TAG": tag})
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env={**os.environ, "GPUTAB_TAG": tag}
+    )
 
 
 def test_backend_reads_instances_and_charges_them_by_slices(fake_nvml):
     a, b = _sleeper("job-a"), _sleeper("job-b")
     try:
-        fake_nvml.write(Scenario(
-            gpus=[GpuSpec(mig=1, util=90, power_mw=400_000), GpuSpec(name="NVIDIA H100 80GB HBM3")],
-            migs=[Mig(0, 0, gi=1, ci=0, ci_slices=3, mem_total=40 * GIB, mem_used=9 * GIB),
-                  Mig(0, 1, gi=2, ci=0, ci_slices=1, mem_total=10 * GIB, mem_used=1 * GIB)],
-            processes=[Proc(0, a.pid, used_bytes=9 * GIB, gi=1, ci=0), Proc(0, b.pid, used_bytes=GIB, gi=2, ci=0),
-                       Proc(1, os.getpid())],
-            samples=[Sample(0, a.pid, ts=10**15, sm=50)]))  # a MIG GPU answers NOT_SUPPORTED regardless
+        fake_nvml.write(
+            Scenario(
+                gpus=[GpuSpec(mig=1, util=90, power_mw=400_000), GpuSpec(name="NVIDIA H100 80GB HBM3")],
+                migs=[
+                    Mig(0, 0, gi=1, ci=0, ci_slices=3, mem_total=40 * GIB, mem_used=9 * GIB),
+                    Mig(0, 1, gi=2, ci=0, ci_slices=1, mem_total=10 * GIB, mem_used=1 * GIB),
+                ],
+                processes=[
+                    Proc(0, a.pid, used_bytes=9 * GIB, gi=1, ci=0),
+                    Proc(0, b.pid, used_bytes=GIB, gi=2, ci=0),
+                    Proc(1, os.getpid()),
+                ],
+                samples=[Sample(0, a.pid, ts=10**15, sm=50)],
+            )
+        )  # a MIG GPU answers NOT_SUPPORTED regardless
         with fake_nvml.session() as s:
             assert s.init_error is None
             first = s.tick()
@@ -136,7 +156,9 @@ def test_backend_reads_instances_and_charges_them_by_slices(fake_nvml):
             g0, g1 = snap["gpus"]
             assert g0["mig_slices"] == 7 and g1["mig"] is None and g1["mig_slices"] is None
             assert [(m["gpu_instance_id"], m["slices"], m["memory_used_bytes"]) for m in g0["mig"]] == [
-                (1, 3, 9 * GIB), (2, 1, GIB)]
+                (1, 3, 9 * GIB),
+                (2, 1, GIB),
+            ]
             assert g0["utilization_pct"] is None  # not reported in MIG mode
             procs = {(p["pid"], p["gpu_index"]): p for p in snap["processes"]}
             assert (procs[(a.pid, 0)]["gpu_instance_id"], procs[(a.pid, 0)]["compute_instance_id"]) == (1, 0)

@@ -28,14 +28,18 @@ if uid >= 0:
     # that, as it does for every process a user starts: do the same by hand (PR_SET_DUMPABLE = 4).
     ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
 """
-_ATTRIBUTE = r"""
+_ATTRIBUTE = (
+    r"""
 import json, sys
 from gputab.attribution import Attributor
 from gputab.sampling.host import HostInspector
-""" + _BECOME + r"""
+"""
+    + _BECOME
+    + r"""
 infos = Attributor(HostInspector()).attribute(int(a) for a in sys.argv[1:])
 print(json.dumps({pid: [i.tag, i.source, i.user] for pid, i in infos.items()}))
 """
+)
 
 
 def _ids(user: pwd.struct_passwd | None) -> list[str]:
@@ -44,9 +48,13 @@ def _ids(user: pwd.struct_passwd | None) -> list[str]:
 
 def _attribute(pids: list[int], user: pwd.struct_passwd | None) -> dict[str, list]:
     out = subprocess.run(
-        [sys.executable, "-c", _ATTRIBUTE, *_ids(user), *map(str, pids)], capture_output=True, text=True,
-        timeout=60, cwd="/",
-        env={**os.environ, "GPUTAB_TAG": ""})
+        [sys.executable, "-c", _ATTRIBUTE, *_ids(user), *map(str, pids)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={**os.environ, "GPUTAB_TAG": ""},
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -61,8 +69,9 @@ def nobody() -> pwd.struct_passwd:
 
 def _sleeper(tag: str, user: pwd.struct_passwd | None = None) -> subprocess.Popen:
     env = {**os.environ, "GPUTAB_TAG": tag}
-    return subprocess.Popen([sys.executable, "-c", _BECOME + "import time; time.sleep(60)", *_ids(user)],
-                            env=env, cwd="/")
+    return subprocess.Popen(
+        [sys.executable, "-c", _BECOME + "import time; time.sleep(60)", *_ids(user)], env=env, cwd="/"
+    )
 
 
 def test_another_users_process_says_no_permission(nobody):
@@ -87,20 +96,29 @@ def test_another_users_process_says_no_permission(nobody):
 
 def test_a_rule_still_tags_what_the_environment_cannot(nobody):
     """Tagging by rule works without root: the command line is world-readable."""
-    code = r"""
+    code = (
+        r"""
 import json, sys
 from gputab.attribution import Attributor
 from gputab.config import AttributionConfig, TagRule
 from gputab.sampling.host import HostInspector
-""" + _BECOME + r"""
+"""
+        + _BECOME
+        + r"""
 cfg = AttributionConfig(rules=[TagRule(pattern=r"sleep\((\d+)\)", tag=r"sleeper-\1")])
 info = Attributor(HostInspector(), cfg).attribute([int(sys.argv[1])])[int(sys.argv[1])]
 print(json.dumps([info.tag, info.source]))
 """
+    )
     job = _sleeper("root-secret-run")
     try:
-        out = subprocess.run([sys.executable, "-c", code, *_ids(nobody), str(job.pid)], capture_output=True,
-                             text=True, cwd="/", timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", code, *_ids(nobody), str(job.pid)],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == ["sleeper-60", "rule"]
     finally:

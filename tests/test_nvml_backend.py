@@ -33,8 +33,17 @@ METRIC_SYMBOLS = [
     "nvmlDeviceGetPcieThroughput",
 ]
 METRIC_FIELDS = [
-    "utilization_pct", "memory_utilization_pct", "memory_used_bytes", "memory_total_bytes", "power_w",
-    "power_limit_w", "energy_mj", "temperature_c", "sm_clock_mhz", "pcie_rx_bytes_per_s", "pcie_tx_bytes_per_s",
+    "utilization_pct",
+    "memory_utilization_pct",
+    "memory_used_bytes",
+    "memory_total_bytes",
+    "power_w",
+    "power_limit_w",
+    "energy_mj",
+    "temperature_c",
+    "sm_clock_mhz",
+    "pcie_rx_bytes_per_s",
+    "pcie_tx_bytes_per_s",
 ]
 
 SAMPLE_KEYS = ("pid", "gpu_index", "used_memory_bytes", "sm_pct", "kind")
@@ -68,12 +77,37 @@ def _two_gpus(pids: list[int], **extra) -> Scenario:
     return Scenario(
         driver="550.54.15",
         gpus=[
-            GpuSpec(name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa", util=87, memutil=41, mem_used=30 * GIB,
-                    mem_total=80 * GIB, mem_reserved=GIB // 2, power_mw=512_345, limit_mw=700_000,
-                    energy_base_mj=5_000_000, temp=66, sm_clock=1980, pcie_tx_kbs=2_000, pcie_rx_kbs=3_000),
-            GpuSpec(name="NVIDIA A100-SXM4-80GB", uuid="GPU-bbbb", util=12, memutil=3, mem_used=2 * GIB,
-                    mem_total=81920 * 2**20, power_mw=61_000, limit_mw=400_000, energy_base_mj=9_000_000,
-                    temp=35, sm_clock=1410, pcie_tx_kbs=5, pcie_rx_kbs=7),
+            GpuSpec(
+                name="NVIDIA H100 80GB HBM3",
+                uuid="GPU-aaaa",
+                util=87,
+                memutil=41,
+                mem_used=30 * GIB,
+                mem_total=80 * GIB,
+                mem_reserved=GIB // 2,
+                power_mw=512_345,
+                limit_mw=700_000,
+                energy_base_mj=5_000_000,
+                temp=66,
+                sm_clock=1980,
+                pcie_tx_kbs=2_000,
+                pcie_rx_kbs=3_000,
+            ),
+            GpuSpec(
+                name="NVIDIA A100-SXM4-80GB",
+                uuid="GPU-bbbb",
+                util=12,
+                memutil=3,
+                mem_used=2 * GIB,
+                mem_total=81920 * 2**20,
+                power_mw=61_000,
+                limit_mw=400_000,
+                energy_base_mj=9_000_000,
+                temp=35,
+                sm_clock=1410,
+                pcie_tx_kbs=5,
+                pcie_rx_kbs=7,
+            ),
         ],
         processes=[
             Proc(0, pids[0], used_bytes=20 * GIB),
@@ -107,8 +141,13 @@ def test_two_gpu_poll_fills_every_field(fake_nvml, children):
     # The CLI adds attribution keys (tag, user, ...); this test owns only the ProcessSample ones.
     procs = {(p["gpu_index"], p["pid"]): {k: p[k] for k in SAMPLE_KEYS} for p in doc["processes"]}
     assert set(procs) == {(0, children[0]), (0, children[1]), (1, children[2])}  # merged: pid 0 appears once
-    assert procs[0, children[0]] == {"pid": children[0], "gpu_index": 0, "used_memory_bytes": 20 * GIB,
-                                     "sm_pct": 80.0, "kind": "compute"}  # mean of 70 and 90
+    assert procs[0, children[0]] == {
+        "pid": children[0],
+        "gpu_index": 0,
+        "used_memory_bytes": 20 * GIB,
+        "sm_pct": 80.0,
+        "kind": "compute",
+    }  # mean of 70 and 90
     assert procs[0, children[1]]["kind"] == "graphics" and procs[0, children[1]]["sm_pct"] == 4.0
     assert procs[1, children[2]]["sm_pct"] == 0.0  # listed, no sample
 
@@ -135,13 +174,17 @@ def test_memory_v1_when_the_driver_lacks_v2(fake_nvml, children):
 
 def test_every_metric_not_supported_is_none_and_not_asked_again(fake_nvml, children):
     errors = [Error(sym, "NOT_SUPPORTED") for sym in METRIC_SYMBOLS]
-    errors += [Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
-               Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]
+    errors += [
+        Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+        Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED"),
+    ]
     fake_nvml.write(_two_gpus(children, errors=errors))
     with fake_nvml.session() as s:
         first = s.poll()
-        after_first = {sym: s.calls(sym) for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization",
-                                                                      "nvmlDeviceGetProcessesUtilizationInfo"]}
+        after_first = {
+            sym: s.calls(sym)
+            for sym in METRIC_SYMBOLS + ["nvmlDeviceGetProcessUtilization", "nvmlDeviceGetProcessesUtilizationInfo"]
+        }
         s.poll()
         last = s.poll()
         assert {sym: s.calls(sym) for sym in after_first} == after_first  # remembered: no re-query
@@ -161,8 +204,14 @@ def test_slow_fields_are_read_once(fake_nvml, children):
     with fake_nvml.session() as s:
         for _ in range(3):
             s.poll()
-        for sym in ("nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetEnforcedPowerLimit",
-                    "nvmlDeviceGetHandleByIndex_v2", "nvmlSystemGetDriverVersion", "nvmlInitWithFlags"):
+        for sym in (
+            "nvmlDeviceGetName",
+            "nvmlDeviceGetUUID",
+            "nvmlDeviceGetEnforcedPowerLimit",
+            "nvmlDeviceGetHandleByIndex_v2",
+            "nvmlSystemGetDriverVersion",
+            "nvmlInitWithFlags",
+        ):
             expected = 1 if sym in ("nvmlSystemGetDriverVersion", "nvmlInitWithFlags") else 2
             assert s.calls(sym) == expected, sym
         assert s.calls("nvmlDeviceGetPowerUsage") == 6
@@ -252,8 +301,9 @@ def test_gpu_count_failure_is_a_backend_error(fake_nvml):
 
 def test_process_gone_between_nvml_and_psutil(fake_nvml, children):
     dead = _dead_pid()
-    fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, dead), Proc(0, children[0])],
-                             samples=[Sample(0, dead, 10, 30)]))
+    fake_nvml.write(
+        Scenario(gpus=[GpuSpec()], processes=[Proc(0, dead), Proc(0, children[0])], samples=[Sample(0, dead, 10, 30)])
+    )
     with fake_nvml.session() as s:
         snap = s.poll()
         assert {p["pid"]: p["sm_pct"] for p in snap["processes"]} == {dead: 30.0, children[0]: 0.0}
@@ -269,8 +319,13 @@ def test_process_gone_between_nvml_and_psutil(fake_nvml, children):
 
 
 def test_process_utilization_not_found_means_zero_and_timestamps_advance(fake_nvml, children):
-    sc = fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, children[0])],
-                                  samples=[Sample(0, children[0], 100, 20), Sample(0, children[0], 200, 40)]))
+    sc = fake_nvml.write(
+        Scenario(
+            gpus=[GpuSpec()],
+            processes=[Proc(0, children[0])],
+            samples=[Sample(0, children[0], 100, 20), Sample(0, children[0], 200, 40)],
+        )
+    )
     with fake_nvml.session() as s:
         assert s.poll()["processes"][0]["sm_pct"] == 30.0
         # Same samples, none newer than 200: the driver answers NOT_FOUND and the process idled -> 0, not None.
@@ -283,13 +338,21 @@ def test_process_utilization_not_found_means_zero_and_timestamps_advance(fake_nv
 def test_no_samples_at_all_is_zero(fake_nvml, children):
     fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, children[0], used_bytes=-1)]))
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
-    assert [{k: p[k] for k in SAMPLE_KEYS} for p in doc["processes"]] == [{"pid": children[0], "gpu_index": 0, "used_memory_bytes": None, "sm_pct": 0.0,
-                                 "kind": "compute"}]
+    assert [{k: p[k] for k in SAMPLE_KEYS} for p in doc["processes"]] == [
+        {"pid": children[0], "gpu_index": 0, "used_memory_bytes": None, "sm_pct": 0.0, "kind": "compute"}
+    ]
 
 
 def test_process_utilization_not_supported_is_none(fake_nvml, children):
-    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
-                                                Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED")]))
+    fake_nvml.write(
+        _two_gpus(
+            children,
+            errors=[
+                Error("nvmlDeviceGetProcessUtilization", "NOT_SUPPORTED"),
+                Error("nvmlDeviceGetProcessesUtilizationInfo", "NOT_SUPPORTED"),
+            ],
+        )
+    )
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
     assert len(doc["processes"]) == 3
     assert all(p["sm_pct"] is None for p in doc["processes"])
@@ -326,8 +389,15 @@ def test_no_permission_on_one_metric(fake_nvml, children):
 
 
 def test_per_gpu_injection_leaves_the_other_gpu_alone(fake_nvml, children):
-    fake_nvml.write(_two_gpus(children, errors=[Error("nvmlDeviceGetTemperatureV", "NOT_SUPPORTED", gpu=1),
-                                                Error("nvmlDeviceGetTemperature", "NOT_SUPPORTED", gpu=1)]))
+    fake_nvml.write(
+        _two_gpus(
+            children,
+            errors=[
+                Error("nvmlDeviceGetTemperatureV", "NOT_SUPPORTED", gpu=1),
+                Error("nvmlDeviceGetTemperature", "NOT_SUPPORTED", gpu=1),
+            ],
+        )
+    )
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)
     assert [g["temperature_celsius"] for g in doc["gpus"]] == [66.0, None]
 

@@ -8,8 +8,14 @@ import pytest
 
 from fakenvml import GIB, Error, GpuSpec, Proc, Scenario
 
-GPM_FIELDS = ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct", "dram_bw_pct", "nvlink_rx_bytes_per_s",
-              "nvlink_tx_bytes_per_s")
+GPM_FIELDS = (
+    "sm_active_pct",
+    "sm_occupancy_pct",
+    "tensor_active_pct",
+    "dram_bw_pct",
+    "nvlink_rx_bytes_per_s",
+    "nvlink_tx_bytes_per_s",
+)
 MIB = 1 << 20
 POWER_CAP, HW_SLOWDOWN, SW_THERMAL, HW_THERMAL, POWER_BRAKE, GPU_IDLE = 0x4, 0x8, 0x20, 0x40, 0x80, 0x1
 
@@ -23,16 +29,30 @@ def sleeper():
 
 
 def hopper(**kw) -> GpuSpec:
-    base = dict(name="NVIDIA H100 80GB HBM3", util=90, mem_used=10 * GIB, gpm=1, gpm_sm_util=45, gpm_sm_occupancy=12,
-                gpm_tensor=33, gpm_dram_bw=71, gpm_pcie_tx_mibs=100, gpm_pcie_rx_mibs=300, gpm_nvlink_rx_mibs=2048,
-                gpm_nvlink_tx_mibs=1024, pcie_rx_kbs=7, pcie_tx_kbs=5)
+    base = dict(
+        name="NVIDIA H100 80GB HBM3",
+        util=90,
+        mem_used=10 * GIB,
+        gpm=1,
+        gpm_sm_util=45,
+        gpm_sm_occupancy=12,
+        gpm_tensor=33,
+        gpm_dram_bw=71,
+        gpm_pcie_tx_mibs=100,
+        gpm_pcie_rx_mibs=300,
+        gpm_nvlink_rx_mibs=2048,
+        gpm_nvlink_tx_mibs=1024,
+        pcie_rx_kbs=7,
+        pcie_tx_kbs=5,
+    )
     base.update(kw)
     return GpuSpec(**base)
 
 
 def test_gpm_metrics_over_two_samples_in_their_units(fake_nvml, sleeper):
-    fake_nvml.write(Scenario(gpus=[hopper(), GpuSpec(name="NVIDIA A100-SXM4-80GB", util=50)],
-                             processes=[Proc(0, sleeper)]))
+    fake_nvml.write(
+        Scenario(gpus=[hopper(), GpuSpec(name="NVIDIA A100-SXM4-80GB", util=50)], processes=[Proc(0, sleeper)])
+    )
     with fake_nvml.session() as s:
         first = s.poll()["gpus"]
         # One sample only starts the interval: no metric yet, and None is not 0.
@@ -40,7 +60,11 @@ def test_gpm_metrics_over_two_samples_in_their_units(fake_nvml, sleeper):
         assert first[0]["pcie_rx_bytes_per_s"] == 7 * 1024  # the older per-20-ms call until GPM answers
         g, a100 = s.poll()["gpus"]
         assert (g["sm_active_pct"], g["sm_occupancy_pct"], g["tensor_active_pct"], g["dram_bw_pct"]) == (
-            45.0, 12.0, 33.0, 71.0)
+            45.0,
+            12.0,
+            33.0,
+            71.0,
+        )
         assert g["nvlink_rx_bytes_per_s"] == 2048 * MIB and g["nvlink_tx_bytes_per_s"] == 1024 * MIB
         assert g["pcie_rx_bytes_per_s"] == 300 * MIB and g["pcie_tx_bytes_per_s"] == 100 * MIB
         # The GPU without GPM: nothing claimed, and GPM never sampled on it.
@@ -80,8 +104,9 @@ def test_gpm_not_supported_anywhere_is_never_sampled(fake_nvml, sleeper):
 
 @pytest.mark.parametrize("symbol", ["nvmlGpmQueryDeviceSupport", "nvmlGpmSampleGet", "nvmlGpmMetricsGet"])
 def test_a_driver_without_gpm_calls(fake_nvml, sleeper, symbol):
-    fake_nvml.write(Scenario(gpus=[hopper()], processes=[Proc(0, sleeper)],
-                             errors=[Error(symbol, "FUNCTION_NOT_FOUND")]))
+    fake_nvml.write(
+        Scenario(gpus=[hopper()], processes=[Proc(0, sleeper)], errors=[Error(symbol, "FUNCTION_NOT_FOUND")])
+    )
     with fake_nvml.session() as s:
         for _ in range(3):
             snap = s.poll()
@@ -105,8 +130,9 @@ def test_gpm_gpu_lost_marks_only_that_gpu(fake_nvml, sleeper):
 
 
 def test_a_metric_error_other_than_unsupported_is_noted_and_retried(fake_nvml, sleeper):
-    sc = fake_nvml.write(Scenario(gpus=[hopper()], processes=[Proc(0, sleeper)],
-                                  errors=[Error("nvmlGpmMetricsGet", "NO_PERMISSION")]))
+    sc = fake_nvml.write(
+        Scenario(gpus=[hopper()], processes=[Proc(0, sleeper)], errors=[Error("nvmlGpmMetricsGet", "NO_PERMISSION")])
+    )
     with fake_nvml.session() as s:
         s.poll()
         snap = s.poll()
@@ -121,7 +147,8 @@ def test_throttle_seconds_per_reason(fake_nvml, sleeper):
     with fake_nvml.session() as s:
         s0 = s.poll()
         assert s0["gpus"][0]["throttle_seconds"] == dict.fromkeys(
-            ("power_cap", "thermal", "hw_slowdown", "power_brake"), 0.0)
+            ("power_cap", "thermal", "hw_slowdown", "power_brake"), 0.0
+        )
         sc.gpus[0].clocks_event = POWER_CAP | HW_THERMAL | GPU_IDLE  # idle is not a throttle
         fake_nvml.write(sc)
         s1 = s.poll()
@@ -138,8 +165,13 @@ def test_throttle_seconds_per_reason(fake_nvml, sleeper):
 
 
 def test_throttle_reasons_unsupported_are_none_and_not_asked_again(fake_nvml, sleeper):
-    fake_nvml.write(Scenario(gpus=[hopper()], processes=[Proc(0, sleeper)],
-                             errors=[Error("nvmlDeviceGetCurrentClocksEventReasons", "NOT_SUPPORTED")]))
+    fake_nvml.write(
+        Scenario(
+            gpus=[hopper()],
+            processes=[Proc(0, sleeper)],
+            errors=[Error("nvmlDeviceGetCurrentClocksEventReasons", "NOT_SUPPORTED")],
+        )
+    )
     with fake_nvml.session() as s:
         for _ in range(3):
             g = s.poll()["gpus"][0]
@@ -148,8 +180,13 @@ def test_throttle_reasons_unsupported_are_none_and_not_asked_again(fake_nvml, sl
 
 
 def test_a_driver_before_535_answers_under_the_older_name(fake_nvml, sleeper):
-    fake_nvml.write(Scenario(gpus=[hopper(clocks_event=POWER_CAP)], processes=[Proc(0, sleeper)],
-                             errors=[Error("nvmlDeviceGetCurrentClocksEventReasons", "FUNCTION_NOT_FOUND")]))
+    fake_nvml.write(
+        Scenario(
+            gpus=[hopper(clocks_event=POWER_CAP)],
+            processes=[Proc(0, sleeper)],
+            errors=[Error("nvmlDeviceGetCurrentClocksEventReasons", "FUNCTION_NOT_FOUND")],
+        )
+    )
     with fake_nvml.session() as s:
         snaps = [s.poll() for _ in range(4)]
         assert s.calls("nvmlDeviceGetCurrentClocksEventReasons") == 1

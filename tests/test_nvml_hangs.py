@@ -20,8 +20,13 @@ from fakenvml import GpuSpec, Scenario
 def test_record_says_while_nvml_is_slow_to_start(fake_nvml):
     fake_nvml.write(Scenario(gpus=[GpuSpec()], delays={"nvmlInitWithFlags": 2.6}))
     started = time.monotonic()
-    rec = subprocess.Popen([sys.executable, "-m", "gputab", "record", "--interval", "0.2"], env=fake_nvml.env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rec = subprocess.Popen(
+        [sys.executable, "-m", "gputab", "record", "--interval", "0.2"],
+        env=fake_nvml.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = rec.stdout.readline()  # the start message comes once NVML is up
         assert "recording" in first
@@ -37,8 +42,13 @@ def test_record_says_while_nvml_is_slow_to_start(fake_nvml):
 
 def test_a_fast_start_says_nothing(fake_nvml):
     fake_nvml.write(Scenario(gpus=[GpuSpec()]))
-    out = subprocess.run([sys.executable, "-m", "gputab", "snapshot", "--over", "0"], env=fake_nvml.env(),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "gputab", "snapshot", "--over", "0"],
+        env=fake_nvml.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "still waiting" not in out.stderr
 
 
@@ -97,8 +107,13 @@ def test_a_hung_driver_call_does_not_freeze_the_screen(fake_nvml, tmp_path):
     pytest.importorskip("textual")
     fake_nvml.write(Scenario(gpus=[GpuSpec()]))
     tests_dir = str(Path(__file__).parent)
-    out = subprocess.run([sys.executable, "-c", _LIVE, str(fake_nvml.lib_dir), str(fake_nvml.scenario_path),
-                          tests_dir], env=fake_nvml.env(), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _LIVE, str(fake_nvml.lib_dir), str(fake_nvml.scenario_path), tests_dir],
+        env=fake_nvml.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     assert doc["frames_during_hang"] == 0, doc  # the poll really was stuck

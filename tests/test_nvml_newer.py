@@ -19,9 +19,12 @@ ME = os.getpid()
 
 
 def _util_scenario(*errors: Error) -> Scenario:
-    return Scenario(gpus=[GpuSpec()], processes=[Proc(0, ME)], samples=[Sample(0, ME, ts=1_000, sm=40),
-                                                                        Sample(0, ME, ts=2_000, sm=60)],
-                    errors=list(errors))
+    return Scenario(
+        gpus=[GpuSpec()],
+        processes=[Proc(0, ME)],
+        samples=[Sample(0, ME, ts=1_000, sm=40), Sample(0, ME, ts=2_000, sm=60)],
+        errors=list(errors),
+    )
 
 
 def test_process_utilization_uses_the_newer_call_where_present(fake_nvml):

@@ -31,7 +31,8 @@ POLL_INTERVAL = 0.5
 DEMO_JOBS = ("llama3-8b-lora", "eval-mmlu", "(idle)")
 
 needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None, reason="the `prometheus` binary is not installed (apt-get install prometheus; CI does)")
+    PROMETHEUS is None, reason="the `prometheus` binary is not installed (apt-get install prometheus; CI does)"
+)
 
 
 def free_port() -> int:
@@ -81,8 +82,7 @@ def servers(tmp_path):
 
     def start(argv: list[str], log: Path) -> subprocess.Popen:
         out = open(log, "wb")
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=tmp_path)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)
         out.close()
         started.append(proc)
         return proc
@@ -110,31 +110,54 @@ class PromAPI:
 def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, servers):
     metrics_port, prom_port = free_port(), free_port()
     rec_log, prom_log = tmp_path / "recorder.log", tmp_path / "prometheus.log"
-    recorder = servers(GPUTAB + ["--demo", "record", "--interval", str(POLL_INTERVAL),
-                                 "--metrics-port", str(metrics_port)], rec_log)
+    recorder = servers(
+        GPUTAB + ["--demo", "record", "--interval", str(POLL_INTERVAL), "--metrics-port", str(metrics_port)], rec_log
+    )
     procs = {"gputab record": (recorder, rec_log)}
-    wait_for("the recorder's /metrics", lambda: "gputab_job_cost_dollars_total" in
-             http_get(f"http://127.0.0.1:{metrics_port}/metrics"), 30, procs)
+    wait_for(
+        "the recorder's /metrics",
+        lambda: "gputab_job_cost_dollars_total" in http_get(f"http://127.0.0.1:{metrics_port}/metrics"),
+        30,
+        procs,
+    )
 
     config = tmp_path / "prometheus.yml"
     config.write_text(
         f"global:\n  scrape_interval: {SCRAPE_INTERVAL:g}s\n  scrape_timeout: {SCRAPE_INTERVAL:g}s\n"
         f"scrape_configs:\n  - job_name: gputab\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{metrics_port}']\n")
-    prometheus = servers([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                          f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"], prom_log)
+        f"      - targets: ['127.0.0.1:{metrics_port}']\n"
+    )
+    prometheus = servers(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
+        ],
+        prom_log,
+    )
     procs["prometheus"] = (prometheus, prom_log)
     api = PromAPI(prom_port)
-    wait_for("Prometheus to have the demo jobs", lambda: set(DEMO_JOBS) <= set(
-        api.by_tag("gputab_job_cost_dollars_total")), 60, procs)
+    wait_for(
+        "Prometheus to have the demo jobs",
+        lambda: set(DEMO_JOBS) <= set(api.by_tag("gputab_job_cost_dollars_total")),
+        60,
+        procs,
+    )
 
     # The dashboard's queries parse and run against the real thing (its variables set to "all").
     dash = json.loads((ROOT / "contrib/grafana/gputab-dashboard.json").read_text())
     waste_row = []
     for panel in dash["panels"]:
         for target in panel.get("targets", []):
-            expr = (target["expr"].replace("$host", ".*").replace("$tag", ".*").replace("$__range", "5m")
-                    .replace("$__rate_interval", "1m"))
+            expr = (
+                target["expr"]
+                .replace("$host", ".*")
+                .replace("$tag", ".*")
+                .replace("$__range", "5m")
+                .replace("$__rate_interval", "1m")
+            )
             api.query(expr)  # asserts status == success
             if panel["id"] in (19, 20):
                 waste_row.append((panel["title"], expr))
@@ -161,13 +184,20 @@ def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, ser
         # older. It can never be ahead of the store: that would be money counted twice.
         window = SCRAPE_INTERVAL + POLL_INTERVAL + 0.25
         assert scraped[tag] > 0
-        assert -1e-9 <= jobs[tag]["cost_usd"] - scraped[tag] <= burn_per_s * window + 1e-9, (tag, jobs[tag],
-                                                                                           scraped[tag])
+        assert -1e-9 <= jobs[tag]["cost_usd"] - scraped[tag] <= burn_per_s * window + 1e-9, (
+            tag,
+            jobs[tag],
+            scraped[tag],
+        )
     assert info["metric"]["host"] == stored["session"]["host"] == "demo-box"  # the host the session shows
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="`promtool` is not installed (it comes with Debian's prometheus)")
 def test_contrib_scrape_config_passes_promtool():
-    out = subprocess.run([PROMTOOL, "check", "config", str(ROOT / "contrib/prometheus/prometheus.yml")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [PROMTOOL, "check", "config", str(ROOT / "contrib/prometheus/prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

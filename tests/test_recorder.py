@@ -16,9 +16,15 @@ from gputab.store import RecorderRunning, Store
 
 def _recorder(tmp_path, observers=(), **rc) -> Recorder:
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"),
-                   Config(recorder=RecorderConfig(**rc)), clock=clock, wall_clock=clock.wall, observers=observers,
-                   spool=tmp_path / "spool")
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        Config(recorder=RecorderConfig(**rc)),
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=observers,
+        spool=tmp_path / "spool",
+    )
     rec.fake_clock = clock
     return rec
 
@@ -123,7 +129,9 @@ def test_manual_tags_are_recorded(tmp_path):
     change = store.db.execute("SELECT pid, tag, source FROM tag_changes").fetchall()
     assert change == [(32010, "eval-v2", "manual")]
     assert store.db.execute("SELECT tag, tag_source FROM processes WHERE pid = 32010").fetchone() == (
-        "eval-v2", "manual")
+        "eval-v2",
+        "manual",
+    )
     assert {j["tag"] for j in store.jobs(1)} >= {"eval-mmlu", "eval-v2"}
 
 
@@ -160,8 +168,9 @@ class SlowBackend(DemoBackend):
 def test_run_keeps_the_grid_and_never_stacks_ticks(tmp_path):
     interval = 0.05
     backend = SlowBackend(2.5 * interval)
-    rec = Recorder(backend, Store(tmp_path / "g.db"), Config(recorder=RecorderConfig(interval=interval)),
-                   spool=tmp_path / "spool")
+    rec = Recorder(
+        backend, Store(tmp_path / "g.db"), Config(recorder=RecorderConfig(interval=interval)), spool=tmp_path / "spool"
+    )
     rec.start()
     stop = threading.Event()
     t = threading.Thread(target=rec.run, args=(stop,))

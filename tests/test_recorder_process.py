@@ -33,8 +33,14 @@ class Rec:
     """A running ``gputab record`` whose output lines are read as they come."""
 
     def __init__(self, *args: str, env: dict | None = None, preexec_fn=None) -> None:
-        self.proc = subprocess.Popen([*gputab_cmd(), *args, "record"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn)
+        self.proc = subprocess.Popen(
+            [*gputab_cmd(), *args, "record"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=preexec_fn,
+        )
         self.out: list[str] = []
         self.err: list[str] = []
 
@@ -154,6 +160,7 @@ def test_a_second_recorder_is_refused_naming_the_first(config):
 def _limit_file_size(limit: int):
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
     return apply
 
 
@@ -205,8 +212,9 @@ def test_read_only_database_keeps_the_loop_alive_until_writable(config, tmp_path
     mnt.mkdir()
     root = os.geteuid() == 0
     if root:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs to make a read-only database as root: {r.stderr.strip()}")
     db = mnt / "gputab.db"
@@ -244,10 +252,17 @@ def test_records_the_fake_nvml_driver(config, fake_nvml):
 
     child = subprocess.Popen(["sleep", "60"], env={**os.environ, "GPUTAB_TAG": "nvml-job"})
     try:
-        fake_nvml.write(Scenario(gpus=[GpuSpec(name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa", util=80,
-                                               mem_used=10 * GIB, power_mw=400_000),
-                                       GpuSpec(name="NVIDIA A100-SXM4-80GB", uuid="GPU-bbbb")],
-                                 processes=[Proc(0, child.pid, used_bytes=10 * GIB)]))
+        fake_nvml.write(
+            Scenario(
+                gpus=[
+                    GpuSpec(
+                        name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa", util=80, mem_used=10 * GIB, power_mw=400_000
+                    ),
+                    GpuSpec(name="NVIDIA A100-SXM4-80GB", uuid="GPU-bbbb"),
+                ],
+                processes=[Proc(0, child.pid, used_bytes=10 * GIB)],
+            )
+        )
         rec = Rec(env=fake_nvml.env())
         rec.wait_for(r"recording session \d+ .*2 GPUs: 0 H100-SXM")
         time.sleep(2.0)

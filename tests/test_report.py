@@ -32,8 +32,14 @@ def _run_trainer(n: int, **env: str) -> None:
 
 def _recorder(tmp_path, clock=None) -> Recorder:
     clock = clock or FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "g.db"), Config(),
-                   clock=clock, wall_clock=clock.wall, spool=tmp_path / "spool")
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "g.db"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=tmp_path / "spool",
+    )
     rec.fake_clock = clock
     return rec
 
@@ -45,9 +51,11 @@ def _steps(rec: Recorder, n: int) -> None:
 
 
 def test_import_and_report_stay_light():
-    code = ("import sys, gputab; gputab.report(samples=1, tag='t'); "
-            "print(','.join(k for k in sys.modules if k.startswith(('textual', 'sqlite', 'gputab.store', "
-            "'gputab.ledger', 'pynvml', 'psutil', 'platformdirs', 'click'))))")
+    code = (
+        "import sys, gputab; gputab.report(samples=1, tag='t'); "
+        "print(','.join(k for k in sys.modules if k.startswith(('textual', 'sqlite', 'gputab.store', "
+        "'gputab.ledger', 'pynvml', 'psutil', 'platformdirs', 'click'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -89,8 +97,11 @@ def test_reports_from_a_child_reach_the_running_recorder(tmp_path):
     rec.close()
     (row,) = [j for j in Store.open(tmp_path / "g.db").jobs(1) if j["tag"] == "eval-mmlu"]
     assert row["samples"] == 160 and row["cost_usd"] > 0
-    progress = Store.open(tmp_path / "g.db").db.execute(
-        "SELECT sum(samples), count(*) FROM progress WHERE tag = 'eval-mmlu'").fetchone()
+    progress = (
+        Store.open(tmp_path / "g.db")
+        .db.execute("SELECT sum(samples), count(*) FROM progress WHERE tag = 'eval-mmlu'")
+        .fetchone()
+    )
     assert progress == (160, 2)
 
 
@@ -142,8 +153,12 @@ def test_unwritable_spool_warns_once_and_keeps_counts(tmp_path):
         os.environ["GPUTAB_SPOOL"] = {str(tmp_path / "later")!r}
         print(r.flush())
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "GPUTAB_SPOOL": str(blocker / "spool")})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GPUTAB_SPOOL": str(blocker / "spool")},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("cannot write to the spool") == 1
     assert out.stdout.strip() == "True"

@@ -26,8 +26,9 @@ def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
 
 def _session(db, seconds: int = 120) -> None:
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(db), Config(), clock=clock,
-                   wall_clock=clock.wall)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall), Store(db), Config(), clock=clock, wall_clock=clock.wall
+    )
     rec.start()
     for _ in range(seconds):
         clock.advance(1.0)
@@ -37,8 +38,12 @@ def _session(db, seconds: int = 120) -> None:
 
 def test_demo_record_then_show_last(tmp_path):
     """The issue's acceptance: `gputab --demo record` a while, then `show last --json` adds up."""
-    proc = subprocess.Popen([*gputab_cmd(), "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*gputab_cmd(), "--demo", "record", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert "recording session 1" in proc.stdout.readline()
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
@@ -51,8 +56,19 @@ def test_demo_record_then_show_last(tmp_path):
     assert "(idle)" in jobs
     buckets = jobs["(idle)"]["cost_usd"] + jobs.get("(unobserved)", {"cost_usd": 0.0})["cost_usd"]
     assert sum(j["cost_usd"] for j in real) + buckets == pytest.approx(doc["total"]["cost_usd"], rel=1e-9)
-    keys = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct",
-            "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd"}
+    keys = {
+        "tag",
+        "cost_usd",
+        "burn_rate_usd_per_hour",
+        "gpu_hours",
+        "effective_gpu_hours",
+        "avg_utilization_pct",
+        "energy_kwh",
+        "peak_vram_bytes",
+        "samples",
+        "tokens",
+        "cost_per_sample_usd",
+    }
     assert all(keys <= j.keys() for j in doc["jobs"])
     assert doc["session"]["end_reason"] == "clean" and doc["session"]["host"]
 
@@ -95,8 +111,12 @@ def test_samples_after_the_fact(tmp_path):
 
 
 def test_samples_for_the_live_session_are_refused_up_front(tmp_path):
-    proc = subprocess.Popen([*gputab_cmd(), "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*gputab_cmd(), "--demo", "record", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "recording session 1" in proc.stdout.readline()
         time.sleep(1.0)

@@ -19,9 +19,25 @@ from gputab.sampling.demo import DEMO_START_WALL
 from gputab.vocabulary import public
 from test_export import DAY, GPUTAB, record_demo
 
-JOB_KEYS = {"tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization_pct",
-            "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
-            "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours", "gpus", "unknown_price"}
+JOB_KEYS = {
+    "tag",
+    "cost_usd",
+    "burn_rate_usd_per_hour",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "avg_utilization_pct",
+    "energy_kwh",
+    "peak_vram_bytes",
+    "samples",
+    "tokens",
+    "cost_per_sample_usd",
+    "cost_per_1k_samples_usd",
+    "cost_per_1m_tokens_usd",
+    "cost_per_effective_gpu_hour_usd",
+    "idle_gpu_hours",
+    "gpus",
+    "unknown_price",
+}
 
 
 @pytest.fixture
@@ -77,8 +93,17 @@ def test_show_text_lists_jobs_total_and_gpus(db_path):
     result = run(db_path, "show", "1")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for word in ("llama3-8b-lora", "eval-mmlu", IDLE, "total", "$/eff-h", "$/1M tok", "H100-SXM", "A100-80GB",
-                 "by counter"):
+    for word in (
+        "llama3-8b-lora",
+        "eval-mmlu",
+        IDLE,
+        "total",
+        "$/eff-h",
+        "$/1M tok",
+        "H100-SXM",
+        "A100-80GB",
+        "by counter",
+    ):
         assert word in out, word
     if with_samples.exit_code == 0:  # counts entered after the fact show up with their cost per sample
         assert "1,000" in out
@@ -120,9 +145,11 @@ def test_sessions_filters(db_path):
 
 def test_errors_exit_nonzero_with_a_message(db_path):
     record_demo(db_path, ticks=3)
-    for args, code, message in ((["show", "77"], 1, "there is no session 77"),
-                                (["sessions", "--since", "soonish"], 2, "bad date"),
-                                (["show", "x1"], 1, "not a session")):
+    for args, code, message in (
+        (["show", "77"], 1, "there is no session 77"),
+        (["sessions", "--since", "soonish"], 2, "bad date"),
+        (["show", "x1"], 1, "not a session"),
+    ):
         proc = subprocess.run([*GPUTAB, "--db", str(db_path), *args], capture_output=True, text=True)
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -131,19 +158,22 @@ def test_errors_exit_nonzero_with_a_message(db_path):
 @pytest.mark.slow
 def test_a_real_demo_recording_reviews_and_exports(tmp_path):
     """`gputab --demo record` as a process, stopped by SIGTERM, then reviewed and exported like a user would."""
-    proc = subprocess.Popen([*GPUTAB, "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*GPUTAB, "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(3.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    doc = json.loads(subprocess.run([*GPUTAB, "--demo", "show", "last", "--json"], capture_output=True,
-                                    text=True, check=True).stdout)
+    doc = json.loads(
+        subprocess.run([*GPUTAB, "--demo", "show", "last", "--json"], capture_output=True, text=True, check=True).stdout
+    )
     assert doc["session"]["end_reason"] == "clean"
     assert {"llama3-8b-lora", IDLE} <= {j["tag"] for j in doc["jobs"]}
     out = tmp_path / "s.csv"
-    done = subprocess.run([*GPUTAB, "--demo", "export", "--csv", "--session", "last", "-o", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [*GPUTAB, "--demo", "export", "--csv", "--session", "last", "-o", str(out)], capture_output=True, text=True
+    )
     assert done.returncode == 0 and str(out) in done.stderr
     rows = list(csv.DictReader(out.open(newline="")))
     assert math.fsum(float(r["cost_usd"]) for r in rows) == pytest.approx(doc["total"]["cost_usd"], rel=1e-9)

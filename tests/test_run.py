@@ -63,13 +63,15 @@ def _read_all(fd: int) -> bytes:
 
 
 def gputab_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*gputab_cmd(), "run", *args], capture_output=True, text=True, timeout=60,
-                          env=subprocess_env(), **kwargs)
+    return subprocess.run(
+        [*gputab_cmd(), "run", *args], capture_output=True, text=True, timeout=60, env=subprocess_env(), **kwargs
+    )
 
 
 def test_tag_reaches_command_and_exit_code_passes_through():
-    r = gputab_run("--tag", "x", "--", sys.executable, "-c",
-                   'import os,sys; print(os.environ["GPUTAB_TAG"]); sys.exit(3)')
+    r = gputab_run(
+        "--tag", "x", "--", sys.executable, "-c", 'import os,sys; print(os.environ["GPUTAB_TAG"]); sys.exit(3)'
+    )
     assert r.stdout == "x\n"
     assert r.returncode == 3
 
@@ -121,8 +123,9 @@ def test_help():
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_sent_to_gputab_reaches_the_command(tmp_path, sig):
     out = tmp_path / "signals.txt"
-    p = subprocess.Popen([*gputab_cmd(), "run", "--tag", "sig", "--", sys.executable, "-c", TRAP, str(out)],
-                         env=subprocess_env())
+    p = subprocess.Popen(
+        [*gputab_cmd(), "run", "--tag", "sig", "--", sys.executable, "-c", TRAP, str(out)], env=subprocess_env()
+    )
     try:
         wait_for(Path(str(out) + ".ready"))
         p.send_signal(sig)  # to gputab only, as `kill`, Slurm or systemd would

@@ -33,8 +33,14 @@ ALL = ("--since", "2000-01-01T00:00Z")
 SUMMED = ("cost_usd", "gpu_hours", "effective_gpu_hours", "energy_kwh")
 
 
-def record(db: Path, seconds: int, start_wall: float = DEMO_START_WALL, host: str | None = None,
-           seed: int = 0, retag: tuple[str, str] | None = None) -> int:
+def record(
+    db: Path,
+    seconds: int,
+    start_wall: float = DEMO_START_WALL,
+    host: str | None = None,
+    seed: int = 0,
+    retag: tuple[str, str] | None = None,
+) -> int:
     """Record one closed demo session of ``seconds`` one-second ticks starting at ``start_wall``; its id.
 
     ``retag``: ``(old, new)`` retags a job by hand right after the start, as the TUI would.
@@ -56,8 +62,9 @@ def record(db: Path, seconds: int, start_wall: float = DEMO_START_WALL, host: st
 
 def spend_json(db: Path | list[Path], *args: str) -> dict:
     dbs = db if isinstance(db, list) else [db]
-    r = CliRunner().invoke(cli, ["spend", *[a for p in dbs for a in ("--db", str(p))], *args, "--json"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli, ["spend", *[a for p in dbs for a in ("--db", str(p))], *args, "--json"], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     return json.loads(r.output)
 
@@ -134,8 +141,7 @@ def test_idle_and_utilization_figures(three_sessions):
             # 0 is real: the demo holds VRAM at 0 % utilization (its stranded-memory job)
             assert 0 <= row["avg_utilization_pct"] <= 100
             if row["effective_gpu_hours"] > 0:
-                assert rel_close(row["cost_per_effective_gpu_hour_usd"],
-                                 row["cost_usd"] / row["effective_gpu_hours"])
+                assert rel_close(row["cost_per_effective_gpu_hour_usd"], row["cost_usd"] / row["effective_gpu_hours"])
 
 
 def test_day_split_prorates_by_series_time(db):
@@ -150,13 +156,18 @@ def test_day_split_prorates_by_series_time(db):
     assert rel_close(math.fsum(row["cost_usd"] for row in out["rows"]), total)
     # Each job's days split as its series' GPU-seconds do: steps 1-10 (ending by midnight) vs steps 11-30.
     with Store.open(db) as store:
-        held = {tag: store.db.execute(
-            "SELECT s.t_ms, s.gpu_s FROM job_samples s JOIN jobs j ON j.id = s.job_id WHERE j.session_id = ? "
-            "AND j.tag = ? ORDER BY s.t_ms", [sid, tag]).fetchall() for tag in jobs}
+        held = {
+            tag: store.db.execute(
+                "SELECT s.t_ms, s.gpu_s FROM job_samples s JOIN jobs j ON j.id = s.job_id WHERE j.session_id = ? "
+                "AND j.tag = ? ORDER BY s.t_ms",
+                [sid, tag],
+            ).fetchall()
+            for tag in jobs
+        }
     for tag in ("(idle)", "llama3-8b-lora"):
         days = spend_json(db, "--by", "day", "--utc", "--tag", tag, *ALL)["rows"]
         # Steps ending by midnight (100 s in); a job that held no GPU in a step has no row for it.
-        first = (math.fsum(g for t, g in held[tag] if t <= 100_000) / math.fsum(g for _, g in held[tag]))
+        first = math.fsum(g for t, g in held[tag] if t <= 100_000) / math.fsum(g for _, g in held[tag])
         assert 0 < first < 1
         assert rel_close(days[0]["cost_usd"], jobs[tag]["cost_usd"] * first), tag
         assert rel_close(days[0]["cost_usd"] + days[1]["cost_usd"], jobs[tag]["cost_usd"]), tag
@@ -173,7 +184,9 @@ def test_since_and_until_clip_a_session(db):
     with Store.open(db) as store:
         steps = store.db.execute(
             "SELECT s.t_ms, s.gpu_s FROM job_samples s JOIN jobs j ON j.id = s.job_id WHERE j.session_id = ? "
-            "AND j.tag = '(idle)'", [sid]).fetchall()
+            "AND j.tag = '(idle)'",
+            [sid],
+        ).fetchall()
     after = math.fsum(g for t, g in steps if t > 100_000) / math.fsum(g for _, g in steps)
     assert 0.5 < after < 1
     assert rel_close(clipped["cost_usd"], whole * after)
@@ -266,15 +279,18 @@ def test_users_are_stored_and_grouped(db):
     assert "(idle)" in by_user
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--since", "banana"), "bad date"),
-    (("--since", "99999999d"), "99999999d': an age goes back at most"),
-    (("--until", "99999-01-01"), "bad date"),
-    (("--by", "nope"), "--by 'nope'"),
-    (("--since", "2026-02-01", "--until", "2026-01-01"), "not before"),
-    (("--json", "--csv"), "one of --json and --csv"),
-    (("--by", "gpu", "--tag", "exp-*"), "--tag does not apply"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--since", "banana"), "bad date"),
+        (("--since", "99999999d"), "99999999d': an age goes back at most"),
+        (("--until", "99999-01-01"), "bad date"),
+        (("--by", "nope"), "--by 'nope'"),
+        (("--since", "2026-02-01", "--until", "2026-01-01"), "not before"),
+        (("--json", "--csv"), "one of --json and --csv"),
+        (("--by", "gpu", "--tag", "exp-*"), "--tag does not apply"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, words):
     r = subprocess.run([*gputab_cmd(), "spend", *args], capture_output=True, text=True, check=False)
     assert r.returncode == 2, r.stderr
@@ -303,14 +319,24 @@ def test_by_user_with_a_real_second_user(fake_nvml, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 1.0\n")
     env = {**os.environ, "GPUTAB_CONFIG": str(config)}
-    theirs = subprocess.Popen(["sleep", "60"], env={**env, "GPUTAB_TAG": "job-of-nobody"}, user=65534, group=65534,
-                              cwd="/")
+    theirs = subprocess.Popen(
+        ["sleep", "60"], env={**env, "GPUTAB_TAG": "job-of-nobody"}, user=65534, group=65534, cwd="/"
+    )
     mine = subprocess.Popen(["sleep", "60"], env={**env, "GPUTAB_TAG": "job-of-root"})
     try:
-        fake_nvml.write(Scenario(gpus=[GpuSpec(util=80, mem_used=10 * GIB), GpuSpec(util=40, mem_used=10 * GIB)],
-                                 processes=[Proc(0, theirs.pid), Proc(1, mine.pid)]))
-        rec = subprocess.Popen([*gputab_cmd(), "record"], env=fake_nvml.env(GPUTAB_CONFIG=str(config)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        fake_nvml.write(
+            Scenario(
+                gpus=[GpuSpec(util=80, mem_used=10 * GIB), GpuSpec(util=40, mem_used=10 * GIB)],
+                processes=[Proc(0, theirs.pid), Proc(1, mine.pid)],
+            )
+        )
+        rec = subprocess.Popen(
+            [*gputab_cmd(), "record"],
+            env=fake_nvml.env(GPUTAB_CONFIG=str(config)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(3.0)
         rec.send_signal(signal.SIGTERM)
         _, err = rec.communicate(timeout=30)
@@ -319,8 +345,13 @@ def test_by_user_with_a_real_second_user(fake_nvml, tmp_path):
         for p in (theirs, mine):
             p.kill()
             p.wait()
-    r = subprocess.run([*gputab_cmd(), "spend", "--by", "user", "--json"], capture_output=True, text=True,
-                       check=True, env=fake_nvml.env(GPUTAB_CONFIG=str(config)))
+    r = subprocess.run(
+        [*gputab_cmd(), "spend", "--by", "user", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=fake_nvml.env(GPUTAB_CONFIG=str(config)),
+    )
     rows = {row["user"]: row for row in json.loads(r.stdout)["rows"]}
     assert rows["nobody"]["cost_usd"] > 0 and rows["root"]["cost_usd"] > 0
     tags = spend_json(Path(os.environ["GPUTAB_DB"]), "--by", "tag")["rows"]

@@ -159,8 +159,12 @@ def test_the_demo_never_touches_the_real_spool(tmp_path):
         os.utime(p, (old, old))
     before = {p.name: p.stat().st_mtime_ns for p in real.iterdir()}
     db = tmp_path / "data" / "demo.db"
-    proc = subprocess.Popen([*gputab_cmd(), "--demo", "record", "--interval", "0.2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*gputab_cmd(), "--demo", "record", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "gputab: recording" in proc.stdout.readline()
         trainer.report(5, "eval-mmlu")  # a real job reporting while the demo records: not the demo's
@@ -169,8 +173,11 @@ def test_the_demo_never_touches_the_real_spool(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     trainer.stop()
-    doc = json.loads(subprocess.run([*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True,
-                                    text=True, check=True).stdout)
+    doc = json.loads(
+        subprocess.run(
+            [*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert all(j["samples"] is None for j in doc["jobs"]), doc["jobs"]
     after = {p.name: p.stat().st_mtime_ns for p in real.iterdir()}
     assert set(after) == set(before)  # nothing deleted, nothing written by the demo

@@ -54,8 +54,10 @@ def test_a_flood_of_hostile_files_delays_no_tick(shared_spool, tmp_path):
     sweeps = rec.reports.reader.passes
     for _ in range(400):  # let the sweeps go through the whole flood a few times
         steps(rec, 1)
-    print(f"tick times over the flood: median {sorted(times)[20] * 1000:.1f} ms, max {max(times) * 1000:.1f} ms; "
-          f"{rec.reports.reader.passes - sweeps} sweeps in 400 ticks")
+    print(
+        f"tick times over the flood: median {sorted(times)[20] * 1000:.1f} ms, max {max(times) * 1000:.1f} ms; "
+        f"{rec.reports.reader.passes - sweeps} sweeps in 400 ticks"
+    )
     rec.close()
     trainer.stop()
     # The spool's share of a tick is bounded by its budget (plus one file's read and the tick's own work).

@@ -142,8 +142,19 @@ async def test_session_screen_and_show_say_what_was_rejected(db):
         line = str(screen.query_one("#session-rejected").render())
         assert "3 reports rejected" in line and "nobody" in line and "runs no process of that job" in line
     env = {**os.environ, "GPUTAB_DB": str(db)}
-    doc = json.loads(subprocess.run([*gputab_cmd(), "show", "1", "--json"], capture_output=True, text=True, env=env,
-                                    check=True).stdout)
-    assert doc["rejected_reports"] == [{"reason": "not_job_owner", "owner_uid": 65534, "reports": 3,
-                                        "samples": 10**15, "tokens": 0, "owner": "nobody",
-                                        "reason_text": "its owner runs no process of that job in this session"}]
+    doc = json.loads(
+        subprocess.run(
+            [*gputab_cmd(), "show", "1", "--json"], capture_output=True, text=True, env=env, check=True
+        ).stdout
+    )
+    assert doc["rejected_reports"] == [
+        {
+            "reason": "not_job_owner",
+            "owner_uid": 65534,
+            "reports": 3,
+            "samples": 10**15,
+            "tokens": 0,
+            "owner": "nobody",
+            "reason_text": "its owner runs no process of that job in this session",
+        }
+    ]

@@ -34,8 +34,15 @@ class HostGpu(Backend):
         self.pids = pids
 
     def poll(self) -> Snapshot:
-        gpu = GpuSample(index=0, uuid="GPU-test-0", name="NVIDIA H100 80GB HBM3", utilization_pct=80.0,
-                        memory_used_bytes=8 << 30, memory_total_bytes=80 << 30, power_w=400.0)
+        gpu = GpuSample(
+            index=0,
+            uuid="GPU-test-0",
+            name="NVIDIA H100 80GB HBM3",
+            utilization_pct=80.0,
+            memory_used_bytes=8 << 30,
+            memory_total_bytes=80 << 30,
+            power_w=400.0,
+        )
         procs = tuple(ProcessSample(pid=p, gpu_index=0, used_memory_bytes=1 << 30, sm_pct=40.0) for p in self.pids)
         return Snapshot(mono=self.clock(), wall=self.clock.wall(), gpus=(gpu,), processes=procs)
 
@@ -57,8 +64,9 @@ def test_reports_count_only_for_jobs_their_file_owner_runs(shared_spool, tmp_pat
     theirs = Stepper(spool, user=NOBODY, env={"GPUTAB_TAG": "shared-eval"})  # nobody's own job
     clock = FakeClock()
     db = tmp_path / "g.db"
-    rec = Recorder(HostGpu(clock, [victim.pid, theirs.pid]), Store(db), Config(), clock=clock,
-                   wall_clock=clock.wall, spool=spool)
+    rec = Recorder(
+        HostGpu(clock, [victim.pid, theirs.pid]), Store(db), Config(), clock=clock, wall_clock=clock.wall, spool=spool
+    )
     rec.fake_clock = clock
     rec.start()
     steps(rec, 2)
@@ -86,10 +94,15 @@ def test_reports_count_only_for_jobs_their_file_owner_runs(shared_spool, tmp_pat
     assert rejected["not_pid_owner"]["owner_uid"] == NOBODY.pw_uid and rejected["not_pid_owner"]["reports"] == 1
 
     env = {**os.environ, "GPUTAB_DB": str(db)}
-    doc = json.loads(subprocess.run([*gputab_cmd(), "show", "1", "--json"], capture_output=True, text=True,
-                                    env=env, check=True).stdout)
+    doc = json.loads(
+        subprocess.run(
+            [*gputab_cmd(), "show", "1", "--json"], capture_output=True, text=True, env=env, check=True
+        ).stdout
+    )
     assert {(r["reason"], r["owner"], r["reports"]) for r in doc["rejected_reports"]} == {
-        ("not_job_owner", "nobody", 1), ("not_pid_owner", "nobody", 1)}
+        ("not_job_owner", "nobody", 1),
+        ("not_pid_owner", "nobody", 1),
+    }
     text = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, text=True, env=env, check=True).stdout
     assert "2 reports rejected" in text and "runs no process of that job" in text
     assert "names a process its owner does not own" in text
@@ -115,5 +128,4 @@ def test_root_and_the_recorders_own_user_may_report_for_any_job(shared_spool, tm
     assert job(tmp_path / "g.db", 1, "notebook")["samples"] == 9
     assert job(tmp_path / "g.db", 1, "eval-mmlu")["samples"] is None  # a demo job; nobody runs none of it
     with Store.open(tmp_path / "g.db", readonly=True) as store:
-        assert [(r["reason"], r["owner_uid"]) for r in store.rejected_reports(1)] == [
-            ("not_job_owner", NOBODY.pw_uid)]
+        assert [(r["reason"], r["owner_uid"]) for r in store.rejected_reports(1)] == [("not_job_owner", NOBODY.pw_uid)]

@@ -27,21 +27,98 @@ from gputab.store import (
 from gputab.store.schema import known_names, migrate, migrations
 
 EXPECTED = {
-    "sessions": {"id", "host", "backend", "pid", "gputab_version", "started_at", "ended_at", "end_reason",
-                 "end_detail", "started_wall", "last_wall", "ended_wall", "interval", "commit_interval",
-                 "series_interval", "prices_json", "ticks", "total_cost_usd", "energy_j"},
-    "session_gpus": {"session_id", "gpu_index", "uuid", "name", "model_key", "mode", "rate_per_hour",
-                     "charge_energy", "price_per_kwh", "pue", "price_source", "price_date", "unknown_price",
-                     "energy_method", "cost_usd", "idle_cost_usd", "unobserved_cost_usd", "energy_j"},
-    "gpu_samples": {"session_id", "gpu_index", "t_ms", "dt_ms", "utilization", "memory_used_bytes", "power_w",
-                    "temperature_c", "energy_j", "cost_usd"},
-    "jobs": {"id", "session_id", "tag", "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours",
-             "avg_utilization", "energy_kwh", "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd",
-             "cost_per_1k_samples_usd", "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd",
-             "idle_gpu_hours", "extra_json", "user", "busy_usd", "waste_usd", "tensor_active_usd"},
+    "sessions": {
+        "id",
+        "host",
+        "backend",
+        "pid",
+        "gputab_version",
+        "started_at",
+        "ended_at",
+        "end_reason",
+        "end_detail",
+        "started_wall",
+        "last_wall",
+        "ended_wall",
+        "interval",
+        "commit_interval",
+        "series_interval",
+        "prices_json",
+        "ticks",
+        "total_cost_usd",
+        "energy_j",
+    },
+    "session_gpus": {
+        "session_id",
+        "gpu_index",
+        "uuid",
+        "name",
+        "model_key",
+        "mode",
+        "rate_per_hour",
+        "charge_energy",
+        "price_per_kwh",
+        "pue",
+        "price_source",
+        "price_date",
+        "unknown_price",
+        "energy_method",
+        "cost_usd",
+        "idle_cost_usd",
+        "unobserved_cost_usd",
+        "energy_j",
+    },
+    "gpu_samples": {
+        "session_id",
+        "gpu_index",
+        "t_ms",
+        "dt_ms",
+        "utilization",
+        "memory_used_bytes",
+        "power_w",
+        "temperature_c",
+        "energy_j",
+        "cost_usd",
+    },
+    "jobs": {
+        "id",
+        "session_id",
+        "tag",
+        "cost_usd",
+        "burn_rate_usd_per_hour",
+        "gpu_hours",
+        "effective_gpu_hours",
+        "avg_utilization",
+        "energy_kwh",
+        "peak_vram_bytes",
+        "samples",
+        "tokens",
+        "cost_per_sample_usd",
+        "cost_per_1k_samples_usd",
+        "cost_per_1m_tokens_usd",
+        "cost_per_effective_gpu_hour_usd",
+        "idle_gpu_hours",
+        "extra_json",
+        "user",
+        "busy_usd",
+        "waste_usd",
+        "tensor_active_usd",
+    },
     "job_samples": {"job_id", "t_ms", "cost_usd", "gpu_s", "effective_gpu_s", "vram_bytes", "burn_rate_usd_per_hour"},
-    "processes": {"id", "session_id", "pid", "create_time", "gpu_index", "user", "name", "cmdline", "tag",
-                  "tag_source", "first_wall", "last_wall"},
+    "processes": {
+        "id",
+        "session_id",
+        "pid",
+        "create_time",
+        "gpu_index",
+        "user",
+        "name",
+        "cmdline",
+        "tag",
+        "tag_source",
+        "first_wall",
+        "last_wall",
+    },
     "progress": {"id", "session_id", "tag", "samples", "tokens", "wall", "source", "reporter", "owner_uid"},
     "tag_changes": {"id", "session_id", "pid", "create_time", "tag", "wall", "source"},
     "rejected_reports": {"session_id", "reason", "owner_uid", "reports", "samples", "tokens"},
@@ -50,8 +127,17 @@ EXPECTED = {
 
 
 def _meta(**kw) -> SessionMeta:
-    base = dict(host="h", backend="demo", pid=1, gputab_version="0", started_wall=1000.0, interval=1.0,
-                commit_interval=2.0, series_interval=10.0, prices_json="{}")
+    base = dict(
+        host="h",
+        backend="demo",
+        pid=1,
+        gputab_version="0",
+        started_wall=1000.0,
+        interval=1.0,
+        commit_interval=2.0,
+        series_interval=10.0,
+        prices_json="{}",
+    )
     return SessionMeta(**{**base, **kw})
 
 
@@ -84,9 +170,18 @@ def test_an_old_database_opens_with_a_newer_gputab(tmp_path):
     db = Database(path)
     migrate(db, path, stop_before=known_names()[1])  # as the first release left it
     assert set(db.table_names()) >= {"sessions", "jobs"} and "progress" not in db.table_names()
-    db["sessions"].insert({"host": "old", "started_at": "2026-01-01T00:00:00Z", "started_wall": 1.0e9,
-                           "ended_at": "2026-01-01T01:00:00Z", "ended_wall": 1.0e9 + 3600, "end_reason": "clean",
-                           "total_cost_usd": 4.76, "ticks": 3600})
+    db["sessions"].insert(
+        {
+            "host": "old",
+            "started_at": "2026-01-01T00:00:00Z",
+            "started_wall": 1.0e9,
+            "ended_at": "2026-01-01T01:00:00Z",
+            "ended_wall": 1.0e9 + 3600,
+            "end_reason": "clean",
+            "total_cost_usd": 4.76,
+            "ticks": 3600,
+        }
+    )
     db.close()
     store = Store.open(path)
     assert "progress" in store.db.table_names() and "alerts" in store.db.table_names()
@@ -98,15 +193,15 @@ def test_a_newer_database_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "new.db"
     Store.open(path).close()
     db = Database(path)
-    db["_sqlite_migrations"].insert({"migration_set": "gputab", "name": "m999_from_the_future",
-                                     "applied_at": "2030-01-01"})
+    db["_sqlite_migrations"].insert(
+        {"migration_set": "gputab", "name": "m999_from_the_future", "applied_at": "2030-01-01"}
+    )
     db.close()
     before = path.read_bytes()
     with pytest.raises(SchemaTooNew, match="newer gputab.*m999_from_the_future.*upgrade gputab"):
         Store.open(path)
     assert path.read_bytes() == before
-    r = subprocess.run([sys.executable, "-m", "gputab", "--db", str(path), "sessions"], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "gputab", "--db", str(path), "sessions"], capture_output=True, text=True)
     assert r.returncode == 1 and "newer gputab" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -137,8 +232,10 @@ def test_orphans_close_at_their_last_commit_but_not_under_a_live_writer(tmp_path
 def test_writer_lock_names_its_holder_and_dies_with_it(tmp_path):
     path = tmp_path / "g.db"
     store = Store.open(path)
-    code = (f"from gputab.store import Store; import time, sys; l = Store({str(path)!r}).writer_lock(); "
-            "l.acquire(); l.set_session(7); print('held', flush=True); time.sleep(60)")
+    code = (
+        f"from gputab.store import Store; import time, sys; l = Store({str(path)!r}).writer_lock(); "
+        "l.acquire(); l.set_session(7); print('held', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -176,7 +273,8 @@ def test_a_failed_flush_keeps_everything_for_the_next(tmp_path):
     (job,) = reader.jobs(w.session_id)
     assert job["cost_usd"] == 0.01 and job["gpus"] == [0]
     assert reader.job_series(w.session_id, "a") == [
-        {"t": 1.0, "cost_usd": 0.01, "gpu_s": 1.0, "utilization": 0.5, "vram_bytes": 10, "burn_rate_usd_per_hour": 1.0}]
+        {"t": 1.0, "cost_usd": 0.01, "gpu_s": 1.0, "utilization": 0.5, "vram_bytes": 10, "burn_rate_usd_per_hour": 1.0}
+    ]
 
 
 def test_resolve_session(tmp_path):
@@ -196,8 +294,14 @@ def test_bytes_per_gpu_day_at_one_second(tmp_path):
     """Record one simulated hour at 1 s on the 4-GPU demo box; the series must stay under ~5 MB per GPU-day."""
     clock = FakeClock()
     store = Store(tmp_path / "g.db")
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), store, Config(recorder=RecorderConfig()),
-                   clock=clock, wall_clock=clock.wall, spool=tmp_path / "spool")
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        store,
+        Config(recorder=RecorderConfig()),
+        clock=clock,
+        wall_clock=clock.wall,
+        spool=tmp_path / "spool",
+    )
     rec.start()
     ticks = 3600
     for _ in range(ticks):

@@ -41,18 +41,44 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 DIMENSIONLESS = {"pue"}
 """Numbers with no unit: a ratio of like units. Any other number must name its unit."""
 
-FLEET_ONLY = {"prometheus", "queried_at", "stale_after_seconds", "queries_per_refresh", "totals", "hosts", "host_count",
-              "stale_host_count", "stale", "last_seen_at", "session_cost_usd", "spent_today_usd", "idle_today_usd",
-              "idle_burn_rate_usd_per_hour", "active_alert_count", "alert_counts", "count", "burn_rate_history",
-              "sampled_at", "per_host", "warnings"}
+FLEET_ONLY = {
+    "prometheus",
+    "queried_at",
+    "stale_after_seconds",
+    "queries_per_refresh",
+    "totals",
+    "hosts",
+    "host_count",
+    "stale_host_count",
+    "stale",
+    "last_seen_at",
+    "session_cost_usd",
+    "spent_today_usd",
+    "idle_today_usd",
+    "idle_burn_rate_usd_per_hour",
+    "active_alert_count",
+    "alert_counts",
+    "count",
+    "burn_rate_history",
+    "sampled_at",
+    "per_host",
+    "warnings",
+}
 """Keys only ``fleet --json`` has (checked against the fleet document)."""
 CSV_ONLY = {"gpu_uuid", "gpu_name"}
 MIG_ONLY = {"gpu_instance_slices", "slices", "sm_count", "label"}
 """Keys only a GPU in MIG mode shows (checked on the fake NVML: test_a_mig_snapshot_speaks_the_vocabulary)."""
 """Keys only CSV headers have (checked against them)."""
 
-PY_TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool, "array": list, "object": dict,
-            "time": str}
+PY_TYPES = {
+    "integer": int,
+    "number": (int, float),
+    "string": str,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "time": str,
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,22 +93,32 @@ def db(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("vocab") / "gputab.db"
     clock = FakeClock()
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(path), Config(), clock=clock,
-                   wall_clock=clock.wall)
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(path), Config(), clock=clock, wall_clock=clock.wall
+    )
     rec.start()
     for i in range(20):
         clock.advance(1.0)
         rec.step()
         if i == 5:
-            rec.record_alert(Alert(BUDGET_WARNING, "warning", "job llama3-8b-lora: 80% of its budget",
-                                   clock.wall(), tag="llama3-8b-lora", data={"cap_usd": 1.0}))
+            rec.record_alert(
+                Alert(
+                    BUDGET_WARNING,
+                    "warning",
+                    "job llama3-8b-lora: 80% of its budget",
+                    clock.wall(),
+                    tag="llama3-8b-lora",
+                    data={"cap_usd": 1.0},
+                )
+            )
             idle = Alert(IDLE_MONEY, "warning", "GPU 3: idle", clock.wall(), gpu=3)
             rec.record_alert(idle)
         if i == 10:
             rec.record_alert(dataclasses.replace(idle, ended_at=clock.wall()))
     assert rec.writer is not None
-    rec.writer.set_rejected([{"reason": next(iter(REASONS)), "owner_uid": 65534, "reports": 3, "samples": 30,
-                              "tokens": 0}])
+    rec.writer.set_rejected(
+        [{"reason": next(iter(REASONS)), "owner_uid": 65534, "reports": 3, "samples": 30, "tokens": 0}]
+    )
     assert rec.close("clean")
     return path
 
@@ -145,9 +181,24 @@ def test_every_json_document_speaks_the_vocabulary(db):
         seen |= check_document(doc, name)
     # Every documented key that a box without Prometheus can show is produced (fleet's: the next test).
     assert set(BY_NAME) - FLEET_ONLY - CSV_ONLY - MIG_ONLY - seen == set(), "documented, never produced"
-    for key in ("started_at", "duration_seconds", "avg_utilization_pct", "energy_joules", "rate_usd_per_hour",
-                "share_pct", "taken_at", "power_watts", "alert_count", "job_count", "session_count",
-                "idle_cost_usd", "waste_usd", "waste_by_reason", "price_usd_per_kwh", "session_id"):
+    for key in (
+        "started_at",
+        "duration_seconds",
+        "avg_utilization_pct",
+        "energy_joules",
+        "rate_usd_per_hour",
+        "share_pct",
+        "taken_at",
+        "power_watts",
+        "alert_count",
+        "job_count",
+        "session_count",
+        "idle_cost_usd",
+        "waste_usd",
+        "waste_by_reason",
+        "price_usd_per_kwh",
+        "session_id",
+    ):
         assert key in seen, key
 
 
@@ -162,8 +213,12 @@ def test_fleet_json_speaks_the_vocabulary():
 
 def test_utilization_is_a_percent_everywhere(db):
     docs = documents(db)
-    utils = [(name, path, v) for name, doc in docs.items() for path, k, v in walk(doc)
-             if k.endswith("utilization_pct") and v is not None]
+    utils = [
+        (name, path, v)
+        for name, doc in docs.items()
+        for path, k, v in walk(doc)
+        if k.endswith("utilization_pct") and v is not None
+    ]
     assert utils and all(0 <= v <= 100 for _, _, v in utils), utils
     # At least one job near full load: a percent, not a fraction that happens to be under 1.
     assert any(v > 1 for name, path, v in utils if "avg_utilization_pct" in path), utils
@@ -209,10 +264,23 @@ def test_keys_name_their_units():
 
 
 def test_public_renames_converts_and_leaves_data_alone():
-    internal = {"start": 1_767_225_600.0, "avg_utilization": 0.5, "jobs": 3, "energy_mj": 1000, "energy_j": 1.0,
-                "waste_by_reason": {"start": 0.1 + 0.2}, "cost_usd": 0.1 + 0.2}
-    assert public(internal) == {"started_at": "2026-01-01T00:00:00Z", "avg_utilization_pct": 50.0, "job_count": 3,
-                                "energy_joules": 1.0, "waste_by_reason": {"start": 0.3}, "cost_usd": 0.3}
+    internal = {
+        "start": 1_767_225_600.0,
+        "avg_utilization": 0.5,
+        "jobs": 3,
+        "energy_mj": 1000,
+        "energy_j": 1.0,
+        "waste_by_reason": {"start": 0.1 + 0.2},
+        "cost_usd": 0.1 + 0.2,
+    }
+    assert public(internal) == {
+        "started_at": "2026-01-01T00:00:00Z",
+        "avg_utilization_pct": 50.0,
+        "job_count": 3,
+        "energy_joules": 1.0,
+        "waste_by_reason": {"start": 0.3},
+        "cost_usd": 0.3,
+    }
     assert public(public(internal)) == public(internal)  # idempotent: documents may pass through twice
 
 
@@ -251,8 +319,6 @@ def test_help_names_only_real_keys(command):
         assert name in BY_NAME, f"`{command} --help` names {name!r}, which no document has"
 
 
-
-
 def test_readme_lists_the_csv_columns_in_order():
     from gputab.export import COLUMNS
 
@@ -271,10 +337,19 @@ def test_a_mig_snapshot_speaks_the_vocabulary(fake_nvml):
 
     from fakenvml import GIB, GpuSpec, Mig, Scenario
 
-    fake_nvml.write(Scenario(gpus=[GpuSpec(mig=1, util=90, power_mw=400_000)],
-                             migs=[Mig(0, 0, gi=1, ci=0, ci_slices=3, mem_total=40 * GIB, mem_used=9 * GIB)]))
-    out = subprocess.run([sys.executable, "-m", "gputab", "snapshot", "--json", "--over", "0"], env=fake_nvml.env(),
-                         capture_output=True, text=True, timeout=60)
+    fake_nvml.write(
+        Scenario(
+            gpus=[GpuSpec(mig=1, util=90, power_mw=400_000)],
+            migs=[Mig(0, 0, gi=1, ci=0, ci_slices=3, mem_total=40 * GIB, mem_used=9 * GIB)],
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "gputab", "snapshot", "--json", "--over", "0"],
+        env=fake_nvml.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     seen = check_document(doc, "snapshot (MIG)")

@@ -34,6 +34,7 @@ def tick(led, t, gpus, procs=(), tags=None, cpu=()):
 
 # -- the split -----------------------------------------------------------------------------------------------------
 
+
 def test_worked_example_1_split():
     """One H100 at $8/h, 60 % for 10 h: $80 = $48 busy + $32 wasted."""
     led = Ledger(table(8.0), interval=60)
@@ -97,21 +98,44 @@ def test_tensor_and_throttled_dollars():
 
 proc_st = st.builds(
     lambda pid, gi, mem, sm: ProcessSample(pid, gi, mem, sm),
-    st.integers(1, 5), st.integers(0, 1), st.one_of(st.none(), st.integers(0, 8 * GIB)),
+    st.integers(1, 5),
+    st.integers(0, 1),
+    st.one_of(st.none(), st.integers(0, 8 * GIB)),
     st.one_of(st.none(), st.floats(0, 100)),
 )
 gpu_st = st.builds(
     lambda i, util, lost, sm, occ, tensor, dram, thr: gpu(
-        util, index=i, lost=lost, sm_active_pct=sm, sm_occupancy_pct=occ, tensor_active_pct=tensor,
-        dram_bw_pct=dram, throttle_seconds=None if thr is None else dict.fromkeys(THROTTLE_REASONS, thr)),
-    st.integers(0, 1), st.one_of(st.none(), st.integers(0, 100)), st.booleans(),
-    *[st.one_of(st.none(), st.floats(0, 100)) for _ in range(4)], st.one_of(st.none(), st.floats(0, 20)),
+        util,
+        index=i,
+        lost=lost,
+        sm_active_pct=sm,
+        sm_occupancy_pct=occ,
+        tensor_active_pct=tensor,
+        dram_bw_pct=dram,
+        throttle_seconds=None if thr is None else dict.fromkeys(THROTTLE_REASONS, thr),
+    ),
+    st.integers(0, 1),
+    st.one_of(st.none(), st.integers(0, 100)),
+    st.booleans(),
+    *[st.one_of(st.none(), st.floats(0, 100)) for _ in range(4)],
+    st.one_of(st.none(), st.floats(0, 20)),
 )
-cpu_st = st.builds(CpuSample, st.integers(1, 5), st.sampled_from([True, False, None]),
-                   st.one_of(st.none(), st.floats(0, 800)), st.integers(1, 5), st.one_of(st.none(), st.floats(0, 100)),
-                   st.integers(1, 8), st.one_of(st.none(), st.floats(0, 100)))
-tick_st = st.tuples(st.floats(0.1, 30), st.lists(gpu_st, max_size=2, unique_by=lambda g: g.index),
-                    st.lists(proc_st, max_size=5), st.lists(cpu_st, max_size=5, unique_by=lambda c: c.pid))
+cpu_st = st.builds(
+    CpuSample,
+    st.integers(1, 5),
+    st.sampled_from([True, False, None]),
+    st.one_of(st.none(), st.floats(0, 800)),
+    st.integers(1, 5),
+    st.one_of(st.none(), st.floats(0, 100)),
+    st.integers(1, 8),
+    st.one_of(st.none(), st.floats(0, 100)),
+)
+tick_st = st.tuples(
+    st.floats(0.1, 30),
+    st.lists(gpu_st, max_size=2, unique_by=lambda g: g.index),
+    st.lists(proc_st, max_size=5),
+    st.lists(cpu_st, max_size=5, unique_by=lambda c: c.pid),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -137,6 +161,7 @@ def test_busy_plus_waste_is_cost_and_reasons_sum_to_waste(ticks, tags):
 
 
 # -- the diagnosis: each reason, its evidence, and no claim without it ---------------------------------------------
+
 
 def ev(util=20, **kw):
     g = gpu(util, **kw.pop("gpu", {}))
@@ -188,8 +213,7 @@ def test_gpm_reasons_each_need_their_figures():
     d = diagnose(ev(40, gpu_count=4, gpu={"sm_active_pct": 10.0, "nvlink_rx_bytes_per_s": 30.0 * GIB}), CFG)
     assert d.reason == "comm_stall" and "4 GPUs" in d.evidence and "30.0 GiB/s" in d.evidence
     # The same figures on a one-GPU job are not a comm stall.
-    assert diagnose(ev(40, gpu={"sm_active_pct": 10.0, "nvlink_rx_bytes_per_s": 30 * GIB}), CFG).reason != \
-        "comm_stall"
+    assert diagnose(ev(40, gpu={"sm_active_pct": 10.0, "nvlink_rx_bytes_per_s": 30 * GIB}), CFG).reason != "comm_stall"
     # Without GPM none of these is claimed.
     assert diagnose(ev(95), CFG).reason == "unexplained"
 
@@ -234,6 +258,7 @@ def test_evidence_never_carries_outside_text():
 
 
 # -- the [waste] config section ------------------------------------------------------------------------------------
+
 
 def test_waste_config_section_parses_and_validates():
     from gputab.config import parse_config

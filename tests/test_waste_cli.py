@@ -37,7 +37,7 @@ def test_show_json_and_text_carry_the_split_and_the_reasons(tmp_path):
     assert row == (pytest.approx(jobs["eval-mmlu"]["busy_usd"]), pytest.approx(jobs["eval-mmlu"]["waste_usd"]))
 
     text = gputab("--db", str(db), "show", "last").stdout
-    block = text[text.index("Waste ("):]
+    block = text[text.index("Waste (") :]
     assert "eval-mmlu" in block and "input_bound" in block and "pid 32011" in block
     assert "stranded_memory" in block and "held by pid 35500, which has exited" in block
     assert "throttled: power_cap $" in block
@@ -48,9 +48,11 @@ def test_sessions_recorded_before_waste_still_show(tmp_path):
     db_path = tmp_path / "old.db"
     db = Database(db_path)
     migrate(db, db_path, stop_before="m006_waste")
-    db.execute("INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, "
-               "interval, ticks, total_cost_usd) "
-               "VALUES (1, 'old', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)")
+    db.execute(
+        "INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, "
+        "interval, ticks, total_cost_usd) "
+        "VALUES (1, 'old', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)"
+    )
     db.execute("INSERT INTO jobs (session_id, tag, cost_usd, extra_json) VALUES (1, 'old-job', 1.0, '{}')")
     db.conn.commit()
     db.close()

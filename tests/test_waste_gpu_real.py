@@ -16,8 +16,14 @@ from test_gpu_real import _TWO_POLLS, real_gpu_count  # noqa: F401 - a fixture, 
 
 pytestmark = pytest.mark.gpu
 
-GPM_FIELDS = ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct", "dram_bw_pct", "nvlink_rx_bytes_per_s",
-              "nvlink_tx_bytes_per_s")
+GPM_FIELDS = (
+    "sm_active_pct",
+    "sm_occupancy_pct",
+    "tensor_active_pct",
+    "dram_bw_pct",
+    "nvlink_rx_bytes_per_s",
+    "nvlink_tx_bytes_per_s",
+)
 HOPPER_OR_NEWER = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
 
 
@@ -27,8 +33,21 @@ def test_gpm_and_clock_reasons_on_real_gpus(real_gpu_count):  # noqa: F811 - the
     first, second = json.loads(out.stdout)
     dt = second["mono"] - first["mono"]
     for g in second["gpus"]:
-        print(json.dumps({k: g[k] for k in ("index", "name", *GPM_FIELDS, "pcie_rx_bytes_per_s",
-                                            "pcie_tx_bytes_per_s", "throttle_seconds")}))
+        print(
+            json.dumps(
+                {
+                    k: g[k]
+                    for k in (
+                        "index",
+                        "name",
+                        *GPM_FIELDS,
+                        "pcie_rx_bytes_per_s",
+                        "pcie_tx_bytes_per_s",
+                        "throttle_seconds",
+                    )
+                }
+            )
+        )
         assert not g["lost"], second["errors"]
         for field in GPM_FIELDS[:4]:
             assert g[field] is None or 0 <= g[field] <= 100, (field, g[field])

@@ -19,8 +19,14 @@ def demo_collector(tmp_path, max_tags: int, seconds: int = 60) -> TickCollector:
         def on_tick(self, tick):
             collector.update(tick)
 
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store(tmp_path / "db.sqlite"), Config(),
-                   clock=clock, wall_clock=clock.wall, observers=[Feed()])
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store(tmp_path / "db.sqlite"),
+        Config(),
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=[Feed()],
+    )
     rec.start()
     for _ in range(seconds):
         clock.advance(1.0)

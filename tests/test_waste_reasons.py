@@ -16,11 +16,7 @@ from fakenvml import GIB, GpuSpec, Proc, Scenario
 
 BURN = "import time\nt = time.time() + 60\nwhile time.time() < t: pass\n"
 # A job's main process that starts a CPU-burning child (a dataloader worker) and waits.
-LOADER = (
-    "import subprocess, sys, time\n"
-    f"subprocess.Popen([sys.executable, '-c', {BURN!r}])\n"
-    "time.sleep(60)\n"
-)
+LOADER = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {BURN!r}])\ntime.sleep(60)\n"
 
 
 def spawn(tag: str, code: str = "import time; time.sleep(60)") -> subprocess.Popen:
@@ -57,8 +53,7 @@ def _kill(pid: int) -> None:
 
 
 def hopper(**kw) -> GpuSpec:
-    base = dict(util=90, mem_used=20 * GIB, gpm=1, gpm_sm_util=80, gpm_sm_occupancy=60, gpm_tensor=40,
-                gpm_dram_bw=30)
+    base = dict(util=90, mem_used=20 * GIB, gpm=1, gpm_sm_util=80, gpm_sm_occupancy=60, gpm_tensor=40, gpm_dram_bw=30)
     base.update(kw)
     return GpuSpec(**base)
 
@@ -86,8 +81,7 @@ def test_input_bound_a_real_cpu_burning_child_while_the_gpu_idles(fake_nvml, pro
     deadline = time.monotonic() + 10
     while not _children(pid) and time.monotonic() < deadline:  # its worker must exist before the first poll
         time.sleep(0.05)
-    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=5, gpm_sm_util=4)], processes=[Proc(0, pid, 8 * GIB)]),
-               ticks=5)
+    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=5, gpm_sm_util=4)], processes=[Proc(0, pid, 8 * GIB)]), ticks=5)
     job = jobs["loader-job"]
     # On a crowded test box the worker may get little CPU, but it is always running or queued for one.
     assert_reason(job, "input_bound", "GPU util 5%")
@@ -97,8 +91,7 @@ def test_input_bound_a_real_cpu_burning_child_while_the_gpu_idles(fake_nvml, pro
 
 def test_no_input_bound_claim_when_the_cpu_side_is_idle(fake_nvml, procs):
     pid = procs("sleepy-job")
-    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=5, gpm_sm_util=4)], processes=[Proc(0, pid, 8 * GIB)]),
-               ticks=4)
+    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=5, gpm_sm_util=4)], processes=[Proc(0, pid, 8 * GIB)]), ticks=4)
     assert jobs["sleepy-job"]["waste_top_reason"] == "unexplained"
 
 
@@ -121,8 +114,12 @@ def test_stranded_memory_held_by_a_pid_that_exited(fake_nvml, procs):
 
 def test_stranded_memory_held_at_zero_utilization_for_long(fake_nvml, procs):
     pid = procs("parked-job")
-    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=0, gpm_sm_util=0)], processes=[Proc(0, pid, 30 * GIB)]),
-               ticks=5, stranded_seconds=0.5)
+    jobs = run(
+        fake_nvml,
+        Scenario(gpus=[hopper(util=0, gpm_sm_util=0)], processes=[Proc(0, pid, 30 * GIB)]),
+        ticks=5,
+        stranded_seconds=0.5,
+    )
     assert_reason(jobs["parked-job"], "stranded_memory", "30.0 GiB held at 0% utilization")
 
 
@@ -148,16 +145,24 @@ def test_memory_bound(fake_nvml, procs):
 def test_comm_stall_needs_two_gpus(fake_nvml, procs):
     a, b, solo = procs("ddp-job"), procs("ddp-job"), procs("solo-job")
     link = dict(util=35, gpm_sm_util=10, gpm_nvlink_rx_mibs=12_000, gpm_nvlink_tx_mibs=12_000)
-    jobs = run(fake_nvml, Scenario(gpus=[hopper(**link), hopper(**link), hopper(**link)],
-                                   processes=[Proc(0, a), Proc(1, b), Proc(2, solo)]))
+    jobs = run(
+        fake_nvml,
+        Scenario(
+            gpus=[hopper(**link), hopper(**link), hopper(**link)], processes=[Proc(0, a), Proc(1, b), Proc(2, solo)]
+        ),
+    )
     assert_reason(jobs["ddp-job"], "comm_stall", "on 2 GPUs", "23.4 GiB/s")
     assert jobs["solo-job"]["waste_top_reason"] != "comm_stall"
 
 
 def test_oversized(fake_nvml, procs):
     pid = procs("notebook")
-    jobs = run(fake_nvml, Scenario(gpus=[hopper(util=3, gpm_sm_util=2, mem_used=GIB)], processes=[Proc(0, pid, GIB)]),
-               ticks=5, oversized_seconds=0.5)
+    jobs = run(
+        fake_nvml,
+        Scenario(gpus=[hopper(util=3, gpm_sm_util=2, mem_used=GIB)], processes=[Proc(0, pid, GIB)]),
+        ticks=5,
+        oversized_seconds=0.5,
+    )
     assert_reason(jobs["notebook"], "oversized", "1.0 GiB of 80.0 GiB", "a smaller GPU would do")
 
 

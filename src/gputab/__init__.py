@@ -13,10 +13,23 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "report"]
 
 
-def report(samples: int = 0, tokens: int = 0, tag: str | None = None, *, total_samples: int | None = None,
-           total_tokens: int | None = None, progress: float | None = None) -> None:
+def report(
+    samples: int = 0,
+    tokens: int = 0,
+    tag: str | None = None,
+    *,
+    total_samples: int | None = None,
+    total_tokens: int | None = None,
+    progress: float | None = None,
+) -> None:
     """Add processed ``samples`` and ``tokens`` to this process's job, and its progress (see :mod:`gputab.report`)."""
     from gputab.report import report as _report
 
-    _report(samples=samples, tokens=tokens, tag=tag, total_samples=total_samples, total_tokens=total_tokens,
-            progress=progress)
+    _report(
+        samples=samples,
+        tokens=tokens,
+        tag=tag,
+        total_samples=total_samples,
+        total_tokens=total_tokens,
+        progress=progress,
+    )

@@ -22,8 +22,13 @@ class AlertCommand:
         clock: monotonic clock.
     """
 
-    def __init__(self, argv: Sequence[str], timeout: float = 10.0, max_running: int = 4,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        timeout: float = 10.0,
+        max_running: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.argv = list(argv)
         self.timeout = timeout
         self.max_running = max_running
@@ -41,8 +46,9 @@ class AlertCommand:
             return "; ".join(problems + [f"alert command skipped: {len(self._running)} runs still going"])
         data = (json.dumps(dict(payload), default=str) + "\n").encode()
         try:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, close_fds=True)
+            proc = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True
+            )
         except OSError as exc:
             return "; ".join(problems + [f"alert command {self.argv[0]!r} could not start: {exc.strerror or exc}"])
         try:

@@ -80,8 +80,15 @@ class Alert:
 
     def to_json(self) -> dict:
         return {
-            "kind": self.kind, "severity": self.severity, "message": self.message, "subject": self.subject,
-            "tag": self.tag, "gpu": self.gpu, "started_at": self.started_at, "ended_at": self.ended_at, "data": dict(self.data),
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+            "subject": self.subject,
+            "tag": self.tag,
+            "gpu": self.gpu,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "data": dict(self.data),
         }
 
 
@@ -184,8 +191,12 @@ class AlertEngine:
         job_gone_after: seconds without GPU time after which a job counts as ended (its alerts clear).
     """
 
-    def __init__(self, config: AlertsConfig | None = None, budgets: Mapping[str, float] | None = None,
-                 job_gone_after: float = 120.0) -> None:
+    def __init__(
+        self,
+        config: AlertsConfig | None = None,
+        budgets: Mapping[str, float] | None = None,
+        job_gone_after: float = 120.0,
+    ) -> None:
         self.config = config or AlertsConfig()
         self.budgets: dict[str, float] = dict(budgets or {})
         self.prior_spend: dict[str, float] = {}
@@ -213,8 +224,14 @@ class AlertEngine:
         """What each tag cost before this session (the recorder reads it from the database at start)."""
         self.prior_spend = {tag: float(usd) for tag, usd in spent.items() if tag in self.budgets}
 
-    def update(self, wall: float, gpus: Iterable[Any], intervals: Iterable[Any], jobs: Iterable[Mapping[str, Any]],
-               mono: float | None = None) -> AlertChanges:
+    def update(
+        self,
+        wall: float,
+        gpus: Iterable[Any],
+        intervals: Iterable[Any],
+        jobs: Iterable[Mapping[str, Any]],
+        mono: float | None = None,
+    ) -> AlertChanges:
         """Feed one tick; return what was raised and cleared.
 
         Args:
@@ -269,13 +286,24 @@ class AlertEngine:
             since = self._pressure_since.setdefault(g.index, now)
             if now - since < cfg.memory_pressure_seconds:
                 continue
-            want(key, lambda: Alert(
-                MEMORY_PRESSURE, WARNING,
-                f"GPU {g.index}: memory {pct:.0f}% used for {format_duration(now - since)} "
-                f"(threshold {cfg.memory_pressure_pct:.0f}%)",
-                wall, gpu=g.index,
-                data={"memory_used_bytes": used, "memory_total_bytes": total, "used_pct": pct,
-                      "threshold_pct": cfg.memory_pressure_pct, "seconds": now - since}))
+            want(
+                key,
+                lambda: Alert(
+                    MEMORY_PRESSURE,
+                    WARNING,
+                    f"GPU {g.index}: memory {pct:.0f}% used for {format_duration(now - since)} "
+                    f"(threshold {cfg.memory_pressure_pct:.0f}%)",
+                    wall,
+                    gpu=g.index,
+                    data={
+                        "memory_used_bytes": used,
+                        "memory_total_bytes": total,
+                        "used_pct": pct,
+                        "threshold_pct": cfg.memory_pressure_pct,
+                        "seconds": now - since,
+                    },
+                ),
+            )
 
     def _idle_money(self, now, wall, intervals, want) -> None:
         limit = self.config.idle_minutes * 60.0
@@ -294,13 +322,23 @@ class AlertEngine:
             if idle_for < limit:
                 continue
             rate = charged / iv.dt * 3600.0 if iv.dt > 0 else 0.0
-            want(key, lambda: Alert(
-                IDLE_MONEY, WARNING,
-                f"GPU {iv.gpu_index}: idle for {format_duration(idle_for)}, {format_money(spent)} spent on nothing "
-                f"({format_money(rate)}/h)",
-                wall, gpu=iv.gpu_index,
-                data={"idle_seconds": idle_for, "idle_since": since_wall, "idle_cost_usd": spent,
-                      "burn_rate_usd_per_hour": rate}))
+            want(
+                key,
+                lambda: Alert(
+                    IDLE_MONEY,
+                    WARNING,
+                    f"GPU {iv.gpu_index}: idle for {format_duration(idle_for)}, {format_money(spent)} spent on nothing "
+                    f"({format_money(rate)}/h)",
+                    wall,
+                    gpu=iv.gpu_index,
+                    data={
+                        "idle_seconds": idle_for,
+                        "idle_since": since_wall,
+                        "idle_cost_usd": spent,
+                        "burn_rate_usd_per_hour": rate,
+                    },
+                ),
+            )
 
     def _low_utilization(self, now, wall, intervals, want) -> None:
         cfg = self.config
@@ -329,13 +367,23 @@ class AlertEngine:
             if avg * 100.0 >= cfg.low_utilization_pct:
                 want(key, None)
                 continue
-            want(key, lambda: Alert(
-                LOW_UTILIZATION, WARNING,
-                f"job {tag}: GPU utilization averaged {avg * 100:.0f}% over the last "
-                f"{format_duration(window)} (threshold {cfg.low_utilization_pct:.0f}%)",
-                wall, tag=tag,
-                data={"avg_utilization": avg, "window_seconds": window, "threshold_pct": cfg.low_utilization_pct,
-                      "gpu_hours_in_window": st.util.gpu_s / 3600.0}))
+            want(
+                key,
+                lambda: Alert(
+                    LOW_UTILIZATION,
+                    WARNING,
+                    f"job {tag}: GPU utilization averaged {avg * 100:.0f}% over the last "
+                    f"{format_duration(window)} (threshold {cfg.low_utilization_pct:.0f}%)",
+                    wall,
+                    tag=tag,
+                    data={
+                        "avg_utilization": avg,
+                        "window_seconds": window,
+                        "threshold_pct": cfg.low_utilization_pct,
+                        "gpu_hours_in_window": st.util.gpu_s / 3600.0,
+                    },
+                ),
+            )
 
     @staticmethod
     def _full_windows(kind, states, gone, now, window, want):
@@ -368,9 +416,14 @@ class AlertEngine:
             to_cap = left / burn * 3600.0 if burn > 0 and not exceeded else None
             if to_cap is not None and not math.isfinite(to_cap):
                 to_cap = None  # a huge cap at a tiny burn: no time to the cap worth stating
-            data = {"cap_usd": cap, "spent_usd": spent, "spent_pct": pct, "burn_rate_usd_per_hour": burn,
-                    "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
-                    "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None)}
+            data = {
+                "cap_usd": cap,
+                "spent_usd": spent,
+                "spent_pct": pct,
+                "burn_rate_usd_per_hour": burn,
+                "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
+                "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None),
+            }
             if to_cap is not None:
                 eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
             elif exceeded or burn > 0:
@@ -378,26 +431,63 @@ class AlertEngine:
             else:
                 eta = "; not burning now"
             # A budget warning gives way to the exceeded alert: one budget alert per job at a time.
-            want((BUDGET_WARNING, tag, None), (lambda: Alert(
-                BUDGET_WARNING, WARNING,
-                f"job {tag}: {format_money(spent)} of its {format_money(cap)} budget spent ({pct:.0f}%){eta}",
-                wall, tag=tag, data=data)) if warning else None)
-            want((BUDGET_EXCEEDED, tag, None), (lambda: Alert(
-                BUDGET_EXCEEDED, CRITICAL,
-                f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
-                wall, tag=tag, data=data)) if exceeded else None)
+            want(
+                (BUDGET_WARNING, tag, None),
+                (
+                    lambda: Alert(
+                        BUDGET_WARNING,
+                        WARNING,
+                        f"job {tag}: {format_money(spent)} of its {format_money(cap)} budget spent ({pct:.0f}%){eta}",
+                        wall,
+                        tag=tag,
+                        data=data,
+                    )
+                )
+                if warning
+                else None,
+            )
+            want(
+                (BUDGET_EXCEEDED, tag, None),
+                (
+                    lambda: Alert(
+                        BUDGET_EXCEEDED,
+                        CRITICAL,
+                        f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
+                        wall,
+                        tag=tag,
+                        data=data,
+                    )
+                )
+                if exceeded
+                else None,
+            )
             raw = job.get("projected_cost_usd") if job else None
             if raw is None and not exceeded:
                 continue  # no forecast now (a pause in the reports): a projection alert stays as it was
             total = before + float(raw) if raw is not None and not exceeded else cap
             over = total - cap
-            pdata = {**data, "projected_cost_usd": total if over > 0 else None, "projected_over_usd": over,
-                     "eta_seconds": job.get("eta_seconds") if job else None}
-            want((BUDGET_PROJECTED, tag, None), (lambda: Alert(
-                BUDGET_PROJECTED, WARNING,
-                f"job {tag}: will exceed its {format_money(cap)} budget by {format_money(over)} at completion "
-                f"(projected {format_money(total)})",
-                wall, tag=tag, data=pdata)) if over > 0 else None)
+            pdata = {
+                **data,
+                "projected_cost_usd": total if over > 0 else None,
+                "projected_over_usd": over,
+                "eta_seconds": job.get("eta_seconds") if job else None,
+            }
+            want(
+                (BUDGET_PROJECTED, tag, None),
+                (
+                    lambda: Alert(
+                        BUDGET_PROJECTED,
+                        WARNING,
+                        f"job {tag}: will exceed its {format_money(cap)} budget by {format_money(over)} at completion "
+                        f"(projected {format_money(total)})",
+                        wall,
+                        tag=tag,
+                        data=pdata,
+                    )
+                )
+                if over > 0
+                else None,
+            )
 
     def _waste_share(self, now, wall, jobs, want) -> None:
         """``waste``: the job's waste_usd grew by more than ``waste_pct`` % of its cost_usd over the window.
@@ -425,7 +515,9 @@ class AlertEngine:
                 st.last_growth = now
                 st.util.add(now, d_cost, max(0.0, min(d_waste, d_cost)))
         # A job that ended (or stopped costing) has a share that means nothing now.
-        gone = [tag for tag, st in self._waste.items() if tag not in seen or now - st.last_growth >= self.job_gone_after]
+        gone = [
+            tag for tag, st in self._waste.items() if tag not in seen or now - st.last_growth >= self.job_gone_after
+        ]
         for tag, st, key, share in self._full_windows(WASTE, self._waste, gone, now, window, want):
             if share * 100.0 <= cfg.waste_pct:
                 want(key, None)
@@ -435,14 +527,26 @@ class AlertEngine:
             evidence = job.get("waste_evidence")
             spent, wasted = st.util.gpu_s, st.util.eff_s
             why = f"likely {reason}" + (f" ({evidence})" if evidence else "")
-            want(key, lambda: Alert(
-                WASTE, WARNING,
-                f"job {tag}: {share * 100:.0f}% of its cost wasted over the last {format_duration(window)} "
-                f"({format_money(wasted)} of {format_money(spent)}, threshold {cfg.waste_pct:.0f}%); {why}",
-                wall, tag=tag,
-                data={"waste_share": share, "window_seconds": window, "threshold_pct": cfg.waste_pct,
-                      "cost_usd_in_window": spent, "waste_usd_in_window": wasted, "reason": reason,
-                      "evidence": evidence}))
+            want(
+                key,
+                lambda: Alert(
+                    WASTE,
+                    WARNING,
+                    f"job {tag}: {share * 100:.0f}% of its cost wasted over the last {format_duration(window)} "
+                    f"({format_money(wasted)} of {format_money(spent)}, threshold {cfg.waste_pct:.0f}%); {why}",
+                    wall,
+                    tag=tag,
+                    data={
+                        "waste_share": share,
+                        "window_seconds": window,
+                        "threshold_pct": cfg.waste_pct,
+                        "cost_usd_in_window": spent,
+                        "waste_usd_in_window": wasted,
+                        "reason": reason,
+                        "evidence": evidence,
+                    },
+                ),
+            )
 
 
 # -- the observer: alerts leave the engine here ---------------------------------------------------------------
@@ -466,9 +570,14 @@ class AlertObserver:
         enforcer: a ``gputab.enforcement.BudgetEnforcer`` when ``--stop-at-cap`` is on.
     """
 
-    def __init__(self, engine: AlertEngine, stream: IO[str] | None = None,
-                 sink: Callable[[Alert], object] | None = None, command: AlertCommand | None = None,
-                 enforcer: Any = None) -> None:
+    def __init__(
+        self,
+        engine: AlertEngine,
+        stream: IO[str] | None = None,
+        sink: Callable[[Alert], object] | None = None,
+        command: AlertCommand | None = None,
+        enforcer: Any = None,
+    ) -> None:
         self.engine = engine
         self.stream = stream
         self.sink = sink
@@ -476,8 +585,9 @@ class AlertObserver:
         self.enforcer = enforcer
 
     @classmethod
-    def from_config(cls, config: Any, budgets: Mapping[str, float] | None = None, backend: Any = None,
-                    **kwargs: Any) -> AlertObserver:
+    def from_config(
+        cls, config: Any, budgets: Mapping[str, float] | None = None, backend: Any = None, **kwargs: Any
+    ) -> AlertObserver:
         """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's).
 
         ``backend`` may adjust ``[alerts]`` (the demo box compresses time: ``DemoBackend.alerts_config``).
@@ -533,18 +643,29 @@ class AlertObserver:
             self._enforce(tick, snap.mono, snap.wall)
 
     def _enforce(self, tick: Any, mono: float, wall: float) -> None:
-        over = {a.tag for a in self.engine.active
-                if a.kind == BUDGET_EXCEEDED and a.tag is not None and self.enforcer.covers(a.tag)}
+        over = {
+            a.tag
+            for a in self.engine.active
+            if a.kind == BUDGET_EXCEEDED and a.tag is not None and self.enforcer.covers(a.tag)
+        }
         actions = []
         for tag in sorted(over):
-            procs = [(pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items()
-                     if info.tag == tag]
+            procs = [
+                (pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items() if info.tag == tag
+            ]
             actions += self.enforcer.stop(tag, procs, mono, wall)
         actions += self.enforcer.tick(mono, wall)
         for act in actions:
             severity = CRITICAL if act.outcome in ("sent", "failed") else WARNING
-            record = Alert(ENFORCEMENT, severity, f"job {act.tag}: {act.signal} to pid {act.pid} {act.outcome}: "
-                           f"{act.reason}", act.at, tag=act.tag, data=act.to_json(), ended_at=act.at)
+            record = Alert(
+                ENFORCEMENT,
+                severity,
+                f"job {act.tag}: {act.signal} to pid {act.pid} {act.outcome}: {act.reason}",
+                act.at,
+                tag=act.tag,
+                data=act.to_json(),
+                ended_at=act.at,
+            )
             self._emit(record, "STOP")
 
     def _emit(self, alert: Alert, label: str) -> None:

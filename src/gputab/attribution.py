@@ -33,8 +33,16 @@ from gputab.redaction import redact_cmdline
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.containers import UNATTRIBUTED
 
-__all__ = ["TAG_ENV", "MAX_TAG_CHARS", "ProcessInfo", "Attributor", "validate_tag", "sanitize_tag",
-           "container_id", "redact_cmdline"]
+__all__ = [
+    "TAG_ENV",
+    "MAX_TAG_CHARS",
+    "ProcessInfo",
+    "Attributor",
+    "validate_tag",
+    "sanitize_tag",
+    "container_id",
+    "redact_cmdline",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +53,9 @@ MAX_ANCESTORS = 32
 EVICT_AFTER_CALLS = 300
 """A cached process not asked about for this many :meth:`Attributor.attribute` calls is forgotten."""
 
-Source = Literal["env", "inherited", "key", "rule", "container", "untagged", "no_permission", "manual", "gone",
-                 "hidden"]
+Source = Literal[
+    "env", "inherited", "key", "rule", "container", "untagged", "no_permission", "manual", "gone", "hidden"
+]
 
 
 @dataclass(frozen=True)
@@ -86,11 +95,15 @@ def validate_tag(tag: str) -> str:
         raise ValueError(f"the tag is {len(tag)} characters long; use at most {MAX_TAG_CHARS}")
     for i, ch in enumerate(tag):
         if not ch.isprintable():
-            raise ValueError(f"the tag contains a control or invisible character (U+{ord(ch):04X} at position "
-                             f"{i + 1}); use letters, digits, spaces and punctuation")
+            raise ValueError(
+                f"the tag contains a control or invisible character (U+{ord(ch):04X} at position "
+                f"{i + 1}); use letters, digits, spaces and punctuation"
+            )
     if tag.startswith("("):
-        raise ValueError("tags starting with '(' are reserved for gputab's own rows such as (idle); "
-                         "start the tag with another character")
+        raise ValueError(
+            "tags starting with '(' are reserved for gputab's own rows such as (idle); "
+            "start the tag with another character"
+        )
     return tag
 
 
@@ -208,8 +221,15 @@ class Attributor:
 
     def _derive(self, facts: ProcessFacts, ancestors: dict) -> ProcessInfo:
         def info(tag: str, source: Source) -> ProcessInfo:
-            return ProcessInfo(facts.pid, facts.create_time, facts.user, _printable(facts.name),
-                               redact_cmdline(facts.cmdline), tag, source)
+            return ProcessInfo(
+                facts.pid,
+                facts.create_time,
+                facts.user,
+                _printable(facts.name),
+                redact_cmdline(facts.cmdline),
+                tag,
+                source,
+            )
 
         manual = self._manual.get((facts.pid, facts.create_time))
         if manual is not None:
@@ -234,8 +254,10 @@ class Attributor:
         if cid:
             return info(f"container:{cid}", "container")
         untagged = sanitize_tag(f"untagged:{facts.user or '?'}/{facts.name or '?'}")
-        return info(untagged or f"untagged:?/pid{facts.pid}",
-                    "no_permission" if facts.environ is None and facts.environ_denied else "untagged")
+        return info(
+            untagged or f"untagged:?/pid{facts.pid}",
+            "no_permission" if facts.environ is None and facts.environ_denied else "untagged",
+        )
 
     def _tag_vars(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The tag variables of an environment; the rest of it is dropped here."""
@@ -255,9 +277,15 @@ class Attributor:
             seen.add(ppid)
             if ppid not in ancestors:
                 parent = self._inspector.facts(ppid)
-                ancestors[ppid] = None if parent is None else (
-                    parent.create_time, parent.ppid,
-                    None if parent.environ is None else self._tag_vars(parent.environ))
+                ancestors[ppid] = (
+                    None
+                    if parent is None
+                    else (
+                        parent.create_time,
+                        parent.ppid,
+                        None if parent.environ is None else self._tag_vars(parent.environ),
+                    )
+                )
             node = ancestors[ppid]
             # A "parent" younger than its child is a reused PID (the real parent exited), not an ancestor.
             if node is None or node[2] is None or node[0] > child_start:
@@ -287,8 +315,9 @@ class Attributor:
             except (re.error, IndexError) as exc:
                 if i not in self._bad_rules:  # once per rule, not once per process per tick
                     self._bad_rules.add(i)
-                    log.warning("attribution rule %r -> %r: bad tag template (%s); rule skipped",
-                                pattern.pattern, template, exc)
+                    log.warning(
+                        "attribution rule %r -> %r: bad tag template (%s); rule skipped", pattern.pattern, template, exc
+                    )
                 continue
             if tag:
                 return tag

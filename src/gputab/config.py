@@ -216,8 +216,13 @@ def load_config(path: str | os.PathLike | None, must_exist: bool = False) -> Con
     return parse_config(text, str(p))
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _not_regular(mode: int) -> str | None:
@@ -229,6 +234,7 @@ def _not_regular(mode: int) -> str | None:
 
 def read_config_text(p: Path) -> str | None:
     """The text of the config file at ``p``, or None when nothing exists there; ConfigError for anything else."""
+
     def refuse(why: str) -> ConfigError:
         return ConfigError(f"cannot read config file {p}: {why}; point --config / GPUTAB_CONFIG at a TOML file")
 
@@ -390,17 +396,34 @@ MAX_RATE_PER_HOUR = 10_000.0
 # (low, high) of every number field, inclusive: a value outside is refused with its file and line, so every figure
 # derived from them (rates, costs, windows, budgets) is finite and sane. Listed in the field docstrings too.
 RANGES: dict[str, dict[str, tuple[float, float]]] = {
-    "recorder": {"interval": (0.05, 86400.0), "commit_interval": (0.05, 86400.0),
-                 "series_interval": (0.05, 86400.0), "gap_factor": (1.5, 1000.0),
-                 "forecast_window": (1.0, 86400.0), "forecast_min_span": (1.0, 86400.0)},
+    "recorder": {
+        "interval": (0.05, 86400.0),
+        "commit_interval": (0.05, 86400.0),
+        "series_interval": (0.05, 86400.0),
+        "gap_factor": (1.5, 1000.0),
+        "forecast_window": (1.0, 86400.0),
+        "forecast_min_span": (1.0, 86400.0),
+    },
     "prices": {"default_rate": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
-    "override": {"rate_per_hour": (0.0, MAX_RATE_PER_HOUR), "purchase_price": (0.0, 1e8),
-                 "useful_life_years": (0.1, 100.0), "ownership_utilization": (0.01, 1.0),
-                 "overhead_per_hour": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
-    "alerts": {"low_utilization_pct": (0.0, 100.0), "low_utilization_minutes": (0.0, 43200.0),
-               "memory_pressure_pct": (0.0, 100.0), "memory_pressure_seconds": (0.0, 2592000.0),
-               "idle_minutes": (0.0, 43200.0), "budget_warning_pct": (0.0, 100.0),
-               "waste_pct": (0.0, 100.0), "waste_minutes": (0.0, 10080.0)},
+    "override": {
+        "rate_per_hour": (0.0, MAX_RATE_PER_HOUR),
+        "purchase_price": (0.0, 1e8),
+        "useful_life_years": (0.1, 100.0),
+        "ownership_utilization": (0.01, 1.0),
+        "overhead_per_hour": (0.0, MAX_RATE_PER_HOUR),
+        "price_per_kwh": (0.0, 100.0),
+        "pue": (1.0, 3.0),
+    },
+    "alerts": {
+        "low_utilization_pct": (0.0, 100.0),
+        "low_utilization_minutes": (0.0, 43200.0),
+        "memory_pressure_pct": (0.0, 100.0),
+        "memory_pressure_seconds": (0.0, 2592000.0),
+        "idle_minutes": (0.0, 43200.0),
+        "budget_warning_pct": (0.0, 100.0),
+        "waste_pct": (0.0, 100.0),
+        "waste_minutes": (0.0, 10080.0),
+    },
 }
 MAX_BUDGET_USD = 1e9
 """The largest budget a config or ``gputab run --budget`` accepts, in dollars."""
@@ -435,9 +458,11 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
                 life, use = o.useful_life_years or 4.0, o.ownership_utilization or 1.0
                 rate = o.purchase_price / (life * 8760.0 * use) + (o.overhead_per_hour or 0.0)
                 if not rate <= MAX_RATE_PER_HOUR:
-                    fail(("prices", table, key, "purchase_price"),
-                         f"gives ${rate:,.0f}/h over {life:g} years at {use:g} use, over the "
-                         f"${MAX_RATE_PER_HOUR:,.0f}/h limit; check purchase_price and useful_life_years")
+                    fail(
+                        ("prices", table, key, "purchase_price"),
+                        f"gives ${rate:,.0f}/h over {life:g} years at {use:g} use, over the "
+                        f"${MAX_RATE_PER_HOUR:,.0f}/h limit; check purchase_price and useful_life_years",
+                    )
     check_ranges(cfg.alerts, RANGES["alerts"], ("alerts",))
     if not cfg.alerts.waste_minutes > 0:  # a share of nothing: the window needs some time in it
         fail(("alerts", "waste_minutes"), f"must be more than 0, got {cfg.alerts.waste_minutes:g}")
@@ -448,8 +473,10 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
             fail(("attribution", "rules", i, "pattern"), f"invalid regular expression: {exc}")
     for tag, cap in cfg.budgets.items():
         if not (0 < cap <= MAX_BUDGET_USD):
-            fail(("budgets", tag), f"budget must be a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, "
-                                   f"got {cap:g}")
+            fail(
+                ("budgets", tag),
+                f"budget must be a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, got {cap:g}",
+            )
     if cfg.metrics.port is not None and not (0 < cfg.metrics.port < 65536):
         fail(("metrics", "port"), f"must be 1-65535, got {cfg.metrics.port}")
     for name, low, high in (("refresh", 1.0, 3600.0), ("timeout", 0.1, 120.0), ("stale_after", 1.0, 86400.0)):

@@ -27,8 +27,7 @@ IDLE_REASON = "idle"
 UNOBSERVED_REASON = "unobserved"
 """The waste of ``(unobserved)``: time the recorder could not see."""
 
-REASONS = (INPUT_BOUND, SMALL_BATCH, NO_TENSOR_CORES, MEMORY_BOUND, COMM_STALL, STRANDED_MEMORY, OVERSIZED,
-           UNEXPLAINED)
+REASONS = (INPUT_BOUND, SMALL_BATCH, NO_TENSOR_CORES, MEMORY_BOUND, COMM_STALL, STRANDED_MEMORY, OVERSIZED, UNEXPLAINED)
 """The reasons a job's waste can have, in the words of README's "Waste" section."""
 ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON)
 
@@ -103,8 +102,11 @@ def is_small(e: JobOnGpu, cfg: WasteConfig) -> bool:
     total = g.memory_total_bytes
     if busy is None or not total or not e.vram_bytes:
         return False
-    return (total >= cfg.oversized_min_gpu_gib * GIB and e.vram_bytes < total * cfg.oversized_vram_pct / 100
-            and busy < cfg.oversized_util_pct)
+    return (
+        total >= cfg.oversized_min_gpu_gib * GIB
+        and e.vram_bytes < total * cfg.oversized_vram_pct / 100
+        and busy < cfg.oversized_util_pct
+    )
 
 
 def _input_bound(e: JobOnGpu, cfg: WasteConfig, util: float) -> str | None:
@@ -118,8 +120,9 @@ def _input_bound(e: JobOnGpu, cfg: WasteConfig, util: float) -> str | None:
         why.append(f"pid {e.busiest_pid} used {_pct(e.busiest_cpu_pct)} of a core")
     elif e.busiest_runnable_pct is not None and e.busiest_runnable_pct >= cfg.input_cpu_pct:
         on = f", {_pct(e.busiest_cpu_pct)} on a core" if e.busiest_cpu_pct is not None else ""
-        why.append(f"pid {e.busiest_pid} was running or queued for a CPU {_pct(e.busiest_runnable_pct)} of the "
-                   f"time{on}")
+        why.append(
+            f"pid {e.busiest_pid} was running or queued for a CPU {_pct(e.busiest_runnable_pct)} of the time{on}"
+        )
     elif e.cpu_pct is not None and e.cores and e.cpu_pct >= cfg.input_cpu_pct * e.cores:
         why.append(f"its processes used {_pct(e.cpu_pct)} of {e.cores} cores")
     if e.iowait_pct is not None and e.iowait_pct >= cfg.input_iowait_pct:
@@ -142,27 +145,49 @@ def diagnose(e: JobOnGpu, cfg: WasteConfig) -> Diagnosis:
     if text:
         return Diagnosis(INPUT_BOUND, text)
     if util == 0 and e.vram_bytes and e.zero_util_seconds >= cfg.stranded_seconds:
-        return Diagnosis(STRANDED_MEMORY, f"{_gib(e.vram_bytes)} held at 0% utilization for "
-                                          f"{_duration(e.zero_util_seconds)}")
+        return Diagnosis(
+            STRANDED_MEMORY, f"{_gib(e.vram_bytes)} held at 0% utilization for {_duration(e.zero_util_seconds)}"
+        )
     sm = sm_busy_pct(g)
     if e.gpu_count > 1 and sm is not None and sm < cfg.comm_stall_sm_pct:
-        link = [v for v in (g.nvlink_rx_bytes_per_s, g.nvlink_tx_bytes_per_s, g.pcie_rx_bytes_per_s,
-                            g.pcie_tx_bytes_per_s) if v is not None]
+        link = [
+            v
+            for v in (g.nvlink_rx_bytes_per_s, g.nvlink_tx_bytes_per_s, g.pcie_rx_bytes_per_s, g.pcie_tx_bytes_per_s)
+            if v is not None
+        ]
         if link and sum(link) >= cfg.comm_stall_link_gib_per_s * GIB:
-            return Diagnosis(COMM_STALL, f"SM {_pct(sm)} on {e.gpu_count} GPUs while the interconnect moved "
-                                         f"{sum(link) / GIB:.1f} GiB/s")
-    if g.dram_bw_pct is not None and g.sm_active_pct is not None and g.dram_bw_pct >= cfg.memory_bound_dram_pct \
-            and g.sm_active_pct < cfg.memory_bound_sm_pct:
+            return Diagnosis(
+                COMM_STALL,
+                f"SM {_pct(sm)} on {e.gpu_count} GPUs while the interconnect moved {sum(link) / GIB:.1f} GiB/s",
+            )
+    if (
+        g.dram_bw_pct is not None
+        and g.sm_active_pct is not None
+        and g.dram_bw_pct >= cfg.memory_bound_dram_pct
+        and g.sm_active_pct < cfg.memory_bound_sm_pct
+    ):
         return Diagnosis(MEMORY_BOUND, f"DRAM bandwidth {_pct(g.dram_bw_pct)} while SM {_pct(g.sm_active_pct)}")
-    if g.tensor_active_pct is not None and g.sm_active_pct is not None \
-            and g.sm_active_pct >= cfg.no_tensor_sm_pct and g.tensor_active_pct <= cfg.no_tensor_tensor_pct:
-        return Diagnosis(NO_TENSOR_CORES, f"SM {_pct(g.sm_active_pct)} busy, tensor cores "
-                                          f"{g.tensor_active_pct:.1f}% (mixed precision off?)")
-    if g.sm_occupancy_pct is not None and util >= cfg.small_batch_util_pct \
-            and g.sm_occupancy_pct < cfg.small_batch_occupancy_pct:
+    if (
+        g.tensor_active_pct is not None
+        and g.sm_active_pct is not None
+        and g.sm_active_pct >= cfg.no_tensor_sm_pct
+        and g.tensor_active_pct <= cfg.no_tensor_tensor_pct
+    ):
+        return Diagnosis(
+            NO_TENSOR_CORES,
+            f"SM {_pct(g.sm_active_pct)} busy, tensor cores {g.tensor_active_pct:.1f}% (mixed precision off?)",
+        )
+    if (
+        g.sm_occupancy_pct is not None
+        and util >= cfg.small_batch_util_pct
+        and g.sm_occupancy_pct < cfg.small_batch_occupancy_pct
+    ):
         return Diagnosis(SMALL_BATCH, f"GPU util {_pct(util)} at SM occupancy {_pct(g.sm_occupancy_pct)}")
     if is_small(e, cfg) and e.small_seconds >= cfg.oversized_seconds:
         total = g.memory_total_bytes or 0
-        return Diagnosis(OVERSIZED, f"{_gib(e.vram_bytes)} of {_gib(total)} and SM {_pct(job_busy_pct(e) or 0)} for "
-                                    f"{_duration(e.small_seconds)} (a smaller GPU would do)")
+        return Diagnosis(
+            OVERSIZED,
+            f"{_gib(e.vram_bytes)} of {_gib(total)} and SM {_pct(job_busy_pct(e) or 0)} for "
+            f"{_duration(e.small_seconds)} (a smaller GPU would do)",
+        )
     return Diagnosis(UNEXPLAINED, f"GPU util {_pct(util)}; no figure points at a cause")

@@ -112,9 +112,14 @@ class BudgetEnforcer:
         identify_fn: ``pid -> ProcessIdentity | None``; tests pass a fake.
     """
 
-    def __init__(self, grace_seconds: float = 30.0, tags: Iterable[str] | None = None, uid: int | None = None,
-                 signal_fn: Callable[[int, int], None] = os.kill,
-                 identify_fn: Callable[[int], ProcessIdentity | None] = identify) -> None:
+    def __init__(
+        self,
+        grace_seconds: float = 30.0,
+        tags: Iterable[str] | None = None,
+        uid: int | None = None,
+        signal_fn: Callable[[int, int], None] = os.kill,
+        identify_fn: Callable[[int], ProcessIdentity | None] = identify,
+    ) -> None:
         if grace_seconds < 0:
             raise ValueError(f"grace period must not be negative, got {grace_seconds}")
         self.grace_seconds = grace_seconds
@@ -136,8 +141,9 @@ class BudgetEnforcer:
         """PIDs that got SIGINT and will get SIGTERM when their grace period ends (unless they exit)."""
         return sorted(self._pending)
 
-    def stop(self, tag: str, processes: Iterable[tuple[int, float | None]], now: float, wall: float
-             ) -> list[EnforcementAction]:
+    def stop(
+        self, tag: str, processes: Iterable[tuple[int, float | None]], now: float, wall: float
+    ) -> list[EnforcementAction]:
         """Send SIGINT to the job's processes; the SIGTERMs follow from :meth:`tick`.
 
         Args:
@@ -179,8 +185,9 @@ class BudgetEnforcer:
             out.append(self._signal(target.tag, pid, target.create_time, signal.SIGTERM, wall))
         return out
 
-    def _signal(self, tag: str, pid: int, create_time: float | None, sig: signal.Signals, wall: float
-                ) -> EnforcementAction:
+    def _signal(
+        self, tag: str, pid: int, create_time: float | None, sig: signal.Signals, wall: float
+    ) -> EnforcementAction:
         name = sig.name
         gone = "exited after SIGINT, no SIGTERM needed" if sig == signal.SIGTERM else "process already exited"
 
@@ -344,10 +351,19 @@ class JobGuard:
         meter: a :class:`RunCost`; when given, :meth:`check` measures instead of taking figures.
     """
 
-    def __init__(self, tag: str, cap_usd: float, stop_at_cap: bool = False, grace_seconds: float = 30.0,
-                 config: Any = None, stream: Any = None, sink: Callable[[Any], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time,
-                 meter: RunCost | None = None) -> None:
+    def __init__(
+        self,
+        tag: str,
+        cap_usd: float,
+        stop_at_cap: bool = False,
+        grace_seconds: float = 30.0,
+        config: Any = None,
+        stream: Any = None,
+        sink: Callable[[Any], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        meter: RunCost | None = None,
+    ) -> None:
         config = config or Config()
         engine = AlertEngine(config.alerts, {tag: cap_usd})
         command = AlertCommand(config.alerts.command) if config.alerts.command else None
@@ -375,7 +391,8 @@ class JobGuard:
         engine = self.observer.engine
         # Walking the process tree costs a little: only when the cap is (or is about to be) reached.
         over = any(a.kind == BUDGET_EXCEEDED for a in engine.active) or any(
-            float(j.get("cost_usd") or 0.0) >= engine.budgets[self.tag] for j in self._jobs)
+            float(j.get("cost_usd") or 0.0) >= engine.budgets[self.tag] for j in self._jobs
+        )
         members = process_tree(root_pid) if self.enforcer is not None and over else []
         if members and self.meter is not None:
             # Processes the run started that were re-parented since are still the run's to stop (those alive).

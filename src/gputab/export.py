@@ -147,7 +147,7 @@ def job_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
         for job in s.jobs:
             row = dict(head)
             job = public(job)
-            for key in JOB_COLUMNS[len(_SESSION_KEYS):]:
+            for key in JOB_COLUMNS[len(_SESSION_KEYS) :]:
                 row[key] = job.get(key)
             yield row
 
@@ -181,7 +181,9 @@ def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
 
 
 ROWS: Mapping[str, Callable[[Iterable[SessionRecord]], Iterator[dict]]] = {
-    "job": job_rows, "session": session_rows, "gpu": gpu_rows,
+    "job": job_rows,
+    "session": session_rows,
+    "gpu": gpu_rows,
 }
 """Row generator per ``--by`` value."""
 
@@ -221,8 +223,13 @@ def export_csv(sessions: Iterable[SessionRecord], out: IO[str], by: str = "job")
 
 T = TypeVar("T")
 
-_SPECIAL = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_SPECIAL = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 _MAX_LINKS = 40  # as the kernel's own limit on a chain of symlinks
 
 
@@ -263,8 +270,10 @@ def output_target(path: str | os.PathLike) -> Path:
             raise OutputError(f"cannot write {given}: {_reason(exc, target)}") from None
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid not in (me, 0):
-                raise OutputError(f"cannot write {given}: {target} is a symlink owned by uid {st.st_uid}, not by you; "
-                                  f"remove it or write elsewhere")
+                raise OutputError(
+                    f"cannot write {given}: {target} is a symlink owned by uid {st.st_uid}, not by you; "
+                    f"remove it or write elsewhere"
+                )
             target = Path(os.path.join(os.path.dirname(target), os.readlink(target)))
             continue
         kind = _kind(st.st_mode)
@@ -318,8 +327,9 @@ def write_file_atomically(path: str | os.PathLike, write: Callable[[IO[str]], T]
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise GputabError(f"cannot write {path}: cannot create a file in {target.parent}: "
-                          f"{exc.strerror or exc}") from None
+        raise GputabError(
+            f"cannot write {path}: cannot create a file in {target.parent}: {exc.strerror or exc}"
+        ) from None
     try:
         # newline="" lets the csv module write its own \r\n line ends (RFC 4180) untouched.
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

@@ -72,8 +72,7 @@ def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping
     for inst in gpu.mig:
         f = mig_fraction(inst.slices, gpu.mig_slices)
         held += f
-        for tag, w in split_shares(by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ()),
-                                   tags).items():
+        for tag, w in split_shares(by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ()), tags).items():
             shares[tag] = shares.get(tag, 0.0) + f * w
     free = max(0.0, 1.0 - held)
     strays = [p for procs in by_instance.values() for p in procs]
@@ -217,10 +216,13 @@ class JobTotals:
         """The forecast keys (cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
         fc, first, wall = self.forecast, self.first_forecast, self.forecast_wall
         eta_at = _iso(wall + fc.eta_seconds) if fc.eta_seconds is not None and wall is not None else None
-        return {**fc.to_json(), "eta_at": eta_at,
-                "first_projected_cost_usd": first.projected_cost_usd if first else None,
-                "first_projected_progress_fraction": first.progress_fraction if first else None,
-                "first_projected_at": _iso(self.first_forecast_wall) if first else None}
+        return {
+            **fc.to_json(),
+            "eta_at": eta_at,
+            "first_projected_cost_usd": first.projected_cost_usd if first else None,
+            "first_projected_progress_fraction": first.progress_fraction if first else None,
+            "first_projected_at": _iso(self.first_forecast_wall) if first else None,
+        }
 
 
 def _iso(wall: float | None) -> str | None:
@@ -252,12 +254,21 @@ class GpuTotals:
     def to_json(self) -> dict:
         p = self.price
         return {
-            "index": self.index, "uuid": self.uuid, "name": self.name, "model_key": p.model_key,
-            "mode": p.mode, "rate_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
-            "cost_usd": self.cost_usd, "idle_cost_usd": self.idle_cost_usd,
-            "unobserved_cost_usd": self.unobserved_cost_usd, "energy_j": self.energy_j,
-            "energy_kwh": self.energy_j / 3.6e6, "energy_method": self.energy_method,
-            "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour, "seconds": self.seconds,
+            "index": self.index,
+            "uuid": self.uuid,
+            "name": self.name,
+            "model_key": p.model_key,
+            "mode": p.mode,
+            "rate_per_hour": p.rate_per_hour,
+            "unknown_price": p.unknown,
+            "cost_usd": self.cost_usd,
+            "idle_cost_usd": self.idle_cost_usd,
+            "unobserved_cost_usd": self.unobserved_cost_usd,
+            "energy_j": self.energy_j,
+            "energy_kwh": self.energy_j / 3.6e6,
+            "energy_method": self.energy_method,
+            "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
+            "seconds": self.seconds,
         }
 
 
@@ -273,9 +284,15 @@ class Ledger:
         forecast_min_span: seconds of progress needed before a forecast is given.
     """
 
-    def __init__(self, prices: PriceTable, interval: float = 1.0, gap_factor: float = 5.0,
-                 waste: WasteConfig | None = None, forecast_window: float = DEFAULT_WINDOW_SECONDS,
-                 forecast_min_span: float = DEFAULT_MIN_SPAN_SECONDS) -> None:
+    def __init__(
+        self,
+        prices: PriceTable,
+        interval: float = 1.0,
+        gap_factor: float = 5.0,
+        waste: WasteConfig | None = None,
+        forecast_window: float = DEFAULT_WINDOW_SECONDS,
+        forecast_min_span: float = DEFAULT_MIN_SPAN_SECONDS,
+    ) -> None:
         self.prices = prices
         self.forecast_window = forecast_window
         self.forecast_min_span = forecast_min_span
@@ -411,8 +428,15 @@ class Ledger:
                     j.idle_gpu_hours += hours
             j.gpus.add(g.index)
             j.unknown_price |= price.unknown
-            j.waste.charge(w * charged, util, self.waste.diagnose(tag, g, charged_dt), dt=dt,
-                           tensor_pct=g.tensor_active_pct, throttle_seconds=g.throttle_seconds, share=w)
+            j.waste.charge(
+                w * charged,
+                util,
+                self.waste.diagnose(tag, g, charged_dt),
+                dt=dt,
+                tensor_pct=g.tensor_active_pct,
+                throttle_seconds=g.throttle_seconds,
+                share=w,
+            )
         if unobserved > 0 or lost:
             u = self.job(UNOBSERVED)
             u.cost_usd += unobserved
@@ -432,8 +456,9 @@ class Ledger:
         self.total_energy_j += energy_j
         return GpuInterval(g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares)
 
-    def _update_current(self, snap: Snapshot, tags: Mapping[int, str],
-                        shares: Mapping[int, Mapping[str, float]]) -> None:
+    def _update_current(
+        self, snap: Snapshot, tags: Mapping[int, str], shares: Mapping[int, Mapping[str, float]]
+    ) -> None:
         """Burn rates and VRAM are 'now' figures: recomputed from the latest snapshot alone."""
         for j in self.jobs.values():
             j.burn_rate_usd_per_hour = 0.0

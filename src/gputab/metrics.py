@@ -96,8 +96,9 @@ class TickCollector(Collector):
         alerts: returns the active alerts (``AlertObserver.active``), for ``gputab_alerts_active``.
     """
 
-    def __init__(self, hostname: str, max_tags: int = DEFAULT_MAX_TAGS,
-                 alerts: Callable[[], Iterable[Alert]] | None = None) -> None:
+    def __init__(
+        self, hostname: str, max_tags: int = DEFAULT_MAX_TAGS, alerts: Callable[[], Iterable[Alert]] | None = None
+    ) -> None:
         self.hostname = hostname
         self.tags = TagLabels(max_tags)
         self.alerts = alerts
@@ -111,41 +112,65 @@ class TickCollector(Collector):
         tick = self.tick
         if tick is None:
             return
-        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick),
-                    *self._forecast(tick)]
+        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick), *self._forecast(tick)]
         # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
         yield from (f for f in families if f.samples)
         # After the jobs: they are what decides how many tags were folded.
-        yield _one(GaugeMetricFamily, "gputab_tags_folded",
-                   "Distinct tags folded into tag=\"other\" by the series cap.", [self.hostname], self.tags.folded)
+        yield _one(
+            GaugeMetricFamily,
+            "gputab_tags_folded",
+            'Distinct tags folded into tag="other" by the series cap.',
+            [self.hostname],
+            self.tags.folded,
+        )
 
     # -- families -------------------------------------------------------------------------------------------
     def _host(self, tick: Any) -> Iterator[Metric]:
         h = [self.hostname]
-        info = GaugeMetricFamily("gputab_session_info", "The recording session this exporter serves (value 1).",
-                                 labels=["session_id", HOST_LABEL])
+        info = GaugeMetricFamily(
+            "gputab_session_info",
+            "The recording session this exporter serves (value 1).",
+            labels=["session_id", HOST_LABEL],
+        )
         info.add_metric([str(tick.session_id), self.hostname], 1.0)
         yield info
-        yield _one(GaugeMetricFamily, "gputab_last_tick_timestamp_seconds",
-                   "Wall time of the latest poll (Unix seconds); stale when far behind time().", h,
-                   tick.snapshot.wall)
-        yield _one(CounterMetricFamily, "gputab_cost_dollars_total",
-                   "Money all GPUs of this host cost in this session.", h, tick.total_cost_usd)
-        yield _one(GaugeMetricFamily, "gputab_burn_rate_dollars_per_hour",
-                   "What this host's GPUs cost per hour right now.", h, tick.burn_rate_usd_per_hour)
-        active = GaugeMetricFamily("gputab_alerts_active", "Alerts now active, by kind.",
-                                   labels=["kind", "severity", HOST_LABEL])
+        yield _one(
+            GaugeMetricFamily,
+            "gputab_last_tick_timestamp_seconds",
+            "Wall time of the latest poll (Unix seconds); stale when far behind time().",
+            h,
+            tick.snapshot.wall,
+        )
+        yield _one(
+            CounterMetricFamily,
+            "gputab_cost_dollars_total",
+            "Money all GPUs of this host cost in this session.",
+            h,
+            tick.total_cost_usd,
+        )
+        yield _one(
+            GaugeMetricFamily,
+            "gputab_burn_rate_dollars_per_hour",
+            "What this host's GPUs cost per hour right now.",
+            h,
+            tick.burn_rate_usd_per_hour,
+        )
+        active = GaugeMetricFamily(
+            "gputab_alerts_active", "Alerts now active, by kind.", labels=["kind", "severity", HOST_LABEL]
+        )
         counts = dict.fromkeys(KINDS, 0)
-        for alert in (self.alerts() if self.alerts else ()):
+        for alert in self.alerts() if self.alerts else ():
             if alert.kind in counts:
                 counts[alert.kind] += 1
         for kind, n in counts.items():
             # One series per kind, 0 included, so a dashboard shows "no alerts" rather than "no data".
             active.add_metric([kind, CRITICAL if kind == BUDGET_EXCEEDED else WARNING, self.hostname], n)
         yield active
-        rejected = CounterMetricFamily("gputab_rejected_reports_total",
-                                       "Samples/tokens reports from the spool that this session ignored, by reason.",
-                                       labels=["reason", "hostname"])
+        rejected = CounterMetricFamily(
+            "gputab_rejected_reports_total",
+            "Samples/tokens reports from the spool that this session ignored, by reason.",
+            labels=["reason", "hostname"],
+        )
         for reason, n in getattr(tick, "rejected_reports", ()):
             rejected.add_metric([reason, self.hostname], n)
         yield rejected
@@ -154,22 +179,33 @@ class TickCollector(Collector):
         def fam(kind, name, doc, labels=GPU_LABELS):
             return kind(name, doc, labels=list(labels))
 
-        util = fam(GaugeMetricFamily, "gputab_gpu_utilization_ratio", "Fraction of the last sample period a "
-                   "kernel ran (0-1).")
+        util = fam(
+            GaugeMetricFamily, "gputab_gpu_utilization_ratio", "Fraction of the last sample period a kernel ran (0-1)."
+        )
         mem_used = fam(GaugeMetricFamily, "gputab_gpu_memory_used_bytes", "GPU memory in use.")
         mem_total = fam(GaugeMetricFamily, "gputab_gpu_memory_total_bytes", "GPU memory size.")
         power = fam(GaugeMetricFamily, "gputab_gpu_power_watts", "Power draw.")
         temp = fam(GaugeMetricFamily, "gputab_gpu_temperature_celsius", "GPU temperature.")
-        lost = fam(GaugeMetricFamily, "gputab_gpu_lost", "1 when the GPU stopped answering (its time is "
-                   "charged to (unobserved)).")
+        lost = fam(
+            GaugeMetricFamily,
+            "gputab_gpu_lost",
+            "1 when the GPU stopped answering (its time is charged to (unobserved)).",
+        )
         idle = fam(GaugeMetricFamily, "gputab_gpu_idle", "1 when no process held the GPU over the last interval.")
         energy = fam(CounterMetricFamily, "gputab_gpu_energy_joules_total", "Energy drawn in this session.")
         cost = fam(CounterMetricFamily, "gputab_gpu_cost_dollars_total", "Money the GPU cost in this session.")
-        burn = fam(GaugeMetricFamily, "gputab_gpu_burn_rate_dollars_per_hour", "What the GPU costs per hour now "
-                   "(rate, plus energy where energy is charged).")
-        price = fam(GaugeMetricFamily, "gputab_gpu_price_dollars_per_hour", "The GPU's price per hour, "
-                    "unknown_price=\"true\" when its model is not in the price table (the default rate applies).",
-                    GPU_LABELS + ("model_key", "unknown_price"))
+        burn = fam(
+            GaugeMetricFamily,
+            "gputab_gpu_burn_rate_dollars_per_hour",
+            "What the GPU costs per hour now (rate, plus energy where energy is charged).",
+        )
+        price = fam(
+            GaugeMetricFamily,
+            "gputab_gpu_price_dollars_per_hour",
+            "The GPU's price per hour, "
+            'unknown_price="true" when its model is not in the price table (the default rate applies).',
+            GPU_LABELS + ("model_key", "unknown_price"),
+        )
         samples = {g.index: g for g in tick.snapshot.gpus}
         idle_now = {iv.gpu_index: IDLE in iv.shares for iv in tick.intervals}
         rows = {g["index"]: g for g in tick.gpus}
@@ -181,9 +217,13 @@ class TickCollector(Collector):
             if s is not None:
                 lost.add_metric(labels, 1.0 if s.lost else 0.0)
                 if not s.lost:
-                    for family, value in ((util, None if s.utilization_pct is None else s.utilization_pct / 100),
-                                          (mem_used, s.memory_used_bytes), (mem_total, s.memory_total_bytes),
-                                          (power, s.power_w), (temp, s.temperature_c)):
+                    for family, value in (
+                        (util, None if s.utilization_pct is None else s.utilization_pct / 100),
+                        (mem_used, s.memory_used_bytes),
+                        (mem_total, s.memory_total_bytes),
+                        (power, s.power_w),
+                        (temp, s.temperature_c),
+                    ):
                         if value is not None:  # not available is no sample, never a fake 0
                             family.add_metric(labels, float(value))
             if index in idle_now:
@@ -195,17 +235,33 @@ class TickCollector(Collector):
                     burn.add_metric(labels, float(row["burn_rate_usd_per_hour"]))
                 if row.get("rate_per_hour") is not None:
                     unknown = row.get("unknown_price", row.get("unknown"))
-                    price.add_metric(labels + [str(row.get("model_key") or ""), "true" if unknown else "false"],
-                                     float(row["rate_per_hour"]))
+                    price.add_metric(
+                        labels + [str(row.get("model_key") or ""), "true" if unknown else "false"],
+                        float(row["rate_per_hour"]),
+                    )
         yield from (util, mem_used, mem_total, power, temp, lost, idle, energy, cost, burn, price)
 
     def _jobs(self, tick: Any) -> Iterator[Metric]:
         sums: dict[str, dict[str, float]] = {}
         for job in tick.jobs:
             label = self.tags.label(job["tag"])
-            acc = sums.setdefault(label, {"cost": 0.0, "gpu_h": 0.0, "eff_h": 0.0, "kwh": 0.0, "burn": 0.0,
-                                          "util_w": 0.0, "util_h": 0.0, "peak": 0.0, "samples": 0.0,
-                                          "tokens": 0.0, "has_samples": 0.0, "has_tokens": 0.0})
+            acc = sums.setdefault(
+                label,
+                {
+                    "cost": 0.0,
+                    "gpu_h": 0.0,
+                    "eff_h": 0.0,
+                    "kwh": 0.0,
+                    "burn": 0.0,
+                    "util_w": 0.0,
+                    "util_h": 0.0,
+                    "peak": 0.0,
+                    "samples": 0.0,
+                    "tokens": 0.0,
+                    "has_samples": 0.0,
+                    "has_tokens": 0.0,
+                },
+            )
             acc["cost"] += float(job.get("cost_usd") or 0.0)
             acc["gpu_h"] += float(job.get("gpu_hours") or 0.0)
             acc["eff_h"] += float(job.get("effective_gpu_hours") or 0.0)
@@ -225,14 +281,20 @@ class TickCollector(Collector):
         def fam(kind, name, doc):
             return kind(name, doc, labels=list(JOB_LABELS))
 
-        cost = fam(CounterMetricFamily, "gputab_job_cost_dollars_total", "Money charged to the job in this "
-                   "session; tag=\"(idle)\" is money spent on GPUs nobody used.")
+        cost = fam(
+            CounterMetricFamily,
+            "gputab_job_cost_dollars_total",
+            'Money charged to the job in this session; tag="(idle)" is money spent on GPUs nobody used.',
+        )
         gpu_h = fam(CounterMetricFamily, "gputab_job_gpu_hours_total", "GPU-hours the job held (share x time).")
         eff_h = fam(CounterMetricFamily, "gputab_job_effective_gpu_hours_total", "GPU-hours x utilization.")
         energy = fam(CounterMetricFamily, "gputab_job_energy_joules_total", "The job's share of GPU energy.")
         burn = fam(GaugeMetricFamily, "gputab_job_burn_rate_dollars_per_hour", "What the job costs per hour now.")
-        util = fam(GaugeMetricFamily, "gputab_job_utilization_ratio", "Average GPU utilization of the job in this "
-                   "session (effective / GPU-hours).")
+        util = fam(
+            GaugeMetricFamily,
+            "gputab_job_utilization_ratio",
+            "Average GPU utilization of the job in this session (effective / GPU-hours).",
+        )
         peak = fam(GaugeMetricFamily, "gputab_job_memory_peak_bytes", "Peak GPU memory of the job's processes.")
         samples = fam(CounterMetricFamily, "gputab_job_samples_total", "Samples the job reported.")
         tokens = fam(CounterMetricFamily, "gputab_job_tokens_total", "Tokens the job reported.")
@@ -252,21 +314,32 @@ class TickCollector(Collector):
                 tokens.add_metric(labels, acc["tokens"])
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
 
-
     def _forecast(self, tick: Any) -> Iterator[Metric]:
         """Each job's forecast (README "Forecast"), for jobs with a label of their own: a forecast of ``other`` or
         ``untagged`` (several jobs folded together) would mean nothing, so those get none."""
         labels = list(JOB_LABELS)
-        fams = {key: GaugeMetricFamily(name, doc, labels=labels) for key, name, doc in (
-            ("progress_fraction", "gputab_job_progress_ratio", "How far along the job says it is (0-1)."),
-            ("eta_seconds", "gputab_job_eta_seconds", "Seconds until the job completes at its recent rate."),
-            ("projected_cost_usd", "gputab_job_projected_cost_dollars",
-             "What the job will have cost at completion (spent + burn rate x ETA)."),
-            ("projected_cost_low_usd", "gputab_job_projected_cost_low_dollars",
-             "Low end of the projection (the faster of the window's rates)."),
-            ("projected_cost_high_usd", "gputab_job_projected_cost_high_dollars",
-             "High end of the projection (the slower of the window's rates)."),
-        )}
+        fams = {
+            key: GaugeMetricFamily(name, doc, labels=labels)
+            for key, name, doc in (
+                ("progress_fraction", "gputab_job_progress_ratio", "How far along the job says it is (0-1)."),
+                ("eta_seconds", "gputab_job_eta_seconds", "Seconds until the job completes at its recent rate."),
+                (
+                    "projected_cost_usd",
+                    "gputab_job_projected_cost_dollars",
+                    "What the job will have cost at completion (spent + burn rate x ETA).",
+                ),
+                (
+                    "projected_cost_low_usd",
+                    "gputab_job_projected_cost_low_dollars",
+                    "Low end of the projection (the faster of the window's rates).",
+                ),
+                (
+                    "projected_cost_high_usd",
+                    "gputab_job_projected_cost_high_dollars",
+                    "High end of the projection (the slower of the window's rates).",
+                ),
+            )
+        }
         seen: set[str] = set()
         for job in tick.jobs:
             label = self.tags.label(job["tag"])
@@ -300,14 +373,26 @@ class TickCollector(Collector):
                 key = (label, reason if reason in THROTTLE_REASONS else OTHER)
                 throttled[key] = throttled.get(key, 0.0) + float(usd)
         labels = list(JOB_LABELS)
-        busy_f = CounterMetricFamily("gputab_job_busy_dollars_total", "The job's dollars of effective GPU time "
-                                     "(cost x utilization).", labels=labels)
-        waste_f = CounterMetricFamily("gputab_job_waste_dollars_total", "The job's dollars paid while its GPUs did "
-                                      "nothing, by likely reason; busy + waste = cost.", labels=[*labels, "reason"])
-        tensor_f = CounterMetricFamily("gputab_job_tensor_active_dollars_total", "The job's dollars x tensor-core "
-                                       "activity (NVML GPM, Hopper and newer).", labels=labels)
-        throttled_f = CounterMetricFamily("gputab_job_throttled_dollars_total", "The job's dollars while its GPUs' "
-                                          "clocks were held down, by reason.", labels=[*labels, "reason"])
+        busy_f = CounterMetricFamily(
+            "gputab_job_busy_dollars_total",
+            "The job's dollars of effective GPU time (cost x utilization).",
+            labels=labels,
+        )
+        waste_f = CounterMetricFamily(
+            "gputab_job_waste_dollars_total",
+            "The job's dollars paid while its GPUs did nothing, by likely reason; busy + waste = cost.",
+            labels=[*labels, "reason"],
+        )
+        tensor_f = CounterMetricFamily(
+            "gputab_job_tensor_active_dollars_total",
+            "The job's dollars x tensor-core activity (NVML GPM, Hopper and newer).",
+            labels=labels,
+        )
+        throttled_f = CounterMetricFamily(
+            "gputab_job_throttled_dollars_total",
+            "The job's dollars while its GPUs' clocks were held down, by reason.",
+            labels=[*labels, "reason"],
+        )
         for label, usd in sorted(busy.items()):
             busy_f.add_metric([label, self.hostname], usd)
         for (label, reason), usd in sorted(waste.items()):
@@ -342,8 +427,14 @@ class MetricsObserver:
         OSError: the address cannot be bound (port in use, no such address).
     """
 
-    def __init__(self, port: int, address: str = "127.0.0.1", hostname: str | None = None,
-                 max_tags: int = DEFAULT_MAX_TAGS, alerts: Callable[[], Iterable[Alert]] | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        address: str = "127.0.0.1",
+        hostname: str | None = None,
+        max_tags: int = DEFAULT_MAX_TAGS,
+        alerts: Callable[[], Iterable[Alert]] | None = None,
+    ) -> None:
         self.collector = TickCollector(hostname or socket.gethostname(), max_tags, alerts)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)

@@ -28,4 +28,3 @@ def default_config() -> Path:
     """``GPUTAB_CONFIG`` or ``<user config dir>/config.toml``."""
     env = os.environ.get("GPUTAB_CONFIG")
     return Path(env) if env else Path(platformdirs.user_config_dir(APP)) / "config.toml"
-

@@ -45,8 +45,9 @@ def match_model(nvml_name: str) -> str | None:
     return None
 
 
-def owned_rate_per_hour(purchase_price: float, useful_life_years: float, ownership_utilization: float = 1.0,
-                        overhead_per_hour: float = 0.0) -> float:
+def owned_rate_per_hour(
+    purchase_price: float, useful_life_years: float, ownership_utilization: float = 1.0, overhead_per_hour: float = 0.0
+) -> float:
     """$/h of an owned GPU: purchase written off over the hours it is used in its life, plus overhead."""
     return purchase_price / (useful_life_years * HOURS_PER_YEAR * ownership_utilization) + overhead_per_hour
 
@@ -151,17 +152,37 @@ class PriceTable:
                     f"GPU {index} ({name}) is priced as owned but has no purchase_price; "
                     f"set purchase_price (and useful_life_years) under {where} in the config"
                 )
-            rate = owned_rate_per_hour(o.purchase_price, o.useful_life_years or 4.0,
-                                       o.ownership_utilization or 1.0, o.overhead_per_hour or 0.0)
-            return GpuPrice(key, "owned", rate, charge_energy, price_per_kwh, pue, "config (owned)", "config",
-                            unknown=False)
+            rate = owned_rate_per_hour(
+                o.purchase_price, o.useful_life_years or 4.0, o.ownership_utilization or 1.0, o.overhead_per_hour or 0.0
+            )
+            return GpuPrice(
+                key, "owned", rate, charge_energy, price_per_kwh, pue, "config (owned)", "config", unknown=False
+            )
         if o.rate_per_hour is not None:
-            return GpuPrice(key, "rental", o.rate_per_hour, charge_energy, price_per_kwh, pue, "config override",
-                            "config", unknown=False)
+            return GpuPrice(
+                key,
+                "rental",
+                o.rate_per_hour,
+                charge_energy,
+                price_per_kwh,
+                pue,
+                "config override",
+                "config",
+                unknown=False,
+            )
         if key is None:
             d = self.table["default"]
-            return GpuPrice(None, "rental", cfg.default_rate, charge_energy, price_per_kwh, pue,
-                            f"default rate for an unknown model ({d['source']})", str(d["date"]), unknown=True)
+            return GpuPrice(
+                None,
+                "rental",
+                cfg.default_rate,
+                charge_energy,
+                price_per_kwh,
+                pue,
+                f"default rate for an unknown model ({d['source']})",
+                str(d["date"]),
+                unknown=True,
+            )
         rate, source, date = self._row_rate(key)
         return GpuPrice(key, "rental", rate, charge_energy, price_per_kwh, pue, source, date, unknown=False)
 
@@ -175,18 +196,42 @@ class PriceTable:
                 rate, source, date = o.rate_per_hour, "config override", "config"
             else:
                 rate, source, date = self._row_rate(key)
-            out.append({"model_key": key, "mode": mode, "rate_per_hour": rate,
-                        "on_demand": row.get("on_demand"), "spot": row.get("spot"),
-                        "source": source, "date": date, "also": row.get("also", [])})
+            out.append(
+                {
+                    "model_key": key,
+                    "mode": mode,
+                    "rate_per_hour": rate,
+                    "on_demand": row.get("on_demand"),
+                    "spot": row.get("spot"),
+                    "source": source,
+                    "date": date,
+                    "also": row.get("also", []),
+                }
+            )
         d = self.table["default"]
-        out.append({"model_key": "(default)", "mode": "rental", "rate_per_hour": self.config.default_rate,
-                    "on_demand": d["on_demand"], "spot": None, "source": d["source"], "date": str(d["date"]),
-                    "also": []})
+        out.append(
+            {
+                "model_key": "(default)",
+                "mode": "rental",
+                "rate_per_hour": self.config.default_rate,
+                "on_demand": d["on_demand"],
+                "spot": None,
+                "source": d["source"],
+                "date": str(d["date"]),
+                "also": [],
+            }
+        )
         return out
 
     def to_json(self) -> dict:
         """What is stored with each session: the rows and the settings that shaped them."""
         c = self.config
-        return {"table_date": self.table.get("table_date"), "mode": c.mode, "rental_rate": c.rental_rate,
-                "default_rate": c.default_rate, "price_per_kwh": c.price_per_kwh, "pue": c.pue,
-                "rows": self.rows()}
+        return {
+            "table_date": self.table.get("table_date"),
+            "mode": c.mode,
+            "rental_rate": c.rental_rate,
+            "default_rate": c.default_rate,
+            "price_per_kwh": c.price_per_kwh,
+            "pue": c.pue,
+            "rows": self.rows(),
+        }

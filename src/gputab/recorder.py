@@ -137,16 +137,30 @@ class _Series:
         dt_ms = int(round((mono - self.step_start) * 1000))
         for index, a in sorted(self.gpus.items()):
             writer.add_gpu_sample(
-                index, t_ms, dt_ms,
-                a.util_dt / a.util_known_dt if a.util_known_dt else None, a.mem_max,
-                a.power_dt / a.power_known_dt if a.power_known_dt else None, a.temp_max, a.energy_j, a.cost)
+                index,
+                t_ms,
+                dt_ms,
+                a.util_dt / a.util_known_dt if a.util_known_dt else None,
+                a.mem_max,
+                a.power_dt / a.power_known_dt if a.power_known_dt else None,
+                a.temp_max,
+                a.energy_j,
+                a.cost,
+            )
         for tag, job in ledger.jobs.items():
             acc = self.jobs.get(tag)
             if acc is None and self.last_cost.get(tag) == job.cost_usd:
                 continue  # neither ran nor was charged in this step
             acc = acc or _JobAcc()
-            writer.add_job_sample(tag, t_ms, job.cost_usd, acc.gpu_s, acc.eff_s if acc.eff_known else None,
-                                  acc.vram_max, job.burn_rate_usd_per_hour)
+            writer.add_job_sample(
+                tag,
+                t_ms,
+                job.cost_usd,
+                acc.gpu_s,
+                acc.eff_s if acc.eff_known else None,
+                acc.vram_max,
+                job.burn_rate_usd_per_hour,
+            )
             self.last_cost[tag] = job.cost_usd
         self.gpus.clear()
         self.jobs.clear()
@@ -166,9 +180,16 @@ class Recorder:
         spool: the report spool directory (default :func:`gputab.spool.spool_for`: the demo has its own).
     """
 
-    def __init__(self, backend: Backend, store: Store, config: Config, clock: Callable[[], float] = time.monotonic,
-                 observers: Iterable[Observer] = (), wall_clock: Callable[[], float] = time.time,
-                 spool=None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store,
+        config: Config,
+        clock: Callable[[], float] = time.monotonic,
+        observers: Iterable[Observer] = (),
+        wall_clock: Callable[[], float] = time.time,
+        spool=None,
+    ) -> None:
         self.backend = backend
         self.store = store
         self.config = config
@@ -184,9 +205,14 @@ class Recorder:
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
-        self.ledger = Ledger(self.prices, interval=self.rc.interval, gap_factor=self.rc.gap_factor,
-                             waste=config_for(backend, config.waste), forecast_window=self.rc.forecast_window,
-                             forecast_min_span=self.rc.forecast_min_span)
+        self.ledger = Ledger(
+            self.prices,
+            interval=self.rc.interval,
+            gap_factor=self.rc.gap_factor,
+            waste=config_for(backend, config.waste),
+            forecast_window=self.rc.forecast_window,
+            forecast_min_span=self.rc.forecast_min_span,
+        )
         self.writer: SessionWriter | None = None
         self.lock: WriterLock | None = None
         self.closed = False
@@ -225,10 +251,16 @@ class Recorder:
             self.store.busy_ms = WRITE_BUSY_MS
             self.store.live_recorder_elsewhere()
             meta = SessionMeta(
-                host=getattr(self.backend, "host", None) or socket.gethostname(), backend=getattr(self.backend, "name", "?"), pid=os.getpid(),
-                gputab_version=__version__, started_wall=self.started_wall, interval=self.rc.interval,
-                commit_interval=self.rc.commit_interval, series_interval=self.rc.series_interval,
-                prices_json=_json(self.prices.to_json()))
+                host=getattr(self.backend, "host", None) or socket.gethostname(),
+                backend=getattr(self.backend, "name", "?"),
+                pid=os.getpid(),
+                gputab_version=__version__,
+                started_wall=self.started_wall,
+                interval=self.rc.interval,
+                commit_interval=self.rc.commit_interval,
+                series_interval=self.rc.series_interval,
+                prices_json=_json(self.prices.to_json()),
+            )
             self._carry_spend()
             self.writer = SessionWriter(self.store, meta)
             self.reports.baseline()  # before anyone is told we record: earlier reports are not this session's
@@ -255,8 +287,11 @@ class Recorder:
                 add = getattr(obs, "default_budgets", None)
                 if add is not None:
                     add(demo())  # the demo's own budget, so its forecast has a cap to warn about
-        hooks = [h for o in self.observers
-                 if getattr(o, "budget_tags", None) and (h := getattr(o, "carry_spend", None)) is not None]
+        hooks = [
+            h
+            for o in self.observers
+            if getattr(o, "budget_tags", None) and (h := getattr(o, "carry_spend", None)) is not None
+        ]
         if not hooks:
             return
         from gputab.store import NoDatabase, StoreError
@@ -325,8 +360,11 @@ class Recorder:
                 return True
             self.closed = True
             self.end_reason = reason
-            if (self._series is not None and self._last_snap is not None
-                    and self._series.step_start < self._last_snap.mono):
+            if (
+                self._series is not None
+                and self._last_snap is not None
+                and self._series.step_start < self._last_snap.mono
+            ):
                 self._series.emit(self._last_snap.mono, self.writer, self.ledger)
             self.reports.finish(self.ledger, self.writer, self.wall_clock())
             self._set_totals()
@@ -341,8 +379,7 @@ class Recorder:
                     self._trouble = exc
                     time.sleep(0.2 * (attempt + 1))
             if not ok:
-                log.error("could not write the last %d ticks of the session: %s", self.writer.held_ticks,
-                          self._trouble)
+                log.error("could not write the last %d ticks of the session: %s", self.writer.held_ticks, self._trouble)
             if self.lock is not None:
                 self.lock.release()
             self.store.close()
@@ -388,14 +425,26 @@ class Recorder:
         self.reports.tick(procs, self.ledger, self.writer, self.wall_clock(), self.clock())
         if self.writer.pending_rows > MAX_HELD_SERIES_ROWS:
             dropped = self.writer.drop_oldest_series(MAX_HELD_SERIES_ROWS // 2)
-            log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)",
-                        dropped)
+            log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)", dropped)
         self._seq += 1
         jobs = tuple(j.to_json() for j in self.ledger.jobs_by_cost())
         gpus = tuple(g.to_json() for _, g in sorted(self.ledger.gpus.items()))
-        return _with_state(Tick(self.session_id, self._seq, snap, MappingProxyType(dict(procs)), tuple(intervals),
-                                jobs, gpus, self.ledger.total_cost_usd, self.ledger.burn_rate_usd_per_hour,
-                                "ok", rejected_reports=self.reports.rejected_by_reason()), self)
+        return _with_state(
+            Tick(
+                self.session_id,
+                self._seq,
+                snap,
+                MappingProxyType(dict(procs)),
+                tuple(intervals),
+                jobs,
+                gpus,
+                self.ledger.total_cost_usd,
+                self.ledger.burn_rate_usd_per_hour,
+                "ok",
+                rejected_reports=self.reports.rejected_by_reason(),
+            ),
+            self,
+        )
 
     def _see_processes(self, snap: Snapshot, procs: Mapping[int, ProcessInfo], refresh: bool) -> None:
         assert self.writer is not None
@@ -410,8 +459,18 @@ class Recorder:
             if before is None or before != now or refresh:
                 if info.user:
                     self._job_users.setdefault(info.tag, set()).add(info.user)
-                self.writer.see_process(p.pid, ct, p.gpu_index, info.user, info.name, info.cmdline, info.tag,
-                                        info.source, snap.wall, new=before is None)
+                self.writer.see_process(
+                    p.pid,
+                    ct,
+                    p.gpu_index,
+                    info.user,
+                    info.name,
+                    info.cmdline,
+                    info.tag,
+                    info.source,
+                    snap.wall,
+                    new=before is None,
+                )
                 if info.source == "manual" and (before is None or before[0] != info.tag):
                     self.writer.add_tag_change(p.pid, ct, info.tag, snap.wall, "manual")
                 self._procs[key] = now
@@ -426,18 +485,34 @@ class Recorder:
         gpus = []
         for g in led.gpus.values():
             p = g.price
-            gpus.append({"index": g.index, "uuid": g.uuid, "name": g.name, "model_key": p.model_key, "mode": p.mode,
-                         "rate_per_hour": p.rate_per_hour, "charge_energy": int(p.charge_energy),
-                         "price_per_kwh": p.price_per_kwh, "pue": p.pue, "price_source": p.source,
-                         "price_date": p.date, "unknown_price": int(p.unknown), "energy_method": g.energy_method,
-                         "cost_usd": g.cost_usd, "idle_cost_usd": g.idle_cost_usd,
-                         "unobserved_cost_usd": g.unobserved_cost_usd, "energy_j": g.energy_j})
+            gpus.append(
+                {
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "model_key": p.model_key,
+                    "mode": p.mode,
+                    "rate_per_hour": p.rate_per_hour,
+                    "charge_energy": int(p.charge_energy),
+                    "price_per_kwh": p.price_per_kwh,
+                    "pue": p.pue,
+                    "price_source": p.source,
+                    "price_date": p.date,
+                    "unknown_price": int(p.unknown),
+                    "energy_method": g.energy_method,
+                    "cost_usd": g.cost_usd,
+                    "idle_cost_usd": g.idle_cost_usd,
+                    "unobserved_cost_usd": g.unobserved_cost_usd,
+                    "energy_j": g.energy_j,
+                }
+            )
         last_wall = self._last_snap.wall if self._last_snap is not None else None
         users = self._job_users
-        jobs = [{**j.to_json(), "user": ",".join(sorted(users[j.tag])) if j.tag in users else None}
-                for j in led.jobs.values()]
-        self.writer.set_totals(jobs, gpus, last_wall, led.ticks,
-                               led.total_cost_usd, led.total_energy_j)
+        jobs = [
+            {**j.to_json(), "user": ",".join(sorted(users[j.tag])) if j.tag in users else None}
+            for j in led.jobs.values()
+        ]
+        self.writer.set_totals(jobs, gpus, last_wall, led.ticks, led.total_cost_usd, led.total_energy_j)
 
     def _flush(self) -> None:
         """The writer's flush; a database that turned into something gputab will not write (swapped for another
@@ -469,8 +544,7 @@ class Recorder:
             self._flush()
         except StoreWriteError as exc:
             if self._trouble is None or self._trouble.kind != exc.kind:
-                log.warning("%s; holding the figures in memory and retrying every %g s", exc,
-                            self.rc.commit_interval)
+                log.warning("%s; holding the figures in memory and retrying every %g s", exc, self.rc.commit_interval)
             self._trouble = exc
             return
         if self._trouble is not None:
@@ -484,8 +558,10 @@ class Recorder:
         """What is wrong with the recording right now (empty when all is well)."""
         if self._trouble is None or self.writer is None:
             return ()
-        return (f"database {self._trouble.kind}: {self.writer.held_ticks} ticks held in memory, retrying "
-                f"({self._trouble.detail})",)
+        return (
+            f"database {self._trouble.kind}: {self.writer.held_ticks} ticks held in memory, retrying "
+            f"({self._trouble.detail})",
+        )
 
     def _notify(self, tick: Tick) -> None:
         for obs in self.observers:

@@ -23,8 +23,17 @@ _SECRET_LAST = {"pass", "pwd", "auth", "authorization", "credential", "credentia
 # Endings that mark a secret even glued to other words: `PGPASSWORD`, `accesstoken`, `openaiapikey`.
 _SECRET_SUFFIXES = ("password", "passwd", "token", "secret", "apikey")
 # Two last words that mark a secret: `--wandb-api-key`, `AWS_SECRET_ACCESS_KEY`, `--private-key`.
-_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("secret", "key"), ("private", "key"), ("session", "key"),
-                 ("auth", "key"), ("account", "key"), ("master", "key"), ("client", "key")}
+_SECRET_PAIRS = {
+    ("api", "key"),
+    ("access", "key"),
+    ("secret", "key"),
+    ("private", "key"),
+    ("session", "key"),
+    ("auth", "key"),
+    ("account", "key"),
+    ("master", "key"),
+    ("client", "key"),
+}
 
 # Well-known token shapes, found anywhere. Minimum lengths keep ordinary words (`hf_hub`, `sk-learn`) out.
 _TOKEN_SHAPES = re.compile(
@@ -143,7 +152,9 @@ def quote_arg(arg: str) -> str:
             escaped.append(ch)
         else:
             code = ord(ch)
-            escaped.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            escaped.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
     return "$'" + "".join(escaped) + "'"
 
 

@@ -81,20 +81,24 @@ def _check(samples: int, tokens: int, tag: str | None) -> None:
     for what, v in (("samples", samples), ("tokens", tokens)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"gputab.report: {what} must be a non-negative integer, got {v!r}")
-    if tag is not None and (not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG
-                            or any(c in tag for c in "\n\r\t\0")):
+    if tag is not None and (
+        not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG or any(c in tag for c in "\n\r\t\0")
+    ):
         raise ValueError(f"gputab.report: tag must be a non-empty one-line string of at most {MAX_TAG} characters")
     if tag is not None and tag.strip().startswith("("):
-        raise ValueError(f"gputab.report: tag {tag!r} is reserved: tags starting with '(' name gputab's own rows "
-                         f"such as (idle); start the tag with another character")
+        raise ValueError(
+            f"gputab.report: tag {tag!r} is reserved: tags starting with '(' name gputab's own rows "
+            f"such as (idle); start the tag with another character"
+        )
 
 
 def _check_totals(total_samples: int | None, total_tokens: int | None, progress: float | None) -> None:
     for what, v in (("total_samples", total_samples), ("total_tokens", total_tokens)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_COUNT):
             raise ValueError(f"gputab.report: {what} must be a positive integer, got {v!r}")
-    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, (int, float))
-                                 or not 0.0 <= progress <= 1.0):
+    if progress is not None and (
+        isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0.0 <= progress <= 1.0
+    ):
         raise ValueError(f"gputab.report: progress must be a fraction from 0 to 1, got {progress!r}")
 
 
@@ -120,8 +124,15 @@ class Reporter:
         self._thread: threading.Thread | None = None
         self._warned = False
 
-    def add(self, samples: int, tokens: int, tag: str | None, total_samples: int | None = None,
-            total_tokens: int | None = None, progress: float | None = None) -> None:
+    def add(
+        self,
+        samples: int,
+        tokens: int,
+        tag: str | None,
+        total_samples: int | None = None,
+        total_tokens: int | None = None,
+        progress: float | None = None,
+    ) -> None:
         """Add counts (``tag`` None: the recorder tags them by this process, like its GPU work) and set totals."""
         key = tag if tag is not None else os.environ.get("GPUTAB_TAG") or ""
         with self._lock:
@@ -159,8 +170,15 @@ class Reporter:
             counts = {k: list(v) for k, v in self._counts.items()}
             progress = {k: f for k in self._totals if (f := self._fraction(k)) is not None}
             self._dirty = False
-        doc = {"v": FORMAT, "host": socket.gethostname(), "pid": self._pid, "uid": os.getuid(),
-               "started": self._started, "updated": time.time(), "counts": counts}
+        doc = {
+            "v": FORMAT,
+            "host": socket.gethostname(),
+            "pid": self._pid,
+            "uid": os.getuid(),
+            "started": self._started,
+            "updated": time.time(),
+            "counts": counts,
+        }
         if progress:
             doc["progress"] = progress
         try:
@@ -171,8 +189,11 @@ class Reporter:
                 self._dirty = True  # keep them: the next flush tries again
             if not self._warned:
                 self._warned = True
-                print(f"gputab.report: cannot write to the spool {spool_dir()}: {exc}; counts are kept in memory "
-                      f"and retried (set GPUTAB_SPOOL to a writable directory)", file=sys.stderr)
+                print(
+                    f"gputab.report: cannot write to the spool {spool_dir()}: {exc}; counts are kept in memory "
+                    f"and retried (set GPUTAB_SPOOL to a writable directory)",
+                    file=sys.stderr,
+                )
             return False
 
     def _fraction(self, key: str) -> float | None:
@@ -196,8 +217,15 @@ _reporter: Reporter | None = None
 _reporter_lock = threading.Lock()
 
 
-def report(samples: int = 0, tokens: int = 0, tag: str | None = None, *, total_samples: int | None = None,
-           total_tokens: int | None = None, progress: float | None = None) -> None:
+def report(
+    samples: int = 0,
+    tokens: int = 0,
+    tag: str | None = None,
+    *,
+    total_samples: int | None = None,
+    total_tokens: int | None = None,
+    progress: float | None = None,
+) -> None:
     """Add ``samples`` and ``tokens`` processed to this job's counts, and say how far along the job is.
 
     The recorder forecasts a job's ETA and cost at completion from its progress: give the total once
@@ -238,11 +266,24 @@ class _CallableModule(types.ModuleType):
     """Importing ``gputab.report`` binds this module as the package attribute ``report``, hiding the
     function ``gputab.report()`` that training scripts call; calling the module calls the function."""
 
-    def __call__(self, samples: int = 0, tokens: int = 0, tag: str | None = None, *,
-                 total_samples: int | None = None, total_tokens: int | None = None,
-                 progress: float | None = None) -> None:
-        report(samples=samples, tokens=tokens, tag=tag, total_samples=total_samples, total_tokens=total_tokens,
-               progress=progress)
+    def __call__(
+        self,
+        samples: int = 0,
+        tokens: int = 0,
+        tag: str | None = None,
+        *,
+        total_samples: int | None = None,
+        total_tokens: int | None = None,
+        progress: float | None = None,
+    ) -> None:
+        report(
+            samples=samples,
+            tokens=tokens,
+            tag=tag,
+            total_samples=total_samples,
+            total_tokens=total_tokens,
+            progress=progress,
+        )
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -253,8 +253,11 @@ class SpoolReader:
             self._pass_ignored[owner] += 1
             return
         large = st.st_size > MAX_FILE_BYTES  # refused without reading, so not held back by the caps
-        if capped and not large and (self._pass_files[owner] >= FILES_PER_OWNER
-                                     or self._pass_bytes[owner] + st.st_size > BYTES_PER_OWNER):
+        if (
+            capped
+            and not large
+            and (self._pass_files[owner] >= FILES_PER_OWNER or self._pass_bytes[owner] + st.st_size > BYTES_PER_OWNER)
+        ):
             self.deferred += 1
             return
         try:
@@ -294,8 +297,10 @@ class SpoolReader:
         started = doc.get("started")
         # A file not there at the start but written by a process that started reporting before it (one whose
         # file was pruned while it paused) holds counts from before: its first read is its baseline too.
-        baseline = self._baselining or (known is None and (
-            name in self._unread_at_start or (type(started) in (int, float) and started < self.started_wall)))
+        baseline = self._baselining or (
+            known is None
+            and (name in self._unread_at_start or (type(started) in (int, float) and started < self.started_wall))
+        )
         self._unread_at_start.discard(name)
         pid, host = doc.get("pid"), doc.get("host")
         pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
@@ -395,8 +400,14 @@ class ReportSpool:
         timer: real monotonic time for the budgets.
     """
 
-    def __init__(self, directory: Path, attributor, my_uid: int | None = None, host: str | None = None,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        attributor,
+        my_uid: int | None = None,
+        host: str | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.reader = SpoolReader(directory, timer)
         self.attributor = attributor
         self.my_uid = os.geteuid() if my_uid is None else my_uid
@@ -460,8 +471,15 @@ class ReportSpool:
                 ledger.observe_fraction(tag, r.progress)
                 continue
             ledger.add_progress(tag, samples=r.samples, tokens=r.tokens)
-            writer.add_progress(tag, r.samples, r.tokens, wall, "report",
-                                f"{r.host or '?'}:{r.pid if r.pid is not None else '?'} {r.name}", r.owner_uid)
+            writer.add_progress(
+                tag,
+                r.samples,
+                r.tokens,
+                wall,
+                "report",
+                f"{r.host or '?'}:{r.pid if r.pid is not None else '?'} {r.name}",
+                r.owner_uid,
+            )
         if changed:
             writer.set_rejected(self.rejected_rows())  # stored with the figures at the next commit
 
@@ -503,8 +521,10 @@ class ReportSpool:
 
     def rejected_rows(self) -> list[dict]:
         """The session's rejected reports: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens``."""
-        return [{"reason": reason, "owner_uid": owner, "reports": n, "samples": s, "tokens": t}
-                for (reason, owner), (n, s, t) in sorted(self.rejected.items())]
+        return [
+            {"reason": reason, "owner_uid": owner, "reports": n, "samples": s, "tokens": t}
+            for (reason, owner), (n, s, t) in sorted(self.rejected.items())
+        ]
 
     def rejected_by_reason(self) -> tuple[tuple[str, int], ...]:
         """Rejected reports per reason (every reason, 0 included), for the Prometheus counter."""
@@ -516,8 +536,9 @@ class ReportSpool:
 
 def explain(rows: list[dict]) -> list[dict]:
     """Stored rejected-report rows with ``reason_text`` (plain words) and ``owner`` (the owner's login name)."""
-    return [{**r, "reason_text": REASONS.get(r["reason"], r["reason"]), "owner": user_name(r["owner_uid"])}
-            for r in rows]
+    return [
+        {**r, "reason_text": REASONS.get(r["reason"], r["reason"]), "owner": user_name(r["owner_uid"])} for r in rows
+    ]
 
 
 def rejected_summary(rows: list[dict]) -> str:

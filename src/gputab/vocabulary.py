@@ -106,8 +106,12 @@ def _k(name: str, type_: str, meaning: str, was: str = "") -> Key:
 
 KEYS: tuple[Key, ...] = (
     # -- every document ---------------------------------------------------------------------------------------
-    _k("schema_version", "integer", "Version of the document's shape (this page describes 2).",
-       "(in spend and fleet only, as 1)"),
+    _k(
+        "schema_version",
+        "integer",
+        "Version of the document's shape (this page describes 2).",
+        "(in spend and fleet only, as 1)",
+    ),
     # -- sessions ---------------------------------------------------------------------------------------------
     _k("id", "integer", "The session's id (in a session object), or the alert's id (in an alert)."),
     _k("session_id", "integer", "The session a row or a report belongs to.", "session (samples --json)"),
@@ -134,8 +138,12 @@ KEYS: tuple[Key, ...] = (
     _k("gpu_hours", "number", "GPU-hours held (share x time)."),
     _k("effective_gpu_hours", "number", "GPU-hours x utilization."),
     _k("idle_gpu_hours", "number", "GPU-hours held while utilization was 0."),
-    _k("avg_utilization_pct", "number", "Average GPU utilization over the time held, time-weighted.",
-       "avg_utilization (0-1); utilization_fraction (fleet hosts)"),
+    _k(
+        "avg_utilization_pct",
+        "number",
+        "Average GPU utilization over the time held, time-weighted.",
+        "avg_utilization (0-1); utilization_fraction (fleet hosts)",
+    ),
     _k("energy_kwh", "number", "Energy drawn (a job's share of its GPUs')."),
     _k("energy_joules", "number", "Energy drawn, in joules (GPU rows).", "energy_j; energy_mj (snapshot) dropped"),
     _k("peak_vram_bytes", "integer", "Peak GPU memory of the job's processes.", "vram_bytes (the last poll's) dropped"),
@@ -146,28 +154,58 @@ KEYS: tuple[Key, ...] = (
     _k("cost_per_1m_tokens_usd", "number", "cost_usd x 1e6 / tokens."),
     _k("cost_per_effective_gpu_hour_usd", "number", "cost_usd / effective_gpu_hours."),
     _k("gpus", "array", "A job's GPU indexes; at the top of a document, the GPU objects."),
-    _k("unknown_price", "boolean", "A GPU was priced at the default rate (its model is not in the table).",
-       "unknown (prices --json gpus)"),
+    _k(
+        "unknown_price",
+        "boolean",
+        "A GPU was priced at the default rate (its model is not in the table).",
+        "unknown (prices --json gpus)",
+    ),
     _k("busy_usd", "number", "Of cost_usd, the dollars of effective GPU time."),
-    _k("waste_usd", "number", "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
-       "the sessions that recorded waste; null when none did)."),
+    _k(
+        "waste_usd",
+        "number",
+        "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
+        "the sessions that recorded waste; null when none did).",
+    ),
     _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
-    _k("forecast_state", "string", "The job's forecast: unknown (no progress reported, or the window has too little "
-       "data), running, stalled, done; no_recorder in snapshot when no recorder reads the reports."),
-    _k("progress_pct", "number", "How far the job is, 0-100, from gputab.report(progress=/total_*=) or a "
-       "framework callback.", "progress_fraction (0-1)"),
-    _k("progress_pct_per_hour", "number", "Growth of progress_pct per hour over the forecast window.",
-       "progress_rate_per_second (fraction per second)"),
+    _k(
+        "forecast_state",
+        "string",
+        "The job's forecast: unknown (no progress reported, or the window has too little "
+        "data), running, stalled, done; no_recorder in snapshot when no recorder reads the reports.",
+    ),
+    _k(
+        "progress_pct",
+        "number",
+        "How far the job is, 0-100, from gputab.report(progress=/total_*=) or a framework callback.",
+        "progress_fraction (0-1)",
+    ),
+    _k(
+        "progress_pct_per_hour",
+        "number",
+        "Growth of progress_pct per hour over the forecast window.",
+        "progress_rate_per_second (fraction per second)",
+    ),
     _k("eta_seconds", "number", "Seconds until the job completes at its recent rate (null while unknown)."),
     _k("eta_at", "time", "When the job completes at its recent rate."),
     _k("projected_cost_usd", "number", "Cost at completion: spent + burn rate x eta_seconds."),
-    _k("projected_cost_low_usd", "number", "Low end of the projected cost's range (the faster of the window's two "
-       "rates)."),
+    _k(
+        "projected_cost_low_usd",
+        "number",
+        "Low end of the projected cost's range (the faster of the window's two rates).",
+    ),
     _k("projected_cost_high_usd", "number", "High end of the projected cost's range (the slower of the two rates)."),
-    _k("first_projected_cost_usd", "number", "The job's first projection in the session, to compare with the last "
-       "(show)."),
-    _k("first_projected_progress_pct", "number", "progress_pct when the first projection was made.",
-       "first_projected_progress_fraction (0-1)"),
+    _k(
+        "first_projected_cost_usd",
+        "number",
+        "The job's first projection in the session, to compare with the last (show).",
+    ),
+    _k(
+        "first_projected_progress_pct",
+        "number",
+        "progress_pct when the first projection was made.",
+        "first_projected_progress_fraction (0-1)",
+    ),
     _k("first_projected_at", "time", "When the first projection was made."),
     _k("waste_by_reason", "object", "waste_usd split by likely reason (keys: reason names), costliest first."),
     _k("waste_top_reason", "string", "The costliest reason."),
@@ -176,8 +214,12 @@ KEYS: tuple[Key, ...] = (
     _k("tensor_active_usd", "number", "cost_usd x tensor-core activity."),
     _k("throttled_usd", "object", "Dollars while the job's GPUs' clocks were held down, by reason."),
     _k("throttled_seconds", "object", "Seconds the job's GPUs' clocks were held down, by reason."),
-    _k("share_pct", "array", "The job's share of each GPU in gpus, in the same order (snapshot).",
-       "share (fractions keyed by GPU index as text)"),
+    _k(
+        "share_pct",
+        "array",
+        "The job's share of each GPU in gpus, in the same order (snapshot).",
+        "share (fractions keyed by GPU index as text)",
+    ),
     _k("processes", "array", "A job's PIDs; at the top of snapshot, the process objects."),
     _k("total", "object", "The sum over the rows (show, spend)."),
     _k("job_count", "integer", "Jobs in the session (idle and unobserved left out).", "jobs (a count)"),
@@ -194,8 +236,12 @@ KEYS: tuple[Key, ...] = (
     _k("model_key", "string", "The price-table row the GPU matched (null: default rate)."),
     _k("matched_key", "string", "The row the GPU's name matches in the built-in table (prices)."),
     _k("price_mode", "string", "How GPUs are priced: rental or owned.", "mode"),
-    _k("rate_usd_per_hour", "number", "The GPU's price per hour in force.",
-       "rate_per_hour (JSON), rate_per_hour_usd (CSV)"),
+    _k(
+        "rate_usd_per_hour",
+        "number",
+        "The GPU's price per hour in force.",
+        "rate_per_hour (JSON), rate_per_hour_usd (CSV)",
+    ),
     _k("price_source", "string", "Where the rate comes from.", "source (prices)"),
     _k("price_date", "string", "Date of the rate (YYYY-MM-DD).", "date (prices)"),
     _k("price_usd_per_kwh", "number", "Electricity price (owned mode).", "price_per_kwh"),
@@ -205,8 +251,12 @@ KEYS: tuple[Key, ...] = (
     _k("lost", "boolean", "The GPU stopped answering."),
     _k("memory_used_bytes", "integer", "GPU memory in use."),
     _k("memory_total_bytes", "integer", "GPU memory size."),
-    _k("utilization_pct", "number", "GPU utilization over the last interval; fleet hosts: the mean of their GPUs.",
-       "utilization_fraction (fleet, 0-1)"),
+    _k(
+        "utilization_pct",
+        "number",
+        "GPU utilization over the last interval; fleet hosts: the mean of their GPUs.",
+        "utilization_fraction (fleet, 0-1)",
+    ),
     _k("memory_utilization_pct", "number", "Memory-controller utilization."),
     _k("sm_active_pct", "number", "SM activity (NVML GPM)."),
     _k("sm_occupancy_pct", "number", "SM occupancy (NVML GPM)."),
@@ -218,21 +268,35 @@ KEYS: tuple[Key, ...] = (
     _k("pcie_tx_bytes_per_second", "number", "PCIe transmit rate.", "pcie_tx_bytes_per_s"),
     _k("power_watts", "number", "Power draw.", "power_w"),
     _k("power_limit_watts", "number", "Power limit.", "power_limit_w"),
-    _k("power_source", "string", "Which NVML reading power_watts is: instant or average, GPU scope (field values), "
-       "or the older power usage call."),
-    _k("module_power_watts", "number", "Power of the whole module where the driver reports it apart (Grace Hopper); "
-       "display only, never charged.", "module_power_w"),
+    _k(
+        "power_source",
+        "string",
+        "Which NVML reading power_watts is: instant or average, GPU scope (field values), "
+        "or the older power usage call.",
+    ),
+    _k(
+        "module_power_watts",
+        "number",
+        "Power of the whole module where the driver reports it apart (Grace Hopper); display only, never charged.",
+        "module_power_w",
+    ),
     _k("mig", "array", "The GPU's MIG instances (null when MIG is off), each priced as a device (snapshot)."),
-    _k("mig_slices", "integer", "Compute slices of a GPU in MIG mode: an instance's rate is the GPU's rate x its "
-       "slices / these."),
+    _k(
+        "mig_slices",
+        "integer",
+        "Compute slices of a GPU in MIG mode: an instance's rate is the GPU's rate x its slices / these.",
+    ),
     _k("gpu_instance_id", "integer", "A MIG instance's GPU instance id (DCGM's GPU_I_ID)."),
     _k("compute_instance_id", "integer", "A MIG instance's compute instance id."),
     _k("slices", "integer", "Compute slices a MIG instance holds."),
     _k("gpu_instance_slices", "integer", "Slices of the MIG instance's GPU instance."),
     _k("sm_count", "integer", "Streaming multiprocessors of a MIG instance."),
     _k("label", "string", "How the views name a MIG instance (GI 1 CI 0)."),
-    _k("host_notes", "array", "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said "
-       "once with the fix."),
+    _k(
+        "host_notes",
+        "array",
+        "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said once with the fix.",
+    ),
     _k("sm_clock_mhz", "number", "SM clock."),
     _k("temperature_celsius", "number", "GPU temperature.", "temperature_c"),
     _k("throttle_seconds", "object", "Seconds of the last interval the GPU's clocks were held down, by reason."),
@@ -258,8 +322,12 @@ KEYS: tuple[Key, ...] = (
     _k("cores", "integer", "CPUs the process may run on."),
     _k("tree_size", "integer", "Processes in the tree."),
     # -- alerts and spool reports ------------------------------------------------------------------------------
-    _k("alerts", "array", "Alert objects, oldest first (show --json). Counts are alert_count/active_alert_count.",
-       "also a count in sessions --json"),
+    _k(
+        "alerts",
+        "array",
+        "Alert objects, oldest first (show --json). Counts are alert_count/active_alert_count.",
+        "also a count in sessions --json",
+    ),
     _k("severity", "string", "info, warning or critical."),
     _k("subject", "string", "What it is about: a tag, gpu N or host."),
     _k("message", "string", "The alert in words."),
@@ -306,8 +374,9 @@ KEYS: tuple[Key, ...] = (
     _k("idle_today_usd", "number", "Of which (idle)."),
     _k("idle_burn_rate_usd_per_hour", "number", "Burn rate of the idle GPUs now."),
     _k("active_alert_count", "integer", "Alerts active now.", "alerts_active"),
-    _k("alert_counts", "array", "Active alerts by kind and severity ({kind, severity, count}).",
-       "alerts (fleet hosts)"),
+    _k(
+        "alert_counts", "array", "Active alerts by kind and severity ({kind, severity, count}).", "alerts (fleet hosts)"
+    ),
     _k("count", "integer", "How many."),
     _k("burn_rate_history", "array", "Burn rate over the last hour ({sampled_at, burn_rate_usd_per_hour})."),
     _k("sampled_at", "time", "When a point of a history was sampled.", "time"),
@@ -318,29 +387,56 @@ KEYS: tuple[Key, ...] = (
 
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 
-DATA_MAPS = frozenset({"waste_by_reason", "waste_evidence_by_reason", "throttled_usd", "throttled_seconds",
-                       "throttle_seconds", "data"})
+DATA_MAPS = frozenset(
+    {"waste_by_reason", "waste_evidence_by_reason", "throttled_usd", "throttled_seconds", "throttle_seconds", "data"}
+)
 """Objects whose keys are data (reason names, an alert's figures), not vocabulary: left as they are."""
 
 RENAMES: dict[str, str] = {
-    "progress_fraction": "progress_pct", "first_projected_progress_fraction": "first_projected_progress_pct",
+    "progress_fraction": "progress_pct",
+    "first_projected_progress_fraction": "first_projected_progress_pct",
     "progress_rate_per_second": "progress_pct_per_hour",
-    "start": "started_at", "end": "ended_at", "duration_s": "duration_seconds", "interval": "interval_seconds",
-    "last_commit": "last_commit_at", "last_seen": "last_seen_at", "energy_j": "energy_joules",
-    "rate_per_hour": "rate_usd_per_hour", "rate_per_hour_usd": "rate_usd_per_hour",
-    "default_rate": "default_rate_usd_per_hour", "price_per_kwh": "price_usd_per_kwh",
-    "on_demand": "on_demand_usd_per_hour", "spot": "spot_usd_per_hour", "mode": "price_mode",
-    "source": "price_source", "date": "price_date", "unknown": "unknown_price", "idle_usd": "idle_cost_usd",
-    "power_w": "power_watts", "module_power_w": "module_power_watts", "power_limit_w": "power_limit_watts", "temperature_c": "temperature_celsius",
-    "nvlink_rx_bytes_per_s": "nvlink_rx_bytes_per_second", "nvlink_tx_bytes_per_s": "nvlink_tx_bytes_per_second",
-    "pcie_rx_bytes_per_s": "pcie_rx_bytes_per_second", "pcie_tx_bytes_per_s": "pcie_tx_bytes_per_second",
-    "wall": "taken_at", "alerts_active": "active_alert_count", "hosts_stale": "stale_host_count",
-    "utilization_fraction": "utilization_pct", "avg_utilization": "avg_utilization_pct",
+    "start": "started_at",
+    "end": "ended_at",
+    "duration_s": "duration_seconds",
+    "interval": "interval_seconds",
+    "last_commit": "last_commit_at",
+    "last_seen": "last_seen_at",
+    "energy_j": "energy_joules",
+    "rate_per_hour": "rate_usd_per_hour",
+    "rate_per_hour_usd": "rate_usd_per_hour",
+    "default_rate": "default_rate_usd_per_hour",
+    "price_per_kwh": "price_usd_per_kwh",
+    "on_demand": "on_demand_usd_per_hour",
+    "spot": "spot_usd_per_hour",
+    "mode": "price_mode",
+    "source": "price_source",
+    "date": "price_date",
+    "unknown": "unknown_price",
+    "idle_usd": "idle_cost_usd",
+    "power_w": "power_watts",
+    "module_power_w": "module_power_watts",
+    "power_limit_w": "power_limit_watts",
+    "temperature_c": "temperature_celsius",
+    "nvlink_rx_bytes_per_s": "nvlink_rx_bytes_per_second",
+    "nvlink_tx_bytes_per_s": "nvlink_tx_bytes_per_second",
+    "pcie_rx_bytes_per_s": "pcie_rx_bytes_per_second",
+    "pcie_tx_bytes_per_s": "pcie_tx_bytes_per_second",
+    "wall": "taken_at",
+    "alerts_active": "active_alert_count",
+    "hosts_stale": "stale_host_count",
+    "utilization_fraction": "utilization_pct",
+    "avg_utilization": "avg_utilization_pct",
 }
 """Internal (and schema 1) key -> public key."""
 
-COUNTS: dict[str, str] = {"jobs": "job_count", "gpus": "gpu_count", "hosts": "host_count", "alerts": "alert_count",
-                          "sessions": "session_count"}
+COUNTS: dict[str, str] = {
+    "jobs": "job_count",
+    "gpus": "gpu_count",
+    "hosts": "host_count",
+    "alerts": "alert_count",
+    "sessions": "session_count",
+}
 """A plural is the list; when its value is a count (an integer) the key is ``<thing>_count``."""
 
 CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -434,9 +530,23 @@ METRICS: dict[str, str] = {
 """Prometheus metric -> the JSON key it mirrors (``""``: none). Prometheus names use base units: ``_dollars``,
 ``_ratio`` (0-1, where JSON says ``_pct``), ``_joules``, ``_bytes``, ``_seconds``, ``_total`` for counters."""
 
-PROMETHEUS_UNITS = ("_dollars_total", "_dollars_per_hour", "_ratio", "_bytes", "_watts", "_celsius",
-                    "_joules_total", "_hours_total", "_seconds", "_total", "_info", "_active", "_lost", "_idle",
-                    "_folded")
+PROMETHEUS_UNITS = (
+    "_dollars_total",
+    "_dollars_per_hour",
+    "_ratio",
+    "_bytes",
+    "_watts",
+    "_celsius",
+    "_joules_total",
+    "_hours_total",
+    "_seconds",
+    "_total",
+    "_info",
+    "_active",
+    "_lost",
+    "_idle",
+    "_folded",
+)
 """How a gputab metric name may end (the unit, or a count/flag)."""
 
 

@@ -68,9 +68,16 @@ class WasteTotals:
     throttled_seconds: dict[str, float] | None = None
     """Share-weighted GPU-seconds under each throttle reason."""
 
-    def charge(self, cost: float, utilization: float | None, diagnosis: Diagnosis, dt: float = 0.0,
-               tensor_pct: float | None = None, throttle_seconds: Mapping[str, float] | None = None,
-               share: float = 1.0) -> None:
+    def charge(
+        self,
+        cost: float,
+        utilization: float | None,
+        diagnosis: Diagnosis,
+        dt: float = 0.0,
+        tensor_pct: float | None = None,
+        throttle_seconds: Mapping[str, float] | None = None,
+        share: float = 1.0,
+    ) -> None:
         """Add one interval's ``cost`` (already the job's part) split by ``utilization``, its waste to
         ``diagnosis.reason``; ``dt`` is the interval's length (for the throttled fraction)."""
         busy, waste = split_cost(cost, utilization)
@@ -83,8 +90,9 @@ class WasteTotals:
             self.tensor_active_usd = (self.tensor_active_usd or 0.0) + cost * tensor_pct / 100.0
         if throttle_seconds is not None and dt > 0:
             usd = self.throttled_usd if self.throttled_usd is not None else dict.fromkeys(THROTTLE_REASONS, 0.0)
-            secs = self.throttled_seconds if self.throttled_seconds is not None \
-                else dict.fromkeys(THROTTLE_REASONS, 0.0)
+            secs = (
+                self.throttled_seconds if self.throttled_seconds is not None else dict.fromkeys(THROTTLE_REASONS, 0.0)
+            )
             for reason, s in throttle_seconds.items():
                 frac = min(1.0, max(0.0, s / dt))
                 usd[reason] = usd.get(reason, 0.0) + cost * frac
@@ -173,12 +181,18 @@ class WasteBook:
         zero = self._zero.get(key, 0.0) + dt if gpu.utilization_pct == 0 and j.vram else 0.0
         self._zero[key] = zero
         rates = [c for c in j.cpu if c.cpu_pct is not None]
-        busiest = max((c for c in rates if c.busiest_cpu_pct is not None),
-                      key=lambda c: (c.busiest_runnable_pct or 0.0, c.busiest_cpu_pct or 0.0), default=None)
+        busiest = max(
+            (c for c in rates if c.busiest_cpu_pct is not None),
+            key=lambda c: (c.busiest_runnable_pct or 0.0, c.busiest_cpu_pct or 0.0),
+            default=None,
+        )
         waits = [c.iowait_pct for c in j.cpu if c.iowait_pct is not None]
         dead = [c.pid for c in j.cpu if c.alive is False and j.pid_vram.get(c.pid)]
         ev = JobOnGpu(
-            gpu=gpu, vram_bytes=j.vram, pids=tuple(j.pids), gpu_count=self._gpu_count.get(tag, 1),
+            gpu=gpu,
+            vram_bytes=j.vram,
+            pids=tuple(j.pids),
+            gpu_count=self._gpu_count.get(tag, 1),
             job_sm_pct=j.sm if len(on_gpu) > 1 else None,
             cpu_pct=sum(c.cpu_pct or 0.0 for c in rates) if rates else None,
             cores=max((c.cores for c in j.cpu if c.cores), default=None),
@@ -201,5 +215,3 @@ class WasteBook:
         if tag == IDLE:
             return IDLE_DIAGNOSIS
         return diagnose(self.evidence(tag, gpu, dt), self.config)
-
-

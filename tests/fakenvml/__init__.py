@@ -207,10 +207,15 @@ class Scenario:
             if values["uuid"] is None:
                 values["uuid"] = f"GPU-fa4e{i:04d}-1111-2222-3333-{i:012d}"
             lines += [f"gpu {i} {k} {v}" for k, v in values.items()]
-        lines += [f"proc {p.gpu} {p.pid} {p.kind} {p.used_bytes}" + ("" if p.gi is None else f" {p.gi} {p.ci}")
-                  for p in self.processes]
-        lines += [f"mig {m.gpu} {m.slot} {m.gi} {m.ci} {m.ci_slices} {m.gi_slices or m.ci_slices} {m.sms} "
-                  f"{m.mem_total} {m.mem_used}" for m in self.migs]
+        lines += [
+            f"proc {p.gpu} {p.pid} {p.kind} {p.used_bytes}" + ("" if p.gi is None else f" {p.gi} {p.ci}")
+            for p in self.processes
+        ]
+        lines += [
+            f"mig {m.gpu} {m.slot} {m.gi} {m.ci} {m.ci_slices} {m.gi_slices or m.ci_slices} {m.sms} "
+            f"{m.mem_total} {m.mem_used}"
+            for m in self.migs
+        ]
         lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]
         lines += [f"delay {sym} {seconds}" for sym, seconds in self.delays.items()]
         lines += [f"error {e.function} {'*' if e.gpu is None else e.gpu} {e.code}" for e in self.errors]

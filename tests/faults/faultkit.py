@@ -51,16 +51,29 @@ def committed(db: Path) -> dict | None:
         return None
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        row = conn.execute("SELECT id, ticks, total_cost_usd, end_reason, energy_j FROM sessions "
-                           "ORDER BY id DESC LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT id, ticks, total_cost_usd, end_reason, energy_j FROM sessions ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         if row is None:
             return None
         jobs = dict(conn.execute("SELECT tag, cost_usd FROM jobs WHERE session_id = ?", (row[0],)).fetchall())
-        gpus = {r[0]: {"cost_usd": r[1], "energy_j": r[2], "energy_method": r[3]} for r in conn.execute(
-            "SELECT gpu_index, cost_usd, energy_j, energy_method FROM session_gpus WHERE session_id = ?", (row[0],))}
+        gpus = {
+            r[0]: {"cost_usd": r[1], "energy_j": r[2], "energy_method": r[3]}
+            for r in conn.execute(
+                "SELECT gpu_index, cost_usd, energy_j, energy_method FROM session_gpus WHERE session_id = ?", (row[0],)
+            )
+        }
         procs = conn.execute("SELECT count(*) FROM processes WHERE session_id = ?", (row[0],)).fetchone()[0]
-        return {"id": row[0], "ticks": row[1], "total_cost_usd": row[2], "end_reason": row[3], "energy_j": row[4],
-                "jobs": jobs, "gpus": gpus, "processes": procs}
+        return {
+            "id": row[0],
+            "ticks": row[1],
+            "total_cost_usd": row[2],
+            "end_reason": row[3],
+            "energy_j": row[4],
+            "jobs": jobs,
+            "gpus": gpus,
+            "processes": procs,
+        }
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return None
@@ -140,8 +153,14 @@ class RecorderDriver:
 
     def __init__(self, env: Mapping[str, str], timeout: float = 30.0) -> None:
         self._timeout = timeout
-        self.proc = subprocess.Popen([sys.executable, "-c", _DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=dict(env))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _DRIVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(env),
+        )
         first = self._read()
         assert first.get("ready"), first
 
@@ -209,13 +228,20 @@ class RecordProcess:
     """``gputab record`` in a subprocess; ``lines`` collects its stderr as it comes."""
 
     def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = (), preexec_fn=None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gputab", "record", *args], env=dict(env),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=preexec_fn)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gputab", "record", *args],
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=preexec_fn,
+        )
         self.lines: list[str] = []
         self.out_lines: list[str] = []
-        self._t = [threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines), daemon=True),
-                   threading.Thread(target=self._pump, args=(self.proc.stdout, self.out_lines), daemon=True)]
+        self._t = [
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out_lines), daemon=True),
+        ]
         for t in self._t:
             t.start()
 
@@ -236,8 +262,11 @@ class RecordProcess:
         return self.proc.poll() is None
 
     def wait_stderr(self, needle: str, timeout: float = 10.0) -> str:
-        return wait_until(lambda: next((ln for ln in self.lines if needle in ln), None), timeout,
-                          f"{needle!r} on the recorder's stderr (so far: {self.lines[-5:]})")
+        return wait_until(
+            lambda: next((ln for ln in self.lines if needle in ln), None),
+            timeout,
+            f"{needle!r} on the recorder's stderr (so far: {self.lines[-5:]})",
+        )
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:

@@ -47,8 +47,7 @@ def record(tmp_path, name: str, jump: bool):
     wall = JumpingWall(mono)
     backend = DemoBackend(seed=3, clock=mono, wall_clock=wall)
     cfg = Config(recorder=RecorderConfig(interval=1.0, commit_interval=5.0, series_interval=10.0))
-    rec = Recorder(backend, Store(tmp_path / f"{name}.db"), cfg, clock=mono, wall_clock=wall,
-                   spool=tmp_path / "spool")
+    rec = Recorder(backend, Store(tmp_path / f"{name}.db"), cfg, clock=mono, wall_clock=wall, spool=tmp_path / "spool")
     rec.start()
     for k in range(1, STEPS + 1):
         mono.advance(1.0)
@@ -82,8 +81,9 @@ def test_backward_wall_jump_keeps_series_times_monotonic(tmp_path):
     _, rec = record(tmp_path, "series", jump=True)
     with Store(tmp_path / "series.db") as store:
         # In insertion order (no ORDER BY on purpose: the primary key order is t_ms, which is what is checked).
-        rows = store.db.execute("SELECT t_ms FROM gpu_samples WHERE session_id = ? AND gpu_index = 0",
-                                [rec.session_id]).fetchall()
+        rows = store.db.execute(
+            "SELECT t_ms FROM gpu_samples WHERE session_id = ? AND gpu_index = 0", [rec.session_id]
+        ).fetchall()
     ts = [r[0] for r in rows]
     assert ts == sorted(ts) and len(ts) == len(set(ts))
     assert ts[-1] == STEPS * 1000
@@ -105,8 +105,7 @@ def test_production_clocks_are_monotonic(fake_nvml):
         "m0 = time.monotonic(); s = b.poll(); m1 = time.monotonic()\n"
         "print(json.dumps([m0, s.mono, m1, s.wall, real()]))\n"
     )
-    r = subprocess.run([sys.executable, "-c", script], env=fake_nvml.env(), capture_output=True, text=True,
-                       timeout=30)
+    r = subprocess.run([sys.executable, "-c", script], env=fake_nvml.env(), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     m0, mono, m1, wall, real_wall = json.loads(r.stdout)
     assert m0 <= mono <= m1

@@ -34,25 +34,31 @@ def refused(text: str) -> str:
     return str(exc.value)
 
 
-@pytest.mark.parametrize("text, key", [
-    ('[prices.gpus."0"]\nmode = "owned"\npurchase_price = 30000\nuseful_life_years = 1e-320\n', "useful_life_years"),
-    ('[prices.gpus."0"]\nmode = "owned"\npurchase_price = 1e308\n', "purchase_price"),
-    ('[prices.gpus."0"]\nownership_utilization = 1e-320\npurchase_price = 3e4\n', "ownership_utilization"),
-    ('[prices.models.H100-SXM]\nrate_per_hour = 1e308\n', "rate_per_hour"),
-    ('[prices.models.H100-SXM]\noverhead_per_hour = 1e308\n', "overhead_per_hour"),
-    ('[prices]\ndefault_rate = 1e300\n', "default_rate"),
-    ('[prices]\nprice_per_kwh = 1e300\n', "price_per_kwh"),
-    ('[recorder]\ngap_factor = 1e308\n', "gap_factor"),
-    ('[budgets]\ntrain = 1e308\n', "train"),
-    ('[alerts]\nlow_utilization_pct = -1\n', "low_utilization_pct"),
-    ('[alerts]\nlow_utilization_minutes = -5\n', "low_utilization_minutes"),
-    ('[alerts]\nmemory_pressure_pct = -0.5\n', "memory_pressure_pct"),
-    ('[alerts]\nmemory_pressure_seconds = -60\n', "memory_pressure_seconds"),
-    ('[alerts]\nidle_minutes = -30\n', "idle_minutes"),
-    ('[alerts]\nbudget_warning_pct = -80\n', "budget_warning_pct"),
-    ('[alerts]\nmemory_pressure_pct = 150\n', "memory_pressure_pct"),
-    ('[alerts]\nidle_minutes = 1e308\n', "idle_minutes"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (
+            '[prices.gpus."0"]\nmode = "owned"\npurchase_price = 30000\nuseful_life_years = 1e-320\n',
+            "useful_life_years",
+        ),
+        ('[prices.gpus."0"]\nmode = "owned"\npurchase_price = 1e308\n', "purchase_price"),
+        ('[prices.gpus."0"]\nownership_utilization = 1e-320\npurchase_price = 3e4\n', "ownership_utilization"),
+        ("[prices.models.H100-SXM]\nrate_per_hour = 1e308\n", "rate_per_hour"),
+        ("[prices.models.H100-SXM]\noverhead_per_hour = 1e308\n", "overhead_per_hour"),
+        ("[prices]\ndefault_rate = 1e300\n", "default_rate"),
+        ("[prices]\nprice_per_kwh = 1e300\n", "price_per_kwh"),
+        ("[recorder]\ngap_factor = 1e308\n", "gap_factor"),
+        ("[budgets]\ntrain = 1e308\n", "train"),
+        ("[alerts]\nlow_utilization_pct = -1\n", "low_utilization_pct"),
+        ("[alerts]\nlow_utilization_minutes = -5\n", "low_utilization_minutes"),
+        ("[alerts]\nmemory_pressure_pct = -0.5\n", "memory_pressure_pct"),
+        ("[alerts]\nmemory_pressure_seconds = -60\n", "memory_pressure_seconds"),
+        ("[alerts]\nidle_minutes = -30\n", "idle_minutes"),
+        ("[alerts]\nbudget_warning_pct = -80\n", "budget_warning_pct"),
+        ("[alerts]\nmemory_pressure_pct = 150\n", "memory_pressure_pct"),
+        ("[alerts]\nidle_minutes = 1e308\n", "idle_minutes"),
+    ],
+)
 def test_values_that_would_overflow_or_make_no_sense_are_refused_with_line(text, key):
     msg = refused("# gputab\n\n" + text)
     assert msg.startswith(f"{SOURCE}:") and key in msg and "\n" not in msg
@@ -65,14 +71,19 @@ def test_a_purchase_that_implies_an_absurd_rate_is_refused_naming_the_rate():
     assert f"{SOURCE}:3:" in msg and "/h" in msg and "useful_life_years" in msg
 
 
-override_numbers = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64),
-                             st.sampled_from([0.0, 1e-320, 5e-324, 1e308, 0.1, 1.0, 1e8]))
+override_numbers = st.one_of(
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([0.0, 1e-320, 5e-324, 1e308, 0.1, 1.0, 1e8]),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.fixed_dictionaries({k: override_numbers for k in RANGES["override"]}),
-       st.fixed_dictionaries({k: override_numbers for k in RANGES["override"]}),
-       st.sampled_from(["rental", "owned"]))
+@given(
+    st.fixed_dictionaries({k: override_numbers for k in RANGES["override"]}),
+    st.fixed_dictionaries({k: override_numbers for k in RANGES["override"]}),
+    st.sampled_from(["rental", "owned"]),
+)
 def test_every_accepted_price_config_gives_a_finite_rate(model, gpu, mode):
     lines = [f'[prices]\nmode = "{mode}"', "[prices.models.H100-SXM]"]
     lines += [f"{k} = {v!r}" for k, v in model.items() if v is not None]
@@ -98,8 +109,11 @@ def test_every_accepted_price_config_gives_a_finite_rate(model, gpu, mode):
 
 
 def test_zero_thresholds_are_accepted_and_the_rules_survive_them():
-    cfg = parse_config("[alerts]\nlow_utilization_pct = 100\nlow_utilization_minutes = 0\nmemory_pressure_pct = 0\n"
-                       "memory_pressure_seconds = 0\nidle_minutes = 0\nbudget_warning_pct = 0\n", SOURCE)
+    cfg = parse_config(
+        "[alerts]\nlow_utilization_pct = 100\nlow_utilization_minutes = 0\nmemory_pressure_pct = 0\n"
+        "memory_pressure_seconds = 0\nidle_minutes = 0\nbudget_warning_pct = 0\n",
+        SOURCE,
+    )
     assert cfg.alerts.low_utilization_minutes == 0
     sums = RollingSums(0.0)
     sums.add(5.0, 1.0, 0.25)
@@ -139,8 +153,12 @@ def test_zero_thresholds_in_a_real_recorder_raise_alerts_and_never_kill_the_obse
     """The demo box under `gputab record`: every rule fires at once, none raises, nothing is logged as failed."""
     config = tmp_path / "zero.toml"
     config.write_text(ZERO_ALERTS)
-    proc = subprocess.Popen([*GPUTAB, "--demo", "--db", str(tmp_path / "d.db"), "--config", str(config), "record"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*GPUTAB, "--demo", "--db", str(tmp_path / "d.db"), "--config", str(config), "record"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -152,12 +170,14 @@ def test_zero_thresholds_in_a_real_recorder_raise_alerts_and_never_kill_the_obse
 
 # --- config paths that are not config files ------------------------------------------------------------------
 
+
 def run_gputab(args: list[str], env_config: str | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if env_config is not None:
         env["GPUTAB_CONFIG"] = env_config
-    return subprocess.run([*GPUTAB, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*GPUTAB, *args], capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+    )
 
 
 def one_line_refusal(proc: subprocess.CompletedProcess, path: Path | str, words: str) -> None:

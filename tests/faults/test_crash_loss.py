@@ -43,13 +43,18 @@ def _last_committed(db: Path) -> tuple[float, str | None]:
 @pytest.mark.parametrize("interval,commit", [(0.25, 0.5), (0.45, 0.5)])
 def test_kill_9_at_random_moments_loses_at_most_one_commit_interval(tmp_path, interval, commit):
     Path(os.environ["GPUTAB_CONFIG"]).write_text(
-        f"[recorder]\ninterval = {interval}\ncommit_interval = {commit}\nseries_interval = 1.0\n")
+        f"[recorder]\ninterval = {interval}\ncommit_interval = {commit}\nseries_interval = 1.0\n"
+    )
     rng = random.Random(11)
     losses = []
     for i in range(KILLS):
         db = tmp_path / f"kill{i}.db"
-        proc = subprocess.Popen([*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*gputab_cmd(), "--db", str(db), "--demo", "record"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             assert "recording session" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -67,7 +72,9 @@ def test_kill_9_at_random_moments_loses_at_most_one_commit_interval(tmp_path, in
         assert end_reason is None, "the session was still open when killed"
         losses.append(killed_at - last_wall)
     worst, mean = max(losses), statistics.mean(losses)
-    print(f"\nkill -9 x{KILLS} at {interval:g} s ticks, {commit:g} s commits: loss max {worst:.3f} s, "
-          f"mean {mean:.3f} s, min {min(losses):.3f} s")
+    print(
+        f"\nkill -9 x{KILLS} at {interval:g} s ticks, {commit:g} s commits: loss max {worst:.3f} s, "
+        f"mean {mean:.3f} s, min {min(losses):.3f} s"
+    )
     assert min(losses) > -0.05, "a committed tick cannot be later than the kill"
     assert worst <= commit + TOLERANCE, f"lost up to {worst:.3f} s (all: {[round(x, 3) for x in losses]})"

@@ -75,12 +75,15 @@ def to_toml(doc: dict) -> str:
 
 scalars = st.one_of(
     st.booleans(),
-    st.integers(-10**6, 10**6),
+    st.integers(-(10**6), 10**6),
     st.floats(allow_nan=True, allow_infinity=True),  # TOML has nan and inf; they must be refused, never used
     st.text(max_size=20),
 )
-any_value = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                         | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+any_value = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 numbers = st.one_of(st.floats(-1e6, 1e6), st.integers(-1000, 100000))
 
 
@@ -91,24 +94,47 @@ def section(keys: dict[str, st.SearchStrategy]) -> st.SearchStrategy:
     return st.tuples(known, unknown, st.integers(0, 9)).map(lambda t: {**t[0], **t[1]} if t[2] == 0 else t[0])
 
 
-override = section({"mode": st.sampled_from(["rental", "owned", "lease"]), "rate_per_hour": numbers,
-                    "purchase_price": numbers, "useful_life_years": numbers, "ownership_utilization": numbers,
-                    "pue": numbers, "charge_energy": st.booleans()})
-config_docs = st.fixed_dictionaries({}, optional={
-    "recorder": section({"interval": numbers, "commit_interval": numbers, "gap_factor": numbers,
-                         "series_interval": numbers}),
-    "prices": section({"mode": st.sampled_from(["rental", "owned", "free"]),
-                       "rental_rate": st.sampled_from(["on_demand", "spot", "reserved"]),
-                       "default_rate": numbers, "price_per_kwh": numbers, "pue": numbers,
-                       "models": st.dictionaries(st.sampled_from(["H100-SXM", "A100-80G"]), override, max_size=2),
-                       "gpus": st.dictionaries(st.sampled_from(["0", "GPU-abc"]), override, max_size=2)}),
-    "budgets": st.dictionaries(st.text(min_size=1, max_size=10), numbers, max_size=3),
-    "metrics": section({"port": st.integers(-5, 70000), "address": st.text(max_size=10)}),
-    "attribution": section({"env_keys": st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8),
-                                                        max_size=2),
-                            "rules": st.lists(st.fixed_dictionaries({"pattern": st.sampled_from(["x(", "a+", "["]),
-                                                                     "tag": st.text(max_size=8)}), max_size=2)}),
-})
+override = section(
+    {
+        "mode": st.sampled_from(["rental", "owned", "lease"]),
+        "rate_per_hour": numbers,
+        "purchase_price": numbers,
+        "useful_life_years": numbers,
+        "ownership_utilization": numbers,
+        "pue": numbers,
+        "charge_energy": st.booleans(),
+    }
+)
+config_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "recorder": section(
+            {"interval": numbers, "commit_interval": numbers, "gap_factor": numbers, "series_interval": numbers}
+        ),
+        "prices": section(
+            {
+                "mode": st.sampled_from(["rental", "owned", "free"]),
+                "rental_rate": st.sampled_from(["on_demand", "spot", "reserved"]),
+                "default_rate": numbers,
+                "price_per_kwh": numbers,
+                "pue": numbers,
+                "models": st.dictionaries(st.sampled_from(["H100-SXM", "A100-80G"]), override, max_size=2),
+                "gpus": st.dictionaries(st.sampled_from(["0", "GPU-abc"]), override, max_size=2),
+            }
+        ),
+        "budgets": st.dictionaries(st.text(min_size=1, max_size=10), numbers, max_size=3),
+        "metrics": section({"port": st.integers(-5, 70000), "address": st.text(max_size=10)}),
+        "attribution": section(
+            {
+                "env_keys": st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8), max_size=2),
+                "rules": st.lists(
+                    st.fixed_dictionaries({"pattern": st.sampled_from(["x(", "a+", "["]), "tag": st.text(max_size=8)}),
+                    max_size=2,
+                ),
+            }
+        ),
+    },
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -146,21 +172,24 @@ def test_structured_config_is_accepted_valid_or_refused_with_where(doc):
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
-@pytest.mark.parametrize("text", [
-    "[recorder]\ninterval = {}",
-    "[recorder]\ncommit_interval = {}",
-    "[recorder]\nseries_interval = {}",
-    "[prices]\npue = {}",
-    "[recorder]\ngap_factor = {}",
-    "[prices]\ndefault_rate = {}",
-    "[prices]\nprice_per_kwh = {}",
-    "[budgets]\ntrain = {}",
-    "[prices.models.H100-SXM]\nrate_per_hour = {}",
-    "[prices.gpus.0]\npurchase_price = {}",
-    "[prices.gpus.0]\nuseful_life_years = {}",
-    "[prices.gpus.0]\noverhead_per_hour = {}",
-    "[alerts]\nlow_utilization_pct = {}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[recorder]\ninterval = {}",
+        "[recorder]\ncommit_interval = {}",
+        "[recorder]\nseries_interval = {}",
+        "[prices]\npue = {}",
+        "[recorder]\ngap_factor = {}",
+        "[prices]\ndefault_rate = {}",
+        "[prices]\nprice_per_kwh = {}",
+        "[budgets]\ntrain = {}",
+        "[prices.models.H100-SXM]\nrate_per_hour = {}",
+        "[prices.gpus.0]\npurchase_price = {}",
+        "[prices.gpus.0]\nuseful_life_years = {}",
+        "[prices.gpus.0]\noverhead_per_hour = {}",
+        "[alerts]\nlow_utilization_pct = {}",
+    ],
+)
 def test_non_finite_numbers_are_refused(text, bad):
     """TOML has nan and inf. A nan rate or budget turns every cost into nan (and conservation into nan == nan,
     which is false); a nan gap factor makes `dt > gap_limit` always false, so a SIGSTOP gap is charged to the job."""

@@ -57,8 +57,18 @@ HOSTILE: dict[str, str | bytes] = {
 HUGE = {"huge-int", "26-digits", "10k-digits", "1e308"}
 NEGATIVE = {"negative", "huge-negative", "-inf"}
 NON_FINITE = {"nan", "inf", "-inf"}
-NOT_NUMBERS = {"empty", "10k-chars", "non-utf8", "age-overflow", "markup", "nonexistent-path", "unwritable-path",
-               "file-as-dir", "fifo", "device"}
+NOT_NUMBERS = {
+    "empty",
+    "10k-chars",
+    "non-utf8",
+    "age-overflow",
+    "markup",
+    "nonexistent-path",
+    "unwritable-path",
+    "file-as-dir",
+    "fifo",
+    "device",
+}
 
 # The driver: reads one JSON case a line, forks a child that runs gputab's main() on the case's descriptors, and
 # answers with the exit status and stderr. Exit as the interpreter would: flush, and a failed flush is status 120.
@@ -138,8 +148,9 @@ for line in sys.stdin:
 
 class Driver:
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=env, cwd=cwd, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd, text=True
+        )
 
     def run(self, argv: list[str | bytes], stdout: str = "capture", timeout: float = 30.0) -> dict:
         args = [(a if isinstance(a, bytes) else a.encode()).hex() for a in argv]
@@ -170,8 +181,13 @@ def world(tmp_path_factory, fake_nvml_lib):
         os.mkfifo(tmp / "device")
     fake = FakeNvml(fake_nvml_lib, tmp / "scenario.txt")
     fake.write(Scenario(errors=[Error("nvmlInitWithFlags", "DRIVER_NOT_LOADED")]))
-    env = fake.env(GPUTAB_DATA_DIR=str(tmp / "data"), GPUTAB_DB=str(db), GPUTAB_CONFIG=str(tmp / "config.toml"),
-                   GPUTAB_SPOOL=str(tmp / "spool"), NO_COLOR="1")
+    env = fake.env(
+        GPUTAB_DATA_DIR=str(tmp / "data"),
+        GPUTAB_DB=str(db),
+        GPUTAB_CONFIG=str(tmp / "config.toml"),
+        GPUTAB_SPOOL=str(tmp / "spool"),
+        NO_COLOR="1",
+    )
     env.pop("GPUTAB_TAG", None)
     env.pop("GPUTAB_DEBUG", None)
     work = tmp / "cwd"  # relative names (`-o nan` is a fine file name) land here
@@ -183,8 +199,11 @@ def world(tmp_path_factory, fake_nvml_lib):
 
 def resolve(value: str | bytes, tmp: Path) -> str | bytes:
     if isinstance(value, str) and value.startswith("@"):
-        return value.replace("@FILE", str(tmp / "afile")).replace("@FIFO", str(tmp / "fifo")) \
+        return (
+            value.replace("@FILE", str(tmp / "afile"))
+            .replace("@FIFO", str(tmp / "fifo"))
             .replace("@DEVICE", str(tmp / "device"))
+        )
     return value
 
 
@@ -286,17 +305,20 @@ def test_broken_output(world, name, where):
 
 
 # The findings of the issue, one by one: one clear line and a non-zero exit each.
-@pytest.mark.parametrize("argv, stdout, words", [
-    (["show", "99999999999999999999999"], "capture", "no session"),
-    (["samples", "llama3-8b-lora", "--session", "1", "--add", "9" * 26], "capture", "samples"),
-    (["sessions", "--since", "99999999d"], "capture", "bad date"),
-    (["export", "--csv", "-o", "nodir/x.csv"], "capture", "does not exist"),
-    (["export", "--csv", "-o", "/proc/x.csv"], "capture", "/proc"),
-    (["export", "--csv", "-o", "@FILE/x.csv"], "capture", "not a directory"),
-    (["sessions"], "full", "No space left"),
-    (["export", "--csv"], "full", "No space left"),
-    (["show", "last", "--json"], "full", "No space left"),
-])
+@pytest.mark.parametrize(
+    "argv, stdout, words",
+    [
+        (["show", "99999999999999999999999"], "capture", "no session"),
+        (["samples", "llama3-8b-lora", "--session", "1", "--add", "9" * 26], "capture", "samples"),
+        (["sessions", "--since", "99999999d"], "capture", "bad date"),
+        (["export", "--csv", "-o", "nodir/x.csv"], "capture", "does not exist"),
+        (["export", "--csv", "-o", "/proc/x.csv"], "capture", "/proc"),
+        (["export", "--csv", "-o", "@FILE/x.csv"], "capture", "not a directory"),
+        (["sessions"], "full", "No space left"),
+        (["export", "--csv"], "full", "No space left"),
+        (["show", "last", "--json"], "full", "No space left"),
+    ],
+)
 def test_the_issues_findings_are_one_line_each(world, argv, stdout, words):
     argv = [resolve(a, world["tmp"]) for a in argv]
     result = world["driver"].run(argv, stdout=stdout)
@@ -308,19 +330,23 @@ def test_the_issues_findings_are_one_line_each(world, argv, stdout, words):
 
 def test_a_bug_is_one_line_exit_70_and_the_traceback_is_there_on_request():
     """The last-resort net of main(): a command with a bug (registered for the test only) ends in one line."""
-    code = ("import importlib, sys\n"
-            "m = importlib.import_module('gputab.cli.main')\n"
-            "@m.cli.command('boom')\n"
-            "def boom():\n"
-            "    raise RuntimeError('kaput\\nsecond line')\n"
-            "sys.argv = ['gputab', 'boom']\n"
-            "m.main()\n")
+    code = (
+        "import importlib, sys\n"
+        "m = importlib.import_module('gputab.cli.main')\n"
+        "@m.cli.command('boom')\n"
+        "def boom():\n"
+        "    raise RuntimeError('kaput\\nsecond line')\n"
+        "sys.argv = ['gputab', 'boom']\n"
+        "m.main()\n"
+    )
     env = dict(os.environ)
     env.pop("GPUTAB_DEBUG", None)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 70
-    assert proc.stderr == ("gputab: internal error: RuntimeError: kaput second line (set GPUTAB_DEBUG=1 for the "
-                           "traceback; please report)\n")
+    assert proc.stderr == (
+        "gputab: internal error: RuntimeError: kaput second line (set GPUTAB_DEBUG=1 for the "
+        "traceback; please report)\n"
+    )
     env["GPUTAB_DEBUG"] = "1"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 70 and "Traceback" in proc.stderr and "RuntimeError: kaput" in proc.stderr
@@ -330,6 +356,11 @@ def test_a_closed_stdout_descriptor_is_one_line_not_a_crash(tmp_path):
     """Started with fd 1 closed (`>&-`), Python has no sys.stdout at all: the first write is an output error."""
     db = tmp_path / "g.db"
     record_demo_session(db)
-    proc = subprocess.run(["/bin/sh", "-c", 'exec "$0" -m gputab --db "$1" sessions >&-', sys.executable, str(db)],
-                          capture_output=False, stderr=subprocess.PIPE, text=True, timeout=30)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", 'exec "$0" -m gputab --db "$1" sessions >&-', sys.executable, str(db)],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1 and proc.stderr == "gputab: cannot write the output: stdout is closed\n"

@@ -18,11 +18,21 @@ from faultkit import committed
 from fakenvml import Error, GpuSpec, Proc, Sample, Scenario
 
 METRIC_FUNCTIONS = [
-    "nvmlDeviceGetUtilizationRates", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetMemoryInfo_v2",
-    "nvmlDeviceGetPowerUsage", "nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetTotalEnergyConsumption",
-    "nvmlDeviceGetTemperature", "nvmlDeviceGetTemperatureV", "nvmlDeviceGetClockInfo",
-    "nvmlDeviceGetPcieThroughput", "nvmlDeviceGetProcessUtilization", "nvmlDeviceGetComputeRunningProcesses_v3",
-    "nvmlDeviceGetGraphicsRunningProcesses_v3", "nvmlDeviceGetProcessesUtilizationInfo", "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetUtilizationRates",
+    "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetMemoryInfo_v2",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetTotalEnergyConsumption",
+    "nvmlDeviceGetTemperature",
+    "nvmlDeviceGetTemperatureV",
+    "nvmlDeviceGetClockInfo",
+    "nvmlDeviceGetPcieThroughput",
+    "nvmlDeviceGetProcessUtilization",
+    "nvmlDeviceGetComputeRunningProcesses_v3",
+    "nvmlDeviceGetGraphicsRunningProcesses_v3",
+    "nvmlDeviceGetProcessesUtilizationInfo",
+    "nvmlDeviceGetFieldValues",
 ]
 
 
@@ -112,10 +122,12 @@ def test_every_metric_not_supported(fake_nvml, driver_factory, jobs, db_path):
 
 
 def test_nvml_missing_at_start(fake_nvml, fast_config, db_path):
-    fake_nvml.write(Scenario(errors=[Error("nvmlInitWithFlags", "DRIVER_NOT_LOADED"),
-                                     Error("nvmlInit_v2", "DRIVER_NOT_LOADED")]))
-    r = subprocess.run([sys.executable, "-m", "gputab", "record"], env=fake_nvml.env(), capture_output=True,
-                       text=True, timeout=30)
+    fake_nvml.write(
+        Scenario(errors=[Error("nvmlInitWithFlags", "DRIVER_NOT_LOADED"), Error("nvmlInit_v2", "DRIVER_NOT_LOADED")])
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "gputab", "record"], env=fake_nvml.env(), capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("gputab: ") and "driver" in r.stderr.lower(), r.stderr
@@ -126,12 +138,20 @@ def test_nvml_library_absent_at_start(tmp_path, fast_config, db_path):
     """No libnvidia-ml.so.1 anywhere the loader looks (an empty LD_LIBRARY_PATH dir and no system copy here)."""
     empty = tmp_path / "nolib"
     empty.mkdir()
-    probe = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libnvidia-ml.so.1')"],
-                           env={**os.environ, "LD_LIBRARY_PATH": str(empty)}, capture_output=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ctypes; ctypes.CDLL('libnvidia-ml.so.1')"],
+        env={**os.environ, "LD_LIBRARY_PATH": str(empty)},
+        capture_output=True,
+    )
     if probe.returncode == 0:
         pytest.skip("this machine has a real libnvidia-ml.so.1; the missing-library case cannot be staged")
-    r = subprocess.run([sys.executable, "-m", "gputab", "record"], capture_output=True, text=True, timeout=30,
-                       env={**os.environ, "LD_LIBRARY_PATH": str(empty)})
+    r = subprocess.run(
+        [sys.executable, "-m", "gputab", "record"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "LD_LIBRARY_PATH": str(empty)},
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "NVML" in r.stderr or "nvidia" in r.stderr.lower(), r.stderr
     assert "--demo" in r.stderr, "the message should point a user without a GPU at the demo"
@@ -184,9 +204,11 @@ def test_energy_counter_reset(fake_nvml, driver_factory, jobs, db_path):
 
 def test_no_permission_on_processes(fake_nvml, driver_factory, jobs, db_path):
     """NVML refuses process details (other users' processes without root): GPU figures go on, the refusal shows."""
-    errors = [Error("nvmlDeviceGetComputeRunningProcesses_v3", "NO_PERMISSION", gpu=1),
-              Error("nvmlDeviceGetProcessUtilization", "NO_PERMISSION"),
-              Error("nvmlDeviceGetProcessesUtilizationInfo", "NO_PERMISSION")]
+    errors = [
+        Error("nvmlDeviceGetComputeRunningProcesses_v3", "NO_PERMISSION", gpu=1),
+        Error("nvmlDeviceGetProcessUtilization", "NO_PERMISSION"),
+        Error("nvmlDeviceGetProcessesUtilizationInfo", "NO_PERMISSION"),
+    ]
     fake_nvml.write(two_gpus(jobs, errors=errors))
     d = driver_factory(fake_nvml.env())
     d.start()

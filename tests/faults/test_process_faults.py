@@ -30,14 +30,18 @@ def test_process_churn_hundreds_of_short_lived_processes(fake_nvml, driver_facto
     durations = []
     previous: list[subprocess.Popen] = []
     for wave in range(waves):
-        procs = [subprocess.Popen(["sleep", "30"], env={**os.environ, "GPUTAB_TAG": f"sweep-{wave % 7}"})
-                 for _ in range(per_wave)]
+        procs = [
+            subprocess.Popen(["sleep", "30"], env={**os.environ, "GPUTAB_TAG": f"sweep-{wave % 7}"})
+            for _ in range(per_wave)
+        ]
         live = procs + previous[: per_wave // 2]  # half of the last wave lives one tick longer
-        fake_nvml.write(Scenario(
-            gpus=gpus,
-            processes=[Proc(gpu=i % 4, pid=p.pid) for i, p in enumerate(live)],
-            samples=[Sample(gpu=i % 4, pid=p.pid, ts=wave + 1, sm=10 + i) for i, p in enumerate(live)],
-        ))
+        fake_nvml.write(
+            Scenario(
+                gpus=gpus,
+                processes=[Proc(gpu=i % 4, pid=p.pid) for i, p in enumerate(live)],
+                samples=[Sample(gpu=i % 4, pid=p.pid, ts=wave + 1, sm=10 + i) for i, p in enumerate(live)],
+            )
+        )
         t0 = time.perf_counter()
         tick = d.step()
         durations.append(time.perf_counter() - t0)
@@ -61,8 +65,9 @@ def test_process_churn_hundreds_of_short_lived_processes(fake_nvml, driver_facto
     # Every (pid, GPU) the recorder saw is on record, once.
     assert c["processes"] >= len(seen), (c["processes"], len(seen))
     conn = sqlite3.connect(db_path)
-    dup = conn.execute("SELECT count(*) FROM (SELECT pid, create_time, gpu_index FROM processes "
-                       "GROUP BY 1, 2, 3 HAVING count(*) > 1)").fetchone()[0]
+    dup = conn.execute(
+        "SELECT count(*) FROM (SELECT pid, create_time, gpu_index FROM processes GROUP BY 1, 2, 3 HAVING count(*) > 1)"
+    ).fetchone()[0]
     conn.close()
     assert dup == 0
 
@@ -73,8 +78,9 @@ def test_pid_reuse_is_a_new_process_with_its_own_tag(fake_nvml, driver_factory, 
     pid = holder.pid
     try:
         facts.write_text(json.dumps({str(pid): {"create_time": 1000.0, "environ": {"GPUTAB_TAG": "job-old"}}}))
-        scenario = Scenario(gpus=[GpuSpec(util=90)], processes=[Proc(gpu=0, pid=pid)],
-                            samples=[Sample(gpu=0, pid=pid, ts=1, sm=90)])
+        scenario = Scenario(
+            gpus=[GpuSpec(util=90)], processes=[Proc(gpu=0, pid=pid)], samples=[Sample(gpu=0, pid=pid, ts=1, sm=90)]
+        )
         fake_nvml.write(scenario)
         d = driver_factory(fake_nvml.env(FAULT_FACTS=str(facts)))
         d.start()
@@ -84,8 +90,9 @@ def test_pid_reuse_is_a_new_process_with_its_own_tag(fake_nvml, driver_factory, 
         facts.write_text(json.dumps({str(pid): {"create_time": 2000.0, "environ": {"GPUTAB_TAG": "job-new"}}}))
         new = d.step(3)
         assert new["jobs"]["job-new"] > 0, new["jobs"]
-        assert new["jobs"]["job-old"] == pytest.approx(old["jobs"]["job-old"], rel=0.5), \
+        assert new["jobs"]["job-old"] == pytest.approx(old["jobs"]["job-old"], rel=0.5), (
             "the old job stops being charged once its PID belongs to someone else"
+        )
         grow_new = d.step(2)["jobs"]
         assert grow_new["job-old"] == new["jobs"]["job-old"], "no tick of the new process goes to the old job"
         assert d.close()["ok"]
@@ -93,7 +100,6 @@ def test_pid_reuse_is_a_new_process_with_its_own_tag(fake_nvml, driver_factory, 
         holder.kill()
         holder.wait()
     conn = sqlite3.connect(db_path)
-    rows = conn.execute("SELECT create_time, tag FROM processes WHERE pid = ? ORDER BY create_time",
-                        (pid,)).fetchall()
+    rows = conn.execute("SELECT create_time, tag FROM processes WHERE pid = ? ORDER BY create_time", (pid,)).fetchall()
     conn.close()
     assert rows == [(1000.0, "job-old"), (2000.0, "job-new")]

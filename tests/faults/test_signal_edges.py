@@ -66,8 +66,9 @@ def _sessions(db: Path) -> list[tuple]:
 
 
 def _record(db: Path) -> subprocess.Popen:
-    return subprocess.Popen([*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.slow
@@ -99,8 +100,9 @@ def test_a_stop_signal_at_any_moment_of_start_up_exits_cleanly(tmp_path, sig, co
     print(f"\n{sig.name} at start-up: {outcomes}")
 
 
-@pytest.mark.parametrize("first,second", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT),
-                                          (signal.SIGINT, signal.SIGTERM)])
+@pytest.mark.parametrize(
+    "first,second", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT), (signal.SIGINT, signal.SIGTERM)]
+)
 def test_signals_during_shutdown_keep_the_clean_exit(tmp_path, first, second):
     """After the first signal, the second one is sent every 2 ms until the process is gone: it lands during the
     close, after the session is closed and while the interpreter exits."""

@@ -17,8 +17,15 @@ from faultkit import committed
 from fakenvml import GpuSpec, Scenario
 from gputab.spool import READ_EVERY
 
-GOOD = {"v": 1, "host": "elsewhere", "pid": 1, "uid": 0, "started": 0, "updated": 0,
-        "counts": {"good-job": [100, 2000]}}
+GOOD = {
+    "v": 1,
+    "host": "elsewhere",
+    "pid": 1,
+    "uid": 0,
+    "started": 0,
+    "updated": 0,
+    "counts": {"good-job": [100, 2000]},
+}
 
 
 @pytest.fixture

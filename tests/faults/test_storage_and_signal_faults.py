@@ -38,8 +38,9 @@ def final_ticks(rec) -> int:
 
 
 def wait_committed(db: Path, ticks: int, timeout: float = 15.0) -> dict:
-    return wait_until(lambda: (c := committed(db)) is not None and c["ticks"] >= ticks and c, timeout,
-                      f"{ticks} committed ticks")
+    return wait_until(
+        lambda: (c := committed(db)) is not None and c["ticks"] >= ticks and c, timeout, f"{ticks} committed ticks"
+    )
 
 
 def assert_clean_end(rec, db: Path) -> dict:
@@ -85,8 +86,10 @@ def tiny_fs(tmp_path):
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
     if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip() or 'not root'}); "
-                    f"the RLIMIT_FSIZE test covers disk full")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({r.stderr.decode().strip() or 'not root'}); "
+            f"the RLIMIT_FSIZE test covers disk full"
+        )
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
@@ -237,8 +240,8 @@ CORRUPT_CONFIGS = {
     "invalid TOML": b"[recorder\ninterval = 1\n",
     "binary garbage": bytes(range(256)) * 4,
     "wrong type": b"[recorder]\ninterval = 'fast'\n",
-    "truncated write": b"[prices]\nmode = \"own",
-    "not UTF-8": b"[prices]\nmode = \"\xff\xfe\"\n",
+    "truncated write": b'[prices]\nmode = "own',
+    "not UTF-8": b'[prices]\nmode = "\xff\xfe"\n',
 }
 
 
@@ -256,8 +259,9 @@ def test_corrupted_config_refused_with_where_and_no_damage(fake_nvml, tmp_path, 
     assert_clean_end(first, db_path)
     digest = hashlib.sha256(db_path.read_bytes()).hexdigest()
 
-    r = subprocess.run([sys.executable, "-m", "gputab", "record"], env=fake_nvml.env(), capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "gputab", "record"], env=fake_nvml.env(), capture_output=True, text=True, timeout=30
+    )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert str(cfg) in r.stderr, r.stderr
@@ -277,8 +281,13 @@ def test_sigstop_sigcont_gap_goes_to_unobserved(fake_nvml, record_factory, db_pa
     at = committed(db_path)["ticks"]
     wait_committed(db_path, at + 3)
     assert_clean_end(rec, db_path)
-    r = subprocess.run([sys.executable, "-m", "gputab", "show", "last", "--json"], env=fake_nvml.env(),
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "gputab", "show", "last", "--json"],
+        env=fake_nvml.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     jobs = {j["tag"]: j for j in doc["jobs"]}

@@ -29,8 +29,14 @@ def db(tmp_path) -> Path:
 
 
 def export(db: Path, target, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([*GPUTAB, "--db", str(db), "export", "--csv", "-o", str(target)], capture_output=True,
-                          text=True, timeout=30, stdin=subprocess.DEVNULL, **kwargs)
+    return subprocess.run(
+        [*GPUTAB, "--db", str(db), "export", "--csv", "-o", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
 
 
 def refused(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
@@ -74,8 +80,11 @@ def full_disk(tmp_path):
     """A tiny tmpfs of our own, filled to the last block: the write of the export fails with ENOSPC."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("needs root and tmpfs to make a full file system")
     try:
         (mnt / "costs.csv").write_text("the previous export\n")
@@ -152,12 +161,20 @@ def device(major: int, minor: int):
         p = tmp_path / f"dev-{major}-{minor}"
         os.mknod(p, stat.S_IFCHR | 0o666, os.makedev(major, minor))
         return p
+
     return make
 
 
-@pytest.mark.parametrize("make, kind", [(fifo, "FIFO"), (sock, "socket"), (directory, "directory"),
-                                        pytest.param(device(1, 7), "character device", id="full"),
-                                        pytest.param(device(1, 3), "character device", id="null")])
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (fifo, "FIFO"),
+        (sock, "socket"),
+        (directory, "directory"),
+        pytest.param(device(1, 7), "character device", id="full"),
+        pytest.param(device(1, 3), "character device", id="null"),
+    ],
+)
 def test_special_files_are_refused_and_left_as_they_are(db, tmp_path, make, kind):
     if make.__name__ == "make" and os.geteuid() != 0:
         pytest.skip("needs root to create a device node")
@@ -169,11 +186,14 @@ def test_special_files_are_refused_and_left_as_they_are(db, tmp_path, make, kind
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("target, code, words", [
-    ("nodir/x.csv", 2, "does not exist"),
-    ("afile/x.csv", 2, "not a directory"),
-    ("/proc/x.csv", 1, "cannot create a file in /proc"),
-])
+@pytest.mark.parametrize(
+    "target, code, words",
+    [
+        ("nodir/x.csv", 2, "does not exist"),
+        ("afile/x.csv", 2, "not a directory"),
+        ("/proc/x.csv", 1, "cannot create a file in /proc"),
+    ],
+)
 def test_impossible_paths_are_one_line(db, tmp_path, target, code, words):
     (tmp_path / "afile").write_text("")
     refused(export(db, target, cwd=tmp_path), code, words)

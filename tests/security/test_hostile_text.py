@@ -49,14 +49,44 @@ def _procs() -> list[tuple[int, int, int, ProcessFacts]]:
     out = []
     for i, tag in enumerate(TAGS):
         pid = 101 + i
-        out.append((pid, i % 2, 10 + i, ProcessFacts(
-            pid=pid, create_time=1.0, name="python", user=f"[bold]u{i}", uid=2000 + i,
-            cmdline=("python", "train.py", "--run", tag), environ={"GPUTAB_TAG": tag}, ppid=1)))
-    out.append((120, 0, 5, ProcessFacts(pid=120, create_time=1.0, name=EVE_PROC, user=EVE, uid=3000,
-                                        cmdline=EVIL_CMD, environ={}, ppid=1)))
+        out.append(
+            (
+                pid,
+                i % 2,
+                10 + i,
+                ProcessFacts(
+                    pid=pid,
+                    create_time=1.0,
+                    name="python",
+                    user=f"[bold]u{i}",
+                    uid=2000 + i,
+                    cmdline=("python", "train.py", "--run", tag),
+                    environ={"GPUTAB_TAG": tag},
+                    ppid=1,
+                ),
+            )
+        )
+    out.append(
+        (
+            120,
+            0,
+            5,
+            ProcessFacts(
+                pid=120, create_time=1.0, name=EVE_PROC, user=EVE, uid=3000, cmdline=EVIL_CMD, environ={}, ppid=1
+            ),
+        )
+    )
     # No readable command line (another user's process): its name stands in for it.
-    out.append((121, 1, 5, ProcessFacts(pid=121, create_time=1.0, name=ESC_NAME, user="mallory", uid=3001,
-                                        cmdline=(), environ=None, ppid=1)))
+    out.append(
+        (
+            121,
+            1,
+            5,
+            ProcessFacts(
+                pid=121, create_time=1.0, name=ESC_NAME, user="mallory", uid=3001, cmdline=(), environ=None, ppid=1
+            ),
+        )
+    )
     return out
 
 
@@ -83,14 +113,27 @@ class HostileBackend(Backend):
 
     def poll(self) -> Snapshot:
         procs = _procs()
-        gpus = tuple(GpuSample(
-            index=i, uuid=f"GPU-hostile-{i}", name=GPU_NAME, utilization_pct=80.0, memory_utilization_pct=40.0,
-            memory_used_bytes=20 * GIB, memory_total_bytes=80 * GIB, power_w=300.0, power_limit_w=700.0,
-            temperature_c=60.0) for i in range(2))
-        samples = tuple(ProcessSample(pid=pid, gpu_index=gpu, used_memory_bytes=GIB, sm_pct=sm)
-                        for pid, gpu, sm, _ in procs)
-        return Snapshot(mono=self.clock(), wall=self.clock.wall(), gpus=gpus, processes=samples,
-                        driver_version="hostile")
+        gpus = tuple(
+            GpuSample(
+                index=i,
+                uuid=f"GPU-hostile-{i}",
+                name=GPU_NAME,
+                utilization_pct=80.0,
+                memory_utilization_pct=40.0,
+                memory_used_bytes=20 * GIB,
+                memory_total_bytes=80 * GIB,
+                power_w=300.0,
+                power_limit_w=700.0,
+                temperature_c=60.0,
+            )
+            for i in range(2)
+        )
+        samples = tuple(
+            ProcessSample(pid=pid, gpu_index=gpu, used_memory_bytes=GIB, sm_pct=sm) for pid, gpu, sm, _ in procs
+        )
+        return Snapshot(
+            mono=self.clock(), wall=self.clock.wall(), gpus=gpus, processes=samples, driver_version="hostile"
+        )
 
 
 class HostileContext(AppContext):
@@ -188,8 +231,19 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
 
         # 1: jobs. Every tag as written (the long one cut with an ellipsis), GPU model from the NVML name.
         jobs = screen_text(app)
-        shows(jobs, CLOSE, CLICK, "[link=http://x]l[/lin", BOLD, CJK, RTL, "L" * 20, "…", "untagged:[red]eve",
-              "0 [/x]␛[31")
+        shows(
+            jobs,
+            CLOSE,
+            CLICK,
+            "[link=http://x]l[/lin",
+            BOLD,
+            CJK,
+            RTL,
+            "L" * 20,
+            "…",
+            "untagged:[red]eve",
+            "0 [/x]␛[31",
+        )
         # Alerts were raised for the tags and notified; the notifications quote them literally.
         shows(toasts(app), "budget exceeded", "job x[/y]")
         # Clicking the would-be action link selects a row; it must not quit the app.
@@ -209,9 +263,17 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
         await settle(pilot)
         procs = screen_text(app)
         # (The command line comes shell-quoted from redaction, its control characters already escaped.)
-        shows(procs, "[bold]…", "[red]e…", "untagged:[red]eve…", "python train.py --run 'x[/y]'",
-              "'[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil'", CJK, "[@click=app.quit]…",
-              "[2Jil")  # the ESC of the name is replaced (by attribution already) and never reaches the terminal
+        shows(
+            procs,
+            "[bold]…",
+            "[red]e…",
+            "untagged:[red]eve…",
+            "python train.py --run 'x[/y]'",
+            "'[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil'",
+            CJK,
+            "[@click=app.quit]…",
+            "[2Jil",
+        )  # the ESC of the name is replaced (by attribution already) and never reaches the terminal
 
         # 4: alerts. Subjects and messages quote the tags.
         await pilot.press("4")
@@ -227,8 +289,10 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
         await pilot.press("t")
         await settle(pilot)
         assert isinstance(app.screen, TagScreen)
-        shows(widget_text(app.screen.query_one("#tag-target")),
-              "process 120 on GPU 0 ([red]eve: '[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil')")
+        shows(
+            widget_text(app.screen.query_one("#tag-target")),
+            "process 120 on GPU 0 ([red]eve: '[/x]' --out $'e\\x1b[2Jz' $'\\u202eevil')",
+        )
         shows(screen_text(app), "process 120 on GPU 0 ([red]eve: '[/x]'")
         # A tag with markup typed into the dialog is applied and confirmed literally.
         app.screen.query_one(Input).value = "[/z]new"

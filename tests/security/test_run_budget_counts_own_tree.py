@@ -23,8 +23,10 @@ from fakenvml import GpuSpec, Proc, Scenario
 NOBODY = 65534
 
 # Runs as nobody (who cannot read this test's interpreter or tmp dir): reports every signal on stdout.
-OTHER_USERS_JOB = 'trap "echo INT" INT; trap "echo TERM; exit 0" TERM; echo ready; i=0; ' \
-                  'while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'
+OTHER_USERS_JOB = (
+    'trap "echo INT" INT; trap "echo TERM; exit 0" TERM; echo ready; i=0; '
+    "while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
+)
 
 # The run's command: notes its PID, then checkpoints and exits 3 on SIGINT (a training loop's KeyboardInterrupt).
 OWN_JOB = """
@@ -96,25 +98,57 @@ def test_another_users_same_tag_is_shown_but_never_counted_or_signalled(fake_nvm
     started: list[subprocess.Popen] = []
     try:
         # Another user's job with the same tag, holding GPU 0.
-        theirs = subprocess.Popen(["/bin/sh", "-c", OTHER_USERS_JOB], stdout=subprocess.PIPE, bufsize=0, cwd="/",
-                                  user=NOBODY, group=NOBODY, env={"GPUTAB_TAG": "victim", "PATH": "/usr/bin:/bin"})
+        theirs = subprocess.Popen(
+            ["/bin/sh", "-c", OTHER_USERS_JOB],
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            cwd="/",
+            user=NOBODY,
+            group=NOBODY,
+            env={"GPUTAB_TAG": "victim", "PATH": "/usr/bin:/bin"},
+        )
         started.append(theirs)
         assert stdout_line(theirs, 10) == "ready"
         fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, theirs.pid)]))
 
         # The recorder charges it to `victim`: that is where it is shown.
-        recorder = subprocess.Popen([sys.executable, "-m", "gputab", "record"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        recorder = subprocess.Popen(
+            [sys.executable, "-m", "gputab", "record"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         started.append(recorder)
         wait_until(lambda: victim_cost(db) > 0.01, 20, "the recorder to charge nobody's process to victim")
 
         log = tmp_path / "own.log"
-        run = subprocess.Popen([sys.executable, "-m", "gputab", "run", "--tag", "victim", "--budget", BUDGET,
-                                "--stop-at-cap", "--grace", "2", "--", sys.executable, "-I", "-c", OWN_JOB, str(log)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gputab",
+                "run",
+                "--tag",
+                "victim",
+                "--budget",
+                BUDGET,
+                "--stop-at-cap",
+                "--grace",
+                "2",
+                "--",
+                sys.executable,
+                "-I",
+                "-c",
+                OWN_JOB,
+                str(log),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         started.append(run)
-        ready = wait_until(lambda: log.exists() and log.read_text().startswith("ready") and log.read_text(), 20,
-                           "the run's command to start")
+        ready = wait_until(
+            lambda: log.exists() and log.read_text().startswith("ready") and log.read_text(),
+            20,
+            "the run's command to start",
+        )
         own_pid = int(ready.split()[1])
 
         # Several budget readings while only the other user's process holds the GPU: nothing counted, no signal.
@@ -165,8 +199,12 @@ class ScriptedGpu:
         from gputab.sampling.snapshot import ProcessSample, Snapshot
 
         self.t += 1.0
-        return Snapshot(mono=self.t, wall=1e9 + self.t, gpus=(self.gpu,),
-                        processes=tuple(ProcessSample(pid, 0, used_memory_bytes=1 << 30) for pid in self.pids))
+        return Snapshot(
+            mono=self.t,
+            wall=1e9 + self.t,
+            gpus=(self.gpu,),
+            processes=tuple(ProcessSample(pid, 0, used_memory_bytes=1 << 30) for pid in self.pids),
+        )
 
 
 # The run's command: starts a launcher that starts a worker and then exits, so the worker is re-parented while the
@@ -197,8 +235,9 @@ def test_a_worker_stays_the_runs_after_its_launcher_exits_and_strangers_never_jo
     root = subprocess.Popen([sys.executable, "-c", TREE, str(tmp_path)])
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        worker = int(wait_until(lambda: (tmp_path / "worker").exists() and (tmp_path / "worker").read_text(), 20,
-                                "the worker"))
+        worker = int(
+            wait_until(lambda: (tmp_path / "worker").exists() and (tmp_path / "worker").read_text(), 20, "the worker")
+        )
         gpu = ScriptedGpu()
         meter = RunCost(gpu, PriceTable.load(PricesConfig(default_rate=3600.0)), "victim")
         gpu.pids = [worker, stranger.pid]

@@ -46,8 +46,9 @@ def fast_config():
 
 
 def gputab(*args, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*gputab_cmd(), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [*gputab_cmd(), *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
+    )
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str, codes=(1,)) -> str:
@@ -82,8 +83,12 @@ class Recording:
     """``gputab --db DB --demo record`` running; its output lines are collected as they come."""
 
     def __init__(self, db: Path) -> None:
-        self.proc = subprocess.Popen([*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*gputab_cmd(), "--db", str(db), "--demo", "record"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
@@ -134,8 +139,9 @@ def sessions_of(db: Path) -> list[tuple]:
 def make_gputab_db(db: Path) -> None:
     """A database with one clean session, as a recorder leaves it."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.Popen([*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    r = subprocess.Popen(
+        [*gputab_cmd(), "--db", str(db), "--demo", "record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = r.stdout.readline()
     assert "recording session" in line, (line, r.stderr.read() if r.poll() is not None else "")
     r.send_signal(signal.SIGTERM)
@@ -144,6 +150,7 @@ def make_gputab_db(db: Path) -> None:
 
 
 # -- 2: lock files and directories that someone else controls ----------------------------------------------------
+
 
 def test_a_planted_lock_symlink_is_refused_and_its_target_untouched(tmp_path):
     shared = tmp_path / "shared"
@@ -242,6 +249,7 @@ def _as(user: str):
     def drop() -> None:
         os.setgid(pw.pw_gid)
         os.setuid(pw.pw_uid)
+
     return drop
 
 
@@ -260,8 +268,11 @@ def test_another_users_planted_lock_is_refused_by_roots_recorder(shared_tmp, tmp
     victim = tmp_path / "roots-file"
     victim.write_text("root's data\n")
     lock = shared_tmp / "g.db.lock"
-    plant = (f"import os; os.symlink({str(victim)!r}, {str(lock)!r})" if planted == "symlink" else
-             f"open({str(lock)!r}, 'w').write('{{\"pid\": 1}}')")
+    plant = (
+        f"import os; os.symlink({str(victim)!r}, {str(lock)!r})"
+        if planted == "symlink"
+        else f"open({str(lock)!r}, 'w').write('{{\"pid\": 1}}')"
+    )
     subprocess.run(["python3", "-c", plant], check=True, preexec_fn=_as("nobody"))
     assert lock.lstat().st_uid == pwd.getpwnam("nobody").pw_uid
     before = listing(shared_tmp)
@@ -300,6 +311,7 @@ def test_another_users_database_is_read_but_never_written_by_root(tmp_path):
 
 # -- 3: one recorder per database file, whatever the path -----------------------------------------------------
 
+
 @pytest.mark.parametrize("alias", ["symlink", "dotdot", "hardlink"])
 def test_a_second_recorder_through_another_path_is_refused(tmp_path, recordings, alias):
     d = tmp_path / "data"
@@ -328,10 +340,12 @@ def test_a_second_recorder_through_another_path_is_refused(tmp_path, recordings,
 
 # -- 4: only gputab's own databases -----------------------------------------------------------------------------
 
+
 def _other_programs_db(path: Path) -> None:
     conn = sqlite3.connect(path)
-    conn.executescript("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); "
-                       "INSERT INTO notes (body) VALUES ('x[/y]'), ('hello');")
+    conn.executescript(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('x[/y]'), ('hello');"
+    )
     conn.close()
 
 
@@ -349,17 +363,25 @@ def _versioned_db(path: Path) -> None:  # no tables, but another program's schem
     conn.close()
 
 
-@pytest.mark.parametrize("make", [_other_programs_db, _marked_db, _versioned_db,
-                                  lambda p: p.write_text("id,name\n1,not a database at all\n" * 50)],
-                         ids=["tables", "application-id", "user-version", "text"])
+@pytest.mark.parametrize(
+    "make",
+    [_other_programs_db, _marked_db, _versioned_db, lambda p: p.write_text("id,name\n1,not a database at all\n" * 50)],
+    ids=["tables", "application-id", "user-version", "text"],
+)
 def test_another_programs_file_is_refused_and_left_byte_for_byte(tmp_path, make):
     d = tmp_path / "d"
     d.mkdir()
     other = d / "other.sqlite"
     make(other)
     before = listing(d)
-    for args in (("sessions",), ("sessions", "--json"), ("show", "last"), ("export", "--csv"),
-                 ("--demo", "record"), ("samples", "t", "--add", "5")):
+    for args in (
+        ("sessions",),
+        ("sessions", "--json"),
+        ("show", "last"),
+        ("export", "--csv"),
+        ("--demo", "record"),
+        ("samples", "t", "--add", "5"),
+    ):
         r = gputab("--db", other, *args, timeout=30)
         assert_one_line_error(r, "other.sqlite", "gputab", codes=(1, 2))
         assert listing(d) == before, f"{args} changed the directory"
@@ -390,8 +412,13 @@ def test_review_refuses_another_programs_file_in_one_line_before_drawing(tmp_pat
     _other_programs_db(other)
     before = listing(tmp_path)
     master, slave = os.openpty()  # a real terminal, so only the database can stop it
-    proc = subprocess.Popen([*gputab_cmd(), "--db", str(other), "review"], stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, "TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        [*gputab_cmd(), "--db", str(other), "review"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
     os.close(slave)
     chunks = []
     deadline = time.monotonic() + 30
@@ -455,9 +482,18 @@ def test_an_earlier_gputabs_database_is_read_as_it_is_then_adopted_by_the_record
     db = tmp_path / "old.db"
     old = Database(db)
     migrate(old, db, stop_before="m004_identity")  # what gputab made before databases were marked
-    old["sessions"].insert({"host": "old", "started_at": "2026-01-01T00:00:00Z", "started_wall": 1.0e9,
-                            "ended_at": "2026-01-01T01:00:00Z", "ended_wall": 1.0e9 + 3600, "end_reason": "clean",
-                            "total_cost_usd": 4.76, "ticks": 3600})
+    old["sessions"].insert(
+        {
+            "host": "old",
+            "started_at": "2026-01-01T00:00:00Z",
+            "started_wall": 1.0e9,
+            "ended_at": "2026-01-01T01:00:00Z",
+            "ended_wall": 1.0e9 + 3600,
+            "end_reason": "clean",
+            "total_cost_usd": 4.76,
+            "ticks": 3600,
+        }
+    )
     old.close()
     assert inspect_database(db) == "ours"
     before = listing(tmp_path)
@@ -494,6 +530,7 @@ def test_read_only_commands_never_create_a_database(tmp_path, args, state):
 
 # -- 5: a database that cannot work is an error at start, not a recorder holding forever -------------------------
 
+
 def _malformed(p: Path) -> None:
     p.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
 
@@ -504,13 +541,17 @@ def _truncated_gputab(p: Path) -> None:
     p.write_bytes(data[:100] + b"\xff" * (len(data) - 100))  # header kept, every page after it destroyed
 
 
-@pytest.mark.parametrize("make,needle", [
-    (_malformed, "not a usable SQLite database"),
-    (_truncated_gputab, "not a usable SQLite database"),
-    (lambda p: p.symlink_to(p.parent / "gone" / "nothing.db"), "symbolic link"),
-    (lambda p: p.mkdir(), "is a directory"),
-    (lambda p: os.mkfifo(p), "not a regular file"),
-], ids=["malformed", "destroyed-pages", "dangling-symlink", "directory", "fifo"])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (_malformed, "not a usable SQLite database"),
+        (_truncated_gputab, "not a usable SQLite database"),
+        (lambda p: p.symlink_to(p.parent / "gone" / "nothing.db"), "symbolic link"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+    ],
+    ids=["malformed", "destroyed-pages", "dangling-symlink", "directory", "fifo"],
+)
 def test_record_on_a_database_that_cannot_work_is_one_line_exit_1(tmp_path, make, needle):
     d = tmp_path / "d"
     d.mkdir()

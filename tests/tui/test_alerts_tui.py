@@ -37,8 +37,14 @@ def _header(app) -> str:
 def _recorder(ctx, clock, alerts: bool = True):
     """A `gputab record` of the demo box in this process, with its alert observer storing into the session."""
     obs = AlertObserver.from_config(ctx.config) if alerts else None
-    rec = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), Store.open(ctx.db_path), ctx.config,
-                   clock=clock, wall_clock=clock.wall, observers=[obs] if obs else [])
+    rec = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall),
+        Store.open(ctx.db_path),
+        ctx.config,
+        clock=clock,
+        wall_clock=clock.wall,
+        observers=[obs] if obs else [],
+    )
     if obs is not None:
         obs.sink = rec.record_alert
     rec.start()
@@ -74,8 +80,12 @@ async def test_a_budget_alert_is_notified_listed_counted_and_stored(budget_ctx, 
         table = app.screen.query_one(AlertsTable)
         assert table.row_count == 2
         first, second = (table.row_cells(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in (0, 1))
-        assert [c if isinstance(c, str) else c.plain for c in first[1:5]] == \
-            ["active", "critical", "budget exceeded", TAG]
+        assert [c if isinstance(c, str) else c.plain for c in first[1:5]] == [
+            "active",
+            "critical",
+            "budget exceeded",
+            TAG,
+        ]
         assert second[1].plain != "active" and second[3].plain == "budget warning"
         assert "budget exceeded" in first[5].plain
         # A tick that changes no alert hands the view the same tuple: the table is not touched.

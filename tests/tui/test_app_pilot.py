@@ -161,8 +161,9 @@ async def test_attaching_to_a_running_recorder_writes_no_second_session(demo_ctx
     from gputab.sampling.demo import DemoBackend
 
     store = Store.open(demo_ctx.db_path)
-    recorder = Recorder(DemoBackend(clock=clock, wall_clock=clock.wall), store, demo_ctx.config,
-                        clock=clock, wall_clock=clock.wall)
+    recorder = Recorder(
+        DemoBackend(clock=clock, wall_clock=clock.wall), store, demo_ctx.config, clock=clock, wall_clock=clock.wall
+    )
     recorder.start()
     try:
         for _ in range(10):

@@ -67,21 +67,41 @@ def test_legend_is_literal_and_cut_with_an_ellipsis():
     assert "[bold]x[/]" in head.plain and "…" in head.plain and head.cell_len <= 50
 
 
-@pytest.mark.parametrize("value,top", [(0.0, 1.0), (0.7, 1.0), (1.0, 1.0), (1.2, 2.0), (2.1, 2.5), (3.0, 5.0),
-                                       (7.0, 10.0), (0.031, 0.05), (16.73, 20.0)])
+@pytest.mark.parametrize(
+    "value,top",
+    [(0.0, 1.0), (0.7, 1.0), (1.0, 1.0), (1.2, 2.0), (2.1, 2.5), (3.0, 5.0), (7.0, 10.0), (0.031, 0.05), (16.73, 20.0)],
+)
 def test_nice_ceiling(value, top):
     assert nice_ceiling(value) == pytest.approx(top)
 
 
 def test_clock():
-    assert clock(0) == "0:00" and clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(2 * 86400 + 7200) == "2d02h"
+    assert (
+        clock(0) == "0:00" and clock(65) == "1:05" and clock(3725) == "1:02:05" and clock(2 * 86400 + 7200) == "2d02h"
+    )
 
 
 def _frame(t, util=50.0, cost=0.0, lost=False):
-    return Frame(host="h", state="recording", elapsed_s=t, total_cost_usd=cost, burn_rate_usd_per_hour=4.0,
-                 gpus=(GpuView(index=0, uuid="u", name="n", utilization_pct=util, power_w=300.0,
-                               power_limit_w=700.0, rate_per_hour=4.0, lost=lost),),
-                 jobs=(JobView("a", cost, 4.0, 0, 0, None, None),))
+    return Frame(
+        host="h",
+        state="recording",
+        elapsed_s=t,
+        total_cost_usd=cost,
+        burn_rate_usd_per_hour=4.0,
+        gpus=(
+            GpuView(
+                index=0,
+                uuid="u",
+                name="n",
+                utilization_pct=util,
+                power_w=300.0,
+                power_limit_w=700.0,
+                rate_per_hour=4.0,
+                lost=lost,
+            ),
+        ),
+        jobs=(JobView("a", cost, 4.0, 0, 0, None, None),),
+    )
 
 
 def test_history_windows_and_the_whole_session():

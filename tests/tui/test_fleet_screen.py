@@ -169,8 +169,15 @@ async def test_outside_text_is_never_markup(fake):
 async def test_alerts_show_per_host(fake):
     at = fake.at
     key = normalise(QUERIES["alerts"].format(lookback=LOOKBACK, today=today_range(at)))
-    fake.replace[key] = {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"host": "gpu-box-a", "kind": "idle_money", "severity": "warning"}, "value": [at, "2"]}]}}
+    fake.replace[key] = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"host": "gpu-box-a", "kind": "idle_money", "severity": "warning"}, "value": [at, "2"]}
+            ],
+        },
+    }
     app = make(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)

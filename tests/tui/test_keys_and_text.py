@@ -119,13 +119,19 @@ async def test_cells_are_cut_in_terminal_cells():
 
 
 def _proc(pid, gpu, tag, sm):
-    return ProcessView(pid=pid, gpu_index=gpu, user="u", command="c", used_memory_bytes=1, sm_pct=sm, tag=tag,
-                       source="env")
+    return ProcessView(
+        pid=pid, gpu_index=gpu, user="u", command="c", used_memory_bytes=1, sm_pct=sm, tag=tag, source="env"
+    )
 
 
 def test_own_sm_share_sums_per_gpu_and_averages_over_the_jobs_gpus():
-    procs = [_proc(1, 0, "a", 40.0), _proc(2, 0, "a", 20.0), _proc(3, 1, "a", 30.0), _proc(4, 1, "nb", 3.0),
-             _proc(5, 2, "x", None)]
+    procs = [
+        _proc(1, 0, "a", 40.0),
+        _proc(2, 0, "a", 20.0),
+        _proc(3, 1, "a", 30.0),
+        _proc(4, 1, "nb", 3.0),
+        _proc(5, 2, "x", None),
+    ]
     share = own_sm_share(procs)
     assert share["a"] == pytest.approx(45.0)  # (60 on GPU 0 + 30 on GPU 1) / 2
     assert share["nb"] == pytest.approx(3.0)

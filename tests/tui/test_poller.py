@@ -44,7 +44,9 @@ def test_start_feed_records_in_its_thread_without_textual(demo_ctx):
     finally:
         poller.stop(close=lambda f: f.close("quit"))
     # The CLI imports the feed before Textual, so that the feed opens while Textual loads: it must not pull it in.
-    code = ("import sys, gputab.tui.feed, gputab.tui.poller; "
-            "print([m for m in sys.modules if m.split('.')[0] == 'textual'])")
+    code = (
+        "import sys, gputab.tui.feed, gputab.tui.poller; "
+        "print([m for m in sys.modules if m.split('.')[0] == 'textual'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

@@ -51,9 +51,18 @@ def procs():
 
 def _frame(*pids_users, real=True) -> Frame:
     processes = tuple(
-        ProcessView(pid=pid, gpu_index=i, user=user, command=f"sleep ({user})", used_memory_bytes=1 << 30,
-                    sm_pct=10.0, tag=f"job-{user}", source="env")
-        for i, (pid, user) in enumerate(pids_users))
+        ProcessView(
+            pid=pid,
+            gpu_index=i,
+            user=user,
+            command=f"sleep ({user})",
+            used_memory_bytes=1 << 30,
+            sm_pct=10.0,
+            tag=f"job-{user}",
+            source="env",
+        )
+        for i, (pid, user) in enumerate(pids_users)
+    )
     return Frame(host="h", state="recording", processes=processes, real_pids=real)
 
 

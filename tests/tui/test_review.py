@@ -270,9 +270,22 @@ def test_month_long_session_series_is_read_by_seeks(tmp_path):
         end = DEMO_START_WALL + 30 * DAY
         store.db.execute("UPDATE sessions SET ended_wall = ?, last_wall = ? WHERE id = 1", [end, end])
         store.db["gpu_samples"].insert_all(
-            ({"session_id": 1, "gpu_index": g, "t_ms": t * 600_000, "dt_ms": 10_000, "utilization": 0.5,
-              "power_w": 300.0, "energy_j": 1.0, "cost_usd": 0.01} for g in range(4) for t in range(1, 4321)),
-            batch_size=5000)
+            (
+                {
+                    "session_id": 1,
+                    "gpu_index": g,
+                    "t_ms": t * 600_000,
+                    "dt_ms": 10_000,
+                    "utilization": 0.5,
+                    "power_w": 300.0,
+                    "energy_j": 1.0,
+                    "cost_usd": 0.01,
+                }
+                for g in range(4)
+                for t in range(1, 4321)
+            ),
+            batch_size=5000,
+        )
         started = time.perf_counter()
         series = session_series(store, 1, points=60)
         took = time.perf_counter() - started

@@ -77,8 +77,9 @@ async def test_from_the_review_with_the_cli_figures(db):
         assert isinstance(screen, SpendScreen)
         assert screen.day_list[-1] == "2026-01-05" and len(screen.day_list) == 30
         rows = _cells(screen.query_one("#spend-tags", DataTable))
-        out = json.loads(CliRunner().invoke(cli, ["spend", "--db", str(db), "--since", screen.day_list[0],
-                                                  "--utc", "--json"]).output)
+        out = json.loads(
+            CliRunner().invoke(cli, ["spend", "--db", str(db), "--since", screen.day_list[0], "--utc", "--json"]).output
+        )
         # The same rows as `gputab spend --by tag`, in the same order, with the same costs.
         assert [(r[0], r[6], r[2]) for r in rows] == [(r["tag"], r["host"], money(r["cost_usd"])) for r in out["rows"]]
         await pilot.press("escape")

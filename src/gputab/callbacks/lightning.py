@@ -90,8 +90,9 @@ def __getattr__(name: str) -> Any:
         try:
             from pytorch_lightning import Callback
         except ImportError as exc:
-            raise ImportError("gputab.callbacks.lightning.GputabCallback needs Lightning: "
-                              "pip install 'gputab[lightning]'") from exc
+            raise ImportError(
+                "gputab.callbacks.lightning.GputabCallback needs Lightning: pip install 'gputab[lightning]'"
+            ) from exc
 
     class GputabCallback(LightningProgress, Callback):
         """Reports samples and progress to gputab at each logging step (see the module docstring)."""

@@ -34,19 +34,37 @@ def _select(store, session: str | None, since: str | None, all_: bool) -> list[i
 
 @click.command()
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV (the only format for now; required).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Write to FILE instead of stdout, atomically (a temp file beside it, renamed over it). A symlink "
-                   "you or root own is written through to its target; a directory, FIFO, device or socket is "
-                   "refused.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write to FILE instead of stdout, atomically (a temp file beside it, renamed over it). A symlink "
+    "you or root own is written through to its target; a directory, FIFO, device or socket is "
+    "refused.",
+)
 @click.option("--session", "session", metavar="ID", default=None, help="Export one session: its id or `last`.")
-@click.option("--since", "since", metavar="DATE", default=None,
-              help="Export the sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).")
+@click.option(
+    "--since",
+    "since",
+    metavar="DATE",
+    default=None,
+    help="Export the sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).",
+)
 @click.option("--all", "all_", is_flag=True, help="Export every session (the default).")
-@click.option("--by", "by", type=click.Choice(["job", "session", "gpu"]), default="job", show_default=True,
-              help="One row per job per session, per session, or per GPU per session.")
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["job", "session", "gpu"]),
+    default="job",
+    show_default=True,
+    help="One row per job per session, per session, or per GPU per session.",
+)
 @pass_ctx
-def export(app: AppContext, as_csv: bool, output: Path | None, session: str | None, since: str | None,
-           all_: bool, by: str) -> None:
+def export(
+    app: AppContext, as_csv: bool, output: Path | None, session: str | None, since: str | None, all_: bool, by: str
+) -> None:
     """Export recorded sessions as CSV, with units in the column names and times in ISO 8601 UTC.
 
     Columns come in a fixed order per --by (see README). Text that a spreadsheet would run as a formula is

@@ -8,8 +8,10 @@ from gputab.cli.context import AppContext, fail
 from gputab.cli.options import check_interval
 from gputab.errors import BackendError
 
-NO_TERMINAL_HINT = ("record headless with `gputab record`, and read sessions with `gputab sessions`, `gputab show` "
-                    "(add --json for scripts)")
+NO_TERMINAL_HINT = (
+    "record headless with `gputab record`, and read sessions with `gputab sessions`, `gputab show` "
+    "(add --json for scripts)"
+)
 
 
 def require_terminal(what: str) -> None:
@@ -17,8 +19,11 @@ def require_terminal(what: str) -> None:
     file or a pipe, and waiting for keys from /dev/null, helps nobody. Checked before anything is opened."""
     missing = [name for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _is_tty(stream)]
     if missing:
-        fail(f"{what} needs a terminal ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not one); "
-             f"{NO_TERMINAL_HINT}", code=2)
+        fail(
+            f"{what} needs a terminal ({' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not one); "
+            f"{NO_TERMINAL_HINT}",
+            code=2,
+        )
 
 
 def _is_tty(stream) -> bool:

@@ -21,17 +21,34 @@ from gputab.paths import default_config, default_db
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--demo", is_flag=True, help="Use the simulated demo box (no GPU needed); keeps its own database.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the demo simulation.")
-@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SQLite database of sessions [env GPUTAB_DB; default: user data dir].")
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite database of sessions [env GPUTAB_DB; default: user data dir].",
+)
 # No click checks on --config: load_config refuses what is not a file, in one line, the same as for GPUTAB_CONFIG.
-@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
-              help="TOML config file [env GPUTAB_CONFIG; default: user config dir].")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML config file [env GPUTAB_CONFIG; default: user config dir].",
+)
 @click.option("--interval", type=float, default=None, help="Seconds between polls for the live view (default 1).")
 @click.option("--readonly", is_flag=True, help="Live view: no process actions (no signals to processes).")
 @click.version_option(__version__, "--version", prog_name="gputab")
 @click.pass_context
-def cli(ctx: click.Context, demo: bool, seed: int, db: Path | None, config: Path | None, interval: float | None,
-        readonly: bool):
+def cli(
+    ctx: click.Context,
+    demo: bool,
+    seed: int,
+    db: Path | None,
+    config: Path | None,
+    interval: float | None,
+    readonly: bool,
+):
     """gputab: what your GPUs cost while they work.
 
     Run with no command to open the live view. `gputab --demo` shows a simulated box on a machine without a GPU.
@@ -139,8 +156,10 @@ def _internal_error(exc: BaseException) -> None:
         _say("".join(traceback.format_exception(exc)).rstrip())
     else:
         text = " ".join(str(exc).split())[:300]
-        _say(f"gputab: internal error: {type(exc).__name__}: {text} (set GPUTAB_DEBUG=1 for the traceback; "
-             f"please report)")
+        _say(
+            f"gputab: internal error: {type(exc).__name__}: {text} (set GPUTAB_DEBUG=1 for the traceback; "
+            f"please report)"
+        )
     _drop_stdout()
     sys.exit(INTERNAL_ERROR)
 

@@ -19,14 +19,26 @@ def _gpus_of_this_box(app: AppContext, table: PriceTable) -> tuple[list[dict], s
     out = []
     for g in snap.gpus:
         price = table.price_for(g.index, g.uuid, g.name)
-        out.append({"index": g.index, "uuid": g.uuid, "name": g.name, "matched_key": match_model(g.name),
-                    **{k: v for k, v in price.to_json().items()}})
+        out.append(
+            {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "matched_key": match_model(g.name),
+                **{k: v for k, v in price.to_json().items()},
+            }
+        )
     return out, None
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, table_date, price_mode, rental_rate, default_rate_usd_per_hour, "
-                   "price_usd_per_kwh, pue, rows, gpus, note) instead of text; keys in docs/json.md.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema_version, table_date, price_mode, rental_rate, default_rate_usd_per_hour, "
+    "price_usd_per_kwh, pue, rows, gpus, note) instead of text; keys in docs/json.md.",
+)
 @pass_ctx
 def prices(app: AppContext, as_json: bool) -> None:
     """Show the GPU price table in effect ($/GPU-hour, source, date) and the GPUs it prices here."""
@@ -36,19 +48,25 @@ def prices(app: AppContext, as_json: bool) -> None:
         print_json({**table.to_json(), "gpus": gpus, "note": note})
         return
     cfg = app.config.prices
-    click.echo(f"Price table dated {table.table.get('table_date')}, mode {cfg.mode}, rental rate {cfg.rental_rate}."
-               " Override any figure in the config ([prices.models.KEY] or [prices.gpus.\"INDEX\"]).")
+    click.echo(
+        f"Price table dated {table.table.get('table_date')}, mode {cfg.mode}, rental rate {cfg.rental_rate}."
+        ' Override any figure in the config ([prices.models.KEY] or [prices.gpus."INDEX"]).'
+    )
     click.echo(f"{'model':<11} {'mode':<7} {'$/h':>7} {'spot':>6}  source (date)")
     for r in table.rows():
         spot = "-" if r["spot"] is None else f"{r['spot']:.2f}"
-        click.echo(f"{r['model_key']:<11} {r['mode']:<7} {r['rate_per_hour']:>7.3f} {spot:>6}  {r['source']} ({r['date']})")
+        click.echo(
+            f"{r['model_key']:<11} {r['mode']:<7} {r['rate_per_hour']:>7.3f} {spot:>6}  {r['source']} ({r['date']})"
+        )
     click.echo("")
     if note:
         click.echo(f"GPUs of this machine: none read ({note})")
     for g in gpus:
         flag = "  UNKNOWN MODEL: default rate, set [prices.models] or [prices.gpus] to price it" if g["unknown"] else ""
-        click.echo(f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} "
-                   f"{g['mode']} ${g['rate_per_hour']:.3f}/h{flag}")
+        click.echo(
+            f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} "
+            f"{g['mode']} ${g['rate_per_hour']:.3f}/h{flag}"
+        )
 
 
 def register(cli: click.Group) -> None:

@@ -41,15 +41,26 @@ def _gpu_line(tick) -> str:
 
 
 @click.command()
-@click.option("--interval", type=float, default=None, help="Seconds between polls [config recorder.interval; default 1].")
+@click.option(
+    "--interval", type=float, default=None, help="Seconds between polls [config recorder.interval; default 1]."
+)
 @click.option("--demo", is_flag=True, help="Record the simulated demo box (same as `gputab --demo record`).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
-              help="Serve Prometheus metrics on this port [config metrics.port; default: off].")
-@click.option("--metrics-address", default=None, metavar="ADDRESS",
-              help="Address for --metrics-port [config metrics.address; default 127.0.0.1: this machine only].")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port [config metrics.port; default: off].",
+)
+@click.option(
+    "--metrics-address",
+    default=None,
+    metavar="ADDRESS",
+    help="Address for --metrics-port [config metrics.address; default 127.0.0.1: this machine only].",
+)
 @pass_ctx
-def record(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None,
-           metrics_address: str | None) -> None:
+def record(
+    app: AppContext, interval: float | None, demo: bool, metrics_port: int | None, metrics_address: str | None
+) -> None:
     """Record a session to the database with no UI, until Ctrl-C, SIGTERM or SIGHUP.
 
     Figures are committed every recorder.commit_interval seconds (default 2), so kill -9 loses at most that much;
@@ -94,8 +105,14 @@ class _StopSignals:
             signal.signal(s, signal.SIG_IGN if startup.AS_PROGRAM else h)
 
 
-def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: int | None,
-             metrics_address: str | None, stop: _StopSignals) -> None:
+def _command(
+    app: AppContext,
+    interval: float | None,
+    demo: bool,
+    metrics_port: int | None,
+    metrics_address: str | None,
+    stop: _StopSignals,
+) -> None:
     from gputab.recorder import Recorder
     from gputab.store import Store
 
@@ -106,8 +123,9 @@ def _command(app: AppContext, interval: float | None, demo: bool, metrics_port: 
             app.db_path = default_db(demo=True)
     config = app.config
     if interval is not None:
-        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder,
-                                                                          interval=check_interval(interval)))
+        config = dataclasses.replace(
+            config, recorder=dataclasses.replace(config.recorder, interval=check_interval(interval))
+        )
     handler = _StderrLog(level=logging.WARNING)
     logger = logging.getLogger("gputab.recorder")
     logger.addHandler(handler)
@@ -151,8 +169,10 @@ def _record(rec, app: AppContext, stop: _StopSignals) -> None:
         return
     tick = rec.start()
     where = f"session {rec.session_id}" if rec.session_id is not None else "a new session (not written yet)"
-    click.echo(f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
-               f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C")
+    click.echo(
+        f"gputab: recording {where} to {app.db_path} every {rec.rc.interval:g} s, "
+        f"committing every {rec.rc.commit_interval:g} s ({_gpu_line(tick)}); stop with Ctrl-C"
+    )
     for note in tick.snapshot.host_notes + tick.notes:
         click.echo(f"gputab: {note}", err=True)
     sys.stdout.flush()
@@ -167,11 +187,12 @@ def _record(rec, app: AppContext, stop: _StopSignals) -> None:
     led = rec.ledger
     duration = (rec.wall_clock() - rec.started_wall) if rec.started_wall else 0.0
     how = f"{reason}, {sig.name}" if sig is not None else reason
-    click.echo(f"gputab: session {rec.session_id} closed ({how}) after {duration:.1f} s, {led.ticks} ticks, "
-               f"total ${led.total_cost_usd:.6f}")
+    click.echo(
+        f"gputab: session {rec.session_id} closed ({how}) after {duration:.1f} s, {led.ticks} ticks, "
+        f"total ${led.total_cost_usd:.6f}"
+    )
     if not ok:
-        fail(f"the last figures could not be written to {app.db_path} (see above); what was committed before is "
-             f"kept")
+        fail(f"the last figures could not be written to {app.db_path} (see above); what was committed before is kept")
 
 
 def register(cli: click.Group) -> None:

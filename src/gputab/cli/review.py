@@ -36,13 +36,22 @@ def utf8_text(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 @click.command()
-@click.option("--since", metavar="DATE", default=None,
-              help="Only sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).")
-@click.option("--tag", metavar="TAG", default=None, callback=utf8_text,
-              help="Only sessions with a job TAG (a glob: 'exp-*').")
+@click.option(
+    "--since",
+    metavar="DATE",
+    default=None,
+    help="Only sessions running at or after DATE (2025-01-31, 2025-01-31T14:00Z, or an age: 12h, 7d).",
+)
+@click.option(
+    "--tag", metavar="TAG", default=None, callback=utf8_text, help="Only sessions with a job TAG (a glob: 'exp-*')."
+)
 @click.option("--host", metavar="HOST", default=None, callback=utf8_text, help="Only sessions recorded on HOST.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (schema_version, sessions: a list) instead of a table; keys in docs/json.md.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema_version, sessions: a list) instead of a table; keys in docs/json.md.",
+)
 @pass_ctx
 def sessions(app: AppContext, since: str | None, tag: str | None, host: str | None, as_json: bool) -> None:
     """List recorded sessions: id, host, start and end (UTC), end reason, duration, total cost, jobs."""
@@ -74,18 +83,27 @@ def sessions(app: AppContext, since: str | None, tag: str | None, host: str | No
         return
     if not rows:
         if filtered:
-            click.echo("No sessions match " + " ".join(
-                f"{k} {v}" for k, v in (("--since", since), ("--tag", tag), ("--host", host)) if v is not None) + ".")
+            click.echo(
+                "No sessions match "
+                + " ".join(
+                    f"{k} {v}" for k, v in (("--since", since), ("--tag", tag), ("--host", host)) if v is not None
+                )
+                + "."
+            )
         else:
             click.echo(f"No sessions yet in {app.db_path}; record one with `gputab record`.")
         return
-    click.echo(f"{'id':>4}  {'host':<14} {'start (UTC)':<20} {'end (UTC)':<20} {'reason':<9} {'duration':>8} "
-               f"{'cost':>10}  jobs")
+    click.echo(
+        f"{'id':>4}  {'host':<14} {'start (UTC)':<20} {'end (UTC)':<20} {'reason':<9} {'duration':>8} "
+        f"{'cost':>10}  jobs"
+    )
     for r in rows:
         jobs = ", ".join(r["tags"][:3]) + (f" +{len(r['tags']) - 3}" if len(r["tags"]) > 3 else "")
-        click.echo(f"{r['id']:>4}  {(r['host'] or '?')[:14]:<14} {r['start'] or '-':<20} {r['end'] or '-':<20} "
-                   f"{r['end_reason'] or '-':<9} {_duration(r['duration_s']):>8} {_money(r['cost_usd']):>10}  "
-                   f"{jobs or '-'}")
+        click.echo(
+            f"{r['id']:>4}  {(r['host'] or '?')[:14]:<14} {r['start'] or '-':<20} {r['end'] or '-':<20} "
+            f"{r['end_reason'] or '-':<9} {_duration(r['duration_s']):>8} {_money(r['cost_usd']):>10}  "
+            f"{jobs or '-'}"
+        )
 
 
 def _num(v, fmt: str) -> str:
@@ -96,11 +114,13 @@ def _job_line(j: dict) -> str:
     util = _num(None if j.get("avg_utilization") is None else j["avg_utilization"] * 100, "{:.0f}%")
     vram = _num(None if not j.get("peak_vram_bytes") else j["peak_vram_bytes"] / 2**30, "{:.1f}")
     flag = " *" if j.get("unknown_price") else ""
-    return (f"{j['tag'][:32]:<32} {_money(j['cost_usd']):>10} {j.get('gpu_hours') or 0:>8.3f} "
-            f"{j.get('effective_gpu_hours') or 0:>8.3f} {util:>5} {_money(j.get('cost_per_effective_gpu_hour_usd')):>9} "
-            f"{j.get('energy_kwh') or 0:>7.3f} {vram:>6} {_num(j.get('samples'), '{:,}'):>10} "
-            f"{_num(j.get('cost_per_sample_usd'), '${:.6f}'):>10} {_money(j.get('cost_per_1k_samples_usd')):>9} "
-            f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}")
+    return (
+        f"{j['tag'][:32]:<32} {_money(j['cost_usd']):>10} {j.get('gpu_hours') or 0:>8.3f} "
+        f"{j.get('effective_gpu_hours') or 0:>8.3f} {util:>5} {_money(j.get('cost_per_effective_gpu_hour_usd')):>9} "
+        f"{j.get('energy_kwh') or 0:>7.3f} {vram:>6} {_num(j.get('samples'), '{:,}'):>10} "
+        f"{_num(j.get('cost_per_sample_usd'), '${:.6f}'):>10} {_money(j.get('cost_per_1k_samples_usd')):>9} "
+        f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}"
+    )
 
 
 def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
@@ -109,12 +129,16 @@ def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
     rows = [j for j in jobs if j.get("waste_usd") is not None and j.get("cost_usd")]
     if not rows:
         return []
-    lines = ["Waste (dollars paid while the job's GPUs did nothing, and the likely reason):",
-             f"{'job':<32} {'busy':>10} {'wasted':>10} {'waste':>6}  top reason"]
+    lines = [
+        "Waste (dollars paid while the job's GPUs did nothing, and the likely reason):",
+        f"{'job':<32} {'busy':>10} {'wasted':>10} {'waste':>6}  top reason",
+    ]
     for j in rows:
         pct = _num(j.get("waste_pct"), "{:.0f}%")
-        lines.append(f"{j['tag'][:32]:<32} {_money(j.get('busy_usd')):>10} {_money(j['waste_usd']):>10} {pct:>6}  "
-                     f"{j.get('waste_top_reason') or '-'}")
+        lines.append(
+            f"{j['tag'][:32]:<32} {_money(j.get('busy_usd')):>10} {_money(j['waste_usd']):>10} {pct:>6}  "
+            f"{j.get('waste_top_reason') or '-'}"
+        )
         evidence = j.get("waste_evidence_by_reason") or {}
         for reason, usd in list((j.get("waste_by_reason") or {}).items())[:reasons]:
             lines.append(f"    {reason} {_money(usd)}: {evidence.get(reason, '')}")
@@ -130,8 +154,10 @@ def forecast_lines(jobs: list[dict]) -> list[str]:
     rows = [j for j in jobs if j.get("progress_fraction") is not None]
     if not rows:
         return []
-    lines = ["Forecast (cost at completion):",
-             f"{'job':<32} {'progress':>8} {'first projection':>24} {'last':>10} {'spent':>10}  accuracy"]
+    lines = [
+        "Forecast (cost at completion):",
+        f"{'job':<32} {'progress':>8} {'first projection':>24} {'last':>10} {'spent':>10}  accuracy",
+    ]
     for j in rows:
         first, fp = j.get("first_projected_cost_usd"), j.get("first_projected_progress_fraction")
         made = f"{_money(first)} at {fp * 100:.0f}%" if first is not None and fp is not None else "-"
@@ -139,8 +165,10 @@ def forecast_lines(jobs: list[dict]) -> list[str]:
         accuracy = "(still running)"
         if j.get("forecast_state") == "done" and first is not None and spent:
             accuracy = f"first projection off by {(first - spent) / spent * 100:+.1f}%"
-        lines.append(f"{j['tag'][:32]:<32} {j['progress_fraction'] * 100:>7.1f}% {made:>24} "
-                     f"{_money(j.get('projected_cost_usd')):>10} {_money(spent):>10}  {accuracy}")
+        lines.append(
+            f"{j['tag'][:32]:<32} {j['progress_fraction'] * 100:>7.1f}% {made:>24} "
+            f"{_money(j.get('projected_cost_usd')):>10} {_money(spent):>10}  {accuracy}"
+        )
     return lines
 
 
@@ -157,9 +185,13 @@ def _alert_line(a: dict, live: bool) -> str:
 
 @click.command()
 @click.argument("session", default="last")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (schema_version, session, jobs with every figure, total, gpus, alerts, "
-                   "rejected_reports); keys in docs/json.md.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema_version, session, jobs with every figure, total, gpus, alerts, "
+    "rejected_reports); keys in docs/json.md.",
+)
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
     """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
@@ -185,25 +217,49 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     if as_json:
         # The total is the sum of the job rows: the session's own cost_usd and energy_kwh would repeat it.
         head = {k: v for k, v in info.items() if k not in ("cost_usd", "energy_kwh")}
-        print_json({"session": head, "jobs": jobs, "total": total, "gpus": gpus, "alerts": alerts,
-                    "rejected_reports": rejected})
+        print_json(
+            {
+                "session": head,
+                "jobs": jobs,
+                "total": total,
+                "gpus": gpus,
+                "alerts": alerts,
+                "rejected_reports": rejected,
+            }
+        )
         return
     state = info["end_reason"] or "open"
-    click.echo(f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
-               f"{_duration(info['duration_s'])}, {len(gpus)} GPUs")
-    click.echo(f"{'job':<32} {'cost':>10} {'GPU-h':>8} {'eff GPU-h':>8} {'util':>5} {'$/eff-h':>9} {'kWh':>7} "
-               f"{'VRAM G':>6} {'samples':>10} {'$/sample':>10} {'$/1k smp':>9} {'$/1M tok':>9}")
+    click.echo(
+        f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
+        f"{_duration(info['duration_s'])}, {len(gpus)} GPUs"
+    )
+    click.echo(
+        f"{'job':<32} {'cost':>10} {'GPU-h':>8} {'eff GPU-h':>8} {'util':>5} {'$/eff-h':>9} {'kWh':>7} "
+        f"{'VRAM G':>6} {'samples':>10} {'$/sample':>10} {'$/1k smp':>9} {'$/1M tok':>9}"
+    )
     for j in jobs:
         click.echo(_job_line(j))
-    click.echo(_job_line({**total, "tag": "total", "peak_vram_bytes": None, "cost_per_sample_usd": None,
-                          "cost_per_1k_samples_usd": None, "cost_per_1m_tokens_usd": None}))
+    click.echo(
+        _job_line(
+            {
+                **total,
+                "tag": "total",
+                "peak_vram_bytes": None,
+                "cost_per_sample_usd": None,
+                "cost_per_1k_samples_usd": None,
+                "cost_per_1m_tokens_usd": None,
+            }
+        )
+    )
     click.echo("")
     for g in gpus:
         unknown = "  UNKNOWN MODEL: default rate" if g["unknown_price"] else ""
-        click.echo(f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} {g['mode']} "
-                   f"${g['rate_per_hour']:.3f}/h, cost {_money(g['cost_usd'])} (idle {_money(g['idle_cost_usd'])}, "
-                   f"unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
-                   f"{g['energy_method']}{unknown}")
+        click.echo(
+            f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} {g['mode']} "
+            f"${g['rate_per_hour']:.3f}/h, cost {_money(g['cost_usd'])} (idle {_money(g['idle_cost_usd'])}, "
+            f"unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
+            f"{g['energy_method']}{unknown}"
+        )
     if any(j.get("unknown_price") for j in jobs):
         click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
     waste = waste_lines(jobs)

@@ -146,20 +146,40 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     short_help="Run a command with its GPU time charged to a tag.",
 )
-@click.option("--tag", "-t", required=True, callback=_tag_option, metavar="NAME",
-              help="Job tag: 1-64 printable characters, not starting with '('.")
-@click.option("--budget", type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD), default=None,
-              metavar="DOLLARS",
-              help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
-                   "only what COMMAND and the processes it starts cost, never other processes tagged NAME.")
-@click.option("--stop-at-cap", is_flag=True,
-              help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.")
-@click.option("--grace", type=FiniteFloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
-              help="Seconds between SIGINT and SIGTERM with --stop-at-cap.")
+@click.option(
+    "--tag",
+    "-t",
+    required=True,
+    callback=_tag_option,
+    metavar="NAME",
+    help="Job tag: 1-64 printable characters, not starting with '('.",
+)
+@click.option(
+    "--budget",
+    type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD),
+    default=None,
+    metavar="DOLLARS",
+    help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
+    "only what COMMAND and the processes it starts cost, never other processes tagged NAME.",
+)
+@click.option(
+    "--stop-at-cap",
+    is_flag=True,
+    help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.",
+)
+@click.option(
+    "--grace",
+    type=FiniteFloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between SIGINT and SIGTERM with --stop-at-cap.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
-def run(app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grace: float,
-        command: tuple[str, ...]) -> None:
+def run(
+    app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grace: float, command: tuple[str, ...]
+) -> None:
     """Run COMMAND with GPUTAB_TAG=NAME in its environment, so its GPU time is charged to NAME.
 
     Every process COMMAND starts inherits the tag (dataloader workers, torchrun ranks). gputab stays in
@@ -192,10 +212,12 @@ def run(app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grac
     except BackendError as exc:
         raise GputabError(f"--budget needs to read the GPUs: {exc}") from None
     with backend:
-        meter = RunCost(backend, PriceTable.load(config.prices), tag, interval=WATCH_TICK,
-                        gap_factor=config.recorder.gap_factor)
-        guard = JobGuard(tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=config, stream=sys.stderr,
-                         meter=meter)
+        meter = RunCost(
+            backend, PriceTable.load(config.prices), tag, interval=WATCH_TICK, gap_factor=config.recorder.gap_factor
+        )
+        guard = JobGuard(
+            tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=config, stream=sys.stderr, meter=meter
+        )
         try:
             # The first reading is the ledger's baseline; the command's time is charged from its first tick.
             code = run_command(command, tag, watch=guard.check, tick=WATCH_TICK)

@@ -14,8 +14,9 @@ from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 
 def _count(name: str, help_text: str, hidden: bool = False):
     param = name.lstrip("-").replace("-", "_") + "_n"
-    return click.option(name, param, type=click.IntRange(min=0), default=None, metavar="N", help=help_text,
-                        hidden=hidden)
+    return click.option(
+        name, param, type=click.IntRange(min=0), default=None, metavar="N", help=help_text, hidden=hidden
+    )
 
 
 @click.command()
@@ -26,13 +27,23 @@ def _count(name: str, help_text: str, hidden: bool = False):
 @_count("--set-tokens", "Set the job's tokens for the whole session to N.")
 @_count("--samples", "Deprecated: the same as --add.", hidden=True)
 @_count("--tokens", "Deprecated: the same as --add-tokens.", hidden=True)
-@click.option("--session", "session_ref", default=None,
-              help="Session id or `last` [default: the newest session with job TAG].")
+@click.option(
+    "--session", "session_ref", default=None, help="Session id or `last` [default: the newest session with job TAG]."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the job's updated figures as JSON.")
 @pass_ctx
-def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add_tokens_n: int | None,
-            set_tokens_n: int | None, samples_n: int | None, tokens_n: int | None, session_ref: str | None,
-            as_json: bool) -> None:
+def samples(
+    app: AppContext,
+    tag: str,
+    add_n: int | None,
+    set_n: int | None,
+    add_tokens_n: int | None,
+    set_tokens_n: int | None,
+    samples_n: int | None,
+    tokens_n: int | None,
+    session_ref: str | None,
+    as_json: bool,
+) -> None:
     """Add to (--add) or set (--set) the samples and tokens of job TAG in an ended session.
 
     Cost per sample and per token come from these counts. A running job reports its own with
@@ -69,27 +80,40 @@ def samples(app: AppContext, tag: str, add_n: int | None, set_n: int | None, add
         else:
             found = store.session_tags(tag)
             if not found:
-                fail(f"no session has a job {tag!r}; check the tag with `gputab show last`, or name the session "
-                     f"with --session")
+                fail(
+                    f"no session has a job {tag!r}; check the tag with `gputab show last`, or name the session "
+                    f"with --session"
+                )
             sid = found[0]
         if sid == live:
             fail(live_refusal(sid))
-        row = next(iter(store.db.query("SELECT samples, tokens FROM jobs WHERE session_id = ? AND tag = ?",
-                                       [sid, tag])), None)
+        row = next(
+            iter(store.db.query("SELECT samples, tokens FROM jobs WHERE session_id = ? AND tag = ?", [sid, tag])), None
+        )
         if row is None:
             raise NoSuchSession(f"session {sid} has no job {tag!r}; see `gputab show {sid}` for its jobs")
         old_s, old_t = row["samples"] or 0, row["tokens"] or 0
         ds = (set_n - old_s) if set_n is not None else (add_n or 0)
         dt = (set_tokens_n - old_t) if set_tokens_n is not None else (add_tokens_n or 0)
-        how = " ".join(w for w, v in (("--set", set_n), ("--add", add_n), ("--set-tokens", set_tokens_n),
-                                      ("--add-tokens", add_tokens_n)) if v is not None)
+        how = " ".join(
+            w
+            for w, v in (
+                ("--set", set_n),
+                ("--add", add_n),
+                ("--set-tokens", set_tokens_n),
+                ("--add-tokens", add_tokens_n),
+            )
+            if v is not None
+        )
         job = store.add_samples(sid, tag, ds, dt, reporter=f"cli {how}")
     if as_json:
         print_json({"session_id": sid, **job})
         return
     per = "-" if job["cost_per_sample_usd"] is None else f"${job['cost_per_sample_usd']:.6f}"
-    click.echo(f"session {sid}, {tag}: {job['samples'] or 0:,} samples ({ds:+,}), {job['tokens'] or 0:,} tokens "
-               f"({dt:+,}); cost ${job['cost_usd']:.4f}, {per} per sample")
+    click.echo(
+        f"session {sid}, {tag}: {job['samples'] or 0:,} samples ({ds:+,}), {job['tokens'] or 0:,} tokens "
+        f"({dt:+,}); cost ${job['cost_usd']:.4f}, {per} per sample"
+    )
 
 
 def register(cli: click.Group) -> None:

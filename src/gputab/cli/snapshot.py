@@ -28,8 +28,11 @@ def format_table(snap: Snapshot) -> str:
         if g.lost:
             lines.append(f"{g.index:>3}  {g.name[:26]:<26} GPU lost")
             continue
-        mem = ("n/a" if g.memory_used_bytes is None or g.memory_total_bytes is None
-               else f"{g.memory_used_bytes / 2**30:.1f}/{g.memory_total_bytes / 2**30:.0f} GiB")
+        mem = (
+            "n/a"
+            if g.memory_used_bytes is None or g.memory_total_bytes is None
+            else f"{g.memory_used_bytes / 2**30:.1f}/{g.memory_total_bytes / 2**30:.0f} GiB"
+        )
         power = f"{_na(g.power_w, '{:.0f}')}/{_na(g.power_limit_w, '{:.0f}')} W"
         pids = ",".join(str(p.pid) for p in snap.processes_on(g.index)) or "-"
         lines.append(
@@ -43,8 +46,16 @@ def format_table(snap: Snapshot) -> str:
     return "\n".join(lines)
 
 
-WASTE_KEYS = ("busy_usd", "waste_usd", "waste_pct", "waste_by_reason", "waste_top_reason", "waste_evidence",
-              "tensor_active_usd", "throttled_usd")
+WASTE_KEYS = (
+    "busy_usd",
+    "waste_usd",
+    "waste_pct",
+    "waste_by_reason",
+    "waste_top_reason",
+    "waste_evidence",
+    "tensor_active_usd",
+    "throttled_usd",
+)
 """What ``snapshot --json`` tells of each job's waste over the sampled interval (keys as in ``gputab show``)."""
 
 
@@ -62,9 +73,15 @@ def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
             if tag not in jobs:
                 totals = ledger.jobs[tag]
                 waste = totals.to_json()
-                jobs[tag] = {"tag": tag, "gpus": [], "processes": [], "share_pct": [],
-                             "burn_rate_usd_per_hour": totals.burn_rate_usd_per_hour,
-                             "cost_usd": totals.cost_usd, **{k: waste[k] for k in WASTE_KEYS}}
+                jobs[tag] = {
+                    "tag": tag,
+                    "gpus": [],
+                    "processes": [],
+                    "share_pct": [],
+                    "burn_rate_usd_per_hour": totals.burn_rate_usd_per_hour,
+                    "cost_usd": totals.cost_usd,
+                    **{k: waste[k] for k in WASTE_KEYS},
+                }
             j = jobs[tag]
             j["gpus"].append(g.index)
             j["share_pct"].append(100.0 * share)
@@ -76,8 +93,15 @@ def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
     return sorted(jobs.values(), key=lambda j: -j["burn_rate_usd_per_hour"])
 
 
-FORECAST_KEYS = ("forecast_state", "progress_fraction", "eta_seconds", "eta_at", "projected_cost_usd",
-                 "projected_cost_low_usd", "projected_cost_high_usd")
+FORECAST_KEYS = (
+    "forecast_state",
+    "progress_fraction",
+    "eta_seconds",
+    "eta_at",
+    "projected_cost_usd",
+    "projected_cost_low_usd",
+    "projected_cost_high_usd",
+)
 """What ``snapshot --json`` tells of each job's forecast (README "Forecast"): the live recorder's, read from its
 session; ``forecast_state`` is ``no_recorder`` when no recorder runs (nothing reads the progress reports then)."""
 
@@ -120,11 +144,22 @@ def format_jobs(jobs: list[dict]) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, taken_at, gpus, processes, cpu, "
-              "jobs, burn_rate_usd_per_hour...) instead of a table; keys in docs/json.md.")
-@click.option("--over", type=click.FloatRange(0, 60), default=1.0, show_default=True, metavar="SECONDS",
-              help="Poll twice this many seconds apart, so GPU activity (NVML GPM), CPU rates and each job's "
-                   "waste and its likely reason are measured over that interval (0: one poll, no waste figures).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema_version, taken_at, gpus, processes, cpu, "
+    "jobs, burn_rate_usd_per_hour...) instead of a table; keys in docs/json.md.",
+)
+@click.option(
+    "--over",
+    type=click.FloatRange(0, 60),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Poll twice this many seconds apart, so GPU activity (NVML GPM), CPU rates and each job's "
+    "waste and its likely reason are measured over that interval (0: one poll, no waste figures).",
+)
 @pass_ctx
 def snapshot(app: AppContext, as_json: bool, over: float) -> None:
     """Poll every GPU and print what it is doing, what each job burns ($/h), and what part of it is wasted and
@@ -141,8 +176,9 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
         clock = FakeClock(start=time.monotonic(), wall_start=time.time())
     with app.open_backend(**({"clock": clock, "wall_clock": clock.wall} if clock else {})) as backend:
         attributor = Attributor(backend.inspector(), app.config.attribution)
-        ledger = Ledger(PriceTable.load(app.config.prices), interval=max(over, 0.05),
-                        waste=config_for(backend, app.config.waste))
+        ledger = Ledger(
+            PriceTable.load(app.config.prices), interval=max(over, 0.05), waste=config_for(backend, app.config.waste)
+        )
         for i in range(2 if over > 0 else 1):
             if i:
                 clock.advance(over) if clock else time.sleep(over)
@@ -153,11 +189,16 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
     if as_json:
         doc = snap.to_json()
         doc["gpus"] = [dict(gpu_json(g), **_price_json(ledger, g)) for g in snap.gpus]
-        doc["processes"] = [dict(p.to_json(), tag=infos[p.pid].tag if p.pid in infos else None,
-                                 tag_source=infos[p.pid].source if p.pid in infos else None,
-                                 user=infos[p.pid].user if p.pid in infos else None,
-                                 command=infos[p.pid].cmdline if p.pid in infos else None)
-                            for p in snap.processes]
+        doc["processes"] = [
+            dict(
+                p.to_json(),
+                tag=infos[p.pid].tag if p.pid in infos else None,
+                tag_source=infos[p.pid].source if p.pid in infos else None,
+                user=infos[p.pid].user if p.pid in infos else None,
+                command=infos[p.pid].cmdline if p.pid in infos else None,
+            )
+            for p in snap.processes
+        ]
         add_forecasts(jobs, None if app.demo else live_forecasts(app.db_path))
         doc["jobs"] = jobs
         doc["burn_rate_usd_per_hour"] = ledger.burn_rate_usd_per_hour
@@ -176,10 +217,15 @@ def _price_json(ledger, g: GpuSample) -> dict:
     from gputab.pricing import mig_rate_per_hour
 
     p = ledger.gpus[g.index].price
-    out = {"model_key": p.model_key, "rate_usd_per_hour": p.rate_per_hour, "unknown_price": p.unknown,
-           "burn_rate_usd_per_hour": ledger.gpus[g.index].burn_rate_usd_per_hour}
+    out = {
+        "model_key": p.model_key,
+        "rate_usd_per_hour": p.rate_per_hour,
+        "unknown_price": p.unknown,
+        "burn_rate_usd_per_hour": ledger.gpus[g.index].burn_rate_usd_per_hour,
+    }
     if g.mig is not None and g.mig_slices:  # each MIG instance is priced as a device
-        out["mig"] = [dict(asdict(m), label=m.label,
-                           rate_usd_per_hour=mig_rate_per_hour(p.rate_per_hour, m.slices, g.mig_slices))
-                      for m in g.mig]
+        out["mig"] = [
+            dict(asdict(m), label=m.label, rate_usd_per_hour=mig_rate_per_hour(p.rate_per_hour, m.slices, g.mig_slices))
+            for m in g.mig
+        ]
     return out

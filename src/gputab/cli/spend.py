@@ -32,11 +32,14 @@ def parse_window(since: str | None, until: str | None, now: float | None = None)
             when = parse_when(text)
         except (OverflowError, ValueError, OSError):
             # An age so long it leaves the calendar (99999999d), or a date Python cannot represent.
-            raise GputabError(f"{opt} {text!r} is out of range: give an age up to a few thousand days or a date "
-                              f"after 1970", exit_code=2) from None
+            raise GputabError(
+                f"{opt} {text!r} is out of range: give an age up to a few thousand days or a date after 1970",
+                exit_code=2,
+            ) from None
         if when < 0 or when > (now or time.time()) + 100 * 366 * 86400:
-            raise GputabError(f"{opt} {text!r} is out of range: give a date between 1970 and a century from now",
-                              exit_code=2)
+            raise GputabError(
+                f"{opt} {text!r} is out of range: give a date between 1970 and a century from now", exit_code=2
+            )
         out.append(when)
     if out[0] is not None and out[1] is not None and out[0] >= out[1]:
         raise GputabError(f"--since {since} is not before --until {until}: swap them", exit_code=2)
@@ -71,8 +74,10 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
     show_host = by == "host" or hosts > 1
     key_w = 10 if by in ("day", "week") else 28
     head = (f"{'host':<14} " if show_host else "") + ("" if by == "host" else f"{_KEY_TITLES[by]:<{key_w}} ")
-    head += (f"{'cost':>10} {'GPU-h':>9} {'eff GPU-h':>9} {'util':>5} {'idle $':>10} {'idle GPU-h':>10} "
-             f"{'wasted':>10} {'samples':>8} {'$/sample':>10} {'tokens':>8} {'sessions':>8}")
+    head += (
+        f"{'cost':>10} {'GPU-h':>9} {'eff GPU-h':>9} {'util':>5} {'idle $':>10} {'idle GPU-h':>10} "
+        f"{'wasted':>10} {'samples':>8} {'$/sample':>10} {'tokens':>8} {'sessions':>8}"
+    )
     lines = [head]
     for r in [*rows, tot]:
         is_total = r is tot
@@ -82,11 +87,13 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
         if by != "host":
             line += f"{_clean('total' if is_total else str(r[by]))[:key_w]:<{key_w}} "
         util = None if r["avg_utilization"] is None else r["avg_utilization"] * 100
-        line += (f"{_money(r['cost_usd']):>10} {r['gpu_hours']:>9.2f} {r['effective_gpu_hours']:>9.2f} "
-                 f"{_num(util, '{:.0f}%'):>5} {_money(r['idle_usd']):>10} {r['idle_gpu_hours']:>10.2f} "
-                 f"{_money(r['waste_usd']):>10} "
-                 f"{_count(r['samples']):>8} {_num(r['cost_per_sample_usd'], '${:.6f}'):>10} "
-                 f"{_count(r['tokens']):>8} {r['sessions']:>8}")
+        line += (
+            f"{_money(r['cost_usd']):>10} {r['gpu_hours']:>9.2f} {r['effective_gpu_hours']:>9.2f} "
+            f"{_num(util, '{:.0f}%'):>5} {_money(r['idle_usd']):>10} {r['idle_gpu_hours']:>10.2f} "
+            f"{_money(r['waste_usd']):>10} "
+            f"{_count(r['samples']):>8} {_num(r['cost_per_sample_usd'], '${:.6f}'):>10} "
+            f"{_count(r['tokens']):>8} {r['sessions']:>8}"
+        )
         if is_total:
             lines.append("-" * len(head))
         lines.append(line)
@@ -105,30 +112,71 @@ def _csv(rows: list[dict], by: str) -> None:
     writer.writerow(columns)
     for r in rows:
         # An object (waste_by_reason) is one cell of compact JSON, as in --json.
-        writer.writerow([format_cell(json.dumps(v, separators=(",", ":")) if isinstance(v := r.get(c), dict) else v)
-                         for c in columns])
+        writer.writerow(
+            [
+                format_cell(json.dumps(v, separators=(",", ":")) if isinstance(v := r.get(c), dict) else v)
+                for c in columns
+            ]
+        )
 
 
 @click.command()
-@click.option("--by", "by", default="tag", show_default=True, metavar="tag|user|gpu|host|day|week",
-              help="One row per job (tag), user, GPU, host, day or week (weeks start on Monday).")
-@click.option("--since", metavar="DATE", default=None,
-              help="Count spend from DATE (2026-01-31, 2026-01-31T14:00Z, or an age: 12h, 7d) [default: 30 days "
-                   "before --until, or before now].")
+@click.option(
+    "--by",
+    "by",
+    default="tag",
+    show_default=True,
+    metavar="tag|user|gpu|host|day|week",
+    help="One row per job (tag), user, GPU, host, day or week (weeks start on Monday).",
+)
+@click.option(
+    "--since",
+    metavar="DATE",
+    default=None,
+    help="Count spend from DATE (2026-01-31, 2026-01-31T14:00Z, or an age: 12h, 7d) [default: 30 days "
+    "before --until, or before now].",
+)
 @click.option("--until", metavar="DATE", default=None, help="Count spend before DATE (default: no end).")
-@click.option("--tag", "tag", metavar="GLOB", default=None,
-              help="Only jobs whose tag matches GLOB ('exp-*'); leaves out (idle) and (unobserved) unless matched.")
+@click.option(
+    "--tag",
+    "tag",
+    metavar="GLOB",
+    default=None,
+    help="Only jobs whose tag matches GLOB ('exp-*'); leaves out (idle) and (unobserved) unless matched.",
+)
 @click.option("--utc", is_flag=True, help="Cut days and weeks at UTC midnight (default: local midnight).")
-@click.option("--db", "dbs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="A database to read (repeat for databases copied from several boxes; hosts stay apart). "
-                   "Default: the global --db.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version, by, since, until, tag, timezone, "
-              "databases, rows, total); keys in docs/json.md.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV, the same keys as --json rows (waste_by_reason "
-              "as a JSON object in its cell).")
+@click.option(
+    "--db",
+    "dbs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A database to read (repeat for databases copied from several boxes; hosts stay apart). "
+    "Default: the global --db.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (schema_version, by, since, until, tag, timezone, databases, rows, total); keys in docs/json.md.",
+)
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="Print CSV, the same keys as --json rows (waste_by_reason as a JSON object in its cell).",
+)
 @pass_ctx
-def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: str | None, utc: bool, dbs: tuple[Path, ...],
-          as_json: bool, as_csv: bool) -> None:
+def spend(
+    app: AppContext,
+    by: str,
+    since: str | None,
+    until: str | None,
+    tag: str | None,
+    utc: bool,
+    dbs: tuple[Path, ...],
+    as_json: bool,
+    as_csv: bool,
+) -> None:
     """What was spent, across sessions: cost, GPU-hours, effective GPU-hours, utilization, idle $ and GPU-hours,
     wasted $ (busy and wasted $ and waste by reason in --json/--csv), samples, tokens and $/sample, per job, user,
     GPU, host, day or week.
@@ -148,8 +196,9 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
     if as_json and as_csv:
         raise GputabError("choose one of --json and --csv", exit_code=2)
     if by == "gpu" and tag is not None:
-        raise GputabError("--tag does not apply to --by gpu (a GPU's totals are not split by job); drop one",
-                          exit_code=2)
+        raise GputabError(
+            "--tag does not apply to --by gpu (a GPU's totals are not split by job); drop one", exit_code=2
+        )
     since_wall, until_wall = parse_window(since, until)
     if since is None:
         since_wall = (until_wall if until_wall is not None else time.time()) - DEFAULT_DAYS * 86400
@@ -170,17 +219,28 @@ def spend(app: AppContext, by: str, since: str | None, until: str | None, tag: s
     if as_json:
         from gputab.export import iso_utc
 
-        print_json({"by": by, "since": iso_utc(since_wall),
-                    "until": iso_utc(until_wall), "tag": tag, "timezone": zone,
-                    "databases": [str(p) for p in paths], "rows": data, "total": tot})
+        print_json(
+            {
+                "by": by,
+                "since": iso_utc(since_wall),
+                "until": iso_utc(until_wall),
+                "tag": tag,
+                "timezone": zone,
+                "databases": [str(p) for p in paths],
+                "rows": data,
+                "total": tot,
+            }
+        )
         return
     if as_csv:
         _csv(data, by)
         return
     window_text = f"since {since}" + (f" until {until}" if until else "") + (f", tag {tag}" if tag else "")
     zone_text = f"; days in {zone}" if by in ("day", "week") else ""
-    click.echo(f"Spend by {by}, {window_text}{zone_text}; {len({r['host'] for r in data})} host(s), "
-               f"{tot['sessions']} session(s)")
+    click.echo(
+        f"Spend by {by}, {window_text}{zone_text}; {len({r['host'] for r in data})} host(s), "
+        f"{tot['sessions']} session(s)"
+    )
     if not data:
         click.echo("Nothing recorded in this window; try a wider --since, or `gputab sessions`.")
         return

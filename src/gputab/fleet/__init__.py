@@ -9,5 +9,16 @@ from gputab.fleet.model import AlertCount, FleetHost, FleetJob, FleetView, JobOn
 from gputab.fleet.query import QUERIES_PER_REFRESH, fetch_fleet
 from gputab.vocabulary import SCHEMA_VERSION
 
-__all__ = ["PromClient", "PrometheusError", "QueryRefused", "SCHEMA_VERSION", "AlertCount", "FleetHost",
-           "FleetJob", "FleetView", "JobOnHost", "QUERIES_PER_REFRESH", "fetch_fleet"]
+__all__ = [
+    "PromClient",
+    "PrometheusError",
+    "QueryRefused",
+    "SCHEMA_VERSION",
+    "AlertCount",
+    "FleetHost",
+    "FleetJob",
+    "FleetView",
+    "JobOnHost",
+    "QUERIES_PER_REFRESH",
+    "fetch_fleet",
+]

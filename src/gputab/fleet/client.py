@@ -62,11 +62,13 @@ def check_url(url: str) -> tuple[str, str | None]:
     shown = redact(text)
     parts = urllib.parse.urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PrometheusError(f"--prometheus must be an http:// or https:// URL such as http://127.0.0.1:9090, "
-                              f"got {shown!r}", exit_code=2)
+        raise PrometheusError(
+            f"--prometheus must be an http:// or https:// URL such as http://127.0.0.1:9090, got {shown!r}", exit_code=2
+        )
     if parts.query or parts.fragment:
-        raise PrometheusError(f"--prometheus must be Prometheus's base URL without ?query or #fragment, "
-                              f"got {shown!r}", exit_code=2)
+        raise PrometheusError(
+            f"--prometheus must be Prometheus's base URL without ?query or #fragment, got {shown!r}", exit_code=2
+        )
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
@@ -123,8 +125,9 @@ class PromClient:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from ``start`` to ``end`` every ``step`` seconds; the answer must be a matrix."""
-        data = self._get("query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",
-                                         "step": f"{step:g}"}, expr)
+        data = self._get(
+            "query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}, expr
+        )
         if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise QueryRefused(f"query {expr!r}: expected a matrix, got {str(data.get('resultType'))[:40]!r}")
         out = []
@@ -159,32 +162,42 @@ class PromClient:
             except OSError:
                 body = b""
         except TimeoutError:
-            raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may be "
-                                  f"overloaded: try again, or raise --timeout") from None
+            raise PrometheusError(
+                f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may be "
+                f"overloaded: try again, or raise --timeout"
+            ) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, TimeoutError):
-                raise PrometheusError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may "
-                                      f"be overloaded: try again, or raise --timeout") from None
+                raise PrometheusError(
+                    f"Prometheus at {self.url} did not answer within {self.timeout:g} s; it may "
+                    f"be overloaded: try again, or raise --timeout"
+                ) from None
             why = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
-            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {why}; is it running, and is "
-                                  f"--prometheus right?") from None
+            raise PrometheusError(
+                f"cannot reach Prometheus at {self.url}: {why}; is it running, and is --prometheus right?"
+            ) from None
         except (OSError, ValueError) as exc:  # reset connections, bad status lines, odd TLS
             raise PrometheusError(f"cannot read from Prometheus at {self.url}: {exc}") from None
         if status in (401, 403):
-            raise PrometheusError(f"Prometheus at {self.url} refused access (HTTP {status}): put the user and "
-                                  f"password in the URL (http://USER:PASSWORD@host:9090), preferably in the config "
-                                  f"file's [fleet] prometheus, where other users cannot see it")
+            raise PrometheusError(
+                f"Prometheus at {self.url} refused access (HTTP {status}): put the user and "
+                f"password in the URL (http://USER:PASSWORD@host:9090), preferably in the config "
+                f"file's [fleet] prometheus, where other users cannot see it"
+            )
         if len(body) > _MAX_BODY:
-            raise PrometheusError(f"Prometheus at {self.url} sent more than {_MAX_BODY // 2**20} MiB for one "
-                                  f"query; refusing it")
+            raise PrometheusError(
+                f"Prometheus at {self.url} sent more than {_MAX_BODY // 2**20} MiB for one query; refusing it"
+            )
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             doc = None
         if not isinstance(doc, dict) or doc.get("status") not in ("success", "error"):
-            raise PrometheusError(f"{self.url} did not answer like Prometheus's HTTP API (HTTP {status} to "
-                                  f"/api/v1/{endpoint}); is --prometheus the Prometheus server's base URL?")
+            raise PrometheusError(
+                f"{self.url} did not answer like Prometheus's HTTP API (HTTP {status} to "
+                f"/api/v1/{endpoint}); is --prometheus the Prometheus server's base URL?"
+            )
         if doc["status"] == "error":
             error = str(doc.get("error") or doc.get("errorType") or "unknown error")
             raise QueryRefused(f"Prometheus refused query {expr!r}: {error[:200]}")

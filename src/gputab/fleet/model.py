@@ -67,7 +67,9 @@ class FleetHost:
             "utilization_fraction": self.utilization_fraction,
             "alerts_active": self.alerts_active,
             "alert_counts": [{"kind": a.kind, "severity": a.severity, "count": a.count} for a in self.alerts],
-            "burn_rate_history": [{"sampled_at": iso_utc(t), "burn_rate_usd_per_hour": v} for t, v in self.burn_history],
+            "burn_rate_history": [
+                {"sampled_at": iso_utc(t), "burn_rate_usd_per_hour": v} for t, v in self.burn_history
+            ],
         }
 
 
@@ -82,8 +84,12 @@ class JobOnHost:
     avg_utilization: float | None = None
 
     def to_json(self) -> dict:
-        return {"host": self.host, "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
-                "spent_today_usd": self.spent_today_usd, "avg_utilization": self.avg_utilization}
+        return {
+            "host": self.host,
+            "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
+            "spent_today_usd": self.spent_today_usd,
+            "avg_utilization": self.avg_utilization,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,14 @@ class FleetJob:
         return sum(u * w for u, w in pairs) / weight
 
     def to_json(self) -> dict:
-        return {"tag": self.tag, "hosts": list(self.hosts), "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
-                "spent_today_usd": self.spent_today_usd, "avg_utilization": self.avg_utilization,
-                "per_host": [j.to_json() for j in self.per_host]}
+        return {
+            "tag": self.tag,
+            "hosts": list(self.hosts),
+            "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
+            "spent_today_usd": self.spent_today_usd,
+            "avg_utilization": self.avg_utilization,
+            "per_host": [j.to_json() for j in self.per_host],
+        }
 
 
 @dataclass(frozen=True)
@@ -146,8 +157,9 @@ class FleetView:
     def jobs_on(self, host: str) -> tuple[JobOnHost, ...]:
         """The jobs of one host (the drill-down), costliest burn first."""
         rows = [j for job in self.jobs for j in job.per_host if j.host == host]
-        return tuple(sorted(rows, key=lambda j: (-(j.burn_rate_usd_per_hour or 0.0), -(j.spent_today_usd or 0.0),
-                                                 j.tag)))
+        return tuple(
+            sorted(rows, key=lambda j: (-(j.burn_rate_usd_per_hour or 0.0), -(j.spent_today_usd or 0.0), j.tag))
+        )
 
     def totals(self) -> dict:
         live = [h for h in self.hosts if not h.stale]
@@ -163,16 +175,18 @@ class FleetView:
 
     def to_json(self) -> dict:
         """``gputab fleet --json``: the public vocabulary (:mod:`gputab.vocabulary`), ``schema_version`` first."""
-        return document({
-            "prometheus": self.prometheus,
-            "queried_at": iso_utc(self.at),
-            "stale_after_seconds": self.stale_after,
-            "queries_per_refresh": self.queries,
-            "totals": self.totals(),
-            "hosts": [h.to_json() for h in self.hosts],
-            "jobs": [j.to_json() for j in self.jobs],
-            "warnings": list(self.warnings),
-        })
+        return document(
+            {
+                "prometheus": self.prometheus,
+                "queried_at": iso_utc(self.at),
+                "stale_after_seconds": self.stale_after,
+                "queries_per_refresh": self.queries,
+                "totals": self.totals(),
+                "hosts": [h.to_json() for h in self.hosts],
+                "jobs": [j.to_json() for j in self.jobs],
+                "warnings": list(self.warnings),
+            }
+        )
 
 
 def _sum(values) -> float | None:

@@ -62,8 +62,9 @@ def today_range(at: float) -> str:
     return f"{max(1, int(at % 86400))}s"
 
 
-def fetch_fleet(client: PromClient, stale_after: float = DEFAULT_STALE_AFTER,
-                clock: Callable[[], float] = time.time) -> FleetView:
+def fetch_fleet(
+    client: PromClient, stale_after: float = DEFAULT_STALE_AFTER, clock: Callable[[], float] = time.time
+) -> FleetView:
     """Run the batch and build the view.
 
     Raises:
@@ -88,8 +89,14 @@ def fetch_fleet(client: PromClient, stale_after: float = DEFAULT_STALE_AFTER,
     return build_view(client.url, at, stale_after, answers, history, warnings)
 
 
-def build_view(url: str, at: float, stale_after: float, answers: dict[str, list[Sample] | None],
-               history: dict[str, tuple[tuple[float, float | None], ...]], warnings: list[str]) -> FleetView:
+def build_view(
+    url: str,
+    at: float,
+    stale_after: float,
+    answers: dict[str, list[Sample] | None],
+    history: dict[str, tuple[tuple[float, float | None], ...]],
+    warnings: list[str],
+) -> FleetView:
     """The view from the answers of one batch (pure: the fault tests feed it odd answers directly).
 
     ``answers`` maps each name of :data:`QUERIES` to its samples, or None where Prometheus refused the query.
@@ -124,8 +131,9 @@ def build_view(url: str, at: float, stale_after: float, answers: dict[str, list[
         if not s.labels.get("host"):
             unlabelled += 1
         elif s.value is not None and s.value > 0:
-            alerts[s.labels["host"]].append(AlertCount(s.labels.get("kind", "?"), s.labels.get("severity", "?"),
-                                                       int(s.value)))
+            alerts[s.labels["host"]].append(
+                AlertCount(s.labels.get("kind", "?"), s.labels.get("severity", "?"), int(s.value))
+            )
     job_burn, job_today, job_util = by_job("job_burn"), by_job("job_today"), by_job("job_utilization")
 
     names = set(last_seen) | set(gpus) | set(burn) | set(session_cost) | set(today) | {h for h, _ in job_burn}
@@ -139,14 +147,22 @@ def build_view(url: str, at: float, stale_after: float, answers: dict[str, list[
         unseen = answers.get("last_seen") is not None and seen is None
         stale = stopped or unseen or (seen is not None and at - seen > stale_after)
         idle_burn = job_burn.get((name, IDLE_TAG))
-        hosts.append(FleetHost(
-            host=name, stale=stale, last_seen=seen, gpus=None if gpus.get(name) is None else int(gpus[name] or 0),
-            burn_rate_usd_per_hour=None if stale else burn.get(name),
-            session_cost_usd=session_cost.get(name), spent_today_usd=today.get(name),
-            idle_today_usd=idle_today.get(name), idle_burn_rate_usd_per_hour=None if stale else idle_burn,
-            utilization_fraction=None if stale else util.get(name),
-            alerts=() if stale else tuple(sorted(alerts.get(name, []), key=lambda a: (a.severity, a.kind))),
-            burn_history=history.get(name, ())))
+        hosts.append(
+            FleetHost(
+                host=name,
+                stale=stale,
+                last_seen=seen,
+                gpus=None if gpus.get(name) is None else int(gpus[name] or 0),
+                burn_rate_usd_per_hour=None if stale else burn.get(name),
+                session_cost_usd=session_cost.get(name),
+                spent_today_usd=today.get(name),
+                idle_today_usd=idle_today.get(name),
+                idle_burn_rate_usd_per_hour=None if stale else idle_burn,
+                utilization_fraction=None if stale else util.get(name),
+                alerts=() if stale else tuple(sorted(alerts.get(name, []), key=lambda a: (a.severity, a.kind))),
+                burn_history=history.get(name, ()),
+            )
+        )
     # Live hosts by burn rate, then the stale ones (by when they were last seen).
     hosts.sort(key=lambda h: (h.stale, -(h.burn_rate_usd_per_hour or 0.0), -(h.last_seen or 0.0), h.host))
 
@@ -156,17 +172,34 @@ def build_view(url: str, at: float, stale_after: float, answers: dict[str, list[
         if tag in _NOT_JOBS:
             continue
         live = host not in stale_hosts
-        per_tag[tag].append(JobOnHost(
-            tag=tag, host=host, burn_rate_usd_per_hour=job_burn.get((host, tag)) if live else None,
-            spent_today_usd=job_today.get((host, tag)), avg_utilization=job_util.get((host, tag))))
+        per_tag[tag].append(
+            JobOnHost(
+                tag=tag,
+                host=host,
+                burn_rate_usd_per_hour=job_burn.get((host, tag)) if live else None,
+                spent_today_usd=job_today.get((host, tag)),
+                avg_utilization=job_util.get((host, tag)),
+            )
+        )
     jobs = [FleetJob(tag, tuple(sorted(rows, key=lambda j: j.host))) for tag, rows in per_tag.items()]
     jobs.sort(key=lambda j: (-(j.burn_rate_usd_per_hour or 0.0), -(j.spent_today_usd or 0.0), j.tag))
 
     if unlabelled:
-        warnings.append(f"{unlabelled} series had no host label and were left out (a gputab older than the fleet "
-                        f"view, or a relabelling rule that drops `host`)")
+        warnings.append(
+            f"{unlabelled} series had no host label and were left out (a gputab older than the fleet "
+            f"view, or a relabelling rule that drops `host`)"
+        )
     if not hosts and not warnings:
-        warnings.append("Prometheus has no gputab series: run `gputab record --metrics-port PORT` on each box and "
-                        "add them to Prometheus's scrape config (contrib/prometheus/prometheus.yml)")
-    return FleetView(prometheus=url, at=at, stale_after=stale_after, queries=QUERIES_PER_REFRESH,
-                     hosts=tuple(hosts), jobs=tuple(jobs), warnings=tuple(warnings))
+        warnings.append(
+            "Prometheus has no gputab series: run `gputab record --metrics-port PORT` on each box and "
+            "add them to Prometheus's scrape config (contrib/prometheus/prometheus.yml)"
+        )
+    return FleetView(
+        prometheus=url,
+        at=at,
+        stale_after=stale_after,
+        queries=QUERIES_PER_REFRESH,
+        hosts=tuple(hosts),
+        jobs=tuple(jobs),
+        warnings=tuple(warnings),
+    )

@@ -23,8 +23,10 @@ UNATTRIBUTED = "unattributed:host-pid"
 """The tag of GPU processes whose host PID this namespace cannot see (one bucket: their owners are unknown)."""
 INIT_PID_NS = "pid:[4026531836]"
 """``readlink /proc/self/ns/pid`` in the host's (initial) PID namespace: the kernel's fixed PROC_PID_INIT_INO."""
-FIX = ("run it with --pid=host (docker, podman) or hostPID: true (Kubernetes), or run gputab on the host; "
-       f"or set {HOST_PROC_ENV} to a read-only mount of the host's /proc")
+FIX = (
+    "run it with --pid=host (docker, podman) or hostPID: true (Kubernetes), or run gputab on the host; "
+    f"or set {HOST_PROC_ENV} to a read-only mount of the host's /proc"
+)
 
 
 def in_child_pid_namespace(proc_root: str | Path = "/proc") -> bool | None:
@@ -35,8 +37,10 @@ def in_child_pid_namespace(proc_root: str | Path = "/proc") -> bool | None:
         return None
 
 
-GVISOR_NOTE = ("the kernel is gVisor (a sandbox): NVML's process list may not match this sandbox's processes, so "
-               "per-process figures may be missing or unattributed; run gputab on the host to see them all")
+GVISOR_NOTE = (
+    "the kernel is gVisor (a sandbox): NVML's process list may not match this sandbox's processes, so "
+    "per-process figures may be missing or unattributed; run gputab on the host to see them all"
+)
 
 
 def sandboxed_kernel(proc_root: str | Path = "/proc") -> str | None:
@@ -54,7 +58,7 @@ def sandboxed_kernel(proc_root: str | Path = "/proc") -> str | None:
 def _start_ticks(stat: bytes) -> int | None:
     """Start time (clock ticks since boot) from a /proc/PID/stat line: the same in every PID namespace."""
     try:
-        return int(stat[stat.rfind(b")") + 2:].split()[19])
+        return int(stat[stat.rfind(b")") + 2 :].split()[19])
     except (IndexError, ValueError):
         return None
 
@@ -114,11 +118,15 @@ class PidVisibility:
 
     def _sentence(self, hidden: set[int], mapped: int) -> str:
         shown = ", ".join(map(str, sorted(hidden)[:5])) + (", ..." if len(hidden) > 5 else "")
-        what = (f"NVML lists GPU processes this PID namespace cannot see (host PIDs {shown}): gputab runs in a "
-                "container without the host's PIDs")
+        what = (
+            f"NVML lists GPU processes this PID namespace cannot see (host PIDs {shown}): gputab runs in a "
+            "container without the host's PIDs"
+        )
         if mapped:
-            return (f"{what}; {mapped} found through {HOST_PROC_ENV}, the others are charged to {UNATTRIBUTED}; "
-                    "run gputab on the host to see them all")
+            return (
+                f"{what}; {mapped} found through {HOST_PROC_ENV}, the others are charged to {UNATTRIBUTED}; "
+                "run gputab on the host to see them all"
+            )
         return f"{what}, so they are charged to {UNATTRIBUTED}; {FIX}"
 
     def _map(self, host_pid: int) -> int | None:

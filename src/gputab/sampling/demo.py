@@ -69,30 +69,132 @@ class _Proc:
 
 
 _PROCS = (
-    _Proc(31001, 0, 93, 61_440, 0, float("inf"), 0, "python", "maria",
-          ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "0", "--wandb-api-key=6f1e9cdemo0secret"),
-          {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "0"}, ppid=31000),
-    _Proc(31002, 1, 91, 60_928, 0, float("inf"), 0, "python", "maria",
-          ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "1"),
-          {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "1"}, ppid=31000),
-    _Proc(32010, 2, 31, 22_016, 0, float("inf"), 0, "python", "chen",
-          ("python", "eval.py", "--suite", "mmlu", "--num-workers", "1"),
-          {"GPUTAB_TAG": "eval-mmlu"}),
-    _Proc(33100, 2, 45, 14_336, 40, 70, 150, "python", "sam",
-          ("python", "sweep.py", "--lr", "3e-4"),
-          {"SLURM_JOB_ID": "48213"}),
-    _Proc(34500, 0, 4, 2_048, 15, 60, 240, "python", "alice",
-          ("python", "-m", "ipykernel_launcher", "-f", "/run/user/1001/kernel.json"),
-          {}, profile="notebook"),
+    _Proc(
+        31001,
+        0,
+        93,
+        61_440,
+        0,
+        float("inf"),
+        0,
+        "python",
+        "maria",
+        ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "0", "--wandb-api-key=6f1e9cdemo0secret"),
+        {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "0"},
+        ppid=31000,
+    ),
+    _Proc(
+        31002,
+        1,
+        91,
+        60_928,
+        0,
+        float("inf"),
+        0,
+        "python",
+        "maria",
+        ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "1"),
+        {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "1"},
+        ppid=31000,
+    ),
+    _Proc(
+        32010,
+        2,
+        31,
+        22_016,
+        0,
+        float("inf"),
+        0,
+        "python",
+        "chen",
+        ("python", "eval.py", "--suite", "mmlu", "--num-workers", "1"),
+        {"GPUTAB_TAG": "eval-mmlu"},
+    ),
+    _Proc(
+        33100,
+        2,
+        45,
+        14_336,
+        40,
+        70,
+        150,
+        "python",
+        "sam",
+        ("python", "sweep.py", "--lr", "3e-4"),
+        {"SLURM_JOB_ID": "48213"},
+    ),
+    _Proc(
+        34500,
+        0,
+        4,
+        2_048,
+        15,
+        60,
+        240,
+        "python",
+        "alice",
+        ("python", "-m", "ipykernel_launcher", "-f", "/run/user/1001/kernel.json"),
+        {},
+        profile="notebook",
+    ),
     # GPU 3, before it settles into idleness: four jobs, one waste reason each, repeating every 5 minutes.
-    _Proc(35500, 3, 0, 6_144, 2, 21.5, 300, "python", "sam", ("python", "train.py", "--resume"),
-          {"GPUTAB_TAG": "sam-crashed-run"}, profile="idle", exited=True),
-    _Proc(35600, 3, 88, 18_432, 23.5, 2, 300, "python", "chen", ("python", "train_resnet.py", "--precision", "32"),
-          {"GPUTAB_TAG": "resnet50-fp32"}, profile="fp32"),
-    _Proc(35700, 3, 80, 9_216, 25.5, 2, 300, "python", "maria", ("python", "finetune.py", "--batch-size", "8"),
-          {"GPUTAB_TAG": "bert-base-bs8"}, profile="small_batch"),
-    _Proc(35800, 3, 72, 30_720, 27.5, 1.5, 300, "python", "sam", ("python", "build_index.py", "--ivf", "65536"),
-          {"GPUTAB_TAG": "faiss-index-build"}, profile="memory"),
+    _Proc(
+        35500,
+        3,
+        0,
+        6_144,
+        2,
+        21.5,
+        300,
+        "python",
+        "sam",
+        ("python", "train.py", "--resume"),
+        {"GPUTAB_TAG": "sam-crashed-run"},
+        profile="idle",
+        exited=True,
+    ),
+    _Proc(
+        35600,
+        3,
+        88,
+        18_432,
+        23.5,
+        2,
+        300,
+        "python",
+        "chen",
+        ("python", "train_resnet.py", "--precision", "32"),
+        {"GPUTAB_TAG": "resnet50-fp32"},
+        profile="fp32",
+    ),
+    _Proc(
+        35700,
+        3,
+        80,
+        9_216,
+        25.5,
+        2,
+        300,
+        "python",
+        "maria",
+        ("python", "finetune.py", "--batch-size", "8"),
+        {"GPUTAB_TAG": "bert-base-bs8"},
+        profile="small_batch",
+    ),
+    _Proc(
+        35800,
+        3,
+        72,
+        30_720,
+        27.5,
+        1.5,
+        300,
+        "python",
+        "sam",
+        ("python", "build_index.py", "--ivf", "65536"),
+        {"GPUTAB_TAG": "faiss-index-build"},
+        profile="memory",
+    ),
 )
 
 # GPM figures per profile (percent; link rates in GiB/s): SM busy, occupancy, tensor, DRAM, NVLink rx, NVLink tx.
@@ -150,9 +252,15 @@ class DemoInspector(ProcessInspector):
                     cgroup="0::/user.slice",
                 )
         if pid == 31000:  # the torchrun launcher of the LoRA job
-            return ProcessFacts(pid=31000, create_time=DEMO_START_WALL, name="torchrun", user="maria",
-                                cmdline=("torchrun", "--nproc-per-node", "2", "train_lora.py"),
-                                environ={"GPUTAB_TAG": "llama3-8b-lora"}, ppid=1)
+            return ProcessFacts(
+                pid=31000,
+                create_time=DEMO_START_WALL,
+                name="torchrun",
+                user="maria",
+                cmdline=("torchrun", "--nproc-per-node", "2", "train_lora.py"),
+                environ={"GPUTAB_TAG": "llama3-8b-lora"},
+                ppid=1,
+            )
         return None
 
 
@@ -222,9 +330,16 @@ class DemoBackend(Backend):
         if self._spool is None:
             return
         directory, name, started = self._spool
-        doc = {"v": FORMAT, "host": self.host, "pid": _LORA_PID, "uid": os.getuid(), "started": started,
-               "updated": time.time(), "counts": {_LORA_TAG: [0, 0]},
-               "progress": {_LORA_TAG: min(1.0, LORA_PROGRESS_START + t / LORA_SECONDS)}}
+        doc = {
+            "v": FORMAT,
+            "host": self.host,
+            "pid": _LORA_PID,
+            "uid": os.getuid(),
+            "started": started,
+            "updated": time.time(),
+            "counts": {_LORA_TAG: [0, 0]},
+            "progress": {_LORA_TAG: min(1.0, LORA_PROGRESS_START + t / LORA_SECONDS)},
+        }
         try:
             if not os.path.isdir(directory):
                 os.makedirs(directory, mode=0o700, exist_ok=True)  # only the demo writes here: not world-writable
@@ -239,8 +354,11 @@ class DemoBackend(Backend):
     def waste_config(config: WasteConfig) -> WasteConfig:
         """The demo box compresses time so every waste reason shows in its first minute: memory held at 0 % and a
         small job on a big GPU count after 20 s (or the config's, if shorter)."""
-        return replace(config, stranded_seconds=min(config.stranded_seconds, 20.0),
-                       oversized_seconds=min(config.oversized_seconds, 20.0))
+        return replace(
+            config,
+            stranded_seconds=min(config.stranded_seconds, 20.0),
+            oversized_seconds=min(config.oversized_seconds, 20.0),
+        )
 
     @staticmethod
     def alerts_config(config: AlertsConfig) -> AlertsConfig:
@@ -264,8 +382,14 @@ class DemoBackend(Backend):
         cpu: list[CpuSample] = []
         for i, model in enumerate(_GPUS):
             running = [p for p in _PROCS if p.gpu == i and _running(p, t)]
-            sms = [max(0.0, (p.base_sm * (0.4 if stalled and p.pid in _LORA else 1.0))
-                        + (0.0 if p.exited else 4 * _noise(self.seed, "sm", p.pid, step))) for p in running]
+            sms = [
+                max(
+                    0.0,
+                    (p.base_sm * (0.4 if stalled and p.pid in _LORA else 1.0))
+                    + (0.0 if p.exited else 4 * _noise(self.seed, "sm", p.pid, step)),
+                )
+                for p in running
+            ]
             util = min(100.0, sum(sms))
             if any(not p.exited for p in running) and util < 1:
                 util = 1.0
@@ -298,12 +422,14 @@ class DemoBackend(Backend):
                 )
             )
             for p, sm in zip(running, sms):
-                procs.append(ProcessSample(pid=p.pid, gpu_index=i, used_memory_bytes=p.memory_mib * MIB,
-                                           sm_pct=round(sm)))
+                procs.append(
+                    ProcessSample(pid=p.pid, gpu_index=i, used_memory_bytes=p.memory_mib * MIB, sm_pct=round(sm))
+                )
                 cpu.append(self._cpu(p, step, first=dt is None))
         self._last_t = t
-        return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs), driver_version="demo",
-                        cpu=tuple(cpu))
+        return Snapshot(
+            mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs), driver_version="demo", cpu=tuple(cpu)
+        )
 
     def _gpm(self, model: _GpuModel, running: list[_Proc], stalled: bool, step: int) -> dict:
         """NVML GPM figures of one GPU: the H100s report them, the A100 (Ampere) does not."""
@@ -317,9 +443,14 @@ class DemoBackend(Backend):
                 profile = p.profile
         sm, occ, tensor, dram, rx, tx = _PROFILES[profile]
         jitter = 1 + 0.03 * _noise(self.seed, "gpm", step)
-        return {"sm_active_pct": round(sm * jitter, 1), "sm_occupancy_pct": round(occ * jitter, 1),
-                "tensor_active_pct": round(tensor * jitter, 1), "dram_bw_pct": round(dram * jitter, 1),
-                "nvlink_rx_bytes_per_s": rx * _GIB * jitter, "nvlink_tx_bytes_per_s": tx * _GIB * jitter}
+        return {
+            "sm_active_pct": round(sm * jitter, 1),
+            "sm_occupancy_pct": round(occ * jitter, 1),
+            "tensor_active_pct": round(tensor * jitter, 1),
+            "dram_bw_pct": round(dram * jitter, 1),
+            "nvlink_rx_bytes_per_s": rx * _GIB * jitter,
+            "nvlink_tx_bytes_per_s": tx * _GIB * jitter,
+        }
 
     def _throttle(self, i: int, util: float, step: int, dt: float | None) -> dict[str, float]:
         """The busy H100s hit their power cap now and then; nothing else throttles."""
@@ -336,9 +467,16 @@ class DemoBackend(Backend):
             return CpuSample(pid=p.pid, cores=8)
         total, busiest_pid, busiest, runnable, iowait = _CPU.get(p.pid, (35.0, p.pid, 30.0, 32.0, 1.0))
         jitter = 1 + 0.02 * _noise(self.seed, "cpu", p.pid, step)
-        return CpuSample(pid=p.pid, cpu_pct=round(total * jitter, 1), busiest_pid=busiest_pid,
-                         busiest_cpu_pct=round(min(100.0, busiest * jitter), 1), cores=8, iowait_pct=iowait,
-                         tree_size=2 if busiest_pid != p.pid else 1, busiest_runnable_pct=runnable)
+        return CpuSample(
+            pid=p.pid,
+            cpu_pct=round(total * jitter, 1),
+            busiest_pid=busiest_pid,
+            busiest_cpu_pct=round(min(100.0, busiest * jitter), 1),
+            cores=8,
+            iowait_pct=iowait,
+            tree_size=2 if busiest_pid != p.pid else 1,
+            busiest_runnable_pct=runnable,
+        )
 
 
 class FakeClock:

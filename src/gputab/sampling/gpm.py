@@ -82,4 +82,5 @@ class GpmSamples:
 def clock_event_reasons() -> Callable | None:
     """nvmlDeviceGetCurrentClocksEventReasons, or the older name of the same call in older nvidia-ml-py."""
     return getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+        pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )

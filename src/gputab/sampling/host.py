@@ -126,7 +126,7 @@ class HostInspector(ProcessInspector):
         if raw is None:
             return None
         # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-        rest = raw[raw.rfind(b")") + 2:].split()
+        rest = raw[raw.rfind(b")") + 2 :].split()
         try:
             utime, stime = int(rest[11]), int(rest[12])
             blkio = int(rest[39]) if len(rest) > 39 else 0
@@ -173,8 +173,9 @@ class HostInspector(ProcessInspector):
             except OSError:
                 tids = []
             for tid in tids:
-                from_threads += [int(k) for k in (self._read(pid, f"task/{tid}/children") or b"").split()
-                                 if k.isdigit()]
+                from_threads += [
+                    int(k) for k in (self._read(pid, f"task/{tid}/children") or b"").split() if k.isdigit()
+                ]
             self._thread_kids[pid] = (now, from_threads)
         return kids + [k for k in from_threads if k not in kids]
 
@@ -255,11 +256,19 @@ class HostInspector(ProcessInspector):
                 except (AttributeError, OSError):
                     cores = os.cpu_count()
                 self._cores[(pid, st[2])] = cores
-            out.append(CpuSample(
-                pid=host_pid, alive=True, cpu_pct=total if rated else None, busiest_pid=busiest_pid if rated else None,
-                busiest_cpu_pct=busiest if rated else None,
-                busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None, cores=cores,
-                iowait_pct=min(100.0, wait) if rated and iowait_known else None, tree_size=members))
+            out.append(
+                CpuSample(
+                    pid=host_pid,
+                    alive=True,
+                    cpu_pct=total if rated else None,
+                    busiest_pid=busiest_pid if rated else None,
+                    busiest_cpu_pct=busiest if rated else None,
+                    busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None,
+                    cores=cores,
+                    iowait_pct=min(100.0, wait) if rated and iowait_known else None,
+                    tree_size=members,
+                )
+            )
         self._last_cpu = seen
         if len(self._cores) > 4 * len(out) + 64:
             self._cores = {k: v for k, v in self._cores.items() if k in seen}

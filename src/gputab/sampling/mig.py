@@ -76,8 +76,11 @@ class MigInstances:
                 static = self._static.get(key)
                 if static is None:
                     attrs = pynvml.nvmlDeviceGetAttributes(handle)
-                    static = self._static[key] = (attrs.computeInstanceSliceCount, attrs.gpuInstanceSliceCount,
-                                                  attrs.multiprocessorCount)
+                    static = self._static[key] = (
+                        attrs.computeInstanceSliceCount,
+                        attrs.gpuInstanceSliceCount,
+                        attrs.multiprocessorCount,
+                    )
                 used = total = None
                 try:
                     mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
@@ -90,7 +93,15 @@ class MigInstances:
                     raise
                 notes.append(f"GPU {index} MIG slot {slot}: {exc}")
                 continue
-            out.append(MigSample(gpu_instance_id=gi, compute_instance_id=ci, slices=static[0],
-                                 gpu_instance_slices=static[1], sm_count=static[2],
-                                 memory_used_bytes=used, memory_total_bytes=total))
+            out.append(
+                MigSample(
+                    gpu_instance_id=gi,
+                    compute_instance_id=ci,
+                    slices=static[0],
+                    gpu_instance_slices=static[1],
+                    sm_count=static[2],
+                    memory_used_bytes=used,
+                    memory_total_bytes=total,
+                )
+            )
         return tuple(out)

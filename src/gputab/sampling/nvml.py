@@ -33,8 +33,9 @@ DEMO_HINT = "Try `gputab --demo`."
 #: Errors after which a GPU no longer answers: it fell off the bus, or the driver cannot tell what happened.
 _LOST = frozenset({pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_UNKNOWN})
 #: Errors that will not change while this process runs: the GPU lacks the metric, or the driver lacks the call.
-_UNSUPPORTED = frozenset({pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
-                          pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH})
+_UNSUPPORTED = frozenset(
+    {pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND, pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH}
+)
 #: Process utilization answers NOT_FOUND when no process ran since the timestamp; pynvml also raises
 #: ``NVMLError(0)`` when the size query succeeds with nothing to report. Both mean "no samples".
 _NO_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
@@ -96,8 +97,21 @@ def _read_pcie_tx(h, out: dict) -> None:
 class _GpuState:
     """What the backend keeps about one GPU between polls."""
 
-    __slots__ = ("index", "handle", "static", "readers", "proc_lists", "proc_util", "last_ts", "gpm", "throttle",
-                 "throttle_prev", "throttle_mono", "mig", "proc_util_info")
+    __slots__ = (
+        "index",
+        "handle",
+        "static",
+        "readers",
+        "proc_lists",
+        "proc_util",
+        "last_ts",
+        "gpm",
+        "throttle",
+        "throttle_prev",
+        "throttle_mono",
+        "mig",
+        "proc_util_info",
+    )
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -143,8 +157,10 @@ def _init_message(exc: pynvml.NVMLError) -> str:
     if code == pynvml.NVML_ERROR_LIBRARY_NOT_FOUND:
         return f"NVIDIA driver library libnvidia-ml.so.1 not found: no NVIDIA driver on this machine? {DEMO_HINT}"
     if code == pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH:
-        return ("NVIDIA driver/library version mismatch: the loaded kernel module differs from libnvidia-ml.so.1 "
-                f"(usually after a driver upgrade); reboot or reload the nvidia module. {DEMO_HINT}")
+        return (
+            "NVIDIA driver/library version mismatch: the loaded kernel module differs from libnvidia-ml.so.1 "
+            f"(usually after a driver upgrade); reboot or reload the nvidia module. {DEMO_HINT}"
+        )
     if code == pynvml.NVML_ERROR_DRIVER_NOT_LOADED:
         return f"NVIDIA driver not loaded: the nvidia kernel module is not running on this machine. {DEMO_HINT}"
     if code == pynvml.NVML_ERROR_NO_PERMISSION:
@@ -214,8 +230,10 @@ class NvmlBackend(Backend):
                 readers.append(("memory", _read_memory_v1))
         static["memory_total_bytes"] = None if memory is None else memory.total
         readers += [("power", self._power_reader(handle)), ("energy", _read_energy)]
-        if _TEMPERATURE_V is not None and self._once(_TEMPERATURE_V, handle, "temperature",
-                                                     args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None:
+        if (
+            _TEMPERATURE_V is not None
+            and self._once(_TEMPERATURE_V, handle, "temperature", args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None
+        ):
             readers.append(("temperature", _read_temperature_v))
         else:
             readers.append(("temperature", _read_temperature))
@@ -245,8 +263,11 @@ class NvmlBackend(Backend):
 
     def _open_gpm(self, handle) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
-        support = self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support") \
-            if hasattr(pynvml, "nvmlGpmQueryDeviceSupport") else None
+        support = (
+            self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support")
+            if hasattr(pynvml, "nvmlGpmQueryDeviceSupport")
+            else None
+        )
         if support is None or not support.isSupportedDevice:
             return None
         try:
@@ -283,9 +304,16 @@ class NvmlBackend(Backend):
                 notes.append(f"GPU {gpu.index} lost ({exc})")
         self._visibility.observe(p.pid for p in procs)
         notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note) if n)
-        return Snapshot(mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs),
-                        driver_version=self.driver_version, errors=tuple(notes), cpu=self._cpu_side(procs, notes),
-                        host_notes=notes_now)
+        return Snapshot(
+            mono=mono,
+            wall=wall,
+            gpus=tuple(gpus),
+            processes=tuple(procs),
+            driver_version=self.driver_version,
+            errors=tuple(notes),
+            cpu=self._cpu_side(procs, notes),
+            host_notes=notes_now,
+        )
 
     def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
         """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
@@ -379,14 +407,16 @@ class NvmlBackend(Backend):
             if _unsupported(exc, gpu, "clock event reasons", notes):
                 # A driver before 535 has the same call under its older name: try that once before giving up.
                 older = getattr(pynvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
-                gpu.throttle = older if exc.value == pynvml.NVML_ERROR_FUNCTION_NOT_FOUND \
-                    and gpu.throttle is not older else None
+                gpu.throttle = (
+                    older if exc.value == pynvml.NVML_ERROR_FUNCTION_NOT_FOUND and gpu.throttle is not older else None
+                )
             gpu.throttle_mono = None
             return
         active = frozenset(name for name, bits in THROTTLE_BITS if mask & bits)
         dt = 0.0 if gpu.throttle_mono is None else max(0.0, mono - gpu.throttle_mono)
         values["throttle_seconds"] = {
-            r: dt * ((r in gpu.throttle_prev) + (r in active)) / 2.0 for r in THROTTLE_REASONS}
+            r: dt * ((r in gpu.throttle_prev) + (r in active)) / 2.0 for r in THROTTLE_REASONS
+        }
         gpu.throttle_prev, gpu.throttle_mono = active, mono
 
     def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
@@ -406,8 +436,12 @@ class NvmlBackend(Backend):
             for info in infos:
                 entry = seen.get(info.pid)
                 if entry is None:
-                    seen[info.pid] = [info.usedGpuMemory, kind, instance_id(getattr(info, "gpuInstanceId", None)),
-                                      instance_id(getattr(info, "computeInstanceId", None))]
+                    seen[info.pid] = [
+                        info.usedGpuMemory,
+                        kind,
+                        instance_id(getattr(info, "gpuInstanceId", None)),
+                        instance_id(getattr(info, "computeInstanceId", None)),
+                    ]
                 elif info.usedGpuMemory is not None:
                     # A process in both lists reports its one allocation on this GPU twice: take it once.
                     entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
@@ -415,8 +449,15 @@ class NvmlBackend(Backend):
             return []  # no process: skip the utilization query (idle GPUs cost two calls, not three)
         sm = self._process_sm(gpu, notes)
         return [
-            ProcessSample(pid=pid, gpu_index=gpu.index, used_memory_bytes=used, kind=kind,
-                          sm_pct=None if sm is None else sm.get(pid, 0.0), gpu_instance_id=gi, compute_instance_id=ci)
+            ProcessSample(
+                pid=pid,
+                gpu_index=gpu.index,
+                used_memory_bytes=used,
+                kind=kind,
+                sm_pct=None if sm is None else sm.get(pid, 0.0),
+                gpu_instance_id=gi,
+                compute_instance_id=ci,
+            )
             for pid, (used, kind, gi, ci) in seen.items()
         ]
 

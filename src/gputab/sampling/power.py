@@ -35,5 +35,3 @@ def read_power_fields(h, out: dict) -> None:
     if power is None:  # the fields stopped answering: say nothing rather than a fake 0
         raise pynvml.NVMLError(_NO_DATA)
     out["power_w"], out["power_source"], out["module_power_w"] = power, how, module
-
-

@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-SLOW_INIT_HINT = ("the NVIDIA driver is slow to start: with persistence mode off it loads on first use; "
-                  "`sudo nvidia-smi -pm 1` or the nvidia-persistenced service keeps it loaded")
+SLOW_INIT_HINT = (
+    "the NVIDIA driver is slow to start: with persistence mode off it loads on first use; "
+    "`sudo nvidia-smi -pm 1` or the nvidia-persistenced service keeps it loaded"
+)
 
 
 @contextmanager
-def waiting(what: str, on_wait: Callable[[str], None] | None, after: float = 1.0,
-            every: float = 1.0) -> Iterator[None]:
+def waiting(what: str, on_wait: Callable[[str], None] | None, after: float = 1.0, every: float = 1.0) -> Iterator[None]:
     """Run the block; if it takes longer than ``after`` seconds, call ``on_wait(message)`` then and every
     ``every`` seconds until it returns (from a daemon thread: ``on_wait`` must be thread-safe)."""
     if on_wait is None:

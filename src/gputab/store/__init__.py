@@ -14,7 +14,19 @@ from gputab.store.schema import SchemaTooNew
 from gputab.store.writes import SessionMeta, SessionWriter, StoreWriteError
 
 __all__ = [
-    "NoDatabase", "NoSuchSession", "NotGputabDatabase", "RecorderRunning", "SchemaTooNew", "SessionMeta",
-    "SessionWriter", "Store", "StoreError", "StoreWriteError", "UntrustedDirectory", "WriterInfo", "WriterLock",
-    "lock_path_for", "utc_iso",
+    "NoDatabase",
+    "NoSuchSession",
+    "NotGputabDatabase",
+    "RecorderRunning",
+    "SchemaTooNew",
+    "SessionMeta",
+    "SessionWriter",
+    "Store",
+    "StoreError",
+    "StoreWriteError",
+    "UntrustedDirectory",
+    "WriterInfo",
+    "WriterLock",
+    "lock_path_for",
+    "utc_iso",
 ]

@@ -59,8 +59,10 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
         return "missing"  # a file where a directory should be: creating it will say so
     except FileNotFoundError:
         if os.path.islink(path):
-            raise StoreError(f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist; fix or "
-                             f"remove the link, or give --db the database file itself") from None
+            raise StoreError(
+                f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist; fix or "
+                f"remove the link, or give --db the database file itself"
+            ) from None
         return "missing"
     except OSError as exc:
         raise StoreError(f"cannot use {path} as a database: {exc.strerror or exc}") from None
@@ -76,8 +78,10 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
     except OSError:
         header = _SQLITE_HEADER  # unreadable just now (permissions): let SQLite say what is wrong
     if header != _SQLITE_HEADER:
-        raise NotGputabDatabase(f"{path} is not a SQLite database, so not a gputab one; gputab leaves it "
-                                f"untouched: give --db a new file or a gputab database")
+        raise NotGputabDatabase(
+            f"{path} is not a SQLite database, so not a gputab one; gputab leaves it "
+            f"untouched: give --db a new file or a gputab database"
+        )
     conn = sqlite3.connect(_ro_uri(path, immutable), uri=True, timeout=busy_ms / 1000)
     try:
         kind = identify(conn)
@@ -86,7 +90,8 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
             shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
             raise NotGputabDatabase(
                 f"{path} is another program's SQLite database (tables {shown or 'none'}), not a gputab one; "
-                f"gputab leaves it untouched: give --db a new file or a gputab database")
+                f"gputab leaves it untouched: give --db a new file or a gputab database"
+            )
         return kind
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
@@ -102,8 +107,10 @@ def damaged(exc: BaseException) -> bool:
 
 
 def damaged_error(path: Path, exc: BaseException) -> StoreError:
-    return StoreError(f"{path} is not a usable SQLite database ({exc}); move it aside (or restore a backup), or "
-                      f"give --db another file")
+    return StoreError(
+        f"{path} is not a usable SQLite database ({exc}); move it aside (or restore a backup), or "
+        f"give --db another file"
+    )
 
 
 def open_directory(path: Path) -> str | None:
@@ -124,8 +131,10 @@ def open_directory(path: Path) -> str | None:
         if st.st_uid not in (me, 0):
             return f"the directory {d} belongs to uid {st.st_uid}, not to you (uid {me})"
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-            return (f"the directory {d} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}) and has "
-                    f"no sticky bit")
+            return (
+                f"the directory {d} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}) and has "
+                f"no sticky bit"
+            )
     return None
 
 
@@ -140,8 +149,10 @@ def unsafe_location(path: Path) -> str | None:
     if st.st_uid != me:
         return f"the database file belongs to uid {st.st_uid}, not to you (uid {me})"
     if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-        return (f"the database file has {st.st_nlink} names (hard links), and SQLite keeps its log per name, so "
-                f"writing through two of them corrupts it")
+        return (
+            f"the database file has {st.st_nlink} names (hard links), and SQLite keeps its log per name, so "
+            f"writing through two of them corrupts it"
+        )
     return open_directory(path)
 
 
@@ -158,7 +169,8 @@ def _recorder_under_another_name(path: Path) -> None:
         raise RecorderRunning(
             f"another gputab recorder is writing to {path} under another name ({holder.db or '?'}, a hard link: "
             f"{holder.describe()}); stop it first (kill {holder.pid or 'PID'}), or record into another database "
-            f"with --db")
+            f"with --db"
+        )
 
 
 def _refusal(path: Path, problem: str, doing: str = "record into") -> str:
@@ -166,8 +178,10 @@ def _refusal(path: Path, problem: str, doing: str = "record into") -> str:
         return f"will not {doing} {path}: {problem}; keep one name (a symlink is fine), or use another --db"
     if "file belongs" in problem:
         return f"will not {doing} {path}: {problem}; do it as its owner, or use another --db"
-    return (f"will not {doing} {path}: {problem}, so another user could swap the database or its lock file; "
-            f"make the directory private (chmod 700) or sticky (chmod +t), or use another --db")
+    return (
+        f"will not {doing} {path}: {problem}, so another user could swap the database or its lock file; "
+        f"make the directory private (chmod 700) or sticky (chmod +t), or use another --db"
+    )
 
 
 def recorder_alive(row: dict) -> bool:
@@ -213,8 +227,9 @@ def _ro_uri(path: Path, immutable: bool = False) -> str:
     return f"{Path(os.path.abspath(path)).as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
-def connect(path: Path, readonly: bool = False, busy_ms: int = READ_BUSY_MS, wal: bool = True,
-            immutable: bool = False) -> Database:
+def connect(
+    path: Path, readonly: bool = False, busy_ms: int = READ_BUSY_MS, wal: bool = True, immutable: bool = False
+) -> Database:
     """A sqlite-utils Database on ``path``, switched to WAL mode if ``wal`` (read-only opens never write, not even
     the mode; readers that may close an orphan session leave the mode as they find it)."""
     if readonly:
@@ -247,8 +262,9 @@ class Store(StoreQueries):
             gputab's, and its schema is read as it is.
     """
 
-    def __init__(self, path: os.PathLike | str, readonly: bool = False, busy_ms: int = READ_BUSY_MS,
-                 create: bool = True) -> None:
+    def __init__(
+        self, path: os.PathLike | str, readonly: bool = False, busy_ms: int = READ_BUSY_MS, create: bool = True
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.create = create and not readonly
@@ -261,8 +277,7 @@ class Store(StoreQueries):
 
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True,
-             write: bool = False) -> Store:
+    def open(cls, path: os.PathLike | str, readonly: bool = False, create: bool = True, write: bool = False) -> Store:
         """Open the database at ``path`` for a command: create and migrate it if asked, close orphan sessions.
 
         ``write``: the caller writes into an existing database (``create=False``): refused where the recorder
@@ -308,15 +323,15 @@ class Store(StoreQueries):
             return self._db
         kind = inspect_database(self.path, self.busy_ms, immutable=self.immutable)
         if kind != "ours" and not self.create:
-            raise NoDatabase(f"no gputab database at {self.path} yet (no sessions recorded); record a session "
-                             f"with `gputab record`")
+            raise NoDatabase(
+                f"no gputab database at {self.path} yet (no sessions recorded); record a session with `gputab record`"
+            )
         if self.create:
             problem = unsafe_location(self.path)
             if problem is not None:
                 raise UntrustedDirectory(_refusal(self.path, problem))
             prepare_path(self.path)
-        db = connect(self.path, readonly=self.readonly, busy_ms=self.busy_ms, wal=self.create,
-                     immutable=self.immutable)
+        db = connect(self.path, readonly=self.readonly, busy_ms=self.busy_ms, wal=self.create, immutable=self.immutable)
         try:
             if not self.create:
                 check_not_newer(db, self.path)
@@ -388,8 +403,11 @@ class Store(StoreQueries):
         Called by a recorder holding the writer lock; a database that cannot be read now is not checked.
         """
         try:
-            rows = list(self.db.query("SELECT id, host, backend, pid, started_wall, started_at FROM sessions "
-                                      "WHERE ended_at IS NULL"))
+            rows = list(
+                self.db.query(
+                    "SELECT id, host, backend, pid, started_wall, started_at FROM sessions WHERE ended_at IS NULL"
+                )
+            )
         except (sqlite3.Error, OSError):
             self.close()
             return
@@ -398,7 +416,8 @@ class Store(StoreQueries):
                 raise RecorderRunning(
                     f"another gputab recorder is writing to {self.path} through another name (a hard link?): "
                     f"pid {r['pid']} on {r['host']} since {r['started_at']}, session {r['id']}; stop it first "
-                    f"(kill {r['pid']}), or record into another database with --db")
+                    f"(kill {r['pid']}), or record into another database with --db"
+                )
 
     def close_orphans(self, held: bool = False) -> list[int]:
         """Close sessions left open by dead recorders as ``crashed`` at their last committed tick.
@@ -413,8 +432,10 @@ class Store(StoreQueries):
         """
         lock = None
         if not held:
-            if not self.create and not self.db.execute(
-                    "SELECT 1 FROM sessions WHERE ended_at IS NULL LIMIT 1").fetchone():
+            if (
+                not self.create
+                and not self.db.execute("SELECT 1 FROM sessions WHERE ended_at IS NULL LIMIT 1").fetchone()
+            ):
                 return []  # a reader with nothing to close makes no lock file just to look
             lock = self.writer_lock()
             try:
@@ -423,8 +444,13 @@ class Store(StoreQueries):
             except GputabError:
                 return []  # no lock file can be made: leave the sessions for a command that can
         try:
-            rows = [r for r in self.db.query("SELECT id, host, backend, pid, started_wall, last_wall FROM sessions "
-                                             "WHERE ended_at IS NULL") if not recorder_alive(r)]
+            rows = [
+                r
+                for r in self.db.query(
+                    "SELECT id, host, backend, pid, started_wall, last_wall FROM sessions WHERE ended_at IS NULL"
+                )
+                if not recorder_alive(r)
+            ]
             if not rows:
                 return []
             with self.db.atomic():
@@ -439,4 +465,3 @@ class Store(StoreQueries):
         finally:
             if lock is not None:
                 lock.release()
-

@@ -49,7 +49,9 @@ class WriterInfo:
     def describe(self) -> str:
         """One line naming the holder, for messages."""
         sid = f", session {self.session_id}" if self.session_id is not None else ""
-        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'} since {self.started_at or '?'}{sid}"
+        return (
+            f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'} since {self.started_at or '?'}{sid}"
+        )
 
 
 def utc_iso(wall: float) -> str:
@@ -127,8 +129,10 @@ def open_side_file(path: Path, trusted_uids: tuple[int, ...] = ()) -> tuple[int,
 
 
 def _refusal(path: Path, problem: str) -> str:
-    return (f"the lock file {path} {problem}; gputab does not use or change it (someone may have planted it). "
-            f"Remove it if no gputab is using this database, or record into a private directory with --db")
+    return (
+        f"the lock file {path} {problem}; gputab does not use or change it (someone may have planted it). "
+        f"Remove it if no gputab is using this database, or record into a private directory with --db"
+    )
 
 
 def peek_writer(lock_path: Path, trusted_uids: tuple[int, ...] = (0,)) -> WriterInfo | None:
@@ -209,8 +213,9 @@ class WriterLock:
         try:
             fd, writable = open_side_file(self.path, self.trusted_uids)
         except OSError as exc:
-            raise GputabError(f"cannot open the writer lock {self.path}: {exc}; record into a directory you can "
-                              f"write (--db)") from None
+            raise GputabError(
+                f"cannot open the writer lock {self.path}: {exc}; record into a directory you can write (--db)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -235,9 +240,14 @@ class WriterLock:
                     f"stop it first (kill {holder.pid or 'PID'}), or record into another database with --db"
                 )
             time.sleep(0.05)
-        self.write_info(WriterInfo(pid=os.getpid(), host=socket.gethostname(),
-                                   started_at=utc_iso(started_wall if started_wall is not None else time.time()),
-                                   db=str(self.path.with_suffix(""))))
+        self.write_info(
+            WriterInfo(
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                started_at=utc_iso(started_wall if started_wall is not None else time.time()),
+                db=str(self.path.with_suffix("")),
+            )
+        )
 
     def write_info(self, info: WriterInfo) -> None:
         """Record who holds the lock (best effort: a read-only lock file keeps no details)."""

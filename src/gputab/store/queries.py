@@ -43,9 +43,11 @@ def job_from_row(row: dict) -> dict:
 
 def live_refusal(session_id: int) -> str:
     """Why counts cannot be entered by hand for the session being recorded, and what to do instead."""
-    return (f"session {session_id} is still being recorded: let the job report its counts with "
-            f"gputab.report(samples=..., tokens=...), or enter them after the session ends "
-            f"(gputab samples TAG --add N --session {session_id})")
+    return (
+        f"session {session_id} is still being recorded: let the job report its counts with "
+        f"gputab.report(samples=..., tokens=...), or enter them after the session ends "
+        f"(gputab samples TAG --add N --session {session_id})"
+    )
 
 
 def per_unit(cost: float | None, count: int | None, unit: float) -> float | None:
@@ -104,7 +106,9 @@ class StoreQueries:
         try:
             sid = int(ref)
         except (TypeError, ValueError):
-            raise NoSuchSession(f"{ref!r} is not a session; give a session id or `last` (see `gputab sessions`)") from None
+            raise NoSuchSession(
+                f"{ref!r} is not a session; give a session id or `last` (see `gputab sessions`)"
+            ) from None
         if not 0 < sid < 1 << 63:  # beyond SQLite's integers: no such row, and binding it would raise
             raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
         if next(iter(self.db.query("SELECT id FROM sessions WHERE id = ?", [sid])), None) is None:
@@ -143,14 +147,24 @@ class StoreQueries:
         """A job's stored series: t (seconds since start), cumulative cost, GPU-seconds, utilization, VRAM."""
         rows = self.db.query(
             "SELECT s.* FROM job_samples s JOIN jobs j ON j.id = s.job_id WHERE j.session_id = ? AND j.tag = ? "
-            "ORDER BY s.t_ms", [session_id, tag])
-        return [{"t": r["t_ms"] / 1000.0, "cost_usd": r["cost_usd"], "gpu_s": r["gpu_s"],
-                 "utilization": (r["effective_gpu_s"] / r["gpu_s"]) if r["gpu_s"] and r["effective_gpu_s"] is not None
-                 else None,
-                 "vram_bytes": r["vram_bytes"], "burn_rate_usd_per_hour": r["burn_rate_usd_per_hour"]} for r in rows]
+            "ORDER BY s.t_ms",
+            [session_id, tag],
+        )
+        return [
+            {
+                "t": r["t_ms"] / 1000.0,
+                "cost_usd": r["cost_usd"],
+                "gpu_s": r["gpu_s"],
+                "utilization": (r["effective_gpu_s"] / r["gpu_s"])
+                if r["gpu_s"] and r["effective_gpu_s"] is not None
+                else None,
+                "vram_bytes": r["vram_bytes"],
+                "burn_rate_usd_per_hour": r["burn_rate_usd_per_hour"],
+            }
+            for r in rows
+        ]
 
-    def add_samples(self, session_id: int, tag: str, samples: int = 0, tokens: int = 0,
-                    reporter: str = "cli") -> dict:
+    def add_samples(self, session_id: int, tag: str, samples: int = 0, tokens: int = 0, reporter: str = "cli") -> dict:
         """Add counts to a job of a closed session after the fact; returns the job's updated figures.
 
         The live session is the recorder's to write (it would overwrite the job's row at its next commit), so
@@ -158,28 +172,45 @@ class StoreQueries:
         """
         if session_id == self.live_session_id():
             raise StoreError(live_refusal(session_id))
-        row = next(iter(self.db.query("SELECT * FROM jobs WHERE session_id = ? AND tag = ?", [session_id, tag])),
-                   None)
+        row = next(iter(self.db.query("SELECT * FROM jobs WHERE session_id = ? AND tag = ?", [session_id, tag])), None)
         if row is None:
             known = ", ".join(j["tag"] for j in self.jobs(session_id) if j["tag"] not in SPECIAL_TAGS) or "none"
-            raise NoSuchSession(f"session {session_id} has no job {tag!r} (its jobs: {known}); "
-                                f"pick the session with --session")
+            raise NoSuchSession(
+                f"session {session_id} has no job {tag!r} (its jobs: {known}); pick the session with --session"
+            )
         new_samples = (row["samples"] or 0) + samples if samples or row["samples"] is not None else None
         new_tokens = (row["tokens"] or 0) + tokens if tokens or row["tokens"] is not None else None
         for what, total in (("samples", new_samples), ("tokens", new_tokens)):
             if total is not None and not 0 <= total <= MAX_COUNT:
-                raise GputabError(f"{what} of job {tag!r} would come to {total:,}; counts are 0 to {MAX_COUNT:,}",
-                                  exit_code=2)
+                raise GputabError(
+                    f"{what} of job {tag!r} would come to {total:,}; counts are 0 to {MAX_COUNT:,}", exit_code=2
+                )
         cost = row["cost_usd"]
         with self.db.atomic():
-            self.db.table("progress").insert({"session_id": session_id, "tag": tag, "samples": samples, "tokens": tokens,
-                                        "wall": time.time(), "source": "cli", "reporter": reporter,
-                                        "owner_uid": os.getuid()})
+            self.db.table("progress").insert(
+                {
+                    "session_id": session_id,
+                    "tag": tag,
+                    "samples": samples,
+                    "tokens": tokens,
+                    "wall": time.time(),
+                    "source": "cli",
+                    "reporter": reporter,
+                    "owner_uid": os.getuid(),
+                }
+            )
             self.db.execute(
                 "UPDATE jobs SET samples = ?, tokens = ?, cost_per_sample_usd = ?, cost_per_1k_samples_usd = ?, "
                 "cost_per_1m_tokens_usd = ? WHERE id = ?",
-                [new_samples, new_tokens, per_unit(cost, new_samples, 1), per_unit(cost, new_samples, 1000),
-                 per_unit(cost, new_tokens, 1_000_000), row["id"]])
+                [
+                    new_samples,
+                    new_tokens,
+                    per_unit(cost, new_samples, 1),
+                    per_unit(cost, new_samples, 1000),
+                    per_unit(cost, new_tokens, 1_000_000),
+                    row["id"],
+                ],
+            )
         return next(j for j in self.jobs(session_id) if j["tag"] == tag)
 
     def alerts(self, session_id: int) -> list[dict]:
@@ -193,14 +224,22 @@ class StoreQueries:
         if not self._has_alerts_table():
             return []
         rows = self.db.query("SELECT * FROM alerts WHERE session_id = ? ORDER BY wall, id", [session_id])
-        return [{
-            "id": r["id"], "kind": r["kind"], "severity": r["severity"], "subject": r["subject"],
-            "message": r["message"], "started_at": r["wall"], "ended_at": r["cleared_wall"],
-            "start": utc_iso(r["wall"]),
-            "end": utc_iso(r["cleared_wall"]) if r["cleared_wall"] is not None else None,
-            "active": r["cleared_wall"] is None,
-            "data": json.loads(r["data_json"]) if r["data_json"] else {},
-        } for r in rows]
+        return [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "severity": r["severity"],
+                "subject": r["subject"],
+                "message": r["message"],
+                "started_at": r["wall"],
+                "ended_at": r["cleared_wall"],
+                "start": utc_iso(r["wall"]),
+                "end": utc_iso(r["cleared_wall"]) if r["cleared_wall"] is not None else None,
+                "active": r["cleared_wall"] is None,
+                "data": json.loads(r["data_json"]) if r["data_json"] else {},
+            }
+            for r in rows
+        ]
 
     def rejected_reports(self, session_id: int) -> list[dict]:
         """Spool reports the session's recorder ignored, per reason and file owner, as of its last commit.
@@ -211,10 +250,19 @@ class StoreQueries:
         """
         if not self.db["rejected_reports"].exists():
             return []
-        rows = self.db.query("SELECT * FROM rejected_reports WHERE session_id = ? ORDER BY reports DESC, reason, "
-                             "owner_uid", [session_id])
-        return [{"reason": r["reason"], "owner_uid": r["owner_uid"], "reports": r["reports"],
-                 "samples": r["samples"], "tokens": r["tokens"]} for r in rows]
+        rows = self.db.query(
+            "SELECT * FROM rejected_reports WHERE session_id = ? ORDER BY reports DESC, reason, owner_uid", [session_id]
+        )
+        return [
+            {
+                "reason": r["reason"],
+                "owner_uid": r["owner_uid"],
+                "reports": r["reports"],
+                "samples": r["samples"],
+                "tokens": r["tokens"],
+            }
+            for r in rows
+        ]
 
     def alert_counts(self) -> dict[int, int]:
         """Session id -> number of alerts stored (sessions without any are absent)."""
@@ -241,11 +289,23 @@ class StoreQueries:
             "SELECT g.* FROM session_gpus s CROSS JOIN gpu_samples g ON g.session_id = s.session_id "
             "AND g.gpu_index = s.gpu_index AND g.t_ms = (SELECT max(t_ms) FROM gpu_samples "
             "WHERE session_id = s.session_id AND gpu_index = s.gpu_index) "
-            "WHERE s.session_id = ? ORDER BY g.gpu_index", [session_id])
-        return [{"index": r["gpu_index"], "t": r["t_ms"] / 1000.0, "dt": r["dt_ms"] / 1000.0,
-                 "utilization": r["utilization"], "memory_used_bytes": r["memory_used_bytes"],
-                 "power_w": r["power_w"], "temperature_c": r["temperature_c"], "energy_j": r["energy_j"],
-                 "cost_usd": r["cost_usd"]} for r in rows]
+            "WHERE s.session_id = ? ORDER BY g.gpu_index",
+            [session_id],
+        )
+        return [
+            {
+                "index": r["gpu_index"],
+                "t": r["t_ms"] / 1000.0,
+                "dt": r["dt_ms"] / 1000.0,
+                "utilization": r["utilization"],
+                "memory_used_bytes": r["memory_used_bytes"],
+                "power_w": r["power_w"],
+                "temperature_c": r["temperature_c"],
+                "energy_j": r["energy_j"],
+                "cost_usd": r["cost_usd"],
+            }
+            for r in rows
+        ]
 
     def live_processes(self, session_id: int) -> list[dict]:
         """The GPU processes the session's recorder saw last, with the tag it charges them to and how it found it.
@@ -263,21 +323,35 @@ class StoreQueries:
         rows = self.db.query(
             "SELECT p.* FROM processes p JOIN sessions s ON s.id = p.session_id WHERE p.session_id = ? "
             "AND p.last_wall >= coalesce(s.last_wall, s.started_wall) - (s.series_interval + 2 * s.interval) "
-            "ORDER BY p.last_wall", [session_id])
+            "ORDER BY p.last_wall",
+            [session_id],
+        )
         newest: dict[tuple[int, int], dict] = {}
         for r in rows:
             newest[(r["pid"], r["gpu_index"])] = {
-                "pid": r["pid"], "gpu_index": r["gpu_index"], "create_time": r["create_time"], "user": r["user"],
-                "name": r["name"], "cmdline": r["cmdline"], "tag": r["tag"], "source": r["tag_source"],
-                "first_wall": r["first_wall"], "last_wall": r["last_wall"]}
+                "pid": r["pid"],
+                "gpu_index": r["gpu_index"],
+                "create_time": r["create_time"],
+                "user": r["user"],
+                "name": r["name"],
+                "cmdline": r["cmdline"],
+                "tag": r["tag"],
+                "source": r["tag_source"],
+                "first_wall": r["first_wall"],
+                "last_wall": r["last_wall"],
+            }
         return [newest[k] for k in sorted(newest, key=lambda k: (k[1], k[0]))]
 
     def cost_by_tag(self) -> dict[str, float]:
         """Tag -> dollars charged to it over every session of this database (budgets count a job's whole life)."""
-        return {r["tag"]: r["cost"] or 0.0 for r in
-                self.db.query("SELECT tag, SUM(cost_usd) AS cost FROM jobs GROUP BY tag")}
+        return {
+            r["tag"]: r["cost"] or 0.0
+            for r in self.db.query("SELECT tag, SUM(cost_usd) AS cost FROM jobs GROUP BY tag")
+        }
 
     def session_tags(self, tag: str) -> list[int]:
         """Ids of the sessions that have a job ``tag``, newest first."""
-        return [r["session_id"] for r in
-                self.db.query("SELECT session_id FROM jobs WHERE tag = ? ORDER BY session_id DESC", [tag])]
+        return [
+            r["session_id"]
+            for r in self.db.query("SELECT session_id FROM jobs WHERE tag = ? ORDER BY session_id DESC", [tag])
+        ]

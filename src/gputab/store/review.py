@@ -21,8 +21,20 @@ from gputab.ledger import SPECIAL_TAGS
 from gputab.store.queries import NoSuchSession, StoreQueries
 
 _SESSION_FIELDS = (
-    "id", "host", "backend", "started_at", "ended_at", "end_reason", "end_detail", "interval", "ticks",
-    "total_cost_usd", "energy_j", "started_wall", "last_wall", "ended_wall",
+    "id",
+    "host",
+    "backend",
+    "started_at",
+    "ended_at",
+    "end_reason",
+    "end_detail",
+    "interval",
+    "ticks",
+    "total_cost_usd",
+    "energy_j",
+    "started_wall",
+    "last_wall",
+    "ended_wall",
 )
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -79,14 +91,16 @@ def parse_when(text: str, now: datetime | None = None) -> float:
         try:
             return (now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])).timestamp()
         except OverflowError:  # further back than the year 1 (or than a float holds)
-            raise GputabError(f"bad date {text!r}: an age goes back at most a few thousand years (e.g. 7d, 52w)",
-                              exit_code=2) from None
+            raise GputabError(
+                f"bad date {text!r}: an age goes back at most a few thousand years (e.g. 7d, 52w)", exit_code=2
+            ) from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise GputabError(
             f"bad date {text!r}: use ISO 8601 (2025-01-31, 2025-01-31T14:00, 2025-01-31T14:00Z) or an age "
-            f"(30m, 12h, 7d, 2w)", exit_code=2,
+            f"(30m, 12h, 7d, 2w)",
+            exit_code=2,
         ) from None
     return dt.timestamp() if dt.tzinfo else dt.astimezone().timestamp()
 
@@ -96,8 +110,13 @@ def _end_wall_sql() -> str:
     return "coalesce(ended_wall, last_wall, started_wall)"
 
 
-def session_ids(store: StoreQueries, since: float | None = None, until: float | None = None, tag: str | None = None,
-                host: str | None = None) -> list[int]:
+def session_ids(
+    store: StoreQueries,
+    since: float | None = None,
+    until: float | None = None,
+    tag: str | None = None,
+    host: str | None = None,
+) -> list[int]:
     """Ids of the sessions that match, oldest first.
 
     Args:
@@ -192,7 +211,6 @@ def iter_sessions(store: StoreQueries, ids: Iterable[int]) -> Iterator[SessionRe
         yield load_session(store, sid)
 
 
-
 def set_samples(store: StoreQueries, sid: int, tag: str, samples: int, tokens: int) -> dict:
     """Set a job's samples and tokens to these totals (a correction), through ``add_samples``.
 
@@ -206,8 +224,9 @@ def set_samples(store: StoreQueries, sid: int, tag: str, samples: int, tokens: i
     """
     if samples < 0 or tokens < 0:
         raise ValueError("samples and tokens are counts: 0 or more")
-    row = next(iter(store.db.query("SELECT samples, tokens FROM jobs WHERE session_id = ? AND tag = ?", [sid, tag])),
-               None)
+    row = next(
+        iter(store.db.query("SELECT samples, tokens FROM jobs WHERE session_id = ? AND tag = ?", [sid, tag])), None
+    )
     old_samples = (row or {}).get("samples") or 0
     old_tokens = (row or {}).get("tokens") or 0
     return store.add_samples(sid, tag, samples - old_samples, tokens - old_tokens, reporter="review")
@@ -230,31 +249,46 @@ def session_series(store: StoreQueries, sid: int, points: int = 60) -> dict:
         ``{"t": [bucket end, s], "gpus": {index: {"utilization": [0..1 | None], "power_w": [W | None]}},
         "jobs": {tag: [cumulative cost at bucket end]}}``.
     """
-    head = next(iter(store.db.query(
-        "SELECT series_interval, started_wall, coalesce(ended_wall, last_wall, started_wall) AS end_wall "
-        "FROM sessions WHERE id = ?", [sid])), None)
+    head = next(
+        iter(
+            store.db.query(
+                "SELECT series_interval, started_wall, coalesce(ended_wall, last_wall, started_wall) AS end_wall "
+                "FROM sessions WHERE id = ?",
+                [sid],
+            )
+        ),
+        None,
+    )
     if head is None:
         raise NoSuchSession(f"there is no session {sid}; see `gputab sessions` for the ids")
     end_ms = max(0, int(round(((head["end_wall"] or 0.0) - (head["started_wall"] or 0.0)) * 1000)))
     step_ms = max(1.0, (head["series_interval"] or 10.0) * 1000)
     points = max(1, min(points, int(end_ms // step_ms) or 1))
     ends = _sampled_times(end_ms, points)
-    gpu_indexes = [r[0] for r in store.db.execute(
-        "SELECT gpu_index FROM session_gpus WHERE session_id = ? ORDER BY gpu_index", [sid]).fetchall()]
+    gpu_indexes = [
+        r[0]
+        for r in store.db.execute(
+            "SELECT gpu_index FROM session_gpus WHERE session_id = ? ORDER BY gpu_index", [sid]
+        ).fetchall()
+    ]
     gpus: dict[int, dict[str, list]] = {}
     whole = end_ms / step_ms <= 4 * points
     for index in gpu_indexes:
         if whole:
             rows = store.db.execute(
                 "SELECT t_ms, dt_ms, utilization, power_w FROM gpu_samples WHERE session_id = ? AND gpu_index = ? "
-                "ORDER BY t_ms", [sid, index]).fetchall()
+                "ORDER BY t_ms",
+                [sid, index],
+            ).fetchall()
             gpus[index] = _bucket_means(rows, ends)
         else:
             util, power, lo = [], [], 0
             for end in ends:
                 r = store.db.execute(
                     "SELECT utilization, power_w FROM gpu_samples WHERE session_id = ? AND gpu_index = ? AND t_ms > ? "
-                    "ORDER BY t_ms LIMIT 1", [sid, index, lo]).fetchone()
+                    "ORDER BY t_ms LIMIT 1",
+                    [sid, index, lo],
+                ).fetchone()
                 util.append(r[0] if r else None)
                 power.append(r[1] if r else None)
                 lo = end
@@ -263,8 +297,10 @@ def session_series(store: StoreQueries, sid: int, points: int = 60) -> dict:
     for job_id, tag in store.db.execute("SELECT id, tag FROM jobs WHERE session_id = ?", [sid]).fetchall():
         cum, last = [], 0.0
         for end in ends:
-            r = store.db.execute("SELECT cost_usd FROM job_samples WHERE job_id = ? AND t_ms <= ? "
-                                 "ORDER BY t_ms DESC LIMIT 1", [job_id, end]).fetchone()
+            r = store.db.execute(
+                "SELECT cost_usd FROM job_samples WHERE job_id = ? AND t_ms <= ? ORDER BY t_ms DESC LIMIT 1",
+                [job_id, end],
+            ).fetchone()
             last = r[0] if r else last
             cum.append(last)
         jobs[tag] = cum
@@ -285,5 +321,7 @@ def _bucket_means(rows: list, ends: list[int]) -> dict[str, list]:
         if power is not None:
             acc[2] += power * dt
             acc[3] += dt
-    return {"utilization": [a[0] / a[1] if a[1] else None for a in sums],
-            "power_w": [a[2] / a[3] if a[3] else None for a in sums]}
+    return {
+        "utilization": [a[0] / a[1] if a[1] else None for a in sums],
+        "power_w": [a[2] / a[3] if a[3] else None for a in sums],
+    }

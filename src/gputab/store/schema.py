@@ -32,20 +32,48 @@ def m001_sessions(db: Database) -> None:
     """Sessions, their GPUs, GPU and job series, job totals and the processes seen."""
     db["sessions"].create(
         {
-            "id": int, "host": str, "backend": str, "pid": int, "gputab_version": str,
-            "started_at": str, "ended_at": str, "end_reason": str, "end_detail": str,
-            "started_wall": float, "last_wall": float, "ended_wall": float,
-            "interval": float, "commit_interval": float, "series_interval": float,
-            "prices_json": str, "ticks": int, "total_cost_usd": float, "energy_j": float,
+            "id": int,
+            "host": str,
+            "backend": str,
+            "pid": int,
+            "gputab_version": str,
+            "started_at": str,
+            "ended_at": str,
+            "end_reason": str,
+            "end_detail": str,
+            "started_wall": float,
+            "last_wall": float,
+            "ended_wall": float,
+            "interval": float,
+            "commit_interval": float,
+            "series_interval": float,
+            "prices_json": str,
+            "ticks": int,
+            "total_cost_usd": float,
+            "energy_j": float,
         },
         pk="id",
     )
     db["session_gpus"].create(
         {
-            "session_id": int, "gpu_index": int, "uuid": str, "name": str, "model_key": str, "mode": str,
-            "rate_per_hour": float, "charge_energy": int, "price_per_kwh": float, "pue": float,
-            "price_source": str, "price_date": str, "unknown_price": int, "energy_method": str,
-            "cost_usd": float, "idle_cost_usd": float, "unobserved_cost_usd": float, "energy_j": float,
+            "session_id": int,
+            "gpu_index": int,
+            "uuid": str,
+            "name": str,
+            "model_key": str,
+            "mode": str,
+            "rate_per_hour": float,
+            "charge_energy": int,
+            "price_per_kwh": float,
+            "pue": float,
+            "price_source": str,
+            "price_date": str,
+            "unknown_price": int,
+            "energy_method": str,
+            "cost_usd": float,
+            "idle_cost_usd": float,
+            "unobserved_cost_usd": float,
+            "energy_j": float,
         },
         pk=("session_id", "gpu_index"),
         foreign_keys=[("session_id", "sessions", "id")],
@@ -94,8 +122,18 @@ def m001_sessions(db: Database) -> None:
     )
     db["processes"].create(
         {
-            "id": int, "session_id": int, "pid": int, "create_time": float, "gpu_index": int, "user": str,
-            "name": str, "cmdline": str, "tag": str, "tag_source": str, "first_wall": float, "last_wall": float,
+            "id": int,
+            "session_id": int,
+            "pid": int,
+            "create_time": float,
+            "gpu_index": int,
+            "user": str,
+            "name": str,
+            "cmdline": str,
+            "tag": str,
+            "tag_source": str,
+            "first_wall": float,
+            "last_wall": float,
         },
         pk="id",
         foreign_keys=[("session_id", "sessions", "id")],
@@ -107,15 +145,22 @@ def m001_sessions(db: Database) -> None:
 def m002_progress(db: Database) -> None:
     """Samples and tokens reported by jobs, manual tags, and what the recorder has read from the spool."""
     db["progress"].create(
-        {"id": int, "session_id": int, "tag": str, "samples": int, "tokens": int, "wall": float,
-         "source": str, "reporter": str},
+        {
+            "id": int,
+            "session_id": int,
+            "tag": str,
+            "samples": int,
+            "tokens": int,
+            "wall": float,
+            "source": str,
+            "reporter": str,
+        },
         pk="id",
         foreign_keys=[("session_id", "sessions", "id")],
     )
     db["progress"].create_index(["session_id", "tag"])
     db["tag_changes"].create(
-        {"id": int, "session_id": int, "pid": int, "create_time": float, "tag": str, "wall": float,
-         "source": str},
+        {"id": int, "session_id": int, "pid": int, "create_time": float, "tag": str, "wall": float, "source": str},
         pk="id",
         foreign_keys=[("session_id", "sessions", "id")],
     )
@@ -127,8 +172,17 @@ def m002_progress(db: Database) -> None:
 def m003_alerts(db: Database) -> None:
     """Alerts raised during a session (filled by the alerts layer)."""
     db["alerts"].create(
-        {"id": int, "session_id": int, "wall": float, "kind": str, "severity": str, "subject": str,
-         "message": str, "data_json": str, "cleared_wall": float},
+        {
+            "id": int,
+            "session_id": int,
+            "wall": float,
+            "kind": str,
+            "severity": str,
+            "subject": str,
+            "message": str,
+            "data_json": str,
+            "cleared_wall": float,
+        },
         pk="id",
         foreign_keys=[("session_id", "sessions", "id")],
     )
@@ -158,8 +212,9 @@ def identify(conn: sqlite3.Connection) -> str:
         # gputab never sets user_version: a schema-less file that has one was claimed by another program
         return "empty" if conn.execute("PRAGMA user_version").fetchone()[0] == 0 else "foreign"
     if Migrations.migrations_table in names:
-        found = conn.execute(f"SELECT count(*) FROM {Migrations.migrations_table} WHERE migration_set = ?",
-                             (migrations.name,)).fetchone()[0]
+        found = conn.execute(
+            f"SELECT count(*) FROM {Migrations.migrations_table} WHERE migration_set = ?", (migrations.name,)
+        ).fetchone()[0]
         if found:
             return "ours"
     return "foreign"
@@ -226,9 +281,21 @@ WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
 
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
-    "cost_usd", "burn_rate_usd_per_hour", "gpu_hours", "effective_gpu_hours", "avg_utilization", "energy_kwh",
-    "peak_vram_bytes", "samples", "tokens", "cost_per_sample_usd", "cost_per_1k_samples_usd",
-    "cost_per_1m_tokens_usd", "cost_per_effective_gpu_hour_usd", "idle_gpu_hours", *WASTE_JOB_COLUMNS,
+    "cost_usd",
+    "burn_rate_usd_per_hour",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "avg_utilization",
+    "energy_kwh",
+    "peak_vram_bytes",
+    "samples",
+    "tokens",
+    "cost_per_sample_usd",
+    "cost_per_1k_samples_usd",
+    "cost_per_1m_tokens_usd",
+    "cost_per_effective_gpu_hour_usd",
+    "idle_gpu_hours",
+    *WASTE_JOB_COLUMNS,
 )
 
 

@@ -96,8 +96,9 @@ def _cuts(start: float, end: float, window: Window, by: str | None) -> list[tupl
     pairs = list(pairwise(pts)) or [(start, start)]
     out = []
     for lo, hi in pairs:
-        inside = ((window.since is None or lo >= window.since)
-                  and (window.until is None or (hi <= window.until if hi > lo else lo < window.until)))
+        inside = (window.since is None or lo >= window.since) and (
+            window.until is None or (hi <= window.until if hi > lo else lo < window.until)
+        )
         out.append((lo, hi, bucket_start(lo, by, window.utc).isoformat() if by in ("day", "week") else None, inside))
     return out
 
@@ -113,8 +114,19 @@ def timezone_label(utc: bool) -> str:
 
 # -- pieces: a job's (or GPU's) totals, scaled to the part of it in one bucket of the window -----------------------
 #: The additive figures of a piece, in the order of :attr:`Piece.figures`.
-FIGURES = ("cost_usd", "gpu_hours", "effective_gpu_hours", "util_gpu_hours", "idle_usd", "idle_gpu_hours",
-           "energy_kwh", "samples", "tokens", "busy_usd", "waste_usd")
+FIGURES = (
+    "cost_usd",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "util_gpu_hours",
+    "idle_usd",
+    "idle_gpu_hours",
+    "energy_kwh",
+    "samples",
+    "tokens",
+    "busy_usd",
+    "waste_usd",
+)
 #: Figures that may be None (not reported), and their positions in :data:`FIGURES`.
 _OPTIONAL = {k: FIGURES.index(k) for k in ("samples", "tokens", "waste_usd")}
 _COST = FIGURES.index("cost_usd")
@@ -154,8 +166,19 @@ def _job_figures(r: dict) -> list:
     idle_usd = cost if special_idle else (cost * idle_h / hours if hours > 0 else 0.0)
     waste = r["waste_usd"]
     busy = None if waste is None else (r["busy_usd"] or 0.0)
-    return [cost, hours, r["effective_gpu_hours"] or 0.0, hours if r["avg_utilization"] is not None else 0.0,
-            idle_usd, idle_h, r["energy_kwh"] or 0.0, r["samples"], r["tokens"], busy, waste]
+    return [
+        cost,
+        hours,
+        r["effective_gpu_hours"] or 0.0,
+        hours if r["avg_utilization"] is not None else 0.0,
+        idle_usd,
+        idle_h,
+        r["energy_kwh"] or 0.0,
+        r["samples"],
+        r["tokens"],
+        busy,
+        waste,
+    ]
 
 
 def _job_reasons(r: dict) -> dict[str, float] | None:
@@ -175,8 +198,13 @@ def _has_column(store: Store, table: str, column: str) -> bool:
     return any(r[1] == column for r in store.db.execute(f"PRAGMA table_info({table})"))
 
 
-def _split(store: Store, series_sql: str, ids: Sequence[object], start: float,
-           cuts: list[tuple[float, float, str | None, bool]]) -> dict[int, dict[str | None, float]]:
+def _split(
+    store: Store,
+    series_sql: str,
+    ids: Sequence[object],
+    start: float,
+    cuts: list[tuple[float, float, str | None, bool]],
+) -> dict[int, dict[str | None, float]]:
     """Fractions of each series owner (a job id, or a GPU index) per bucket in the window, from its series.
 
     ``series_sql`` selects ``owner, t_ms, weight`` rows of one session (``ids`` are its parameters). A step belongs
@@ -194,7 +222,8 @@ def _split(store: Store, series_sql: str, ids: Sequence[object], start: float,
             conds.append(f"t_ms <= {(hi - start) * 1000!r}")
         where = " AND ".join(conds) or "1"
         for owner, w in store.db.execute(
-                f"SELECT owner, sum(weight) FROM ({series_sql}) WHERE {where} GROUP BY owner", ids):
+            f"SELECT owner, sum(weight) FROM ({series_sql}) WHERE {where} GROUP BY owner", ids
+        ):
             if w:
                 weights.setdefault(owner, []).append((bucket, inside, w))
     out: dict[int, dict[str | None, float]] = {}
@@ -234,8 +263,11 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             continue
         user_col = "j.user" if _has_column(store, "jobs", "user") else "NULL"
         # Readers never migrate: a database from before m006_waste has no busy/waste columns (no waste figures).
-        waste_cols = ("j.busy_usd, j.waste_usd" if _has_column(store, "jobs", "waste_usd")
-                      else "NULL AS busy_usd, NULL AS waste_usd")
+        waste_cols = (
+            "j.busy_usd, j.waste_usd"
+            if _has_column(store, "jobs", "waste_usd")
+            else "NULL AS busy_usd, NULL AS waste_usd"
+        )
         tag_where = " AND j.tag GLOB ?" if window.tag is not None else ""
         rows = store.db.query(
             f"SELECT j.id, j.session_id, j.tag, {user_col} AS user, j.cost_usd, j.gpu_hours, j.effective_gpu_hours, "
@@ -243,7 +275,8 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             f"s.host, "
             f"s.started_wall AS start, {_END_WALL} AS end_wall FROM jobs j JOIN sessions s ON s.id = j.session_id "
             f"WHERE j.session_id IN (SELECT value FROM json_each(?)){tag_where} ORDER BY j.session_id, j.id",
-            [_json_ids(ids)] + ([window.tag] if window.tag is not None else []))
+            [_json_ids(ids)] + ([window.tag] if window.tag is not None else []),
+        )
         by_session: dict[int, list[dict]] = {}
         for r in rows:
             by_session.setdefault(r["session_id"], []).append(r)
@@ -254,9 +287,14 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             fractions: dict[int, dict[str | None, float]] = {}
             if not whole:
                 job_ids = [j["id"] for j in jobs]
-                fractions = _split(store, "SELECT job_id AS owner, t_ms, gpu_s AS weight FROM job_samples "
-                                   "WHERE job_id IN (SELECT value FROM json_each(?))", [_json_ids(job_ids)],
-                                   start, cuts)
+                fractions = _split(
+                    store,
+                    "SELECT job_id AS owner, t_ms, gpu_s AS weight FROM job_samples "
+                    "WHERE job_id IN (SELECT value FROM json_each(?))",
+                    [_json_ids(job_ids)],
+                    start,
+                    cuts,
+                )
             wall = None
             for j in jobs:
                 if whole:
@@ -270,10 +308,22 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
                 reasons = _job_reasons(j)
                 user = j["tag"] if j["tag"] in SPECIAL_TAGS else (j["user"] or UNKNOWN_USER)
                 for b, f in parts.items():
-                    out.append(Piece(source, sid, j["host"] or "?", j["tag"], user, None, b, f,
-                                     figures if f == 1.0 else _scale(figures, f), start, end,
-                                     reasons if reasons is None or f == 1.0
-                                     else {k: v * f for k, v in reasons.items()}))
+                    out.append(
+                        Piece(
+                            source,
+                            sid,
+                            j["host"] or "?",
+                            j["tag"],
+                            user,
+                            None,
+                            b,
+                            f,
+                            figures if f == 1.0 else _scale(figures, f),
+                            start,
+                            end,
+                            reasons if reasons is None or f == 1.0 else {k: v * f for k, v in reasons.items()},
+                        )
+                    )
     return out
 
 
@@ -290,36 +340,74 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
         ids = session_ids(store, since=window.since, until=window.until)
         if not ids:
             continue
-        rows = list(store.db.query(
-            f"SELECT g.session_id, g.gpu_index, g.model_key, g.name, g.cost_usd, g.idle_cost_usd, g.energy_j, s.host, "
-            f"s.started_wall AS start, {_END_WALL} AS end_wall FROM session_gpus g JOIN sessions s "
-            f"ON s.id = g.session_id WHERE g.session_id IN (SELECT value FROM json_each(?)) "
-            f"ORDER BY g.session_id, g.gpu_index", [_json_ids(ids)]))
-        stats = {(sid, gi): (dt, eff, known) for sid, gi, dt, eff, known in store.db.execute(
-            "SELECT session_id, gpu_index, sum(dt_ms), sum(utilization * dt_ms), sum(CASE WHEN utilization IS NULL "
-            "THEN 0 ELSE dt_ms END) FROM gpu_samples WHERE session_id IN (SELECT value FROM json_each(?)) "
-            "GROUP BY session_id, gpu_index", [_json_ids(ids)])}
+        rows = list(
+            store.db.query(
+                f"SELECT g.session_id, g.gpu_index, g.model_key, g.name, g.cost_usd, g.idle_cost_usd, g.energy_j, s.host, "
+                f"s.started_wall AS start, {_END_WALL} AS end_wall FROM session_gpus g JOIN sessions s "
+                f"ON s.id = g.session_id WHERE g.session_id IN (SELECT value FROM json_each(?)) "
+                f"ORDER BY g.session_id, g.gpu_index",
+                [_json_ids(ids)],
+            )
+        )
+        stats = {
+            (sid, gi): (dt, eff, known)
+            for sid, gi, dt, eff, known in store.db.execute(
+                "SELECT session_id, gpu_index, sum(dt_ms), sum(utilization * dt_ms), sum(CASE WHEN utilization IS NULL "
+                "THEN 0 ELSE dt_ms END) FROM gpu_samples WHERE session_id IN (SELECT value FROM json_each(?)) "
+                "GROUP BY session_id, gpu_index",
+                [_json_ids(ids)],
+            )
+        }
         for r in rows:
             sid, gi = r["session_id"], r["gpu_index"]
             start, end = r["start"] or 0.0, r["end_wall"] or r["start"] or 0.0
             dt, eff, known = stats.get((sid, gi), (0, 0.0, 0))
             hours = (dt / 3.6e6) if dt else max(0.0, end - start) / 3600
             cost, idle = r["cost_usd"] or 0.0, r["idle_cost_usd"] or 0.0
-            figures = [cost, hours, (eff or 0.0) / 3.6e6, (known or 0) / 3.6e6, idle,
-                       hours * idle / cost if cost > 0 else 0.0, (r["energy_j"] or 0.0) / 3.6e6, None, None,
-                       None, None]
+            figures = [
+                cost,
+                hours,
+                (eff or 0.0) / 3.6e6,
+                (known or 0) / 3.6e6,
+                idle,
+                hours * idle / cost if cost > 0 else 0.0,
+                (r["energy_j"] or 0.0) / 3.6e6,
+                None,
+                None,
+                None,
+                None,
+            ]
             cuts = _cuts(start, end, window, by)
             whole, bucket = _whole(cuts)
             if whole:
                 parts: dict[str | None, float] = {bucket: 1.0}
             else:
-                series = _split(store, "SELECT gpu_index AS owner, t_ms, dt_ms AS weight FROM gpu_samples "
-                                "WHERE session_id = ? AND gpu_index = ?", [sid, gi], start, cuts)
+                series = _split(
+                    store,
+                    "SELECT gpu_index AS owner, t_ms, dt_ms AS weight FROM gpu_samples "
+                    "WHERE session_id = ? AND gpu_index = ?",
+                    [sid, gi],
+                    start,
+                    cuts,
+                )
                 parts = series[gi] if gi in series else _wall_split(start, end, cuts)
             label = f"{gi} {r['model_key'] or r['name'] or '?'}"
             for b, f in parts.items():
-                out.append(Piece(source, sid, r["host"] or "?", "", "", label, b, f,
-                                 figures if f == 1.0 else _scale(figures, f), start, end))
+                out.append(
+                    Piece(
+                        source,
+                        sid,
+                        r["host"] or "?",
+                        "",
+                        "",
+                        label,
+                        b,
+                        f,
+                        figures if f == 1.0 else _scale(figures, f),
+                        start,
+                        end,
+                    )
+                )
     return out
 
 
@@ -374,26 +462,32 @@ class SpendRow:
         samples = _count(s["samples"]) if self.reported["samples"] else None
         tokens = _count(s["tokens"]) if self.reported["tokens"] else None
         out: dict[str, object] = {"host": self.host} if by == "host" else {"host": self.host, by: self.key}
-        out.update({
-            "cost_usd": s["cost_usd"],
-            "gpu_hours": s["gpu_hours"],
-            "effective_gpu_hours": s["effective_gpu_hours"],
-            "avg_utilization": s["effective_gpu_hours"] / s["util_gpu_hours"] if s["util_gpu_hours"] > 0 else None,
-            "idle_usd": s["idle_usd"],
-            "idle_gpu_hours": s["idle_gpu_hours"],
-            "energy_kwh": s["energy_kwh"],
-            "samples": samples,
-            "tokens": tokens,
-            "cost_per_sample_usd": s["cost_usd"] / samples if samples else None,
-            "cost_per_1m_tokens_usd": s["cost_usd"] / tokens * 1e6 if tokens else None,
-            "cost_per_effective_gpu_hour_usd": (s["cost_usd"] / s["effective_gpu_hours"]
-                                                if s["effective_gpu_hours"] > 0 else None),
-            "busy_usd": s["busy_usd"] if self.reported["waste_usd"] else None,
-            "waste_usd": s["waste_usd"] if self.reported["waste_usd"] else None,
-            "waste_by_reason": (None if self.waste_by_reason is None else
-                                dict(sorted(self.waste_by_reason.items(), key=lambda kv: (-kv[1], kv[0])))),
-            "sessions": len(self.sessions),
-        })
+        out.update(
+            {
+                "cost_usd": s["cost_usd"],
+                "gpu_hours": s["gpu_hours"],
+                "effective_gpu_hours": s["effective_gpu_hours"],
+                "avg_utilization": s["effective_gpu_hours"] / s["util_gpu_hours"] if s["util_gpu_hours"] > 0 else None,
+                "idle_usd": s["idle_usd"],
+                "idle_gpu_hours": s["idle_gpu_hours"],
+                "energy_kwh": s["energy_kwh"],
+                "samples": samples,
+                "tokens": tokens,
+                "cost_per_sample_usd": s["cost_usd"] / samples if samples else None,
+                "cost_per_1m_tokens_usd": s["cost_usd"] / tokens * 1e6 if tokens else None,
+                "cost_per_effective_gpu_hour_usd": (
+                    s["cost_usd"] / s["effective_gpu_hours"] if s["effective_gpu_hours"] > 0 else None
+                ),
+                "busy_usd": s["busy_usd"] if self.reported["waste_usd"] else None,
+                "waste_usd": s["waste_usd"] if self.reported["waste_usd"] else None,
+                "waste_by_reason": (
+                    None
+                    if self.waste_by_reason is None
+                    else dict(sorted(self.waste_by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+                ),
+                "sessions": len(self.sessions),
+            }
+        )
         return out
 
 
@@ -446,8 +540,9 @@ def spend(stores: Sequence[Store], by: str, window: Window) -> list[SpendRow]:
     return group(pieces, by)
 
 
-def utilization_histogram(store: Store, session_ids_: Sequence[int], tag: str, window: Window,
-                          bins: int = 10) -> list[float]:
+def utilization_histogram(
+    store: Store, session_ids_: Sequence[int], tag: str, window: Window, bins: int = 10
+) -> list[float]:
     """GPU-hours of job ``tag`` per device-utilization bin (``bins`` equal bins over 0..100 %), from its series.
 
     Each series step counts its GPU-seconds in the bin of its utilization (effective / held GPU-seconds); steps
@@ -466,10 +561,12 @@ def utilization_histogram(store: Store, session_ids_: Sequence[int], tag: str, w
     where = "".join(f" AND {c}" for c in clip)
     out = [0.0] * bins
     for b, gpu_s in store.db.execute(
-            f"SELECT min({bins - 1}, max(0, CAST(js.effective_gpu_s / js.gpu_s * {bins} AS INTEGER))) AS b, "
-            f"sum(js.gpu_s) FROM jobs j JOIN sessions s ON s.id = j.session_id JOIN job_samples js ON js.job_id = j.id "
-            f"WHERE j.session_id IN (SELECT value FROM json_each(?)) AND j.tag = ? AND js.gpu_s > 0 "
-            f"AND js.effective_gpu_s IS NOT NULL{where} GROUP BY b", params):
+        f"SELECT min({bins - 1}, max(0, CAST(js.effective_gpu_s / js.gpu_s * {bins} AS INTEGER))) AS b, "
+        f"sum(js.gpu_s) FROM jobs j JOIN sessions s ON s.id = j.session_id JOIN job_samples js ON js.job_id = j.id "
+        f"WHERE j.session_id IN (SELECT value FROM json_each(?)) AND j.tag = ? AND js.gpu_s > 0 "
+        f"AND js.effective_gpu_s IS NOT NULL{where} GROUP BY b",
+        params,
+    ):
         out[int(b)] += gpu_s / 3600
     return out
 
@@ -503,8 +600,12 @@ def open_stores(paths: Sequence[os.PathLike | str]) -> list[Store]:
 
 def latest_wall(stores: Sequence[Store]) -> float | None:
     """The newest recorded moment across ``stores`` (a session's end, or its last commit while it records)."""
-    ends = [r[0] for s in stores for r in s.db.execute(
-        "SELECT max(coalesce(ended_wall, last_wall, started_wall)) FROM sessions") if r[0] is not None]
+    ends = [
+        r[0]
+        for s in stores
+        for r in s.db.execute("SELECT max(coalesce(ended_wall, last_wall, started_wall)) FROM sessions")
+        if r[0] is not None
+    ]
     return max(ends) if ends else None
 
 

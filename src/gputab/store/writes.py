@@ -28,9 +28,24 @@ _JOB_INSERT = (
     f"ON CONFLICT (session_id, tag) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*JOB_COLUMNS, "extra_json", "user"))
 )
-_GPU_COLUMNS = ("uuid", "name", "model_key", "mode", "rate_per_hour", "charge_energy", "price_per_kwh", "pue",
-                "price_source", "price_date", "unknown_price", "energy_method", "cost_usd", "idle_cost_usd",
-                "unobserved_cost_usd", "energy_j")
+_GPU_COLUMNS = (
+    "uuid",
+    "name",
+    "model_key",
+    "mode",
+    "rate_per_hour",
+    "charge_energy",
+    "price_per_kwh",
+    "pue",
+    "price_source",
+    "price_date",
+    "unknown_price",
+    "energy_method",
+    "cost_usd",
+    "idle_cost_usd",
+    "unobserved_cost_usd",
+    "energy_j",
+)
 _GPU_UPSERT = (
     f"INSERT INTO session_gpus (session_id, gpu_index, {', '.join(_GPU_COLUMNS)}) "
     f"VALUES (?, ?, {', '.join('?' * len(_GPU_COLUMNS))}) ON CONFLICT (session_id, gpu_index) DO UPDATE SET "
@@ -80,8 +95,13 @@ def job_values(session_id: int, job: dict) -> tuple:
     ``user`` (added by the recorder: who owns the job's processes, ``a,b`` for several) has its own column.
     """
     extra = {k: v for k, v in job.items() if k not in ("tag", "user") and k not in JOB_COLUMNS}
-    return (session_id, job["tag"], *(job.get(c) for c in JOB_COLUMNS), json.dumps(extra, sort_keys=True),
-            job.get("user"))
+    return (
+        session_id,
+        job["tag"],
+        *(job.get(c) for c in JOB_COLUMNS),
+        json.dumps(extra, sort_keys=True),
+        job.get("user"),
+    )
 
 
 class SessionWriter:
@@ -116,26 +136,56 @@ class SessionWriter:
         """Ticks recorded since the last successful flush."""
 
     # -- buffering (cheap: called per tick) --------------------------------------------------------------------
-    def add_gpu_sample(self, gpu_index: int, t_ms: int, dt_ms: int, utilization: float | None,
-                       memory_used_bytes: int | None, power_w: float | None, temperature_c: float | None,
-                       energy_j: float, cost_usd: float) -> None:
-        self._gpu_rows.append((gpu_index, t_ms, dt_ms, utilization, memory_used_bytes, power_w, temperature_c,
-                               energy_j, cost_usd))
+    def add_gpu_sample(
+        self,
+        gpu_index: int,
+        t_ms: int,
+        dt_ms: int,
+        utilization: float | None,
+        memory_used_bytes: int | None,
+        power_w: float | None,
+        temperature_c: float | None,
+        energy_j: float,
+        cost_usd: float,
+    ) -> None:
+        self._gpu_rows.append(
+            (gpu_index, t_ms, dt_ms, utilization, memory_used_bytes, power_w, temperature_c, energy_j, cost_usd)
+        )
 
-    def add_job_sample(self, tag: str, t_ms: int, cost_usd: float, gpu_s: float, effective_gpu_s: float | None,
-                       vram_bytes: int | None, burn_rate: float) -> None:
+    def add_job_sample(
+        self,
+        tag: str,
+        t_ms: int,
+        cost_usd: float,
+        gpu_s: float,
+        effective_gpu_s: float | None,
+        vram_bytes: int | None,
+        burn_rate: float,
+    ) -> None:
         self._job_rows.append((tag, t_ms, cost_usd, gpu_s, effective_gpu_s, vram_bytes, burn_rate))
 
-    def see_process(self, pid: int, create_time: float, gpu_index: int, user: str | None, name: str | None,
-                    cmdline: str | None, tag: str, tag_source: str, wall: float, new: bool) -> None:
+    def see_process(
+        self,
+        pid: int,
+        create_time: float,
+        gpu_index: int,
+        user: str | None,
+        name: str | None,
+        cmdline: str | None,
+        tag: str,
+        tag_source: str,
+        wall: float,
+        new: bool,
+    ) -> None:
         """A process seen on a GPU: inserted the first time, its tag and last-seen time updated after."""
         key = (pid, create_time, gpu_index)
         if new:
             self._new_procs.append((*key, user, name, cmdline, tag, tag_source, wall))
         self._proc_updates[key] = (tag, tag_source, wall)
 
-    def add_progress(self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str,
-                     owner_uid: int | None = None) -> None:
+    def add_progress(
+        self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str, owner_uid: int | None = None
+    ) -> None:
         """Counts reported for a job; ``owner_uid``: the spool file's owner (from the file system)."""
         self._progress.append((tag, samples, tokens, wall, source, reporter, owner_uid))
 
@@ -157,16 +207,32 @@ class SessionWriter:
         once, or a clear whose raise this session never saw), becomes a row that is already cleared.
         """
         data = json.dumps(dict(alert.data or {}), sort_keys=True, default=str)
-        self._alerts.append((alert.kind, alert.severity, alert.subject, alert.message, float(alert.started_at),
-                             data, None if alert.ended_at is None else float(alert.ended_at)))
+        self._alerts.append(
+            (
+                alert.kind,
+                alert.severity,
+                alert.subject,
+                alert.message,
+                float(alert.started_at),
+                data,
+                None if alert.ended_at is None else float(alert.ended_at),
+            )
+        )
 
     @property
     def pending_alerts(self) -> int:
         """Alert raises and clears held for the next flush."""
         return len(self._alerts)
 
-    def set_totals(self, jobs: list[dict], gpus: list[dict], last_wall: float | None, ticks: int,
-                   total_cost_usd: float, energy_j: float) -> None:
+    def set_totals(
+        self,
+        jobs: list[dict],
+        gpus: list[dict],
+        last_wall: float | None,
+        ticks: int,
+        total_cost_usd: float,
+        energy_j: float,
+    ) -> None:
         """The current totals (replacing the previous ones): written at the next flush."""
         self._jobs = jobs
         self._gpus = gpus
@@ -225,57 +291,88 @@ class SessionWriter:
             "INSERT INTO sessions (host, backend, pid, gputab_version, started_at, started_wall, interval, "
             "commit_interval, series_interval, prices_json, ticks, total_cost_usd, energy_j) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0.0, 0.0)",
-            (m.host, m.backend, m.pid, m.gputab_version, utc_iso(m.started_wall), m.started_wall, m.interval,
-             m.commit_interval, m.series_interval, m.prices_json))
+            (
+                m.host,
+                m.backend,
+                m.pid,
+                m.gputab_version,
+                utc_iso(m.started_wall),
+                m.started_wall,
+                m.interval,
+                m.commit_interval,
+                m.series_interval,
+                m.prices_json,
+            ),
+        )
         assert cur.lastrowid is not None  # an INSERT always sets it
         return cur.lastrowid
 
     def _write(self, conn: sqlite3.Connection, sid: int) -> dict[str, int]:
-        conn.executemany(_GPU_UPSERT, [
-            (sid, g["index"], *(g.get(c) for c in _GPU_COLUMNS)) for g in self._gpus])
+        conn.executemany(_GPU_UPSERT, [(sid, g["index"], *(g.get(c) for c in _GPU_COLUMNS)) for g in self._gpus])
         conn.executemany(_JOB_INSERT, [job_values(sid, j) for j in self._jobs])
         job_ids = self._job_ids if self.session_id == sid else {}
         tags = {r[0] for r in self._job_rows} | {j["tag"] for j in self._jobs}
         if not tags <= job_ids.keys():
             job_ids = {r[1]: r[0] for r in conn.execute("SELECT id, tag FROM jobs WHERE session_id = ?", (sid,))}
-        conn.executemany("INSERT OR REPLACE INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [(sid, *r) for r in self._gpu_rows])
-        conn.executemany("INSERT OR REPLACE INTO job_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(job_ids[r[0]], *r[1:]) for r in self._job_rows if r[0] in job_ids])
+        conn.executemany(
+            "INSERT OR REPLACE INTO gpu_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, *r) for r in self._gpu_rows],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO job_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(job_ids[r[0]], *r[1:]) for r in self._job_rows if r[0] in job_ids],
+        )
         conn.executemany(
             "INSERT OR IGNORE INTO processes (session_id, pid, create_time, gpu_index, user, name, cmdline, tag, "
             "tag_source, first_wall, last_wall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(sid, *r, r[-1]) for r in self._new_procs])
+            [(sid, *r, r[-1]) for r in self._new_procs],
+        )
         conn.executemany(
             "UPDATE processes SET tag = ?, tag_source = ?, last_wall = ? "
             "WHERE session_id = ? AND pid = ? AND create_time = ? AND gpu_index = ?",
-            [(*v, sid, *k) for k, v in self._proc_updates.items()])
-        conn.executemany("INSERT INTO progress (session_id, tag, samples, tokens, wall, source, reporter, owner_uid) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._progress])
-        conn.executemany("INSERT INTO tag_changes (session_id, pid, create_time, tag, wall, source) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._tag_changes])
-        conn.executemany("INSERT OR REPLACE INTO rejected_reports (session_id, reason, owner_uid, reports, samples, "
-                         "tokens) VALUES (?, ?, ?, ?, ?, ?)", [(sid, *r) for r in self._rejected])
+            [(*v, sid, *k) for k, v in self._proc_updates.items()],
+        )
+        conn.executemany(
+            "INSERT INTO progress (session_id, tag, samples, tokens, wall, source, reporter, owner_uid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, *r) for r in self._progress],
+        )
+        conn.executemany(
+            "INSERT INTO tag_changes (session_id, pid, create_time, tag, wall, source) VALUES (?, ?, ?, ?, ?, ?)",
+            [(sid, *r) for r in self._tag_changes],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO rejected_reports (session_id, reason, owner_uid, reports, samples, "
+            "tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            [(sid, *r) for r in self._rejected],
+        )
         self._write_alerts(conn, sid)
         last_wall, ticks, total, energy = self._totals
-        conn.execute("UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
-                     (last_wall, ticks, total, energy, sid))
+        conn.execute(
+            "UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
+            (last_wall, ticks, total, energy, sid),
+        )
         if self._end is not None:
             reason, detail, wall = self._end
-            conn.execute("UPDATE sessions SET ended_wall = ?, ended_at = ?, end_reason = ?, end_detail = ? "
-                         "WHERE id = ?", (wall, utc_iso(wall), reason, detail, sid))
+            conn.execute(
+                "UPDATE sessions SET ended_wall = ?, ended_at = ?, end_reason = ?, end_detail = ? WHERE id = ?",
+                (wall, utc_iso(wall), reason, detail, sid),
+            )
         return job_ids
 
     def _write_alerts(self, conn: sqlite3.Connection, sid: int) -> None:
-        insert = ("INSERT INTO alerts (session_id, wall, kind, severity, subject, message, data_json, cleared_wall) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        insert = (
+            "INSERT INTO alerts (session_id, wall, kind, severity, subject, message, data_json, cleared_wall) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
         for kind, severity, subject, message, wall, data, cleared in self._alerts:
             if cleared is not None:
                 # Walls are stored as the same REAL they were raised with, so equality matches exactly.
                 cur = conn.execute(
                     "UPDATE alerts SET cleared_wall = ? WHERE id = (SELECT id FROM alerts WHERE session_id = ? "
                     "AND kind = ? AND subject = ? AND wall = ? AND cleared_wall IS NULL ORDER BY id LIMIT 1)",
-                    (cleared, sid, kind, subject, wall))
+                    (cleared, sid, kind, subject, wall),
+                )
                 if cur.rowcount:
                     continue
             conn.execute(insert, (sid, wall, kind, severity, subject, message, data, cleared))

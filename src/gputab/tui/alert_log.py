@@ -60,8 +60,7 @@ class AlertLog:
                 continue  # the common case: still active, already shown
             if before is None and ident in self._known_cleared:
                 continue
-            view = AlertView(f"s{ident}", r["kind"], r["severity"], r["subject"], r["message"], r["started_at"],
-                             ended)
+            view = AlertView(f"s{ident}", r["kind"], r["severity"], r["subject"], r["message"], r["started_at"], ended)
             if ended is None:
                 self._raise(ident, view)
                 continue
@@ -109,8 +108,9 @@ class AlertLog:
 
     @staticmethod
     def _view(key: str, alert: Any) -> AlertView:
-        return AlertView(key, alert.kind, alert.severity, alert.subject, alert.message, alert.started_at,
-                         alert.ended_at)
+        return AlertView(
+            key, alert.kind, alert.severity, alert.subject, alert.message, alert.started_at, alert.ended_at
+        )
 
     def _raise(self, ident: Any, view: AlertView) -> None:
         self._active[ident] = view

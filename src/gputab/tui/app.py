@@ -67,8 +67,14 @@ class GputabApp(LiteralNotifications, App):
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, open_feed: Callable[[], Feed], *, interval: float = 1.0, start_polling: bool = True,
-                 readonly: bool = False) -> None:
+    def __init__(
+        self,
+        open_feed: Callable[[], Feed],
+        *,
+        interval: float = 1.0,
+        start_polling: bool = True,
+        readonly: bool = False,
+    ) -> None:
         super().__init__()
         self.readonly = readonly
         """``--readonly``: no process actions (signals) from this app."""
@@ -152,12 +158,18 @@ class GputabApp(LiteralNotifications, App):
     def _alerts_changed(self, message: AlertsChanged) -> None:
         raised = message.raised
         for alert in raised[:MAX_ALERT_TOASTS]:
-            self.notify(alert.message, title=f"{alert.severity}: {alert.kind.replace('_', ' ')}",
-                        severity=ALERT_SEVERITY.get(alert.severity, "warning"),
-                        timeout=10 if alert.severity == "critical" else 6)
+            self.notify(
+                alert.message,
+                title=f"{alert.severity}: {alert.kind.replace('_', ' ')}",
+                severity=ALERT_SEVERITY.get(alert.severity, "warning"),
+                timeout=10 if alert.severity == "critical" else 6,
+            )
         if len(raised) > MAX_ALERT_TOASTS:
-            self.notify(f"{len(raised) - MAX_ALERT_TOASTS} more alerts raised: press 4 to see them all",
-                        severity="warning", timeout=6)
+            self.notify(
+                f"{len(raised) - MAX_ALERT_TOASTS} more alerts raised: press 4 to see them all",
+                severity="warning",
+                timeout=6,
+            )
 
     @on(PollFailed)
     def _poll_failed(self, message: PollFailed) -> None:
@@ -227,8 +239,9 @@ class GputabApp(LiteralNotifications, App):
         if frame is None:
             return
         if not frame.can_tag:
-            self.notify("attached read-only to another recorder: tag in that session (`gputab run --tag`)",
-                        severity="warning")
+            self.notify(
+                "attached read-only to another recorder: tag in that session (`gputab run --tag`)", severity="warning"
+            )
             return
         if isinstance(screen, ProcessesScreen):
             proc = screen.selected_process()
@@ -264,8 +277,16 @@ class GputabApp(LiteralNotifications, App):
         self.action_refresh()
 
 
-def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-               interval: float = 1.0, start_polling: bool = True, backend=None, readonly: bool = False) -> GputabApp:
+def create_app(
+    ctx,
+    *,
+    clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    interval: float = 1.0,
+    start_polling: bool = True,
+    backend=None,
+    readonly: bool = False,
+) -> GputabApp:
     """Build the app for a CLI context (demo or NVML, database, config).
 
     Args:
@@ -278,12 +299,17 @@ def create_app(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Cal
             then on. None: the feed opens one.
         readonly: ``--readonly``: no process actions.
     """
-    return GputabApp(lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval, backend=backend),
-                     interval=interval, start_polling=start_polling, readonly=readonly)
+    return GputabApp(
+        lambda: open_feed(ctx, clock=clock, wall_clock=wall_clock, interval=interval, backend=backend),
+        interval=interval,
+        start_polling=start_polling,
+        readonly=readonly,
+    )
 
 
-def run_app(ctx, interval: float | None = None, backend=None, readonly: bool = False,
-            poller: Poller[Feed] | None = None) -> None:
+def run_app(
+    ctx, interval: float | None = None, backend=None, readonly: bool = False, poller: Poller[Feed] | None = None
+) -> None:
     """Run the live app in this terminal until the user quits or the terminal goes away.
 
     Args:

@@ -97,14 +97,26 @@ def gpu_views(snapshot: Snapshot, gpus: list[dict]) -> tuple[GpuView, ...]:
     out = []
     for s in snapshot.gpus:
         m = money.get(s.index, {})
-        out.append(GpuView(
-            index=s.index, uuid=s.uuid, name=s.name, model_key=m.get("model_key"), lost=s.lost,
-            utilization_pct=s.utilization_pct, memory_used_bytes=s.memory_used_bytes,
-            memory_total_bytes=s.memory_total_bytes, power_w=s.power_w, power_limit_w=s.power_limit_w,
-            temperature_c=s.temperature_c, rate_per_hour=m.get("rate_per_hour"),
-            unknown_price=bool(m.get("unknown_price")), energy_method=m.get("energy_method"),
-            cost_usd=m.get("cost_usd"), burn_rate_usd_per_hour=m.get("burn_rate_usd_per_hour"),
-        ))
+        out.append(
+            GpuView(
+                index=s.index,
+                uuid=s.uuid,
+                name=s.name,
+                model_key=m.get("model_key"),
+                lost=s.lost,
+                utilization_pct=s.utilization_pct,
+                memory_used_bytes=s.memory_used_bytes,
+                memory_total_bytes=s.memory_total_bytes,
+                power_w=s.power_w,
+                power_limit_w=s.power_limit_w,
+                temperature_c=s.temperature_c,
+                rate_per_hour=m.get("rate_per_hour"),
+                unknown_price=bool(m.get("unknown_price")),
+                energy_method=m.get("energy_method"),
+                cost_usd=m.get("cost_usd"),
+                burn_rate_usd_per_hour=m.get("burn_rate_usd_per_hour"),
+            )
+        )
     return tuple(out)
 
 
@@ -113,12 +125,18 @@ def process_views(snapshot: Snapshot, infos: Mapping[int, object]) -> tuple[Proc
     out = []
     for p in snapshot.processes:
         info = infos.get(p.pid)
-        out.append(ProcessView(
-            pid=p.pid, gpu_index=p.gpu_index, user=getattr(info, "user", None),
-            command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
-            used_memory_bytes=p.used_memory_bytes, sm_pct=p.sm_pct,
-            tag=getattr(info, "tag", None), source=getattr(info, "source", "untagged"),
-        ))
+        out.append(
+            ProcessView(
+                pid=p.pid,
+                gpu_index=p.gpu_index,
+                user=getattr(info, "user", None),
+                command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
+                used_memory_bytes=p.used_memory_bytes,
+                sm_pct=p.sm_pct,
+                tag=getattr(info, "tag", None),
+                source=getattr(info, "source", "untagged"),
+            )
+        )
     return tuple(out)
 
 
@@ -133,8 +151,9 @@ class MemoryFeed(Feed):
         wall_clock: wall clock for the session start shown in the header.
     """
 
-    def __init__(self, backend, config, interval: float, why: str,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, backend, config, interval: float, why: str, wall_clock: Callable[[], float] | None = None
+    ) -> None:
         from gputab.alerts import AlertObserver
         from gputab.attribution import Attributor
         from gputab.ledger import Ledger
@@ -142,8 +161,7 @@ class MemoryFeed(Feed):
 
         self.backend = backend
         self.attributor = Attributor(backend.inspector(), config.attribution)
-        self.ledger = Ledger(PriceTable.load(config.prices), interval=interval,
-                             gap_factor=config.recorder.gap_factor)
+        self.ledger = Ledger(PriceTable.load(config.prices), interval=interval, gap_factor=config.recorder.gap_factor)
         self.why = why
         self.host = host_name(backend)
         self._wall = wall_clock or time.time
@@ -162,23 +180,32 @@ class MemoryFeed(Feed):
         intervals = self.ledger.tick(snap, {pid: i.tag for pid, i in self._infos.items()})
         jobs = [j.to_json() for j in self.ledger.jobs.values()]
         if intervals:  # the first tick is the ledger's baseline: nothing to judge yet
-            self.alerts.on_tick(SimpleNamespace(snapshot=snap, intervals=intervals, jobs=jobs,
-                                                processes=self._infos))
+            self.alerts.on_tick(SimpleNamespace(snapshot=snap, intervals=intervals, jobs=jobs, processes=self._infos))
         self.hand_over_alerts()
         return Frame(
-            host=self.host, state=NOT_RECORDING, state_note=self.why, session_id=None,
-            started_wall=self._start_wall, elapsed_s=snap.mono - self._start_mono,
-            total_cost_usd=self.ledger.total_cost_usd, burn_rate_usd_per_hour=self.ledger.burn_rate_usd_per_hour,
+            host=self.host,
+            state=NOT_RECORDING,
+            state_note=self.why,
+            session_id=None,
+            started_wall=self._start_wall,
+            elapsed_s=snap.mono - self._start_mono,
+            total_cost_usd=self.ledger.total_cost_usd,
+            burn_rate_usd_per_hour=self.ledger.burn_rate_usd_per_hour,
             gpus=gpu_views(snap, [g.to_json() for g in self.ledger.gpus.values()]),
             jobs=sort_jobs(JobView.from_json(j) for j in jobs),
-            processes=process_views(snap, self._infos), notes=snap.errors, **self.alert_fields(),
+            processes=process_views(snap, self._infos),
+            notes=snap.errors,
+            **self.alert_fields(),
             real_pids=not simulated(self.backend),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
         changed = self.attributor.set_manual(pid, tag)
-        return f"process {pid} is charged to {tag} from now on (not recorded: {self.why})" if changed else \
-            f"process {pid} already has tag {tag}"
+        return (
+            f"process {pid} is charged to {tag} from now on (not recorded: {self.why})"
+            if changed
+            else f"process {pid} already has tag {tag}"
+        )
 
     def tag_job(self, job: str, tag: str) -> str:
         changed = self.attributor.retag(job, tag)
@@ -235,14 +262,20 @@ class RecordingFeed(Feed):
         elif tick.recording == "closed":
             state, note = NOT_RECORDING, "session closed"
         return Frame(
-            host=self.host, state=state, state_note=note, session_id=tick.session_id,
-            started_wall=self.recorder.started_wall, elapsed_s=tick.snapshot.mono - self._start_mono,
-            total_cost_usd=tick.total_cost_usd, burn_rate_usd_per_hour=tick.burn_rate_usd_per_hour,
+            host=self.host,
+            state=state,
+            state_note=note,
+            session_id=tick.session_id,
+            started_wall=self.recorder.started_wall,
+            elapsed_s=tick.snapshot.mono - self._start_mono,
+            total_cost_usd=tick.total_cost_usd,
+            burn_rate_usd_per_hour=tick.burn_rate_usd_per_hour,
             gpus=gpu_views(tick.snapshot, list(tick.gpus)),
             jobs=sort_jobs(JobView.from_json(j) for j in tick.jobs),
             processes=process_views(tick.snapshot, tick.processes),
             notes=tuple(tick.snapshot.host_notes) + tuple(tick.notes) + tuple(tick.snapshot.errors),
-            host_notes=tick.snapshot.host_notes, **self.alert_fields(),
+            host_notes=tick.snapshot.host_notes,
+            **self.alert_fields(),
             real_pids=not simulated(self.recorder.backend),
         )
 
@@ -297,8 +330,9 @@ class AttachedFeed(Feed):
         why_no_poll: why ``backend`` is None (for the notes).
     """
 
-    def __init__(self, store, backend, config, wall_clock: Callable[[], float] | None = None,
-                 why_no_poll: str = "") -> None:
+    def __init__(
+        self, store, backend, config, wall_clock: Callable[[], float] | None = None, why_no_poll: str = ""
+    ) -> None:
         from gputab.attribution import Attributor
 
         self.store = store
@@ -348,11 +382,20 @@ class AttachedFeed(Feed):
             gpu_rows = gpu_views(snap, gpus)
         self.hand_over_alerts()
         return Frame(
-            host=self.host, state=state, state_note=note, session_id=self.session_id, started_wall=started,
-            elapsed_s=(self._wall() - started) if started is not None else None, total_cost_usd=total,
+            host=self.host,
+            state=state,
+            state_note=note,
+            session_id=self.session_id,
+            started_wall=started,
+            elapsed_s=(self._wall() - started) if started is not None else None,
+            total_cost_usd=total,
             burn_rate_usd_per_hour=sum(j.get("burn_rate_usd_per_hour") or 0.0 for j in jobs),
-            gpus=gpu_rows, jobs=sort_jobs(JobView.from_json(j) for j in jobs),
-            processes=self._process_views(snap), notes=notes, can_tag=False, **self.alert_fields(),
+            gpus=gpu_rows,
+            jobs=sort_jobs(JobView.from_json(j) for j in jobs),
+            processes=self._process_views(snap),
+            notes=notes,
+            can_tag=False,
+            **self.alert_fields(),
             real_pids=self.backend is not None and not simulated(self.backend),
         )
 
@@ -372,9 +415,19 @@ class AttachedFeed(Feed):
     def _process_views(self, snap: Snapshot | None) -> tuple[ProcessView, ...]:
         """The processes running now, each with the recorder's tag; the recorder's list when we cannot poll."""
         if snap is None:
-            return tuple(ProcessView(
-                pid=p["pid"], gpu_index=p["gpu_index"], user=p["user"], command=p["cmdline"] or p["name"] or "?",
-                used_memory_bytes=None, sm_pct=None, tag=p["tag"], source=p["source"]) for p in self._procs.values())
+            return tuple(
+                ProcessView(
+                    pid=p["pid"],
+                    gpu_index=p["gpu_index"],
+                    user=p["user"],
+                    command=p["cmdline"] or p["name"] or "?",
+                    used_memory_bytes=None,
+                    sm_pct=None,
+                    tag=p["tag"],
+                    source=p["source"],
+                )
+                for p in self._procs.values()
+            )
         stored = self._procs
         # A process that started since the recorder's last commit is not in the store yet: tag it by the same
         # rules until the next commit brings the recorder's answer (manual tags included).
@@ -385,16 +438,31 @@ class AttachedFeed(Feed):
             rec = stored.get((p.pid, p.gpu_index))
             if rec is None:
                 info = infos.get(p.pid)
-                out.append(ProcessView(
-                    pid=p.pid, gpu_index=p.gpu_index, user=getattr(info, "user", None),
-                    command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
-                    used_memory_bytes=p.used_memory_bytes, sm_pct=p.sm_pct, tag=getattr(info, "tag", None),
-                    source=getattr(info, "source", "untagged")))
+                out.append(
+                    ProcessView(
+                        pid=p.pid,
+                        gpu_index=p.gpu_index,
+                        user=getattr(info, "user", None),
+                        command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
+                        used_memory_bytes=p.used_memory_bytes,
+                        sm_pct=p.sm_pct,
+                        tag=getattr(info, "tag", None),
+                        source=getattr(info, "source", "untagged"),
+                    )
+                )
             else:
-                out.append(ProcessView(
-                    pid=p.pid, gpu_index=p.gpu_index, user=rec["user"],
-                    command=rec["cmdline"] or rec["name"] or "?", used_memory_bytes=p.used_memory_bytes,
-                    sm_pct=p.sm_pct, tag=rec["tag"], source=rec["source"]))
+                out.append(
+                    ProcessView(
+                        pid=p.pid,
+                        gpu_index=p.gpu_index,
+                        user=rec["user"],
+                        command=rec["cmdline"] or rec["name"] or "?",
+                        used_memory_bytes=p.used_memory_bytes,
+                        sm_pct=p.sm_pct,
+                        tag=rec["tag"],
+                        source=rec["source"],
+                    )
+                )
         return tuple(out)
 
     def close(self, reason: str) -> None:
@@ -414,13 +482,22 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
     for g in gpus:
         s = samples.get(g["index"], {})
         util = s.get("utilization")
-        out.append(GpuView(
-            index=g["index"], uuid=g.get("uuid") or "", name=g.get("name") or "?", model_key=g.get("model_key"),
-            utilization_pct=util * 100.0 if util is not None else None, memory_used_bytes=s.get("memory_used_bytes"),
-            power_w=s.get("power_w"), temperature_c=s.get("temperature_c"), rate_per_hour=g.get("rate_per_hour"),
-            unknown_price=bool(g.get("unknown_price")), energy_method=g.get("energy_method"),
-            cost_usd=g.get("cost_usd"),
-        ))
+        out.append(
+            GpuView(
+                index=g["index"],
+                uuid=g.get("uuid") or "",
+                name=g.get("name") or "?",
+                model_key=g.get("model_key"),
+                utilization_pct=util * 100.0 if util is not None else None,
+                memory_used_bytes=s.get("memory_used_bytes"),
+                power_w=s.get("power_w"),
+                temperature_c=s.get("temperature_c"),
+                rate_per_hour=g.get("rate_per_hour"),
+                unknown_price=bool(g.get("unknown_price")),
+                energy_method=g.get("energy_method"),
+                cost_usd=g.get("cost_usd"),
+            )
+        )
     return tuple(out)
 
 
@@ -434,8 +511,14 @@ def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
     return poller
 
 
-def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
-              interval: float = 1.0, backend=None) -> Feed:
+def open_feed(
+    ctx,
+    *,
+    clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+    interval: float = 1.0,
+    backend=None,
+) -> Feed:
     """Record when no recorder holds the database, attach when one does, memory only when it cannot be written.
 
     Args:
@@ -475,8 +558,14 @@ def open_feed(ctx, *, clock: Callable[[], float] | None = None, wall_clock: Call
             # The same rules, budgets and alert command as `gputab record`; nothing printed (the UI owns the
             # terminal): RecordingFeed stores each alert with the session and hands it to the UI.
             alerts = AlertObserver.from_config(config, backend=backend)
-            recorder = Recorder(backend, store, config, clock=clock or time.monotonic,
-                                wall_clock=wall_clock or time.time, observers=[alerts])
+            recorder = Recorder(
+                backend,
+                store,
+                config,
+                clock=clock or time.monotonic,
+                wall_clock=wall_clock or time.time,
+                observers=[alerts],
+            )
             try:
                 return RecordingFeed(recorder, recorder.start(), alerts)
             except RecorderRunning:

@@ -143,12 +143,14 @@ def host_title(host: FleetHost, view: FleetView) -> Text:
     if host.stale:
         text.append(f"  STALE: no new tick since {clock_time(host.last_seen)} UTC", style="bold yellow")
     else:
-        text.append(f"  {host.gpus if host.gpus is not None else '?'} GPUs · "
-                    f"{_rate(host.burn_rate_usd_per_hour)}"
-                    f" · {seen}")
-    text.append(f"\ntoday {_money(host.spent_today_usd)} · idle today {_money(host.idle_today_usd)} · "
-                f"idle now {_rate(host.idle_burn_rate_usd_per_hour)}"
-                f" · this session {_money(host.session_cost_usd)}")
+        text.append(
+            f"  {host.gpus if host.gpus is not None else '?'} GPUs · {_rate(host.burn_rate_usd_per_hour)} · {seen}"
+        )
+    text.append(
+        f"\ntoday {_money(host.spent_today_usd)} · idle today {_money(host.idle_today_usd)} · "
+        f"idle now {_rate(host.idle_burn_rate_usd_per_hour)}"
+        f" · this session {_money(host.session_cost_usd)}"
+    )
     if host.alerts:
         text.append("\nalerts: ", style="bold red")
         text.append(", ".join(f"{a.kind} x{a.count} ({a.severity})" for a in host.alerts))
@@ -168,8 +170,11 @@ class _FleetPage(Screen):
 class HostScreen(_FleetPage):
     """One host's jobs, updated with every refresh; Escape goes back to the fleet."""
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "app.refresh_now", "Refresh"),
-                Binding("q", "app.quit", "Quit")]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("r", "app.refresh_now", "Refresh"),
+        Binding("q", "app.quit", "Quit"),
+    ]
 
     def __init__(self, host: str) -> None:
         super().__init__()
@@ -199,14 +204,18 @@ class HostScreen(_FleetPage):
         else:
             title.update(host_title(host, view))
             rows = view.jobs_on(self.host)
-        self.query_one(HostJobsTable).sync([(j.tag, (
-            Text(j.tag), _rate(j.burn_rate_usd_per_hour),
-            _money(j.spent_today_usd),
-            _pct(j.avg_utilization))) for j in rows])
+        self.query_one(HostJobsTable).sync(
+            [
+                (
+                    j.tag,
+                    (Text(j.tag), _rate(j.burn_rate_usd_per_hour), _money(j.spent_today_usd), _pct(j.avg_utilization)),
+                )
+                for j in rows
+            ]
+        )
         empty = self.query_one("#host-empty", Static)
         empty.display = not rows
         empty.update("No jobs on this host today.")
-
 
 
 class FleetScreen(_FleetPage):
@@ -229,11 +238,15 @@ class FleetScreen(_FleetPage):
     def show_view(self, view: FleetView, now: float) -> None:
         t = view.totals()
         title = Text.assemble(
-            ("Fleet", "bold"), f"  {t['hosts']} hosts",
+            ("Fleet", "bold"),
+            f"  {t['hosts']} hosts",
             (f" ({t['hosts_stale']} stale)", "yellow") if t["hosts_stale"] else "",
             f" · {t['gpus']} GPUs · {fmt.rate(t['burn_rate_usd_per_hour'])}"
             f" · today {fmt.money(t['spent_today_usd'])} · idle today {fmt.money(t['idle_today_usd'])} · ",
-            (f"{t['alerts_active']} alert{'s' if t['alerts_active'] != 1 else ''}", "bold red") if t["alerts_active"] else "no alerts")
+            (f"{t['alerts_active']} alert{'s' if t['alerts_active'] != 1 else ''}", "bold red")
+            if t["alerts_active"]
+            else "no alerts",
+        )
         self.query_one("#fleet-title", Static).update(title)
         top = max((v or 0.0 for h in view.hosts for _, v in h.burn_history), default=0.0)
         self.query_one(HostsTable).sync([(h.host, host_cells(h, now, top)) for h in view.hosts])
@@ -260,8 +273,13 @@ class FleetApp(App):
     TITLE = "gputab fleet"
     BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False)]
 
-    def __init__(self, client: PromClient, refresh: float = 10.0, stale_after: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: PromClient,
+        refresh: float = 10.0,
+        stale_after: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.client = client
         self.refresh_seconds = refresh
@@ -296,8 +314,11 @@ class FleetApp(App):
             return str(exc) or type(exc).__name__
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                                   WorkerState.CANCELLED):
+        if event.worker is not self._worker or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
             return
         result = event.worker.result if event.state == WorkerState.SUCCESS else None
         self.refreshes += 1
@@ -323,12 +344,16 @@ class FleetApp(App):
         text = Text()
         if self.error:
             text.append(self.error, style="bold red")
-            text.append(f"  (retrying every {self.refresh_seconds:g} s"
-                        + (f"; figures from {clock_time(self.view.at)} UTC)" if self.view else ")"))
+            text.append(
+                f"  (retrying every {self.refresh_seconds:g} s"
+                + (f"; figures from {clock_time(self.view.at)} UTC)" if self.view else ")")
+            )
             return text
         if self.view is not None:
-            text.append(f"Prometheus at {clock_time(self.view.at)} UTC · {QUERIES_PER_REFRESH} queries every "
-                        f"{self.refresh_seconds:g} s")
+            text.append(
+                f"Prometheus at {clock_time(self.view.at)} UTC · {QUERIES_PER_REFRESH} queries every "
+                f"{self.refresh_seconds:g} s"
+            )
             for warning in self.view.warnings[:2]:
                 text.append(f"\n{warning}", style="yellow")
         elif busy:

@@ -158,8 +158,9 @@ class History:
         cv = coarse.values.get(key)
         fv = fine.values.get(key)
         times = coarse.t[i:] + fine.t[j:]
-        values = ((cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i))
-                  + (fv[j:] if fv is not None else array("d", [NAN]) * (len(fine.t) - j)))
+        values = (cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i)) + (
+            fv[j:] if fv is not None else array("d", [NAN]) * (len(fine.t) - j)
+        )
         return times, values
 
     def jobs(self) -> set[str]:

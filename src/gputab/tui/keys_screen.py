@@ -19,9 +19,7 @@ TABLE_KEYS = (
     ("pgup pgdn home end", "page up and down, first and last row"),
 )
 """Keys every table takes (Textual's DataTable), said once in words."""
-EVERYWHERE = (
-    ("ctrl+p", "commands: theme (a light one too), keys"),
-)
+EVERYWHERE = (("ctrl+p", "commands: theme (a light one too), keys"),)
 
 
 def own_bindings(cls: type) -> list[Binding]:
@@ -52,7 +50,12 @@ def key_groups(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
     app_keys = own_bindings(type(app))
     views = [b for b in app_keys if b.action.startswith("view(")]
     session = [b for b in app_keys if not b.action.startswith("view(")]
-    groups = [("This view", shown(own_bindings(type(screen)))), ("Views", shown(views)), ("Session", shown(session) + list(EVERYWHERE)), ("Tables", list(TABLE_KEYS))]
+    groups = [
+        ("This view", shown(own_bindings(type(screen)))),
+        ("Views", shown(views)),
+        ("Session", shown(session) + list(EVERYWHERE)),
+        ("Tables", list(TABLE_KEYS)),
+    ]
     return [(name, rows) for name, rows in groups if rows]
 
 

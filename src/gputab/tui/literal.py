@@ -95,7 +95,19 @@ class LiteralNotifications:
     messages, error text and paths; none of them ever uses markup, so the switch is turned off here for all.
     """
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
-               markup: bool = True) -> None:
-        super().notify(clean(message), title=clean(title), severity=severity,  # type: ignore[misc]
-                       timeout=timeout, markup=False)
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        super().notify(
+            clean(message),
+            title=clean(title),
+            severity=severity,  # type: ignore[misc]
+            timeout=timeout,
+            markup=False,
+        )

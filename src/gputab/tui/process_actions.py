@@ -60,8 +60,7 @@ def pin(pid: int, *, uid: int | None = None) -> Target:
     except psutil.AccessDenied:
         raise NotSignalable(f"process {pid} is not yours: only your own processes can be signalled") from None
     if owner != uid:
-        raise NotSignalable(f"process {pid} belongs to {username}, not you: only your own processes can be "
-                            "signalled")
+        raise NotSignalable(f"process {pid} belongs to {username}, not you: only your own processes can be signalled")
     try:
         os.kill(pid, 0)  # the kernel's own check, without sending anything
     except ProcessLookupError:

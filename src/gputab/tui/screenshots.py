@@ -36,13 +36,26 @@ SPEND_SHOTS = (
     # (file name, terminal size): the Spend screen ($ in `gputab review`) over :func:`record_demo_month`.
     ("spend-120x40.svg", (120, 40)),
 )
-SPEND_DAYS = ((0, 120, 0), (2, 60, 1), (5, 90, 2), (8, 150, 0), (11, 60, 3), (13, 100, 1), (16, 90, 0), (19, 120, 2),
-              (22, 60, 1), (24, 150, 3), (27, 90, 0), (29, 120, 1))
+SPEND_DAYS = (
+    (0, 120, 0),
+    (2, 60, 1),
+    (5, 90, 2),
+    (8, 150, 0),
+    (11, 60, 3),
+    (13, 100, 1),
+    (16, 90, 0),
+    (19, 120, 2),
+    (22, 60, 1),
+    (24, 150, 3),
+    (27, 90, 0),
+    (29, 120, 1),
+)
 """(day, seconds, seed) of the demo sessions of :func:`record_demo_month`."""
 
 
-async def render(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path,
-                 theme: str | None = None) -> Path:
+async def render(
+    name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path, theme: str | None = None
+) -> Path:
     """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name`` (in
     ``theme``, one of Textual's, when given)."""
     from gputab.cli.context import AppContext
@@ -106,8 +119,9 @@ def record_demo_month(db: Path) -> None:
     record_demo_session(db, 80, day=13, host="gpu-node-7", seed=2)
 
 
-async def render_review(name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path,
-                        record=None) -> Path:
+async def render_review(
+    name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path, record=None
+) -> Path:
     """Record a demo session (or what ``record(db)`` records), open ``gputab review``, press ``keys``, save ``name``."""
     from gputab.tui.review import ReviewApp
 

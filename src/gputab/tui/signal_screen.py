@@ -42,9 +42,19 @@ class SignalScreen(ModalScreen[bool]):
         t = self.target
         with Vertical(id="signal-dialog"):
             yield Label(f"Send {self.signal_name} to process {t.pid}?", id="signal-heading")
-            yield Static(Text.assemble(
-                ("user ", "dim"), literal(t.username), ("  GPU ", "dim"), str(self.gpu),
-                ("  job ", "dim"), literal(self.tag or "?"), "\n", literal(t.cmdline, wrap=True)), id="signal-target")
+            yield Static(
+                Text.assemble(
+                    ("user ", "dim"),
+                    literal(t.username),
+                    ("  GPU ", "dim"),
+                    str(self.gpu),
+                    ("  job ", "dim"),
+                    literal(self.tag or "?"),
+                    "\n",
+                    literal(t.cmdline, wrap=True),
+                ),
+                id="signal-target",
+            )
             yield Static("y: send · n or escape: cancel", id="signal-help")
 
     def action_answer(self, send: bool) -> None:

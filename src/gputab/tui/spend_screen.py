@@ -67,8 +67,9 @@ class StackedBars(Widget):
         return stacked_bars(self.days, self.stacks, self.idle, self.size.width, self.size.height)
 
 
-def stacked_bars(days: list[str], stacks: list[tuple[str, str, list[float]]], idle: list[float], width: int,
-                 height: int) -> Text:
+def stacked_bars(
+    days: list[str], stacks: list[tuple[str, str, list[float]]], idle: list[float], width: int, height: int
+) -> Text:
     """The chart as text: rows of bars (1/8-cell tops), a row of idle $ per day (its own scale), and the dates."""
     rows = max(1, height - 2)
     totals = [math.fsum(s[2][i] for s in stacks) for i in range(len(days))]
@@ -217,8 +218,10 @@ class SpendScreen(Screen):
         util = t["effective_gpu_hours"] / t["util_gpu_hours"] if t["util_gpu_hours"] > 0 else None
         hosts = sorted({r.host for r in rows})
         title = Text(f"Spend, {days[0]} → {days[-1]} ({len(days)} days, {self.zone}): ", style="bold")
-        title.append(f"{money(t['cost_usd'])} · idle {money(t['idle_usd'])} · util {pct(util, fraction=True)} · "
-                     f"{len(self.totals.sessions)} sessions · hosts: ")
+        title.append(
+            f"{money(t['cost_usd'])} · idle {money(t['idle_usd'])} · util {pct(util, fraction=True)} · "
+            f"{len(self.totals.sessions)} sessions · hosts: "
+        )
         title.append(", ".join(hosts) or "-")
         self.query_one("#spend-title", Static).update(title)
         # The bars stack by tag over every host (the table keeps hosts apart).
@@ -227,14 +230,18 @@ class SpendScreen(Screen):
             daily = by_tag.setdefault(r.key, {})
             for d, c in r.daily_cost.items():
                 daily[d] = daily.get(d, 0.0) + c
-        jobs = sorted((tag for tag in by_tag if tag not in SPECIAL_TAGS), key=lambda tag: -math.fsum(by_tag[tag].values()))
+        jobs = sorted(
+            (tag for tag in by_tag if tag not in SPECIAL_TAGS), key=lambda tag: -math.fsum(by_tag[tag].values())
+        )
 
         def per_day(tags: Sequence[str]) -> list[float]:
             return [math.fsum(by_tag[tag].get(d, 0.0) for tag in tags if tag in by_tag) for d in days]
 
         stacks = [(tag, COLORS[i], per_day([tag])) for i, tag in enumerate(jobs[:TOP_TAGS])]
-        stacks += [(OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)"])),
-                   ("(idle)", IDLE_COLOR, per_day(["(idle)"]))]
+        stacks += [
+            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)"])),
+            ("(idle)", IDLE_COLOR, per_day(["(idle)"])),
+        ]
         idle_day = [self.idle_per_day.get(d, 0.0) for d in days]
         self.query_one("#spend-bars", StackedBars).set_data(days, stacks, idle_day)
         legend = Text(no_wrap=True, overflow="ellipsis")
@@ -258,11 +265,16 @@ class SpendScreen(Screen):
             s = r.sums
             util = s["effective_gpu_hours"] / s["util_gpu_hours"] if s["util_gpu_hours"] > 0 else None
             daily = [r.daily_cost.get(d, 0.0) for d in days]
-            table.add_row(Text(r.key[:24]), Text(sparkline(daily, len(daily), top)),
-                          Text(money(s["cost_usd"]), justify="right"), Text(pct(util, fraction=True), justify="right"),
-                          Text(money(s["idle_usd"]), justify="right"), Text(hours(s["gpu_hours"]), justify="right"),
-                          Text(r.host),
-                          key=str(i))
+            table.add_row(
+                Text(r.key[:24]),
+                Text(sparkline(daily, len(daily), top)),
+                Text(money(s["cost_usd"]), justify="right"),
+                Text(pct(util, fraction=True), justify="right"),
+                Text(money(s["idle_usd"]), justify="right"),
+                Text(hours(s["gpu_hours"]), justify="right"),
+                Text(r.host),
+                key=str(i),
+            )
         self.show_histogram()
 
     def show_histogram(self) -> None:
@@ -309,7 +321,6 @@ class SpendScreen(Screen):
             self.app.pop_screen()
         else:
             self.app.exit()
-
 
 
 def open_spend(app, db_path: Path | None = None) -> None:

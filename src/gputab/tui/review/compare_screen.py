@@ -61,14 +61,20 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare", DataTable)
-        table.add_columns("figure", literal(f"A {self.name_a}", cells=28), literal(f"B {self.name_b}", cells=28),
-                          "B - A", "change")
+        table.add_columns(
+            "figure", literal(f"A {self.name_a}", cells=28), literal(f"B {self.name_b}", cells=28), "B - A", "change"
+        )
         for label, key, fmt, fmt_diff in ROWS:
             va, vb = self.a.get(key), self.b.get(key)
             diff, rel = difference(va, vb)
-            table.add_row(Text(label), Text(fmt(va), justify="right"), Text(fmt(vb), justify="right"),
-                          Text(NA if diff is None else fmt_diff(diff), justify="right"),
-                          Text(NA if rel is None else f"{rel * 100:+.1f}%", justify="right"), key=key)
+            table.add_row(
+                Text(label),
+                Text(fmt(va), justify="right"),
+                Text(fmt(vb), justify="right"),
+                Text(NA if diff is None else fmt_diff(diff), justify="right"),
+                Text(NA if rel is None else f"{rel * 100:+.1f}%", justify="right"),
+                key=key,
+            )
         table.focus()
 
     def action_back(self) -> None:

@@ -55,12 +55,23 @@ def load_rows(db_path: Path) -> list[SessionRow]:
         for rec in iter_sessions(store, sorted(listed, reverse=True)):
             t = session_totals(rec)
             start = rec.started_wall or 0.0
-            rows.append(SessionRow(
-                id=rec.id, host=rec.host or "?", start=rec.started_at, started_wall=start,
-                end_wall=start + (t["duration_s"] or 0.0), duration_s=t["duration_s"], gpus=t["gpu_count"],
-                cost_usd=t["cost_usd"], idle_cost_usd=t["idle_cost_usd"], avg_utilization=t["avg_utilization"],
-                end_reason=listed[rec.id]["end_reason"], tags=tuple(rec.tags), totals=t,
-            ))
+            rows.append(
+                SessionRow(
+                    id=rec.id,
+                    host=rec.host or "?",
+                    start=rec.started_at,
+                    started_wall=start,
+                    end_wall=start + (t["duration_s"] or 0.0),
+                    duration_s=t["duration_s"],
+                    gpus=t["gpu_count"],
+                    cost_usd=t["cost_usd"],
+                    idle_cost_usd=t["idle_cost_usd"],
+                    avg_utilization=t["avg_utilization"],
+                    end_reason=listed[rec.id]["end_reason"],
+                    tags=tuple(rec.tags),
+                    totals=t,
+                )
+            )
     return rows
 
 
@@ -124,8 +135,14 @@ def parse_filter(text: str) -> Filter:
 
 
 SORTS: tuple[tuple[str, str], ...] = (
-    ("start", "started_wall"), ("duration", "duration_s"), ("host", "host"), ("GPUs", "gpus"),
-    ("cost", "cost_usd"), ("idle", "idle_cost_usd"), ("util", "avg_utilization"), ("end", "end_reason"),
+    ("start", "started_wall"),
+    ("duration", "duration_s"),
+    ("host", "host"),
+    ("GPUs", "gpus"),
+    ("cost", "cost_usd"),
+    ("idle", "idle_cost_usd"),
+    ("util", "avg_utilization"),
+    ("end", "end_reason"),
     ("id", "id"),
 )
 """Sort column label -> SessionRow attribute, in the order the sort key cycles through them."""
@@ -145,8 +162,14 @@ def job_figures(job: dict) -> dict:
 
 
 COMPARED: tuple[str, ...] = (
-    "cost_usd", "gpu_hours", "effective_gpu_hours", "avg_utilization", "cost_per_effective_gpu_hour_usd",
-    "energy_kwh", "samples", "cost_per_sample_usd",
+    "cost_usd",
+    "gpu_hours",
+    "effective_gpu_hours",
+    "avg_utilization",
+    "cost_per_effective_gpu_hour_usd",
+    "energy_kwh",
+    "samples",
+    "cost_per_sample_usd",
 )
 """The figures side by side in a comparison, in order."""
 

@@ -36,8 +36,10 @@ def parse_count(text: str) -> int:
     return int(text.replace(",", "").replace("_", ""))
 
 
-HELP = ("--set: these become the job's totals for the session (to add instead: gputab samples TAG --add N) · "
-        "Enter: set · Tab: next · Esc: cancel")
+HELP = (
+    "--set: these become the job's totals for the session (to add instead: gputab samples TAG --add N) · "
+    "Enter: set · Tab: next · Esc: cancel"
+)
 
 
 class SamplesDialog(ModalScreen[tuple[int, int] | None]):
@@ -61,10 +63,16 @@ class SamplesDialog(ModalScreen[tuple[int, int] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="samples-dialog"):
             yield Label(Text.assemble("Set samples and tokens of ", literal(self.tag)), id="samples-heading")
-            yield Input(value="" if self.samples is None else str(self.samples), placeholder="samples, e.g. 200000",
-                        id="samples-input")
-            yield Input(value="" if self.tokens is None else str(self.tokens), placeholder="tokens, e.g. 50000000",
-                        id="tokens-input")
+            yield Input(
+                value="" if self.samples is None else str(self.samples),
+                placeholder="samples, e.g. 200000",
+                id="samples-input",
+            )
+            yield Input(
+                value="" if self.tokens is None else str(self.tokens),
+                placeholder="tokens, e.g. 50000000",
+                id="tokens-input",
+            )
             yield Static(HELP, id="samples-help", markup=False)
             yield Static("", id="samples-error", markup=False)
 

@@ -105,8 +105,11 @@ class SessionScreen(Screen):
             for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
                 value = job.get(key)
                 if i == 0:
-                    cells.append(literal(("*" if value in self.marked else " ") + value
-                                         + (" ?" if job.get("unknown_price") else "")))
+                    cells.append(
+                        literal(
+                            ("*" if value in self.marked else " ") + value + (" ?" if job.get("unknown_price") else "")
+                        )
+                    )
                 else:
                     cells.append(Text(fmt(value), justify="right"))
             table.add_row(*cells, key=job["tag"])
@@ -116,10 +119,13 @@ class SessionScreen(Screen):
         end = (info["end"] or "now").replace("T", " ").removesuffix("Z")
         start = (info["start"] or "-").replace("T", " ").removesuffix("Z")
         marked = f" · marked: {', '.join(self.marked)}" if self.marked else ""
-        self.query_one("#session-head", Static).update(literal(
-            f"Session {self.session_id} on {info['host']} · {start} → {end} UTC ({info['end_reason'] or 'open'}) · "
-            f"{duration(info['duration_s'])} · {len(self.record.gpus)} GPUs · {money(info['cost_usd'])}{marked}",
-            wrap=True))
+        self.query_one("#session-head", Static).update(
+            literal(
+                f"Session {self.session_id} on {info['host']} · {start} → {end} UTC ({info['end_reason'] or 'open'}) · "
+                f"{duration(info['duration_s'])} · {len(self.record.gpus)} GPUs · {money(info['cost_usd'])}{marked}",
+                wrap=True,
+            )
+        )
 
     def _charts(self, series: dict) -> list:
         """Three charts on fixed scales: every GPU's utilization (0-100 %), every GPU's power (0 to a round figure
@@ -139,16 +145,18 @@ class SessionScreen(Screen):
         util = tuple(Line(f"GPU {i}", t, known(g["utilization"], 100.0), c) for (i, g), c in zip(gpus.items(), colors))
         power = tuple(Line(f"GPU {i}", t, known(g["power_w"]), c) for (i, g), c in zip(gpus.items(), colors))
         top_w = nice_ceiling(max((v for line in power for v in line.values if v == v), default=0.0))
-        jobs = tuple(Line(j["tag"], t, known(series["jobs"].get(j["tag"], [])[:len(t)]), c)
-                     for j, c in zip(self.jobs, colors))
+        jobs = tuple(
+            Line(j["tag"], t, known(series["jobs"].get(j["tag"], [])[: len(t)]), c) for j, c in zip(self.jobs, colors)
+        )
         top_usd = nice_ceiling(max((j.get("cost_usd") or 0.0 for j in self.jobs), default=0.0))
         specs = (
             ChartSpec("Cumulative $ per job", jobs, top_usd, 0.0, t1, y_fmt=money),
             ChartSpec("GPU utilization, 0-100 %", util, 100.0, 0.0, t1, y_fmt=lambda v: f"{v:.0f}%"),
             ChartSpec(f"GPU power, 0-{top_w:.0f} W", power, top_w, 0.0, t1, y_fmt=lambda v: f"{v:.0f}W"),
         )
-        out: list = [Static(f"Over the session (0:00:00 → {duration(t[-1])}, {len(t)} points)",
-                            classes="chart-heading")]
+        out: list = [
+            Static(f"Over the session (0:00:00 → {duration(t[-1])}, {len(t)} points)", classes="chart-heading")
+        ]
         for spec in specs:
             chart = Chart(classes="chart")
             chart.plot(spec)
@@ -179,12 +187,12 @@ class SessionScreen(Screen):
             from gputab.store.queries import live_refusal
 
             # Refused before any typing: the recorder owns a live session's counts.
-            self.notify(live_refusal(self.session_id), title="cannot set samples now", severity="warning",
-                        markup=False)
+            self.notify(live_refusal(self.session_id), title="cannot set samples now", severity="warning", markup=False)
             return
         job = self.job(tag)
-        self.app.push_screen(SamplesDialog(tag, job.get("samples"), job.get("tokens")),
-                             lambda counts: self._store_samples(tag, counts))
+        self.app.push_screen(
+            SamplesDialog(tag, job.get("samples"), job.get("tokens")), lambda counts: self._store_samples(tag, counts)
+        )
 
     def _is_live(self) -> bool:
         from gputab.store import Store
@@ -206,8 +214,12 @@ class SessionScreen(Screen):
         self.jobs = [updated if j["tag"] == tag else j for j in self.jobs]
         self.fill_jobs()
         per = updated.get("cost_per_sample_usd")
-        self.notify(f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
-                    f"{'-' if per is None else f'${per:.6f}'} per sample", title="stored", markup=False)
+        self.notify(
+            f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
+            f"{'-' if per is None else f'${per:.6f}'} per sample",
+            title="stored",
+            markup=False,
+        )
 
     def action_mark(self) -> None:
         """Mark or unmark the job under the cursor, for compare."""

@@ -62,8 +62,10 @@ class SessionsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="sessions-title")
-        yield Input(placeholder="filter: tag:llama host:box since:7d until:2026-02-01 (/ to edit, Enter: list)",
-                    id="sessions-filter")
+        yield Input(
+            placeholder="filter: tag:llama host:box since:7d until:2026-02-01 (/ to edit, Enter: list)",
+            id="sessions-filter",
+        )
         yield Static("", id="sessions-filter-error")
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static("", id="sessions-empty")
@@ -101,21 +103,35 @@ class SessionsScreen(Screen):
             table.move_cursor(row=table.get_row_index(str(current)))
         arrow = "↓" if self.descending else "↑"
         self.query_one("#sessions-title", Static).update(
-            f"Sessions: {len(self.shown)} of {len(self.rows)} · sorted by {label} {arrow} · "
-            f"{len(self.marked)} marked")
+            f"Sessions: {len(self.shown)} of {len(self.rows)} · sorted by {label} {arrow} · {len(self.marked)} marked"
+        )
         empty = self.query_one("#sessions-empty", Static)
         empty.display = not self.shown
-        empty.update(literal("No sessions match the filter." if self.rows else
-                             f"No sessions yet in {self.db_path}; record one with `gputab record`.", wrap=True))
+        empty.update(
+            literal(
+                "No sessions match the filter."
+                if self.rows
+                else f"No sessions yet in {self.db_path}; record one with `gputab record`.",
+                wrap=True,
+            )
+        )
 
     def _cells(self, r: SessionRow) -> list:
         # Every cell is made literal by the caller (literal_row): hosts and tags are anyone's text.
         tags = ", ".join(r.tags[:3]) + (f" +{len(r.tags) - 3}" if len(r.tags) > 3 else "")
         start = (r.start or "-").replace("T", " ").removesuffix("Z")[:16]
         return [
-            "*" if r.id in self.marked else " ", str(r.id), start, duration(r.duration_s), fit(clean(r.host), 16), str(r.gpus),
-            Text(money(r.cost_usd), justify="right"), Text(money(r.idle_cost_usd), justify="right"),
-            Text(pct(r.avg_utilization, fraction=True), justify="right"), r.end_reason or "-", tags or "-",
+            "*" if r.id in self.marked else " ",
+            str(r.id),
+            start,
+            duration(r.duration_s),
+            fit(clean(r.host), 16),
+            str(r.gpus),
+            Text(money(r.cost_usd), justify="right"),
+            Text(money(r.idle_cost_usd), justify="right"),
+            Text(pct(r.avg_utilization, fraction=True), justify="right"),
+            r.end_reason or "-",
+            tags or "-",
         ]
 
     def selected_id(self) -> int | None:
@@ -205,8 +221,9 @@ class SessionsScreen(Screen):
             self.notify(f"mark two sessions with m to compare them ({len(self.marked)} marked)", severity="warning")
             return
         a, b = (self.row(sid) for sid in self.marked)
-        self.app.push_screen(CompareScreen(f"session {a.id}", session_figures(a), f"session {b.id}",
-                                           session_figures(b)))
+        self.app.push_screen(
+            CompareScreen(f"session {a.id}", session_figures(a), f"session {b.id}", session_figures(b))
+        )
 
     def action_export(self) -> None:
         """Export the marked sessions, or the one under the cursor, as the ``gputab export --csv`` job rows."""

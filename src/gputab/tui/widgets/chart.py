@@ -88,8 +88,7 @@ class ChartSpec:
     legend: bool = True
 
 
-def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float,
-             px: int) -> list[float | None]:
+def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float, px: int) -> list[float | None]:
     """The series resampled to ``px`` dot columns: the last value falling in each column (None: no point there,
     NaN: a point that was not available)."""
     out: list[float | None] = [None] * px
@@ -115,8 +114,9 @@ def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: flo
 def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
     """``height`` lines of at most ``width`` cells: legend, plot rows with y labels, time axis."""
     if width < 16 or height < MIN_HEIGHT:
-        return [Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)),
-                     style="dim")][:height]
+        return [
+            Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)), style="dim")
+        ][:height]
     top_label, bottom_label = spec.y_fmt(spec.y_max), spec.y_fmt(spec.y_min)
     mid_value = (spec.y_max + spec.y_min) / 2
     mid_label = spec.y_fmt(mid_value)
@@ -193,9 +193,9 @@ def _time_axis(t0: float, t1: float, width: int) -> str:
         start = min(max(0, pos - len(label) // 2), width - len(label)) if pos else 0
         if pos == width:
             start = width - len(label)
-        if start < 0 or any(a != "─" for a in axis[max(0, start - 1):start + len(label) + 1]):
+        if start < 0 or any(a != "─" for a in axis[max(0, start - 1) : start + len(label) + 1]):
             continue
-        axis[start:start + len(label)] = label
+        axis[start : start + len(label)] = label
     return "".join(axis)
 
 
@@ -241,8 +241,11 @@ class Chart(Widget):
         dots = max(1, 2 * self.content_size.width)
         step = (new.t1 - new.t0) / dots
         # The axis can stand still while the data moves (a session younger than its window): compare both.
-        return (abs(new.t1 - old.t1) < step and abs(new.t0 - old.t0) < step
-                and abs(_last_time(new) - _last_time(old)) < step)
+        return (
+            abs(new.t1 - old.t1) < step
+            and abs(new.t0 - old.t0) < step
+            and abs(_last_time(new) - _last_time(old)) < step
+        )
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size.width, self.content_size.height
@@ -252,8 +255,11 @@ class Chart(Widget):
             base = self.rich_style
             strips = []
             for text in render_chart(self.spec, width, height):
-                segments = [Segment(s.text, base + s.style if s.style else base)
-                            for s in text.render(_CONSOLE) if s.text != "\n"]
+                segments = [
+                    Segment(s.text, base + s.style if s.style else base)
+                    for s in text.render(_CONSOLE)
+                    if s.text != "\n"
+                ]
                 strips.append(Strip(segments).adjust_cell_length(width, base))
             self._strips = ((width, height), strips)
         strips = self._strips[1]

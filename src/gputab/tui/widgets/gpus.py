@@ -109,8 +109,9 @@ def util_spec(index: int, history: GpuHistory, window: float | None, label: str)
     """GPU ``index``'s utilization over ``window`` on its fixed 0-100 % scale."""
     t, v = history.points(util_key(index), window)
     t0, t1 = history.window(window)
-    return ChartSpec(f"util % ({label})", (Line("util", t, v, "green"),), 100.0, t0, t1,
-                     y_fmt=lambda x: f"{x:.0f}%", legend=False)
+    return ChartSpec(
+        f"util % ({label})", (Line("util", t, v, "green"),), 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%", legend=False
+    )
 
 
 def power_spec(index: int, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
@@ -119,8 +120,15 @@ def power_spec(index: int, history: GpuHistory, window: float | None, label: str
     t, v = history.points(power_key(index), window)
     t0, t1 = history.window(window)
     top = history.power_limits.get(index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
-    return ChartSpec(f"power W, 0 to limit ({label})", (Line("power", t, v, "yellow"),), top, t0, t1,
-                     y_fmt=lambda x: f"{x:.0f}W", legend=False)
+    return ChartSpec(
+        f"power W, 0 to limit ({label})",
+        (Line("power", t, v, "yellow"),),
+        top,
+        t0,
+        t1,
+        y_fmt=lambda x: f"{x:.0f}W",
+        legend=False,
+    )
 
 
 class GpuCard(Vertical):
@@ -154,7 +162,8 @@ class GpuCard(Vertical):
         price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
         self.border_title = literal(f"GPU {g.index}  {g.model_key or '?'}")
         self.query_one("#gpu-title", Static).update(
-            Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False)
+            Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False
+        )
         if g.lost:
             self.query_one("#gpu-figures", Static).update(LOST, layout=False)
             return
@@ -162,9 +171,13 @@ class GpuCard(Vertical):
         power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
         temp = fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C"
         figures = Text.assemble(
-            "util  ", fmt.bar(util, BAR, fmt.pct(g.utilization_pct)),
-            "  VRAM ", fmt.bar(g.memory_fraction, BAR, memory_label(g)), "\n",
-            "power ", fmt.bar(power, BAR, power_label(g)),
+            "util  ",
+            fmt.bar(util, BAR, fmt.pct(g.utilization_pct)),
+            "  VRAM ",
+            fmt.bar(g.memory_fraction, BAR, memory_label(g)),
+            "\n",
+            "power ",
+            fmt.bar(power, BAR, power_label(g)),
             f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
         )
         self.query_one("#gpu-figures", Static).update(figures, layout=False)

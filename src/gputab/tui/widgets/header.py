@@ -32,11 +32,18 @@ def header_text(frame: Frame) -> Text:
         state.append(f" ({clean(frame.state_note)})", style="")
     jobs = sum(1 for j in frame.jobs if not j.special)
     return Text.assemble(
-        literal(frame.host, "bold"), f"  {session}  started {started_label(frame.started_wall)}  up ",
-        fmt.duration(frame.elapsed_s), host_note_label(frame), "\n",
-        "spent ", (fmt.money(frame.total_cost_usd), "bold"),
-        "  burn ", (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),
-        f"  {len(frame.gpus)} GPUs  {jobs} jobs  ", alerts_label(frame), state,
+        literal(frame.host, "bold"),
+        f"  {session}  started {started_label(frame.started_wall)}  up ",
+        fmt.duration(frame.elapsed_s),
+        host_note_label(frame),
+        "\n",
+        "spent ",
+        (fmt.money(frame.total_cost_usd), "bold"),
+        "  burn ",
+        (fmt.rate(frame.burn_rate_usd_per_hour), "bold"),
+        f"  {len(frame.gpus)} GPUs  {jobs} jobs  ",
+        alerts_label(frame),
+        state,
     )
 
 

@@ -41,8 +41,15 @@ def burn_spec(history: GpuHistory, window: float | None, label: str) -> ChartSpe
     t, v = history.points(BURN, window)
     t0, t1 = history.window(window)
     top = history.max_burn or nice_ceiling(max((x for x in v if x == x), default=0.0))
-    return ChartSpec(f"burn $/h, 0 to all GPUs' price ({label})", (Line("burn", t, v, "red"),), top, t0, t1,
-                     y_fmt=lambda x: fmt.rate(x).removesuffix("/h"), legend=False)
+    return ChartSpec(
+        f"burn $/h, 0 to all GPUs' price ({label})",
+        (Line("burn", t, v, "red"),),
+        top,
+        t0,
+        t1,
+        y_fmt=lambda x: fmt.rate(x).removesuffix("/h"),
+        legend=False,
+    )
 
 
 class MoneyCharts(Horizontal):
