@@ -104,10 +104,6 @@ class LiteralNotifications:
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
-        super().notify(
-            clean(message),
-            title=clean(title),
-            severity=severity,  # type: ignore[misc]
-            timeout=timeout,
-            markup=False,
+        super().notify(  # type: ignore[misc]  # a mixin: the App or Widget it is mixed into has notify
+            clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False
         )
