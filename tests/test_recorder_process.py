@@ -8,6 +8,7 @@ import re
 import resource
 import selectors
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -134,8 +135,15 @@ def test_kill_9_leaves_a_crashed_session_that_lost_at_most_one_commit(config):
     rec.proc.wait(timeout=10)
     (s,) = cli_json("--demo", "sessions")  # any command that opens the database closes the orphan
     assert s["end_reason"] == "crashed"
-    end = s["duration_seconds"] + time.mktime(time.strptime(s["started_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-    lost = killed_at - end
+    # The last committed tick, exactly (the public times are whole seconds): what the crash kept.
+    from gputab.paths import default_db
+
+    conn = sqlite3.connect(f"file:{default_db(True)}?mode=ro", uri=True)
+    try:
+        (last_wall,) = conn.execute("SELECT last_wall FROM sessions WHERE id = ?", [s["id"]]).fetchone()
+    finally:
+        conn.close()
+    lost = killed_at - last_wall
     assert lost <= COMMIT + INTERVAL + 1.0, f"lost {lost:.2f} s"
     show = cli_json("--demo", "show", str(s["id"]))
     assert show["total"]["cost_usd"] >= seen["total"]["cost_usd"] > 0
@@ -143,6 +151,31 @@ def test_kill_9_leaves_a_crashed_session_that_lost_at_most_one_commit(config):
         after = next(j for j in show["jobs"] if j["tag"] == job["tag"])
         assert after["cost_usd"] >= job["cost_usd"]
     _check_session(show)
+
+
+def _committed_ticks() -> int:
+    from gputab.paths import default_db
+
+    conn = sqlite3.connect(f"file:{default_db(True)}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT ticks FROM sessions ORDER BY id DESC LIMIT 1").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_readers_mid_run_never_stop_the_recorders_commits(config):
+    """A reader (here `sessions`, in another process) must not take itself for the last connection: a recorder that
+    had lost its locks (a file of the database opened and closed by gputab itself) had its log deleted under it."""
+    rec = Rec("--demo")
+    rec.wait_for(r"recording session")
+    time.sleep(1.0)
+    for _ in range(2):
+        cli_json("--demo", "sessions")
+        before = _committed_ticks()
+        time.sleep(1.2)  # three commit intervals
+        assert _committed_ticks() > before
+    rec.stop()
+    assert rec.proc.returncode == 0
 
 
 def test_a_second_recorder_is_refused_naming_the_first(config):

@@ -40,6 +40,10 @@ class UntrustedDirectory(StoreError):
     """The database directory lets other users replace files in it (or the file is theirs); gputab won't write."""
 
 
+_SQLITE_NOTADB = 26
+"""SQLITE_NOTADB: the file is not a database."""
+
+
 def lock_path_for(path: Path) -> Path:
     """The writer lock of the database file at ``path``: named after the resolved path, so every alias finds it."""
     return Path(os.path.realpath(path) + ".lock")
@@ -72,16 +76,10 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
         raise StoreError(f"{path} is not a regular file (a FIFO, device or socket); give --db a database file")
     if st.st_size == 0:
         return "empty"
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(len(_SQLITE_HEADER))
-    except OSError:
-        header = _SQLITE_HEADER  # unreadable just now (permissions): let SQLite say what is wrong
-    if header != _SQLITE_HEADER:
-        raise NotGputabDatabase(
-            f"{path} is not a SQLite database, so not a gputab one; gputab leaves it "
-            f"untouched: give --db a new file or a gputab database"
-        )
+    # Never open the file ourselves (to read its header, say): closing any descriptor of a file drops every POSIX
+    # lock this process holds on it, SQLite's own included, and a recorder that lost them lets another process's
+    # reader take itself for the last connection and delete the write-ahead log under it. SQLite reads the header
+    # and answers SQLITE_NOTADB for a file that is not a database.
     conn = sqlite3.connect(_ro_uri(path, immutable), uri=True, timeout=busy_ms / 1000)
     try:
         kind = identify(conn)
@@ -94,11 +92,26 @@ def inspect_database(path: Path, busy_ms: int = READ_BUSY_MS, immutable: bool = 
             )
         return kind
     except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_NOTADB and not _sqlite_header(path):
+            raise NotGputabDatabase(
+                f"{path} is not a SQLite database, so not a gputab one; gputab leaves it "
+                f"untouched: give --db a new file or a gputab database"
+            ) from None
         if damaged(exc):
             raise damaged_error(path, exc) from None
         raise
     finally:
         conn.close()
+
+
+def _sqlite_header(path: Path) -> bool:
+    """Whether the file starts with SQLite's header; read only after SQLite refused it as not a database (so no
+    connection of this process is open on it, and closing this descriptor cannot drop a lock SQLite holds)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return True  # unreadable: let the damaged-file message stand
 
 
 def damaged(exc: BaseException) -> bool:
