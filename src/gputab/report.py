@@ -29,6 +29,7 @@ import threading
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 FLUSH_SECONDS = 1.0
 """The most often a process rewrites its spool file."""
@@ -266,24 +267,8 @@ class _CallableModule(types.ModuleType):
     """Importing ``gputab.report`` binds this module as the package attribute ``report``, hiding the
     function ``gputab.report()`` that training scripts call; calling the module calls the function."""
 
-    def __call__(
-        self,
-        samples: int = 0,
-        tokens: int = 0,
-        tag: str | None = None,
-        *,
-        total_samples: int | None = None,
-        total_tokens: int | None = None,
-        progress: float | None = None,
-    ) -> None:
-        report(
-            samples=samples,
-            tokens=tokens,
-            tag=tag,
-            total_samples=total_samples,
-            total_tokens=total_tokens,
-            progress=progress,
-        )
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        report(*args, **kwargs)  # the one signature is report()'s
 
 
 sys.modules[__name__].__class__ = _CallableModule
