@@ -89,9 +89,9 @@ def test_one_owner_gets_a_bounded_number_of_tags_per_read(shared_spool, tmp_path
 
 
 def test_an_owner_with_too_many_files_is_remembered_up_to_a_bound(shared_spool, tmp_path, monkeypatch):
-    import gputab.spool
+    import gputab.spool_reader
 
-    monkeypatch.setattr(gputab.spool, "KNOWN_PER_OWNER", 5)
+    monkeypatch.setattr(gputab.spool_reader, "KNOWN_PER_OWNER", 5)
     rec = demo_recorder(tmp_path / "g.db", shared_spool)
     rec.start()
     reporter(FLOOD.format(files=20), shared_spool, NOBODY)  # 22 files
