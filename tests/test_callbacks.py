@@ -155,13 +155,17 @@ def test_lightning_protocol_reports_samples_and_progress(tmp_path):
     assert spool_docs(tmp_path / "other") == []
 
 
-@pytest.mark.gpu
-def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
-    """A tiny model trained by the real Trainer with the callback: the spool holds its samples and progress."""
-    pytest.importorskip("transformers")
+def needs_a_gpu_and(framework: str) -> None:
+    pytest.importorskip(framework)
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
+
+
+@pytest.mark.gpu
+def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
+    """A tiny model trained by the real Trainer with the callback: the spool holds its samples and progress."""
+    needs_a_gpu_and("transformers")
     run_script(
         """
         import torch
@@ -192,10 +196,7 @@ def test_a_real_trainer_on_a_gpu_reports_what_it_trained(tmp_path):
 @pytest.mark.gpu
 def test_a_real_lightning_run_on_a_gpu_reports_what_it_trained(tmp_path):
     """A tiny LightningModule trained by the real Lightning Trainer with the callback on one GPU."""
-    pytest.importorskip("lightning")
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+    needs_a_gpu_and("lightning")
     run_script(
         """
         import lightning as L
