@@ -80,6 +80,10 @@ def test_the_exact_tag_wins_then_the_glob_with_the_most_literal_characters():
     assert resolve(budgets, "(idle)") is None and resolve(budgets, "(unobserved)") is None  # gputab's own rows
     assert resolve([Budget("Sweep-*", 1.0)], "sweep-1") is None  # case-sensitive, like tags
     assert resolve([Budget("a?c", 1.0), Budget("?bc", 2.0)], "abc").cap_usd == 1.0  # equals: the first
+    # The demo's own budget for its fine-tune holds it only where no other budget matches it.
+    demo = Budget("llama3-8b-lora", 15.0, origin="demo")
+    assert resolve([demo, Budget("llama3-*", 5.0)], "llama3-8b-lora").cap_usd == 5.0
+    assert resolve([demo, Budget("eval", 5.0)], "llama3-8b-lora") is demo
 
 
 def test_a_later_layer_wins_for_the_same_glob_in_the_first_ones_place():

@@ -92,9 +92,10 @@ class Budget:
         return tag not in SPECIAL_TAGS and fnmatchcase(tag, self.tag)
 
     @property
-    def specificity(self) -> tuple[bool, int]:
-        """Exact tags first, then globs by their literal characters: the key :func:`resolve` picks the most of."""
-        return (not self.is_glob, sum(1 for c in self.tag if c not in GLOB_CHARS))
+    def specificity(self) -> tuple[bool, bool, int]:
+        """What :func:`resolve` picks the most of: any budget over the demo's own defaults, then exact tags, then
+        globs by their literal characters."""
+        return (self.origin != "demo", not self.is_glob, sum(1 for c in self.tag if c not in GLOB_CHARS))
 
     def to_json(self) -> dict:
         return {
@@ -145,7 +146,7 @@ def next_period_start(period: str, wall: float) -> float | None:
 
 def resolve(budgets: Iterable[Budget], tag: str) -> Budget | None:
     """The budget that holds ``tag``: its exact one, else the matching glob with the most literal characters (the
-    first of equals); None when none matches."""
+    first of equals); the demo's own budgets only where no other matches. None when none matches."""
     best: Budget | None = None
     for b in budgets:
         if b.matches(tag) and (best is None or b.specificity > best.specificity):
