@@ -80,6 +80,9 @@ def test_the_exact_tag_wins_then_the_glob_with_the_most_literal_characters():
     assert resolve(budgets, "(idle)") is None and resolve(budgets, "(unobserved)") is None  # gputab's own rows
     assert resolve([Budget("Sweep-*", 1.0)], "sweep-1") is None  # case-sensitive, like tags
     assert resolve([Budget("a?c", 1.0), Budget("?bc", 2.0)], "abc").cap_usd == 1.0  # equals: the first
+    # A tag may itself hold glob characters: its own budget is its own, not a pattern that misses it.
+    assert resolve([Budget("*", 1.0), Budget("x[/y]", 2.0)], "x[/y]").cap_usd == 2.0
+    assert resolve([Budget("run[1]", 3.0)], "run[1]").cap_usd == 3.0
     # The demo's own budget for its fine-tune holds it only where no other budget matches it.
     demo = Budget("llama3-8b-lora", 15.0, origin="demo")
     assert resolve([demo, Budget("llama3-*", 5.0)], "llama3-8b-lora").cap_usd == 5.0

@@ -88,14 +88,14 @@ class Budget:
         return any(c in GLOB_CHARS for c in self.tag)
 
     def matches(self, tag: str) -> bool:
-        """Whether this budget's glob matches ``tag`` (gputab's own rows, ``(idle)`` and ``(unobserved)``, never)."""
-        return tag not in SPECIAL_TAGS and fnmatchcase(tag, self.tag)
+        """Whether this budget's glob matches ``tag``, or is ``tag`` itself (a tag may hold ``[``, ``*`` or ``?``);
+        gputab's own rows, ``(idle)`` and ``(unobserved)``, never."""
+        return tag not in SPECIAL_TAGS and (tag == self.tag or fnmatchcase(tag, self.tag))
 
-    @property
-    def specificity(self) -> tuple[bool, bool, int]:
-        """What :func:`resolve` picks the most of: any budget over the demo's own defaults, then exact tags, then
-        globs by their literal characters."""
-        return (self.origin != "demo", not self.is_glob, sum(1 for c in self.tag if c not in GLOB_CHARS))
+    def specificity(self, tag: str) -> tuple[bool, bool, int]:
+        """What :func:`resolve` picks the most of for ``tag``: any budget over the demo's own defaults, then the
+        tag itself, then globs by their literal characters."""
+        return (self.origin != "demo", tag == self.tag, sum(1 for c in self.tag if c not in GLOB_CHARS))
 
     def to_json(self) -> dict:
         return {
@@ -149,7 +149,7 @@ def resolve(budgets: Iterable[Budget], tag: str) -> Budget | None:
     first of equals); the demo's own budgets only where no other matches. None when none matches."""
     best: Budget | None = None
     for b in budgets:
-        if b.matches(tag) and (best is None or b.specificity > best.specificity):
+        if b.matches(tag) and (best is None or b.specificity(tag) > best.specificity(tag)):
             best = b
     return best
 
@@ -293,10 +293,12 @@ class BudgetBook:
             self._current[period] = start
         return rolled
 
-    def spent(self, budget: Budget, tag: str, cost_now: float, wall: float) -> float:
+    def spent(self, budget: Budget, tag: str, cost_now: float, wall: float, start: float | None = None) -> float:
         """What ``tag`` spent in ``budget``'s current period: carried offset + this session's cost now (an
-        uncarried period counts this session only)."""
-        offsets = self._offsets.get((budget.period, period_start(budget.period, wall)), {})
+        uncarried period counts this session only). ``start``: the period's start at ``wall``, if known."""
+        if start is None:
+            start = period_start(budget.period, wall)
+        offsets = self._offsets.get((budget.period, start), {})
         return offsets.get(tag, 0.0) + cost_now
 
 
@@ -377,100 +379,68 @@ def budget_alerts(
     """
     by_tag = {str(j["tag"]): j for j in jobs}
     rolled = book.roll(wall, {tag: float(j.get("cost_usd") or 0.0) for tag, j in by_tag.items()})
-    active = [k for k in active if k[0] in BUDGET_KINDS]
-    for key in active:
+    for key in [k for k in active if k[0] in BUDGET_KINDS]:
         budget = book.budget_for(key[1])
         if budget is None or budget.period in rolled:  # the cap was lifted, or a new period starts from zero
             want(key, None)
-    tags = {t for t in by_tag if book.budget_for(t) is not None}
-    tags |= {b.tag for b in book.budgets if not b.is_glob}
-    for tag in sorted(tags):
+    # The budgets' own tags first, in the order they were given, then the jobs a glob holds (costliest first).
+    tags = dict.fromkeys([b.tag for b in book.budgets if not b.is_glob or b.tag in by_tag] + list(by_tag))
+    starts = {b.period: period_start(b.period, wall) for b in book.budgets}  # once per tick, not per tag
+    for tag in tags:
         budget = book.budget_for(tag)
         if budget is None:
             continue
         job = by_tag.get(tag)
         cost = float(job.get("cost_usd") or 0.0) if job else 0.0
-        spent = book.spent(budget, tag, cost, wall)
+        start = starts[budget.period]
+        spent = book.spent(budget, tag, cost, wall, start)
         raw = job.get("projected_cost_usd") if job else None
-        status = BudgetStatus(
-            tag,
-            budget,
-            spent,
-            float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0,
-            period_start(budget.period, wall),
-            spent - cost + float(raw) if raw is not None else None,
-        )
-        _want_status(status, wall, warn_pct, job, want)
+        burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
+        projected = spent - cost + float(raw) if raw is not None else None
+        _want_status(BudgetStatus(tag, budget, spent, burn, start, projected), wall, warn_pct, job, want)
 
 
 def _want_status(s: BudgetStatus, wall: float, warn_pct: float, job: Mapping[str, Any] | None, want: Want) -> None:
-    tag, cap, spent, pct = s.tag, s.budget.cap_usd, s.spent_usd, s.spent_pct
+    """Make the three budget alerts of ``s.tag`` agree with ``s``; the text is written only for an alert raised."""
+    tag, cap, spent, pct, period = s.tag, s.budget.cap_usd, s.spent_usd, s.spent_pct, s.budget.period
     exceeded = s.exceeded
-    warning = pct >= warn_pct and not exceeded
-    data = s.data(wall)
-    in_period = "" if s.budget.period == "total" else f" this {s.budget.period}"
-    to_cap, burn = s.seconds_to_cap, s.burn_rate_usd_per_hour or 0.0
-    if to_cap is not None and not exceeded:
-        eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
-    elif exceeded or burn > 0:
-        eta = ""
-    else:
-        eta = "; not burning now"
-    of_budget = f"its {format_money(cap)}{ADJECTIVES[s.budget.period]} budget"
+    in_period = "" if period == "total" else f" this {period}"
+
+    def of_budget() -> str:
+        return f"its {format_money(cap)}{ADJECTIVES[period]} budget"
+
+    def warning() -> Alert:
+        to_cap, burn = s.seconds_to_cap, s.burn_rate_usd_per_hour or 0.0
+        if to_cap is not None:
+            eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
+        else:
+            eta = "" if burn > 0 else "; not burning now"
+        text = f"job {tag}: {format_money(spent)} of {of_budget()} spent{in_period} ({pct:.0f}%){eta}"
+        return Alert(BUDGET_WARNING, WARNING, text, wall, tag=tag, data=s.data(wall))
+
+    def over_cap() -> Alert:
+        text = f"job {tag}: budget exceeded, {format_money(spent)} spent{in_period} of a {format_money(cap)} cap"
+        return Alert(BUDGET_EXCEEDED, CRITICAL, text, wall, tag=tag, data=s.data(wall))
+
     # A budget warning gives way to the exceeded alert: one budget alert per job at a time.
-    want(
-        (BUDGET_WARNING, tag, None),
-        (
-            lambda: Alert(
-                BUDGET_WARNING,
-                WARNING,
-                f"job {tag}: {format_money(spent)} of {of_budget} spent{in_period} ({pct:.0f}%){eta}",
-                wall,
-                tag=tag,
-                data=data,
-            )
-        )
-        if warning
-        else None,
-    )
-    want(
-        (BUDGET_EXCEEDED, tag, None),
-        (
-            lambda: Alert(
-                BUDGET_EXCEEDED,
-                CRITICAL,
-                f"job {tag}: budget exceeded, {format_money(spent)} spent{in_period} of a {format_money(cap)} cap",
-                wall,
-                tag=tag,
-                data=data,
-            )
-        )
-        if exceeded
-        else None,
-    )
+    want((BUDGET_WARNING, tag, None), warning if pct >= warn_pct and not exceeded else None)
+    want((BUDGET_EXCEEDED, tag, None), over_cap if exceeded else None)
     if s.projected_cost_usd is None and not exceeded:
         return  # no forecast now (a pause in the reports): a projection alert stays as it was
     total = s.projected_cost_usd if s.projected_cost_usd is not None and not exceeded else cap
     over = total - cap
-    pdata = {
-        **data,
-        "projected_cost_usd": total if over > 0 else None,
-        "projected_over_usd": over,
-        "eta_seconds": job.get("eta_seconds") if job else None,
-    }
-    want(
-        (BUDGET_PROJECTED, tag, None),
-        (
-            lambda: Alert(
-                BUDGET_PROJECTED,
-                WARNING,
-                f"job {tag}: will exceed {of_budget} by {format_money(over)} at completion "
-                f"(projected {format_money(total)})",
-                wall,
-                tag=tag,
-                data=pdata,
-            )
+
+    def projected() -> Alert:
+        data = {
+            **s.data(wall),
+            "projected_cost_usd": total,
+            "projected_over_usd": over,
+            "eta_seconds": job.get("eta_seconds") if job else None,
+        }
+        text = (
+            f"job {tag}: will exceed {of_budget()} by {format_money(over)} at completion "
+            f"(projected {format_money(total)})"
         )
-        if over > 0
-        else None,
-    )
+        return Alert(BUDGET_PROJECTED, WARNING, text, wall, tag=tag, data=data)
+
+    want((BUDGET_PROJECTED, tag, None), projected if over > 0 else None)

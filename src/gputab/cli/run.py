@@ -233,6 +233,12 @@ def run(
         guard = JobGuard(
             tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=config, stream=sys.stderr, meter=meter
         )
+        stops = f"; stops it at the cap (SIGTERM {grace:g} s after SIGINT)" if stop_at_cap else ""
+        click.echo(
+            f"gputab: watching this run's ${cap:,.2f} budget by itself (no recorder needed), counting only what "
+            f"COMMAND and its children cost{stops}",
+            err=True,
+        )
         try:
             # The first reading is the ledger's baseline; the command's time is charged from its first tick.
             code = run_command(command, tag, watch=guard.check, tick=WATCH_TICK)
