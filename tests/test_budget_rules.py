@@ -118,3 +118,14 @@ def test_named_users_processes_are_signalled_with_the_budgets_grace_and_others_r
     assert act.outcome == REFUSED and act.uid == 65534
     assert "nobody (uid 65534)" in act.reason and "root, ghost" in act.reason
     assert len(sent) == 2  # the SIGINT and SIGTERM to the named user's process only
+
+
+def test_run_refuses_a_grace_period_no_budget_accepts():
+    from click.testing import CliRunner
+
+    from gputab.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli, ["--demo", "run", "-t", "x", "--budget", "5", "--stop-at-cap", "--grace", "1e5", "--", "true"]
+    )
+    assert result.exit_code == 2 and "0<=x<=86400" in result.output

@@ -19,7 +19,7 @@ from click.core import ParameterSource
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
-from gputab.config import MAX_BUDGET_USD
+from gputab.config import MAX_BUDGET_USD, MAX_GRACE_SECONDS
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -172,7 +172,7 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option(
     "--grace",
-    type=FiniteFloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_GRACE_SECONDS),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
