@@ -129,3 +129,16 @@ def test_run_refuses_a_grace_period_no_budget_accepts():
         cli, ["--demo", "run", "-t", "x", "--budget", "5", "--stop-at-cap", "--grace", "1e5", "--", "true"]
     )
     assert result.exit_code == 2 and "0<=x<=86400" in result.output
+
+
+def test_run_takes_the_config_budget_whose_glob_matches_its_tag(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[budgets."sweep-*"]\ncap = 12.5\nstop = true\ngrace = 7\n')
+    env = dict(os.environ, GPUTAB_CONFIG=str(config), GPUTAB_DB=str(tmp_path / "g.db"))
+    run = [sys.executable, "-m", "gputab", "--demo", "run"]
+    held = subprocess.run([*run, "-t", "sweep-3", "--", "true"], env=env, capture_output=True, text=True, timeout=60)
+    assert held.returncode == 0, held.stderr
+    assert "watching this run's $12.50 budget by itself" in held.stderr
+    assert "stops it at the cap (SIGTERM 7 s after SIGINT)" in held.stderr
+    free = subprocess.run([*run, "-t", "eval-1", "--", "true"], env=env, capture_output=True, text=True, timeout=60)
+    assert free.returncode == 0 and free.stderr == ""  # no budget holds it: no watching
