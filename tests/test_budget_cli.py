@@ -162,3 +162,16 @@ def test_list_shows_the_live_recordings_spend_time_to_cap_and_projected_overrun(
     text = gputab("--db", str(db), "budget", "list").stdout
     assert "llama3-*: $5.00 in total [database]" in text
     assert LORA in text and "not recording" in text and "will exceed it by $" in text
+
+
+def test_the_demos_own_budget_gives_way_to_any_other_that_holds_its_tag(tmp_path):
+    db = tmp_path / "demo.db"
+    (demo,) = json.loads(gputab("--demo", "--db", str(db), "budget", "list", "--json").stdout)["budgets"]
+    assert (demo["tag"], demo["cap_usd"], demo["defined_in"]) == (LORA, 15.0, "demo")
+    assert [j["tag"] for j in demo["jobs"]] == [LORA]
+    gputab("--demo", "--db", str(db), "budget", "set", "llama3-*", "2", "--period", "day")
+    doc = json.loads(gputab("--demo", "--db", str(db), "budget", "list", "--json").stdout)
+    budgets = {b["tag"]: b for b in doc["budgets"]}
+    assert budgets[LORA]["jobs"] == []  # its tag is the glob's now (which lists tags once they spend)
+    text = gputab("--demo", "--db", str(db), "budget", "list").stdout
+    assert f"{LORA} is held by the budget 'llama3-*' instead" in text

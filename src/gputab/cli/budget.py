@@ -206,7 +206,9 @@ def budget_report(app: AppContext, wall: float) -> dict:
     for b in budgets:
         start = period_start(b.period, wall)
         spent_by_tag = spends.get(start, {})
-        held = {t for t in spent_by_tag if resolve(budgets, t) == b} | ({b.tag} if not b.is_glob else set())
+        held = {t for t in spent_by_tag if resolve(budgets, t) == b}
+        if not b.is_glob and resolve(budgets, b.tag) == b:
+            held.add(b.tag)  # listed even before it spends anything
         jobs = []
         for tag in sorted(held, key=lambda t: (-spent_by_tag.get(t, 0.0), t)):
             last = latest.get(tag, {})
@@ -249,19 +251,25 @@ def budget_report(app: AppContext, wall: float) -> dict:
 
 def print_report(report: dict) -> None:
     from gputab.alert_record import format_duration, format_money
-    from gputab.budgets import Budget
+    from gputab.budgets import Budget, resolve
 
     if not report["budgets"]:
         click.echo("no budgets: set one with `gputab budget set TAG DOLLARS`, or in the config's [budgets]")
         return
-    for b in report["budgets"]:
-        budget = Budget(b["tag"], b["cap_usd"], b["period"], b["stop"], b["grace_seconds"], tuple(b["users"]))
+    every = [
+        Budget(b["tag"], b["cap_usd"], b["period"], b["stop"], b["grace_seconds"], tuple(b["users"]), b["defined_in"])
+        for b in report["budgets"]
+    ]
+    for b, budget in zip(report["budgets"], every):
         since = ""
         if b["period_start_at"] is not None:
             since = time.strftime(" (this %%s since %Y-%m-%d %H:%M UTC)", time.gmtime(b["period_start_at"]))
             since = since.replace("%s", b["period"])
         click.echo(f"{b['tag']}: {_describe(budget)}{since} [{b['defined_in']}]")
-        if not b["jobs"]:
+        holder = resolve(every, budget.tag)
+        if not b["jobs"] and not budget.is_glob and holder is not None and holder.tag != budget.tag:
+            click.echo(f"  {budget.tag} is held by the budget {holder.tag!r} instead")
+        elif not b["jobs"]:
             click.echo("  nothing spent yet")
         for j in b["jobs"]:
             if j["spent_pct"] >= 100:
