@@ -27,6 +27,7 @@ from gputab.alerts import (
     format_duration,
     format_money,
 )
+from gputab.budgets import Budget
 from gputab.config import AlertsConfig, Config
 from gputab.ledger import IDLE, UNOBSERVED, GpuInterval
 from gputab.sampling.snapshot import GpuSample, Snapshot
@@ -263,7 +264,7 @@ def test_budget_below_warning_is_quiet_and_raising_the_cap_clears():
     ch = eng.update(T0 + 2, [], [], [job("train", 10.6, 1.0)], mono=2.0)
     assert [a.kind for a in ch.cleared] == [BUDGET_EXCEEDED] and ch.raised == ()
     assert ch.cleared[0].ended_at == T0 + 2
-    del eng.budgets["train"]
+    eng.book.define([])  # the cap lifted
     eng.set_budget("other", 1.0)
     assert eng.update(T0 + 3, [], [], [job("train", 99.0, 1.0)], mono=3.0).raised == ()
 
@@ -434,7 +435,7 @@ class RecordingEnforcer:
     def covers(self, tag):
         return tag == "train"
 
-    def stop(self, tag, procs, now, wall):
+    def stop(self, tag, procs, now, wall, budget=None):
         from gputab.enforcement import EnforcementAction
 
         self.calls.append((tag, sorted(procs)))
@@ -447,7 +448,8 @@ class RecordingEnforcer:
 def test_observer_hands_jobs_over_cap_to_the_enforcer_and_records_actions():
     stored = []
     enf = RecordingEnforcer()
-    obs = AlertObserver(AlertEngine(budgets={"train": 1.0, "eval": 1.0}), sink=stored.append, enforcer=enf)
+    budgets = [Budget("train", 1.0, stop=True), Budget("eval", 1.0, stop=True)]
+    obs = AlertObserver(AlertEngine(budgets=budgets), sink=stored.append, enforcer=enf)
     procs = {10: FakeProc("train", 5.0), 11: FakeProc("train", 6.0), 12: FakeProc("eval")}
     obs.on_tick(tick(1, jobs=[job("train", 2.0, 1.0), job("eval", 2.0, 1.0)], processes=procs))
     assert enf.calls == [("train", [(10, 5.0), (11, 6.0)])]  # eval is over its cap too, but not enforced

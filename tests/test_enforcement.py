@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from gputab.alerts import ENFORCEMENT, AlertEngine, AlertObserver
+from gputab.budgets import Budget
 from gputab.enforcement import (
     FAILED,
     GONE,
@@ -262,7 +263,7 @@ def test_alert_observer_stops_a_job_at_its_cap_end_to_end(spawn):
     bystander = python_child(spawn, STUBBORN)
     stored = []
     obs = AlertObserver(
-        AlertEngine(budgets={"train": 5.0}),
+        AlertEngine(budgets=[Budget("train", 5.0, stop=True, grace_seconds=10.0)]),
         sink=stored.append,
         enforcer=BudgetEnforcer(grace_seconds=10.0, tags=["train"]),
     )

@@ -43,8 +43,7 @@ def test_projected_to_exceed_warns_with_the_overrun_and_counts_earlier_spend():
     assert BUDGET_PROJECTED not in kinds(engine)
 
     carried = AlertEngine(budgets={"t": 10.0})
-    carried.carry_spend({"t": 3.0, "other": 99.0})
-    assert carried.prior_spend == {"t": 3.0}  # only budgeted tags
+    carried.book.carry(("total", None), {"t": 3.0, "other": 99.0})  # what earlier sessions spent
     carried.update(0.0, [], [], [job(5.0, projected=9.0)])
     active = kinds(carried)
     assert active[BUDGET_WARNING].data["spent_usd"] == pytest.approx(8.0)  # 3 before + 5 now = 80 %
@@ -85,7 +84,8 @@ def test_a_recorder_restart_does_not_reset_a_budget(tmp_path):
     second = demo_recorder(db, observers=[obs])
     try:
         now = run(second, 15)
-        assert obs.engine.prior_spend[LORA] == pytest.approx(cost1)
+        book = obs.budget_book
+        assert book.spent(book.budget_for(LORA), LORA, 0.0, second.fake_clock.wall()) == pytest.approx(cost1)
         spent = {a.kind: a for a in obs.active}
         # 15 s of this session alone is about a third of the cap: only the carried spend puts the job over it.
         assert now["cost_usd"] < 0.8 * cap

@@ -20,6 +20,9 @@ OPTIONAL = [
     "gputab.export",
     "gputab.metrics",
     "gputab.alerts",
+    "gputab.budgets",
+    "gputab.budget_keeper",
+    "gputab.cli.budget",
 ]
 
 

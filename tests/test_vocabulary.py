@@ -170,6 +170,8 @@ def documents(db: Path) -> dict[str, dict]:
         "prices": run("--demo", "prices", "--json"),
         "samples": run(*d, "samples", "llama3-8b-lora", "--add", "100", "--add-tokens", "5000", "--json"),
     }
+    run(*d, "budget", "set", "llama3-*", "500", "--stop", "--user", "root")
+    docs["budget list"] = run(*d, "budget", "list", "--json")
     for by in ("tag", "user", "gpu", "host", "day", "week"):
         docs[f"spend --by {by}"] = run(*d, "spend", "--by", by, "--since", "2000-01-01", "--json")
     return {name: json.loads(text) for name, text in docs.items()}

@@ -1,8 +1,9 @@
-"""Alert rules and budgets: telling the user when money is being wasted.
+"""Alert rules: telling the user when money is being wasted.
 
-The rules of ../shared/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`), and the adapter
-that plugs them into the recorder (:class:`AlertObserver`): it prints what is raised, hands every change to a sink
-that stores it, runs the user's alert command, and asks the budget enforcer to stop a job at its cap.
+The rules of ../shared/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`; the budget rules
+are in :mod:`gputab.budgets`, the alert record in :mod:`gputab.alert_record`), and the adapter that plugs them into
+the recorder (:class:`AlertObserver`): it prints what is raised, hands every change to a sink that stores it, runs
+the user's alert command, and asks the budget enforcer to stop a job at its cap.
 
 The loop runs every second for months, so every rule keeps O(1) state per job or GPU: the rolling utilization
 average lives in a fixed number of time buckets, the others are "since when" timestamps.
@@ -15,92 +16,31 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import IO, Any
 
 from gputab.alert_command import AlertCommand
+from gputab.alert_record import (  # noqa: F401 - the record and its kinds are imported from here too
+    BUDGET_EXCEEDED,
+    BUDGET_PROJECTED,
+    BUDGET_WARNING,
+    CRITICAL,
+    IDLE_MONEY,
+    KINDS,
+    LOW_UTILIZATION,
+    MEMORY_PRESSURE,
+    SEVERITIES,
+    WARNING,
+    WASTE,
+    Alert,
+    AlertChanges,
+    format_duration,
+    format_money,
+)
+from gputab.budgets import Budget, BudgetBook, as_budgets, budget_alerts, from_caps, from_config, merge
 from gputab.config import AlertsConfig
 from gputab.ledger import IDLE, SPECIAL_TAGS
-
-LOW_UTILIZATION = "low_utilization"
-MEMORY_PRESSURE = "memory_pressure"
-IDLE_MONEY = "idle_money"
-BUDGET_WARNING = "budget_warning"
-BUDGET_EXCEEDED = "budget_exceeded"
-BUDGET_PROJECTED = "budget_projected"
-"""The job's forecast says it will exceed its cap at completion (README "Forecast")."""
-WASTE = "waste"
-"""A job wasted more than ``waste_pct`` % of its cost over the window (README "Alerts")."""
-KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED, WASTE)
-
-WARNING = "warning"
-CRITICAL = "critical"
-SEVERITIES = (WARNING, CRITICAL)
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alert, raised once and cleared at most once. A cleared alert is the same record with ``ended_at`` set.
-
-    Attributes:
-        kind: one of :data:`KINDS`.
-        severity: ``warning`` or ``critical``.
-        message: one line for a human.
-        started_at: wall time (Unix seconds) at which it was raised.
-        tag: the job it is about (job rules), else None.
-        gpu: the GPU index it is about (GPU rules), else None.
-        data: the figures behind it (JSON-safe), e.g. ``projected_seconds_to_cap`` for budgets.
-        ended_at: wall time at which it cleared, None while active.
-    """
-
-    kind: str
-    severity: str
-    message: str
-    started_at: float
-    tag: str | None = None
-    gpu: int | None = None
-    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    ended_at: float | None = None
-
-    @property
-    def key(self) -> tuple[str, str | None, int | None]:
-        """Identity of the condition: at most one active alert per key."""
-        return (self.kind, self.tag, self.gpu)
-
-    @property
-    def active(self) -> bool:
-        return self.ended_at is None
-
-    @property
-    def subject(self) -> str:
-        """What it is about, as one string: the tag, ``gpu N``, or ``host``."""
-        if self.tag is not None:
-            return self.tag
-        return f"gpu {self.gpu}" if self.gpu is not None else "host"
-
-    def to_json(self) -> dict:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "message": self.message,
-            "subject": self.subject,
-            "tag": self.tag,
-            "gpu": self.gpu,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "data": dict(self.data),
-        }
-
-
-@dataclass(frozen=True)
-class AlertChanges:
-    """What one tick changed: alerts newly raised and alerts that cleared."""
-
-    raised: tuple[Alert, ...] = ()
-    cleared: tuple[Alert, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.raised or self.cleared)
 
 
 class RollingSums:
@@ -163,44 +103,24 @@ class _WasteState:
     util: RollingSums
 
 
-def format_duration(seconds: float) -> str:
-    """``3h05m``, ``12m``, ``45s``: short enough for one alert line (``a very long time`` past 100 years)."""
-    if not seconds < 100 * 365 * 86400.0:  # inf and nan too: int() of them raises
-        return "a very long time"
-    s = max(0, int(round(seconds)))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m"
-    return f"{s}s"
-
-
-def format_money(dollars: float) -> str:
-    """``$1,234.50``, ``$0.40``; small sums keep two significant digits (``$0.003``), never ``$0.00`` for money."""
-    if dollars == 0 or abs(dollars) >= 0.1:
-        return f"${dollars:,.2f}"
-    return f"${dollars:.2g}"
-
-
 class AlertEngine:
     """Evaluates the alert rules tick by tick. Pure: it only reads what it is given.
 
     Args:
         config: thresholds and durations (``[alerts]`` of the config file).
-        budgets: tag -> cap in dollars (``[budgets]``, plus ``gputab run --budget``).
+        budgets: :class:`gputab.budgets.Budget` objects, or ``{tag: dollars}`` (``[budgets]``, ``run --budget``).
         job_gone_after: seconds without GPU time after which a job counts as ended (its alerts clear).
     """
 
     def __init__(
         self,
         config: AlertsConfig | None = None,
-        budgets: Mapping[str, float] | None = None,
+        budgets: Mapping[str, float] | Iterable[Budget] | None = None,
         job_gone_after: float = 120.0,
     ) -> None:
         self.config = config or AlertsConfig()
-        self.budgets: dict[str, float] = dict(budgets or {})
-        self.prior_spend: dict[str, float] = {}
-        """Tag -> dollars spent in earlier sessions (see :meth:`carry_spend`): budgets count a job's whole life."""
+        self.book = BudgetBook(as_budgets(budgets))
+        """The budgets and the spend carried into their periods (the recorder's BudgetKeeper fills it)."""
         self.job_gone_after = job_gone_after
         self._active: dict[tuple, Alert] = {}
         self._jobs: dict[str, _JobState] = {}
@@ -214,15 +134,14 @@ class AlertEngine:
         """The alerts now active, oldest first."""
         return sorted(self._active.values(), key=lambda a: (a.started_at, a.kind))
 
-    def set_budget(self, tag: str, cap_usd: float) -> None:
-        """Set or change a job's cap (dollars); the next tick re-evaluates its budget alerts."""
-        if not cap_usd > 0:
-            raise ValueError(f"a budget must be a positive number of dollars, got {cap_usd}")
-        self.budgets[tag] = float(cap_usd)
+    @property
+    def budgets(self) -> Mapping[str, float]:
+        """Glob -> cap in dollars of the budgets in force (read-only: change them through :attr:`book`)."""
+        return MappingProxyType({b.tag: b.cap_usd for b in self.book.budgets})
 
-    def carry_spend(self, spent: Mapping[str, float]) -> None:
-        """What each tag cost before this session (the recorder reads it from the database at start)."""
-        self.prior_spend = {tag: float(usd) for tag, usd in spent.items() if tag in self.budgets}
+    def set_budget(self, tag: str, cap_usd: float) -> None:
+        """Set or change a total cap (dollars) for ``tag``; the next tick re-evaluates its budget alerts."""
+        self.book.define(merge(self.book.defined, from_caps({tag: cap_usd})))
 
     def update(
         self,
@@ -263,7 +182,7 @@ class AlertEngine:
         self._idle_money(now, wall, intervals, want)
         self._low_utilization(now, wall, intervals, want)
         jobs = list(jobs)
-        self._budgets(wall, jobs, want)
+        budget_alerts(self.book, wall, jobs, self.config.budget_warning_pct, list(self._active), want)
         self._waste_share(now, wall, jobs, want)
         return AlertChanges(tuple(raised), tuple(cleared))
 
@@ -398,97 +317,6 @@ class AlertEngine:
             if ratio is not None and now - st.first_seen >= window:
                 yield tag, st, (kind, tag, None), ratio
 
-    def _budgets(self, wall, jobs, want) -> None:
-        warn_pct = self.config.budget_warning_pct
-        by_tag = {j["tag"]: j for j in jobs}
-        for key in [k for k in self._active if k[0] in (BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED)]:
-            if key[1] not in self.budgets:  # the cap was lifted
-                want(key, None)
-        for tag, cap in self.budgets.items():
-            job = by_tag.get(tag)
-            before = self.prior_spend.get(tag, 0.0)
-            spent = before + (float(job["cost_usd"]) if job else 0.0)
-            burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
-            pct = 100.0 * spent / cap if cap > 0 else math.inf
-            exceeded = pct >= 100.0
-            warning = pct >= warn_pct and not exceeded
-            left = max(0.0, cap - spent)
-            to_cap = left / burn * 3600.0 if burn > 0 and not exceeded else None
-            if to_cap is not None and not math.isfinite(to_cap):
-                to_cap = None  # a huge cap at a tiny burn: no time to the cap worth stating
-            data = {
-                "cap_usd": cap,
-                "spent_usd": spent,
-                "spent_pct": pct,
-                "burn_rate_usd_per_hour": burn,
-                "projected_seconds_to_cap": 0.0 if exceeded else to_cap,
-                "projected_cap_at": wall if exceeded else (wall + to_cap if to_cap is not None else None),
-            }
-            if to_cap is not None:
-                eta = f"; at {format_money(burn)}/h it reaches the cap in {format_duration(to_cap)}"
-            elif exceeded or burn > 0:
-                eta = ""
-            else:
-                eta = "; not burning now"
-            # A budget warning gives way to the exceeded alert: one budget alert per job at a time.
-            want(
-                (BUDGET_WARNING, tag, None),
-                (
-                    lambda: Alert(
-                        BUDGET_WARNING,
-                        WARNING,
-                        f"job {tag}: {format_money(spent)} of its {format_money(cap)} budget spent ({pct:.0f}%){eta}",
-                        wall,
-                        tag=tag,
-                        data=data,
-                    )
-                )
-                if warning
-                else None,
-            )
-            want(
-                (BUDGET_EXCEEDED, tag, None),
-                (
-                    lambda: Alert(
-                        BUDGET_EXCEEDED,
-                        CRITICAL,
-                        f"job {tag}: budget exceeded, {format_money(spent)} spent of a {format_money(cap)} cap",
-                        wall,
-                        tag=tag,
-                        data=data,
-                    )
-                )
-                if exceeded
-                else None,
-            )
-            raw = job.get("projected_cost_usd") if job else None
-            if raw is None and not exceeded:
-                continue  # no forecast now (a pause in the reports): a projection alert stays as it was
-            total = before + float(raw) if raw is not None and not exceeded else cap
-            over = total - cap
-            pdata = {
-                **data,
-                "projected_cost_usd": total if over > 0 else None,
-                "projected_over_usd": over,
-                "eta_seconds": job.get("eta_seconds") if job else None,
-            }
-            want(
-                (BUDGET_PROJECTED, tag, None),
-                (
-                    lambda: Alert(
-                        BUDGET_PROJECTED,
-                        WARNING,
-                        f"job {tag}: will exceed its {format_money(cap)} budget by {format_money(over)} at completion "
-                        f"(projected {format_money(total)})",
-                        wall,
-                        tag=tag,
-                        data=pdata,
-                    )
-                )
-                if over > 0
-                else None,
-            )
-
     def _waste_share(self, now, wall, jobs, want) -> None:
         """``waste``: the job's waste_usd grew by more than ``waste_pct`` % of its cost_usd over the window.
 
@@ -567,7 +395,8 @@ class AlertObserver:
         stream: where alert lines are printed (None: nowhere).
         sink: called with every raised, cleared or enforcement :class:`Alert`.
         command: the alert command (``[alerts] command``), or None.
-        enforcer: a ``gputab.enforcement.BudgetEnforcer`` when ``--stop-at-cap`` is on.
+        enforcer: a ``gputab.enforcement.BudgetEnforcer``: it stops the jobs over a cap whose budget says ``stop``
+            (the recorder's BudgetKeeper gives one to the observer when a budget does; ``run --stop-at-cap``).
     """
 
     def __init__(
@@ -586,16 +415,19 @@ class AlertObserver:
 
     @classmethod
     def from_config(
-        cls, config: Any, budgets: Mapping[str, float] | None = None, backend: Any = None, **kwargs: Any
+        cls,
+        config: Any,
+        budgets: Mapping[str, float] | Iterable[Budget] | None = None,
+        backend: Any = None,
+        **kwargs: Any,
     ) -> AlertObserver:
         """Build from the whole config: ``[alerts]``, ``[budgets]`` overlaid with ``budgets`` (the CLI's).
 
         ``backend`` may adjust ``[alerts]`` (the demo box compresses time: ``DemoBackend.alerts_config``).
         """
-        caps = dict(config.budgets)
-        caps.update(budgets or {})
+        layers = merge(from_config(config), as_budgets(budgets, origin="run"))
         command = AlertCommand(config.alerts.command) if config.alerts.command else None
-        observer = cls(AlertEngine(config.alerts, caps), command=command, **kwargs)
+        observer = cls(AlertEngine(config.alerts, layers), command=command, **kwargs)
         observer.adapt_to(backend)
         return observer
 
@@ -610,19 +442,9 @@ class AlertObserver:
         return self.engine.active
 
     @property
-    def budget_tags(self) -> tuple[str, ...]:
-        """The tags with a budget (the recorder carries their earlier spend over only when there are some)."""
-        return tuple(self.engine.budgets)
-
-    def carry_spend(self, spent: Mapping[str, float]) -> None:
-        """See :meth:`AlertEngine.carry_spend` (the recorder calls this at start)."""
-        self.engine.carry_spend(spent)
-
-    def default_budgets(self, caps: Mapping[str, float]) -> None:
-        """Budgets for tags that have none yet (the demo's own; a configured cap wins)."""
-        for tag, cap in caps.items():
-            if tag not in self.engine.budgets:
-                self.engine.set_budget(tag, cap)
+    def budget_book(self) -> BudgetBook:
+        """The engine's budgets and carried spend (the recorder's BudgetKeeper keeps it current)."""
+        return self.engine.book
 
     def on_tick(self, tick: Any) -> None:
         snap = tick.snapshot
@@ -643,17 +465,14 @@ class AlertObserver:
             self._enforce(tick, snap.mono, snap.wall)
 
     def _enforce(self, tick: Any, mono: float, wall: float) -> None:
-        over = {
-            a.tag
-            for a in self.engine.active
-            if a.kind == BUDGET_EXCEEDED and a.tag is not None and self.enforcer.covers(a.tag)
-        }
+        """Stop the jobs over a cap whose budget says ``stop`` (opt-in), with that budget's grace and users."""
         actions = []
-        for tag in sorted(over):
-            procs = [
-                (pid, getattr(info, "create_time", None)) for pid, info in tick.processes.items() if info.tag == tag
-            ]
-            actions += self.enforcer.stop(tag, procs, mono, wall)
+        for a in self.engine.active:
+            budget = self.engine.book.budget_for(a.tag) if a.kind == BUDGET_EXCEEDED and a.tag else None
+            if budget is None or not budget.stop or not self.enforcer.covers(a.tag):
+                continue
+            procs = [(pid, getattr(i, "create_time", None)) for pid, i in tick.processes.items() if i.tag == a.tag]
+            actions += self.enforcer.stop(a.tag, procs, mono, wall, budget=budget)
         actions += self.enforcer.tick(mono, wall)
         for act in actions:
             severity = CRITICAL if act.outcome in ("sent", "failed") else WARNING

@@ -120,6 +120,22 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """A ``[budgets."glob"]`` table: a budget with a period and, opt-in, enforcement by the recorder."""
+
+    cap: float
+    """Dollars each tag matching the glob may spend in a period (above 0, at most 1,000,000,000)."""
+    period: str = "total"
+    """``day``, ``week`` (from Monday) or ``month``, on the UTC calendar, or ``total`` (never starts again)."""
+    stop: bool = False
+    """At the cap the recorder sends the job's processes SIGINT, then SIGTERM after ``grace`` seconds."""
+    grace: float = 30.0
+    """Seconds between SIGINT and SIGTERM (0-86,400)."""
+    users: list[str] = field(default_factory=list)
+    """Login names whose processes ``stop`` may signal (empty: only the recorder's own user's)."""
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     port: int | None = None
     """Serve Prometheus metrics on this port (None: off)."""
@@ -183,8 +199,8 @@ class Config:
     prices: PricesConfig = field(default_factory=PricesConfig)
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    budgets: dict[str, float] = field(default_factory=dict)
-    """Tag -> budget cap in dollars (above 0, at most 1,000,000,000)."""
+    budgets: dict[str, float | BudgetConfig] = field(default_factory=dict)
+    """Tag glob -> budget cap in dollars (above 0, at most 1,000,000,000), or a :class:`BudgetConfig` table."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     waste: WasteConfig = field(default_factory=WasteConfig)
@@ -350,6 +366,9 @@ def _build(tp: Any, value: Any, keypath: tuple) -> Any:
     if args and type(None) in args:  # Optional[X]
         inner = [a for a in args if a is not type(None)][0]
         return _build(inner, value, keypath)
+    if args and any(dataclasses.is_dataclass(a) for a in args):  # a number, or a table of the same thing
+        table = next(a for a in args if dataclasses.is_dataclass(a))
+        return _build(table if isinstance(value, dict) else next(a for a in args if a is not table), value, keypath)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Invalid(keypath, f"expected a number, got {value!r}")
@@ -471,12 +490,7 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
             re.compile(rule.pattern)
         except re.error as exc:
             fail(("attribution", "rules", i, "pattern"), f"invalid regular expression: {exc}")
-    for tag, cap in cfg.budgets.items():
-        if not (0 < cap <= MAX_BUDGET_USD):
-            fail(
-                ("budgets", tag),
-                f"budget must be a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, got {cap:g}",
-            )
+    _check_budgets(cfg, fail)
     if cfg.metrics.port is not None and not (0 < cfg.metrics.port < 65536):
         fail(("metrics", "port"), f"must be 1-65535, got {cfg.metrics.port}")
     for name, low, high in (("refresh", 1.0, 3600.0), ("timeout", 0.1, 120.0), ("stale_after", 1.0, 86400.0)):
@@ -491,3 +505,37 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
             fail(("waste", f.name), f"must be a finite number, got {v}")
         if not f.name.endswith("_pct") and v < 0:
             fail(("waste", f.name), f"must not be negative, got {v}")
+
+
+BUDGET_PERIODS = ("day", "week", "month", "total")
+"""Budget periods (``gputab.budgets.PERIODS``)."""
+MAX_GRACE_SECONDS = 86400.0
+"""The longest grace period between SIGINT and SIGTERM a budget accepts (a day)."""
+
+
+def _check_budgets(cfg: Config, fail: Any) -> None:
+    """``[budgets]``: a positive cap up to :data:`MAX_BUDGET_USD`, a known period, a grace of 0 to a day, user
+    names that could be login names; a glob (the key) of 1-64 printable characters not starting with ``(``."""
+    for tag, entry in cfg.budgets.items():
+        if not tag or len(tag) > 64 or not tag.isprintable() or tag.startswith("("):
+            fail(("budgets", tag), "a budget's tag glob is 1-64 printable characters, not starting with '('")
+        table = isinstance(entry, BudgetConfig)
+        cap = entry.cap if isinstance(entry, BudgetConfig) else entry
+        where = ("budgets", tag, "cap") if table else ("budgets", tag)
+        if not (0 < cap <= MAX_BUDGET_USD):
+            fail(where, f"budget must be a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, got {cap:g}")
+        if not isinstance(entry, BudgetConfig):
+            continue
+        if entry.period not in BUDGET_PERIODS:
+            fail(("budgets", tag, "period"), f"must be one of {', '.join(BUDGET_PERIODS)}, got {entry.period!r}")
+        if not 0 <= entry.grace <= MAX_GRACE_SECONDS:
+            fail(
+                ("budgets", tag, "grace"), f"must be between 0 and {MAX_GRACE_SECONDS:,g} seconds, got {entry.grace:g}"
+            )
+        for i, user in enumerate(entry.users):
+            if not USER_NAME.fullmatch(user):
+                fail(("budgets", tag, "users", i), f"{user!r} is not a login name (letters, digits, '.', '_', '-')")
+
+
+USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}\$?")
+"""What a login name looks like (POSIX portable names; a trailing ``$`` for Samba machine accounts)."""

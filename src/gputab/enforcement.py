@@ -1,15 +1,18 @@
-"""Stopping a job at its budget cap: opt-in (``--stop-at-cap``), polite first, and never someone else's process.
+"""Stopping a job at its budget cap: opt-in (a budget's ``stop``, ``--stop-at-cap``), polite first, and only the
+processes of the users the budget names.
 
-Each process of the job gets SIGINT, so a training loop can catch ``KeyboardInterrupt`` and checkpoint; after a grace
-period the ones still running get SIGTERM. Nothing blocks: :meth:`BudgetEnforcer.tick` is called from the recorder's
-loop and sends what is due. A process is signalled only when the user running gputab may signal it (same uid, or
-root) and it is still the process that was seen on the GPU (same create time: PIDs are reused). Every decision,
-sent or refused, comes back as an :class:`EnforcementAction` for the session's record.
+Each process of the job gets SIGINT, so a training loop can catch ``KeyboardInterrupt`` and checkpoint; after the
+budget's grace period the ones still running get SIGTERM. Nothing blocks: :meth:`BudgetEnforcer.tick` is called
+from the recorder's loop and sends what is due. A process is signalled only when its owner is one of the users the
+budget names (none named: the user running gputab), the user running gputab may signal it (same uid, or root), and it
+is still the process that was seen on the GPU (same create time: PIDs are reused). Every decision, sent or refused,
+comes back as an :class:`EnforcementAction` for the session's record.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +23,7 @@ from typing import Any
 import psutil
 
 from gputab.alerts import BUDGET_EXCEEDED, AlertCommand, AlertEngine, AlertObserver
+from gputab.budgets import Budget
 from gputab.config import Config
 from gputab.ledger import Ledger
 from gputab.sampling.snapshot import Snapshot
@@ -98,6 +102,28 @@ class _Target:
     pid: int
     create_time: float | None
     interrupted_at: float
+    grace_seconds: float
+
+
+def user_uids(names: Iterable[str]) -> dict[int, str]:
+    """uid -> login name of each user ``names`` names that exists on this machine (others match no process)."""
+    out = {}
+    for name in names:
+        try:
+            out[pwd.getpwnam(name).pw_uid] = name
+        except KeyError:
+            continue
+    return out
+
+
+def user_name(uid: int | None) -> str:
+    """``alice (uid 1000)``, or ``uid 1234`` for a uid with no login name."""
+    if uid is None:
+        return "an unknown user"
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class BudgetEnforcer:
@@ -142,7 +168,12 @@ class BudgetEnforcer:
         return sorted(self._pending)
 
     def stop(
-        self, tag: str, processes: Iterable[tuple[int, float | None]], now: float, wall: float
+        self,
+        tag: str,
+        processes: Iterable[tuple[int, float | None]],
+        now: float,
+        wall: float,
+        budget: Budget | None = None,
     ) -> list[EnforcementAction]:
         """Send SIGINT to the job's processes; the SIGTERMs follow from :meth:`tick`.
 
@@ -152,6 +183,8 @@ class BudgetEnforcer:
                 None skips the PID-reuse check.
             now: monotonic time (the grace period is measured on it).
             wall: wall time, stamped on the records.
+            budget: the budget it is over: its ``grace_seconds`` and ``users`` (whose processes may be signalled;
+                none named: only this user's). None: this enforcer's grace, this user's processes.
 
         Returns:
             One action per process (sent, refused, gone or failed). A process already handled is skipped, so
@@ -160,15 +193,17 @@ class BudgetEnforcer:
         if not self.covers(tag):
             return []
         self._stopped.add(tag)
+        grace = self.grace_seconds if budget is None else budget.grace_seconds
+        named = user_uids(budget.users) if budget is not None and budget.users else None
         out = []
         for pid, create_time in processes:
             if (pid, create_time) in self._handled:
                 continue
             self._handled.add((pid, create_time))
-            action = self._signal(tag, pid, create_time, signal.SIGINT, wall)
+            action = self._signal(tag, pid, create_time, signal.SIGINT, wall, grace, named, budget)
             out.append(action)
             if action.outcome == SENT:
-                self._pending[pid] = _Target(tag, pid, create_time, now)
+                self._pending[pid] = _Target(tag, pid, create_time, now, grace)
         return out
 
     def stopping(self, tag: str) -> bool:
@@ -179,14 +214,22 @@ class BudgetEnforcer:
         """Send SIGTERM to the processes whose grace period is over; forget the ones that exited."""
         out = []
         for pid, target in list(self._pending.items()):
-            if now - target.interrupted_at < self.grace_seconds:
+            if now - target.interrupted_at < target.grace_seconds:
                 continue
             del self._pending[pid]
-            out.append(self._signal(target.tag, pid, target.create_time, signal.SIGTERM, wall))
+            out.append(self._signal(target.tag, pid, target.create_time, signal.SIGTERM, wall, target.grace_seconds))
         return out
 
     def _signal(
-        self, tag: str, pid: int, create_time: float | None, sig: signal.Signals, wall: float
+        self,
+        tag: str,
+        pid: int,
+        create_time: float | None,
+        sig: signal.Signals,
+        wall: float,
+        grace: float,
+        named: Mapping[int, str] | None = None,
+        budget: Budget | None = None,
     ) -> EnforcementAction:
         name = sig.name
         gone = "exited after SIGINT, no SIGTERM needed" if sig == signal.SIGTERM else "process already exited"
@@ -203,8 +246,13 @@ class BudgetEnforcer:
         if create_time is not None and not abs(who.create_time - create_time) <= _CREATE_TIME_SLACK:
             # NaN (unreadable) also lands here: a process we cannot identify is not signalled.
             return record(GONE, "PID now belongs to another process", uid)
+        if sig == signal.SIGINT and named is not None and uid not in named:
+            users = ", ".join(budget.users) if budget is not None else ""
+            return record(REFUSED, f"owned by {user_name(uid)}, not a user the budget names ({users})", uid)
+        if sig == signal.SIGINT and named is None and uid != self.uid:
+            return record(REFUSED, f"owned by {user_name(uid)}, not by {user_name(self.uid)}", uid)
         if not may_signal(self.uid, who):
-            return record(REFUSED, f"owned by uid {uid}, not by uid {self.uid}", uid)
+            return record(REFUSED, f"owned by {user_name(uid)}, not by {user_name(self.uid)}", uid)
         try:
             self._kill(pid, sig)
         except ProcessLookupError:
@@ -212,9 +260,9 @@ class BudgetEnforcer:
         except OSError as exc:
             return record(FAILED, f"{name} failed: {exc.strerror or exc}", uid)
         if sig == signal.SIGINT:
-            reason = f"budget cap reached: SIGINT so it can checkpoint; SIGTERM in {self.grace_seconds:g}s"
+            reason = f"budget cap reached: SIGINT so it can checkpoint; SIGTERM in {grace:g}s"
         else:
-            reason = f"still running {self.grace_seconds:g}s after SIGINT"
+            reason = f"still running {grace:g}s after SIGINT"
         return record(SENT, reason, uid)
 
 
@@ -365,7 +413,8 @@ class JobGuard:
         meter: RunCost | None = None,
     ) -> None:
         config = config or Config()
-        engine = AlertEngine(config.alerts, {tag: cap_usd})
+        budget = Budget(tag, cap_usd, stop=stop_at_cap, grace_seconds=grace_seconds, origin="run")
+        engine = AlertEngine(config.alerts, [budget])
         command = AlertCommand(config.alerts.command) if config.alerts.command else None
         self.enforcer = BudgetEnforcer(grace_seconds, tags=[tag]) if stop_at_cap else None
         self.observer = AlertObserver(engine, stream=stream, sink=sink, command=command, enforcer=self.enforcer)

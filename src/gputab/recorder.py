@@ -22,6 +22,7 @@ from typing import Protocol
 
 from gputab import __version__
 from gputab.attribution import Attributor, ProcessInfo
+from gputab.budget_keeper import BudgetKeeper
 from gputab.config import Config
 from gputab.ledger import GpuInterval, Ledger
 from gputab.pricing import PriceTable
@@ -229,6 +230,8 @@ class Recorder:
         self._seq = 0
         self.started_wall: float | None = None
         self._last_snap: Snapshot | None = None
+        self.budgets = BudgetKeeper(store, ())
+        """The observers' budgets: config and database merged, re-read while recording, spend carried from the store."""
 
     # -- life cycle ----------------------------------------------------------------------------------------------
     @property
@@ -261,7 +264,8 @@ class Recorder:
                 series_interval=self.rc.series_interval,
                 prices_json=_json(self.prices.to_json()),
             )
-            self._carry_spend()
+            self.budgets = BudgetKeeper(self.store, self.observers, self.backend)
+            self.budgets.start(self.started_wall, self.clock())  # earlier sessions' spend: a restart resets nothing
             self.writer = SessionWriter(self.store, meta)
             self.reports.baseline()  # before anyone is told we record: earlier reports are not this session's
             with self._mutex:
@@ -277,40 +281,6 @@ class Recorder:
             self.lock.set_session(self.session_id)
         return tick
 
-    def _carry_spend(self) -> None:
-        """Give observers that keep budgets (``carry_spend``) what each budgeted tag cost in this database's earlier
-        sessions, so a restart does not reset a budget. Read on a connection of its own, read-only; a database
-        that does not exist yet has nothing to carry, one that cannot be read carries nothing over (said once)."""
-        demo = getattr(self.backend, "demo_budgets", None)
-        if demo is not None:
-            for obs in self.observers:
-                add = getattr(obs, "default_budgets", None)
-                if add is not None:
-                    add(demo())  # the demo's own budget, so its forecast has a cap to warn about
-        hooks = [
-            h
-            for o in self.observers
-            if getattr(o, "budget_tags", None) and (h := getattr(o, "carry_spend", None)) is not None
-        ]
-        if not hooks:
-            return
-        from gputab.store import NoDatabase, StoreError
-
-        try:
-            with Store.open(self.store.path, readonly=True) as earlier:
-                spent = earlier.cost_by_tag()
-        except NoDatabase:
-            return
-        except StoreError as exc:
-            # A database that cannot be opened: the first commit says so, in the recorder's own words.
-            log.debug("budgets count this session only: cannot read earlier spend (%s)", exc)
-            return
-        except Exception as exc:  # sqlite3.Error: the recording goes on without it
-            log.warning("budgets count this session only: cannot read earlier spend (%s)", exc)
-            return
-        for hook in hooks:
-            hook(spent)
-
     def step(self) -> Tick:
         """One poll -> attribute -> charge; buffers the store writes and commits when one is due."""
         with self._mutex:
@@ -320,6 +290,7 @@ class Recorder:
             if self._commit_due():
                 self._commit()
                 tick = _with_state(tick, self)
+            self.budgets.tick(tick.snapshot.wall, tick.snapshot.mono, self.session_id)
         self._notify(tick)
         return tick
 

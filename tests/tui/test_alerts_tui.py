@@ -123,7 +123,7 @@ async def test_attached_shows_the_recorders_alerts_without_evaluating_rules(budg
             assert "▲ 1 alert (4)" in _header(app)
             assert any(n.title == "critical: budget exceeded" for n in app._notifications)
             # The recorder lifts the cap: its clear reaches the app with its next commit.
-            rec.observers[0].engine.budgets.clear()
+            rec.observers[0].engine.book.define([])
             _steps(rec, clock, 1)
             frame = await advance(app, clock, 1)
             await pilot.pause()

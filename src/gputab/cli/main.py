@@ -71,10 +71,10 @@ def cli(
 
 def _register() -> None:
     """Each command group lives in its own module; importing one loads only what it needs at call time."""
-    from gputab.cli import export, fleet, prices, record, review, review_tui, run, samples, snapshot, spend
+    from gputab.cli import budget, export, fleet, prices, record, review, review_tui, run, samples, snapshot, spend
 
     cli.add_command(snapshot.snapshot)
-    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet):
+    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet, budget):
         mod.register(cli)
 
 

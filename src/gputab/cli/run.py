@@ -15,10 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 import click
+from click.core import ParameterSource
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
-from gputab.config import MAX_BUDGET_USD
+from gputab.config import MAX_BUDGET_USD, MAX_GRACE_SECONDS
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -159,17 +160,19 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD),
     default=None,
     metavar="DOLLARS",
-    help="Budget cap of this run in dollars [config budgets.NAME]: alerts at 80 % and 100 %. Counts "
-    "only what COMMAND and the processes it starts cost, never other processes tagged NAME.",
+    help="Budget cap of this run in dollars [config: the [budgets] entry matching NAME, by glob]: alerts at 80 % "
+    "and 100 %. gputab watches it by itself (no recorder needed), counting only what COMMAND and the processes "
+    "it starts cost, never other processes tagged NAME.",
 )
 @click.option(
     "--stop-at-cap",
     is_flag=True,
-    help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace.",
+    help="At the cap, send COMMAND and its children SIGINT (to checkpoint), then SIGTERM after --grace "
+    "[config: on when the matching budget has stop = true].",
 )
 @click.option(
     "--grace",
-    type=FiniteFloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_GRACE_SECONDS),
     default=30.0,
     show_default=True,
     metavar="SECONDS",
@@ -186,10 +189,11 @@ def run(
     between: it passes SIGINT, SIGTERM and SIGHUP on to COMMAND and exits with COMMAND's exit code (128+N if
     signal N killed it; 127 if COMMAND does not exist).
 
-    With --budget, gputab polls the GPUs itself (same prices as the recorder) and counts what this run's own
-    processes cost: COMMAND and every process it starts. Other processes that carry the same tag, yours or
-    another user's, are charged to NAME in the recorder and shown there, but never count toward this run's
-    budget, and --stop-at-cap never signals them.
+    With --budget (or a budget in the config whose tag glob matches NAME), gputab watches the run by itself,
+    whether a recorder runs or not: it polls the GPUs (same prices as the recorder) and counts what this run's
+    own processes cost from the run's start: COMMAND and every process it starts. Other processes that carry the
+    same tag, yours or another user's, are charged to NAME in the recorder and held to its budget there, but
+    never count toward this run's budget, and --stop-at-cap never signals them.
 
     \b
     Examples:
@@ -197,9 +201,20 @@ def run(
       gputab run -t eval-mmlu python eval.py --suite mmlu
       gputab run -t sweep-7 --budget 20 --stop-at-cap --grace 60 -- python train.py
     """
-    cap = budget if budget is not None else app.config.budgets.get(tag)
+    from gputab.budgets import from_config, resolve
+
+    cap = budget
+    configured = resolve(from_config(app.config), tag)  # the config's budget holding NAME (by glob)
+    if cap is None and configured is not None:
+        cap = configured.cap_usd
+        if configured.stop and not stop_at_cap:  # the budget stops its jobs: so does this run, with its grace
+            stop_at_cap = True
+            if click.get_current_context().get_parameter_source("grace") == ParameterSource.DEFAULT:
+                grace = configured.grace_seconds
     if stop_at_cap and cap is None:
-        raise click.UsageError("--stop-at-cap needs a budget: --budget DOLLARS, or budgets.NAME in the config")
+        raise click.UsageError(
+            "--stop-at-cap needs a budget: --budget DOLLARS, or a budget matching NAME in the config"
+        )
     if cap is None:
         sys.exit(run_command(command, tag))
     from gputab.enforcement import JobGuard, RunCost
@@ -217,6 +232,12 @@ def run(
         )
         guard = JobGuard(
             tag, cap, stop_at_cap=stop_at_cap, grace_seconds=grace, config=config, stream=sys.stderr, meter=meter
+        )
+        stops = f"; stops it at the cap (SIGTERM {grace:g} s after SIGINT)" if stop_at_cap else ""
+        click.echo(
+            f"gputab: watching this run's ${cap:,.2f} budget by itself (no recorder needed), counting only what "
+            f"COMMAND and its children cost{stops}",
+            err=True,
         )
         try:
             # The first reading is the ledger's baseline; the command's time is charged from its first tick.

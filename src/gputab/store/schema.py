@@ -305,3 +305,20 @@ def m006_waste(db: Database) -> None:
     reason, its evidence and the throttled dollars are in ``extra_json``, like every other key of a job)."""
     for column in WASTE_JOB_COLUMNS:
         db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")
+
+
+@migrations()
+def m008_budgets(db: Database) -> None:
+    """Budgets set with ``gputab budget set`` (they join the config's; for the same glob the database's wins)."""
+    db.execute(
+        """CREATE TABLE budgets (
+            tag TEXT PRIMARY KEY,           -- a tag glob (fnmatch); an exact tag is a glob too
+            cap_usd REAL NOT NULL,          -- dollars each matching tag may spend in a period
+            period TEXT NOT NULL,           -- day, week, month (UTC calendar) or total
+            stop INTEGER NOT NULL,          -- 1: the recorder stops a job at its cap
+            grace_seconds REAL NOT NULL,    -- between SIGINT and SIGTERM
+            users_json TEXT NOT NULL,       -- login names whose processes may be signalled ([]: the recorder's user)
+            set_wall REAL NOT NULL,         -- when it was set
+            set_by TEXT                     -- who set it (login name)
+        )"""
+    )
