@@ -293,6 +293,12 @@ KEYS: tuple[Key, ...] = (
     _k("sm_count", "integer", "Streaming multiprocessors of a MIG instance."),
     _k("label", "string", "How the views name a MIG instance (GI 1 CI 0)."),
     _k(
+        "profile",
+        "string",
+        "A MIG instance's profile as nvidia-smi and DCGM's GPU_I_PROFILE name it (3g.40gb; 1c.3g.40gb for a "
+        "compute instance smaller than its GPU instance).",
+    ),
+    _k(
         "host_notes",
         "array",
         "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said once with the fix.",
