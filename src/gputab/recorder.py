@@ -504,6 +504,7 @@ class Recorder:
                     "idle_cost_usd": g.idle_cost_usd,
                     "unobserved_cost_usd": g.unobserved_cost_usd,
                     "energy_j": g.energy_j,
+                    "mig": g.mig_json(),
                 }
             )
         last_wall = self._last_snap.wall if self._last_snap is not None else None

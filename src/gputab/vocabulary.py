@@ -298,6 +298,7 @@ KEYS: tuple[Key, ...] = (
         "A MIG instance's profile as nvidia-smi and DCGM's GPU_I_PROFILE name it (3g.40gb; 1c.3g.40gb for a "
         "compute instance smaller than its GPU instance).",
     ),
+    _k("peak_memory_used_bytes", "integer", "A MIG instance's peak memory in use over the session (show, export)."),
     _k(
         "host_notes",
         "array",
