@@ -20,7 +20,8 @@ from typing import IO, Any
 
 from gputab.alert_command import AlertCommand
 from gputab.config import AlertsConfig
-from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.ledger import SPECIAL_TAGS
+from gputab.shares import all_idle
 
 LOW_UTILIZATION = "low_utilization"
 MEMORY_PRESSURE = "memory_pressure"
@@ -310,7 +311,7 @@ class AlertEngine:
         for iv in intervals:
             key = (IDLE_MONEY, None, iv.gpu_index)
             charged = iv.time_cost + iv.energy_cost
-            if IDLE not in iv.shares or charged <= 0:
+            if not all_idle(iv.shares) or charged <= 0:  # a MIG GPU with a busy instance is not idle
                 self._idle_since.pop(iv.gpu_index, None)
                 self._idle_cost.pop(iv.gpu_index, None)
                 want(key, None)

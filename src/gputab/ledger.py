@@ -227,6 +227,7 @@ class GpuTotals:
             "energy_method": self.energy_method,
             "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
             "seconds": self.seconds,
+            "mig": self.mig_json() or None,
         }
 
 

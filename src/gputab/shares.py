@@ -18,6 +18,7 @@ __all__ = [
     "SPECIAL_TAGS",
     "UNOBSERVED",
     "MigTotals",
+    "all_idle",
     "charge_instances",
     "gpu_shares",
     "mig_utilization",
@@ -78,6 +79,11 @@ def _mig_parts(
         known = all(part[1] is not None for part in parts)
         parts.append((free, 0.0 if known else None, split_shares(strays, tags)))
     return parts
+
+
+def all_idle(shares: Mapping[str, float]) -> bool:
+    """Whether no process held any of the GPU: all of it ``(idle)`` (a MIG GPU with a busy instance is not)."""
+    return shares.get(IDLE, 0.0) >= 1.0 - 1e-9
 
 
 def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
