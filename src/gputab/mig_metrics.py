@@ -27,7 +27,6 @@ def mig_families(tick: Any, hostname: str) -> Sequence[Metric]:
         (GaugeMetricFamily, "gputab_mig_utilization_ratio", "SM activity of the MIG GPU instance (GPM, 0-1)."),
         (GaugeMetricFamily, "gputab_mig_memory_used_bytes", "Memory in use on the MIG instance."),
         (GaugeMetricFamily, "gputab_mig_memory_total_bytes", "Memory size of the MIG instance."),
-        (GaugeMetricFamily, "gputab_mig_slices", "Compute slices the MIG instance holds (its part of the GPU)."),
         (
             GaugeMetricFamily,
             "gputab_mig_price_dollars_per_hour",
@@ -41,7 +40,7 @@ def mig_families(tick: Any, hostname: str) -> Sequence[Metric]:
         ),
     )
     fams = [kind(name, doc, labels=list(MIG_LABELS)) for kind, name, doc in names]
-    util, used, total, slices, price, burn, cost = fams
+    util, used, total, price, burn, cost = fams
     rows = {g["index"]: g for g in tick.gpus}
     for g in tick.snapshot.gpus:
         if g.lost or not g.mig or not g.mig_slices:
@@ -55,7 +54,6 @@ def mig_families(tick: Any, hostname: str) -> Sequence[Metric]:
             profile = next((m.profile for m in insts if m.compute_instance_id == 0), insts[0].profile)
             labels = [str(g.index), g.uuid, str(gi), profile.split("c.", 1)[-1], f"nvidia{g.index}", g.name, hostname]
             part = sum(m.slices for m in insts) / g.mig_slices
-            slices.add_metric(labels, float(sum(m.slices for m in insts)))
             activity = insts[0].sm_active_pct  # GPM is per GPU instance: its compute instances share it
             if activity is not None:
                 util.add_metric(labels, activity / 100.0)
