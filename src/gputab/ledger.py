@@ -28,6 +28,7 @@ from gputab.shares import (
     MigTotals,
     charge_instances,
     gpu_shares,
+    instance_names,
     mig_utilization,
 )
 from gputab.shares import split_shares as split_shares  # where callers have always found it
@@ -108,6 +109,8 @@ class JobTotals:
     samples: int | None = None
     tokens: int | None = None
     gpus: set[int] = field(default_factory=set)
+    mig_instances: set[str] = field(default_factory=set)
+    """The MIG instances its processes run on now (``4:3g.40gb``); empty off MIG."""
     unknown_price: bool = False
     waste: WasteTotals = field(default_factory=WasteTotals)
     """Busy and wasted dollars, waste by reason (see :mod:`gputab.waste`)."""
@@ -155,6 +158,7 @@ class JobTotals:
             "idle_gpu_hours": self.idle_gpu_hours,
             "vram_bytes": self.vram_bytes,
             "gpus": sorted(self.gpus),
+            "mig_instances": sorted(self.mig_instances),
             "unknown_price": self.unknown_price,
             **self.waste.to_json(self.cost_usd),
             **self.forecast_json(),
@@ -437,6 +441,7 @@ class Ledger:
         for j in self.jobs.values():
             j.burn_rate_usd_per_hour = 0.0
             j.vram_bytes = 0
+            j.mig_instances.clear()
         for p in snap.processes:
             tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
             if p.used_memory_bytes:
@@ -448,6 +453,9 @@ class Ledger:
             if g.lost:
                 self.job(UNOBSERVED).burn_rate_usd_per_hour += burn
                 continue
+            if g.mig:
+                for tag, name in instance_names(g, snap.processes_on(g.index), tags):
+                    self.job(tag).mig_instances.add(name)
             for tag, w in shares[g.index].items():
                 j = self.job(tag)
                 j.burn_rate_usd_per_hour += w * burn

@@ -19,6 +19,7 @@ __all__ = [
     "UNOBSERVED",
     "MigTotals",
     "all_idle",
+    "instance_names",
     "charge_instances",
     "gpu_shares",
     "mig_utilization",
@@ -79,6 +80,23 @@ def _mig_parts(
         known = all(part[1] is not None for part in parts)
         parts.append((free, 0.0 if known else None, split_shares(strays, tags)))
     return parts
+
+
+def instance_names(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> set[tuple[str, str]]:
+    """``(tag, "4:3g.40gb")`` (GPU index, the instance's profile, else its GI/CI ids) for each process on a MIG
+    instance of ``gpu``: how the views say which instance a job runs on. Empty off MIG."""
+    if not gpu.mig:
+        return set()
+    names: dict[tuple[int | None, int | None], str] = {
+        (m.gpu_instance_id, m.compute_instance_id): m.profile or f"GI{m.gpu_instance_id}/CI{m.compute_instance_id}"
+        for m in gpu.mig
+    }
+    out: set[tuple[str, str]] = set()
+    for p in processes:
+        name = names.get((p.gpu_instance_id, p.compute_instance_id))
+        if name is not None:
+            out.add((tags.get(p.pid) or f"untagged:?/pid{p.pid}", f"{gpu.index}:{name}"))
+    return out
 
 
 def all_idle(shares: Mapping[str, float]) -> bool:

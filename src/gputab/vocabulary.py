@@ -298,6 +298,11 @@ KEYS: tuple[Key, ...] = (
         "A MIG instance's profile as nvidia-smi and DCGM's GPU_I_PROFILE name it (3g.40gb; 1c.3g.40gb for a "
         "compute instance smaller than its GPU instance).",
     ),
+    _k(
+        "mig_instances",
+        "array",
+        "The MIG instances a job's processes run on now, as GPU:profile (4:3g.40gb); empty off MIG.",
+    ),
     _k("peak_memory_used_bytes", "integer", "A MIG instance's peak memory in use over the session (show, export)."),
     _k(
         "host_notes",
