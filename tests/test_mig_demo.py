@@ -16,7 +16,7 @@ from gputab.config import load_config
 from gputab.ledger import IDLE, Ledger
 from gputab.pricing import PriceTable
 from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.sampling.mig import parent_utilization
+from gputab.sampling.mig import parent_utilization, profile_name
 from support import gputab_cmd
 
 MIG_GPU = 4
@@ -97,3 +97,22 @@ def test_a_demo_minute_charges_each_instance_its_slices_and_conserves_the_gpu():
     assert serve is not None and serve == pytest.approx(insts["3g.40gb"]["avg_utilization"], rel=1e-9)
     gpu_util = [parent_utilization(s.gpus[MIG_GPU].mig, 7) for s in snaps[1:]]
     assert serve * 100 > max(u for u in gpu_util if u is not None)
+
+
+def test_snapshot_text_lists_each_instance_under_its_gpu_with_its_processes():
+    out = subprocess.run([*gputab_cmd(), "--demo", "snapshot"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["4"])
+    mig = lines[at + 1 : at + 4]
+    assert [ln.split()[:2] for ln in mig] == [["MIG", "3g.40gb"], ["MIG", "2g.20gb"], ["MIG", "1g.10gb"]]
+    assert mig[0].endswith("36100") and mig[1].endswith("-") and mig[2].endswith("36200")
+    assert "3/7 slices" in mig[0]
+
+
+def test_profile_names_as_nvidia_smi_writes_them():
+    assert profile_name(3, 3, 40_448) == "3g.40gb"  # H100 80GB
+    assert profile_name(1, 1, 4_864) == "1g.5gb"  # A100 40GB
+    assert profile_name(7, 7, 81_920) == "7g.80gb"
+    assert profile_name(1, 3, 40_448) == "1c.3g.40gb"  # a compute instance smaller than its GPU instance
+    assert profile_name(1, None, 4_864) == "" and profile_name(1, 1, None) == ""  # unknown: no guess
