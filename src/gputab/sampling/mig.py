@@ -38,17 +38,41 @@ def instance_id(value: int | None) -> int | None:
     return None if value is None or value == NO_INSTANCE else int(value)
 
 
-def profile_name(ci_slices: int, gi_slices: int | None, memory_mib: int | None) -> str:
+def profile_name(ci_slices: int, gi_slices: int | None, memory_mib: int | None, driver: str = "") -> str:
     """The profile name nvidia-smi and DCGM's ``GPU_I_PROFILE`` use: ``3g.40gb``, or ``1c.3g.40gb`` for a compute
     instance smaller than its GPU instance; empty when the sizes are unknown.
 
-    The memory part is the instance's memory in GiB rounded up (a 3g.40gb instance of an H100 80GB reports
-    about 40,448 MiB; a 1g.5gb of an A100 40GB about 4,864 MiB).
+    ``driver`` is the GPU instance profile's name as the driver gives it (:func:`driver_profile`), used as it is.
+    Without it the name is made from the sizes, the memory part being the instance's memory in GiB rounded up: that
+    matches the A100 and H100 names (a 3g.40gb of an H100 80GB reports about 40,448 MiB, a 1g.5gb of an A100 40GB
+    about 4,864 MiB) but not every GPU's (the H200's are named in GB).
     """
-    if not gi_slices or not memory_mib:
+    if driver:
+        name = driver
+    elif not gi_slices or not memory_mib:
         return ""
-    name = f"{gi_slices}g.{math.ceil(memory_mib / 1024)}gb"
-    return name if ci_slices >= gi_slices else f"{ci_slices}c.{name}"
+    else:
+        name = f"{gi_slices}g.{math.ceil(memory_mib / 1024)}gb"
+    return name if not gi_slices or ci_slices >= gi_slices else f"{ci_slices}c.{name}"
+
+
+def driver_profile(parent, gpu_instance_id: int) -> str:
+    """The GPU instance's profile name as the driver gives it (``MIG 3g.40gb`` -> ``3g.40gb``); empty when it gives
+    none: an older driver, or a user without the privilege these calls may need (NO_PERMISSION).
+
+    Raises:
+        pynvml.NVMLError: only for a lost GPU.
+    """
+    try:
+        instance = pynvml.nvmlDeviceGetGpuInstanceById(parent, gpu_instance_id)
+        profile_id = pynvml.nvmlGpuInstanceGetInfo(instance).profileId
+        name = pynvml.nvmlDeviceGetGpuInstanceProfileInfo(parent, profile_id, version=2).name
+    except pynvml.NVMLError as exc:
+        if exc.value in _LOST:
+            raise
+        return ""
+    text = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+    return text.removeprefix("MIG ").strip()
 
 
 def parent_utilization(instances: Iterable[MigSample], slices: int) -> float | None:
@@ -131,7 +155,12 @@ class MigInstances:
                         attrs.computeInstanceSliceCount,
                         attrs.gpuInstanceSliceCount,
                         attrs.multiprocessorCount,
-                        profile_name(attrs.computeInstanceSliceCount, attrs.gpuInstanceSliceCount, attrs.memorySizeMB),
+                        profile_name(
+                            attrs.computeInstanceSliceCount,
+                            attrs.gpuInstanceSliceCount,
+                            attrs.memorySizeMB,
+                            driver_profile(parent, gi),
+                        ),
                     )
                 used = total = None
                 try:
