@@ -38,7 +38,13 @@ def test_instances_are_stored_as_the_ledger_charged_them(tmp_path):
     want = rec.ledger.gpus[MIG_GPU].mig_json()
     with Store.open(db, readonly=True) as store:
         gpus = store.gpus(1)
+        series = store.job_series(1, "mistral-7b-serve")
     assert gpus[MIG_GPU]["mig"] == want  # every figure, exactly
+    # The job's stored series carries its own instance's utilization too, as its totals do (not GPU 4's).
+    eff_s = sum(p["utilization"] * p["gpu_s"] for p in series)
+    job = rec.ledger.jobs["mistral-7b-serve"]
+    assert eff_s == pytest.approx(job.effective_gpu_hours * 3600, rel=1e-9)
+    assert sum(p["gpu_s"] for p in series) == pytest.approx(job.gpu_hours * 3600, rel=1e-9)
     assert all(g["mig"] is None for g in gpus[:MIG_GPU])  # GPUs not in MIG mode have none
     # The instances and the free slice make up the GPU's charged cost (no gap: nothing unobserved).
     g = gpus[MIG_GPU]

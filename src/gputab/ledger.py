@@ -82,6 +82,8 @@ class GpuInterval:
     """Device utilization fraction over the interval (None if not reported)."""
     shares: Mapping[str, float]
     """Tag -> share of the charged part; ``{(idle): 1}`` when no process held the GPU."""
+    tag_utilization: Mapping[str, float | None] = field(default_factory=dict)
+    """On MIG, each tag's utilization from its own instances (replaces ``utilization`` for that tag)."""
 
     @property
     def cost(self) -> float:
@@ -432,7 +434,9 @@ class Ledger:
             gt.energy_method = method
         self.total_cost_usd += interval_cost
         self.total_energy_j += energy_j
-        return GpuInterval(g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares)
+        return GpuInterval(
+            g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares, dict(tag_util)
+        )
 
     def _update_current(
         self, snap: Snapshot, tags: Mapping[int, str], shares: Mapping[int, Mapping[str, float]]

@@ -119,8 +119,9 @@ class _Series:
             for tag, share in iv.shares.items():
                 j = self.jobs.setdefault(tag, _JobAcc())
                 j.gpu_s += share * iv.dt
-                if iv.utilization is not None:
-                    j.eff_s += share * iv.dt * iv.utilization
+                util = iv.tag_utilization.get(tag, iv.utilization)  # on MIG: its own instances'
+                if util is not None:
+                    j.eff_s += share * iv.dt * util
                     j.eff_known = True
         vram: dict[str, int] = {}
         for p in snap.processes:
