@@ -17,8 +17,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def record_demo_session(db_path, ticks: int = 3) -> None:
-    """Record one short, cleanly closed demo session into ``db_path`` with the real recorder on a fake clock."""
+def record_demo_session(db_path, ticks: int = 3):
+    """Record one short, cleanly closed demo session into ``db_path`` with the real recorder on a fake clock;
+    returns the recorder (its ledger holds what it charged)."""
     from gputab.config import Config
     from gputab.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
@@ -37,3 +38,4 @@ def record_demo_session(db_path, ticks: int = 3) -> None:
         clock.advance(1.0)
         rec.step()
     assert rec.close("clean")
+    return rec

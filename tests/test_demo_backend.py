@@ -28,7 +28,7 @@ def test_other_seed_other_noise():
 
 def test_box_shape_busy_idle_and_slow():
     snap = _polls(0, n=1)[0]
-    assert len(snap.gpus) == 4
+    assert len(snap.gpus) == 5
     util = {g.index: g.utilization_pct for g in snap.gpus}
     assert util[0] > 80 and util[1] > 80  # LoRA fine-tune
     assert 15 < util[2] < 50  # slow eval
@@ -39,7 +39,7 @@ def test_box_shape_busy_idle_and_slow():
 
 def test_energy_counter_advances_with_power():
     polls = _polls(0, n=3, step=10.0)
-    for i in range(4):
+    for i in range(5):
         e0, e1 = polls[0].gpus[i].energy_mj, polls[1].gpus[i].energy_mj
         p0, p1 = polls[0].gpus[i].power_w, polls[1].gpus[i].power_w
         expected = (p0 + p1) / 2 * 10 * 1000

@@ -197,7 +197,7 @@ def test_views_agree(db_path):
         sid = s["session_id"]
         js = [r for r in jobs if r["session_id"] == sid]
         gs = [r for r in gpus if r["session_id"] == sid]
-        assert len(gs) == 4 == int(s["gpu_count"])
+        assert len(gs) == 5 == int(s["gpu_count"])
         for key in ("cost_usd", "energy_kwh"):
             total = num(s[key])
             assert math.fsum(num(r[key]) for r in js) == pytest.approx(total, rel=1e-9)
@@ -214,7 +214,7 @@ def test_views_agree(db_path):
 def test_gpu_rows_carry_the_price(db_path):
     record_demo(db_path, ticks=10)
     _, rows = parse(run(db_path, "export", "--csv", "--by", "gpu").stdout)
-    assert [r["gpu_index"] for r in rows] == ["0", "1", "2", "3"]
+    assert [r["gpu_index"] for r in rows] == ["0", "1", "2", "3", "4"]
     assert {r["model_key"] for r in rows} == {"H100-SXM", "A100-80GB"}
     for r in rows:
         assert num(r["rate_usd_per_hour"]) > 0

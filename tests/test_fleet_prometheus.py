@@ -138,7 +138,7 @@ async def test_three_recorders_in_one_fleet(fleet):
     for host, (_, db) in recorders.items():
         h, stored = hosts[host], show_json(db)
         assert stored["session"]["host"] == host  # the exporter's host label is the session's host
-        assert not h["stale"] and h["gpu_count"] == len(stored["gpus"]) == 4
+        assert not h["stale"] and h["gpu_count"] == len(stored["gpus"]) == 5
         # The demo charges by rate only: the host's burn is the sum of its GPUs' rates.
         assert h["burn_rate_usd_per_hour"] == pytest.approx(sum(g["rate_usd_per_hour"] for g in stored["gpus"]))
         assert 0 < h["spent_today_usd"] <= h["session_cost_usd"] * 1.01

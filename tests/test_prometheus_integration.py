@@ -92,6 +92,21 @@ def servers(tmp_path):
         stop(proc)
 
 
+def start_prometheus(servers, tmp_path: Path, port: int, targets: list[int], procs: dict, scrape: float = 1.0) -> None:
+    """A real Prometheus on loopback ``port`` scraping ``targets`` (loopback ports) every ``scrape`` seconds;
+    added to ``procs`` as ``prometheus`` (its log for :func:`wait_for`)."""
+    config = tmp_path / "prometheus.yml"
+    listed = ", ".join(f"'127.0.0.1:{t}'" for t in targets)
+    config.write_text(
+        f"global:\n  scrape_interval: {scrape:g}s\n  scrape_timeout: {scrape:g}s\n"
+        f"scrape_configs:\n  - job_name: gputab\n    static_configs:\n      - targets: [{listed}]\n"
+    )
+    log = tmp_path / "prometheus.log"
+    argv = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
+    proc = servers([*argv, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log)
+    procs["prometheus"] = (proc, log)
+
+
 class PromAPI:
     def __init__(self, port: int) -> None:
         self.base = f"http://127.0.0.1:{port}/api/v1"
@@ -109,7 +124,7 @@ class PromAPI:
 @pytest.mark.slow
 def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, servers):
     metrics_port, prom_port = free_port(), free_port()
-    rec_log, prom_log = tmp_path / "recorder.log", tmp_path / "prometheus.log"
+    rec_log = tmp_path / "recorder.log"
     recorder = servers(
         GPUTAB + ["--demo", "record", "--interval", str(POLL_INTERVAL), "--metrics-port", str(metrics_port)], rec_log
     )
@@ -121,23 +136,7 @@ def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, ser
         procs,
     )
 
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {SCRAPE_INTERVAL:g}s\n  scrape_timeout: {SCRAPE_INTERVAL:g}s\n"
-        f"scrape_configs:\n  - job_name: gputab\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{metrics_port}']\n"
-    )
-    prometheus = servers(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn",
-        ],
-        prom_log,
-    )
-    procs["prometheus"] = (prometheus, prom_log)
+    start_prometheus(servers, tmp_path, prom_port, [metrics_port], procs, SCRAPE_INTERVAL)
     api = PromAPI(prom_port)
     wait_for(
         "Prometheus to have the demo jobs",

@@ -51,7 +51,7 @@ def test_stored_totals_equal_the_ledger_exactly(tmp_path):
     for tag, job in rec.ledger.jobs.items():
         assert stored[tag] == job.to_json()
     gpus = store.gpus(s["id"])
-    assert [g["model_key"] for g in gpus] == ["H100-SXM", "H100-SXM", "A100-80GB", "H100-SXM"]
+    assert [g["model_key"] for g in gpus] == ["H100-SXM", "H100-SXM", "A100-80GB", "H100-SXM", "H100-SXM"]
     assert sum(g["cost_usd"] for g in gpus) == pytest.approx(s["cost_usd"], rel=1e-12)
     assert all(g["energy_method"] == "counter" for g in gpus)
     # The series adds up to the totals: per-step GPU costs sum to the session's, the job's last point is its cost.

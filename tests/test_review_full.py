@@ -75,7 +75,7 @@ def test_show_json_has_every_figure_of_the_ledger(db_path):
     assert doc["total"]["unobserved_cost_usd"] == pytest.approx(ledger.jobs[UNOBSERVED].cost_usd)
     assert doc["total"]["unobserved_cost_usd"] > 0
     assert doc["total"]["energy_kwh"] == pytest.approx(ledger.total_energy_j / 3.6e6, rel=1e-9)
-    assert [g["index"] for g in doc["gpus"]] == [0, 1, 2, 3]
+    assert [g["index"] for g in doc["gpus"]] == [0, 1, 2, 3, 4]
     for g in doc["gpus"]:
         totals = ledger.gpus[g["index"]]
         assert g["model_key"] == totals.price.model_key

@@ -11,7 +11,7 @@ def test_snapshot_json_has_jobs_with_burn_rates():
     doc = json.loads(r.output)
     jobs = {j["tag"]: j for j in doc["jobs"]}
     assert jobs["llama3-8b-lora"]["gpus"] == [0, 1]
-    assert jobs["(idle)"]["gpus"] == [3]
+    assert jobs["(idle)"]["gpus"] == [3, 4]  # GPU 4: its empty MIG instance and free slice
     assert "eval-mmlu" in jobs
     # burn rates of jobs add up to the box's
     assert sum(j["burn_rate_usd_per_hour"] for j in doc["jobs"]) == pytest.approx(doc["burn_rate_usd_per_hour"])

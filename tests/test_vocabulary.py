@@ -294,7 +294,7 @@ def test_prometheus_names_are_documented_and_in_base_units():
     collector.update(make_tick())
     exposed = {f.name + ("_total" if f.type == "counter" else "") for f in collector.collect()}
     assert exposed <= set(METRICS), exposed - set(METRICS)
-    source = (ROOT / "src/gputab/metrics.py").read_text()
+    source = "".join((ROOT / "src/gputab" / f).read_text() for f in ("metrics.py", "mig_metrics.py"))
     for name, key in METRICS.items():
         assert f'"{name}"' in source, f"{name} is documented but metrics.py does not serve it"
         assert name.endswith(PROMETHEUS_UNITS), name

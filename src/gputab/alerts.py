@@ -40,7 +40,8 @@ from gputab.alert_record import (  # noqa: F401 - the record and its kinds are i
 )
 from gputab.budgets import Budget, BudgetBook, as_budgets, budget_alerts, from_caps, from_config, merge
 from gputab.config import AlertsConfig
-from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.ledger import SPECIAL_TAGS
+from gputab.shares import all_idle
 
 
 class RollingSums:
@@ -229,7 +230,7 @@ class AlertEngine:
         for iv in intervals:
             key = (IDLE_MONEY, None, iv.gpu_index)
             charged = iv.time_cost + iv.energy_cost
-            if IDLE not in iv.shares or charged <= 0:
+            if not all_idle(iv.shares) or charged <= 0:  # a MIG GPU with a busy instance is not idle
                 self._idle_since.pop(iv.gpu_index, None)
                 self._idle_cost.pop(iv.gpu_index, None)
                 want(key, None)

@@ -1,4 +1,4 @@
-"""CSV export of recorded sessions: one row per job, per session or per GPU.
+"""CSV export of recorded sessions: one row per job, per session, per GPU or per MIG instance.
 
 No UI code: the ``gputab export`` command and the TUI export screen both call :func:`export_csv` (or the row
 generators below). Rows come from the stored per-job and per-GPU totals of each session, never from the raw
@@ -96,7 +96,31 @@ GPU_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
 )
 """``--by gpu``: one row per GPU per session; ``cost_usd`` includes the GPU's idle and unobserved time."""
 
-COLUMNS: Mapping[str, tuple[str, ...]] = {"job": JOB_COLUMNS, "session": SESSION_COLUMNS, "gpu": GPU_COLUMNS}
+MIG_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
+    "gpu_index",
+    "gpu_uuid",
+    "gpu_name",
+    "gpu_instance_id",
+    "compute_instance_id",
+    "profile",
+    "slices",
+    "memory_total_bytes",
+    "peak_memory_used_bytes",
+    "avg_utilization_pct",
+    "gpu_hours",
+    "rate_usd_per_hour",
+    "cost_usd",
+)
+"""``--by mig``: one row per MIG instance per session: its part of its GPU (``slices`` of the GPU's), that part of
+the GPU's rate and charged cost, and its mean SM activity (empty without GPM). A GPU's instances plus its free
+slices make up its charged cost; sessions recorded before MIG instances were stored have no rows."""
+
+COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "job": JOB_COLUMNS,
+    "session": SESSION_COLUMNS,
+    "gpu": GPU_COLUMNS,
+    "mig": MIG_COLUMNS,
+}
 """Column order per ``--by`` value."""
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection). Tags are user text.
@@ -180,10 +204,26 @@ def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
             }
 
 
+def mig_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
+    """One dict per MIG instance per session (keys: :data:`MIG_COLUMNS`), by GPU then instance ids."""
+    for s in sessions:
+        head = _session_cells(s)
+        for g in s.gpus:
+            for m in g.get("mig") or ():
+                inst = public(m)
+                yield {
+                    **head,
+                    "gpu_uuid": g.get("uuid"),
+                    "gpu_name": g.get("name"),
+                    **{k: inst.get(k) for k in MIG_COLUMNS[len(_SESSION_KEYS) :] if k not in ("gpu_uuid", "gpu_name")},
+                }
+
+
 ROWS: Mapping[str, Callable[[Iterable[SessionRecord]], Iterator[dict]]] = {
     "job": job_rows,
     "session": session_rows,
     "gpu": gpu_rows,
+    "mig": mig_rows,
 }
 """Row generator per ``--by`` value."""
 

@@ -13,77 +13,26 @@ and the charged part is split among the processes on the GPU by SM %, else used 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from gputab.config import WasteConfig
 from gputab.forecast import DEFAULT_MIN_SPAN_SECONDS, DEFAULT_WINDOW_SECONDS, UNKNOWN, Forecast, ProgressTrack, forecast
-from gputab.pricing import GpuPrice, PriceTable, mig_fraction
+from gputab.pricing import GpuPrice, PriceTable
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
+from gputab.shares import (
+    IDLE,
+    SPECIAL_TAGS,
+    UNOBSERVED,
+    MigTotals,
+    charge_instances,
+    gpu_shares,
+    instance_names,
+    mig_utilization,
+)
+from gputab.shares import split_shares as split_shares  # where callers have always found it
 from gputab.waste import UNOBSERVED_DIAGNOSIS, WasteBook, WasteTotals
-
-IDLE = "(idle)"
-UNOBSERVED = "(unobserved)"
-SPECIAL_TAGS = (IDLE, UNOBSERVED)
-
-
-def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
-    """Share of one GPU per tag, summing to 1: by SM %, else by used memory, else equally; ``(idle)`` if empty.
-
-    Cost follows allocation: a process holding the GPU blocks everyone else, so even a process at 0 % SM pays.
-    """
-    procs = list(processes)
-    if not procs:
-        return {IDLE: 1.0}
-    sms = [p.sm_pct or 0.0 for p in procs]
-    total = sum(sms)
-    if total > 0:
-        weights = [s / total for s in sms]
-    else:
-        mems = [p.used_memory_bytes for p in procs]
-        mem_total = sum(m for m in mems if m)
-        if mem_total > 0 and all(m is not None for m in mems):
-            weights = [(m or 0) / mem_total for m in mems]  # all known: checked just above
-        else:
-            weights = [1.0 / len(procs)] * len(procs)
-    shares: dict[str, float] = {}
-    for p, w in zip(procs, weights):
-        tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
-        shares[tag] = shares.get(tag, 0.0) + w
-    return shares
-
-
-def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
-    """Share of one physical GPU per tag, summing to 1. Off MIG: :func:`split_shares`.
-
-    In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (cost-model.md, "MIG
-    instances"), split among the processes found on it by their GPU and compute instance ids (by memory, then
-    equally: NVML reports no per-process utilization on MIG); an instance with no process, and the slices no
-    instance holds, go to ``(idle)``. A process whose ids match no instance shares the free slices.
-    """
-    if gpu.mig is None or not gpu.mig_slices:
-        return split_shares(processes, tags)
-    by_instance: dict[tuple[int | None, int | None], list[ProcessSample]] = {}
-    for p in processes:
-        by_instance.setdefault((p.gpu_instance_id, p.compute_instance_id), []).append(p)
-    shares: dict[str, float] = {}
-    held = 0.0
-    for inst in gpu.mig:
-        f = mig_fraction(inst.slices, gpu.mig_slices)
-        held += f
-        for tag, w in split_shares(by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ()), tags).items():
-            shares[tag] = shares.get(tag, 0.0) + f * w
-    free = max(0.0, 1.0 - held)
-    strays = [p for procs in by_instance.values() for p in procs]
-    if free > 0:
-        for tag, w in split_shares(strays, tags).items():
-            shares[tag] = shares.get(tag, 0.0) + free * w
-    total = sum(shares.values())
-    if total > 0 and abs(total - 1.0) > 1e-12:  # more slices held than the GPU has: a driver glitch, scale
-        shares = {t: w / total for t, w in shares.items()}
-    return shares or {IDLE: 1.0}
-
 
 ENERGY_COUNTER_PERIOD_S = 2.0
 """The driver refreshes the energy counter at its own cadence (tens of ms to about a second, by GPU and driver):
@@ -133,6 +82,8 @@ class GpuInterval:
     """Device utilization fraction over the interval (None if not reported)."""
     shares: Mapping[str, float]
     """Tag -> share of the charged part; ``{(idle): 1}`` when no process held the GPU."""
+    tag_utilization: Mapping[str, float | None] = field(default_factory=dict)
+    """On MIG, each tag's utilization from its own instances (replaces ``utilization`` for that tag)."""
 
     @property
     def cost(self) -> float:
@@ -160,6 +111,8 @@ class JobTotals:
     samples: int | None = None
     tokens: int | None = None
     gpus: set[int] = field(default_factory=set)
+    mig_instances: set[str] = field(default_factory=set)
+    """The MIG instances its processes run on now (``4:3g.40gb``); empty off MIG."""
     unknown_price: bool = False
     waste: WasteTotals = field(default_factory=WasteTotals)
     """Busy and wasted dollars, waste by reason (see :mod:`gputab.waste`)."""
@@ -207,6 +160,7 @@ class JobTotals:
             "idle_gpu_hours": self.idle_gpu_hours,
             "vram_bytes": self.vram_bytes,
             "gpus": sorted(self.gpus),
+            "mig_instances": sorted(self.mig_instances),
             "unknown_price": self.unknown_price,
             **self.waste.to_json(self.cost_usd),
             **self.forecast_json(),
@@ -223,6 +177,10 @@ class JobTotals:
             "first_projected_progress_fraction": first.progress_fraction if first else None,
             "first_projected_at": _iso(self.first_forecast_wall) if first else None,
         }
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100.0
 
 
 def _iso(wall: float | None) -> str | None:
@@ -250,6 +208,12 @@ class GpuTotals:
     """Priced from a lost GPU's placeholder; re-priced when the GPU answers."""
     counter_still_s: float = 0.0
     """Seconds the energy counter has not moved (see :func:`interval_energy`)."""
+    mig: dict[tuple[int, int], MigTotals] = field(default_factory=dict)
+    """Its MIG instances by (GPU instance, compute instance) id, each with its part of the cost."""
+
+    def mig_json(self) -> list[dict]:
+        """Each MIG instance's totals (see :class:`gputab.shares.MigTotals`), by GPU and compute instance id."""
+        return [t.to_json(self.price.rate_per_hour) for _, t in sorted(self.mig.items())]
 
     def to_json(self) -> dict:
         p = self.price
@@ -269,6 +233,7 @@ class GpuTotals:
             "energy_method": self.energy_method,
             "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
             "seconds": self.seconds,
+            "mig": self.mig_json() or None,
         }
 
 
@@ -374,6 +339,9 @@ class Ledger:
         for p in snap.processes:
             procs_by_gpu.setdefault(p.gpu_index, []).append(p)
         shares = {g.index: gpu_shares(g, procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if not g.lost}
+        mig_util = {
+            g.index: mig_utilization(g, procs_by_gpu.get(g.index, ()), tags) for g in snap.gpus if g.mig and not g.lost
+        }
         dt = snap.mono - prev.mono if prev is not None else 0.0
         self.waste.begin_tick(snap, tags)
         if prev is not None and dt > 0:
@@ -383,13 +351,22 @@ class Ledger:
                 if pg is None:
                     self._gpu(g)  # appeared this tick: its first interval starts now
                     continue
-                out.append(self._charge(pg, g, dt, shares.get(g.index, {})))
+                out.append(self._charge(pg, g, dt, shares.get(g.index, {}), mig_util.get(g.index, {})))
         self._update_current(snap, tags, shares)
         for j in self.jobs.values():
             self._forecast(j)
         return out
 
-    def _charge(self, pg: GpuSample, g: GpuSample, dt: float, gpu_shares: Mapping[str, float]) -> GpuInterval:
+    def _charge(
+        self,
+        pg: GpuSample,
+        g: GpuSample,
+        dt: float,
+        gpu_shares: Mapping[str, float],
+        tag_util: Mapping[str, float | None],
+    ) -> GpuInterval:
+        """Charge one GPU's interval. ``tag_util``: on MIG, each tag's utilization from its own instances (see
+        :func:`gputab.shares.mig_utilization`), which replaces the GPU's for that tag."""
         gt = self._gpu(g)
         price = gt.price
         time_cost_full = price.rate_per_hour * dt / 3600.0
@@ -421,17 +398,18 @@ class Ledger:
             j.energy_j += w * energy_j * frac
             hours = w * charged_dt / 3600.0
             j.gpu_hours += hours
-            if util is not None:
+            tu = tag_util[tag] if tag in tag_util else util
+            if tu is not None:
                 j.util_gpu_hours += hours
-                j.effective_gpu_hours += hours * util
-                if util == 0 and tag != IDLE:
+                j.effective_gpu_hours += hours * tu
+                if tu == 0 and tag != IDLE:
                     j.idle_gpu_hours += hours
             j.gpus.add(g.index)
             j.unknown_price |= price.unknown
             j.waste.charge(
                 w * charged,
-                util,
-                self.waste.diagnose(tag, g, charged_dt),
+                tu,
+                self.waste.diagnose(tag, g if tu is util else replace(g, utilization_pct=_pct(tu)), charged_dt),
                 dt=dt,
                 tensor_pct=g.tensor_active_pct,
                 throttle_seconds=g.throttle_seconds,
@@ -446,15 +424,19 @@ class Ledger:
         interval_cost = time_cost_full + energy_cost_full
         gt.cost_usd += interval_cost
         gt.unobserved_cost_usd += unobserved
-        if IDLE in shares:
-            gt.idle_cost_usd += charged
+        if IDLE in shares:  # all of it off MIG; on MIG the free slices' and empty instances' part
+            gt.idle_cost_usd += shares[IDLE] * charged
+        if not lost:
+            charge_instances(gt.mig, g, charged, charged_dt)
         gt.energy_j += energy_j
         gt.seconds += dt
         if method != "none":
             gt.energy_method = method
         self.total_cost_usd += interval_cost
         self.total_energy_j += energy_j
-        return GpuInterval(g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares)
+        return GpuInterval(
+            g.index, dt, time_cost, energy_cost, unobserved, energy_j, method, util, shares, dict(tag_util)
+        )
 
     def _update_current(
         self, snap: Snapshot, tags: Mapping[int, str], shares: Mapping[int, Mapping[str, float]]
@@ -463,6 +445,7 @@ class Ledger:
         for j in self.jobs.values():
             j.burn_rate_usd_per_hour = 0.0
             j.vram_bytes = 0
+            j.mig_instances.clear()
         for p in snap.processes:
             tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
             if p.used_memory_bytes:
@@ -474,6 +457,9 @@ class Ledger:
             if g.lost:
                 self.job(UNOBSERVED).burn_rate_usd_per_hour += burn
                 continue
+            if g.mig:
+                for tag, name in instance_names(g, snap.processes_on(g.index), tags):
+                    self.job(tag).mig_instances.add(name)
             for tag, w in shares[g.index].items():
                 j = self.job(tag)
                 j.burn_rate_usd_per_hour += w * burn

@@ -3,7 +3,8 @@
 Names follow the Prometheus conventions (base units in the name, ``_total`` on counters). Every series has a
 ``host`` label, the host name the session shows (``gputab show``, the live view), so a fleet view and a dashboard
 name a box the way gputab does; GPU series add dcgm-exporter's GPU labels (``gpu``, ``UUID``, ``modelName``) so
-both exporters' panels join, and job series add ``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
+both exporters' panels join, MIG instance series its MIG labels too (:mod:`gputab.mig_metrics`), and job series
+add ``tag``. Money is per session: counters restart at 0 with a new recording, which ``increase()`` and ``rate()``
 read as a counter reset, as they should.
 
 Label values are bounded, because a time-series database pays for every distinct one: untagged processes
@@ -29,8 +30,10 @@ from prometheus_client.registry import Collector
 from gputab.alerts import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
 from gputab.diagnosis import ALL_REASONS
-from gputab.ledger import IDLE, SPECIAL_TAGS
+from gputab.ledger import SPECIAL_TAGS
+from gputab.mig_metrics import mig_families
 from gputab.sampling.snapshot import THROTTLE_REASONS
+from gputab.shares import all_idle
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""
@@ -112,7 +115,14 @@ class TickCollector(Collector):
         tick = self.tick
         if tick is None:
             return
-        families = [*self._host(tick), *self._gpus(tick), *self._jobs(tick), *self._waste(tick), *self._forecast(tick)]
+        families = [
+            *self._host(tick),
+            *self._gpus(tick),
+            *mig_families(tick, self.hostname),
+            *self._jobs(tick),
+            *self._waste(tick),
+            *self._forecast(tick),
+        ]
         # An empty family (no job reported tokens) would be a HELP/TYPE header with nothing under it.
         yield from (f for f in families if f.samples)
         # After the jobs: they are what decides how many tags were folded.
@@ -207,7 +217,7 @@ class TickCollector(Collector):
             GPU_LABELS + ("model_key", "unknown_price"),
         )
         samples = {g.index: g for g in tick.snapshot.gpus}
-        idle_now = {iv.gpu_index: IDLE in iv.shares for iv in tick.intervals}
+        idle_now = {iv.gpu_index: all_idle(iv.shares) for iv in tick.intervals}
         rows = {g["index"]: g for g in tick.gpus}
         for index in sorted(set(samples) | set(rows)):
             s, row = samples.get(index), rows.get(index, {})

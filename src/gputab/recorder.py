@@ -120,8 +120,9 @@ class _Series:
             for tag, share in iv.shares.items():
                 j = self.jobs.setdefault(tag, _JobAcc())
                 j.gpu_s += share * iv.dt
-                if iv.utilization is not None:
-                    j.eff_s += share * iv.dt * iv.utilization
+                util = iv.tag_utilization.get(tag, iv.utilization)  # on MIG: its own instances'
+                if util is not None:
+                    j.eff_s += share * iv.dt * util
                     j.eff_known = True
         vram: dict[str, int] = {}
         for p in snap.processes:
@@ -475,6 +476,7 @@ class Recorder:
                     "idle_cost_usd": g.idle_cost_usd,
                     "unobserved_cost_usd": g.unobserved_cost_usd,
                     "energy_j": g.energy_j,
+                    "mig": g.mig_json(),
                 }
             )
         last_wall = self._last_snap.wall if self._last_snap is not None else None

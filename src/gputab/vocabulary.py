@@ -293,6 +293,18 @@ KEYS: tuple[Key, ...] = (
     _k("sm_count", "integer", "Streaming multiprocessors of a MIG instance."),
     _k("label", "string", "How the views name a MIG instance (GI 1 CI 0)."),
     _k(
+        "profile",
+        "string",
+        "A MIG instance's profile as nvidia-smi and DCGM's GPU_I_PROFILE name it (3g.40gb; 1c.3g.40gb for a "
+        "compute instance smaller than its GPU instance).",
+    ),
+    _k(
+        "mig_instances",
+        "array",
+        "The MIG instances a job's processes run on now, as GPU:profile (4:3g.40gb); empty off MIG.",
+    ),
+    _k("peak_memory_used_bytes", "integer", "A MIG instance's peak memory in use over the session (show, export)."),
+    _k(
         "host_notes",
         "array",
         "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said once with the fix.",
@@ -532,6 +544,12 @@ METRICS: dict[str, str] = {
     "gputab_gpu_cost_dollars_total": "cost_usd",
     "gputab_gpu_burn_rate_dollars_per_hour": "burn_rate_usd_per_hour",
     "gputab_gpu_price_dollars_per_hour": "rate_usd_per_hour",
+    "gputab_mig_utilization_ratio": "sm_active_pct",
+    "gputab_mig_memory_used_bytes": "memory_used_bytes",
+    "gputab_mig_memory_total_bytes": "memory_total_bytes",
+    "gputab_mig_price_dollars_per_hour": "rate_usd_per_hour",
+    "gputab_mig_burn_rate_dollars_per_hour": "burn_rate_usd_per_hour",
+    "gputab_mig_cost_dollars_total": "cost_usd",
     "gputab_job_cost_dollars_total": "cost_usd",
     "gputab_job_gpu_hours_total": "gpu_hours",
     "gputab_job_effective_gpu_hours_total": "effective_gpu_hours",

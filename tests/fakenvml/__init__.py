@@ -21,7 +21,10 @@ Scenario file reference (one record a line, ``#`` starts a comment; written for 
 ``gpu I clocks_event MASK``                              ``nvmlDeviceGetCurrentClocksEventReasons``
 ``gpu I mig 1``, ``gpu I mig_max 7``                     MIG mode (-1 = not MIG-capable, the default) and
                                                          ``nvmlDeviceGetMaxMigDeviceCount``
-``mig GPU SLOT GI CI CI_SLICES GI_SLICES SMS TOTAL USED``  a MIG device (``nvmlDeviceGetMigDeviceHandleByIndex``)
+``mig GPU SLOT GI CI CI_SLICES GI_SLICES SMS TOTAL USED SM PROFILE``  a MIG device
+                                                         (``nvmlDeviceGetMigDeviceHandleByIndex``); ``SM``: its GPU
+                                                         instance's GPM SM_UTIL (-1 = unsupported); ``PROFILE``: its
+                                                         GPU instance profile's name (``-`` = none)
 ``proc GPU PID KIND USED GI CI``                         a process on MIG instance (GI, CI) of a MIG GPU
 ``delay SYMBOL SECONDS``                                 every call of ``SYMBOL`` sleeps that long first (a slow
                                                          ``nvmlInitWithFlags``, a hung driver call)
@@ -149,6 +152,12 @@ class Mig:
     sms: int = 16
     mem_total: int = 10 * GIB
     mem_used: int = 0
+    sm_util: int = -1
+    """SM_UTIL of its GPU instance through ``nvmlGpmMigSampleGet`` (the parent needs ``gpm=1``); -1 = the metric
+    answers NOT_SUPPORTED."""
+    profile: str = ""
+    """Its GPU instance profile's name as the driver gives it (``3g.40gb``; ``nvmlDeviceGetGpuInstanceProfileInfoV``
+    answers ``MIG 3g.40gb``); empty = the driver gives none."""
 
 
 @dataclass
@@ -213,7 +222,7 @@ class Scenario:
         ]
         lines += [
             f"mig {m.gpu} {m.slot} {m.gi} {m.ci} {m.ci_slices} {m.gi_slices or m.ci_slices} {m.sms} "
-            f"{m.mem_total} {m.mem_used}"
+            f"{m.mem_total} {m.mem_used} {m.sm_util} {m.profile or '-'}"
             for m in self.migs
         ]
         lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]

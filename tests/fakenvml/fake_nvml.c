@@ -154,7 +154,15 @@ typedef struct {
     long long gpm_values[GPM_N];
 } gpu_t;
 /* One MIG device (a compute instance inside a GPU instance) at slot `slot` of its parent GPU. */
-typedef struct { int used, gi_id, ci_id, ci_slices, gi_slices, sms; long long mem_total, mem_used; } mig_t;
+/* sm_util: what GPM per MIG instance (nvmlGpmMigSampleGet) reports as SM_UTIL for its GPU instance; -1 = the metric
+ * answers NOT_SUPPORTED in its own nvmlReturn. */
+/* profile: the GPU instance profile's name as the driver gives it (nvmlDeviceGetGpuInstanceProfileInfoV, without
+ * the "MIG " prefix); empty = the driver names none. */
+typedef struct {
+    int used, gi_id, ci_id, ci_slices, gi_slices, sms;
+    long long mem_total, mem_used, sm_util;
+    char profile[32];
+} mig_t;
 typedef struct { int gpu; unsigned int pid; int graphics; long long used; unsigned int gi, ci; } proc_t;
 typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
 typedef struct { char sym[64]; int gpu; int code; } error_t_;
@@ -324,8 +332,11 @@ static void parse_scenario(FILE *f) {
             if (gpu < 0 || gpu >= MAX_GPUS || slot < 0 || slot >= MAX_MIG) continue;
             mig_t *m = &sc.migs[gpu][slot];
             m->used = 1;
-            sscanf(line, "%*s %*s %*s %d %d %d %d %d %lld %lld", &m->gi_id, &m->ci_id, &m->ci_slices, &m->gi_slices,
-                   &m->sms, &m->mem_total, &m->mem_used);
+            m->sm_util = -1;
+            m->profile[0] = 0;
+            sscanf(line, "%*s %*s %*s %d %d %d %d %d %lld %lld %lld %31s", &m->gi_id, &m->ci_id, &m->ci_slices,
+                   &m->gi_slices, &m->sms, &m->mem_total, &m->mem_used, &m->sm_util, m->profile);
+            if (!strcmp(m->profile, "-")) m->profile[0] = 0;
         } else if (!strcmp(kw, "sample") && n >= 5 && sc.nsamples < MAX_SAMPLES) {
             sample_t *s = &sc.samples[sc.nsamples++];
             unsigned int mem = 0;
@@ -740,7 +751,8 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t dev, unsigne
  * time of the second sample (the real driver derives them from counters between the two). */
 
 #define GPM_MAGIC 0x47504d53u
-struct nvmlGpmSample_st { unsigned int magic; int gpu; long long seq; long long values[GPM_N]; };
+/* gi: the GPU instance a MIG sample came from (nvmlGpmMigSampleGet), -1 for the whole GPU. */
+struct nvmlGpmSample_st { unsigned int magic; int gpu, gi; long long seq; long long values[GPM_N]; };
 static long long gpm_seq;
 static long gpm_live;
 
@@ -785,8 +797,29 @@ nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t dev, nvmlGpmSample_t s) {
     if (!s || s->magic != GPM_MAGIC) return NVML_ERROR_INVALID_ARGUMENT;
     if (!g->gpm) return NVML_ERROR_NOT_SUPPORTED;
     s->gpu = gi;
+    s->gi = -1;
     s->seq = ++gpm_seq;
     memcpy(s->values, g->gpm_values, sizeof s->values);
+    return NVML_SUCCESS;
+}
+
+/* nvml.h: nvmlReturn_t nvmlGpmMigSampleGet(nvmlDevice_t device, unsigned int gpuInstanceId, nvmlGpmSample_t gpmSample):
+ * a GPM sample of one GPU instance of a GPU in MIG mode (the parent's handle). INVALID_ARGUMENT for a bad sample or
+ * a GPU instance the GPU does not have; NOT_SUPPORTED where the GPU lacks GPM or is not in MIG mode. Only SM_UTIL is
+ * scripted per instance (the `mig` line's last field); every other metric answers NOT_SUPPORTED. */
+nvmlReturn_t nvmlGpmMigSampleGet(nvmlDevice_t dev, unsigned int gpuInstanceId, nvmlGpmSample_t s) {
+    DEVICE_PROLOGUE("nvmlGpmMigSampleGet", dev);
+    if (!s || s->magic != GPM_MAGIC) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!g->gpm || g->mig != 1) return NVML_ERROR_NOT_SUPPORTED;
+    mig_t *m = NULL;
+    for (int k = 0; k < MAX_MIG && !m; k++)
+        if (sc.migs[gi][k].used && sc.migs[gi][k].gi_id == (int)gpuInstanceId) m = &sc.migs[gi][k];
+    if (!m) return NVML_ERROR_INVALID_ARGUMENT;
+    s->gpu = gi;
+    s->gi = (int)gpuInstanceId;
+    s->seq = ++gpm_seq;
+    for (int k = 0; k < GPM_N; k++) s->values[k] = -1;
+    s->values[GPM_SM_UTIL] = m->sm_util;
     return NVML_SUCCESS;
 }
 
@@ -797,7 +830,7 @@ nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
     if (!m) return NVML_ERROR_INVALID_ARGUMENT;
     if (m->version != NVML_GPM_METRICS_GET_VERSION) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     struct nvmlGpmSample_st *a = m->sample1, *b = m->sample2;
-    if (!a || !b || a->magic != GPM_MAGIC || b->magic != GPM_MAGIC || a->gpu < 0 || a->gpu != b->gpu ||
+    if (!a || !b || a->magic != GPM_MAGIC || b->magic != GPM_MAGIC || a->gpu < 0 || a->gpu != b->gpu || a->gi != b->gi ||
         b->seq <= a->seq || m->numMetrics > FAKE_GPM_METRIC_MAX)
         return NVML_ERROR_INVALID_ARGUMENT;
     int rc = injected("nvmlGpmMetricsGet", a->gpu, 0);
@@ -890,5 +923,71 @@ nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t dev, nvmlDeviceAttributes_t
     a->gpuInstanceSliceCount = (unsigned int)m->gi_slices;
     a->computeInstanceSliceCount = (unsigned int)m->ci_slices;
     a->memorySizeMB = (unsigned long long)(m->mem_total >> 20);
+    return NVML_SUCCESS;
+}
+
+/* -- GPU instances and their profiles (nvml.h) ----------------------------------------------------------------------
+ * nvmlDeviceGetGpuInstanceById gives an opaque GPU instance handle; nvmlGpuInstanceGetInfo its device, id, profile id
+ * and placement; nvmlDeviceGetGpuInstanceProfileInfoV (nvmlGpuInstanceProfileInfo_v2_t) the profile's sizes and
+ * name ("MIG 3g.40gb"). The fake's profile id of a GPU instance is the slot of its first MIG device. The real driver
+ * may require root for these (NO_PERMISSION): script that with `error nvmlDeviceGetGpuInstanceById * NO_PERMISSION`. */
+
+#define NVML_GPU_INSTANCE_PROFILE_INFO_V2 0x02000098u
+typedef struct { unsigned int start, size; } nvmlGpuInstancePlacement_t;
+typedef struct { nvmlDevice_t device; unsigned int id, profileId; nvmlGpuInstancePlacement_t placement; } nvmlGpuInstanceInfo_t;
+typedef struct {
+    unsigned int version, id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount, copyEngineCount,
+        decoderCount, encoderCount, jpegCount, ofaCount;
+    unsigned long long memorySizeMB;
+    char name[96];
+} nvmlGpuInstanceProfileInfo_v2_t;
+struct nvmlGpuInstance_st { int gpu, slot; };
+typedef struct nvmlGpuInstance_st *nvmlGpuInstance_t;
+static struct nvmlGpuInstance_st gpu_instances[MAX_GPUS][MAX_MIG];
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t dev, unsigned int id, nvmlGpuInstance_t *out) {
+    DEVICE_PROLOGUE("nvmlDeviceGetGpuInstanceById", dev);
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    if (g->mig != 1) return NVML_ERROR_NOT_SUPPORTED;
+    for (int k = 0; k < MAX_MIG; k++) {
+        if (sc.migs[gi][k].used && sc.migs[gi][k].gi_id == (int)id) {
+            gpu_instances[gi][k].gpu = gi;
+            gpu_instances[gi][k].slot = k;
+            *out = &gpu_instances[gi][k];
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_NOT_FOUND;
+}
+
+nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t inst, nvmlGpuInstanceInfo_t *info) {
+    count_call("nvmlGpuInstanceGetInfo");
+    reload();
+    if (!init_count) return NVML_ERROR_UNINITIALIZED;
+    if (!info || !inst || inst < &gpu_instances[0][0] || inst >= &gpu_instances[0][0] + MAX_GPUS * MAX_MIG)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    mig_t *m = &sc.migs[inst->gpu][inst->slot];
+    if (inst->gpu >= sc.ngpus || !m->used) return NVML_ERROR_INVALID_ARGUMENT; /* destroyed since */
+    info->device = &devices[inst->gpu];
+    info->id = (unsigned int)m->gi_id;
+    info->profileId = (unsigned int)inst->slot;
+    info->placement.start = 0;
+    info->placement.size = (unsigned int)m->gi_slices;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t dev, unsigned int profile,
+                                                  nvmlGpuInstanceProfileInfo_v2_t *info) {
+    DEVICE_PROLOGUE("nvmlDeviceGetGpuInstanceProfileInfoV", dev);
+    if (!info || profile >= MAX_MIG) return NVML_ERROR_INVALID_ARGUMENT;
+    if (info->version != NVML_GPU_INSTANCE_PROFILE_INFO_V2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    if (g->mig < 0) return NVML_ERROR_NOT_SUPPORTED;
+    mig_t *m = &sc.migs[gi][profile];
+    if (!m->used) return NVML_ERROR_INVALID_ARGUMENT;
+    info->id = profile;
+    info->sliceCount = (unsigned int)m->gi_slices;
+    info->multiprocessorCount = (unsigned int)m->sms;
+    info->memorySizeMB = (unsigned long long)(m->mem_total >> 20);
+    snprintf(info->name, sizeof info->name, m->profile[0] ? "MIG %s" : "%s", m->profile);
     return NVML_SUCCESS;
 }

@@ -67,9 +67,9 @@ def test_wall_clock_jumps_do_not_change_costs(tmp_path):
     assert costs_jumped.keys() == costs_steady.keys()
     for tag, cost in costs_steady.items():
         assert costs_jumped[tag] == pytest.approx(cost, rel=1e-12), tag
-    # 4 demo GPUs for exactly STEPS seconds of monotonic time, whatever the wall clock said.
+    # 5 demo GPUs for exactly STEPS seconds of monotonic time, whatever the wall clock said.
     seconds = math.fsum(g["seconds"] for g in jumped.gpus)
-    assert seconds == pytest.approx(4 * STEPS, rel=1e-9)
+    assert seconds == pytest.approx(5 * STEPS, rel=1e-9)
     # And the database agrees with the ledger.
     with Store(tmp_path / "jumped.db") as store:
         jobs = {j["tag"]: j["cost_usd"] for j in store.jobs(rec.session_id)}

@@ -171,7 +171,7 @@ async def test_attached_without_a_gpu_poll_shows_the_recorders_last_step(demo_ct
             with Store.open(demo_ctx.db_path, readonly=True) as store:
                 step = {g["index"]: g for g in store.latest_gpu_samples(rec.session_id)}
             assert step[0]["t"] == 20.0  # the last 10 s series step, not the last tick
-            assert [g.utilization_pct for g in frame.gpus] == [step[i]["utilization"] * 100 for i in range(4)]
+            assert [g.utilization_pct for g in frame.gpus] == [step[i]["utilization"] * 100 for i in range(5)]
             assert all(g.memory_total_bytes is None for g in frame.gpus)  # not in the store
             assert any("cannot poll the GPUs here" in n and "insufficient permissions" in n for n in frame.notes)
             assert {(p.pid, p.tag) for p in frame.processes} >= {(31001, TAG), (34500, "untagged:alice/python")}

@@ -91,7 +91,7 @@ async def test_switching_views(demo_ctx, clock):
         assert isinstance(app.screen, GpusScreen)
         await advance(app, clock, 1)
         await pilot.pause()
-        assert len(app.screen.query(GpuCard)) == 4
+        assert len(app.screen.query(GpuCard)) == 5
         await pilot.press("3")
         await pilot.pause()
         assert isinstance(app.screen, ProcessesScreen)
@@ -101,7 +101,7 @@ async def test_switching_views(demo_ctx, clock):
         await pilot.press("1")
         await pilot.pause()
         assert isinstance(app.screen, JobsScreen)
-        assert app.screen.query_one(GpuTable).row_count == 4
+        assert app.screen.query_one(GpuTable).row_count == 5
 
 
 async def test_tagging_an_untagged_process(demo_ctx, clock):

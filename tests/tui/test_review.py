@@ -66,7 +66,7 @@ async def test_list_shows_sessions_with_stored_totals(db):
             hours = sum(j["gpu_hours"] or 0 for j in jobs[sid])
             assert cells[1] == str(sid)
             assert cells[3] == {1: "0:02:00", 2: "0:00:30", 3: "0:01:30"}[sid]
-            assert cells[4] == s["host"] and cells[5] == "4"
+            assert cells[4] == s["host"] and cells[5] == "5"
             assert cells[6] == money(s["cost_usd"]) and cells[7] == money(idle)
             assert cells[8] == pct(eff / hours, fraction=True) and cells[9] == "clean"
         assert _cells(table, "3")[2] == "2026-01-05 00:00"
@@ -215,7 +215,7 @@ async def test_compare_two_sessions_and_two_jobs(db):
         await pilot.press("m", "down", "m", "c")
         await pilot.pause()
         cmp = app.screen
-        assert (cmp.name_a, cmp.name_b) == ("llama3-8b-lora", "eval-mmlu")
+        assert (cmp.name_a, cmp.name_b) == ("llama3-8b-lora", "mistral-7b-serve")
         assert cmp.a["gpu_hours"] > cmp.b["gpu_hours"] > 0
         assert _cells(cmp.query_one("#compare"), "gpu_hours")[3] == f"{cmp.b['gpu_hours'] - cmp.a['gpu_hours']:+.3f}"
 

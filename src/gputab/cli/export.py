@@ -56,10 +56,10 @@ def _select(store, session: str | None, since: str | None, all_: bool) -> list[i
 @click.option(
     "--by",
     "by",
-    type=click.Choice(["job", "session", "gpu"]),
+    type=click.Choice(["job", "session", "gpu", "mig"]),
     default="job",
     show_default=True,
-    help="One row per job per session, per session, or per GPU per session.",
+    help="One row per job per session, per session, per GPU per session, or per MIG instance per session.",
 )
 @pass_ctx
 def export(

@@ -172,6 +172,21 @@ def forecast_lines(jobs: list[dict]) -> list[str]:
     return lines
 
 
+def mig_lines(gpu: dict) -> list[str]:
+    """One line per MIG instance of a stored GPU: profile, ids, slices, rate, cost, SM activity, memory."""
+    out = []
+    for m in gpu.get("mig") or ():
+        util = "-" if m["avg_utilization"] is None else f"{m['avg_utilization'] * 100:.0f}%"
+        peak, total = m["peak_memory_used_bytes"], m["memory_total_bytes"]
+        mem = f"{peak / 2**30:.1f}/{total / 2**30:.1f} GiB" if peak is not None and total else "-"
+        out.append(
+            f"  MIG {m['profile'] or '?':<11} GI {m['gpu_instance_id']} CI {m['compute_instance_id']}  "
+            f"{m['slices']} slices  ${m['rate_per_hour']:.3f}/h, cost {_money(m['cost_usd'])}, SM active {util}, "
+            f"peak memory {mem}"
+        )
+    return out
+
+
 def _alert_line(a: dict, live: bool) -> str:
     """One stored alert: start (UTC), kind, severity, subject, message, and when it cleared."""
     if a["end"] is not None:
@@ -260,6 +275,8 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
             f"unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
             f"{g['energy_method']}{unknown}"
         )
+        for line in mig_lines(g):
+            click.echo(line)
     if any(j.get("unknown_price") for j in jobs):
         click.echo("* ran on a GPU priced at the default rate (model not in the price table)")
     waste = waste_lines(jobs)

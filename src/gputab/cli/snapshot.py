@@ -39,6 +39,22 @@ def format_table(snap: Snapshot) -> str:
             f"{g.index:>3}  {g.name[:26]:<26} {_na(g.utilization_pct, '{:.0f}%'):>5} {mem:>15} {power:>13} "
             f"{_na(g.temperature_c, '{:.0f}C'):>5}  {pids}"
         )
+        for m in g.mig or ():  # each MIG instance under its GPU, with the processes found on it
+            on = [
+                p.pid
+                for p in snap.processes_on(g.index)
+                if (p.gpu_instance_id, p.compute_instance_id) == (m.gpu_instance_id, m.compute_instance_id)
+            ]
+            mem = (
+                "n/a"
+                if m.memory_used_bytes is None or not m.memory_total_bytes
+                else (f"{m.memory_used_bytes / 2**30:.1f}/{m.memory_total_bytes / 2**30:.1f} GiB")
+            )
+            lines.append(
+                f"{'':>3}  {'MIG ' + (m.profile or '?') + f' GI {m.gpu_instance_id}/CI {m.compute_instance_id}':<26} "
+                f"{_na(m.sm_active_pct, '{:.0f}%'):>5} {mem:>15} {f'{m.slices}/{g.mig_slices} slices':>13} {'':>5}  "
+                f"{','.join(map(str, on)) or '-'}"
+            )
     if not snap.gpus:
         lines.append("No GPUs found.")
     for e in snap.errors:

@@ -5,7 +5,9 @@ process facts, so attribution, the ledger and the store run on it exactly as on 
 
 The box: GPUs 0-1 (H100 SXM) run one tagged LoRA fine-tune at ~90 %; GPU 2 (A100) runs a slow, input-bound eval
 at ~30 % and, now and then, a short Slurm sweep job beside it; GPU 3 (H100) sits idle; a notebook of an untagged
-user comes and goes on GPU 0.
+user comes and goes on GPU 0. GPU 4 (H100) is in MIG mode: 3g.40gb + 2g.20gb + 1g.10gb instances and one free
+slice (idle), an inference server on the 3g.40gb and CI tests on the 1g.10gb, each instance priced as a device
+(cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
 
 Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
 (``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB
@@ -22,11 +24,29 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from gputab.config import AlertsConfig, WasteConfig
 from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
-from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
+from gputab.sampling.demo_box import (
+    CPU,
+    GIB,
+    GPUS,
+    H100,
+    LORA,
+    MIG_GPU,
+    MIG_LAYOUT,
+    MIG_SLICES,
+    PROCS,
+    PROFILES,
+    STALL_AT,
+    STALL_FOR,
+    STALL_PERIOD,
+    GpuModel,
+    Proc,
+)
+from gputab.sampling.mig import parent_utilization, profile_name
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, MigSample, ProcessSample, Snapshot
 
 MIB = 1024 * 1024
 DEMO_HOST = "demo-box"
@@ -35,198 +55,16 @@ DEMO_HOST_ENV = "GPUTAB_DEMO_HOST"
 DEMO_START_WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, used when a fixed clock is asked for
 
 
-@dataclass(frozen=True)
-class _GpuModel:
-    name: str
-    memory_mib: int
-    power_limit_w: float
-    idle_w: float
-
-
-_H100 = _GpuModel("NVIDIA H100 80GB HBM3", 81559, 700.0, 72.0)
-_A100 = _GpuModel("NVIDIA A100-SXM4-80GB", 81920, 400.0, 56.0)
-_GPUS = (_H100, _H100, _A100, _H100)
-
-
-@dataclass(frozen=True)
-class _Proc:
-    pid: int
-    gpu: int
-    base_sm: float  # SM % this process drives when alone
-    memory_mib: int
-    start: float  # simulated seconds after session start; with period, the phase of a repeating job
-    duration: float  # how long it runs each time (inf = for ever)
-    period: float  # 0 = runs once
-    name: str
-    user: str
-    cmdline: tuple[str, ...]
-    environ: dict
-    ppid: int = 1
-    profile: str = "steady"
-    """Its hardware figures (see ``_PROFILES``) and CPU side (``_CPU``)."""
-    exited: bool = False
-    """Gone from the host while the driver still lists its memory."""
-
-
-_PROCS = (
-    _Proc(
-        31001,
-        0,
-        93,
-        61_440,
-        0,
-        float("inf"),
-        0,
-        "python",
-        "maria",
-        ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "0", "--wandb-api-key=6f1e9cdemo0secret"),
-        {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "0"},
-        ppid=31000,
-    ),
-    _Proc(
-        31002,
-        1,
-        91,
-        60_928,
-        0,
-        float("inf"),
-        0,
-        "python",
-        "maria",
-        ("python", "train_lora.py", "--model", "llama3-8b", "--rank", "1"),
-        {"GPUTAB_TAG": "llama3-8b-lora", "LOCAL_RANK": "1"},
-        ppid=31000,
-    ),
-    _Proc(
-        32010,
-        2,
-        31,
-        22_016,
-        0,
-        float("inf"),
-        0,
-        "python",
-        "chen",
-        ("python", "eval.py", "--suite", "mmlu", "--num-workers", "1"),
-        {"GPUTAB_TAG": "eval-mmlu"},
-    ),
-    _Proc(
-        33100,
-        2,
-        45,
-        14_336,
-        40,
-        70,
-        150,
-        "python",
-        "sam",
-        ("python", "sweep.py", "--lr", "3e-4"),
-        {"SLURM_JOB_ID": "48213"},
-    ),
-    _Proc(
-        34500,
-        0,
-        4,
-        2_048,
-        15,
-        60,
-        240,
-        "python",
-        "alice",
-        ("python", "-m", "ipykernel_launcher", "-f", "/run/user/1001/kernel.json"),
-        {},
-        profile="notebook",
-    ),
-    # GPU 3, before it settles into idleness: four jobs, one waste reason each, repeating every 5 minutes.
-    _Proc(
-        35500,
-        3,
-        0,
-        6_144,
-        2,
-        21.5,
-        300,
-        "python",
-        "sam",
-        ("python", "train.py", "--resume"),
-        {"GPUTAB_TAG": "sam-crashed-run"},
-        profile="idle",
-        exited=True,
-    ),
-    _Proc(
-        35600,
-        3,
-        88,
-        18_432,
-        23.5,
-        2,
-        300,
-        "python",
-        "chen",
-        ("python", "train_resnet.py", "--precision", "32"),
-        {"GPUTAB_TAG": "resnet50-fp32"},
-        profile="fp32",
-    ),
-    _Proc(
-        35700,
-        3,
-        80,
-        9_216,
-        25.5,
-        2,
-        300,
-        "python",
-        "maria",
-        ("python", "finetune.py", "--batch-size", "8"),
-        {"GPUTAB_TAG": "bert-base-bs8"},
-        profile="small_batch",
-    ),
-    _Proc(
-        35800,
-        3,
-        72,
-        30_720,
-        27.5,
-        1.5,
-        300,
-        "python",
-        "sam",
-        ("python", "build_index.py", "--ivf", "65536"),
-        {"GPUTAB_TAG": "faiss-index-build"},
-        profile="memory",
-    ),
-)
-
-# GPM figures per profile (percent; link rates in GiB/s): SM busy, occupancy, tensor, DRAM, NVLink rx, NVLink tx.
-_PROFILES = {
-    "steady": (88, 55, 46, 41, 3.0, 3.0),
-    "stall": (12, 20, 3, 10, 22.0, 22.0),
-    "notebook": (4, 6, 0, 2, 0.0, 0.0),
-    "idle": (0, 0, 0, 0, 0.0, 0.0),
-    "fp32": (84, 50, 0.3, 35, 0.0, 0.0),
-    "small_batch": (40, 7, 12, 20, 0.0, 0.0),
-    "memory": (22, 30, 0.5, 88, 0.0, 0.0),
-}
-# The CPU side per pid: (cpu % of its tree, busiest pid, busiest %, runnable %, I/O wait %).
-_CPU = {
-    32010: (104.0, 32011, 99.0, 100.0, 4.0),  # the eval's one dataloader worker pegs a core: input-bound
-}
-_LORA = (31001, 31002)
-_STALL_PERIOD, _STALL_AT, _STALL_FOR = 60.0, 40.0, 3.0
-"""The LoRA job's all-reduce stall: 3 s of every minute, from 40 s."""
-_GIB = float(1 << 30)
-
-
 def _noise(seed: int, *key) -> float:
     """A deterministic value in [-1, 1) for (seed, key): the same poll of the same seed reads the same."""
     return random.Random(f"{seed}:{':'.join(map(str, key))}").random() * 2 - 1
 
 
 def _stalled(t: float) -> bool:
-    return _STALL_AT <= t % _STALL_PERIOD < _STALL_AT + _STALL_FOR
+    return STALL_AT <= t % STALL_PERIOD < STALL_AT + STALL_FOR
 
 
-def _running(p: _Proc, t: float) -> bool:
+def _running(p: Proc, t: float) -> bool:
     if t < p.start:
         return False
     if p.period <= 0:
@@ -238,7 +76,7 @@ class DemoInspector(ProcessInspector):
     """Explains the simulated PIDs; real PIDs are unknown to it."""
 
     def facts(self, pid: int) -> ProcessFacts | None:
-        for p in _PROCS:
+        for p in PROCS:
             if p.pid == pid and not p.exited:
                 return ProcessFacts(
                     pid=p.pid,
@@ -306,9 +144,11 @@ class DemoBackend(Backend):
         self._wall = wall_clock or time.time
         self._speed = speed
         self._t0 = self._clock()
-        self._energy_mj = [100_000_000 + 7_000_000 * i + int(1e6 * (1 + _noise(seed, "e", i))) for i in range(4)]
+        self._energy_mj = [
+            100_000_000 + 7_000_000 * i + int(1e6 * (1 + _noise(seed, "e", i))) for i in range(len(GPUS))
+        ]
         self._last_t: float | None = None
-        self._last_power = [0.0] * 4
+        self._last_power = [0.0] * len(GPUS)
         self._inspector = DemoInspector()
         self._spool: tuple | None = None
 
@@ -380,17 +220,18 @@ class DemoBackend(Backend):
         procs: list[ProcessSample] = []
         gpus: list[GpuSample] = []
         cpu: list[CpuSample] = []
-        for i, model in enumerate(_GPUS):
-            running = [p for p in _PROCS if p.gpu == i and _running(p, t)]
+        for i, model in enumerate(GPUS):
+            running = [p for p in PROCS if p.gpu == i and _running(p, t)]
             sms = [
                 max(
                     0.0,
-                    (p.base_sm * (0.4 if stalled and p.pid in _LORA else 1.0))
+                    (p.base_sm * (0.4 if stalled and p.pid in LORA else 1.0))
                     + (0.0 if p.exited else 4 * _noise(self.seed, "sm", p.pid, step)),
                 )
                 for p in running
             ]
-            util = min(100.0, sum(sms))
+            mig = self._mig(running, sms) if i == MIG_GPU else None
+            util = min(100.0, sum(sms)) if mig is None else parent_utilization(mig, MIG_SLICES) or 0.0
             if any(not p.exited for p in running) and util < 1:
                 util = 1.0
             mem_used = 512 + sum(p.memory_mib for p in running)
@@ -418,12 +259,21 @@ class DemoBackend(Backend):
                     pcie_rx_bytes_per_s=(2.1e9 * util / 100) if busy else 1.0e6,
                     pcie_tx_bytes_per_s=(0.4e9 * util / 100) if busy else 0.5e6,
                     throttle_seconds=self._throttle(i, util, step, dt),
-                    **self._gpm(model, running, stalled, step),
+                    mig=mig,
+                    mig_slices=None if mig is None else MIG_SLICES,
+                    **({} if mig is not None else self._gpm(model, running, stalled, step)),
                 )
             )
             for p, sm in zip(running, sms):
                 procs.append(
-                    ProcessSample(pid=p.pid, gpu_index=i, used_memory_bytes=p.memory_mib * MIB, sm_pct=round(sm))
+                    ProcessSample(
+                        pid=p.pid,
+                        gpu_index=i,
+                        used_memory_bytes=p.memory_mib * MIB,
+                        sm_pct=None if mig is not None else round(sm),  # NVML reports none on MIG
+                        gpu_instance_id=p.instance,
+                        compute_instance_id=None if p.instance is None else 0,
+                    )
                 )
                 cpu.append(self._cpu(p, step, first=dt is None))
         self._last_t = t
@@ -431,41 +281,63 @@ class DemoBackend(Backend):
             mono=mono, wall=wall, gpus=tuple(gpus), processes=tuple(procs), driver_version="demo", cpu=tuple(cpu)
         )
 
-    def _gpm(self, model: _GpuModel, running: list[_Proc], stalled: bool, step: int) -> dict:
+    @staticmethod
+    def _mig(running: list[Proc], sms: list[float]) -> tuple[MigSample, ...]:
+        """The MIG GPU's instances now: each one's SM activity (GPM per MIG instance) is what runs on it."""
+        out = []
+        for gi, ci, slices, sm_count, memory_mib in MIG_LAYOUT:
+            on = [(p, sm) for p, sm in zip(running, sms) if p.instance == gi]
+            out.append(
+                MigSample(
+                    gpu_instance_id=gi,
+                    compute_instance_id=ci,
+                    slices=slices,
+                    gpu_instance_slices=slices,
+                    uuid=f"MIG-demo{gi:04d}-{ci:04d}-4e1c-9a5b-{0xD3A0 + gi:012x}",
+                    memory_used_bytes=(64 + sum(p.memory_mib for p, _ in on)) * MIB,
+                    memory_total_bytes=memory_mib * MIB,
+                    sm_count=sm_count,
+                    profile=profile_name(slices, slices, memory_mib),
+                    sm_active_pct=round(min(100.0, sum((sm for _, sm in on), 0.0)), 1),
+                )
+            )
+        return tuple(out)
+
+    def _gpm(self, model: GpuModel, running: list[Proc], stalled: bool, step: int) -> dict:
         """NVML GPM figures of one GPU: the H100s report them, the A100 (Ampere) does not."""
-        if model is not _H100:
+        if model is not H100:
             return {}
         profile = "idle"
         for p in running:  # the busiest profile on the GPU sets its figures
-            if p.pid in _LORA:
+            if p.pid in LORA:
                 profile = "stall" if stalled else "steady"
             elif profile == "idle":
                 profile = p.profile
-        sm, occ, tensor, dram, rx, tx = _PROFILES[profile]
+        sm, occ, tensor, dram, rx, tx = PROFILES[profile]
         jitter = 1 + 0.03 * _noise(self.seed, "gpm", step)
         return {
             "sm_active_pct": round(sm * jitter, 1),
             "sm_occupancy_pct": round(occ * jitter, 1),
             "tensor_active_pct": round(tensor * jitter, 1),
             "dram_bw_pct": round(dram * jitter, 1),
-            "nvlink_rx_bytes_per_s": rx * _GIB * jitter,
-            "nvlink_tx_bytes_per_s": tx * _GIB * jitter,
+            "nvlink_rx_bytes_per_s": rx * GIB * jitter,
+            "nvlink_tx_bytes_per_s": tx * GIB * jitter,
         }
 
     def _throttle(self, i: int, util: float, step: int, dt: float | None) -> dict[str, float]:
         """The busy H100s hit their power cap now and then; nothing else throttles."""
         seconds = dict.fromkeys(THROTTLE_REASONS, 0.0)
-        if dt and _GPUS[i] is _H100 and util > 80:
+        if dt and GPUS[i] is H100 and util > 80:
             seconds["power_cap"] = dt * (0.3 + 0.2 * _noise(self.seed, "cap", i, step))
         return seconds
 
-    def _cpu(self, p: _Proc, step: int, first: bool) -> CpuSample:
+    def _cpu(self, p: Proc, step: int, first: bool) -> CpuSample:
         """The CPU side of one GPU process (rates need two polls, as on a real host)."""
         if p.exited:
             return CpuSample(pid=p.pid, alive=False, tree_size=0)
         if first:
             return CpuSample(pid=p.pid, cores=8)
-        total, busiest_pid, busiest, runnable, iowait = _CPU.get(p.pid, (35.0, p.pid, 30.0, 32.0, 1.0))
+        total, busiest_pid, busiest, runnable, iowait = CPU.get(p.pid, (35.0, p.pid, 30.0, 32.0, 1.0))
         jitter = 1 + 0.02 * _noise(self.seed, "cpu", p.pid, step)
         return CpuSample(
             pid=p.pid,

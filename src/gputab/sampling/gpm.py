@@ -46,11 +46,16 @@ class _PlainMetric(ctypes.Structure):
 
 
 class GpmSamples:
-    """NVML GPM on one GPU: two samples taken an interval apart, and one request struct reused every poll."""
+    """NVML GPM on one GPU (or one MIG GPU instance): two samples taken an interval apart, and one request struct
+    reused every poll.
+
+    Args:
+        metrics: the metrics to ask for (default: :data:`GPM_METRICS`).
+    """
 
     __slots__ = ("prev", "cur", "primed", "request", "metrics", "results")
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: tuple[tuple[int, str, float], ...] = GPM_METRICS) -> None:
         self.prev = pynvml.nvmlGpmSampleAlloc()
         try:
             self.cur = pynvml.nvmlGpmSampleAlloc()
@@ -62,7 +67,7 @@ class GpmSamples:
         self.request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
         offset = pynvml.c_nvmlGpmMetricsGet_t.metrics.offset
         self.results = (_PlainMetric * len(GPM_METRICS)).from_address(ctypes.addressof(self.request) + offset)
-        self.metrics = list(GPM_METRICS)
+        self.metrics = list(metrics)
         self.set_metrics(self.metrics)
 
     def set_metrics(self, metrics: list[tuple[int, str, float]]) -> None:
@@ -70,6 +75,40 @@ class GpmSamples:
         self.request.numMetrics = len(metrics)
         for i, (metric_id, _, _) in enumerate(metrics):
             self.results[i].metricId = metric_id
+
+    def interval(self, take: Callable[[object], object]) -> bool:
+        """Take a sample with ``take(sample)`` (``nvmlGpmSampleGet`` or ``nvmlGpmMigSampleGet``) and ask for the
+        metrics since the last one; False on the first call, which only starts the first interval.
+
+        Raises:
+            pynvml.NVMLError: from either call.
+        """
+        take(self.cur)
+        if not self.primed:
+            self.primed = True
+            self.prev, self.cur = self.cur, self.prev
+            return False
+        req = self.request
+        req.sample1, req.sample2 = self.prev, self.cur
+        pynvml.nvmlGpmMetricsGet(req)
+        self.prev, self.cur = self.cur, self.prev
+        return True
+
+    def read_into(self, values: dict, where: str, notes: list[str], unsupported: frozenset[int]) -> None:
+        """Each metric of the last :meth:`interval` into ``values`` by its own return code. A metric answering one
+        of ``unsupported`` stays None (not 0) and is never asked again; another failure gets a note."""
+        alive = []
+        results = self.results
+        for i, (metric_id, field, factor) in enumerate(self.metrics):
+            m = results[i]
+            if m.nvmlReturn == pynvml.NVML_SUCCESS:
+                values[field] = float(m.value) * factor
+                alive.append((metric_id, field, factor))
+            elif m.nvmlReturn not in unsupported:
+                alive.append((metric_id, field, factor))
+                notes.append(f"{where} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
+        if len(alive) != len(self.metrics):
+            self.set_metrics(alive)
 
     def free(self) -> None:
         for sample in (self.prev, self.cur):

@@ -239,13 +239,13 @@ class NvmlBackend(Backend):
             readers.append(("temperature", _read_temperature))
         readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
         gpu.readers = readers
+        if gpu.gpm is None:
+            gpu.gpm = self._open_gpm(handle)
         try:
             slots = mig_slices(handle)
         except pynvml.NVMLError as exc:
             raise _GpuLost("MIG mode", exc) from None
-        gpu.mig = None if slots is None else MigInstances(slots)
-        if gpu.gpm is None:
-            gpu.gpm = self._open_gpm(handle)
+        gpu.mig = None if slots is None else MigInstances(slots, gpm=gpu.gpm is not None)
         gpu.handle = handle
 
     def _power_reader(self, handle) -> Reader:
@@ -346,10 +346,9 @@ class NvmlBackend(Backend):
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
         if gpu.mig is not None:
             try:
-                values["mig"] = gpu.mig.read(handle, gpu.index, notes)
+                gpu.mig.read_into(values, handle, gpu.index, notes)
             except pynvml.NVMLError as exc:
                 raise _GpuLost("MIG devices", exc) from None
-            values["mig_slices"] = gpu.mig.slots
         if gpu.gpm is not None:
             self._read_gpm(gpu, values, notes)
         if gpu.throttle is not None:
@@ -361,42 +360,21 @@ class NvmlBackend(Backend):
         gpm = gpu.gpm
         assert gpm is not None
         try:
-            pynvml.nvmlGpmSampleGet(gpu.handle, gpm.cur)
-            if not gpm.primed:  # the first sample only starts the first interval
-                gpm.primed = True
-                gpm.prev, gpm.cur = gpm.cur, gpm.prev
+            if not gpm.interval(lambda sample: pynvml.nvmlGpmSampleGet(gpu.handle, sample)):
                 return
-            req = gpm.request
-            req.sample1, req.sample2 = gpm.prev, gpm.cur
-            pynvml.nvmlGpmMetricsGet(req)
         except pynvml.NVMLError as exc:
             if _unsupported(exc, gpu, "gpm", notes):
                 gpm.free()
                 gpu.gpm = None
             return
-        gpm.prev, gpm.cur = gpm.cur, gpm.prev
-        alive = []
-        results = gpm.results
-        for i, (metric_id, field, factor) in enumerate(gpm.metrics):
-            m = results[i]
-            if m.nvmlReturn == pynvml.NVML_SUCCESS:
-                values[field] = float(m.value) * factor
-                alive.append((metric_id, field, factor))
-            elif m.nvmlReturn in _UNSUPPORTED:
-                continue  # this GPU lacks the metric: never asked again, and it stays None (not 0)
-            else:
-                alive.append((metric_id, field, factor))
-                notes.append(f"GPU {gpu.index} gpm metric {field}: {pynvml.NVMLError(m.nvmlReturn)}")
+        gpm.read_into(values, f"GPU {gpu.index}", notes, _UNSUPPORTED)
         # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
         if any(r[0] in OLD_PCIE for r in gpu.readers):
-            gpm_pcie = {GPM_PCIE[f] for _, f, _ in alive if f in GPM_PCIE}
+            gpm_pcie = {GPM_PCIE[f] for _, f, _ in gpm.metrics if f in GPM_PCIE}
             gpu.readers = [r for r in gpu.readers if r[0] not in gpm_pcie]
-        if len(alive) != len(gpm.metrics):
-            if alive:
-                gpm.set_metrics(alive)
-            else:
-                gpm.free()
-                gpu.gpm = None
+        if not gpm.metrics:
+            gpm.free()
+            gpu.gpm = None
 
     def _read_throttle(self, gpu: _GpuState, values: dict, notes: list[str], mono: float) -> None:
         """Seconds of the interval since the last poll under each clock event reason (trapezoid of the two ends)."""
@@ -512,6 +490,8 @@ class NvmlBackend(Backend):
                 if gpu.gpm is not None:
                     gpu.gpm.free()
                     gpu.gpm = None
+                if gpu.mig is not None:
+                    gpu.mig.close()
             try:
                 pynvml.nvmlShutdown()
             except pynvml.NVMLError:

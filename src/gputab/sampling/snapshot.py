@@ -25,6 +25,12 @@ class MigSample:
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
     sm_count: int | None = None
+    profile: str = ""
+    """The instance's profile as nvidia-smi and DCGM's ``GPU_I_PROFILE`` name it: ``3g.40gb`` (``1c.3g.40gb`` for a
+    compute instance smaller than its GPU instance); empty when unknown."""
+    sm_active_pct: float | None = None
+    """Percent of its GPU instance's SMs busy over the last interval (NVML GPM per MIG instance, Hopper and
+    newer); None where the parent does not support GPM."""
 
     @property
     def label(self) -> str:

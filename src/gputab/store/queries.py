@@ -14,6 +14,7 @@ from sqlite_utils import Database
 from gputab.errors import GputabError
 from gputab.report import MAX_COUNT
 from gputab.store.lock import WriterInfo, utc_iso
+from gputab.store.mig import read_instances
 from gputab.store.schema import JOB_COLUMNS
 
 SPECIAL_TAGS = ("(idle)", "(unobserved)")
@@ -131,8 +132,10 @@ class StoreQueries:
         return rows
 
     def gpus(self, session_id: int) -> list[dict]:
-        """The session's GPUs: identity, price in force and totals."""
+        """The session's GPUs: identity, price in force and totals; ``mig``: its MIG instances (None when it
+        recorded none, or the database is from before MIG was stored)."""
         rows = self.db.query("SELECT * FROM session_gpus WHERE session_id = ? ORDER BY gpu_index", [session_id])
+        migs = read_instances(self.db, session_id)  # {} before m009_mig
         out = []
         for r in rows:
             d = dict(r)
@@ -140,6 +143,7 @@ class StoreQueries:
             d["index"] = d.pop("gpu_index")
             d["charge_energy"] = bool(d["charge_energy"])
             d["unknown_price"] = bool(d["unknown_price"])
+            d["mig"] = migs.get(d["index"])
             out.append(d)
         return out
 

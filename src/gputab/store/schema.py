@@ -322,3 +322,26 @@ def m008_budgets(db: Database) -> None:
             set_by TEXT                     -- who set it (login name)
         )"""
     )
+
+
+@migrations()
+def m009_mig(db: Database) -> None:
+    """Each MIG instance's totals per session (see :mod:`gputab.store.mig`): its ids, profile and slices, its
+    memory, its SM activity where GPM reports it, and its part of its GPU's cost."""
+    db.execute(
+        """CREATE TABLE mig_instances (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            gpu_index INTEGER NOT NULL,
+            gpu_instance_id INTEGER NOT NULL,
+            compute_instance_id INTEGER NOT NULL,
+            profile TEXT,                   -- 3g.40gb (nvidia-smi's and DCGM's GPU_I_PROFILE)
+            slices INTEGER NOT NULL,        -- compute slices: its part of the GPU is slices / the GPU's
+            memory_total_bytes INTEGER,
+            peak_memory_used_bytes INTEGER,
+            avg_utilization REAL,           -- mean SM activity (GPM per MIG instance), 0-1; NULL without GPM
+            gpu_hours REAL NOT NULL,        -- hours x its part of the GPU
+            rate_per_hour REAL NOT NULL,    -- the GPU's rate x its part
+            cost_usd REAL NOT NULL,         -- its part of the GPU's charged cost (time and energy)
+            PRIMARY KEY (session_id, gpu_index, gpu_instance_id, compute_instance_id)
+        ) WITHOUT ROWID"""
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
+from gputab.store.mig import write_instances
 from gputab.store.schema import JOB_COLUMNS
 
 #: A writer waits this long for a lock before holding its figures for the next commit instead.
@@ -309,6 +310,7 @@ class SessionWriter:
 
     def _write(self, conn: sqlite3.Connection, sid: int) -> dict[str, int]:
         conn.executemany(_GPU_UPSERT, [(sid, g["index"], *(g.get(c) for c in _GPU_COLUMNS)) for g in self._gpus])
+        write_instances(conn, sid, self._gpus)
         conn.executemany(_JOB_INSERT, [job_values(sid, j) for j in self._jobs])
         job_ids = self._job_ids if self.session_id == sid else {}
         tags = {r[0] for r in self._job_rows} | {j["tag"] for j in self._jobs}

@@ -115,6 +115,8 @@ def gpu_views(snapshot: Snapshot, gpus: list[dict]) -> tuple[GpuView, ...]:
                 energy_method=m.get("energy_method"),
                 cost_usd=m.get("cost_usd"),
                 burn_rate_usd_per_hour=m.get("burn_rate_usd_per_hour"),
+                mig=s.mig or (),
+                mig_slices=s.mig_slices,
             )
         )
     return tuple(out)

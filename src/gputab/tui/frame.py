@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gputab.sampling.snapshot import MigSample
+
 RECORDING = "recording"
 ATTACHED = "attached"
 NOT_RECORDING = "not recording"
@@ -33,6 +35,9 @@ class GpuView:
     energy_method: str | None = None
     cost_usd: float | None = None
     burn_rate_usd_per_hour: float | None = None
+    mig: tuple[MigSample, ...] = ()
+    """Its MIG instances (empty when MIG is off); each is priced at ``rate_per_hour`` x slices / ``mig_slices``."""
+    mig_slices: int | None = None
 
     @property
     def memory_fraction(self) -> float | None:
@@ -54,6 +59,8 @@ class JobView:
     avg_utilization: float | None
     vram_bytes: int | None
     gpus: tuple[int, ...] = ()
+    mig_instances: tuple[str, ...] = ()
+    """The MIG instances it runs on now (``4:3g.40gb``), shown in place of those GPUs' indices."""
     samples: int | None = None
     cost_per_1k_samples_usd: float | None = None
     unknown_price: bool = False
@@ -85,6 +92,7 @@ class JobView:
             avg_utilization=d.get("avg_utilization"),
             vram_bytes=d.get("vram_bytes"),
             gpus=tuple(d.get("gpus") or ()),
+            mig_instances=tuple(d.get("mig_instances") or ()),
             samples=samples,
             cost_per_1k_samples_usd=per_1k,
             unknown_price=bool(d.get("unknown_price")),

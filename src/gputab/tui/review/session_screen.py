@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
+from gputab.tui.mig_text import stored_lines
 from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
 
 NAN = float("nan")
@@ -66,6 +67,7 @@ class SessionScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="session-head")
         yield Static("", id="session-rejected", markup=False)
+        yield Static("", id="session-mig")
         yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
         yield VerticalScroll(id="session-charts")
         yield Footer()
@@ -89,6 +91,9 @@ class SessionScreen(Screen):
 
             rejected_line.update(f"Samples reports not counted: {rejected_summary(rejected)}")
         self.info, self.record = info, record
+        mig = Text("\n").join(line for g in record.gpus for line in stored_lines(g))
+        self.query_one("#session-mig", Static).update(mig)
+        self.query_one("#session-mig", Static).display = bool(mig.plain)
         self.jobs = record.jobs
         self.fill_jobs()
         self.query_one("#session-charts", VerticalScroll).mount_all(self._charts(series))

@@ -11,6 +11,7 @@ from gputab.tui import format as fmt
 from gputab.tui.frame import GpuHistory, GpuView
 from gputab.tui.history import power_key, util_key
 from gputab.tui.literal import clean, fit, literal
+from gputab.tui.mig_text import instance_line
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
 from gputab.tui.widgets.table import KeyedTable
 
@@ -143,6 +144,7 @@ class GpuCard(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="gpu-title", classes="gpu-title")
         yield Static(id="gpu-figures")
+        yield Static(id="gpu-mig")
         with Horizontal(classes="gpu-charts"):
             yield Chart(classes="util-chart")
             yield Chart(classes="power-chart")
@@ -181,3 +183,26 @@ class GpuCard(Vertical):
             f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
         )
         self.query_one("#gpu-figures", Static).update(figures, layout=False)
+        self._show_mig(g)
+
+    def _show_mig(self, g: GpuView) -> None:
+        """A line per MIG instance under the GPU's figures: profile, ids, slices, $/h, SM activity, memory."""
+        box = self.query_one("#gpu-mig", Static)
+        box.display = bool(g.mig)
+        if not g.mig:
+            return
+        lines = [
+            instance_line(
+                m.profile,
+                m.gpu_instance_id,
+                m.compute_instance_id,
+                m.slices,
+                g.mig_slices,
+                None if g.rate_per_hour is None or not g.mig_slices else g.rate_per_hour * m.slices / g.mig_slices,
+                m.sm_active_pct,
+                m.memory_used_bytes,
+                m.memory_total_bytes,
+            )
+            for m in g.mig
+        ]
+        box.update(Text("\n").join(lines))

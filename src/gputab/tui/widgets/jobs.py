@@ -13,8 +13,13 @@ UNKNOWN_MARK = "?"
 """Appended to a cost that includes a GPU priced at the default rate (model not in the price table)."""
 
 
-def gpu_list(gpus: tuple[int, ...]) -> str:
-    """``0,1`` or ``0-3``: which GPUs a job held."""
+def gpu_list(gpus: tuple[int, ...], instances: tuple[str, ...] = ()) -> str:
+    """``0,1`` or ``0-3``: which GPUs a job held; a GPU in MIG mode as the instance it runs on, by its compute
+    slices (``4:3g`` for ``4:3g.40gb``: the column is narrow; the GPU view has the whole profile)."""
+    if instances:
+        on_mig = {i.split(":", 1)[0] for i in instances}
+        short = [i.split(".", 1)[0] if i.split(".", 1)[0].endswith("g") else i.rsplit(".", 1)[0] for i in instances]
+        return ",".join([*(str(g) for g in gpus if str(g) not in on_mig), *short])
     if not gpus:
         return "-"
     if len(gpus) > 2 and list(gpus) == list(range(gpus[0], gpus[-1] + 1)):
@@ -38,7 +43,7 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         fmt.rate(job.burn_rate_usd_per_hour),
         forecast_cell(job),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
-        gpu_list(job.gpus),
+        gpu_list(job.gpus, job.mig_instances),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
         fmt.pct(own_sm) if not job.special else "-",
         wasted,
