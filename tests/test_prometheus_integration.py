@@ -158,8 +158,10 @@ def test_prometheus_scrapes_the_recorder_and_agrees_with_the_store(tmp_path, ser
                 .replace("$__rate_interval", "1m")
             )
             api.query(expr)  # asserts status == success
-            if panel["id"] in (19, 20):
+            if panel["id"] in (19, 20, 24):  # waste by reason; the cost of each MIG instance of the demo's GPU 4
                 waste_row.append((panel["title"], expr))
+            if panel["id"] == 23:  # MIG instances: the demo's GPU 4 has three, each priced
+                assert len(api.query(expr)) == 3, expr
     assert float(api.query("sum(gputab_burn_rate_dollars_per_hour)")[0]["value"][1]) > 0
 
     # A couple more scrapes, then stop the recorder the way a service manager would.
