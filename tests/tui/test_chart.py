@@ -270,3 +270,27 @@ async def test_the_chart_widget_draws_line_styles_when_the_app_has_no_color(monk
             legend = chart.render_line(0).text
             assert (style_marker(DASHES[1]) in legend) is no_color
             assert ("━ s1" in legend) is not no_color
+
+
+def test_a_session_younger_than_the_window_is_drawn_from_every_poll():
+    h = History()
+    for t in range(1, 41):
+        h.add(_frame(float(t), util=float(t)))
+    times, values = h.points(util_key(0), 300.0)
+    assert list(times) == [float(t) for t in range(1, 41)] and list(values) == [float(t) for t in range(1, 41)]
+
+
+def test_history_keeps_each_process_sm_and_vram():
+    from dataclasses import replace
+
+    from gputab.tui.frame import ProcessView
+    from gputab.tui.history import process_sm_key, process_vram_key
+
+    h = History()
+    for t in range(1, 6):
+        p = ProcessView(7, 0, "u", "c", t * 1024**3, 10.0 * t, "a", "env")
+        h.add(replace(_frame(float(t)), processes=(p,) if t != 3 else ()))
+    _, sm = h.points(process_sm_key("7@0"), 300.0)
+    _, vram = h.points(process_vram_key("7@0"), 300.0)
+    assert [v if v == v else None for v in sm] == [10.0, 20.0, None, 40.0, 50.0]  # gone for a tick: a gap
+    assert vram[-1] == 5.0

@@ -102,6 +102,8 @@ class ChartSpec:
         y_max / y_min: the fixed scale.
         t0 / t1: the time span (session seconds).
         y_fmt: writes a y label.
+        steps: a count that changes at instants (active alerts): each value is held until the next point, then
+            the line steps, rather than sloping from one point to the next.
     """
 
     title: str
@@ -112,6 +114,7 @@ class ChartSpec:
     y_fmt: Callable[[float], str] = field(default=lambda v: f"{v:g}")
     y_min: float = 0.0
     legend: bool = True
+    steps: bool = False
 
 
 def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float, px: int) -> list[float | None]:
@@ -172,7 +175,10 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
             px0, py0 = prev if prev is not None else (x - 1, y)
             last = py0
             for xx in range(px0 + 1, x + 1):
-                at = round(py0 + (y - py0) * (xx - px0) / (x - px0))
+                if spec.steps:
+                    at = y if xx == x else py0
+                else:
+                    at = round(py0 + (y - py0) * (xx - px0) / (x - px0))
                 for yy in range(min(last, at), max(last, at) + 1):
                     walked += 1
                     if pattern and not dash_on(pattern, walked - 1):
