@@ -43,6 +43,16 @@ def _cells(table, key: str) -> list[str]:
     return [getattr(c, "plain", c) for c in table.get_row(key)]
 
 
+async def open_session(app, pilot, session_id: int):
+    """Enter on session ``session_id`` in the sessions list; the screen it opens."""
+    await pilot.pause()
+    table = app.screen.query_one("#sessions")
+    table.move_cursor(row=table.get_row_index(str(session_id)))
+    await pilot.press("enter")
+    await pilot.pause()
+    return app.screen
+
+
 async def _type(pilot, text: str) -> None:
     for ch in text:
         await pilot.press("space" if ch == " " else ch)
@@ -120,12 +130,7 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
         gpus = store.gpus(1)
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        table = app.screen.query_one("#sessions")
-        table.move_cursor(row=table.get_row_index("1"))
-        await pilot.press("enter")
-        await pilot.pause()
-        screen = app.screen
+        screen = await open_session(app, pilot, 1)
         assert isinstance(screen, SessionScreen) and screen.session_id == 1
         jt = screen.query_one("#session-jobs")
         assert [k.value for k in jt.rows] == [j["tag"] for j in jobs]
@@ -136,8 +141,9 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
             assert cells[2] == f"{j['gpu_hours']:.3f}" and cells[3] == f"{j['effective_gpu_hours']:.3f}"
             assert cells[4] == pct(j["avg_utilization"], fraction=True)
             # The waste split: wasted dollars and the costliest reason, as stored.
-            assert cells[5] == money(j["waste_usd"]) and cells[6] == (j["waste_top_reason"] or "-")
-            assert cells[8] == f"{j['energy_kwh']:.3f}"
+            assert cells[5] == money(j["waste_usd"]) and cells[6] == pct(j["waste_pct"])
+            assert cells[7] == (j["waste_top_reason"] or "-") and cells[-1] == (j["waste_evidence"] or "-")
+            assert cells[10] == f"{j['energy_kwh']:.3f}"
         # Cumulative cost per job, utilization and power per GPU, on fixed scales from 0.
         from gputab.tui.widgets.chart import Chart
 
@@ -177,7 +183,7 @@ async def test_entering_samples_updates_per_sample_and_stores_it(db):
             job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
         assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
         assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
-        assert cells[10] == "200,000" and cells[12] == f"${job['cost_usd'] / 200_000:.6f}"
+        assert cells[12] == "200,000" and cells[14] == f"${job['cost_usd'] / 200_000:.6f}"
         # A correction sets the totals, it does not add to them.
         await pilot.press("n")
         await pilot.pause()
@@ -293,3 +299,47 @@ def test_month_long_session_series_is_read_by_seeks(tmp_path):
     assert all(len(g["utilization"]) == 60 for g in series["gpus"].values())
     assert series["gpus"][0]["power_w"][-1] == 300.0
     assert took < 0.5
+
+
+async def test_session_screen_shows_each_jobs_waste_with_evidence_and_its_forecast(db):
+    with Store.open(db, readonly=True) as store:
+        jobs = {j["tag"]: j for j in store.jobs(1)}
+    app = ReviewApp(db)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = await open_session(app, pilot, 1)
+        jt = screen.query_one("#session-jobs")
+        lora = jobs["llama3-8b-lora"]
+        assert lora["progress_fraction"] is not None and lora["forecast_state"] == "running"
+        assert _cells(jt, "llama3-8b-lora")[8] == f"{money(lora['projected_cost_usd'])} at " + (
+            f"{lora['progress_fraction'] * 100:.0f}%"
+        )
+        assert _cells(jt, "eval-mmlu")[8] == "-"  # reports no progress
+        for row, tag in enumerate(jobs):
+            jt.move_cursor(row=row)
+            await pilot.pause()
+            line = str(screen.query_one("#session-job").render())
+            job = jobs[tag]
+            assert line.startswith(tag) and f"wasted {money(job['waste_usd'])}" in line
+            for reason, usd in job["waste_by_reason"].items():
+                assert f"{reason} {money(usd)}: {job['waste_evidence_by_reason'][reason]}" in line
+            assert ("forecast:" in line) is (job["progress_fraction"] is not None)
+
+
+def test_a_finished_jobs_forecast_is_set_against_what_it_cost():
+    from gputab.tui.review.session_screen import forecast_vs_actual, job_summary
+
+    done = {
+        "tag": "run",
+        "cost_usd": 20.0,
+        "progress_fraction": 1.0,
+        "forecast_state": "done",
+        "first_projected_cost_usd": 22.0,
+        "first_projected_progress_fraction": 0.1,
+        "projected_cost_usd": 20.0,
+        "waste_usd": None,
+    }
+    assert forecast_vs_actual(done) == "$20.00 vs $22.00 (+10%)"
+    line = job_summary(done).plain
+    assert "first projection $22.00 at 10%" in line and "spent $20.00 (done)" in line and "not measured" in line
+    assert forecast_vs_actual({"tag": "x", "cost_usd": 1.0}) == "-"
+    assert forecast_vs_actual({"tag": "x", "progress_fraction": 0.2, "forecast_state": "unknown"}) == "measuring"
