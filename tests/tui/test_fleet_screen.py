@@ -206,3 +206,45 @@ def test_host_screen_snapshot(snap_compare, fake, size):
         await pilot.pause()
 
     assert snap_compare(make(fake), terminal_size=size, run_before=run_before)
+
+
+def _expr(name: str, at: float) -> str:
+    return normalise(QUERIES[name].format(lookback=LOOKBACK, today=today_range(at)))
+
+
+async def test_the_jobs_waste_share_comes_from_the_exported_waste(fake):
+    # The recording predates the waste counter: answer its query from today's cost, a quarter of it wasted
+    # (one job: half), the way Prometheus would (a vector by host and tag).
+    today = fake.recording["answers"][_expr("job_today", fake.at)]["data"]["result"]
+    result = []
+    for item in today:
+        share = 0.5 if item["metric"]["tag"] == "llama3-8b-lora" else 0.25
+        result.append({"metric": item["metric"], "value": [fake.at, str(float(item["value"][1]) * share)]})
+    fake.replace[_expr("job_waste_today", fake.at)] = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": result},
+    }
+    app = make(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        jobs = app.screen.query_one(FleetJobsTable)
+        assert "waste" in [str(c.label) for c in jobs.columns.values()]
+        tags = {item["metric"]["tag"] for item in today} - {"(idle)", "(unobserved)"}
+        assert "llama3-8b-lora" in tags
+        for tag in tags:
+            assert cell(jobs, tag, "waste") == ("50%" if tag == "llama3-8b-lora" else "25%")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, HostScreen)
+        host_jobs = app.screen.query_one(HostJobsTable)
+        assert {cell(host_jobs, k.value, "waste") for k in host_jobs.rows} <= {"25%", "50%", "-"}
+
+
+async def test_no_exported_waste_is_a_dash_not_zero(fake):
+    app = make(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        jobs = app.screen.query_one(FleetJobsTable)
+        assert {cell(jobs, k.value, "waste") for k in jobs.rows} == {"-"}
+        # At 80 columns every column, the hosts a job runs on included, fits without scrolling.
+        assert sum(c.get_render_width(jobs) for c in jobs.columns.values()) <= 80

@@ -41,6 +41,13 @@ def _pct(fraction: float | None) -> str:
     return DASH if fraction is None else fmt.pct(fraction, fraction=True)
 
 
+def waste_share(waste_usd: float | None, spent_usd: float | None) -> str:
+    """The share of today's spend paid while the job's GPUs did nothing (``-``: not exported or nothing spent)."""
+    if waste_usd is None or not spent_usd or spent_usd <= 0:
+        return DASH
+    return fmt.pct(min(1.0, max(0.0, waste_usd / spent_usd)), fraction=True)
+
+
 def clock_time(wall: float | None) -> str:
     """``HH:MM:SS`` UTC of a Unix time (the date too when it is not today's)."""
     if wall is None:
@@ -79,6 +86,7 @@ def job_cells(job: FleetJob, width: int) -> tuple:
         str(len(job.hosts)),
         _rate(job.burn_rate_usd_per_hour),
         _money(job.spent_today_usd),
+        waste_share(job.waste_today_usd, job.spent_today_usd),
         _pct(job.avg_utilization),
         Text(hosts if len(hosts) <= width else hosts[: width - 1] + "…"),
     )
@@ -115,26 +123,42 @@ class FleetJobsTable(KeyedTable):
         ("n", "hosts", 5),
         ("burn", "burn", 9),
         ("today", "today", 9),
+        ("waste", "waste", 5),
         ("util", "util", 4),
         ("hosts", "on", 60),
     )
+    """``waste``: the share of today's spend paid while the job's GPUs did nothing (the exporter's
+    ``gputab_job_waste_dollars_total`` over ``gputab_job_cost_dollars_total``, both since 00:00 UTC)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(fixed_columns=1, **kwargs)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # Under 100 columns the tag gives up 6 cells, so the hosts a job runs on keep some room at 80.
+        cols = [(k, label, 16 if k == "tag" and width < 100 else w) for k, label, w in self.COLUMNS[:-1]]
         key, label, _ = self.COLUMNS[-1]
-        return [*self.COLUMNS[:-1], (key, label, max(12, width - 71))]
+        return [*cols, (key, label, self._rest(width, cols))]
+
+    @staticmethod
+    def _rest(width: int, cols: list[tuple[str, str, int]]) -> int:
+        return max(12, width - sum(w + 2 for _, _, w in cols) - 4)
 
     @property
     def hosts_width(self) -> int:
-        return max(12, self.size.width - 71)
+        width = self.size.width
+        return self._rest(width, self.columns_for(width)[:-1])
 
 
 class HostJobsTable(KeyedTable):
     """The jobs of one host (the drill-down)."""
 
-    COLUMNS = (("tag", "job (tag)", 30), ("burn", "burn", 9), ("today", "today", 9), ("util", "util", 4))
+    COLUMNS = (
+        ("tag", "job (tag)", 30),
+        ("burn", "burn", 9),
+        ("today", "today", 9),
+        ("waste", "waste", 5),
+        ("util", "util", 4),
+    )
 
 
 def host_title(host: FleetHost, view: FleetView) -> Text:
@@ -208,7 +232,13 @@ class HostScreen(_FleetPage):
             [
                 (
                     j.tag,
-                    (Text(j.tag), _rate(j.burn_rate_usd_per_hour), _money(j.spent_today_usd), _pct(j.avg_utilization)),
+                    (
+                        Text(j.tag),
+                        _rate(j.burn_rate_usd_per_hour),
+                        _money(j.spent_today_usd),
+                        waste_share(j.waste_today_usd, j.spent_today_usd),
+                        _pct(j.avg_utilization),
+                    ),
                 )
                 for j in rows
             ]
