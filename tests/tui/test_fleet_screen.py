@@ -1,6 +1,6 @@
 """The fleet screen, driven with Pilot against a fake Prometheus (a real HTTP server serving recorded answers).
 
-Snapshots at 80x24 and 120x40: regenerate after an intended change with
+Snapshots at 80x24, 120x40 and 200x60: regenerate after an intended change with
 ``pytest tests/tui/test_fleet_screen.py --snapshot-update`` and look at the SVGs.
 """
 
@@ -18,7 +18,7 @@ from gputab.fleet import QUERIES_PER_REFRESH, PromClient
 from gputab.fleet.query import LOOKBACK, QUERIES, today_range
 from gputab.tui.fleet_screen import FleetApp, FleetJobsTable, FleetScreen, HostJobsTable, HostScreen, HostsTable
 
-SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 
 
 @pytest.fixture
@@ -248,3 +248,19 @@ async def test_no_exported_waste_is_a_dash_not_zero(fake):
         assert {cell(jobs, k.value, "waste") for k in jobs.rows} == {"-"}
         # At 80 columns every column, the hosts a job runs on included, fits without scrolling.
         assert sum(c.get_render_width(jobs) for c in jobs.columns.values()) <= 80
+
+
+async def test_the_rows_under_the_tables_chart_each_hosts_burn_over_the_hour(fake):
+    from gputab.tui.widgets.chart import Chart
+
+    app = make(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        view = app.view
+        spec = app.screen.query_one("#fleet-burn", Chart).spec
+        assert [line.label for line in spec.lines] == [h.host for h in view.hosts]
+        for host, line in zip(view.hosts, spec.lines):
+            assert [v for _, v in host.burn_history] == [v if v == v else None for v in line.values]
+            assert all(-3600 <= t <= 0 for t in line.times)
+        assert spec.y_min == 0 and spec.y_max >= max(v or 0 for h in view.hosts for _, v in h.burn_history)
+        assert app.screen.query_one("#fleet-burn", Chart).region.height >= 10  # the rows the tables leave

@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from gputab.fleet import QUERIES_PER_REFRESH, FleetHost, FleetJob, FleetView, PromClient, fetch_fleet
 from gputab.fleet.model import JobOnHost
 from gputab.tui import format as fmt
+from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling, palette
 from gputab.tui.widgets.table import KeyedTable
 
 DASH = "-"
@@ -161,6 +162,31 @@ class HostJobsTable(KeyedTable):
     )
 
 
+def ago(seconds: float) -> str:
+    """A time axis label relative to the refresh: ``-60m``, ``-30m``, ``now``."""
+    return "now" if seconds >= -1 else f"-{round(-seconds / 60)}m"
+
+
+def burn_spec(hosts: tuple[FleetHost, ...] | list[FleetHost], at: float) -> ChartSpec:
+    """Each host's burn rate over the last hour (the range query the sparklines use), from $0/h."""
+    from gputab.fleet.query import HISTORY_SECONDS
+
+    lines = []
+    for host, color in zip(hosts, palette(len(hosts))):
+        points = [(t - at, v if v is not None else float("nan")) for t, v in host.burn_history]
+        lines.append(Line(host.host, [t for t, _ in points], [v for _, v in points], color))
+    top = nice_ceiling(max((v for line in lines for v in line.values if v == v), default=0.0))
+    return ChartSpec(
+        "burn $/h by host, last hour",
+        tuple(lines),
+        top,
+        -HISTORY_SECONDS,
+        0.0,
+        y_fmt=lambda v: fmt.rate(v).removesuffix("/h"),
+        t_fmt=ago,
+    )
+
+
 def host_title(host: FleetHost, view: FleetView) -> Text:
     text = Text(host.host, style="bold")
     seen = f"last seen {clock_time(host.last_seen)} UTC"
@@ -208,6 +234,7 @@ class HostScreen(_FleetPage):
         yield Static("", id="host-title")
         yield HostJobsTable(id="host-jobs")
         yield Static("", id="host-empty")
+        yield Chart(id="host-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
         yield Footer()
 
@@ -243,6 +270,7 @@ class HostScreen(_FleetPage):
                 for j in rows
             ]
         )
+        self.query_one("#host-burn", Chart).plot(burn_spec([host] if host is not None else [], view.at))
         empty = self.query_one("#host-empty", Static)
         empty.display = not rows
         empty.update("No jobs on this host today.")
@@ -259,6 +287,7 @@ class FleetScreen(_FleetPage):
         yield HostsTable(id="fleet-hosts")
         yield Static("Jobs across hosts", classes="fleet-label")
         yield FleetJobsTable(id="fleet-jobs")
+        yield Chart(id="fleet-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
         yield Footer()
 
@@ -282,6 +311,8 @@ class FleetScreen(_FleetPage):
         self.query_one(HostsTable).sync([(h.host, host_cells(h, now, top)) for h in view.hosts])
         jobs = self.query_one(FleetJobsTable)
         jobs.sync([(j.tag, job_cells(j, jobs.hosts_width)) for j in view.jobs])
+        # The rows the tables leave: every host's burn rate over the hour (stale ones end where they stopped).
+        self.query_one("#fleet-burn", Chart).plot(burn_spec(view.hosts, view.at))
 
     @on(HostsTable.RowSelected, "#fleet-hosts")
     def open_host(self, event: HostsTable.RowSelected) -> None:

@@ -22,6 +22,7 @@ SHOTS = (
     ("jobs-120x40.svg", (120, 40), (), None),
     ("gpus-120x40.svg", (120, 40), ("2",), None),
     ("processes-120x40.svg", (120, 40), ("3",), None),
+    ("alerts-120x40.svg", (120, 40), ("4",), None),
     ("jobs-80x24.svg", (80, 24), (), None),
     ("jobs-light-120x40.svg", (120, 40), (), "textual-light"),
 )

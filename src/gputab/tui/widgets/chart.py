@@ -102,6 +102,7 @@ class ChartSpec:
         y_max / y_min: the fixed scale.
         t0 / t1: the time span (session seconds).
         y_fmt: writes a y label.
+        t_fmt: writes a time axis label (default: session time, :func:`clock`).
         steps: a count that changes at instants (active alerts): each value is held until the next point, then
             the line steps, rather than sloping from one point to the next.
     """
@@ -115,6 +116,7 @@ class ChartSpec:
     y_min: float = 0.0
     legend: bool = True
     steps: bool = False
+    t_fmt: Callable[[float], str] = field(default=clock)
 
 
 def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float, px: int) -> list[float | None]:
@@ -206,7 +208,7 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
         if run:
             text.append("".join(run), style=run_style or "")
         out.append(text)
-    out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w), style="dim"))
+    out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt), style="dim"))
     return out[:height]
 
 
@@ -227,10 +229,10 @@ def _legend(spec: ChartSpec, width: int, dashes: bool = False) -> Text:
     return text
 
 
-def _time_axis(t0: float, t1: float, width: int) -> str:
-    """``─`` with the start, middle and end session times written into it."""
+def _time_axis(t0: float, t1: float, width: int, t_fmt: Callable[[float], str] = clock) -> str:
+    """``─`` with the start, middle and end times written into it (session times by default)."""
     axis = ["─"] * width
-    labels = [(0, clock(t0)), (width // 2, clock((t0 + t1) / 2)), (width, clock(t1))]
+    labels = [(0, t_fmt(t0)), (width // 2, t_fmt((t0 + t1) / 2)), (width, t_fmt(t1))]
     for pos, label in labels:
         start = min(max(0, pos - len(label) // 2), width - len(label)) if pos else 0
         if pos == width:
