@@ -20,7 +20,7 @@ class LiveScreen(Screen):
     frame (and the history the app keeps), so hiding a view loses nothing.
     """
 
-    CSS_PATH = "live_screen.tcss"
+    CSS_PATH = ["live_screen.tcss"]
     TITLE_TEXT = ""
     NARROW_TITLE_TEXT = ""
     """The title under 100 columns, where it says what the narrow columns are (the wide title when empty)."""
@@ -58,7 +58,7 @@ class LiveScreen(Screen):
     def on_screen_resume(self) -> None:
         frame = getattr(self.app, "frame", None)
         if frame is not None:
-            self.refresh_frame(frame, self.app.history)
+            self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
 
     def refresh_frame(self, frame: Frame, history: GpuHistory) -> None:
         """Show ``frame`` in the header, the body and the notes line."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -37,7 +39,7 @@ TEXT_COLUMNS = frozenset({"waste_top_reason", "forecast_vs_actual", "waste_evide
 """Columns of words, left-aligned (figures are right-aligned)."""
 
 # (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
-JOB_COLUMNS = (
+JOB_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("job", "tag", str),
     ("cost", "cost_usd", money),
     ("GPU-h", "gpu_hours", hours),
@@ -151,11 +153,8 @@ class SessionScreen(Screen):
             for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
                 value = job.get(key)
                 if i == 0:
-                    cells.append(
-                        literal(
-                            ("*" if value in self.marked else " ") + value + (" ?" if job.get("unknown_price") else "")
-                        )
-                    )
+                    mark = "*" if value in self.marked else " "
+                    cells.append(literal(f"{mark}{value}{' ?' if job.get('unknown_price') else ''}"))
                 elif key in DERIVED:
                     cells.append(literal(DERIVED[key](job)))
                 elif key in TEXT_COLUMNS:

@@ -140,7 +140,7 @@ class SessionsScreen(Screen):
         if not table.row_count:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return int(key.value)
+        return int(key.value) if key.value is not None else None
 
     def row(self, sid: int) -> SessionRow:
         """The listed session ``sid``."""
@@ -227,7 +227,8 @@ class SessionsScreen(Screen):
 
     def action_export(self) -> None:
         """Export the marked sessions, or the one under the cursor, as the ``gputab export --csv`` job rows."""
-        ids = sorted(self.marked) or ([self.selected_id()] if self.selected_id() is not None else [])
+        selected = self.selected_id()
+        ids = sorted(self.marked) or ([selected] if selected is not None else [])
         if not ids:
             self.notify("nothing to export", severity="warning")
             return
