@@ -343,3 +343,40 @@ def test_a_finished_jobs_forecast_is_set_against_what_it_cost():
     assert "first projection $22.00 at 10%" in line and "spent $20.00 (done)" in line and "not measured" in line
     assert forecast_vs_actual({"tag": "x", "cost_usd": 1.0}) == "-"
     assert forecast_vs_actual({"tag": "x", "progress_fraction": 0.2, "forecast_state": "unknown"}) == "measuring"
+
+
+async def test_the_list_previews_the_session_under_the_cursor(db):
+    with Store.open(db, readonly=True) as store:
+        jobs = {sid: store.jobs(sid) for sid in (1, 3)}
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("#sessions")
+        for sid in (3, 1):
+            table.move_cursor(row=table.get_row_index(str(sid)))
+            await pilot.pause()
+            preview = str(app.screen.query_one("#sessions-preview").render())
+            assert preview.startswith(f"Session {sid}: {len(jobs[sid])} jobs")
+            for j in jobs[sid]:
+                assert j["tag"] in preview
+                assert f"wasted {money(j['waste_usd']):>8} {pct(j['waste_pct']):>4}  {j['waste_top_reason']}" in preview
+
+
+def test_compare_bars_share_one_scale_per_figure_and_fill_the_height():
+    from gputab.tui.review.compare_screen import ROWS, compare_bars
+
+    a = {"cost_usd": 4.0, "gpu_hours": 1.0, "avg_utilization": 0.5}
+    b = {"cost_usd": 1.0, "gpu_hours": 2.0, "avg_utilization": None}
+    bar_rows = []
+    for height in (12, 30, 60):
+        lines = compare_bars(a, b, 60, height).plain.split("\n")
+        assert height - 6 <= len(lines) - 1 <= height  # the rows are used, none spill over
+        bar_rows.append(sum(1 for line in lines if "█" in line))
+    assert bar_rows[0] < bar_rows[1] < bar_rows[2]  # a taller screen draws thicker bars, not blank rows
+    lines = compare_bars(a, b, 60, 12).plain.split("\n")
+    cost_a, cost_b = lines[1], lines[2]
+    assert cost_a.count("█") == 44 and cost_b.count("█") == 11  # $4 fills the 44 cells, $1 a quarter
+    util_b = lines[lines.index("avg utilization") + 2]
+    assert "█" not in util_b and util_b.rstrip().endswith("n/a")
+    assert "samples" not in lines  # n/a on both sides: no bars
+    assert [label for label, *_ in ROWS][:2] == ["cost", "GPU-hours"]

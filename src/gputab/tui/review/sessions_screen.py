@@ -28,6 +28,20 @@ COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", 
 _HEADER_SORT = {1: "id", 2: "start", 3: "duration", 4: "host", 5: "GPUs", 6: "cost", 7: "idle", 8: "util", 9: "end"}
 
 
+def session_preview(sid: int, jobs: list[dict]) -> Text:
+    """Under the list: session ``sid``'s jobs, costliest first, each with its cost, utilization, wasted dollars and
+    share, and the likely reason (Enter opens the session with every figure)."""
+    text = Text(f"Session {sid}: {len(jobs)} jobs (Enter: every figure and the charts)", style="bold")
+    for j in jobs:
+        text.append("\n")
+        text.append_text(literal(fit(clean(j["tag"]), 28).ljust(28), style="dim" if j["tag"].startswith("(") else ""))
+        text.append(f" {money(j.get('cost_usd')):>9}  util {pct(j.get('avg_utilization'), fraction=True):>4}")
+        if j.get("waste_usd") is not None:
+            text.append(f"  wasted {money(j['waste_usd']):>8} {pct(j.get('waste_pct')):>4}  ")
+            text.append_text(literal(j.get("waste_top_reason") or "-", style="dim"))
+    return text
+
+
 class SessionsScreen(Screen):
     """Past sessions, newest first.
 
@@ -69,6 +83,7 @@ class SessionsScreen(Screen):
         yield Static("", id="sessions-filter-error")
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static("", id="sessions-empty")
+        yield Static("", id="sessions-preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,6 +130,24 @@ class SessionsScreen(Screen):
                 wrap=True,
             )
         )
+
+    @on(DataTable.RowHighlighted, "#sessions")
+    def _preview(self) -> None:
+        """The session under the cursor, in the rows the list leaves: its jobs, what each cost and wasted, why."""
+        from gputab.store import Store
+
+        sid = self.selected_id()
+        preview = self.query_one("#sessions-preview", Static)
+        if sid is None:
+            preview.update("")
+            return
+        try:
+            with Store.open(self.db_path, readonly=True) as store:
+                jobs = store.jobs(sid)
+        except Exception as exc:  # noqa: BLE001 - a preview that cannot be read says so, the list stays
+            preview.update(literal(f"session {sid}: {exc}"))
+            return
+        preview.update(session_preview(sid, jobs))
 
     def _cells(self, r: SessionRow) -> list:
         # Every cell is made literal by the caller (literal_row): hosts and tags are anyone's text.
