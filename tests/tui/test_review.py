@@ -380,3 +380,26 @@ def test_compare_bars_share_one_scale_per_figure_and_fill_the_height():
     assert "█" not in util_b and util_b.rstrip().endswith("n/a")
     assert "samples" not in lines  # n/a on both sides: no bars
     assert [label for label, *_ in ROWS][:2] == ["cost", "GPU-hours"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [[], ["enter"], ["enter", "m", "down", "m", "c"], ["dollar_sign"]],
+    ids=["sessions", "session", "compare", "spend"],
+)
+async def test_review_footers_fit_80_columns_with_every_key(db, keys):
+    app = ReviewApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        shown = list(app.screen.query("FooterKey"))
+        assert shown and max(k.region.right for k in shown) <= 80
+        footer = [s.text for s in app.screen._compositor.render_strips()][-1]
+        assert "q Quit" in footer and "esc Back" in footer
+        # Every key the screen shows is in the footer (none is pushed off its right edge).
+        for active in app.screen.active_bindings.values():
+            b = active.binding
+            if b.show:
+                assert (b.group.description if b.group else b.description) in footer, b

@@ -23,6 +23,7 @@ from gputab.tui.review.data import (
     sort_rows,
 )
 
+SORT_GROUP = Binding.Group("Sort", compact=True)
 COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", "util", "end", "jobs")
 # Which sort each header sorts by (the mark and jobs columns do not sort).
 _HEADER_SORT = {1: "id", 2: "start", 3: "duration", 4: "host", 5: "GPUs", 6: "cost", 7: "idle", 8: "util", 9: "end"}
@@ -54,11 +55,12 @@ class SessionsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "focus_filter", "Filter"),
-        Binding("o", "cycle_sort", "Sort"),
-        Binding("R", "reverse_sort", "Reverse"),
+        # o and R share one footer entry ("oR Sort") and e says "CSV": the footer then fits 80 columns, q included.
+        Binding("o", "cycle_sort", "Sort", group=SORT_GROUP),
+        Binding("R", "reverse_sort", "Reverse sort", group=SORT_GROUP),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export CSV"),
+        Binding("e", "export", "CSV", tooltip="Export the marked sessions (or this one) as CSV"),
         Binding("dollar_sign", "spend", "Spend"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
