@@ -4,32 +4,13 @@ processes and alerts tables show the selected process and the alert timeline."""
 from __future__ import annotations
 
 import pytest
-from tui_support import advance, make_app
+from tui_support import advance, longest_blank_run, make_app, screen_lines
 
 from gputab.tui.details_screen import DetailsScreen
 from gputab.tui.widgets.alert_panel import AlertPanel, active_counts
 from gputab.tui.widgets.chart import Chart
 from gputab.tui.widgets.process_panel import ProcessPanel
 from gputab.tui.widgets.processes import ProcessTable
-
-BOX = set(" ─│┤└╭╮╰╯")
-
-
-def screen_lines(app) -> list[str]:
-    return [strip.text for strip in app.screen._compositor.render_strips()]
-
-
-def longest_blank_run(lines: list[str]) -> int:
-    """The most consecutive rows that show nothing but blanks and box lines (a chart's empty plot rows count as
-    content: they carry its axis and scale)."""
-    run = best = 0
-    for line in lines:
-        if set(line) <= set(" ─"):
-            run += 1
-            best = max(best, run)
-        else:
-            run = 0
-    return best
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from tui_support import advance, make_app
+from tui_support import advance, longest_blank_run, make_app, screen_lines
 
 from gputab.sampling.demo import DEMO_START_WALL
 from gputab.store import Store
@@ -403,3 +403,16 @@ async def test_review_footers_fit_80_columns_with_every_key(db, keys):
             b = active.binding
             if b.show:
                 assert (b.group.description if b.group else b.description) in footer, b
+
+
+@pytest.mark.parametrize("size", [(120, 40), (200, 60)], ids=["120x40", "200x60"])
+@pytest.mark.parametrize("keys", [["enter"], ["enter", "m", "down", "m", "c"]], ids=["session", "compare"])
+async def test_review_screens_leave_no_blank_stretch(db, size, keys):
+    app = ReviewApp(db)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
+        lines = screen_lines(app)
+        assert longest_blank_run(lines[1:-1]) <= 4, "\n".join(lines)
