@@ -53,6 +53,14 @@ async def open_session(app, pilot, session_id: int):
     return app.screen
 
 
+async def press_each(pilot, keys) -> None:
+    """Let the review open, then press ``keys`` one by one, each taking effect before the next."""
+    await pilot.pause()
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
+
+
 async def _type(pilot, text: str) -> None:
     for ch in text:
         await pilot.press("space" if ch == " " else ch)
@@ -390,10 +398,7 @@ def test_compare_bars_share_one_scale_per_figure_and_fill_the_height():
 async def test_review_footers_fit_80_columns_with_every_key(db, keys):
     app = ReviewApp(db)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        for key in keys:
-            await pilot.press(key)
-            await pilot.pause()
+        await press_each(pilot, keys)
         shown = list(app.screen.query("FooterKey"))
         assert shown and max(k.region.right for k in shown) <= 80
         footer = [s.text for s in app.screen._compositor.render_strips()][-1]
@@ -410,9 +415,6 @@ async def test_review_footers_fit_80_columns_with_every_key(db, keys):
 async def test_review_screens_leave_no_blank_stretch(db, size, keys):
     app = ReviewApp(db)
     async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        for key in keys:
-            await pilot.press(key)
-            await pilot.pause()
+        await press_each(pilot, keys)
         lines = screen_lines(app)
         assert longest_blank_run(lines[1:-1]) <= 4, "\n".join(lines)
