@@ -287,10 +287,15 @@ def test_history_keeps_each_process_sm_and_vram():
     from gputab.tui.history import process_sm_key, process_vram_key
 
     h = History()
+    p = ProcessView(7, 0, "u", "c", 1, 1.0, "a", "env")
+    h.add(replace(_frame(0.5), processes=(p,)))
+    assert not any(k.startswith(("sm:", "vram:")) for k in h.fine.values)  # no processes view yet: no cost
+    h.track_processes = True
     for t in range(1, 6):
         p = ProcessView(7, 0, "u", "c", t * 1024**3, 10.0 * t, "a", "env")
         h.add(replace(_frame(float(t)), processes=(p,) if t != 3 else ()))
     _, sm = h.points(process_sm_key("7@0"), 300.0)
     _, vram = h.points(process_vram_key("7@0"), 300.0)
-    assert [v if v == v else None for v in sm] == [10.0, 20.0, None, 40.0, 50.0]  # gone for a tick: a gap
+    # Before tracking: not recorded (NaN); gone for a tick: a gap.
+    assert [v if v == v else None for v in sm] == [None, 10.0, 20.0, None, 40.0, 50.0]
     assert vram[-1] == 5.0

@@ -44,8 +44,13 @@ def test_gpus_view(snap_compare, demo_ctx, clock, size):
 
 @SIZES
 def test_processes_view(snap_compare, demo_ctx, clock, size):
+    # Open from the start: the selected process's charts keep history from when the view was first shown.
     app = make_app(demo_ctx, clock)
-    assert snap_compare(app, terminal_size=size, run_before=_run(app, clock, ("3",)))
+
+    async def run_before(pilot) -> None:
+        await drive(app, pilot, clock, STEPS, first=("3",))
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 @SIZES

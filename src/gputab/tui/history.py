@@ -8,8 +8,8 @@ NaN for "not available", 8 bytes a point, in two tiers:
 * *coarse*: one point per ``step`` seconds over the whole session; when it holds :data:`COARSE_POINTS` points,
   every other one is dropped and the step doubles, so a week-long session costs the same memory as an hour.
 
-Memory is bounded: (fine + coarse points) x (2 per GPU + one per job up to :data:`MAX_JOBS` + two per process up
-to :data:`MAX_PROCESSES` + 2) x 8 bytes.
+Memory is bounded: (fine + coarse points) x (2 per GPU + one per job up to :data:`MAX_JOBS` + 2) x 8 bytes, and
+two per process up to :data:`MAX_PROCESSES` from the first time the processes view is shown.
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ class History:
         self._next_coarse = 0.0
         self._jobs: set[str] = set()
         self._processes: set[str] = set()
+        self.track_processes = False
+        """Keep each process's SM % and VRAM: set when the processes view first shows (a session that never opens
+        it pays nothing for them; up to 2 x :data:`MAX_PROCESSES` series more once it does)."""
         self._fine_trimmed = False
         self.power_limits: dict[int, float] = {}
         """Each GPU's power limit (W) as last reported: the top of its power chart."""
@@ -139,7 +142,7 @@ class History:
             if j.tag in self._jobs or len(self._jobs) < MAX_JOBS:
                 self._jobs.add(j.tag)
                 row[job_key(j.tag)] = j.cost_usd
-        for p in frame.processes:
+        for p in frame.processes if self.track_processes else ():
             key = p.key
             if key in self._processes or len(self._processes) < MAX_PROCESSES:
                 self._processes.add(key)

@@ -36,6 +36,7 @@ class ProcessesScreen(LiveScreen):
         yield ProcessPanel(id="process-panel")
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+        history.track_processes = True  # from now on: the process charts cost nothing until this view is opened
         self._by_key = {p.key: p for p in frame.processes}
         self.query_one(ProcessTable).show(frame.processes)
         self._show_selected(frame, history)
