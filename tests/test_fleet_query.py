@@ -51,11 +51,11 @@ def recorded_alerts(recording) -> dict[str, set]:
 def test_one_refresh_is_one_fixed_batch_of_queries(fake):
     client = PromClient(fake.url)
     fetch_fleet(client, clock=lambda: fake.at)
-    assert client.requests == len(fake.requests) == QUERIES_PER_REFRESH == 12
+    assert client.requests == len(fake.requests) == QUERIES_PER_REFRESH == 13
     fetch_fleet(client, clock=lambda: fake.at + 10)
     assert len(fake.requests) == 2 * QUERIES_PER_REFRESH  # the same cost every refresh
     paths = [p.split("?")[0] for p in fake.requests[:QUERIES_PER_REFRESH]]
-    assert paths.count("/api/v1/query") == 11 and paths.count("/api/v1/query_range") == 1
+    assert paths.count("/api/v1/query") == 12 and paths.count("/api/v1/query_range") == 1
 
 
 def test_hosts_and_their_figures_come_from_the_answers(fake, recording):

@@ -55,6 +55,7 @@ FLEET_ONLY = {
     "session_cost_usd",
     "spent_today_usd",
     "idle_today_usd",
+    "waste_today_usd",
     "idle_burn_rate_usd_per_hour",
     "active_alert_count",
     "alert_counts",

@@ -403,6 +403,7 @@ KEYS: tuple[Key, ...] = (
     _k("session_cost_usd", "number", "What the host's current (or last) session cost so far."),
     _k("spent_today_usd", "number", "Cost since 00:00 UTC."),
     _k("idle_today_usd", "number", "Of which (idle)."),
+    _k("waste_today_usd", "number", "Of a job's spent_today_usd, what was paid while its GPUs did nothing (fleet)."),
     _k("idle_burn_rate_usd_per_hour", "number", "Burn rate of the idle GPUs now."),
     _k("active_alert_count", "integer", "Alerts active now.", "alerts_active"),
     _k(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from rich.text import Text
 
 from gputab.tui.frame import Frame, GpuView, JobView
 from gputab.tui.history import BURN, COARSE_POINTS, History, job_key, power_key, util_key
-from gputab.tui.widgets.chart import ChartSpec, Line, clock, nice_ceiling, render_chart
+from gputab.tui.widgets.chart import DASHES, ChartSpec, Line, clock, dash_on, nice_ceiling, render_chart, style_marker
 
 NAN = float("nan")
 
@@ -204,3 +205,97 @@ async def test_gpu_card_bars_keep_their_width_from_the_first_frame(demo_ctx, clo
         await advance(app, clock, 5)
         await pilot.pause()
         assert [len(line) for line in str(figures.render()).splitlines()] == first
+
+
+def _cells_of_row(line: Text) -> str:
+    """The plot cells of a chart row (after the y label's ┤ or │)."""
+    plain = line.plain
+    return plain[max(plain.find("┤"), plain.find("│")) + 1 :]
+
+
+def _flat_lines_spec(n: int) -> ChartSpec:
+    """``n`` flat series, far apart on a 0-100 scale, each in a plot row of its own."""
+    t = [float(i) for i in range(200)]
+    lines = tuple(Line(f"s{k}", t, [5.0 + 90.0 * k / max(1, n - 1)] * 200, "green") for k in range(n))
+    return ChartSpec("x", lines, 100.0, 0.0, 199.0, lambda v: f"{v:.0f}%")
+
+
+def test_without_color_each_series_has_its_own_line_style_and_the_legend_shows_it():
+    n = len(DASHES)
+    lines = render_chart(_flat_lines_spec(n), 80, 2 + 4 * n, dashes=True)
+    rows = [_cells_of_row(t) for t in lines[1:-1] if any(0x2800 < ord(c) <= 0x28FF for c in _cells_of_row(t))]
+    assert len(rows) == n
+    # Top row is the last series. A row's strokes follow the series' pattern, dot by dot along the line.
+    for k, row in enumerate(reversed(rows)):
+        pattern = DASHES[k]
+        dots = []
+        for c in row.rstrip():
+            bits = ord(c) - 0x2800 if 0x2800 <= ord(c) <= 0x28FF else 0
+            dots += [bool(bits & 0x47), bool(bits & 0xB8)]  # left column, right column
+        expected = [dash_on(pattern, x) for x in range(len(dots))]
+        assert dots[2:-2] == expected[2:-2], f"series {k}: {pattern}"
+    # Every series' look differs from every other's, and the legend carries each one's marker.
+    strokes = [style_marker(p, 12) for p in DASHES]
+    assert len(set(strokes)) == n and len({style_marker(p) for p in DASHES}) == n
+    legend = render_chart(_flat_lines_spec(2), 80, 10)[0].plain
+    assert "━ s0" in legend  # with color: the plain marker
+    legend = render_chart(_flat_lines_spec(2), 80, 10, dashes=True)[0].plain
+    assert f"{style_marker(DASHES[0])} s0" in legend and f"{style_marker(DASHES[1])} s1" in legend
+
+
+def test_with_color_every_series_is_solid():
+    lines = render_chart(_flat_lines_spec(3), 80, 14)
+    rows = [_cells_of_row(t) for t in lines[1:-1] if any(0x2800 < ord(c) <= 0x28FF for c in _cells_of_row(t))]
+    assert len(rows) == 3 and all(" " not in row.strip() and "⠀" not in row.strip() for row in rows)
+
+
+async def test_the_chart_widget_draws_line_styles_when_the_app_has_no_color(monkeypatch):
+    from textual.app import App
+
+    from gputab.tui.widgets.chart import Chart
+
+    class A(App):
+        def compose(self):
+            yield Chart()
+
+    for no_color in (True, False):
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        async with A().run_test(size=(80, 12)) as pilot:
+            chart = pilot.app.query_one(Chart)
+            chart.plot(_flat_lines_spec(2))
+            await pilot.pause()
+            legend = chart.render_line(0).text
+            assert (style_marker(DASHES[1]) in legend) is no_color
+            assert ("━ s1" in legend) is not no_color
+
+
+def test_a_session_younger_than_the_window_is_drawn_from_every_poll():
+    h = History()
+    for t in range(1, 41):
+        h.add(_frame(float(t), util=float(t)))
+    times, values = h.points(util_key(0), 300.0)
+    assert list(times) == [float(t) for t in range(1, 41)] and list(values) == [float(t) for t in range(1, 41)]
+
+
+def test_history_keeps_each_process_sm_and_vram():
+    from dataclasses import replace
+
+    from gputab.tui.frame import ProcessView
+    from gputab.tui.history import process_sm_key, process_vram_key
+
+    h = History()
+    p = ProcessView(7, 0, "u", "c", 1, 1.0, "a", "env")
+    h.add(replace(_frame(0.5), processes=(p,)))
+    assert not any(k.startswith(("sm:", "vram:")) for k in h.fine.values)  # no processes view yet: no cost
+    h.track_processes = True
+    for t in range(1, 6):
+        p = ProcessView(7, 0, "u", "c", t * 1024**3, 10.0 * t, "a", "env")
+        h.add(replace(_frame(float(t)), processes=(p,) if t != 3 else ()))
+    _, sm = h.points(process_sm_key("7@0"), 300.0)
+    _, vram = h.points(process_vram_key("7@0"), 300.0)
+    # Before tracking: not recorded (NaN); gone for a tick: a gap.
+    assert [v if v == v else None for v in sm] == [None, 10.0, 20.0, None, 40.0, 50.0]
+    assert vram[-1] == 5.0

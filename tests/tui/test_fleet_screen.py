@@ -1,6 +1,6 @@
 """The fleet screen, driven with Pilot against a fake Prometheus (a real HTTP server serving recorded answers).
 
-Snapshots at 80x24 and 120x40: regenerate after an intended change with
+Snapshots at 80x24, 120x40 and 200x60: regenerate after an intended change with
 ``pytest tests/tui/test_fleet_screen.py --snapshot-update`` and look at the SVGs.
 """
 
@@ -18,7 +18,7 @@ from gputab.fleet import QUERIES_PER_REFRESH, PromClient
 from gputab.fleet.query import LOOKBACK, QUERIES, today_range
 from gputab.tui.fleet_screen import FleetApp, FleetJobsTable, FleetScreen, HostJobsTable, HostScreen, HostsTable
 
-SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 
 
 @pytest.fixture
@@ -206,3 +206,61 @@ def test_host_screen_snapshot(snap_compare, fake, size):
         await pilot.pause()
 
     assert snap_compare(make(fake), terminal_size=size, run_before=run_before)
+
+
+def _expr(name: str, at: float) -> str:
+    return normalise(QUERIES[name].format(lookback=LOOKBACK, today=today_range(at)))
+
+
+async def test_the_jobs_waste_share_comes_from_the_exported_waste(fake):
+    # The recording predates the waste counter: answer its query from today's cost, a quarter of it wasted
+    # (one job: half), the way Prometheus would (a vector by host and tag).
+    today = fake.recording["answers"][_expr("job_today", fake.at)]["data"]["result"]
+    result = []
+    for item in today:
+        share = 0.5 if item["metric"]["tag"] == "llama3-8b-lora" else 0.25
+        result.append({"metric": item["metric"], "value": [fake.at, str(float(item["value"][1]) * share)]})
+    fake.replace[_expr("job_waste_today", fake.at)] = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": result},
+    }
+    app = make(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        jobs = app.screen.query_one(FleetJobsTable)
+        assert "waste" in [str(c.label) for c in jobs.columns.values()]
+        tags = {item["metric"]["tag"] for item in today} - {"(idle)", "(unobserved)"}
+        assert "llama3-8b-lora" in tags
+        for tag in tags:
+            assert cell(jobs, tag, "waste") == ("50%" if tag == "llama3-8b-lora" else "25%")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, HostScreen)
+        host_jobs = app.screen.query_one(HostJobsTable)
+        assert {cell(host_jobs, k.value, "waste") for k in host_jobs.rows} <= {"25%", "50%", "-"}
+
+
+async def test_no_exported_waste_is_a_dash_not_zero(fake):
+    app = make(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        jobs = app.screen.query_one(FleetJobsTable)
+        assert {cell(jobs, k.value, "waste") for k in jobs.rows} == {"-"}
+        # At 80 columns every column, the hosts a job runs on included, fits without scrolling.
+        assert sum(c.get_render_width(jobs) for c in jobs.columns.values()) <= 80
+
+
+async def test_the_rows_under_the_tables_chart_each_hosts_burn_over_the_hour(fake):
+    from gputab.tui.widgets.chart import Chart
+
+    app = make(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        view = app.view
+        spec = app.screen.query_one("#fleet-burn", Chart).spec
+        assert [line.label for line in spec.lines] == [h.host for h in view.hosts]
+        for host, line in zip(view.hosts, spec.lines):
+            assert [v for _, v in host.burn_history] == [v if v == v else None for v in line.values]
+            assert all(-3600 <= t <= 0 for t in line.times)
+        assert spec.y_min == 0 and spec.y_max >= max(v or 0 for h in view.hosts for _, v in h.burn_history)
+        assert app.screen.query_one("#fleet-burn", Chart).region.height >= 10  # the rows the tables leave

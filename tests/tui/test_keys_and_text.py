@@ -154,13 +154,53 @@ async def test_job_columns_say_what_util_is_and_show_the_jobs_own_sm(demo_ctx, c
         assert gpu_util > 50 > own
 
 
-async def test_80x24_keeps_cost_burn_and_cost_per_sample_in_view(demo_ctx, clock):
+async def test_80x24_shows_every_decided_column_whole_and_the_quit_key(demo_ctx, clock):
+    """At 80 columns: cost, burn, $/1k samples, waste %, at end (and the GPUs), each whole, and ``q Quit``."""
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(80, 24)) as pilot:
-        await advance(app, clock, 5)
+        frame = await advance(app, clock, 120)
         await pilot.pause()
         table = app.screen.query_one(JobsTable)
+        keys = list(table.columns)
+        assert keys == ["tag", "cost", "burn", "forecast_short", "per_1k", "waste_pct", "gpus"]
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels == ["job (tag)", "cost", "burn", "at end", "$/1k", "waste", "GPUs"]
         right = 0
-        for key in ("tag", "cost", "burn", "per_1k"):
+        for key in keys:
             right += table.columns[key].get_render_width(table)
             assert right <= table.size.width, f"{key} is past the right edge at 80 columns"
+        # Every figure whole (only a tag may be cut, with its ellipsis), and what they say is the frame's.
+        for job in frame.jobs:
+            for key in keys[1:]:
+                assert "…" not in table.get_cell(job.tag, key).plain, (job.tag, key)
+            waste = table.get_cell(job.tag, "waste_pct").plain
+            assert waste == (f"{job.waste_pct:.0f}%" if job.waste_top_reason else "-")
+        running = [j for j in frame.jobs if j.forecast_state == "running"]
+        assert running, "the demo has a job with a forecast by now"
+        for job in running:
+            cell = table.get_cell(job.tag, "forecast_short").plain
+            assert cell.startswith(f"${job.projected_cost_usd:.2f}"[:4]) and " in " not in cell
+        footer = "".join(str(w.render()) for w in app.screen.query("FooterKey"))
+        assert "Quit" in footer
+        region = app.screen.query_one("FooterKey:last-of-type").region
+        assert region.right <= 80
+
+
+@pytest.mark.parametrize("width", range(40, 261, 7))
+def test_job_columns_drop_the_least_useful_first(width):
+    table = JobsTable.__new__(JobsTable)  # columns_for is a pure function of the width
+    shown = table.columns_for(width)
+    keys = [k for k, _, _ in shown]
+    assert sum(w + 2 for _, _, w in shown) + 2 <= width or len(shown) == 1
+    assert keys == [k for k, _, _ in JobsTable.COLUMNS if k in keys]  # the table's own order
+    narrow = width < JobsTable.NARROW_WIDTH
+    assert not set(keys) & (JobsTable.WIDE_ONLY if narrow else JobsTable.NARROW_ONLY)
+    assert "tag" in keys and ("cost" in keys or width < 30)
+    used = sum(w + 2 for _, _, w in shown) + 2
+    widths = {k: w for k, _, w in JobsTable.COLUMNS}
+    for key in JobsTable.PRIORITY:
+        if key in keys or key == "evidence" or key in (JobsTable.WIDE_ONLY if narrow else JobsTable.NARROW_ONLY):
+            continue
+        # A column left out did not fit next to the more useful ones.
+        w = JobsTable.NARROW.get(key, ("", widths[key]))[1] if narrow else widths[key]
+        assert used + w + 2 > width, f"{key} would fit at {width}"

@@ -21,9 +21,10 @@ async def test_gpu_view_lists_instances_and_jobs_view_names_them(demo_ctx, clock
         await pilot.pause()
         assert isinstance(app.screen, JobsScreen)
         table = app.screen.query_one(JobsTable)
-        assert str(table.row_cells("mistral-7b-serve")[5]) == "4:3g"
-        assert str(table.row_cells("ci-gpu-tests")[5]) == "4:1g"
-        assert str(table.row_cells("llama3-8b-lora")[5]) == "0,1"  # no MIG: the GPU indices as before
+        col = [key for key, _, _ in JobsTable.COLUMNS].index("gpus")
+        assert str(table.row_cells("mistral-7b-serve")[col]) == "4:3g"
+        assert str(table.row_cells("ci-gpu-tests")[col]) == "4:1g"
+        assert str(table.row_cells("llama3-8b-lora")[col]) == "0,1"  # no MIG: the GPU indices as before
         await pilot.press("2")
         await pilot.pause()
         assert isinstance(app.screen, GpusScreen)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from tui_support import advance, make_app
+from tui_support import advance, longest_blank_run, make_app, screen_lines
 
 from gputab.sampling.demo import DEMO_START_WALL
 from gputab.store import Store
@@ -41,6 +41,24 @@ def _ids(app) -> list[int]:
 
 def _cells(table, key: str) -> list[str]:
     return [getattr(c, "plain", c) for c in table.get_row(key)]
+
+
+async def open_session(app, pilot, session_id: int):
+    """Enter on session ``session_id`` in the sessions list; the screen it opens."""
+    await pilot.pause()
+    table = app.screen.query_one("#sessions")
+    table.move_cursor(row=table.get_row_index(str(session_id)))
+    await pilot.press("enter")
+    await pilot.pause()
+    return app.screen
+
+
+async def press_each(pilot, keys) -> None:
+    """Let the review open, then press ``keys`` one by one, each taking effect before the next."""
+    await pilot.pause()
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause()
 
 
 async def _type(pilot, text: str) -> None:
@@ -120,12 +138,7 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
         gpus = store.gpus(1)
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        table = app.screen.query_one("#sessions")
-        table.move_cursor(row=table.get_row_index("1"))
-        await pilot.press("enter")
-        await pilot.pause()
-        screen = app.screen
+        screen = await open_session(app, pilot, 1)
         assert isinstance(screen, SessionScreen) and screen.session_id == 1
         jt = screen.query_one("#session-jobs")
         assert [k.value for k in jt.rows] == [j["tag"] for j in jobs]
@@ -136,8 +149,9 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
             assert cells[2] == f"{j['gpu_hours']:.3f}" and cells[3] == f"{j['effective_gpu_hours']:.3f}"
             assert cells[4] == pct(j["avg_utilization"], fraction=True)
             # The waste split: wasted dollars and the costliest reason, as stored.
-            assert cells[5] == money(j["waste_usd"]) and cells[6] == (j["waste_top_reason"] or "-")
-            assert cells[8] == f"{j['energy_kwh']:.3f}"
+            assert cells[5] == money(j["waste_usd"]) and cells[6] == pct(j["waste_pct"])
+            assert cells[7] == (j["waste_top_reason"] or "-") and cells[-1] == (j["waste_evidence"] or "-")
+            assert cells[10] == f"{j['energy_kwh']:.3f}"
         # Cumulative cost per job, utilization and power per GPU, on fixed scales from 0.
         from gputab.tui.widgets.chart import Chart
 
@@ -177,7 +191,7 @@ async def test_entering_samples_updates_per_sample_and_stores_it(db):
             job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
         assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
         assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
-        assert cells[10] == "200,000" and cells[12] == f"${job['cost_usd'] / 200_000:.6f}"
+        assert cells[12] == "200,000" and cells[14] == f"${job['cost_usd'] / 200_000:.6f}"
         # A correction sets the totals, it does not add to them.
         await pilot.press("n")
         await pilot.pause()
@@ -293,3 +307,114 @@ def test_month_long_session_series_is_read_by_seeks(tmp_path):
     assert all(len(g["utilization"]) == 60 for g in series["gpus"].values())
     assert series["gpus"][0]["power_w"][-1] == 300.0
     assert took < 0.5
+
+
+async def test_session_screen_shows_each_jobs_waste_with_evidence_and_its_forecast(db):
+    with Store.open(db, readonly=True) as store:
+        jobs = {j["tag"]: j for j in store.jobs(1)}
+    app = ReviewApp(db)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = await open_session(app, pilot, 1)
+        jt = screen.query_one("#session-jobs")
+        lora = jobs["llama3-8b-lora"]
+        assert lora["progress_fraction"] is not None and lora["forecast_state"] == "running"
+        assert _cells(jt, "llama3-8b-lora")[8] == f"{money(lora['projected_cost_usd'])} at " + (
+            f"{lora['progress_fraction'] * 100:.0f}%"
+        )
+        assert _cells(jt, "eval-mmlu")[8] == "-"  # reports no progress
+        for row, tag in enumerate(jobs):
+            jt.move_cursor(row=row)
+            await pilot.pause()
+            line = str(screen.query_one("#session-job").render())
+            job = jobs[tag]
+            assert line.startswith(tag) and f"wasted {money(job['waste_usd'])}" in line
+            for reason, usd in job["waste_by_reason"].items():
+                assert f"{reason} {money(usd)}: {job['waste_evidence_by_reason'][reason]}" in line
+            assert ("forecast:" in line) is (job["progress_fraction"] is not None)
+
+
+def test_a_finished_jobs_forecast_is_set_against_what_it_cost():
+    from gputab.tui.review.session_screen import forecast_vs_actual, job_summary
+
+    done = {
+        "tag": "run",
+        "cost_usd": 20.0,
+        "progress_fraction": 1.0,
+        "forecast_state": "done",
+        "first_projected_cost_usd": 22.0,
+        "first_projected_progress_fraction": 0.1,
+        "projected_cost_usd": 20.0,
+        "waste_usd": None,
+    }
+    assert forecast_vs_actual(done) == "$20.00 vs $22.00 (+10%)"
+    line = job_summary(done).plain
+    assert "first projection $22.00 at 10%" in line and "spent $20.00 (done)" in line and "not measured" in line
+    assert forecast_vs_actual({"tag": "x", "cost_usd": 1.0}) == "-"
+    assert forecast_vs_actual({"tag": "x", "progress_fraction": 0.2, "forecast_state": "unknown"}) == "measuring"
+
+
+async def test_the_list_previews_the_session_under_the_cursor(db):
+    with Store.open(db, readonly=True) as store:
+        jobs = {sid: store.jobs(sid) for sid in (1, 3)}
+    app = ReviewApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("#sessions")
+        for sid in (3, 1):
+            table.move_cursor(row=table.get_row_index(str(sid)))
+            await pilot.pause()
+            preview = str(app.screen.query_one("#sessions-preview").render())
+            assert preview.startswith(f"Session {sid}: {len(jobs[sid])} jobs")
+            for j in jobs[sid]:
+                assert j["tag"] in preview
+                assert f"wasted {money(j['waste_usd']):>8} {pct(j['waste_pct']):>4}  {j['waste_top_reason']}" in preview
+
+
+def test_compare_bars_share_one_scale_per_figure_and_fill_the_height():
+    from gputab.tui.review.compare_screen import ROWS, compare_bars
+
+    a = {"cost_usd": 4.0, "gpu_hours": 1.0, "avg_utilization": 0.5}
+    b = {"cost_usd": 1.0, "gpu_hours": 2.0, "avg_utilization": None}
+    bar_rows = []
+    for height in (12, 30, 60):
+        lines = compare_bars(a, b, 60, height).plain.split("\n")
+        assert height - 6 <= len(lines) - 1 <= height  # the rows are used, none spill over
+        bar_rows.append(sum(1 for line in lines if "█" in line))
+    assert bar_rows[0] < bar_rows[1] < bar_rows[2]  # a taller screen draws thicker bars, not blank rows
+    lines = compare_bars(a, b, 60, 12).plain.split("\n")
+    cost_a, cost_b = lines[1], lines[2]
+    assert cost_a.count("█") == 44 and cost_b.count("█") == 11  # $4 fills the 44 cells, $1 a quarter
+    util_b = lines[lines.index("avg utilization") + 2]
+    assert "█" not in util_b and util_b.rstrip().endswith("n/a")
+    assert "samples" not in lines  # n/a on both sides: no bars
+    assert [label for label, *_ in ROWS][:2] == ["cost", "GPU-hours"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [[], ["enter"], ["enter", "m", "down", "m", "c"], ["dollar_sign"]],
+    ids=["sessions", "session", "compare", "spend"],
+)
+async def test_review_footers_fit_80_columns_with_every_key(db, keys):
+    app = ReviewApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_each(pilot, keys)
+        shown = list(app.screen.query("FooterKey"))
+        assert shown and max(k.region.right for k in shown) <= 80
+        footer = [s.text for s in app.screen._compositor.render_strips()][-1]
+        assert "q Quit" in footer and "esc Back" in footer
+        # Every key the screen shows is in the footer (none is pushed off its right edge).
+        for active in app.screen.active_bindings.values():
+            b = active.binding
+            if b.show:
+                assert (b.group.description if b.group else b.description) in footer, b
+
+
+@pytest.mark.parametrize("size", [(120, 40), (200, 60)], ids=["120x40", "200x60"])
+@pytest.mark.parametrize("keys", [["enter"], ["enter", "m", "down", "m", "c"]], ids=["session", "compare"])
+async def test_review_screens_leave_no_blank_stretch(db, size, keys):
+    app = ReviewApp(db)
+    async with app.run_test(size=size) as pilot:
+        await press_each(pilot, keys)
+        lines = screen_lines(app)
+        assert longest_blank_run(lines[1:-1]) <= 4, "\n".join(lines)

@@ -31,3 +31,10 @@ def test_sessions_screen(snap_compare, review_db, size):
 def test_session_screen(snap_compare, review_db, size):
     # The newest session is under the cursor; open the first one recorded, the one the README shows.
     assert snap_compare(ReviewApp(review_db), terminal_size=size, press=["down", "down", "enter"])
+
+
+@SIZES
+def test_compare_screen(snap_compare, review_db, size):
+    # The first session's two costliest jobs, marked with m and compared with c.
+    keys = ["down", "down", "enter", "m", "down", "m", "c"]
+    assert snap_compare(ReviewApp(review_db), terminal_size=size, press=keys)

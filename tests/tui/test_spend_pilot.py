@@ -81,7 +81,10 @@ async def test_from_the_review_with_the_cli_figures(db):
             CliRunner().invoke(cli, ["spend", "--db", str(db), "--since", screen.day_list[0], "--utc", "--json"]).output
         )
         # The same rows as `gputab spend --by tag`, in the same order, with the same costs.
-        assert [(r[0], r[6], r[2]) for r in rows] == [(r["tag"], r["host"], money(r["cost_usd"])) for r in out["rows"]]
+        assert [(r[0], r[7], r[2]) for r in rows] == [(r["tag"], r["host"], money(r["cost_usd"])) for r in out["rows"]]
+        # Wasted dollars: the CLI's waste_usd, row by row.
+        assert [r[5] for r in rows] == [money(r["waste_usd"]) for r in out["rows"]]
+        assert any(r["waste_usd"] for r in out["rows"])
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, SessionsScreen)
@@ -137,7 +140,7 @@ async def test_hostile_tags_and_hosts_are_text(tmp_path):
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await open_spend(app, pilot)
         rows = _cells(screen.query_one("#spend-tags", DataTable))
-        assert EVIL_TAG[:24] in [r[0] for r in rows] and EVIL_HOST in [r[6] for r in rows]
+        assert EVIL_TAG[:24] in [r[0] for r in rows] and EVIL_HOST in [r[7] for r in rows]
         svg = app.export_screenshot()
         # Markup would have been eaten (bold, a link); as text, the brackets are on screen.
         assert "[bold&#160;red]pwn" in svg or "[bold red]pwn" in svg

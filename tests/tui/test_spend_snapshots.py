@@ -1,4 +1,4 @@
-"""Snapshot tests of the Spend screen at 80x24 and 120x40, over a month of demo sessions on a fake clock.
+"""Snapshot tests of the Spend screen at 80x24, 120x40 and 200x60, over a month of demo sessions on a fake clock.
 
 Opened the way a user opens it: ``$`` in ``gputab review``. Days are cut in UTC (TZ=UTC for these tests) so the
 pictures are the same in every zone. Regenerate after an intended change with
@@ -12,7 +12,7 @@ import pytest
 from gputab.tui.review import ReviewApp
 from gputab.tui.screenshots import record_demo_month
 
-SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 
 
 @pytest.fixture(scope="module")

@@ -20,3 +20,21 @@ async def advance(app, clock, steps: int, dt: float = 1.0):
         clock.advance(dt)
         frame = await app.poll_now()
     return frame
+
+
+def screen_lines(app) -> list[str]:
+    """The screen as text, one string a row (what a terminal of the test size shows)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def longest_blank_run(lines: list[str]) -> int:
+    """The most consecutive rows that show nothing but blanks and box lines (a chart's empty plot rows count as
+    content: they carry its axis and scale)."""
+    run = best = 0
+    for line in lines:
+        if set(line) <= set(" ─"):
+            run += 1
+            best = max(best, run)
+        else:
+            run = 0
+    return best

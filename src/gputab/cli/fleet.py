@@ -50,7 +50,7 @@ def fleet(
 ) -> None:
     """Many boxes in one screen: per host its GPUs, burn rate, spent today, idle $ and alerts; per job across hosts.
 
-    Read-only: it asks Prometheus's HTTP API one fixed batch of 12 queries per refresh (11 instant, 1 range for
+    Read-only: it asks Prometheus's HTTP API one fixed batch of 13 queries per refresh (12 instant, 1 range for
     the burn-rate sparklines), whatever the number of hosts. Run `gputab record --metrics-port PORT` on each box
     and have Prometheus scrape them (contrib/prometheus/prometheus.yml). Keys on the screen: Enter shows a host's
     jobs, Escape goes back, r refreshes now, q quits.

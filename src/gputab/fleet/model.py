@@ -82,12 +82,15 @@ class JobOnHost:
     burn_rate_usd_per_hour: float | None = None
     spent_today_usd: float | None = None
     avg_utilization: float | None = None
+    waste_today_usd: float | None = None
+    """Of spent_today_usd, what was paid while its GPUs did nothing (None: the recorder exports no waste)."""
 
     def to_json(self) -> dict:
         return {
             "host": self.host,
             "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
             "spent_today_usd": self.spent_today_usd,
+            "waste_today_usd": self.waste_today_usd,
             "avg_utilization": self.avg_utilization,
         }
 
@@ -112,6 +115,10 @@ class FleetJob:
         return _sum(j.spent_today_usd for j in self.per_host)
 
     @property
+    def waste_today_usd(self) -> float | None:
+        return _sum(j.waste_today_usd for j in self.per_host)
+
+    @property
     def avg_utilization(self) -> float | None:
         """Mean of the hosts' averages, weighted by what each host spent on the job today."""
         pairs = [(j.avg_utilization, j.spent_today_usd or 0.0) for j in self.per_host if j.avg_utilization is not None]
@@ -128,6 +135,7 @@ class FleetJob:
             "hosts": list(self.hosts),
             "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
             "spent_today_usd": self.spent_today_usd,
+            "waste_today_usd": self.waste_today_usd,
             "avg_utilization": self.avg_utilization,
             "per_host": [j.to_json() for j in self.per_host],
         }

@@ -1,6 +1,6 @@
 """One refresh of the fleet view: a fixed batch of Prometheus queries, read into a :class:`FleetView`.
 
-The cost of a refresh is bounded and known: exactly ``len(QUERIES) + 1`` requests (11 instant queries, all
+The cost of a refresh is bounded and known: exactly ``len(QUERIES) + 1`` requests (12 instant queries, all
 evaluated at the same instant, and one range query of the last hour for the burn-rate sparklines), whatever the
 number of hosts, jobs or GPUs. Each is an aggregation ``by (host)`` or ``by (host, tag)``, so the answers grow with
 hosts x jobs, not with GPUs or scrapes.
@@ -51,6 +51,8 @@ QUERIES: dict[str, str] = {
     "alerts": "sum by (host, kind, severity) (gputab_alerts_active) > 0",
     "job_burn": "sum by (host, tag) (gputab_job_burn_rate_dollars_per_hour)",
     "job_today": "sum by (host, tag) (increase(gputab_job_cost_dollars_total[{today}]))",
+    # Paid while the job's GPUs did nothing, over every reason (README "Waste"); none from a recorder before it.
+    "job_waste_today": "sum by (host, tag) (increase(gputab_job_waste_dollars_total[{today}]))",
     "job_utilization": "avg by (host, tag) (gputab_job_utilization_ratio)",
 }
 HISTORY_QUERY = "sum by (host) (gputab_burn_rate_dollars_per_hour)"
@@ -135,6 +137,7 @@ def build_view(
                 AlertCount(s.labels.get("kind", "?"), s.labels.get("severity", "?"), int(s.value))
             )
     job_burn, job_today, job_util = by_job("job_burn"), by_job("job_today"), by_job("job_utilization")
+    job_waste = by_job("job_waste_today")
 
     names = set(last_seen) | set(gpus) | set(burn) | set(session_cost) | set(today) | {h for h, _ in job_burn}
     hosts = []
@@ -179,6 +182,7 @@ def build_view(
                 burn_rate_usd_per_hour=job_burn.get((host, tag)) if live else None,
                 spent_today_usd=job_today.get((host, tag)),
                 avg_utilization=job_util.get((host, tag)),
+                waste_today_usd=job_waste.get((host, tag)),
             )
         )
     jobs = [FleetJob(tag, tuple(sorted(rows, key=lambda j: j.host))) for tag, rows in per_tag.items()]

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable
 
 from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.live_screen import LiveScreen
-from gputab.tui.widgets.alerts import AlertsTable
+from gputab.tui.widgets.alert_panel import AlertPanel
+from gputab.tui.widgets.alerts import AlertsTable, clock_label
 
 
 class AlertsScreen(LiveScreen):
-    """Active alerts, then those cleared this session; times in UTC."""
+    """Active alerts, then those cleared this session; times in UTC. Under the table: how many were active over
+    time (``w``: the window) and the money wasted by job with its likely reason."""
 
     CSS_PATH = ["live_screen.tcss", "alerts_screen.tcss"]
-    TITLE_TEXT = "Alerts: active, then cleared this session (times UTC)"
+    TITLE_TEXT = "Alerts: active, then cleared this session (times UTC) · enter: the whole message"
+    BINDINGS = [Binding("w", "window", "Window"), Binding("enter", "details", "Details", show=False)]
 
     def compose_body(self) -> ComposeResult:
         yield AlertsTable(id="alerts")
+        yield AlertPanel(id="alert-panel")
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+        self.query_one(AlertPanel).show(frame, history, *self.chart_window())
         # The feed hands back the same tuple while nothing changed: most ticks cost one identity check here.
         if frame.alerts is getattr(self, "_shown", None):
             return
@@ -30,3 +38,24 @@ class AlertsScreen(LiveScreen):
         if not frame.alerts:
             notes.append("no alerts this session")
         return notes
+
+    @on(DataTable.RowSelected, "#alerts")
+    def _row_selected(self) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        """The selected alert in full: its whole message (the table cuts it)."""
+        from gputab.tui.details_screen import DetailsScreen
+
+        frame, key = getattr(self.app, "frame", None), self.query_one(AlertsTable).selected_key
+        alert = next((a for a in frame.alerts if a.key == key), None) if frame is not None else None
+        if alert is not None:
+            lines = [
+                ("raised (UTC)", clock_label(alert.started_at)),
+                ("cleared (UTC)", "active" if alert.active else clock_label(alert.ended_at)),
+                ("severity", alert.severity),
+                ("kind", alert.kind.replace("_", " ")),
+                ("subject", alert.subject),
+                ("message", alert.message),
+            ]
+            self.app.push_screen(DetailsScreen("Alert", lines))

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, ScreenStackError
@@ -28,6 +29,9 @@ from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
 from gputab.tui.poller import Poller
 from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
 
 VIEWS = ("jobs", "gpus", "processes", "alerts")
 VIEWS_GROUP = Binding.Group("Views", compact=True)
@@ -87,7 +91,7 @@ class GputabApp(LiteralNotifications, App):
         """Index into :data:`gputab.tui.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
         self.close_reason = "quit"
         self.frames_shown = 0
-        self._timer = None
+        self._timer: Timer | None = None
         self._closing = False
         self.handle_signals = False
         """True in a real terminal (``run_app``): SIGHUP/SIGTERM close the session. Tests leave them alone."""
@@ -152,7 +156,11 @@ class GputabApp(LiteralNotifications, App):
 
     def _listen_for_alerts(self, feed: Feed) -> None:
         """Runs in the poll thread: the feed posts each poll's raised and cleared alerts to the app."""
-        feed.on_alerts = lambda raised, cleared: self.post_message(AlertsChanged(raised, cleared))
+
+        def post(raised, cleared) -> None:
+            self.post_message(AlertsChanged(raised, cleared))
+
+        feed.on_alerts = post
 
     @on(AlertsChanged)
     def _alerts_changed(self, message: AlertsChanged) -> None:
@@ -264,7 +272,10 @@ class GputabApp(LiteralNotifications, App):
             return
 
         def run(feed: Feed) -> str:
-            return feed.tag_process(pid, tag) if pid is not None else feed.tag_job(job, tag)
+            if pid is not None:
+                return feed.tag_process(pid, tag)
+            assert job is not None  # one of the two is always given
+            return feed.tag_job(job, tag)
 
         def done(fut) -> None:
             exc = fut.exception()

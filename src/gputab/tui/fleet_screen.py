@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from gputab.fleet import QUERIES_PER_REFRESH, FleetHost, FleetJob, FleetView, PromClient, fetch_fleet
 from gputab.fleet.model import JobOnHost
 from gputab.tui import format as fmt
+from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling, palette
 from gputab.tui.widgets.table import KeyedTable
 
 DASH = "-"
@@ -39,6 +40,13 @@ def _rate(usd_per_hour: float | None) -> str:
 
 def _pct(fraction: float | None) -> str:
     return DASH if fraction is None else fmt.pct(fraction, fraction=True)
+
+
+def waste_share(waste_usd: float | None, spent_usd: float | None) -> str:
+    """The share of today's spend paid while the job's GPUs did nothing (``-``: not exported or nothing spent)."""
+    if waste_usd is None or not spent_usd or spent_usd <= 0:
+        return DASH
+    return fmt.pct(min(1.0, max(0.0, waste_usd / spent_usd)), fraction=True)
 
 
 def clock_time(wall: float | None) -> str:
@@ -79,6 +87,7 @@ def job_cells(job: FleetJob, width: int) -> tuple:
         str(len(job.hosts)),
         _rate(job.burn_rate_usd_per_hour),
         _money(job.spent_today_usd),
+        waste_share(job.waste_today_usd, job.spent_today_usd),
         _pct(job.avg_utilization),
         Text(hosts if len(hosts) <= width else hosts[: width - 1] + "…"),
     )
@@ -115,26 +124,67 @@ class FleetJobsTable(KeyedTable):
         ("n", "hosts", 5),
         ("burn", "burn", 9),
         ("today", "today", 9),
+        ("waste", "waste", 5),
         ("util", "util", 4),
         ("hosts", "on", 60),
     )
+    """``waste``: the share of today's spend paid while the job's GPUs did nothing (the exporter's
+    ``gputab_job_waste_dollars_total`` over ``gputab_job_cost_dollars_total``, both since 00:00 UTC)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(fixed_columns=1, **kwargs)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        # Under 100 columns the tag gives up 6 cells, so the hosts a job runs on keep some room at 80.
+        cols = [(k, label, 16 if k == "tag" and width < 100 else w) for k, label, w in self.COLUMNS[:-1]]
         key, label, _ = self.COLUMNS[-1]
-        return [*self.COLUMNS[:-1], (key, label, max(12, width - 71))]
+        return [*cols, (key, label, self._rest(width, cols))]
+
+    @staticmethod
+    def _rest(width: int, cols: list[tuple[str, str, int]]) -> int:
+        return max(12, width - sum(w + 2 for _, _, w in cols) - 4)
 
     @property
     def hosts_width(self) -> int:
-        return max(12, self.size.width - 71)
+        width = self.size.width
+        return self._rest(width, self.columns_for(width)[:-1])
 
 
 class HostJobsTable(KeyedTable):
     """The jobs of one host (the drill-down)."""
 
-    COLUMNS = (("tag", "job (tag)", 30), ("burn", "burn", 9), ("today", "today", 9), ("util", "util", 4))
+    COLUMNS = (
+        ("tag", "job (tag)", 30),
+        ("burn", "burn", 9),
+        ("today", "today", 9),
+        ("waste", "waste", 5),
+        ("util", "util", 4),
+    )
+
+
+def ago(seconds: float) -> str:
+    """A time axis label relative to the refresh: ``-60m``, ``-30m``, ``now``."""
+    return "now" if seconds >= -1 else f"-{round(-seconds / 60)}m"
+
+
+def burn_spec(hosts: tuple[FleetHost, ...] | list[FleetHost], at: float) -> ChartSpec:
+    """Each host's burn rate over the last hour (the range query the sparklines use), from $0/h."""
+    from gputab.fleet.query import HISTORY_SECONDS
+
+    lines = []
+    for host, color in zip(hosts, palette(len(hosts))):
+        points = [(t - at, v if v is not None else float("nan")) for t, v in host.burn_history]
+        lines.append(Line(host.host, [t for t, _ in points], [v for _, v in points], color))
+    top = nice_ceiling(max((v for line in lines for v in line.values if v == v), default=0.0))
+    return ChartSpec(
+        "burn $/h by host, last hour",
+        tuple(lines),
+        top,
+        -HISTORY_SECONDS,
+        0.0,
+        y_fmt=lambda v: fmt.rate(v).removesuffix("/h"),
+        t_fmt=ago,
+    )
 
 
 def host_title(host: FleetHost, view: FleetView) -> Text:
@@ -184,6 +234,7 @@ class HostScreen(_FleetPage):
         yield Static("", id="host-title")
         yield HostJobsTable(id="host-jobs")
         yield Static("", id="host-empty")
+        yield Chart(id="host-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
         yield Footer()
 
@@ -208,11 +259,18 @@ class HostScreen(_FleetPage):
             [
                 (
                     j.tag,
-                    (Text(j.tag), _rate(j.burn_rate_usd_per_hour), _money(j.spent_today_usd), _pct(j.avg_utilization)),
+                    (
+                        Text(j.tag),
+                        _rate(j.burn_rate_usd_per_hour),
+                        _money(j.spent_today_usd),
+                        waste_share(j.waste_today_usd, j.spent_today_usd),
+                        _pct(j.avg_utilization),
+                    ),
                 )
                 for j in rows
             ]
         )
+        self.query_one("#host-burn", Chart).plot(burn_spec([host] if host is not None else [], view.at))
         empty = self.query_one("#host-empty", Static)
         empty.display = not rows
         empty.update("No jobs on this host today.")
@@ -229,6 +287,7 @@ class FleetScreen(_FleetPage):
         yield HostsTable(id="fleet-hosts")
         yield Static("Jobs across hosts", classes="fleet-label")
         yield FleetJobsTable(id="fleet-jobs")
+        yield Chart(id="fleet-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
         yield Footer()
 
@@ -252,6 +311,8 @@ class FleetScreen(_FleetPage):
         self.query_one(HostsTable).sync([(h.host, host_cells(h, now, top)) for h in view.hosts])
         jobs = self.query_one(FleetJobsTable)
         jobs.sync([(j.tag, job_cells(j, jobs.hosts_width)) for j in view.jobs])
+        # The rows the tables leave: every host's burn rate over the hour (stale ones end where they stopped).
+        self.query_one("#fleet-burn", Chart).plot(burn_spec(view.hosts, view.at))
 
     @on(HostsTable.RowSelected, "#fleet-hosts")
     def open_host(self, event: HostsTable.RowSelected) -> None:

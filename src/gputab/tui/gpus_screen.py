@@ -10,6 +10,10 @@ from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.gpus import GpuCard
 
+CARD_HEIGHT = 12
+"""Rows of a GPU card at least (border, name, two rows of figures, seven of charts); taller when the screen has
+the rows: the cards share the height, their charts grow, and no rows are left blank under them."""
+
 
 class GpusScreen(LiveScreen):
     """GPU cards in a scrolling grid: one column on a narrow terminal, two from 160 columns."""
@@ -37,9 +41,30 @@ class GpusScreen(LiveScreen):
             return
         self._fill(frame, history)
 
+    def on_resize(self) -> None:
+        super().on_resize()
+        self._size_cards()
+
+    def _size_cards(self) -> None:
+        """Share the view's rows among the cards' rows (one card a row, two from 160 columns)."""
+        box = self.query_one("#gpu-cards", VerticalScroll)
+        cards = list(box.query(GpuCard))
+        if not cards or not box.size.height:
+            return
+        per_row = 2 if self.size.width >= 160 else 1
+        rows = -(-len(cards) // per_row)
+        height = max(CARD_HEIGHT, box.size.height // rows)
+        if (height, len(cards)) == getattr(self, "_card_height", None):
+            return
+        self._card_height = (height, len(cards))
+        box.styles.grid_rows = str(height)  # the two-column grid sizes its rows itself
+        for card in cards:
+            card.styles.height = height
+
     def _fill(self, frame: Frame, history: GpuHistory) -> None:
         box = self.query_one("#gpu-cards", VerticalScroll)
         cards = {c.index: c for c in box.query(GpuCard)}
+        self._size_cards()
         for g in frame.gpus:
             card = cards.get(g.index)
             if card is not None and card.is_mounted:

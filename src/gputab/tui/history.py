@@ -8,7 +8,8 @@ NaN for "not available", 8 bytes a point, in two tiers:
 * *coarse*: one point per ``step`` seconds over the whole session; when it holds :data:`COARSE_POINTS` points,
   every other one is dropped and the step doubles, so a week-long session costs the same memory as an hour.
 
-Memory is bounded: (fine + coarse points) x (2 per GPU + one per job up to :data:`MAX_JOBS` + 2) x 8 bytes.
+Memory is bounded: (fine + coarse points) x (2 per GPU + one per job up to :data:`MAX_JOBS` + 2) x 8 bytes, and
+two per process up to :data:`MAX_PROCESSES` from the first time the processes view is shown.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ if TYPE_CHECKING:
     from gputab.tui.frame import Frame
 
 NAN = float("nan")
+GIB = 1024**3
 FINE_SECONDS = 3600.0
 """The fine tier covers the last hour: the longest window short of the whole session."""
 COARSE_POINTS = 720
 """Points the coarse tier keeps before it halves itself."""
 MAX_JOBS = 64
 """Jobs (tags) with a cost series; a session with more keeps the first 64 seen (the table still lists all)."""
+MAX_PROCESSES = 64
+"""Processes (pid on a GPU) with SM % and VRAM series for the processes view; the first 64 seen."""
 WINDOWS = ((300.0, "5 min"), (3600.0, "1 h"), (None, "session"))
 """The chart windows, in the order ``w`` cycles through them: (seconds or None for the whole session, label)."""
 
@@ -46,6 +50,16 @@ def power_key(index: int) -> str:
 
 def job_key(tag: str) -> str:
     return f"job:{tag}"
+
+
+def process_sm_key(key: str) -> str:
+    """Series of a process's SM % on its GPU; ``key`` is :attr:`ProcessView.key` (``pid@gpu``)."""
+    return f"sm:{key}"
+
+
+def process_vram_key(key: str) -> str:
+    """Series of a process's used VRAM on its GPU, in GiB."""
+    return f"vram:{key}"
 
 
 class _Tier:
@@ -89,8 +103,15 @@ class History:
         self.coarse_step = coarse_step
         self._next_coarse = 0.0
         self._jobs: set[str] = set()
+        self._processes: set[str] = set()
+        self.track_processes = False
+        """Keep each process's SM % and VRAM: set when the processes view first shows (a session that never opens
+        it pays nothing for them; up to 2 x :data:`MAX_PROCESSES` series more once it does)."""
+        self._fine_trimmed = False
         self.power_limits: dict[int, float] = {}
         """Each GPU's power limit (W) as last reported: the top of its power chart."""
+        self.memory_totals: dict[int, float] = {}
+        """Each GPU's VRAM in GiB as last reported: the top of a process's VRAM chart."""
         self.max_burn = 0.0
         """What every GPU together costs an hour (the sum of their prices): the top of the burn-rate chart."""
         self.version = 0
@@ -113,16 +134,25 @@ class History:
             row[power_key(g.index)] = NAN if g.lost or g.power_w is None else g.power_w
             if g.power_limit_w:
                 self.power_limits[g.index] = g.power_limit_w
+            if g.memory_total_bytes:
+                self.memory_totals[g.index] = g.memory_total_bytes / GIB
             prices += g.rate_per_hour or 0.0
         self.max_burn = max(self.max_burn, prices, frame.burn_rate_usd_per_hour)
         for j in frame.jobs:
             if j.tag in self._jobs or len(self._jobs) < MAX_JOBS:
                 self._jobs.add(j.tag)
                 row[job_key(j.tag)] = j.cost_usd
+        for p in frame.processes if self.track_processes else ():
+            key = p.key
+            if key in self._processes or len(self._processes) < MAX_PROCESSES:
+                self._processes.add(key)
+                row[process_sm_key(key)] = NAN if p.sm_pct is None else p.sm_pct
+                row[process_vram_key(key)] = NAN if p.used_memory_bytes is None else p.used_memory_bytes / GIB
         self.fine.append(t, row)
         cut = bisect_left(self.fine.t, t - FINE_SECONDS)
         if cut > 256:  # trim in batches: one slice copy every few minutes, not one per poll
             self.fine.drop_before(cut)
+            self._fine_trimmed = True
         if t >= self._next_coarse:
             self.coarse.append(t, row)
             self._next_coarse = t + self.coarse_step
@@ -148,7 +178,15 @@ class History:
         followed by the fine points newer than its last."""
         start, _ = self.window(seconds)
         fine = self.fine
-        if seconds is not None and len(fine.t) and fine.t[0] <= max(start, 0.0) + 1e-9 or not len(self.coarse.t):
+        # The fine tier covers the window when it reaches back to its start, or when it was never trimmed (it then
+        # holds the whole session: a session younger than the window gets every poll, not the coarse steps).
+        whole = len(fine.t) and not self._fine_trimmed
+        if (
+            seconds is not None
+            and len(fine.t)
+            and (fine.t[0] <= max(start, 0.0) + 1e-9 or whole)
+            or not len(self.coarse.t)
+        ):
             i = bisect_left(fine.t, start)
             values = fine.values.get(key)
             return fine.t[i:], (values[i:] if values is not None else array("d", [NAN]) * (len(fine.t) - i))

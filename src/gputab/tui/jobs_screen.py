@@ -20,6 +20,7 @@ class JobsScreen(LiveScreen):
 
     CSS_PATH = ["live_screen.tcss", "jobs_screen.tcss"]
     TITLE_TEXT = "Jobs by cost · GPU util: its GPUs, whole · own SM: its processes' share now · enter: details"
+    NARROW_TITLE_TEXT = "Jobs by cost · waste: share paid while its GPUs idled · enter: details"
     BINDINGS = [
         Binding("w", "window", "Window"),
         Binding("enter", "details", "Details", show=False),

@@ -20,8 +20,10 @@ class LiveScreen(Screen):
     frame (and the history the app keeps), so hiding a view loses nothing.
     """
 
-    CSS_PATH = "live_screen.tcss"
+    CSS_PATH = ["live_screen.tcss"]
     TITLE_TEXT = ""
+    NARROW_TITLE_TEXT = ""
+    """The title under 100 columns, where it says what the narrow columns are (the wide title when empty)."""
 
     def chart_window(self) -> tuple[float | None, str]:
         """The charts' time window (seconds, None for the whole session) and its label; ``w`` cycles it."""
@@ -37,10 +39,17 @@ class LiveScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield SessionHeader(id="session-header")
-        yield Static(Text(self.TITLE_TEXT, no_wrap=True, overflow="ellipsis"), id="view-title")
+        yield Static(self._title(self.app.size.width), id="view-title")
         yield from self.compose_body()
         yield Static("", id="notes")
         yield Footer(show_command_palette=False)
+
+    def _title(self, width: int) -> Text:
+        narrow = width < 100 and self.NARROW_TITLE_TEXT
+        return Text(self.NARROW_TITLE_TEXT if narrow else self.TITLE_TEXT, no_wrap=True, overflow="ellipsis")
+
+    def on_resize(self) -> None:
+        self.query_one("#view-title", Static).update(self._title(self.size.width))
 
     def compose_body(self) -> ComposeResult:
         """The view's own widgets."""
@@ -49,7 +58,7 @@ class LiveScreen(Screen):
     def on_screen_resume(self) -> None:
         frame = getattr(self.app, "frame", None)
         if frame is not None:
-            self.refresh_frame(frame, self.app.history)
+            self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
 
     def refresh_frame(self, frame: Frame, history: GpuHistory) -> None:
         """Show ``frame`` in the header, the body and the notes line."""

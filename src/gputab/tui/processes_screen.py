@@ -9,11 +9,13 @@ from textual.widgets import DataTable
 
 from gputab.tui.frame import Frame, GpuHistory, ProcessView
 from gputab.tui.live_screen import LiveScreen
+from gputab.tui.widgets.process_panel import ProcessPanel
 from gputab.tui.widgets.processes import ProcessTable
 
 
 class ProcessesScreen(LiveScreen):
-    """pid, user, GPU, VRAM, SM %, tag and its source, redacted command line.
+    """pid, user, GPU, VRAM, SM %, tag and its source, redacted command line; under the table, the selected
+    process in brief with its SM % (against its whole GPU's) and VRAM over time (``w``: the time window).
 
     ``I``, ``T`` and ``K`` send SIGINT, SIGTERM and SIGKILL to the selected process after a confirmation that
     names it; only to the user's own processes, never on the demo box, never with ``--readonly``.
@@ -22,6 +24,7 @@ class ProcessesScreen(LiveScreen):
     CSS_PATH = ["live_screen.tcss", "processes_screen.tcss"]
     TITLE_TEXT = "Processes · t: tag · enter: details · I T K: SIGINT SIGTERM SIGKILL (your own processes)"
     BINDINGS = [
+        Binding("w", "window", "Window"),
         Binding("enter", "details", "Details", show=False),
         Binding("I", "signal('SIGINT')", "Send SIGINT (interrupt)", show=False),
         Binding("T", "signal('SIGTERM')", "Send SIGTERM (terminate)", show=False),
@@ -30,10 +33,22 @@ class ProcessesScreen(LiveScreen):
 
     def compose_body(self) -> ComposeResult:
         yield ProcessTable(id="processes")
+        yield ProcessPanel(id="process-panel")
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+        history.track_processes = True  # from now on: the process charts cost nothing until this view is opened
         self._by_key = {p.key: p for p in frame.processes}
         self.query_one(ProcessTable).show(frame.processes)
+        self._show_selected(frame, history)
+
+    def _show_selected(self, frame: Frame, history: GpuHistory) -> None:
+        self.query_one(ProcessPanel).show(self.selected_process(), frame, history, *self.chart_window())
+
+    @on(DataTable.RowHighlighted, "#processes")
+    def _row_highlighted(self) -> None:
+        frame = getattr(self.app, "frame", None)
+        if frame is not None:
+            self._show_selected(frame, self.app.history)  # type: ignore[attr-defined]
 
     def notes_for(self, frame: Frame) -> list[str]:
         notes = super().notes_for(frame)

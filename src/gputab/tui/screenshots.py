@@ -18,13 +18,18 @@ STEPS = 90
 """Simulated seconds before the pictures are taken: long enough for every demo job to have appeared."""
 
 SHOTS = (
-    # (file name, terminal size, keys pressed before the picture, theme)
+    # (file name, terminal size, keys pressed before the picture, theme); keys of the processes view are pressed
+    # before the polls (:data:`FIRST`): its charts keep history from when it was first opened.
     ("jobs-120x40.svg", (120, 40), (), None),
     ("gpus-120x40.svg", (120, 40), ("2",), None),
     ("processes-120x40.svg", (120, 40), ("3",), None),
+    ("alerts-120x40.svg", (120, 40), ("4",), None),
     ("jobs-80x24.svg", (80, 24), (), None),
     ("jobs-light-120x40.svg", (120, 40), (), "textual-light"),
 )
+
+FIRST = {"processes-120x40.svg"}
+"""Shots whose keys are pressed before the polls rather than after."""
 
 REVIEW_SHOTS = (
     # (file name, terminal size, keys pressed in `gputab review` before the picture)
@@ -68,14 +73,21 @@ async def render(
     if theme is not None:
         app.theme = theme
     async with app.run_test(size=size) as pilot:
-        await drive(app, pilot, clock, STEPS, keys)
+        if name in FIRST:
+            await drive(app, pilot, clock, STEPS, first=keys)
+        else:
+            await drive(app, pilot, clock, STEPS, keys)
         app.save_screenshot(filename=name, path=str(out_dir))
     return out_dir / name
 
 
-async def drive(app, pilot, clock, steps: int, keys=()) -> None:
-    """The deterministic run shared with the snapshot tests: ``steps`` polls, then ``keys``, then one poll."""
+async def drive(app, pilot, clock, steps: int, keys=(), first=()) -> None:
+    """The deterministic run shared with the snapshot tests: ``first`` pressed, ``steps`` polls, then ``keys``,
+    then one poll."""
     await app.feed_ready()
+    for key in first:
+        await pilot.press(key)
+        await pilot.pause()
     for _ in range(steps):
         clock.advance(1.0)
         await app.poll_now()

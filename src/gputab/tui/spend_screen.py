@@ -180,7 +180,7 @@ class SpendScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#spend-tags", DataTable)
-        for label in ("job", "daily cost", "cost", "util", "idle $", "GPU-h", "host"):
+        for label in ("job", "daily cost", "cost", "util", "idle $", "wasted", "GPU-h", "host"):
             table.add_column(label, key=label)
         self.reload()
         table.focus()
@@ -271,6 +271,8 @@ class SpendScreen(Screen):
                 Text(money(s["cost_usd"]), justify="right"),
                 Text(pct(util, fraction=True), justify="right"),
                 Text(money(s["idle_usd"]), justify="right"),
+                # Paid while the job's GPUs did nothing (README "Waste"); n/a: recorded before the waste split.
+                Text(money(s["waste_usd"] if r.reported["waste_usd"] else None), justify="right"),
                 Text(hours(s["gpu_hours"]), justify="right"),
                 Text(r.host),
                 key=str(i),

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from gputab.tui.format import NA, hours, money, pct
@@ -36,6 +37,44 @@ def difference(a: float | None, b: float | None) -> tuple[float | None, float | 
     return b - a, (b - a) / a if a else None
 
 
+def compare_bars(a: dict, b: dict, width: int, height: int) -> Text:
+    """Each figure as two bars on one scale (the larger of A and B fills the width): which side is bigger, and by
+    how much, at a glance. The rows are shared among the figures; n/a draws no bar."""
+    rows = [(label, key, fmt) for label, key, fmt, _ in ROWS if a.get(key) is not None or b.get(key) is not None]
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if not rows:
+        return out
+    n = len(rows)
+    # Rows of each bar: a taller screen draws thicker bars, and what is left spaces the figures, not blank rows.
+    thick = max(1, (height - 2 * n + 1) // (2 * n))
+    gap = 1 + max(0, height - n * (1 + 2 * thick) - (n - 1)) // max(1, n - 1)
+    bar_w = max(4, width - 16)
+    for i, (label, key, fmt) in enumerate(rows):
+        va, vb = a.get(key), b.get(key)
+        top = max(abs(v) for v in (va, vb) if v is not None) or 1.0
+        out.append(label + "\n", style="bold")
+        for side, v, style in (("A", va, "cyan"), ("B", vb, "magenta")):
+            filled = 0 if v is None else round(abs(v) / top * bar_w)
+            for row in range(thick):
+                out.append(f" {side} " if row == 0 else "   ")
+                out.append("█" * filled, style=style)
+                out.append(" " * (bar_w - filled) + (f" {fmt(v)}" if row == 0 else "") + "\n")
+        if i < len(rows) - 1:
+            out.append("\n" * gap)
+    return out
+
+
+class CompareBars(Widget):
+    """:func:`compare_bars` drawn at the widget's size."""
+
+    def __init__(self, a: dict, b: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.a, self.b = a, b
+
+    def render(self) -> Text:
+        return compare_bars(self.a, self.b, self.size.width, self.size.height)
+
+
 class CompareScreen(Screen):
     """Figure by figure: A, B, B - A and the change in percent.
 
@@ -57,6 +96,7 @@ class CompareScreen(Screen):
         yield Static(literal(f"Compare  A: {self.name_a}  ·  B: {self.name_b}", wrap=True), id="compare-title")
         yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield Static("B - A: positive means B is higher; for cost and $/sample lower is better", id="compare-help")
+        yield CompareBars(self.a, self.b, id="compare-bars")
         yield Footer()
 
     def on_mount(self) -> None:

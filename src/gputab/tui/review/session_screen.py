@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -19,8 +21,26 @@ from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, j
 
 NAN = float("nan")
 
+
+def forecast_vs_actual(job: dict) -> str:
+    """A job that reported progress: for a finished one, what it cost against its first projection and how far
+    off that was; for one still running at the session's end, its last projection (README "Forecast")."""
+    if job.get("progress_fraction") is None:
+        return "-"
+    first, spent = job.get("first_projected_cost_usd"), job.get("cost_usd")
+    if job.get("forecast_state") == "done" and first is not None and spent:
+        return f"{money(spent)} vs {money(first)} ({(first - spent) / spent * 100:+.0f}%)"
+    last = job.get("projected_cost_usd")
+    return f"{money(last)} at {job['progress_fraction'] * 100:.0f}%" if last is not None else "measuring"
+
+
+DERIVED = {"forecast_vs_actual": forecast_vs_actual}
+"""Columns computed from the whole job rather than read from one key."""
+TEXT_COLUMNS = frozenset({"waste_top_reason", "forecast_vs_actual", "waste_evidence"})
+"""Columns of words, left-aligned (figures are right-aligned)."""
+
 # (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
-JOB_COLUMNS = (
+JOB_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("job", "tag", str),
     ("cost", "cost_usd", money),
     ("GPU-h", "gpu_hours", hours),
@@ -28,7 +48,10 @@ JOB_COLUMNS = (
     ("util", "avg_utilization", lambda v: pct(v, fraction=True)),
     # The waste split (README "Waste"): n/a for sessions recorded before it; the reason names are gputab's own.
     ("wasted", "waste_usd", money),
+    ("waste", "waste_pct", pct),
     ("why", "waste_top_reason", lambda v: "-" if v is None else str(v)),
+    # Spent against the first projection for a finished job (its error), the last projection for a running one.
+    ("at end: spent vs projected", "forecast_vs_actual", str),
     ("$/eff-h", "cost_per_effective_gpu_hour_usd", money),
     ("kWh", "energy_kwh", lambda v: NA if v is None else f"{v:.3f}"),
     ("peak VRAM", "peak_vram_bytes", lambda v: gib(v) if v else NA),
@@ -37,7 +60,31 @@ JOB_COLUMNS = (
     ("$/sample", "cost_per_sample_usd", lambda v: "-" if v is None else f"${v:.6f}"),
     ("$/1k smp", "cost_per_1k_samples_usd", lambda v: "-" if v is None else money(v)),
     ("$/1M tok", "cost_per_1m_tokens_usd", lambda v: "-" if v is None else money(v)),
+    ("evidence (why)", "waste_evidence", lambda v: "-" if v is None else str(v)),
 )
+
+
+def job_summary(job: dict) -> Text:
+    """The line under the table for the job under the cursor: its waste by reason, each with its evidence, and its
+    forecast against what it cost."""
+    text = literal(job["tag"], style="bold")
+    waste = job.get("waste_usd")
+    if waste is None:
+        text.append(" · waste not measured (recorded before gputab split it)", style="dim")
+    else:
+        text.append(f" · wasted {money(waste)} ({pct(job.get('waste_pct'))})")
+        evidence = job.get("waste_evidence_by_reason") or {}
+        for reason, usd in (job.get("waste_by_reason") or {}).items():
+            text.append(f" · {reason} {money(usd)}")
+            if evidence.get(reason):
+                text.append_text(literal(f": {evidence[reason]}", style="dim"))
+    if job.get("progress_fraction") is not None:
+        first, fp = job.get("first_projected_cost_usd"), job.get("first_projected_progress_fraction")
+        made = f"first projection {money(first)} at {fp * 100:.0f}%" if first is not None and fp is not None else ""
+        text.append(f" · forecast: {made}{', ' if made else ''}last {money(job.get('projected_cost_usd'))}")
+        text.append(f", spent {money(job.get('cost_usd'))}")
+        text.append(" (done)" if job.get("forecast_state") == "done" else " (still running at the end)")
+    return text
 
 
 class SessionScreen(Screen):
@@ -69,6 +116,7 @@ class SessionScreen(Screen):
         yield Static("", id="session-rejected", markup=False)
         yield Static("", id="session-mig")
         yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="session-job")
         yield VerticalScroll(id="session-charts")
         yield Footer()
 
@@ -110,11 +158,12 @@ class SessionScreen(Screen):
             for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
                 value = job.get(key)
                 if i == 0:
-                    cells.append(
-                        literal(
-                            ("*" if value in self.marked else " ") + value + (" ?" if job.get("unknown_price") else "")
-                        )
-                    )
+                    mark = "*" if value in self.marked else " "
+                    cells.append(literal(f"{mark}{value}{' ?' if job.get('unknown_price') else ''}"))
+                elif key in DERIVED:
+                    cells.append(literal(DERIVED[key](job)))
+                elif key in TEXT_COLUMNS:
+                    cells.append(literal(fmt(value)))
                 else:
                     cells.append(Text(fmt(value), justify="right"))
             table.add_row(*cells, key=job["tag"])
@@ -256,6 +305,12 @@ class SessionScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    @on(DataTable.RowHighlighted, "#session-jobs")
+    def _row_highlighted(self) -> None:
+        tag = self.selected_tag()
+        line = self.query_one("#session-job", Static)
+        line.update(job_summary(self.job(tag)) if tag is not None else "")
 
     @on(DataTable.RowSelected, "#session-jobs")
     def _row_selected(self) -> None:

@@ -23,9 +23,24 @@ from gputab.tui.review.data import (
     sort_rows,
 )
 
+SORT_GROUP = Binding.Group("Sort", compact=True)
 COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", "util", "end", "jobs")
 # Which sort each header sorts by (the mark and jobs columns do not sort).
 _HEADER_SORT = {1: "id", 2: "start", 3: "duration", 4: "host", 5: "GPUs", 6: "cost", 7: "idle", 8: "util", 9: "end"}
+
+
+def session_preview(sid: int, jobs: list[dict]) -> Text:
+    """Under the list: session ``sid``'s jobs, costliest first, each with its cost, utilization, wasted dollars and
+    share, and the likely reason (Enter opens the session with every figure)."""
+    text = Text(f"Session {sid}: {len(jobs)} jobs (Enter: every figure and the charts)", style="bold")
+    for j in jobs:
+        text.append("\n")
+        text.append_text(literal(fit(clean(j["tag"]), 28).ljust(28), style="dim" if j["tag"].startswith("(") else ""))
+        text.append(f" {money(j.get('cost_usd')):>9}  util {pct(j.get('avg_utilization'), fraction=True):>4}")
+        if j.get("waste_usd") is not None:
+            text.append(f"  wasted {money(j['waste_usd']):>8} {pct(j.get('waste_pct')):>4}  ")
+            text.append_text(literal(j.get("waste_top_reason") or "-", style="dim"))
+    return text
 
 
 class SessionsScreen(Screen):
@@ -40,11 +55,12 @@ class SessionsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "focus_filter", "Filter"),
-        Binding("o", "cycle_sort", "Sort"),
-        Binding("R", "reverse_sort", "Reverse"),
+        # o and R share one footer entry ("oR Sort") and e says "CSV": the footer then fits 80 columns, q included.
+        Binding("o", "cycle_sort", "Sort", group=SORT_GROUP),
+        Binding("R", "reverse_sort", "Reverse sort", group=SORT_GROUP),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export CSV"),
+        Binding("e", "export", "CSV", tooltip="Export the marked sessions (or this one) as CSV"),
         Binding("dollar_sign", "spend", "Spend"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
@@ -69,6 +85,7 @@ class SessionsScreen(Screen):
         yield Static("", id="sessions-filter-error")
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static("", id="sessions-empty")
+        yield Static("", id="sessions-preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,6 +133,24 @@ class SessionsScreen(Screen):
             )
         )
 
+    @on(DataTable.RowHighlighted, "#sessions")
+    def _preview(self) -> None:
+        """The session under the cursor, in the rows the list leaves: its jobs, what each cost and wasted, why."""
+        from gputab.store import Store
+
+        sid = self.selected_id()
+        preview = self.query_one("#sessions-preview", Static)
+        if sid is None:
+            preview.update("")
+            return
+        try:
+            with Store.open(self.db_path, readonly=True) as store:
+                jobs = store.jobs(sid)
+        except Exception as exc:  # noqa: BLE001 - a preview that cannot be read says so, the list stays
+            preview.update(literal(f"session {sid}: {exc}"))
+            return
+        preview.update(session_preview(sid, jobs))
+
     def _cells(self, r: SessionRow) -> list:
         # Every cell is made literal by the caller (literal_row): hosts and tags are anyone's text.
         tags = ", ".join(r.tags[:3]) + (f" +{len(r.tags) - 3}" if len(r.tags) > 3 else "")
@@ -140,7 +175,7 @@ class SessionsScreen(Screen):
         if not table.row_count:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return int(key.value)
+        return int(key.value) if key.value is not None else None
 
     def row(self, sid: int) -> SessionRow:
         """The listed session ``sid``."""
@@ -227,7 +262,8 @@ class SessionsScreen(Screen):
 
     def action_export(self) -> None:
         """Export the marked sessions, or the one under the cursor, as the ``gputab export --csv`` job rows."""
-        ids = sorted(self.marked) or ([self.selected_id()] if self.selected_id() is not None else [])
+        selected = self.selected_id()
+        ids = sorted(self.marked) or ([selected] if selected is not None else [])
         if not ids:
             self.notify("nothing to export", severity="warning")
             return

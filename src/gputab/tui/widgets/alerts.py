@@ -45,11 +45,15 @@ class AlertsTable(KeyedTable):
         ("message", "message", 40),
     )
 
+    NARROW = {"kind": 10, "subject": 12}
+    """Column widths under 100 columns, so that the message still gets 20 cells at 80 (enter: in full)."""
+
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
         # The message takes whatever the terminal has left (left/right scroll to the rest of it).
-        fixed = sum(c[2] + 2 for c in self.COLUMNS[:-1]) + 4
+        cols = [(k, label, self.NARROW.get(k, w) if width < 100 else w) for k, label, w in self.COLUMNS[:-1]]
+        fixed = sum(c[2] + 2 for c in cols) + 4
         key, label, _ = self.COLUMNS[-1]
-        return [*self.COLUMNS[:-1], (key, label, max(24, width - fixed))]
+        return [*cols, (key, label, max(16, width - fixed))]
 
     def show(self, alerts: tuple[AlertView, ...]) -> None:
         self.sync([(a.key, alert_cells(a)) for a in alerts])

@@ -6,8 +6,9 @@ textual-plotext). The scale is fixed by the caller (0-100 % for utilization, 0 t
 0 to a round figure for money), never stretched from the data's min to its max: a GPU moving between 30 and
 31 % draws a flat line, as it should.
 
-Series colors are plain ANSI colors; under ``NO_COLOR`` the lines are still drawn (in one color), the legend
-keeps their names in the order listed.
+Series colors are plain ANSI colors. Without color (``NO_COLOR``, or a caller that asks for it) each series gets
+its own line style instead: solid, dashed, dotted, dash-dot, short dash, sparse dots, counted in dots along the line's path (so a
+steep stroke is dashed too), and the legend draws each name's marker as a few cells of that very style.
 """
 
 from __future__ import annotations
@@ -32,6 +33,31 @@ MIN_HEIGHT = 5
 _CONSOLE = Console(width=1000, color_system="truecolor", legacy_windows=False, force_terminal=True)
 """Only used to turn the chart's Text lines into segments (Text.render), never to write anything."""
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
+DASHES: tuple[tuple[int, ...], ...] = ((), (4, 2), (1, 1), (4, 2, 1, 2), (2, 2), (1, 3))
+"""Line styles without color, by series: (on, off, on, off, ...) runs of dots along the path; () is solid."""
+LEGEND_DOTS = 8
+"""Dots (4 cells) of a series' style drawn as its legend marker without color."""
+
+
+def dash_on(pattern: tuple[int, ...], n: int) -> bool:
+    """Whether dot ``n`` (counted along the line's path) of a line in ``pattern`` is drawn."""
+    if not pattern:
+        return True
+    n %= sum(pattern)
+    for i, run in enumerate(pattern):
+        if n < run:
+            return i % 2 == 0
+        n -= run
+    return True
+
+
+def style_marker(pattern: tuple[int, ...], dots: int = LEGEND_DOTS) -> str:
+    """A short horizontal stroke in ``pattern``, in braille: the legend's marker of a series without color."""
+    cells = [0] * ((dots + 1) // 2)
+    for x in range(dots):
+        if dash_on(pattern, x):
+            cells[x // 2] |= _DOTS[1][x % 2]
+    return "".join(chr(0x2800 + c) for c in cells)
 
 
 def nice_ceiling(value: float) -> float:
@@ -76,6 +102,9 @@ class ChartSpec:
         y_max / y_min: the fixed scale.
         t0 / t1: the time span (session seconds).
         y_fmt: writes a y label.
+        t_fmt: writes a time axis label (default: session time, :func:`clock`).
+        steps: a count that changes at instants (active alerts): each value is held until the next point, then
+            the line steps, rather than sloping from one point to the next.
     """
 
     title: str
@@ -86,6 +115,8 @@ class ChartSpec:
     y_fmt: Callable[[float], str] = field(default=lambda v: f"{v:g}")
     y_min: float = 0.0
     legend: bool = True
+    steps: bool = False
+    t_fmt: Callable[[float], str] = field(default=clock)
 
 
 def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float, px: int) -> list[float | None]:
@@ -111,8 +142,12 @@ def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: flo
     return out
 
 
-def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
-    """``height`` lines of at most ``width`` cells: legend, plot rows with y labels, time axis."""
+def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False) -> list[Text]:
+    """``height`` lines of at most ``width`` cells: legend, plot rows with y labels, time axis.
+
+    Args:
+        dashes: tell the series apart by line style (:data:`DASHES`) rather than by color alone.
+    """
     if width < 16 or height < MIN_HEIGHT:
         return [
             Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)), style="dim")
@@ -130,6 +165,8 @@ def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
     for n, line in enumerate(spec.lines):
         cols = _columns(line.times, line.values, spec.t0, spec.t1, px)
         prev: tuple[int, int] | None = None
+        pattern = DASHES[n % len(DASHES)] if dashes else ()
+        walked = 0  # dots along the path so far: where the line is in its dash pattern
         for x, v in enumerate(cols):
             if v is None:
                 continue  # no point in this dot column: the line is joined across it
@@ -140,14 +177,20 @@ def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
             px0, py0 = prev if prev is not None else (x - 1, y)
             last = py0
             for xx in range(px0 + 1, x + 1):
-                at = round(py0 + (y - py0) * (xx - px0) / (x - px0))
+                if spec.steps:
+                    at = y if xx == x else py0
+                else:
+                    at = round(py0 + (y - py0) * (xx - px0) / (x - px0))
                 for yy in range(min(last, at), max(last, at) + 1):
+                    walked += 1
+                    if pattern and not dash_on(pattern, walked - 1):
+                        continue
                     r = py - 1 - yy
                     bits[r // 4][xx // 2] |= _DOTS[r % 4][xx % 2]
                     owner[r // 4][xx // 2] = n
                 last = at
             prev = (x, y)
-    out = [_legend(spec, width)]
+    out = [_legend(spec, width, dashes)]
     styles = [line.style for line in spec.lines]
     label_rows = {0: top_label, rows // 2: mid_label if rows >= 3 else "", rows - 1: bottom_label}
     for r in range(rows):
@@ -165,30 +208,31 @@ def render_chart(spec: ChartSpec, width: int, height: int) -> list[Text]:
         if run:
             text.append("".join(run), style=run_style or "")
         out.append(text)
-    out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w), style="dim"))
+    out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt), style="dim"))
     return out[:height]
 
 
-def _legend(spec: ChartSpec, width: int) -> Text:
+def _legend(spec: ChartSpec, width: int, dashes: bool = False) -> Text:
     text = Text(fit(clean(spec.title), width), style="bold", no_wrap=True, overflow="ellipsis")
     if not spec.legend:
         return text
-    for line in spec.lines:
-        room = width - text.cell_len - 4  # "  ━ " before each label
+    for n, line in enumerate(spec.lines):
+        marker = style_marker(DASHES[n % len(DASHES)]) if dashes else "━"
+        room = width - text.cell_len - 3 - len(marker)  # "  ━ " before each label
         if room < 4:
             if text.cell_len + 2 <= width:
                 text.append(" …", style="dim")
             break
         text.append("  ")
-        text.append("━", style=line.style or "bold")
+        text.append(marker, style=line.style or "bold")
         text.append(" " + fit(clean(line.label), min(room, 20)))
     return text
 
 
-def _time_axis(t0: float, t1: float, width: int) -> str:
-    """``─`` with the start, middle and end session times written into it."""
+def _time_axis(t0: float, t1: float, width: int, t_fmt: Callable[[float], str] = clock) -> str:
+    """``─`` with the start, middle and end times written into it (session times by default)."""
     axis = ["─"] * width
-    labels = [(0, clock(t0)), (width // 2, clock((t0 + t1) / 2)), (width, clock(t1))]
+    labels = [(0, t_fmt(t0)), (width // 2, t_fmt((t0 + t1) / 2)), (width, t_fmt(t1))]
     for pos, label in labels:
         start = min(max(0, pos - len(label) // 2), width - len(label)) if pos else 0
         if pos == width:
@@ -223,6 +267,12 @@ class Chart(Widget):
         self.spec: ChartSpec | None = None
         self._strips: tuple[tuple[int, int], list[Strip]] | None = None
 
+    @property
+    def dashes(self) -> bool:
+        """Series told apart by line style: the app runs without color (``NO_COLOR``; Textual reads and clears
+        the variable when the app starts, so the app's flag is the one to ask)."""
+        return bool(getattr(self.app, "no_color", False))
+
     def plot(self, spec: ChartSpec) -> bool:
         """Draw ``spec`` on the next repaint; returns False when it is skipped as the same picture as the last."""
         old = self.spec
@@ -254,7 +304,7 @@ class Chart(Widget):
         if self._strips is None or self._strips[0] != (width, height):
             base = self.rich_style
             strips = []
-            for text in render_chart(self.spec, width, height):
+            for text in render_chart(self.spec, width, height, dashes=self.dashes):
                 segments = [
                     Segment(s.text, base + s.style if s.style else base)
                     for s in text.render(_CONSOLE)

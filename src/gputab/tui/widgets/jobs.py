@@ -42,7 +42,9 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         cost,
         fmt.rate(job.burn_rate_usd_per_hour),
         forecast_cell(job),
+        forecast_cell(job, short=True),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
+        fmt.pct(job.waste_pct) if job.waste_usd is not None and job.waste_top_reason else "-",
         gpu_list(job.gpus, job.mig_instances),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
         fmt.pct(own_sm) if not job.special else "-",
@@ -68,11 +70,15 @@ def eta(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
-def forecast_cell(job: JobView) -> Text:
-    """What the job will cost at completion and when (README "Forecast"); ``-`` when it reports no progress."""
+def forecast_cell(job: JobView, short: bool = False) -> Text:
+    """What the job will cost at completion and when (README "Forecast"); ``-`` when it reports no progress.
+
+    Args:
+        short: ``$12.34 2h10m`` (at most 13 cells) for a narrow terminal, rather than ``$12.34 in 2h10m``.
+    """
     state = job.forecast_state
     if state == "running" and job.projected_cost_usd is not None and job.eta_seconds is not None:
-        return Text(f"{fmt.money(job.projected_cost_usd)} in {eta(job.eta_seconds)}")
+        return Text(f"{fmt.money(job.projected_cost_usd)}{' ' if short else ' in '}{eta(job.eta_seconds)}")
     if state in ("unknown", "stalled", "done"):
         return Text({"unknown": "measuring", "stalled": "stalled", "done": "done"}[state], style="dim")
     return Text("-")
@@ -95,7 +101,9 @@ class JobsTable(KeyedTable):
         ("cost", "cost", 9),
         ("burn", "burn", 9),
         ("forecast", "at end", 16),
+        ("forecast_short", "at end", 13),
         ("per_1k", "$/1k smp", 8),
+        ("waste_pct", "waste", 5),
         ("gpus", "GPUs", 4),
         ("util", "GPU util", 8),
         ("sm", "own SM", 6),
@@ -111,25 +119,49 @@ class JobsTable(KeyedTable):
     ``own SM`` is the job's own processes' share of those GPUs' SMs now: a notebook at 3 % on a GPU another job
     keeps at 97 % shows 97 % and 3 %."""
 
+    NARROW_WIDTH = 100
+    """Under this many cells the table takes its narrow cells: a shorter tag, cost and burn, ``$/1k``, the
+    forecast without "in", and the waste as a share alone (its dollars and reason are in Enter's details)."""
+    NARROW = {"tag": ("job (tag)", 18), "cost": ("cost", 8), "burn": ("burn", 8), "per_1k": ("$/1k", 7)}
+    WIDE_ONLY = frozenset({"forecast", "waste"})
+    NARROW_ONLY = frozenset({"forecast_short", "waste_pct"})
+    PRIORITY = (
+        "tag", "cost", "burn", "per_1k", "waste_pct", "waste", "forecast", "forecast_short", "gpus", "util", "sm",
+        "why", "vram", "gpu_h", "eff_h", "samples", "evidence",
+    )  # fmt: skip
+    """What stays when the terminal is too narrow for every column, most useful first: the last ones go first.
+    At 80 columns: tag, cost, burn, $/1k samples, waste %, at end, GPUs (tested in tests/tui)."""
+
     def __init__(self, **kwargs) -> None:
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        # Only the columns that fit (cost, burn and $/1k samples always do, at 80 columns): a column cut by the
-        # terminal's edge would show half a figure. Enter shows a job with every figure. The waste evidence, last,
-        # takes what is left (up to 60 cells) once every other column is in.
-        cols: list[tuple[str, str, int]] = []
+        # Only whole columns (a column cut by the terminal's edge would show half a figure), chosen by
+        # PRIORITY and shown in COLUMNS' order. Enter shows a job with every figure. The waste evidence, last,
+        # takes what is left (up to 60 cells) once every other column that fits is in.
+        narrow = width < self.NARROW_WIDTH
+        skip = self.WIDE_ONLY if narrow else self.NARROW_ONLY
+        defined = {
+            key: self.NARROW[key] if narrow and key in self.NARROW else (label, w)
+            for key, label, w in self.COLUMNS
+            if key not in skip
+        }
+        chosen: set[str] = set()
         used = 2
-        for col in self.COLUMNS[:-1]:
-            used += col[2] + 2
-            if cols and used > width:
-                return cols
-            cols.append(col)
-        key, label, most = self.COLUMNS[-1]
-        if width - used - 2 >= 10:
-            cols.append((key, label, min(most, width - used - 2)))
-        return cols
+        for key in self.PRIORITY:
+            if key not in defined or key == "evidence":
+                continue
+            need = defined[key][1] + 2
+            if used + need <= width or not chosen:
+                chosen.add(key)
+                used += need
+        room = width - used - 2
+        if "evidence" in defined and room >= 10:
+            label, most = defined["evidence"]
+            defined["evidence"] = (label, min(most, room))
+            chosen.add("evidence")
+        return [(key, *defined[key]) for key, _, _ in self.COLUMNS if key in chosen]
 
     def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
         """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`)."""

@@ -6,7 +6,7 @@ that changes three numbers writes three cells.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import textual
 from rich.text import Text
@@ -155,6 +155,6 @@ class KeyedTable(DataTable):
         if current is not None and current in self._cells:
             self.move_cursor(row=self.get_row_index(RowKey(current)), animate=False, scroll=False)
 
-    def row_cells(self, key: Hashable) -> tuple | None:
+    def row_cells(self, key: str) -> tuple | None:
         """The cells last written for ``key`` (what the user sees), for tests and actions."""
         return self._cells.get(key)

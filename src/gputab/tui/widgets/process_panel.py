@@ -1,0 +1,96 @@
+"""Under the processes table: the selected process in brief and its history on its GPU (SM %, VRAM)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from gputab.tui import format as fmt
+from gputab.tui.frame import Frame, GpuHistory, ProcessView
+from gputab.tui.history import process_sm_key, process_vram_key, util_key
+from gputab.tui.literal import literal
+from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
+from gputab.tui.widgets.processes import SOURCE_LABELS
+
+
+def process_facts(p: ProcessView | None, frame: Frame) -> Text:
+    """The selected process, its job's money and the keys that act on it; outside text stays literal."""
+    if p is None:
+        return Text("no process selected" if frame.processes else "no process holds a GPU", style="dim")
+    job = next((j for j in frame.jobs if j.tag == p.tag), None)
+    text = Text.assemble(
+        (f"pid {p.pid}", "bold"), " · ", literal(p.user or "?"), f" · GPU {p.gpu_index}\n",
+        ("tag  ", "dim"), literal(p.tag or "?", style="bold"), " ", literal(f"({SOURCE_LABELS.get(p.source, p.source)})", style="dim"), "\n",
+        ("now  ", "dim"), f"SM {fmt.pct(p.sm_pct)} · VRAM {fmt.gib(p.used_memory_bytes)}\n",
+    )  # fmt: skip
+    if job is not None:
+        waste = "" if job.waste_pct is None else f" · waste {fmt.pct(job.waste_pct)} {job.waste_top_reason or ''}"
+        text.append_text(
+            Text.assemble(("job  ", "dim"), f"{fmt.money(job.cost_usd)} · {fmt.rate(job.burn_rate_usd_per_hour)}")
+        )
+        text.append(waste.rstrip() + "\n")
+    text.append("cmd  ", style="dim")
+    text.append_text(literal(p.command))
+    text.append("\n")
+    text.append("enter: in full · t: tag · I T K: signal", style="dim")
+    return text
+
+
+def sm_spec(p: ProcessView, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+    """The whole GPU's utilization and the process's own SM share, on the same 0-100 % scale."""
+    t0, t1 = history.window(window)
+    gt, gv = history.points(util_key(p.gpu_index), window)
+    pt, pv = history.points(process_sm_key(p.key), window)
+    lines = (Line(f"GPU {p.gpu_index} util (all)", gt, gv, "green"), Line(f"pid {p.pid} SM", pt, pv, "cyan"))
+    return ChartSpec(f"GPU {p.gpu_index}, % ({label})", lines, 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%")
+
+
+def vram_spec(p: ProcessView, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+    """The process's VRAM, from 0 to its GPU's memory."""
+    t0, t1 = history.window(window)
+    t, v = history.points(process_vram_key(p.key), window)
+    top = history.memory_totals.get(p.gpu_index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
+    return ChartSpec(
+        f"pid {p.pid} VRAM, 0 to GPU {p.gpu_index}'s {top:.0f}G ({label})",
+        (Line(f"pid {p.pid}", t, v, "magenta"),),
+        top,
+        t0,
+        t1,
+        y_fmt=lambda x: f"{x:.0f}G",
+        legend=False,
+    )
+
+
+class ProcessPanel(Horizontal):
+    """The selected process's facts (left) and its SM % and VRAM over time (right)."""
+
+    DEFAULT_CSS = """
+    ProcessPanel { height: 1fr; min-height: 0; }
+    ProcessPanel > #process-facts { width: 2fr; height: 1fr; padding: 0 1; }
+    ProcessPanel > #process-charts { width: 3fr; height: 1fr; }
+    ProcessPanel Chart { height: 1fr; padding: 0 1 0 0; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._facts: Text | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="process-facts")
+        with Vertical(id="process-charts"):
+            yield Chart(classes="sm-chart")
+            yield Chart(classes="vram-chart")
+
+    def show(self, p: ProcessView | None, frame: Frame, history: GpuHistory, window: float | None, label: str) -> None:
+        """Show process ``p`` (None: nothing selected) as of ``frame``."""
+        facts = process_facts(p, frame)
+        if facts != self._facts:
+            self._facts = facts
+            self.query_one("#process-facts", Static).update(facts)
+        charts = self.query_one("#process-charts", Vertical)
+        charts.display = p is not None
+        if p is not None:
+            self.query_one(".sm-chart", Chart).plot(sm_spec(p, history, window, label))
+            self.query_one(".vram-chart", Chart).plot(vram_spec(p, history, window, label))
