@@ -1,0 +1,203 @@
+"""Where the live view's memory, start-up time and CPU per tick go: ``python bench/live_probe.py [SECONDS]``.
+
+Runs ``gputab --interval 1`` on the bench's 8 fake GPUs in the same 120x40 pseudo-terminal as ``bench/run.py``,
+inside a small wrapper (this file with ``--inner``) that answers SIGUSR1:
+
+1. at the first frame (the header's ``spent`` line on the pty): RSS, the modules loaded (by top-level package,
+   with how long each took to import, from ``-X importtime``), and the largest allocation sites when
+   ``--tracemalloc`` is given;
+2. after the warm-up: cProfile on (the main thread: Textual's loop, where the drawing happens) and the CPU time
+   of every thread noted;
+3. SECONDS later: cProfile off; the top functions by cumulative and own time, and each thread's CPU per tick.
+
+    python bench/live_probe.py 20               # profile of 20 ticks, modules at the first frame
+    python bench/live_probe.py 20 --tracemalloc # + allocation sites at the first frame (slows start-up)
+
+Prints one report to stdout; nothing is written in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MIB = 1 << 20
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by name (from /proc: Python's threads name themselves)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[f"{name}[{task.name}]"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def inner() -> None:
+    """The wrapped gputab: the import log goes to a file (fd 2 is the terminal Textual draws on)."""
+    out = Path(os.environ["GPUTAB_PROBE_OUT"])
+    # This directory holds bench/profile.py, which would shadow the standard library's `profile` (cProfile).
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    tty = os.dup(2)
+    log = os.open(out / "importtime.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 2)
+    sys.stderr = sys.__stderr__ = open(tty, "w", buffering=1)  # noqa: SIM115 - lives as long as the process
+    state: dict = {"n": 0}
+
+    def on_usr1(signum, frame) -> None:
+        try:
+            step(signum)
+        except BaseException as exc:  # noqa: BLE001 - said in the report, never raised into the app
+            (out / f"error-{state['n']}.txt").write_text(repr(exc))
+
+    def step(signum) -> None:
+        state["n"] += 1
+        n = state["n"]
+        if n == 1:
+            report = {"rss": _rss(), "modules": sorted(sys.modules)}
+            if "tracemalloc" in sys.modules and sys.modules["tracemalloc"].is_tracing():
+                import tracemalloc
+
+                snap = tracemalloc.take_snapshot()
+                stats = snap.statistics("filename")
+                report["traced"] = sum(s.size for s in stats)
+                report["top_files"] = [(str(s.traceback[0].filename), s.size) for s in stats[:40]]
+                tracemalloc.stop()
+            (out / "first.json").write_text(json.dumps(report))
+        elif n == 2:
+            import cProfile
+
+            state["cpu0"] = _thread_cpu()
+            state["t0"] = time.monotonic()
+            state["prof"] = cProfile.Profile()
+            state["prof"].enable()
+        elif n == 3:
+            state["prof"].disable()
+            state["prof"].dump_stats(str(out / "main.prof"))
+            cpu1 = _thread_cpu()
+            (out / "ticks.json").write_text(
+                json.dumps({"seconds": time.monotonic() - state["t0"], "cpu0": state["cpu0"], "cpu1": cpu1})
+            )
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    if os.environ.get("GPUTAB_PROBE_TRACEMALLOC"):
+        import tracemalloc
+
+        tracemalloc.start()
+    import runpy
+
+    sys.argv = ["gputab", "--interval", "1"]
+    runpy.run_module("gputab", run_name="__main__", alter_sys=True)
+
+
+def import_times(path: Path) -> list[tuple[str, int]]:
+    """(module, cumulative µs) of each top-level import in a ``-X importtime`` log."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name = line.split(":", 1)[1].split("|")
+        cum, name = cum.strip(), name[1:]
+        if cum.isdigit() and not name.startswith(" "):  # nested imports are indented
+            out.append((name, int(cum)))
+    return out
+
+
+def outer(seconds: float, warmup: float, trace: bool) -> None:
+    import pstats
+
+    sys.path.insert(0, str(HERE))
+    from fakegpus import FakeBox
+    from measure import PtyProgram
+
+    with tempfile.TemporaryDirectory(prefix="gputab-probe-") as tmp:
+        work = Path(tmp)
+        box = FakeBox(work)
+        env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
+                      GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"),
+                      GPUTAB_PROBE_OUT=str(work))
+        if trace:
+            env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
+        prog = PtyProgram([sys.executable, "-X", "importtime", str(Path(__file__).resolve()), "--inner"], env,
+                          marker=b"spent")
+        try:
+            deadline = time.monotonic() + 30
+            while prog.first_seen is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if prog.first_seen is None:
+                raise SystemExit(f"no first frame in 30 s; last output: {prog.tail[-600:]!r}")
+            prog.proc.send_signal(signal.SIGUSR1)
+            time.sleep(warmup)
+            prog.proc.send_signal(signal.SIGUSR1)
+            time.sleep(seconds)
+            prog.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            os.write(prog._master, b"q")
+            prog.proc.wait(20)
+        finally:
+            prog.stop()
+            box.close()
+        first = json.loads((work / "first.json").read_text())
+        print(f"first frame on the pty after {prog.first_seen:.2f} s; RSS then {first['rss'] / MIB:.1f} MiB")
+        tops: dict[str, int] = {}
+        for m in first["modules"]:
+            top = m.split(".")[0]
+            tops[top] = tops.get(top, 0) + 1
+        print(f"{len(first['modules'])} modules loaded at the first frame; the packages with most:")
+        print("  " + ", ".join(f"{k} {v}" for k, v in sorted(tops.items(), key=lambda kv: -kv[1])[:20]))
+        print("slowest outermost imports (ms, cumulative; the poll thread imports while Textual does, so they "
+              "overlap):")
+        for name, us in sorted(import_times(work / "importtime.txt"), key=lambda kv: -kv[1])[:30]:
+            print(f"  {us / 1000:7.1f}  {name}")
+        for err in sorted(work.glob("error-*.txt")):
+            print(f"probe error at step {err.stem}: {err.read_text()}")
+        if "top_files" in first:
+            print(f"tracemalloc: {first['traced'] / MIB:.1f} MiB traced at the first frame; largest files:")
+            for name, size in first["top_files"][:25]:
+                print(f"  {size / 1024:8.0f} KiB  {name}")
+        ticks = json.loads((work / "ticks.json").read_text())
+        s = ticks["seconds"]
+        print(f"CPU per second over {s:.1f} s, by thread (profiled: the main thread runs under cProfile):")
+        for name, c1 in sorted(ticks["cpu1"].items(), key=lambda kv: kv[1] - ticks["cpu0"].get(kv[0], 0.0),
+                               reverse=True):
+            c0 = ticks["cpu0"].get(name, 0.0)
+            if c1 - c0 > 0:
+                print(f"  {name:28s} {(c1 - c0) / s * 1000:6.1f} ms/s")
+        stats = pstats.Stats(str(work / "main.prof"))
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(30)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--inner"]:
+        inner()
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("seconds", type=float, nargs="?", default=20.0, help="seconds profiled (default 20)")
+    ap.add_argument("--warmup", type=float, default=4.0, help="seconds after the first frame before profiling")
+    ap.add_argument("--tracemalloc", action="store_true", help="allocation sites at the first frame")
+    args = ap.parse_args()
+    outer(args.seconds, args.warmup, args.tracemalloc)
+
+
+if __name__ == "__main__":
+    main()
