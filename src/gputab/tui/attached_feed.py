@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
-from gputab.tui.feed import Feed, gpu_views, host_name, simulated
+from gputab.tui.feed import Feed, gpu_views, host_name, process_view, simulated
 from gputab.tui.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, ProcessView, sort_jobs
 
 
@@ -141,19 +141,7 @@ class AttachedFeed(Feed):
         for p in snap.processes:
             rec = stored.get((p.pid, p.gpu_index))
             if rec is None:
-                info = infos.get(p.pid)
-                out.append(
-                    ProcessView(
-                        pid=p.pid,
-                        gpu_index=p.gpu_index,
-                        user=getattr(info, "user", None),
-                        command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
-                        used_memory_bytes=p.used_memory_bytes,
-                        sm_pct=p.sm_pct,
-                        tag=getattr(info, "tag", None),
-                        source=getattr(info, "source", "untagged"),
-                    )
-                )
+                out.append(process_view(p, infos.get(p.pid)))
             else:
                 out.append(
                     ProcessView(

@@ -119,24 +119,23 @@ def gpu_views(snapshot: Snapshot, gpus: list[dict]) -> tuple[GpuView, ...]:
     return tuple(out)
 
 
+def process_view(p, info: object) -> ProcessView:
+    """One process on one GPU (a snapshot's ``GpuProcess``) with the attribution's ``ProcessInfo`` (or None)."""
+    return ProcessView(
+        pid=p.pid,
+        gpu_index=p.gpu_index,
+        user=getattr(info, "user", None),
+        command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
+        used_memory_bytes=p.used_memory_bytes,
+        sm_pct=p.sm_pct,
+        tag=getattr(info, "tag", None),
+        source=getattr(info, "source", "untagged"),
+    )
+
+
 def process_views(snapshot: Snapshot, infos: Mapping[int, object]) -> tuple[ProcessView, ...]:
     """One row per process per GPU, with the attribution's tag and source (``ProcessInfo``)."""
-    out = []
-    for p in snapshot.processes:
-        info = infos.get(p.pid)
-        out.append(
-            ProcessView(
-                pid=p.pid,
-                gpu_index=p.gpu_index,
-                user=getattr(info, "user", None),
-                command=getattr(info, "cmdline", "") or getattr(info, "name", "") or "?",
-                used_memory_bytes=p.used_memory_bytes,
-                sm_pct=p.sm_pct,
-                tag=getattr(info, "tag", None),
-                source=getattr(info, "source", "untagged"),
-            )
-        )
-    return tuple(out)
+    return tuple(process_view(p, infos.get(p.pid)) for p in snapshot.processes)
 
 
 class MemoryFeed(Feed):
