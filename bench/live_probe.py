@@ -39,17 +39,40 @@ def _rss() -> int:
 
 
 def _thread_cpu() -> dict[str, float]:
-    """CPU seconds of each thread of this process, by name (from /proc: Python's threads name themselves)."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU seconds of each thread of this process (the kernel's ``schedstat``: nanoseconds, where ``stat`` counts
+    10 ms ticks, too coarse for a thread that runs 1 ms a second)."""
     out: dict[str, float] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[task.name] = int((task / "schedstat").read_text().split()[0]) / 1e9
         except OSError:
             continue
-        out[f"{name}[{task.name}]"] = (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def _allocations(snap) -> dict:
+    """Live allocations split into those made while importing (a ``<frozen importlib._bootstrap>`` frame on the
+    stack: code objects, module globals) and those made since (widgets, styles, caches, data), the latter by file
+    and line of the allocating frame."""
+    imported = running = 0
+    by_file: dict[str, int] = {}
+    by_line: dict[str, int] = {}
+    for stat in snap.statistics("traceback"):
+        frames = stat.traceback
+        if any(f.filename == "<frozen importlib._bootstrap>" for f in frames):
+            imported += stat.size
+            continue
+        running += stat.size
+        top = frames[0]
+        by_file[top.filename] = by_file.get(top.filename, 0) + stat.size
+        key = f"{top.filename}:{top.lineno}"
+        by_line[key] = by_line.get(key, 0) + stat.size
+    return {
+        "imported": imported,
+        "running": running,
+        "running_files": sorted(by_file.items(), key=lambda kv: -kv[1])[:20],
+        "running_lines": sorted(by_line.items(), key=lambda kv: -kv[1])[:20],
+    }
 
 
 def inner() -> None:
@@ -77,10 +100,7 @@ def inner() -> None:
             if "tracemalloc" in sys.modules and sys.modules["tracemalloc"].is_tracing():
                 import tracemalloc
 
-                snap = tracemalloc.take_snapshot()
-                stats = snap.statistics("filename")
-                report["traced"] = sum(s.size for s in stats)
-                report["top_files"] = [(str(s.traceback[0].filename), s.size) for s in stats[:40]]
+                report.update(_allocations(tracemalloc.take_snapshot()))
                 tracemalloc.stop()
             (out / "first.json").write_text(json.dumps(report))
         elif n == 2:
@@ -89,7 +109,8 @@ def inner() -> None:
             state["cpu0"] = _thread_cpu()
             state["t0"] = time.monotonic()
             state["prof"] = cProfile.Profile()
-            state["prof"].enable()
+            if not os.environ.get("GPUTAB_PROBE_NO_PROFILE"):
+                state["prof"].enable()
         elif n == 3:
             state["prof"].disable()
             state["prof"].dump_stats(str(out / "main.prof"))
@@ -102,7 +123,7 @@ def inner() -> None:
     if os.environ.get("GPUTAB_PROBE_TRACEMALLOC"):
         import tracemalloc
 
-        tracemalloc.start()
+        tracemalloc.start(12)
     import runpy
 
     sys.argv = ["gputab", "--interval", "1"]
@@ -122,7 +143,7 @@ def import_times(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def outer(seconds: float, warmup: float, trace: bool) -> None:
+def outer(seconds: float, warmup: float, trace: bool, profile: bool = True) -> None:
     import pstats
 
     sys.path.insert(0, str(HERE))
@@ -137,14 +158,16 @@ def outer(seconds: float, warmup: float, trace: bool) -> None:
                       GPUTAB_PROBE_OUT=str(work))
         if trace:
             env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
+        if not profile:
+            env["GPUTAB_PROBE_NO_PROFILE"] = "1"
         prog = PtyProgram([sys.executable, "-X", "importtime", str(Path(__file__).resolve()), "--inner"], env,
                           marker=b"spent")
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90
             while prog.first_seen is None and time.monotonic() < deadline:
                 time.sleep(0.005)
             if prog.first_seen is None:
-                raise SystemExit(f"no first frame in 30 s; last output: {prog.tail[-600:]!r}")
+                raise SystemExit(f"no first frame in 90 s; last output: {prog.tail[-600:]!r}")
             prog.proc.send_signal(signal.SIGUSR1)
             time.sleep(warmup)
             prog.proc.send_signal(signal.SIGUSR1)
@@ -170,21 +193,25 @@ def outer(seconds: float, warmup: float, trace: bool) -> None:
             print(f"  {us / 1000:7.1f}  {name}")
         for err in sorted(work.glob("error-*.txt")):
             print(f"probe error at step {err.stem}: {err.read_text()}")
-        if "top_files" in first:
-            print(f"tracemalloc: {first['traced'] / MIB:.1f} MiB traced at the first frame; largest files:")
-            for name, size in first["top_files"][:25]:
+        if "imported" in first:
+            print(f"tracemalloc at the first frame: {first['imported'] / MIB:.1f} MiB allocated while importing, "
+                  f"{first['running'] / MIB:.1f} MiB since; the latter by file, then by line:")
+            for name, size in first["running_files"]:
+                print(f"  {size / 1024:8.0f} KiB  {name}")
+            for name, size in first["running_lines"]:
                 print(f"  {size / 1024:8.0f} KiB  {name}")
         ticks = json.loads((work / "ticks.json").read_text())
         s = ticks["seconds"]
-        print(f"CPU per second over {s:.1f} s, by thread (profiled: the main thread runs under cProfile):")
+        print(f"CPU per second over {s:.1f} s, by thread{' (the main thread under cProfile)' if profile else ''}:")
         for name, c1 in sorted(ticks["cpu1"].items(), key=lambda kv: kv[1] - ticks["cpu0"].get(kv[0], 0.0),
                                reverse=True):
             c0 = ticks["cpu0"].get(name, 0.0)
             if c1 - c0 > 0:
                 print(f"  {name:28s} {(c1 - c0) / s * 1000:6.1f} ms/s")
-        stats = pstats.Stats(str(work / "main.prof"))
-        stats.sort_stats("cumulative").print_stats(45)
-        stats.sort_stats("tottime").print_stats(30)
+        if profile:
+            stats = pstats.Stats(str(work / "main.prof"))
+            stats.sort_stats("cumulative").print_stats(45)
+            stats.sort_stats("tottime").print_stats(30)
 
 
 def main() -> None:
@@ -195,8 +222,9 @@ def main() -> None:
     ap.add_argument("seconds", type=float, nargs="?", default=20.0, help="seconds profiled (default 20)")
     ap.add_argument("--warmup", type=float, default=4.0, help="seconds after the first frame before profiling")
     ap.add_argument("--tracemalloc", action="store_true", help="allocation sites at the first frame")
+    ap.add_argument("--no-profile", action="store_true", help="CPU per thread only, without cProfile's overhead")
     args = ap.parse_args()
-    outer(args.seconds, args.warmup, args.tracemalloc)
+    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 import pytest
 
 from gputab.cli.live import NOT_NEEDED
+from gputab.tui.driver import THREAD_NAME
 from support import subprocess_env
 
 # Runs the real CLI; at exit (after `q`) writes what was loaded. Not a mock: the same main() as `gputab`.
@@ -135,3 +137,34 @@ def test_the_screens_loaded_later_work_without_openssl(live):
     loaded = json.loads(report.read_text())
     assert "gputab.tui.review" in loaded["modules"] and "gputab.tui.spend_screen" in loaded["modules"]
     assert not loaded["libcrypto"]
+
+
+def _input_thread_switches(pid: int) -> int | None:
+    """Voluntary context switches (wake-ups) so far of the thread named ``textual-input`` in ``pid``."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == THREAD_NAME.decode():
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return None
+
+
+def test_the_input_thread_sleeps_until_a_key_and_escape_and_quit_still_work(live):
+    """Textual's own input thread wakes ten times a second; the live view's wakes for keys only. A lone escape
+    still arrives on its own (were it held until the next key, `q` after it would read as alt+q and not quit),
+    and `q` ends the process at once (the exit wakes the thread)."""
+    pty, _ = live
+    before = _input_thread_switches(pty.proc.pid)
+    assert before is not None, "no thread named textual-input: the live view's driver is not in use"
+    pty.press(b"", settle=3.0)
+    idle = _input_thread_switches(pty.proc.pid) - before
+    assert idle <= 3, f"the input thread woke {idle} times in 3 s without a key"
+    pty.press(b"?", settle=1.0)
+    pty.press(b"\x1b", settle=1.0)  # closes the keys screen: a lone escape, delivered by the parser's timeout
+    started = time.monotonic()
+    pty.press(b"q", settle=0.0)
+    assert pty.wait(timeout=10) == 0, pty.out[-2000:]
+    assert time.monotonic() - started < 5

@@ -325,6 +325,9 @@ def run_app(
     if poller is not None:
         app.poller = poller
     app.handle_signals = True
+    from gputab.tui.driver import driver_class
+
+    app.driver_class = driver_class() or app.driver_class  # an input thread that sleeps until a key comes
     app.poller.start()
     try:
         app.run()
