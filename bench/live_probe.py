@@ -96,7 +96,10 @@ def inner() -> None:
         state["n"] += 1
         n = state["n"]
         if n == 1:
-            report = {"rss": _rss(), "modules": sorted(sys.modules)}
+            if "start_prof" in state:
+                state["start_prof"].disable()
+                state["start_prof"].dump_stats(str(out / "start.prof"))
+            report = {"rss": _rss(), "modules": sorted(k for k, v in sys.modules.items() if v is not None)}
             if "tracemalloc" in sys.modules and sys.modules["tracemalloc"].is_tracing():
                 import tracemalloc
 
@@ -124,6 +127,11 @@ def inner() -> None:
         import tracemalloc
 
         tracemalloc.start(12)
+    if os.environ.get("GPUTAB_PROBE_START"):
+        import cProfile
+
+        state["start_prof"] = cProfile.Profile()
+        state["start_prof"].enable()
     import runpy
 
     sys.argv = ["gputab", "--interval", "1"]
@@ -143,7 +151,7 @@ def import_times(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def outer(seconds: float, warmup: float, trace: bool, profile: bool = True) -> None:
+def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False) -> None:
     import pstats
 
     sys.path.insert(0, str(HERE))
@@ -160,6 +168,8 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True) -> N
             env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
         if not profile:
             env["GPUTAB_PROBE_NO_PROFILE"] = "1"
+        if start:
+            env["GPUTAB_PROBE_START"] = "1"
         prog = PtyProgram([sys.executable, "-X", "importtime", str(Path(__file__).resolve()), "--inner"], env,
                           marker=b"spent")
         try:
@@ -200,6 +210,10 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True) -> N
                 print(f"  {size / 1024:8.0f} KiB  {name}")
             for name, size in first["running_lines"]:
                 print(f"  {size / 1024:8.0f} KiB  {name}")
+        if start:
+            print("cProfile of the main thread from the interpreter's start to the first frame:")
+            stats = pstats.Stats(str(work / "start.prof"))
+            stats.sort_stats("cumulative").print_stats(60)
         ticks = json.loads((work / "ticks.json").read_text())
         s = ticks["seconds"]
         print(f"CPU per second over {s:.1f} s, by thread{' (the main thread under cProfile)' if profile else ''}:")
@@ -223,8 +237,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=4.0, help="seconds after the first frame before profiling")
     ap.add_argument("--tracemalloc", action="store_true", help="allocation sites at the first frame")
     ap.add_argument("--no-profile", action="store_true", help="CPU per thread only, without cProfile's overhead")
+    ap.add_argument("--start", action="store_true", help="cProfile of the main thread until the first frame")
     args = ap.parse_args()
-    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile)
+    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start)
 
 
 if __name__ == "__main__":
