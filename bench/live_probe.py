@@ -108,7 +108,9 @@ def inner() -> None:
             (out / "first.json").write_text(json.dumps(report))
         elif n == 2:
             import cProfile
+            import gc
 
+            state["gc0"] = [g["collections"] for g in gc.get_stats()]
             state["cpu0"] = _thread_cpu()
             state["t0"] = time.monotonic()
             state["prof"] = cProfile.Profile()
@@ -118,8 +120,12 @@ def inner() -> None:
             state["prof"].disable()
             state["prof"].dump_stats(str(out / "main.prof"))
             cpu1 = _thread_cpu()
+            import gc
+
+            gcs = [g["collections"] - c for g, c in zip(gc.get_stats(), state["gc0"])]
             (out / "ticks.json").write_text(
-                json.dumps({"seconds": time.monotonic() - state["t0"], "cpu0": state["cpu0"], "cpu1": cpu1})
+                json.dumps({"seconds": time.monotonic() - state["t0"], "cpu0": state["cpu0"], "cpu1": cpu1,
+                            "gc": gcs, "objects": len(gc.get_objects())})
             )
 
     signal.signal(signal.SIGUSR1, on_usr1)
@@ -216,6 +222,8 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
             stats.sort_stats("cumulative").print_stats(60)
         ticks = json.loads((work / "ticks.json").read_text())
         s = ticks["seconds"]
+        print(f"garbage collections in the window, generations 0/1/2: {ticks['gc']}; {ticks['objects']:,} objects "
+              f"tracked at its end")
         print(f"CPU per second over {s:.1f} s, by thread{' (the main thread under cProfile)' if profile else ''}:")
         for name, c1 in sorted(ticks["cpu1"].items(), key=lambda kv: kv[1] - ticks["cpu0"].get(kv[0], 0.0),
                                reverse=True):
