@@ -145,6 +145,7 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
     cpu: dict[str, list[float]] = {k: [] for k in flags}
     rss: dict[str, list[float]] = {k: [] for k in flags}
     first: dict[str, list[float]] = {k: [] for k in flags}
+    first_cpu: dict[str, list[float]] = {k: [] for k in flags}
     for rep in range(reps):
         for tool, argv in tools.items():
             env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
@@ -154,8 +155,12 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
             rss[tool].append(u.rss_bytes)
             if u.first_frame_s is not None:
                 first[tool].append(u.first_frame_s)
+            if u.first_frame_cpu_s is not None:
+                first_cpu[tool].append(u.first_frame_cpu_s)
             print(f"    {tool}: CPU {u.cpu_pct:.2f} %, RSS {u.rss_bytes / MIB:.1f} MiB, first frame "
-                  f"{u.first_frame_s if u.first_frame_s is None else round(u.first_frame_s, 2)} s", flush=True)
+                  f"{u.first_frame_s if u.first_frame_s is None else round(u.first_frame_s, 2)} s "
+                  f"({u.first_frame_cpu_s if u.first_frame_cpu_s is None else round(u.first_frame_cpu_s, 2)} s CPU)",
+                  flush=True)
     c = {k: median(v) for k, v in cpu.items() if v}
     r = {k: median(v) / MIB for k, v in rss.items() if v}
     ff = {k: median(v) for k, v in first.items() if v}
@@ -180,7 +185,8 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
           cell(ff, "gpustat", "{:.2f} s"), rat(ff),
           "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
           "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
-          "process start and imports included")
+          "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
+          + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v))
 
 
 def compile_gputab() -> str:
@@ -394,6 +400,7 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
         ".venv/bin/python bench/run.py         # full run, writes this file",
         ".venv/bin/python bench/run.py --quick # smoke test: one short repetition, printed only",
         ".venv/bin/python bench/run.py --only live --write  # re-measure some rows, the others kept",
+        ".venv/bin/python bench/live_probe.py 20  # where the live view's CPU, memory and first frame go",
         ".venv/bin/python bench/workloads/spend_time.py 11   # the gputab spend rows (not part of run.py), JSON",
         "```",
         "",
