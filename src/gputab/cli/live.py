@@ -12,7 +12,9 @@ NOT_NEEDED = ("ssl", "_ssl", "_hashlib")
 """OpenSSL, kept out of the live view's process: asyncio (under Textual) imports ``ssl``, and sqlite-utils
 ``hashlib`` (through ``secrets``), only to have them at hand, which maps libcrypto (3.4 MiB resident, 5 MiB of the
 live view's RSS in all). The live view opens no TLS connection and hashes nothing: without them asyncio has no TLS
-and ``hashlib`` uses Python's own md5/sha code. Commands that talk HTTPS (``gputab fleet``) are other processes."""
+and ``hashlib`` uses Python's own md5/sha code. Commands that talk HTTPS (``gputab fleet``) are other processes; a
+module that imports ``ssl`` unconditionally (prometheus_client's exposition, which only ``gputab record`` loads)
+cannot be loaded by the live view (tests/test_live_startup.py checks the live view loads none of them)."""
 
 NO_TERMINAL_HINT = (
     "record headless with `gputab record`, and read sessions with `gputab sessions`, `gputab show` "
