@@ -47,6 +47,7 @@ LATER = (
     "gputab.tui.attached_feed",  # only when a recorder is running
     "numpy",
     "pandas",
+    "importlib.metadata",  # textual.__version__ reads it (30 ms): gputab.tui.textual_version reads the dist-info
 )
 
 

@@ -19,12 +19,13 @@ import sys
 from codecs import getincrementaldecoder
 from threading import Event
 
-import textual
 from textual._loop import loop_last
 from textual._time import get_time
 from textual._xterm_parser import XTermParser
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
+
+from gputab.tui.textual_version import textual_major
 
 CHECKED_MAJOR = 8
 """The Textual major version whose ``LinuxDriver.run_input_thread`` this copies (checked on 8.2)."""
@@ -128,7 +129,7 @@ def driver_class() -> type[Driver] | None:
     None (Textual's choice)."""
     if not sys.platform.startswith("linux") or os.environ.get("TEXTUAL_DRIVER"):
         return None
-    if int(textual.__version__.split(".")[0]) != CHECKED_MAJOR:
+    if textual_major() != CHECKED_MAJOR:
         return None
     if not hasattr(LinuxDriver, "run_input_thread") or not hasattr(XTermParser(False), "_timeout_time"):
         return None
