@@ -32,6 +32,9 @@ class Usage:
     first_frame_s: float | None = None
     """Seconds from the start of the program until ``marker`` was first written to the terminal (None: never,
     or no marker given)."""
+    first_frame_cpu_s: float | None = None
+    """CPU seconds the program (its process tree) had used by then: on a shared box, less sensitive to what
+    else runs than the wall-clock time."""
 
 
 def _tree(p: psutil.Process) -> list[psutil.Process]:
@@ -101,6 +104,8 @@ class PtyProgram:
         self.marker = marker
         self.first_seen: float | None = None
         """Seconds after the start until ``marker`` first appeared in the output."""
+        self.first_cpu: float | None = None
+        """CPU seconds of the program's process tree when ``marker`` first appeared."""
         self._started = time.monotonic()
         self.output_bytes = 0
         self.tail = b""
@@ -120,6 +125,10 @@ class PtyProgram:
                 # Look across the chunk boundary too: a marker can be split between two reads.
                 if self.marker in self.tail[-len(self.marker):] + chunk:
                     self.first_seen = time.monotonic() - self._started
+                    try:
+                        self.first_cpu = _cpu_s(_tree(psutil.Process(self.proc.pid)))
+                    except psutil.Error:
+                        pass
             self.tail = (self.tail + chunk)[-4000:]
 
     def stop(self) -> None:
@@ -146,6 +155,7 @@ def measure_pty(argv: Sequence[str], env: Mapping[str, str], warmup: float, wind
         if prog.output_bytes == 0:
             raise RuntimeError(f"{argv[0]} drew nothing on the terminal")
         usage.first_frame_s = prog.first_seen
+        usage.first_frame_cpu_s = prog.first_cpu
         return usage
     except Exception as exc:
         raise RuntimeError(f"{' '.join(argv)}: {exc}; last output: {prog.tail[-600:]!r}") from None

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,20 +118,34 @@ def bench_poll_latency(box: FakeBox, t: Table, reps: int, polls: int) -> None:
           f"processes to sample their CPU % (gpustat/core.py), so its figure is mostly that sleep")
 
 
-def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path) -> None:
-    """TUI CPU % at 1 Hz in a 120x40 pty, and RSS; nvitop interactive and `gpustat -i 1` alike."""
-    bindir = Path(PY).parent
-    tools = {
-        "gputab": [str(bindir / "gputab"), "--interval", "1"],
-        "nvitop": [str(bindir / "nvitop"), "--interval", "1"],
-        "gpustat": [str(bindir / "gpustat"), "-i", "1"],
-    }
+def find_tool(name: str) -> str | None:
+    """The program ``name`` beside this Python (the venv the bench runs in), else the first one on ``PATH``: nvitop
+    and gpustat may live in a venv of their own (``PATH="$PATH:OTHER/bin" python bench/run.py --only live``)."""
+    beside = Path(PY).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path,
+                      only: list[str] | None = None) -> None:
+    """TUI CPU % at 1 Hz in a 120x40 pty, and RSS; nvitop interactive and `gpustat -i 1` alike.
+
+    ``only``: the tools to run (default all three; a tool not installed reads "not installed")."""
+    flags = {"gputab": ["--interval", "1"], "nvitop": ["--interval", "1"], "gpustat": ["-i", "1"]}
+    tools = {}
+    for name, args in flags.items():
+        path = find_tool(name) if not only or name in only else None
+        if path is not None:
+            tools[name] = [path, *args]
+    if "gputab" not in tools:
+        raise RuntimeError(f"gputab not found beside {PY}")
+    compiled = compile_gputab()
     # Text each tool writes only once its first frame with the GPUs is drawn: gputab's header money line (after
     # the first poll; before it the header says "starting"), nvitop's and gpustat's GPU memory ("… MiB").
     markers = {"gputab": b"spent", "nvitop": b"MiB", "gpustat": b"MiB"}
-    cpu: dict[str, list[float]] = {k: [] for k in tools}
-    rss: dict[str, list[float]] = {k: [] for k in tools}
-    first: dict[str, list[float]] = {k: [] for k in tools}
+    cpu: dict[str, list[float]] = {k: [] for k in flags}
+    rss: dict[str, list[float]] = {k: [] for k in flags}
+    first: dict[str, list[float]] = {k: [] for k in flags}
+    first_cpu: dict[str, list[float]] = {k: [] for k in flags}
     for rep in range(reps):
         for tool, argv in tools.items():
             env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
@@ -140,21 +155,58 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
             rss[tool].append(u.rss_bytes)
             if u.first_frame_s is not None:
                 first[tool].append(u.first_frame_s)
-    c = {k: median(v) for k, v in cpu.items()}
-    r = {k: median(v) / MIB for k, v in rss.items()}
-    f = {k: (f"{median(v):.2f} s" if v else "not seen") for k, v in first.items()}
-    how = (f"median of {reps} runs; CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
-           f"120x40 pty; `gputab --interval 1`, `nvitop --interval 1`, `gpustat -i 1`")
-    t.add("live view CPU % of a core at 1 Hz (gputab also records)", f"{c['gputab']:.1f} %", f"{c['nvitop']:.1f} %",
-          f"{c['gpustat']:.1f} %", ratio(c["gputab"], c["nvitop"]), how)
-    t.add("live view RSS", f"{r['gputab']:.0f} MiB", f"{r['nvitop']:.0f} MiB", f"{r['gpustat']:.0f} MiB",
-          ratio(r["gputab"], r["nvitop"]), "same runs, RSS at the end of the window")
+            if u.first_frame_cpu_s is not None:
+                first_cpu[tool].append(u.first_frame_cpu_s)
+            print(f"    {tool}: CPU {u.cpu_pct:.2f} %, RSS {u.rss_bytes / MIB:.1f} MiB, first frame "
+                  f"{u.first_frame_s if u.first_frame_s is None else round(u.first_frame_s, 2)} s "
+                  f"({u.first_frame_cpu_s if u.first_frame_cpu_s is None else round(u.first_frame_cpu_s, 2)} s CPU)",
+                  flush=True)
+    c = {k: median(v) for k, v in cpu.items() if v}
+    r = {k: median(v) / MIB for k, v in rss.items() if v}
     ff = {k: median(v) for k, v in first.items() if v}
-    t.add("live view first frame", f["gputab"], f["nvitop"], f["gpustat"],
-          ratio(ff["gputab"], ff["nvitop"]) if "gputab" in ff and "nvitop" in ff else "—",
+
+    def cell(d: dict[str, float], k: str, fmt: str) -> str:
+        if k in d:
+            return fmt.format(d[k])
+        return "not seen" if k in tools else "not run"
+
+    def rat(d: dict[str, float]) -> str:
+        return ratio(d["gputab"], d["nvitop"]) if "gputab" in d and "nvitop" in d else "—"
+
+    when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    how = (f"median of {reps} runs ({when}); CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
+           f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
+           f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}")
+    t.add(LIVE_CPU, cell(c, "gputab", "{:.2f} %"), cell(c, "nvitop", "{:.2f} %"), cell(c, "gpustat", "{:.2f} %"),
+          rat(c), how)
+    t.add(LIVE_RSS, cell(r, "gputab", "{:.0f} MiB"), cell(r, "nvitop", "{:.0f} MiB"),
+          cell(r, "gpustat", "{:.0f} MiB"), rat(r), "same runs, RSS of the process tree at the end of the window")
+    t.add(LIVE_FIRST, cell(ff, "gputab", "{:.2f} s"), cell(ff, "nvitop", "{:.2f} s"),
+          cell(ff, "gpustat", "{:.2f} s"), rat(ff),
           "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
           "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
-          "process start and imports included")
+          "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
+          + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v))
+
+
+def compile_gputab() -> str:
+    """Byte-compile gputab where the bench imports it from, as ``pip install`` does for every tool: a checkout run
+    with ``PYTHONDONTWRITEBYTECODE`` (or read-only) would compile about 100 modules from source at every start,
+    0.1 s of the first frame on the bench box, which no installed gputab (nor the installed nvitop) pays."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("gputab")
+    if spec is None or spec.origin is None:
+        return "gputab's bytecode as installed"
+    pkg = Path(spec.origin).parent
+    compileall.compile_dir(str(pkg), quiet=1)
+    return "gputab's bytecode compiled first, as an install does"
+
+
+LIVE_CPU = "live view CPU % of a core at 1 Hz (gputab also records; charts on screen)"
+LIVE_RSS = "live view RSS"
+LIVE_FIRST = "live view first frame"
 
 
 def bench_chart(t: Table, env: dict) -> None:
@@ -282,13 +334,49 @@ def bench_spool(t: Table, env: dict, work: Path, quick: bool) -> None:
             f"{d['honest_counted']} of {d['honest_reported']}; rejected {d['rejected'] or 'none'}"))
 
 
+def _row_label(line: str) -> str | None:
+    """The first cell of a table row of RESULTS.md (None for anything else, the header and rule included)."""
+    if not line.startswith("| ") or line.startswith("| measure |") or line.startswith("| ---"):
+        return None
+    return line[2:].split(" | ", 1)[0].strip()
+
+
+def merge_rows(old_text: str, t: Table) -> str:
+    """``old_text`` (a RESULTS.md) with the rows ``t`` measured replaced in place, by their first cell; rows it
+    did not measure (other groups, and rows other scripts wrote) are kept; new ones go before the real-GPU row."""
+    new = {r["what"]: line for r, line in zip(t.rows, t.markdown().splitlines()[2:], strict=True)}
+    lines = old_text.splitlines()
+    seen = {_row_label(line) for line in lines}
+    out: list[str] = []
+    last_row = None
+    for line in lines:
+        label = _row_label(line)
+        if label is not None and label.startswith("any of the above on a real GPU"):
+            out += [new[k] for k in new if k not in seen]
+            seen.update(new)
+        out.append(new.get(label, line) if label is not None else line)
+        if label is not None:
+            last_row = len(out)
+    if last_row is None:
+        raise ValueError("no table in the results file")
+    out[last_row:last_row] = [new[k] for k in new if k not in seen]
+    return "\n".join(out) + "\n"
+
+
 def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[str]) -> None:
     v = versions()
+    # Rows other scripts wrote into the file (spend times, GPM cost, real-GPU rows) outlive a full run.
+    kept = []
+    if path.exists():
+        produced = {r["what"] for r in t.rows}
+        kept = [line for line in path.read_text().splitlines()
+                if (label := _row_label(line)) is not None and label not in produced]
     lines = [
         "# gputab benchmark results",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `{' '.join(argv)}` "
-        f"({'quick: one short repetition, not for comparison' if quick else 'full run'}), in {elapsed:.0f} s.",
+        f"({'quick: one short repetition, not for comparison' if quick else 'full run'}), in {elapsed:.0f} s; "
+        f"rows that say another date or command were measured then (kept from the file).",
         "",
         f"- Machine: {machine()}.",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
@@ -299,6 +387,7 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
         "library, so the driver's own call latency is in none of them.",
         "",
         t.markdown(),
+        *kept,
         "",
         "Ratios are gputab / nvitop (below 1: gputab uses less). CPU % is of one core, summed over the process "
         "and its children, measured from the kernel's accounting after a warm-up; RSS is resident memory at the "
@@ -310,6 +399,9 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
         ".venv/bin/pip install -e '.[bench]'   # nvitop and gpustat",
         ".venv/bin/python bench/run.py         # full run, writes this file",
         ".venv/bin/python bench/run.py --quick # smoke test: one short repetition, printed only",
+        ".venv/bin/python bench/run.py --only live --write  # re-measure some rows, the others kept",
+        ".venv/bin/python bench/live_probe.py 20  # where the live view's CPU, memory and first frame go",
+        ".venv/bin/python bench/workloads/spend_time.py 11   # the gputab spend rows (not part of run.py), JSON",
         "```",
         "",
     ]
@@ -326,11 +418,17 @@ def main() -> None:
                     help="where to write the table (default: bench/RESULTS.md for a full run; a --quick run only "
                          "prints it, so a smoke test never replaces the measured results)")
     ap.add_argument("--only", nargs="*", default=None, help="run only these row groups (for development)")
+    ap.add_argument("--write", action="store_true",
+                    help="with --only: replace those rows in bench/RESULTS.md (or --out), keeping every other row")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions of each row (default 3; 1 with --quick)")
+    ap.add_argument("--live-tools", nargs="*", default=None, metavar="TOOL",
+                    help="the live views to run (default: gputab nvitop gpustat, each found beside this Python "
+                         "or on PATH)")
     args = ap.parse_args()
     # SIGTERM ends the run through the finally blocks, so the fake GPUs' child processes do not outlive it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    reps = 1 if args.quick else 3
+    reps = args.reps or (1 if args.quick else 3)
     warmup, window = (3.0, 6.0) if args.quick else (4.0, 20.0)
     started = time.monotonic()
     t = Table()
@@ -341,7 +439,7 @@ def main() -> None:
                       GPUTAB_SPOOL=str(work / "spool"), GPUTAB_DB=str(work / "w.db"))
         groups = {
             "poll": lambda: bench_poll_latency(box, t, reps, 50 if args.quick else 300),
-            "live": lambda: bench_interactive(box, t, reps, warmup, window, work),
+            "live": lambda: bench_interactive(box, t, reps, warmup, window, work, args.live_tools),
             "chart": lambda: bench_chart(t, env),
             "recorder": lambda: bench_recorder(box, t, reps, warmup, window, work),
             "store": lambda: bench_store(t, env, work, args.quick),
@@ -363,10 +461,16 @@ def main() -> None:
         finally:
             box.close()
     elapsed = time.monotonic() - started
+    if args.only and args.write:
+        out = args.out or HERE / "RESULTS.md"
+        out.write_text(merge_rows(out.read_text(), t))
+        print(t.markdown())
+        print(f"replaced {len(t.rows)} rows of {out} in {elapsed:.0f} s")
+        return
     out = args.out if args.out is not None else (None if args.quick or args.only else HERE / "RESULTS.md")
     if out is None:
         print(t.markdown())
-        print(f"done in {elapsed:.0f} s (not written: pass --out FILE)")
+        print(f"done in {elapsed:.0f} s (not written: pass --out FILE, or --write with --only)")
         return
     write_results(out, t, elapsed, args.quick, ["python", "bench/run.py", *sys.argv[1:]])
     print(f"wrote {out} in {elapsed:.0f} s")

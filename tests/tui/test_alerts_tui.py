@@ -14,7 +14,8 @@ from gputab.sampling.demo import DemoBackend
 from gputab.store import Store
 from gputab.tui.alert_log import AlertLog
 from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.feed import AttachedFeed, RecordingFeed
+from gputab.tui.attached_feed import AttachedFeed
+from gputab.tui.feed import RecordingFeed
 from gputab.tui.widgets.alerts import AlertsTable
 from gputab.tui.widgets.header import SessionHeader
 from gputab.tui.widgets.processes import ProcessTable

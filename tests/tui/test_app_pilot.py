@@ -8,7 +8,8 @@ import pytest
 from tui_support import advance, make_app
 
 from gputab.store import Store
-from gputab.tui.feed import AttachedFeed, MemoryFeed, RecordingFeed
+from gputab.tui.attached_feed import AttachedFeed
+from gputab.tui.feed import MemoryFeed, RecordingFeed
 from gputab.tui.frame import ATTACHED, NOT_RECORDING, RECORDING
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen

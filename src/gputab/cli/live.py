@@ -8,6 +8,14 @@ from gputab.cli.context import AppContext, fail
 from gputab.cli.options import check_interval
 from gputab.errors import BackendError
 
+NOT_NEEDED = ("ssl", "_ssl", "_hashlib")
+"""OpenSSL, kept out of the live view's process: asyncio (under Textual) imports ``ssl``, and sqlite-utils
+``hashlib`` (through ``secrets``), only to have them at hand, which maps libcrypto (3.4 MiB resident, 5 MiB of the
+live view's RSS in all). The live view opens no TLS connection and hashes nothing: without them asyncio has no TLS
+and ``hashlib`` uses Python's own md5/sha code. Commands that talk HTTPS (``gputab fleet``) are other processes; a
+module that imports ``ssl`` unconditionally (prometheus_client's exposition, which only ``gputab record`` loads)
+cannot be loaded by the live view (tests/test_live_startup.py checks the live view loads none of them)."""
+
 NO_TERMINAL_HINT = (
     "record headless with `gputab record`, and read sessions with `gputab sessions`, `gputab show` "
     "(add --json for scripts)"
@@ -64,12 +72,20 @@ def _recorder_running(app: AppContext) -> bool:
         store.close()
 
 
+def keep_out(names: tuple[str, ...]) -> None:
+    """Make ``import name`` raise ImportError in this process for each of ``names`` not imported yet (the modules
+    that import them optionally then go without)."""
+    for name in names:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def run_live(app: AppContext, interval: float | None = None, readonly: bool = False) -> None:
     """Check the options, the terminal and the backend, then open the Textual app (imported here so headless
     commands never load textual). ``readonly``: no process actions (signals) from the app."""
     if interval is not None:
         check_interval(interval)
     require_terminal("the live view")
+    keep_out(NOT_NEEDED)
     backend = probe_backend(app)
     # The poll thread opens the database and the session (and polls the baseline) while Textual is imported:
     # the feed modules do not import textual, and the first frame is ready sooner.

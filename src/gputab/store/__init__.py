@@ -7,6 +7,7 @@
 - :mod:`~gputab.store.queries`: reading sessions, jobs, GPUs and series back; counts entered later.
 """
 
+import gputab.store._sqlite_utils  # noqa: F401 - first: sqlite-utils without numpy and pandas
 from gputab.store.database import NotGputabDatabase, Store, UntrustedDirectory, lock_path_for
 from gputab.store.lock import RecorderRunning, WriterInfo, WriterLock, utc_iso
 from gputab.store.queries import NoDatabase, NoSuchSession, StoreError

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from textual import on
@@ -37,6 +38,8 @@ VIEWS = ("jobs", "gpus", "processes", "alerts")
 VIEWS_GROUP = Binding.Group("Views", compact=True)
 ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
 """Alert severity -> notification severity."""
+FIRST_FRAME_WAIT = 0.2
+"""Seconds :meth:`GputabApp.poll_before_start` may wait for the first poll before the screen starts."""
 MAX_ALERT_TOASTS = 3
 """Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
 
@@ -92,6 +95,7 @@ class GputabApp(LiteralNotifications, App):
         self.close_reason = "quit"
         self.frames_shown = 0
         self._timer: Timer | None = None
+        self._first_poll: Future | None = None
         self._closing = False
         self.handle_signals = False
         """True in a real terminal (``run_app``): SIGHUP/SIGTERM close the session. Tests leave them alone."""
@@ -105,7 +109,25 @@ class GputabApp(LiteralNotifications, App):
         # Queued before any poll, so no alert a poll raises can miss the listener.
         self.poller.submit(self._listen_for_alerts)
         if self.start_polling:
-            self._request_poll()
+            first, self._first_poll = self._first_poll, None
+            if first is None:
+                self._request_poll()
+            elif self.frame is not None:
+                self._schedule_next(0.0)
+            else:
+                first.add_done_callback(self._frame_done(time.monotonic()))
+
+    def poll_before_start(self, wait: float = FIRST_FRAME_WAIT) -> None:
+        """Ask for the first poll now and wait up to ``wait`` seconds for it, so that the screen's first paint
+        has the figures (not an empty "starting…" paint, then a second layout and paint for the frame). The
+        feed is usually open by now (it opens while Textual loads); a slower poll is shown when it comes."""
+        self._first_poll = self.poller.submit(lambda feed: feed.poll())
+        if self.poller.feed is None:
+            return  # still opening: waiting here would only hold Textual's start up
+        try:
+            self.show(self._first_poll.result(timeout=wait))  # no screen yet: the views draw it when they mount
+        except Exception:  # noqa: BLE001 - slow or failed: on_mount hands it on as any poll
+            pass
 
     def install_signal_handlers(self) -> None:
         """Close the session cleanly on SIGHUP (the SSH connection dropped) and SIGTERM, like the recorder."""
@@ -133,16 +155,19 @@ class GputabApp(LiteralNotifications, App):
         self._timer = None
         if self._closing:
             return
-        started = time.monotonic()
+        self.poller.submit(lambda feed: feed.poll()).add_done_callback(self._frame_done(time.monotonic()))
 
-        def done(fut) -> None:  # runs in the poll thread; post_message is thread-safe
+    def _frame_done(self, started: float) -> Callable[[Future], None]:
+        """The callback of a poll's future: posts its frame (or why it failed) to the app."""
+
+        def done(fut: Future) -> None:  # runs in the poll thread; post_message is thread-safe
             exc = fut.exception()
             if exc is not None:
                 self.post_message(PollFailed(f"{type(exc).__name__}: {exc}"))
             else:
                 self.post_message(FrameReady(fut.result(), time.monotonic() - started))
 
-        self.poller.submit(lambda feed: feed.poll()).add_done_callback(done)
+        return done
 
     def _schedule_next(self, took: float) -> None:
         if self.start_polling and not self._closing and self._timer is None:
@@ -336,7 +361,11 @@ def run_app(
     if poller is not None:
         app.poller = poller
     app.handle_signals = True
+    from gputab.tui.driver import driver_class
+
+    app.driver_class = driver_class() or app.driver_class  # an input thread that sleeps until a key comes
     app.poller.start()
+    app.poll_before_start()
     try:
         app.run()
     finally:

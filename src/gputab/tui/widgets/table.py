@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import textual
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from gputab.tui.literal import fit, literal
+from gputab.tui.textual_version import textual_major
 
 _CACHES = ("_data", "_cell_render_cache", "_row_renderable_cache", "_row_render_cache", "_line_cache")
-_FAST_CELLS = int(textual.__version__.split(".")[0]) >= 8
+_FAST_CELLS = textual_major() >= 8
 """The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 

@@ -1,0 +1,49 @@
+"""What the live view and the store do not import: numpy and pandas (through sqlite-utils), and at the live
+view's start, what only other screens and commands need (each proved in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _fake_packages(root: Path) -> None:
+    """A numpy and a pandas that leave a mark when imported (whether or not the real ones are installed)."""
+    for name in ("numpy", "pandas"):
+        pkg = root / name
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text(
+            f"import pathlib\npathlib.Path({str(root / (name + '.imported'))!r}).write_text('yes')\nint8 = int\nTimestamp = str\n"
+        )
+
+
+def _python(code: str, root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(SRC)]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_the_store_loads_sqlite_utils_without_numpy_or_pandas(tmp_path):
+    _fake_packages(tmp_path)
+    code = (
+        "import sys, gputab.store, sqlite_utils.db as d\n"
+        "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules), d.np, d.pd)\n"
+        "import numpy, pandas\n"  # hidden only while sqlite-utils loaded: a later import works as usual
+        "print(numpy.int8 is int)\n"
+    )
+    r = _python(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[] None None", "True"]
+    # The later import really imported them (and the store's import did not: it ran before).
+    assert (tmp_path / "numpy.imported").exists() and (tmp_path / "pandas.imported").exists()
+
+
+def test_numpy_imported_before_the_store_is_left_alone(tmp_path):
+    """A process that has numpy already (a training script) keeps it, and sqlite-utils sees it as usual."""
+    _fake_packages(tmp_path)
+    r = _python("import numpy, gputab.store, sqlite_utils.db as d\nprint(d.np is numpy)", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True"

@@ -1,0 +1,91 @@
+"""The live view's first paint: with the feed open by the time the screen starts (the CLI opens it while Textual
+loads), the first poll is shown in the screen's first paint, not after an empty "starting…" one (issue 16 item 7:
+first frame); a first poll slower than that is shown when it comes and holds nothing up for long."""
+
+from __future__ import annotations
+
+import time
+
+from gputab.tui.app import FIRST_FRAME_WAIT, GputabApp, create_app
+from gputab.tui.feed import open_feed
+from gputab.tui.widgets.header import SessionHeader
+
+
+def _spy_on_header(monkeypatch) -> list[bool]:
+    """One entry per paint of the session header: True when it showed a frame, False for "starting…"."""
+    painted: list[bool] = []
+    original = SessionHeader.render
+
+    def render(self):
+        painted.append(self._frame is not None)
+        return original(self)
+
+    monkeypatch.setattr(SessionHeader, "render", render)
+    return painted
+
+
+async def test_the_first_paint_has_the_figures_when_the_feed_is_open(demo_ctx, clock, monkeypatch):
+    painted = _spy_on_header(monkeypatch)
+    # A long interval: the one poll this test sees is the first.
+    app = create_app(demo_ctx, clock=clock, wall_clock=clock.wall, interval=600)
+    app.poller.start()
+    app.poller.submit(lambda feed: feed).result(timeout=30)  # the poll thread opened the feed while Textual loaded
+    app.poll_before_start(wait=30)  # as run_app does
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.frames_shown == 1
+        assert painted and all(painted), painted
+        assert "spent" in app.screen.query_one(SessionHeader)._text.plain
+
+
+class SlowFeed:
+    """A real feed whose polls take ``delay`` seconds (a slow driver)."""
+
+    def __init__(self, feed, delay: float) -> None:
+        self.feed, self.delay = feed, delay
+
+    def poll(self):
+        time.sleep(self.delay)
+        return self.feed.poll()
+
+    def __getattr__(self, name):
+        return getattr(self.feed, name)
+
+
+async def test_a_slow_first_poll_is_shown_when_it_comes(demo_ctx, clock, monkeypatch):
+    painted = _spy_on_header(monkeypatch)
+    delay = FIRST_FRAME_WAIT + 0.8
+    app = GputabApp(lambda: SlowFeed(open_feed(demo_ctx, clock=clock, wall_clock=clock.wall), delay), interval=600)
+    app.poller.start()
+    app.poller.submit(lambda feed: feed).result(timeout=30)
+    started = time.monotonic()
+    app.poll_before_start()
+    async with app.run_test(size=(120, 40)) as pilot:
+        mounted = time.monotonic() - started
+        await pilot.pause()
+        assert app.frames_shown == 0 and painted and not painted[0]  # "starting…" while the poll runs
+        deadline = time.monotonic() + 30
+        while app.frames_shown == 0 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert app.frames_shown == 1
+        await pilot.pause()
+        assert painted[-1]
+    # The start waited for the poll no longer than FIRST_FRAME_WAIT (plus the screen's own start-up time).
+    assert mounted < delay
+
+
+async def test_a_feed_still_opening_holds_nothing_up(demo_ctx, clock):
+    """Before the feed is open the first poll is queued and not waited for (waiting would only delay Textual's
+    own start, which runs while the feed opens); it is shown once it comes."""
+    app = create_app(demo_ctx, clock=clock, wall_clock=clock.wall, interval=600)
+    release = app.poller.submit(lambda feed: None)  # queued first: runs once the feed is open
+    started = time.monotonic()
+    app.poll_before_start(wait=30)  # the poll thread has not even started: the feed cannot be open
+    assert time.monotonic() - started < 1.0 and app.frames_shown == 0
+    app.poller.start()
+    release.result(timeout=30)
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 30
+        while app.frames_shown == 0 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert app.frames_shown == 1
