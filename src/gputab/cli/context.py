@@ -47,7 +47,7 @@ pass_ctx = click.make_pass_decorator(AppContext)
 def print_json(body: dict) -> None:
     """One JSON document on stdout, in the public vocabulary (:func:`gputab.vocabulary.document`: keys with
     their units, ``schema_version`` first), stable key order."""
-    from gputab.vocabulary import document
+    from gputab.publish import document
 
     json.dump(document(body), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -104,7 +104,7 @@ def _csv(rows: list[dict], by: str) -> None:
     import json
 
     from gputab.export import format_cell
-    from gputab.vocabulary import public
+    from gputab.publish import public
 
     rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
