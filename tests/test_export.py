@@ -28,12 +28,12 @@ from gputab.export import (
     neutralise,
 )
 from gputab.ledger import IDLE, Ledger
+from gputab.publish import public
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso
 from gputab.store.review import iter_sessions, session_ids
-from gputab.vocabulary import public
 
 GPUTAB = [sys.executable, "-m", "gputab"]
 """The CLI as a subprocess (spelled here: a nested conftest.py can shadow the top one's helpers)."""

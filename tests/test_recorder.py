@@ -9,9 +9,10 @@ import time
 import pytest
 
 from gputab.config import Config, RecorderConfig
-from gputab.recorder import Recorder, Tick
+from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import RecorderRunning, Store
+from gputab.tick import Tick
 
 
 def _recorder(tmp_path, observers=(), **rc) -> Recorder:

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from gputab.config import Config
+from gputab.publish import SCHEMA_VERSION
 from gputab.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
-from gputab.vocabulary import SCHEMA_VERSION
 from support import gputab_cmd
 
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from gputab.cli.main import cli
 from gputab.ledger import IDLE, UNOBSERVED
+from gputab.publish import public
 from gputab.sampling.demo import DEMO_START_WALL
-from gputab.vocabulary import public
 from test_export import DAY, GPUTAB, record_demo
 
 JOB_KEYS = {

@@ -390,7 +390,7 @@ def test_local_midnights_follow_daylight_saving(monkeypatch):
     """In New York, 2026-03-08 has 23 hours: the day cut is at local midnight either side of the change."""
     from datetime import date
 
-    from gputab.store.spend import bucket_start, bucket_wall
+    from gputab.store.spend_window import bucket_start, bucket_wall
 
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()

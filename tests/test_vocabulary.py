@@ -20,21 +20,10 @@ from click.testing import CliRunner
 from fleet_fake import FakePrometheus, load
 from gputab.cli.main import cli
 from gputab.fleet import PromClient, fetch_fleet
+from gputab.publish import COUNTS, DATA_MAPS, RENAMES, SCHEMA_VERSION, public
 from gputab.spool import REASONS
-from gputab.vocabulary import (
-    BY_NAME,
-    COUNTS,
-    DATA_MAPS,
-    KEYS,
-    METRICS,
-    PROMETHEUS_UNITS,
-    RENAMES,
-    SCHEMA_VERSION,
-    TYPES,
-    UNIT_SUFFIXES,
-    markdown,
-    public,
-)
+from gputab.vocabulary import BY_NAME, KEYS, METRICS, PROMETHEUS_UNITS, TYPES, UNIT_SUFFIXES
+from gputab.vocabulary_page import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")

@@ -2,22 +2,25 @@
 
 A bad file is refused with the file, the line and what is wrong (exit 2). Layers get the section they need
 (``config.prices``, ``config.attribution``...), never the file.
+
+This module holds the sections as dataclasses, and checks their values (ranges, modes, budgets) once built;
+:mod:`gputab.config_file` reads the file safely and :mod:`gputab.config_toml` builds the dataclasses from TOML.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import json
 import math
 import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast, get_args, get_origin, get_type_hints
+from typing import Any
 
+from gputab.config_file import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES
+from gputab.config_file import read_config_text
+from gputab.config_toml import Invalid, build, dotted, line_of
 from gputab.errors import ConfigError
 
 
@@ -209,10 +212,6 @@ class Config:
     """Where this config was read from (None: defaults)."""
 
 
-MAX_CONFIG_BYTES = 1 << 20
-"""A config file larger than this is refused (a real one is a few kB)."""
-
-
 def load_config(path: str | os.PathLike | None, must_exist: bool = False) -> Config:
     """Read and validate the config at ``path``.
 
@@ -232,79 +231,6 @@ def load_config(path: str | os.PathLike | None, must_exist: bool = False) -> Con
     return parse_config(text, str(p))
 
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
-
-
-def read_config_text(p: Path) -> str | None:
-    """The text of the config file at ``p``, or None when nothing exists there; ConfigError for anything else."""
-
-    def refuse(why: str) -> ConfigError:
-        return ConfigError(f"cannot read config file {p}: {why}; point --config / GPUTAB_CONFIG at a TOML file")
-
-    try:
-        # Checked before opening: opening some devices has effects of its own.
-        kind = _not_regular(os.stat(p).st_mode)
-    except FileNotFoundError:
-        if os.path.lexists(p):
-            raise refuse(f"it is a symlink to {os.readlink(p)!r}, which does not exist") from None
-        return None
-    except OSError as exc:
-        raise refuse(_os_reason(exc)) from None
-    if kind is not None:
-        raise refuse(f"it is {kind}, not a file")
-    try:
-        # O_NONBLOCK: should the path have been swapped for a FIFO since, open does not wait for a writer.
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise refuse(_os_reason(exc)) from None
-    try:
-        st = os.fstat(fd)
-        kind = _not_regular(st.st_mode)
-        if kind is not None:
-            raise refuse(f"it is {kind}, not a file")
-        if st.st_size > MAX_CONFIG_BYTES:
-            raise refuse(f"it is {st.st_size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit of a config file")
-        chunks, size = [], 0
-        while size <= MAX_CONFIG_BYTES:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_CONFIG_BYTES:
-            raise refuse(f"it is over the {MAX_CONFIG_BYTES:,}-byte limit of a config file")
-        data = b"".join(chunks)
-    except OSError as exc:
-        raise refuse(_os_reason(exc)) from None
-    finally:
-        os.close(fd)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise refuse(f"it is not UTF-8 text (byte {exc.start})") from None
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "it is a symlink loop"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return exc.strerror or str(exc)
-
-
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse TOML text into a :class:`Config`, raising :class:`ConfigError` with file:line on any fault."""
     try:
@@ -315,98 +241,13 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         where = f"{source}:{line}" if line else source
         raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     try:
-        cfg = _build(Config, data, ())
-    except _Invalid as exc:
-        line = _line_of(text, exc.keypath)
+        cfg = build(Config, data, ())
+    except Invalid as exc:
+        line = line_of(text, exc.keypath)
         where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {_dotted(exc.keypath) or 'config'}: {exc.msg}") from None
+        raise ConfigError(f"{where}: {dotted(exc.keypath) or 'config'}: {exc.msg}") from None
     _check_values(cfg, text, source)
     return dataclasses.replace(cfg, path=source)
-
-
-class _Invalid(Exception):
-    def __init__(self, keypath: tuple, msg: str) -> None:
-        super().__init__(msg)
-        self.keypath = keypath
-        self.msg = msg
-
-
-def _build(tp: Any, value: Any, keypath: tuple) -> Any:
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise _Invalid(keypath, f"expected a table, got {type(value).__name__}")
-        hints = get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp) if f.name != "path"}
-        kwargs = {}
-        for key, v in value.items():
-            if key not in names:
-                known = ", ".join(sorted(names))
-                raise _Invalid(keypath + (key,), f"unknown key (known keys: {known})")
-            kwargs[key] = _build(hints[key], v, keypath + (key,))
-        missing = [
-            f.name
-            for f in dataclasses.fields(tp)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
-        ]
-        if missing:
-            raise _Invalid(keypath, f"missing required key(s): {', '.join(missing)}")
-        return cast(Any, tp)(**kwargs)  # a dataclass type, built from its checked fields
-    if origin is dict:
-        kt, vt = get_args(tp)
-        if not isinstance(value, dict):
-            raise _Invalid(keypath, f"expected a table, got {type(value).__name__}")
-        return {str(k): _build(vt, v, keypath + (k,)) for k, v in value.items()}
-    if origin is list:
-        (it,) = get_args(tp)
-        if not isinstance(value, list):
-            raise _Invalid(keypath, f"expected a list, got {type(value).__name__}")
-        return [_build(it, v, keypath + (i,)) for i, v in enumerate(value)]
-    args = get_args(tp)
-    if args and type(None) in args:  # Optional[X]
-        inner = [a for a in args if a is not type(None)][0]
-        return _build(inner, value, keypath)
-    if args and any(dataclasses.is_dataclass(a) for a in args):  # a number, or a table of the same thing
-        table = next(a for a in args if dataclasses.is_dataclass(a))
-        return _build(table if isinstance(value, dict) else next(a for a in args if a is not table), value, keypath)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Invalid(keypath, f"expected a number, got {value!r}")
-        if not math.isfinite(value):
-            # TOML allows nan/inf; a nan rate would make every cost nan and every comparison false.
-            raise _Invalid(keypath, f"must be a finite number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Invalid(keypath, f"expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _Invalid(keypath, f"expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise _Invalid(keypath, f"expected a string, got {value!r}")
-        return value
-    raise _Invalid(keypath, f"unsupported type {tp}")
-
-
-def _dotted(keypath: tuple) -> str:
-    """``prices.models.H100-SXM``; keys that are not bare TOML keys are quoted so a message stays one line."""
-    return ".".join(str(k) if re.fullmatch(r"[A-Za-z0-9_-]+", str(k)) else json.dumps(str(k)) for k in keypath)
-
-
-def _line_of(text: str, keypath: tuple) -> int | None:
-    """Best effort: the line that defines the last string key of ``keypath``."""
-    keys = [k for k in keypath if isinstance(k, str)]
-    if not keys:
-        return None
-    last = re.escape(keys[-1])
-    pat = re.compile(rf'^\s*(\[+[^\]]*{last}[^\]]*\]+|"?{last}"?\s*=)')
-    for n, line in enumerate(text.splitlines(), 1):
-        if pat.search(line):
-            return n
-    return None
 
 
 MAX_RATE_PER_HOUR = 10_000.0
@@ -450,9 +291,9 @@ MAX_BUDGET_USD = 1e9
 
 def _check_values(cfg: Config, text: str, source: str) -> None:
     def fail(keypath: tuple, msg: str) -> None:
-        line = _line_of(text, keypath)
+        line = line_of(text, keypath)
         where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {_dotted(keypath)}: {msg}")
+        raise ConfigError(f"{where}: {dotted(keypath)}: {msg}")
 
     def check_ranges(obj: Any, ranges: dict[str, tuple[float, float]], keypath: tuple) -> None:
         for name, (lo, hi) in ranges.items():

@@ -22,7 +22,10 @@ from typing import Any
 
 import psutil
 
-from gputab.alerts import BUDGET_EXCEEDED, AlertCommand, AlertEngine, AlertObserver
+from gputab.alert_command import AlertCommand
+from gputab.alert_record import BUDGET_EXCEEDED
+from gputab.alert_rules import AlertEngine
+from gputab.alerts import AlertObserver
 from gputab.budgets import Budget
 from gputab.config import Config
 from gputab.ledger import Ledger

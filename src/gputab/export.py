@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from gputab.errors import GputabError
+from gputab.publish import clean_float, iso_utc, public
 from gputab.store.review import SessionRecord, session_totals
-from gputab.vocabulary import clean_float, iso_utc, public
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")

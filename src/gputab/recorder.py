@@ -16,157 +16,29 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Protocol
 
 from gputab import __version__
 from gputab.attribution import Attributor, ProcessInfo
 from gputab.budget_keeper import BudgetKeeper
 from gputab.config import Config
-from gputab.ledger import GpuInterval, Ledger
+from gputab.ledger import Ledger
 from gputab.pricing import PriceTable
 from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
+from gputab.series_step import SeriesStep
 from gputab.spool import ReportSpool, spool_for
 from gputab.store import SessionMeta, SessionWriter, Store, StoreError, StoreWriteError, WriterLock
 from gputab.store.database import damaged, damaged_error
 from gputab.store.writes import WRITE_BUSY_MS
+from gputab.tick import Observer, Tick
 from gputab.waste import config_for
 
 log = logging.getLogger("gputab.recorder")
 
 MAX_HELD_SERIES_ROWS = 500_000
 """During a long database outage, series points beyond this many are dropped oldest first (totals stay exact)."""
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Everything one tick produced; immutable copies, safe to hand to another thread."""
-
-    session_id: int | None
-    """None until the session row could be written (the database may be read-only at first)."""
-    seq: int
-    snapshot: Snapshot
-    processes: Mapping[int, ProcessInfo]
-    intervals: tuple[GpuInterval, ...]
-    jobs: tuple[dict, ...]
-    """``JobTotals.to_json()`` dicts, costliest first, the (idle)/(unobserved) buckets last."""
-    gpus: tuple[dict, ...]
-    """``GpuTotals.to_json()`` dicts: price, model key, unknown flag, energy method, cost."""
-    total_cost_usd: float
-    burn_rate_usd_per_hour: float
-    recording: str
-    """``ok``, ``held`` (figures held in memory: database trouble) or ``closed``."""
-    notes: tuple[str, ...] = ()
-    held_ticks: int = 0
-    rejected_reports: tuple[tuple[str, int], ...] = ()
-    """Spool reports rejected so far in the session, per reason (see :data:`gputab.spool.REASONS`)."""
-
-
-class Observer(Protocol):
-    def on_tick(self, tick: Tick) -> None: ...
-
-
-@dataclass
-class _GpuAcc:
-    dt: float = 0.0
-    util_dt: float = 0.0
-    util_known_dt: float = 0.0
-    power_dt: float = 0.0
-    power_known_dt: float = 0.0
-    mem_max: int | None = None
-    temp_max: float | None = None
-    energy_j: float = 0.0
-    cost: float = 0.0
-
-
-@dataclass
-class _JobAcc:
-    gpu_s: float = 0.0
-    eff_s: float = 0.0
-    eff_known: bool = False
-    vram_max: int | None = None
-
-
-@dataclass
-class _Series:
-    """Accumulates one series step; totals are exact in the ledger, the series is for charts."""
-
-    start_mono: float
-    step_start: float
-    gpus: dict[int, _GpuAcc] = field(default_factory=dict)
-    jobs: dict[str, _JobAcc] = field(default_factory=dict)
-    last_cost: dict[str, float] = field(default_factory=dict)
-
-    def add(self, snap: Snapshot, intervals: Iterable[GpuInterval], tags: Mapping[int, str]) -> None:
-        gpu_by_index = {g.index: g for g in snap.gpus}
-        for iv in intervals:
-            a = self.gpus.setdefault(iv.gpu_index, _GpuAcc())
-            g = gpu_by_index.get(iv.gpu_index)
-            a.dt += iv.dt
-            a.energy_j += iv.energy_j
-            a.cost += iv.cost
-            if iv.utilization is not None:
-                a.util_dt += iv.utilization * iv.dt
-                a.util_known_dt += iv.dt
-            if g is not None and g.power_w is not None:
-                a.power_dt += g.power_w * iv.dt
-                a.power_known_dt += iv.dt
-            if g is not None and g.memory_used_bytes is not None:
-                a.mem_max = max(a.mem_max or 0, g.memory_used_bytes)
-            if g is not None and g.temperature_c is not None:
-                a.temp_max = max(a.temp_max if a.temp_max is not None else -1e9, g.temperature_c)
-            for tag, share in iv.shares.items():
-                j = self.jobs.setdefault(tag, _JobAcc())
-                j.gpu_s += share * iv.dt
-                util = iv.tag_utilization.get(tag, iv.utilization)  # on MIG: its own instances'
-                if util is not None:
-                    j.eff_s += share * iv.dt * util
-                    j.eff_known = True
-        vram: dict[str, int] = {}
-        for p in snap.processes:
-            if p.used_memory_bytes:
-                tag = tags.get(p.pid) or f"untagged:?/pid{p.pid}"
-                vram[tag] = vram.get(tag, 0) + p.used_memory_bytes
-        for tag, v in vram.items():
-            j = self.jobs.setdefault(tag, _JobAcc())
-            j.vram_max = max(j.vram_max or 0, v)
-
-    def emit(self, mono: float, writer: SessionWriter, ledger: Ledger) -> None:
-        """Write the step ending at ``mono`` into the writer's buffers and start the next one."""
-        t_ms = int(round((mono - self.start_mono) * 1000))
-        dt_ms = int(round((mono - self.step_start) * 1000))
-        for index, a in sorted(self.gpus.items()):
-            writer.add_gpu_sample(
-                index,
-                t_ms,
-                dt_ms,
-                a.util_dt / a.util_known_dt if a.util_known_dt else None,
-                a.mem_max,
-                a.power_dt / a.power_known_dt if a.power_known_dt else None,
-                a.temp_max,
-                a.energy_j,
-                a.cost,
-            )
-        for tag, job in ledger.jobs.items():
-            acc = self.jobs.get(tag)
-            if acc is None and self.last_cost.get(tag) == job.cost_usd:
-                continue  # neither ran nor was charged in this step
-            acc = acc or _JobAcc()
-            writer.add_job_sample(
-                tag,
-                t_ms,
-                job.cost_usd,
-                acc.gpu_s,
-                acc.eff_s if acc.eff_known else None,
-                acc.vram_max,
-                job.burn_rate_usd_per_hour,
-            )
-            self.last_cost[tag] = job.cost_usd
-        self.gpus.clear()
-        self.jobs.clear()
-        self.step_start = mono
 
 
 class Recorder:
@@ -220,7 +92,7 @@ class Recorder:
         self.closed = False
         self.end_reason: str | None = None
         self._mutex = threading.RLock()
-        self._series: _Series | None = None
+        self._series: SeriesStep | None = None
         self._procs: dict[tuple, tuple[str, str]] = {}
         self._job_users: dict[str, set[str]] = {}
         """Tag -> the users owning its processes, stored with the job (``gputab spend --by user``)."""
@@ -388,7 +260,7 @@ class Recorder:
         assert self.writer is not None
         self.writer.held_ticks += 1
         if self._series is None:
-            self._series = _Series(start_mono=snap.mono, step_start=snap.mono)
+            self._series = SeriesStep(start_mono=snap.mono, step_start=snap.mono)
         self._series.add(snap, intervals, tags)
         emit = snap.mono - self._series.step_start >= self.rc.series_interval - 1e-9
         if emit:

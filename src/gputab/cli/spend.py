@@ -104,7 +104,7 @@ def _csv(rows: list[dict], by: str) -> None:
     import json
 
     from gputab.export import format_cell
-    from gputab.vocabulary import public
+    from gputab.publish import public
 
     rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
@@ -188,8 +188,9 @@ def spend(
     the waste split). --by gpu shows no waste: it is stored per job, not per GPU, and a GPU's (idle) cost is only
     part of the waste on it.
     """
-    from gputab.store.spend import GROUPS, Window, open_stores, timezone_label, total
+    from gputab.store.spend import GROUPS, open_stores, total
     from gputab.store.spend import spend as spend_rows
+    from gputab.store.spend_window import Window, timezone_label
 
     if by not in GROUPS:
         raise GputabError(f"--by {by!r} is not one of {', '.join(GROUPS)}", exit_code=2)

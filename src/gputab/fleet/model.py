@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gputab.vocabulary import document, iso_utc
+from gputab.publish import document, iso_utc
 
 """Version of the ``gputab fleet --json`` document; bumped when a key changes meaning or goes away."""
 

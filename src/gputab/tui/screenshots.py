@@ -63,7 +63,7 @@ async def render(
 ) -> Path:
     """Run the demo app for :data:`STEPS` polls, press ``keys``, and save an SVG as ``out_dir/name`` (in
     ``theme``, one of Textual's, when given)."""
-    from gputab.cli.context import AppContext
+    from gputab.app_context import AppContext
     from gputab.sampling.demo import FakeClock
     from gputab.tui.app import create_app
 

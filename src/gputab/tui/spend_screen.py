@@ -24,19 +24,10 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from gputab.errors import GputabError
-from gputab.store.spend import (
-    SPECIAL_TAGS,
-    Window,
-    bucket_wall,
-    group,
-    job_pieces,
-    last_days,
-    latest_wall,
-    open_stores,
-    timezone_label,
-    total,
-    utilization_histogram,
-)
+from gputab.store.queries import SPECIAL_TAGS
+from gputab.store.spend import group, latest_wall, open_stores, total
+from gputab.store.spend_pieces import job_pieces, utilization_histogram
+from gputab.store.spend_window import Window, bucket_wall, last_days, timezone_label
 from gputab.tui.format import hours, money, pct, sparkline
 
 TOP_TAGS = 5
