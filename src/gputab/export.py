@@ -136,7 +136,7 @@ def format_cell(value) -> str | int | float:
     """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
-    Floats are cleaned of float noise (:func:`gputab.vocabulary.clean_float`, 15 significant digits), as in JSON.
+    Floats are cleaned of float noise (:func:`gputab.publish.clean_float`, 15 significant digits), as in JSON.
     A dict is one cell of compact JSON.
     """
     if value is None:

@@ -181,7 +181,7 @@ class MigTotals:
             self.peak_memory_used_bytes = max(self.peak_memory_used_bytes or 0, inst.memory_used_bytes)
 
     def to_json(self, parent_rate_per_hour: float) -> dict:
-        """Internal names (``avg_utilization`` 0-1); :func:`gputab.vocabulary.public` makes them public."""
+        """Internal names (``avg_utilization`` 0-1); :func:`gputab.publish.public` makes them public."""
         return {
             "gpu_index": self.gpu_index,
             "gpu_instance_id": self.gpu_instance_id,
