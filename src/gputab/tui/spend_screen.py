@@ -156,6 +156,8 @@ class SpendScreen(Screen):
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
+    OFF_ACTIONS = frozenset({"spend"})
+    """The live app's ``$`` (this screen again) is off over it."""
 
     def __init__(self, db_paths: Sequence[Path], days: int = 30, utc: bool = False) -> None:
         super().__init__()

@@ -97,10 +97,11 @@ class SessionScreen(Screen):
 
     CSS_PATH = "session_screen.tcss"
     BINDINGS = [
-        Binding("n", "samples", "Samples/tokens"),
-        Binding("m", "mark", "Mark job"),
+        # Short footer words (the whole under `?`): the footer then fits 80 columns, `?` and q included.
+        Binding("n", "samples", "Samples", tooltip="Enter or correct the job's samples and tokens"),
+        Binding("m", "mark", "Mark", tooltip="Mark the job (two marked: c compares them)"),
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export CSV"),
+        Binding("e", "export", "CSV", tooltip="Export the session (or the marked ones) as CSV"),
         Binding("escape", "back", "Back"),
     ]
 
