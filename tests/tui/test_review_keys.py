@@ -91,7 +91,7 @@ async def test_fleet_and_host_screens_list_their_keys_under_question_mark():
 async def test_review_screens_over_the_live_view_keep_their_footer_within_80_columns(demo_ctx, clock):
     """Over the live view the app's view keys (1234, t, s, r) are off: the review's footer fits 80 columns with
     `?` and q, and `?` lists no live-view keys there."""
-    from tui_support import advance, make_app
+    from tui_support import advance, make_app, screen_lines
 
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -105,6 +105,9 @@ async def test_review_screens_over_the_live_view_keep_their_footer_within_80_col
             keys = {k.key: k for k in screen.query_one(Footer).query(FooterKey)}
             assert "q" in keys and "question_mark" in keys and "1" not in keys and "t" not in keys
             assert max(k.region.right for k in keys.values()) <= 80, screen_type.__name__
+            # Nothing drawn over the footer's keys (the command palette's corner is under `?`, not here).
+            last = screen_lines(app)[-1]
+            assert "Quit" in last and "palette" not in last, last
             if screen_type is SpendScreen:
                 assert "dollar_sign" not in keys  # not the Spend screen again over itself
             listed = await check_keys(app, pilot, screen_type)

@@ -237,7 +237,7 @@ class HostScreen(_FleetPage):
         yield Static("", id="host-empty")
         yield Chart(id="host-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         app = self.app
@@ -290,7 +290,7 @@ class FleetScreen(_FleetPage):
         yield FleetJobsTable(id="fleet-jobs")
         yield Chart(id="fleet-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         self.query_one(HostsTable).focus()

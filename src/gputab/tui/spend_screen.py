@@ -178,7 +178,7 @@ class SpendScreen(Screen):
             with Vertical(id="spend-hist-box"):
                 yield Static("", id="spend-hist-title")
                 yield Histogram(id="spend-hist")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         table = self.query_one("#spend-tags", DataTable)

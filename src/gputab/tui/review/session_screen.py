@@ -119,7 +119,7 @@ class SessionScreen(Screen):
         yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="session-job")
         yield VerticalScroll(id="session-charts")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         from gputab.store import Store

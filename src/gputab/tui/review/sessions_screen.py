@@ -107,7 +107,7 @@ class SessionsScreen(Screen):
         yield SessionsTable(id="sessions", zebra_stripes=True)
         yield Static("", id="sessions-empty")
         yield Static("", id="sessions-preview")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         self.reload()
