@@ -38,6 +38,7 @@ from gputab.store.spend import (
     utilization_histogram,
 )
 from gputab.tui.format import hours, money, pct, sparkline
+from gputab.tui.literal import fit, literal
 
 TOP_TAGS = 5
 """Jobs drawn in their own color in the bars; the rest are summed as ``other``."""
@@ -182,7 +183,8 @@ class SpendScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#spend-tags", DataTable)
-        for label in ("job", "daily cost", "cost", "util", "idle $", "wasted", "GPU-h", "host"):
+        # The cost right after the job: at 80 columns it is in view without scrolling (the sparkline is wide).
+        for label in ("job", "cost", "daily cost", "util", "idle $", "wasted", "GPU-h", "host"):
             table.add_column(label, key=label)
         self.reload()
         table.focus()
@@ -268,9 +270,9 @@ class SpendScreen(Screen):
             util = s["effective_gpu_hours"] / s["util_gpu_hours"] if s["util_gpu_hours"] > 0 else None
             daily = [r.daily_cost.get(d, 0.0) for d in days]
             table.add_row(
-                Text(r.key[:24]),
-                Text(sparkline(daily, len(daily), top)),
+                literal(fit(r.key, 24)),
                 Text(money(s["cost_usd"]), justify="right"),
+                Text(sparkline(daily, len(daily), top)),
                 Text(pct(util, fraction=True), justify="right"),
                 Text(money(s["idle_usd"]), justify="right"),
                 # Paid while the job's GPUs did nothing (README "Waste"); n/a: recorded before the waste split.
