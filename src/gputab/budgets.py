@@ -383,9 +383,21 @@ def budget_alerts(
         budget = book.budget_for(key[1])
         if budget is None or budget.period in rolled:  # the cap was lifted, or a new period starts from zero
             want(key, None)
-    # The budgets' own tags first, in the order they were given, then the jobs a glob holds (costliest first).
+    for status in budget_statuses(book, wall, by_tag):
+        _want_status(status, wall, warn_pct, by_tag.get(status.tag), want)
+
+
+def budget_statuses(book: BudgetBook, wall: float, by_tag: Mapping[str, Mapping[str, Any]]) -> list[BudgetStatus]:
+    """Where each budgeted tag stands at ``wall`` (no side effect: the live view's budgets read this too).
+
+    The budgets' own tags first, in the order they were given, then the jobs a glob holds (in ``by_tag``'s order).
+
+    Args:
+        by_tag: this session's jobs, ``JobTotals.to_json()`` dicts by tag.
+    """
     tags = dict.fromkeys([b.tag for b in book.budgets if not b.is_glob or b.tag in by_tag] + list(by_tag))
     starts = {b.period: period_start(b.period, wall) for b in book.budgets}  # once per tick, not per tag
+    out = []
     for tag in tags:
         budget = book.budget_for(tag)
         if budget is None:
@@ -397,7 +409,8 @@ def budget_alerts(
         raw = job.get("projected_cost_usd") if job else None
         burn = float(job.get("burn_rate_usd_per_hour") or 0.0) if job else 0.0
         projected = spent - cost + float(raw) if raw is not None else None
-        _want_status(BudgetStatus(tag, budget, spent, burn, start, projected), wall, warn_pct, job, want)
+        out.append(BudgetStatus(tag, budget, spent, burn, start, projected))
+    return out
 
 
 def _want_status(s: BudgetStatus, wall: float, warn_pct: float, job: Mapping[str, Any] | None, want: Want) -> None:

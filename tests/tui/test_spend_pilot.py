@@ -17,6 +17,7 @@ from gputab.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
 from gputab.tui.format import money
+from gputab.tui.literal import fit
 from gputab.tui.review import ReviewApp, SessionsScreen
 from gputab.tui.screenshots import record_demo_session
 from gputab.tui.spend_screen import SpendScreen
@@ -81,7 +82,7 @@ async def test_from_the_review_with_the_cli_figures(db):
             CliRunner().invoke(cli, ["spend", "--db", str(db), "--since", screen.day_list[0], "--utc", "--json"]).output
         )
         # The same rows as `gputab spend --by tag`, in the same order, with the same costs.
-        assert [(r[0], r[7], r[2]) for r in rows] == [(r["tag"], r["host"], money(r["cost_usd"])) for r in out["rows"]]
+        assert [(r[0], r[7], r[1]) for r in rows] == [(r["tag"], r["host"], money(r["cost_usd"])) for r in out["rows"]]
         # Wasted dollars: the CLI's waste_usd, row by row.
         assert [r[5] for r in rows] == [money(r["waste_usd"]) for r in out["rows"]]
         assert any(r["waste_usd"] for r in out["rows"])
@@ -140,7 +141,11 @@ async def test_hostile_tags_and_hosts_are_text(tmp_path):
     async with app.run_test(size=(160, 40)) as pilot:
         screen = await open_spend(app, pilot)
         rows = _cells(screen.query_one("#spend-tags", DataTable))
-        assert EVIL_TAG[:24] in [r[0] for r in rows] and EVIL_HOST in [r[7] for r in rows]
+        assert (
+            fit(EVIL_TAG, 24) in [r[0] for r in rows]
+            and fit(EVIL_TAG, 24).endswith("…")
+            and EVIL_HOST in [r[7] for r in rows]
+        )
         svg = app.export_screenshot()
         # Markup would have been eaten (bold, a link); as text, the brackets are on screen.
         assert "[bold&#160;red]pwn" in svg or "[bold red]pwn" in svg
@@ -164,3 +169,15 @@ async def test_no_database_and_an_empty_one(tmp_path):
         await pilot.press("dollar_sign")
         await pilot.pause()
         assert "no sessions recorded yet" in str(app.screen.query_one("#spend-title").render())
+
+
+async def test_80x24_shows_each_jobs_cost_without_scrolling(db):
+    from tui_support import screen_lines
+
+    app = ReviewApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_spend(app, pilot)
+        lines = screen_lines(app)
+        header = next(i for i, ln in enumerate(lines) if ln.startswith(" job ") and " cost " in ln)
+        for r, line in zip(screen.rows[:3], lines[header + 1 :], strict=False):
+            assert line.startswith(f" {fit(r.key, 24)}") and money(r.sums["cost_usd"]) in line, line

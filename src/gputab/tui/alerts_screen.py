@@ -11,22 +11,30 @@ from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.alert_panel import AlertPanel
 from gputab.tui.widgets.alerts import AlertsTable, clock_label
+from gputab.tui.widgets.budgets import BudgetsTable
 
 
 class AlertsScreen(LiveScreen):
-    """Active alerts, then those cleared this session; times in UTC. Under the table: how many were active over
-    time (``w``: the window) and the money wasted by job with its likely reason."""
+    """The budgets holding this session's jobs (when any), then active alerts, then those cleared this session;
+    times in UTC. Under the table: how many were active over time (``w``: the window) and the money wasted by job
+    with its likely reason."""
 
     CSS_PATH = ["live_screen.tcss", "alerts_screen.tcss"]
     TITLE_TEXT = "Alerts: active, then cleared this session (times UTC) · enter: the whole message"
     BINDINGS = [Binding("w", "window", "Window"), Binding("enter", "details", "Details", show=False)]
 
     def compose_body(self) -> ComposeResult:
+        yield BudgetsTable(id="budgets")
         yield AlertsTable(id="alerts")
         yield AlertPanel(id="alert-panel")
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
         self.query_one(AlertPanel).show(frame, history, *self.chart_window())
+        budgets = self.query_one(BudgetsTable)
+        budgets.display = bool(frame.budgets)
+        if frame.budgets != getattr(self, "_budgets", None):
+            self._budgets = frame.budgets
+            budgets.show(frame.budgets)
         # The feed hands back the same tuple while nothing changed: most ticks cost one identity check here.
         if frame.alerts is getattr(self, "_shown", None):
             return

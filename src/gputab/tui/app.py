@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.screen import ModalScreen
 
 from gputab.tui.alerts_screen import AlertsScreen
 from gputab.tui.feed import Feed, open_feed
@@ -238,6 +239,22 @@ class GputabApp(LiteralNotifications, App):
                     break
 
     # -- actions ------------------------------------------------------------------------------------------------
+    LIVE_ONLY = frozenset({"view", "tag", "sessions", "refresh"})
+    """Actions of the live views only: over the review, the Spend screen or a dialog they are off (and out of the
+    footer, which then fits 80 columns with the screen's own keys, `?` and q)."""
+
+    def binding_applies(self, action: str, screen) -> bool:
+        """Whether the app's ``action`` (its name) is on while ``screen`` is on top (read by ``?`` too); a screen
+        turns app actions that make no sense over it off with ``OFF_ACTIONS`` (the Spend screen: ``spend``)."""
+        if action in getattr(screen, "OFF_ACTIONS", ()):
+            return False
+        return action not in self.LIVE_ONLY or isinstance(screen, LiveScreen)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Under a dialog (keys, tag, details) the screen it covers decides: its footer stays as it was.
+        screen = next((s for s in reversed(self.screen_stack) if not isinstance(s, ModalScreen)), self.screen)
+        return self.binding_applies(action, screen)
+
     def action_view(self, name: str) -> None:
         if name in VIEWS and self.current_mode != name:
             self.switch_mode(name)

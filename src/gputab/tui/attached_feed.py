@@ -153,6 +153,8 @@ class AttachedFeed(Feed):
                         sm_pct=p.sm_pct,
                         tag=rec["tag"],
                         source=rec["source"],
+                        gpu_instance_id=p.gpu_instance_id,
+                        compute_instance_id=p.compute_instance_id,
                     )
                 )
         return tuple(out)

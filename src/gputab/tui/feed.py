@@ -30,6 +30,7 @@ from gputab.tui.frame import (
     GpuView,
     JobView,
     ProcessView,
+    budget_views,
     sort_jobs,
 )
 
@@ -132,6 +133,8 @@ def process_view(p, info: object) -> ProcessView:
         sm_pct=p.sm_pct,
         tag=getattr(info, "tag", None),
         source=getattr(info, "source", "untagged"),
+        gpu_instance_id=getattr(p, "gpu_instance_id", None),
+        compute_instance_id=getattr(p, "compute_instance_id", None),
     )
 
 
@@ -197,6 +200,7 @@ class MemoryFeed(Feed):
             notes=snap.errors,
             **self.alert_fields(),
             real_pids=not simulated(self.backend),
+            budgets=budget_views(self.alerts, snap.wall, jobs),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:
@@ -277,6 +281,7 @@ class RecordingFeed(Feed):
             host_notes=tick.snapshot.host_notes,
             **self.alert_fields(),
             real_pids=not simulated(self.recorder.backend),
+            budgets=budget_views(self.alerts, tick.snapshot.wall, tick.jobs),
         )
 
     def tag_process(self, pid: int, tag: str) -> str:

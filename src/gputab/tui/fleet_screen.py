@@ -24,6 +24,7 @@ from textual.worker import Worker, WorkerState
 from gputab.fleet import QUERIES_PER_REFRESH, FleetHost, FleetJob, FleetView, PromClient, fetch_fleet
 from gputab.fleet.model import JobOnHost
 from gputab.tui import format as fmt
+from gputab.tui.keys_screen import KeysAction
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling, palette
 from gputab.tui.widgets.table import KeyedTable
 
@@ -236,7 +237,7 @@ class HostScreen(_FleetPage):
         yield Static("", id="host-empty")
         yield Chart(id="host-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         app = self.app
@@ -289,7 +290,7 @@ class FleetScreen(_FleetPage):
         yield FleetJobsTable(id="fleet-jobs")
         yield Chart(id="fleet-burn", classes="fleet-chart")
         yield Static("", id="fleet-status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         self.query_one(HostsTable).focus()
@@ -321,7 +322,7 @@ class FleetScreen(_FleetPage):
             self.app.push_screen(HostScreen(event.row_key.value))
 
 
-class FleetApp(App):
+class FleetApp(KeysAction, App):
     """``gputab fleet``: refreshes the fleet from Prometheus every ``refresh`` seconds, never two at once.
 
     Args:
@@ -332,7 +333,9 @@ class FleetApp(App):
     """
 
     TITLE = "gputab fleet"
-    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False)]
+    BINDINGS = [KeysAction.KEYS_BINDING, Binding("ctrl+c", "quit", "Quit", show=False)]
+    KEYS_GROUP = "Fleet"
+    """The group of the app's own keys under ``?``."""
 
     def __init__(
         self,

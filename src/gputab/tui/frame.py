@@ -121,6 +121,9 @@ class ProcessView:
     tag: str | None
     source: str
     """How the tag was found: env, inherited, key, rule, container, manual, untagged, gone."""
+    gpu_instance_id: int | None = None
+    """The MIG instance it runs on (with ``compute_instance_id``); None off MIG or when not known."""
+    compute_instance_id: int | None = None
 
     @property
     def key(self) -> str:
@@ -146,6 +149,56 @@ class AlertView:
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """A budget that holds a job of this session, and where that job stands against it in its period."""
+
+    tag: str
+    """The job."""
+    glob: str
+    """The budget's tag glob (``sweep-*``), or the tag itself."""
+    cap_usd: float
+    period: str
+    """``day``, ``week``, ``month`` or ``total``."""
+    spent_usd: float
+    """What the job spent in this period, earlier sessions of the database included."""
+    seconds_to_cap: float | None
+    """At the burn rate now; 0 once over the cap; None when not burning."""
+    projected_over_usd: float | None
+    """By how much its forecast passes the cap at completion (negative: under); None without a forecast."""
+    stops: bool
+    """The recorder stops the job at its cap (SIGINT, then SIGTERM)."""
+
+    @property
+    def spent_pct(self) -> float:
+        return 100.0 * self.spent_usd / self.cap_usd
+
+
+def budget_views(observer, wall: float, jobs) -> tuple[BudgetView, ...]:
+    """The budgets that hold a job of this session (``jobs``: ``JobTotals.to_json()`` dicts), from the alert
+    observer's book (the recorder's budget keeper keeps it current); empty without an observer or a budget."""
+    book = getattr(observer, "budget_book", None)
+    if book is None or not book.budgets:
+        return ()
+    from gputab.budgets import budget_statuses
+
+    by_tag = {str(j["tag"]): j for j in jobs if not str(j["tag"]).startswith("(")}
+    return tuple(
+        BudgetView(
+            s.tag,
+            s.budget.tag,
+            s.budget.cap_usd,
+            s.budget.period,
+            s.spent_usd,
+            s.seconds_to_cap,
+            s.projected_over_usd,
+            s.budget.stop,
+        )  # fmt: skip
+        for s in budget_statuses(book, wall, by_tag)
+        if s.tag in by_tag
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +233,8 @@ class Frame:
     """How many of the active alerts are critical (the header's colour)."""
     real_pids: bool = True
     """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
+    budgets: tuple[BudgetView, ...] = ()
+    """The budgets holding this session's jobs (empty when attached: the recorder's books are its own)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:

@@ -32,7 +32,7 @@ class JobsScreen(LiveScreen):
         yield MoneyCharts(id="money")
 
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
-        self.query_one(JobsTable).show(frame.jobs, own_sm_share(frame.processes))
+        self.query_one(JobsTable).show(frame.jobs, own_sm_share(frame.processes, frame.gpus))
         self.query_one(GpuTable).show(frame.gpus, history, frame.processes)
         self.query_one(MoneyCharts).show(frame, history, *self.chart_window())
 

@@ -7,7 +7,7 @@ anyone remembering to document it; only the framework's generic keys (focus next
 from __future__ import annotations
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
@@ -47,13 +47,15 @@ def key_groups(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
             rows.append((keys, (b.tooltip or b.description)))
         return rows
 
-    app_keys = own_bindings(type(app))
+    applies = getattr(app, "binding_applies", None)
+    app_keys = [b for b in own_bindings(type(app)) if applies is None or applies(b.action.split("(")[0], screen)]
     views = [b for b in app_keys if b.action.startswith("view(")]
     session = [b for b in app_keys if not b.action.startswith("view(")]
+    palette = list(EVERYWHERE) if getattr(app, "ENABLE_COMMAND_PALETTE", False) else []
     groups = [
         ("This view", shown(own_bindings(type(screen)))),
         ("Views", shown(views)),
-        ("Session", shown(session) + list(EVERYWHERE)),
+        (getattr(app, "KEYS_GROUP", "Session"), shown(session) + palette),
         ("Tables", list(TABLE_KEYS)),
     ]
     return [(name, rows) for name, rows in groups if rows]
@@ -84,3 +86,16 @@ class KeysScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class KeysAction:
+    """For an app other than the live one (``gputab review``, ``gputab fleet``): ``?`` shows the keys of the
+    screen on top, grouped, as the live view's ``?`` does. Add ``KEYS_BINDING`` to the app's BINDINGS."""
+
+    KEYS_BINDING = Binding("question_mark", "keys", "Keys")
+
+    def action_keys(self) -> None:
+        """Show the keys of the screen on top (``?`` again or escape closes)."""
+        app = self if isinstance(self, App) else None
+        if app is not None and not isinstance(app.screen, KeysScreen):
+            app.push_screen(KeysScreen(app.screen))

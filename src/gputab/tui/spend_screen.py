@@ -29,6 +29,7 @@ from gputab.store.spend import group, latest_wall, open_stores, total
 from gputab.store.spend_pieces import job_pieces, utilization_histogram
 from gputab.store.spend_window import Window, bucket_wall, last_days, timezone_label
 from gputab.tui.format import hours, money, pct, sparkline
+from gputab.tui.literal import fit, literal
 
 TOP_TAGS = 5
 """Jobs drawn in their own color in the bars; the rest are summed as ``other``."""
@@ -147,6 +148,8 @@ class SpendScreen(Screen):
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
+    OFF_ACTIONS = frozenset({"spend"})
+    """The live app's ``$`` (this screen again) is off over it."""
 
     def __init__(self, db_paths: Sequence[Path], days: int = 30, utc: bool = False) -> None:
         super().__init__()
@@ -167,11 +170,12 @@ class SpendScreen(Screen):
             with Vertical(id="spend-hist-box"):
                 yield Static("", id="spend-hist-title")
                 yield Histogram(id="spend-hist")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         table = self.query_one("#spend-tags", DataTable)
-        for label in ("job", "daily cost", "cost", "util", "idle $", "wasted", "GPU-h", "host"):
+        # The cost right after the job: at 80 columns it is in view without scrolling (the sparkline is wide).
+        for label in ("job", "cost", "daily cost", "util", "idle $", "wasted", "GPU-h", "host"):
             table.add_column(label, key=label)
         self.reload()
         table.focus()
@@ -257,9 +261,9 @@ class SpendScreen(Screen):
             util = s["effective_gpu_hours"] / s["util_gpu_hours"] if s["util_gpu_hours"] > 0 else None
             daily = [r.daily_cost.get(d, 0.0) for d in days]
             table.add_row(
-                Text(r.key[:24]),
-                Text(sparkline(daily, len(daily), top)),
+                literal(fit(r.key, 24)),
                 Text(money(s["cost_usd"]), justify="right"),
+                Text(sparkline(daily, len(daily), top)),
                 Text(pct(util, fraction=True), justify="right"),
                 Text(money(s["idle_usd"]), justify="right"),
                 # Paid while the job's GPUs did nothing (README "Waste"); n/a: recorded before the waste split.

@@ -11,6 +11,7 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from gputab.tui.keys_screen import KeysAction
 from gputab.tui.literal import LiteralNotifications
 from gputab.tui.review.data import review_db_path
 from gputab.tui.review.sessions_screen import SessionsScreen
@@ -18,12 +19,14 @@ from gputab.tui.review.sessions_screen import SessionsScreen
 __all__ = ["ReviewApp", "SessionsScreen", "open_review", "run_review"]
 
 
-class ReviewApp(LiteralNotifications, App):
+class ReviewApp(KeysAction, LiteralNotifications, App):
     """``gputab review``: the sessions screen on its own, over the database at ``db_path``."""
 
     TITLE = "gputab review"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [KeysAction.KEYS_BINDING, Binding("q", "quit", "Quit")]
+    KEYS_GROUP = "Review"
+    """The group of the app's own keys under ``?``."""
 
     def __init__(self, db_path: Path) -> None:
         super().__init__()

@@ -97,7 +97,7 @@ class CompareScreen(Screen):
         yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield Static("B - A: positive means B is higher; for cost and $/sample lower is better", id="compare-help")
         yield CompareBars(self.a, self.b, id="compare-bars")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         table = self.query_one("#compare", DataTable)

@@ -97,10 +97,11 @@ class SessionScreen(Screen):
 
     CSS_PATH = "session_screen.tcss"
     BINDINGS = [
-        Binding("n", "samples", "Samples/tokens"),
-        Binding("m", "mark", "Mark job"),
+        # Short footer words (the whole under `?`): the footer then fits 80 columns, `?` and q included.
+        Binding("n", "samples", "Samples", tooltip="Enter or correct the job's samples and tokens"),
+        Binding("m", "mark", "Mark", tooltip="Mark the job (two marked: c compares them)"),
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export CSV"),
+        Binding("e", "export", "CSV", tooltip="Export the session (or the marked ones) as CSV"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -118,7 +119,7 @@ class SessionScreen(Screen):
         yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="session-job")
         yield VerticalScroll(id="session-charts")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
         from gputab.store import Store

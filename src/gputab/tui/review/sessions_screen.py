@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from gputab.tui.format import duration, money, pct
-from gputab.tui.literal import clean, fit, literal, literal_row
+from gputab.tui.literal import clean, fit, literal
 from gputab.tui.review.data import (
     SORTS,
     SessionRow,
@@ -22,11 +22,32 @@ from gputab.tui.review.data import (
     session_figures,
     sort_rows,
 )
+from gputab.tui.widgets.table import KeyedTable
 
 SORT_GROUP = Binding.Group("Sort", compact=True)
-COLUMNS = ("", "id", "start (UTC)", "duration", "host", "GPUs", "cost", "idle", "util", "end", "jobs")
-# Which sort each header sorts by (the mark and jobs columns do not sort).
-_HEADER_SORT = {1: "id", 2: "start", 3: "duration", 4: "host", 5: "GPUs", 6: "cost", 7: "idle", 8: "util", 9: "end"}
+# Which sort each column's header sorts by (the mark and jobs columns do not sort).
+_HEADER_SORT = {k: k for k in ("id", "start", "duration", "host", "GPUs", "cost", "idle", "util", "end")}
+
+
+class SessionsTable(KeyedTable):
+    """The sessions, one row each, in whole columns that fit the terminal (no horizontal scrollbar at 80 columns:
+    host, GPUs and the jobs' tags are the first left out; Enter opens a session with every figure)."""
+
+    COLUMNS = (
+        ("mark", "", 1),
+        ("id", "id", 4),
+        ("start", "start (UTC)", 16),
+        ("duration", "duration", 9),
+        ("host", "host", 14),
+        ("GPUs", "GPUs", 4),
+        ("cost", "cost", 9),
+        ("idle", "idle", 8),
+        ("util", "util", 4),
+        ("end", "end", 9),
+        ("jobs", "jobs", 200),
+    )
+    PRIORITY = ("mark", "id", "start", "cost", "duration", "idle", "util", "end", "host", "GPUs")
+    FILL = "jobs"
 
 
 def session_preview(sid: int, jobs: list[dict]) -> Text:
@@ -83,17 +104,14 @@ class SessionsScreen(Screen):
             id="sessions-filter",
         )
         yield Static("", id="sessions-filter-error")
-        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield SessionsTable(id="sessions", zebra_stripes=True)
         yield Static("", id="sessions-empty")
         yield Static("", id="sessions-preview")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
 
     def on_mount(self) -> None:
-        table = self.query_one("#sessions", DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label or "mark")
         self.reload()
-        table.focus()
+        self.query_one("#sessions", DataTable).focus()
 
     # -- data ---------------------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -105,7 +123,7 @@ class SessionsScreen(Screen):
 
     def redraw(self) -> None:
         """Filter, sort and fill the table, keeping the cursor on the same session when it is still listed."""
-        table = self.query_one("#sessions", DataTable)
+        table = self.query_one("#sessions", SessionsTable)
         current = self.selected_id()
         filt = parse_filter(self.query_one("#sessions-filter", Input).value)
         err = self.query_one("#sessions-filter-error", Static)
@@ -113,9 +131,7 @@ class SessionsScreen(Screen):
         err.display = bool(filt.error)
         label, attr = SORTS[self.sort_index]
         self.shown = sort_rows([r for r in self.rows if filt.matches(r)], attr, self.descending)
-        table.clear()
-        for r in self.shown:
-            table.add_row(*literal_row(self._cells(r)), key=str(r.id))
+        table.sync([(str(r.id), self._cells(r)) for r in self.shown])
         if current is not None and any(r.id == current for r in self.shown):
             table.move_cursor(row=table.get_row_index(str(current)))
         arrow = "↓" if self.descending else "↑"
@@ -151,23 +167,24 @@ class SessionsScreen(Screen):
             return
         preview.update(session_preview(sid, jobs))
 
-    def _cells(self, r: SessionRow) -> list:
-        # Every cell is made literal by the caller (literal_row): hosts and tags are anyone's text.
+    def _cells(self, r: SessionRow) -> tuple:
+        # Every str cell is made literal by the table (KeyedTable): hosts and tags are anyone's text; a cell wider
+        # than its column ends in an ellipsis.
         tags = ", ".join(r.tags[:3]) + (f" +{len(r.tags) - 3}" if len(r.tags) > 3 else "")
         start = (r.start or "-").replace("T", " ").removesuffix("Z")[:16]
-        return [
+        return (
             "*" if r.id in self.marked else " ",
             str(r.id),
             start,
             duration(r.duration_s),
-            fit(clean(r.host), 16),
+            clean(r.host),
             str(r.gpus),
             Text(money(r.cost_usd), justify="right"),
             Text(money(r.idle_cost_usd), justify="right"),
             Text(pct(r.avg_utilization, fraction=True), justify="right"),
             r.end_reason or "-",
-            tags or "-",
-        ]
+            clean(tags) or "-",
+        )
 
     def selected_id(self) -> int | None:
         """The session under the cursor, or None when the list is empty."""
@@ -196,7 +213,7 @@ class SessionsScreen(Screen):
 
     @on(DataTable.HeaderSelected, "#sessions")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        label = _HEADER_SORT.get(event.column_index)
+        label = _HEADER_SORT.get(str(event.column_key.value))
         if label is None:
             return
         index = next(i for i, (name, _) in enumerate(SORTS) if name == label)

@@ -7,7 +7,7 @@ from rich.text import Text
 from gputab.tui import format as fmt
 from gputab.tui.frame import JobView
 from gputab.tui.literal import literal
-from gputab.tui.widgets.table import KeyedTable
+from gputab.tui.widgets.table import KeyedTable, pick_columns
 
 UNKNOWN_MARK = "?"
 """Appended to a cost that includes a GPU priced at the default rate (model not in the price table)."""
@@ -136,10 +136,11 @@ class JobsTable(KeyedTable):
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 
+    FILL = "evidence"
+
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        # Only whole columns (a column cut by the terminal's edge would show half a figure), chosen by
-        # PRIORITY and shown in COLUMNS' order. Enter shows a job with every figure. The waste evidence, last,
-        # takes what is left (up to 60 cells) once every other column that fits is in.
+        # Only whole columns, chosen by PRIORITY (KeyedTable); Enter shows a job with every figure. The waste
+        # evidence, last, takes what is left (up to 60 cells) once every other column that fits is in.
         narrow = width < self.NARROW_WIDTH
         skip = self.WIDE_ONLY if narrow else self.NARROW_ONLY
         defined = {
@@ -147,21 +148,7 @@ class JobsTable(KeyedTable):
             for key, label, w in self.COLUMNS
             if key not in skip
         }
-        chosen: set[str] = set()
-        used = 2
-        for key in self.PRIORITY:
-            if key not in defined or key == "evidence":
-                continue
-            need = defined[key][1] + 2
-            if used + need <= width or not chosen:
-                chosen.add(key)
-                used += need
-        room = width - used - 2
-        if "evidence" in defined and room >= 10:
-            label, most = defined["evidence"]
-            defined["evidence"] = (label, min(most, room))
-            chosen.add("evidence")
-        return [(key, *defined[key]) for key, _, _ in self.COLUMNS if key in chosen]
+        return pick_columns(defined, self.PRIORITY, width, self.FILL)
 
     def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
         """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`)."""
@@ -169,15 +156,44 @@ class JobsTable(KeyedTable):
         self.sync([(j.tag, job_cells(j, own_sm.get(j.tag))) for j in jobs])
 
 
-def own_sm_share(processes) -> dict[str, float]:
-    """Each tag's own SM share now, in %: its processes' SM % summed per GPU, averaged over the GPUs it holds.
+def own_sm_share(processes, gpus=()) -> dict[str, float]:
+    """Each tag's own SM share now, in %: its processes' SM % summed per device, averaged over the devices it holds.
 
-    A GPU none of whose processes report SM % does not count (the share is then unknown, not 0).
+    A device is a GPU, or a MIG instance of one (``gpus``: the frame's GpuViews, for their instances). The driver
+    reports no per-process utilization on MIG; there the instance's own SM activity (GPM) is the job's when it is
+    the instance's only job, else shared by the processes' memory, then equally (cost-model.md, "MIG instances").
+    A device none of whose processes report SM % does not count (the share is then unknown, not 0).
     """
-    per_gpu: dict[str, dict[int, float]] = {}
-    for p in processes:
-        if p.tag is None or p.sm_pct is None:
+    instances = {(g.index, m.gpu_instance_id, m.compute_instance_id): m for g in gpus for m in g.mig}
+    per_device: dict[str, dict[tuple, float]] = {}
+    for p, sm in _process_sm(processes, instances):
+        if p.tag is None or sm is None:
             continue
-        gpus = per_gpu.setdefault(p.tag, {})
-        gpus[p.gpu_index] = gpus.get(p.gpu_index, 0.0) + p.sm_pct
-    return {tag: min(100.0, sum(g.values()) / len(g)) for tag, g in per_gpu.items() if g}
+        devices = per_device.setdefault(p.tag, {})
+        device = (p.gpu_index, p.gpu_instance_id, p.compute_instance_id)
+        devices[device] = devices.get(device, 0.0) + sm
+    return {tag: min(100.0, sum(d.values()) / len(d)) for tag, d in per_device.items() if d}
+
+
+def _process_sm(processes, instances: dict) -> list[tuple]:
+    """(process, its SM % or None): as reported, or its part of its MIG instance's SM activity."""
+    on_instance: dict[tuple, list] = {}
+    for p in processes:
+        if p.sm_pct is None and p.gpu_instance_id is not None:
+            on_instance.setdefault((p.gpu_index, p.gpu_instance_id, p.compute_instance_id), []).append(p)
+    share: dict[int, float] = {}
+    for key, procs in on_instance.items():
+        mig = instances.get(key)
+        if mig is None or mig.sm_active_pct is None:
+            continue
+        memory = [p.used_memory_bytes or 0 for p in procs]
+        total = sum(memory)
+        if len({p.tag for p in procs}) == 1:
+            weights = [1.0 / len(procs)] * len(procs)  # the instance's only job: all of its activity
+        elif total > 0 and all(p.used_memory_bytes is not None for p in procs):
+            weights = [m / total for m in memory]
+        else:
+            weights = [1.0 / len(procs)] * len(procs)
+        for p, w in zip(procs, weights, strict=True):
+            share[id(p)] = mig.sm_active_pct * w
+    return [(p, p.sm_pct if p.sm_pct is not None else share.get(id(p))) for p in processes]

@@ -40,6 +40,32 @@ def _label(label: str, width: int) -> Text:
     return Text(fit(label, width))
 
 
+def pick_columns(
+    defined: dict[str, tuple[str, int]], priority: Sequence[str], width: int, fill: str | None = None
+) -> list[tuple[str, str, int]]:
+    """The whole columns of ``defined`` (key -> (label, width), in display order) that fit ``width`` cells.
+
+    A column cut by the terminal's edge would show half a figure, and a horizontal scrollbar takes a row: columns
+    are taken by ``priority`` (the first always) while they fit, with a cell of padding each side and 2 cells for
+    a vertical scrollbar. ``fill`` then takes what is left (up to its width, at least 10 cells).
+    """
+    chosen: set[str] = set()
+    used = 2
+    for key in priority:
+        if key not in defined or key == fill:
+            continue
+        need = defined[key][1] + 2
+        if used + need <= width or not chosen:
+            chosen.add(key)
+            used += need
+    room = width - used - 2
+    if fill is not None and fill in defined and room >= 10:
+        label, most = defined[fill]
+        defined = {**defined, fill: (label, min(most, room))}
+        chosen.add(fill)
+    return [(key, *defined[key]) for key in defined if key in chosen]
+
+
 class KeyedTable(DataTable):
     """DataTable with :meth:`sync`: set the rows (by key, in order) and it applies the difference.
 
@@ -49,6 +75,11 @@ class KeyedTable(DataTable):
 
     COLUMNS: Sequence[tuple[str, str, int]] = ()
     """(key, label, width) of each column."""
+    PRIORITY: Sequence[str] = ()
+    """When set, only whole columns that fit the table's width are shown, chosen in this order (most useful
+    first) and shown in COLUMNS' order; empty: every column (a narrow terminal scrolls)."""
+    FILL: str | None = None
+    """A column (not in PRIORITY) that takes what is left, up to its width, once every other column is in."""
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("cursor_type", "row")
@@ -63,8 +94,10 @@ class KeyedTable(DataTable):
             self.add_column(_label(label, width), key=key, width=width)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
-        """The columns shown at ``width`` cells (all by default); a subclass drops or widens some."""
-        return list(self.COLUMNS)
+        """The columns shown at ``width`` cells (all, or by :attr:`PRIORITY`); a subclass drops or widens some."""
+        if not self.PRIORITY:
+            return list(self.COLUMNS)
+        return pick_columns({key: (label, w) for key, label, w in self.COLUMNS}, self.PRIORITY, width, self.FILL)
 
     def on_resize(self) -> None:
         shown = self.columns_for(self.size.width)
