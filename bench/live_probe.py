@@ -161,7 +161,7 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
     import pstats
 
     sys.path.insert(0, str(HERE))
-    from fakegpus import FakeBox
+    from fakegpus import FakeBox, existing_database
     from measure import PtyProgram
 
     with tempfile.TemporaryDirectory(prefix="gputab-probe-") as tmp:
@@ -170,6 +170,7 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
         env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
                       GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"),
                       GPUTAB_PROBE_OUT=str(work))
+        existing_database(env)
         if trace:
             env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
         if not profile:
