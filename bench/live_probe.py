@@ -78,8 +78,6 @@ def _allocations(snap) -> dict:
 def inner() -> None:
     """The wrapped gputab: the import log goes to a file (fd 2 is the terminal Textual draws on)."""
     out = Path(os.environ["GPUTAB_PROBE_OUT"])
-    # This directory holds bench/profile.py, which would shadow the standard library's `profile` (cProfile).
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     tty = os.dup(2)
     log = os.open(out / "importtime.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 2)
