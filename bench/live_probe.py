@@ -155,7 +155,8 @@ def import_times(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False) -> None:
+def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False,
+          modules: bool = False) -> None:
     import pstats
 
     sys.path.insert(0, str(HERE))
@@ -202,6 +203,9 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
             tops[top] = tops.get(top, 0) + 1
         print(f"{len(first['modules'])} modules loaded at the first frame; the packages with most:")
         print("  " + ", ".join(f"{k} {v}" for k, v in sorted(tops.items(), key=lambda kv: -kv[1])[:20]))
+        if modules:
+            print("every module but Textual's, Rich's and gputab's:")
+            print("  " + " ".join(m for m in first["modules"] if m.split(".")[0] not in ("textual", "rich", "gputab")))
         print("slowest outermost imports (ms, cumulative; the poll thread imports while Textual does, so they "
               "overlap):")
         for name, us in sorted(import_times(work / "importtime.txt"), key=lambda kv: -kv[1])[:30]:
@@ -245,8 +249,10 @@ def main() -> None:
     ap.add_argument("--tracemalloc", action="store_true", help="allocation sites at the first frame")
     ap.add_argument("--no-profile", action="store_true", help="CPU per thread only, without cProfile's overhead")
     ap.add_argument("--start", action="store_true", help="cProfile of the main thread until the first frame")
+    ap.add_argument("--modules", action="store_true", help="list every module loaded at the first frame")
     args = ap.parse_args()
-    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start)
+    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start,
+          modules=args.modules)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import secrets
 import socket
 import sys
 import threading
@@ -75,6 +74,8 @@ def write_spool_file(directory: Path, name: str, doc: dict, sync: bool = False) 
 
 
 def new_file_name(pid: int | None = None) -> str:
+    import secrets  # here: with hmac and hashlib it is 0.3 MiB of every process that only reads the spool
+
     return f"{socket.gethostname()}-{pid if pid is not None else os.getpid()}-{secrets.token_hex(6)}.json"
 
 
