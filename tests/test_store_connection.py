@@ -80,3 +80,14 @@ def test_table_exists_and_the_rest_of_sqlite_utils_on_the_same_connection(db, tm
     db["t"].insert({"id": 5, "v": "via sqlite-utils"})  # handed to sqlite-utils' Table
     assert "t" in db.table_names()
     assert _other(tmp_path) == [(5, "via sqlite-utils")]
+
+
+def test_private_and_unset_names_are_not_looked_up_in_sqlite_utils(db):
+    import copy
+
+    with pytest.raises(AttributeError):
+        _ = db._nothing
+    bare = Connection.__new__(Connection)  # as copy and pickle make one: no __init__, no recursion
+    with pytest.raises(AttributeError):
+        _ = bare._full
+    assert copy.copy(db).conn is db.conn

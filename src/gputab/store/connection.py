@@ -135,6 +135,8 @@ class Connection:
         return _Table(self, name)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (copy, pickle) or private: never sqlite-utils'
+            raise AttributeError(name)
         return getattr(self.sqlite_utils(), name)
 
     def close(self) -> None:
@@ -152,4 +154,6 @@ class _Table:
         return self.db.table_exists(self.name)
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr in ("db", "name"):  # not set yet (copy, pickle)
+            raise AttributeError(attr)
         return getattr(self.db.sqlite_utils()[self.name], attr)
