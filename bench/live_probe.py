@@ -78,8 +78,6 @@ def _allocations(snap) -> dict:
 def inner() -> None:
     """The wrapped gputab: the import log goes to a file (fd 2 is the terminal Textual draws on)."""
     out = Path(os.environ["GPUTAB_PROBE_OUT"])
-    # This directory holds bench/profile.py, which would shadow the standard library's `profile` (cProfile).
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
     tty = os.dup(2)
     log = os.open(out / "importtime.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 2)
@@ -157,11 +155,12 @@ def import_times(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False) -> None:
+def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False,
+          modules: bool = False) -> None:
     import pstats
 
     sys.path.insert(0, str(HERE))
-    from fakegpus import FakeBox
+    from fakegpus import FakeBox, existing_database
     from measure import PtyProgram
 
     with tempfile.TemporaryDirectory(prefix="gputab-probe-") as tmp:
@@ -170,6 +169,7 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
         env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
                       GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"),
                       GPUTAB_PROBE_OUT=str(work))
+        existing_database(env)
         if trace:
             env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
         if not profile:
@@ -203,6 +203,9 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
             tops[top] = tops.get(top, 0) + 1
         print(f"{len(first['modules'])} modules loaded at the first frame; the packages with most:")
         print("  " + ", ".join(f"{k} {v}" for k, v in sorted(tops.items(), key=lambda kv: -kv[1])[:20]))
+        if modules:
+            print("every module but Textual's, Rich's and gputab's:")
+            print("  " + " ".join(m for m in first["modules"] if m.split(".")[0] not in ("textual", "rich", "gputab")))
         print("slowest outermost imports (ms, cumulative; the poll thread imports while Textual does, so they "
               "overlap):")
         for name, us in sorted(import_times(work / "importtime.txt"), key=lambda kv: -kv[1])[:30]:
@@ -246,8 +249,10 @@ def main() -> None:
     ap.add_argument("--tracemalloc", action="store_true", help="allocation sites at the first frame")
     ap.add_argument("--no-profile", action="store_true", help="CPU per thread only, without cProfile's overhead")
     ap.add_argument("--start", action="store_true", help="cProfile of the main thread until the first frame")
+    ap.add_argument("--modules", action="store_true", help="list every module loaded at the first frame")
     args = ap.parse_args()
-    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start)
+    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start,
+          modules=args.modules)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fakegpus import FakeBox  # noqa: E402
+from fakegpus import FakeBox, existing_database  # noqa: E402
 from measure import measure_headless, measure_pty, median  # noqa: E402
 
 PY = sys.executable
@@ -139,6 +139,7 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
     if "gputab" not in tools:
         raise RuntimeError(f"gputab not found beside {PY}")
     compiled = compile_gputab()
+    made = ""
     # Text each tool writes only once its first frame with the GPUs is drawn: gputab's header money line (after
     # the first poll; before it the header says "starting"), nvitop's and gpustat's GPU memory ("… MiB").
     markers = {"gputab": b"spent", "nvitop": b"MiB", "gpustat": b"MiB"}
@@ -150,6 +151,8 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
         for tool, argv in tools.items():
             env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
                           GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
+            if tool == "gputab":
+                made = existing_database(env)
             u = measure_pty(argv, env, warmup, window, marker=markers[tool])
             cpu[tool].append(u.cpu_pct)
             rss[tool].append(u.rss_bytes)
@@ -176,7 +179,7 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
     when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
     how = (f"median of {reps} runs ({when}); CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
            f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
-           f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}")
+           f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}; {made}")
     t.add(LIVE_CPU, cell(c, "gputab", "{:.2f} %"), cell(c, "nvitop", "{:.2f} %"), cell(c, "gpustat", "{:.2f} %"),
           rat(c), how)
     t.add(LIVE_RSS, cell(r, "gputab", "{:.0f} MiB"), cell(r, "nvitop", "{:.0f} MiB"),

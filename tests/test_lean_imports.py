@@ -29,7 +29,9 @@ def _python(code: str, root: Path) -> subprocess.CompletedProcess:
 def test_the_store_loads_sqlite_utils_without_numpy_or_pandas(tmp_path):
     _fake_packages(tmp_path)
     code = (
-        "import sys, gputab.store, sqlite_utils.db as d\n"
+        "import sys, gputab.store\n"
+        f"gputab.store.Store.open({str(tmp_path / 'new.db')!r}).close()\n"  # a new database: migrated
+        "import sqlite_utils.db as d\n"
         "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules), d.np, d.pd)\n"
         "import numpy, pandas\n"  # hidden only while sqlite-utils loaded: a later import works as usual
         "print(numpy.int8 is int)\n"
@@ -41,9 +43,37 @@ def test_the_store_loads_sqlite_utils_without_numpy_or_pandas(tmp_path):
     assert (tmp_path / "numpy.imported").exists() and (tmp_path / "pandas.imported").exists()
 
 
+def test_a_database_at_the_current_schema_is_written_and_read_without_sqlite_utils(tmp_path):
+    """sqlite-utils (3.6 MiB with its dependencies) is loaded to create or migrate a database, not to use one."""
+    db = tmp_path / "g.db"
+    code = (
+        "import sys, time\n"
+        "from gputab.store import SessionMeta, SessionWriter, Store\n"
+        f"store = Store.open({str(db)!r})\n"
+        "print('sqlite_utils' in sys.modules)\n"
+        "w = SessionWriter(store, SessionMeta('h', 'demo', 1, '0', time.time(), 1.0, 2.0, 10.0, '{}'))\n"
+        "w.add_job_sample('train', 0, 0.5, 1.0, None, None, 1.8)\n"
+        "w.set_totals([{'tag': 'train', 'cost_usd': 0.5}], [], time.time(), 1, 0.5, 0.0)\n"
+        "w.flush(); w.flush()\n"
+        "print([j['cost_usd'] for j in store.jobs(w.session_id)], store.rejected_reports(w.session_id))\n"
+        "print('sqlite_utils' in sys.modules)\n"
+    )
+    first = _python(code, tmp_path)  # creates the database: migrations need sqlite-utils
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["True", "[0.5] []", "True"]
+    again = _python(code, tmp_path)  # the same database, now at the current schema
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == ["False", "[0.5] []", "False"]
+
+
 def test_numpy_imported_before_the_store_is_left_alone(tmp_path):
     """A process that has numpy already (a training script) keeps it, and sqlite-utils sees it as usual."""
     _fake_packages(tmp_path)
-    r = _python("import numpy, gputab.store, sqlite_utils.db as d\nprint(d.np is numpy)", tmp_path)
+    code = (
+        "import numpy, gputab.store\n"
+        f"gputab.store.Store.open({str(tmp_path / 'new.db')!r}).close()\n"
+        "import sqlite_utils.db as d\nprint(d.np is numpy)"
+    )
+    r = _python(code, tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"

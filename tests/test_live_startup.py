@@ -122,6 +122,33 @@ def test_the_first_frame_loads_neither_other_screens_nor_openssl(live):
     assert not any(name in modules for name in NOT_NEEDED)
 
 
+#: Not loaded by a live view on a database at the current schema (every run but a user's first): sqlite-utils (only
+#: creating or migrating a database needs it) and what it brings.
+AT_CURRENT_SCHEMA = ("sqlite_utils", "dateutil", "pluggy", "sqlite_fts4")
+
+
+def test_a_live_view_on_an_existing_database_loads_no_sqlite_utils(tmp_path):
+    from gputab.store import Store
+
+    db = Path(os.environ["GPUTAB_DATA_DIR"]) / "demo.db"  # where `gputab --demo` records
+    db.parent.mkdir(parents=True, exist_ok=True)
+    Store.open(db).close()  # created and migrated, as by a first run
+    report = tmp_path / "loaded.json"
+    pty = Pty([sys.executable, "-c", WRAPPER, str(report)], subprocess_env())
+    try:
+        assert pty.read_until(b"spent"), pty.out[-2000:]
+        pty.read_until(b"session 1", timeout=5)
+        pty.press(b"q", settle=0.0)
+        assert pty.wait() == 0, pty.out[-2000:]
+    finally:
+        pty.close()
+    modules = set(json.loads(report.read_text())["modules"])
+    assert "gputab.recorder" in modules and "gputab.store.writes" in modules  # it recorded
+    assert sorted(m for m in modules if m.split(".")[0] in AT_CURRENT_SCHEMA) == []
+    with Store.open(db, create=False) as store:  # and what it recorded is there
+        assert [s["id"] for s in store.sessions()] == [1]
+
+
 def test_the_screens_loaded_later_work_without_openssl(live):
     """Sessions (`s`), Spend (`$`) and the keys (`?`) open and close in the same process, and it quits cleanly."""
     pty, report = live

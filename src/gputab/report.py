@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import secrets
 import socket
 import sys
 import threading
@@ -75,7 +74,10 @@ def write_spool_file(directory: Path, name: str, doc: dict, sync: bool = False) 
 
 
 def new_file_name(pid: int | None = None) -> str:
-    return f"{socket.gethostname()}-{pid if pid is not None else os.getpid()}-{secrets.token_hex(6)}.json"
+    # os.urandom, as secrets.token_hex uses: importing secrets (with hmac and hashlib, 0.3 MiB) would cost every
+    # process that only reads the spool (the live view), and an import here, at the first report, fails in a
+    # script that has dropped its privileges since it started.
+    return f"{socket.gethostname()}-{pid if pid is not None else os.getpid()}-{os.urandom(6).hex()}.json"
 
 
 def _check(samples: int, tokens: int, tag: str | None) -> None:

@@ -21,6 +21,8 @@ from gputab.sampling.snapshot import CpuSample
 CHILDREN_EVERY = 10.0
 """Where the kernel lacks /proc/PID/task/TID/children: seconds between scans of every /proc/PID/stat for the
 process trees (dataloader workers come and go rarely); in between, only the known members of each tree are read."""
+START_TIMES_KEPT = 4096
+"""Start times kept by :meth:`HostInspector.create_time` before the cache is emptied (pids that went away)."""
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
 # Errors that mean "this one field cannot be read": another user's process without root (AccessDenied), or a
@@ -52,17 +54,35 @@ class HostInspector(ProcessInspector):
         self._cores: dict[tuple[int, int], int | None] = {}
         self._children_files: bool | None = None  # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
         self._thread_kids: dict[int, tuple[float, list[int]]] = {}
+        self._start_times: dict[int, tuple[int, float]] = {}  # create_time: pid -> (start ticks, start time)
 
     def create_time(self, pid: int) -> float | None:
-        """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process."""
+        """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process.
+
+        Asked for every GPU process on every poll: the time psutil computes (from the start ticks and the boot time,
+        which it reads from /proc/stat at each call) is kept per pid with the start ticks read from /proc/PID/stat,
+        and reused while that pid's start ticks are the same; a reused pid has other start ticks, so it is computed
+        again.
+        """
+        local = self._local(pid)
+        stat = self._stat(local)
+        if stat is not None:
+            cached = self._start_times.get(local)
+            if cached is not None and cached[0] == stat[2]:
+                return cached[1]
         try:
-            return psutil.Process(self._local(pid)).create_time()
+            created = psutil.Process(local).create_time()
         except psutil.NoSuchProcess:  # ZombieProcess is a subclass, but psutil reads a zombie's start time fine
             return None
         except psutil.AccessDenied:
             # Should not happen on Linux (/proc/PID/stat is world-readable); elsewhere, fall back to full facts.
             facts = self.facts(pid)
             return None if facts is None else facts.create_time
+        if stat is not None:
+            if len(self._start_times) >= START_TIMES_KEPT:
+                self._start_times.clear()  # pids long gone; the live ones are read again once
+            self._start_times[local] = (stat[2], created)
+        return created
 
     def facts(self, pid: int) -> ProcessFacts | None:
         """Facts about ``pid``, or None if it no longer exists.

@@ -1,4 +1,4 @@
-"""sqlite-utils, imported without numpy and pandas (imported first by :mod:`gputab.store`).
+"""sqlite-utils, imported without numpy and pandas (the store imports it from here, only when it needs it).
 
 sqlite-utils imports both when they are installed (any ML machine), only to map their scalar types to column
 types; the store never writes either, and they cost every command 13 MiB (numpy) to 60 MiB (pandas) of memory
@@ -27,3 +27,8 @@ def import_sqlite_utils() -> None:
 
 
 import_sqlite_utils()
+
+from sqlite_utils import Database  # noqa: E402 - after the import above
+from sqlite_utils.migrations import Migrations  # noqa: E402
+
+__all__ = ["Database", "Migrations", "import_sqlite_utils"]

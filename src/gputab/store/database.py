@@ -18,9 +18,9 @@ import stat
 from pathlib import Path
 
 import psutil
-from sqlite_utils import Database
 
 from gputab.errors import GputabError
+from gputab.store.connection import Connection
 from gputab.store.lock import RecorderRunning, WriterInfo, WriterLock, peek_writer, utc_iso, writer_of_file
 from gputab.store.queries import NoDatabase, StoreError, StoreQueries
 from gputab.store.schema import check_not_newer, identify, migrate
@@ -242,15 +242,15 @@ def _ro_uri(path: Path, immutable: bool = False) -> str:
 
 def connect(
     path: Path, readonly: bool = False, busy_ms: int = READ_BUSY_MS, wal: bool = True, immutable: bool = False
-) -> Database:
-    """A sqlite-utils Database on ``path``, switched to WAL mode if ``wal`` (read-only opens never write, not even
+) -> Connection:
+    """A :class:`~gputab.store.connection.Connection` on ``path``, switched to WAL mode if ``wal`` (read-only opens never write, not even
     the mode; readers that may close an orphan session leave the mode as they find it)."""
     if readonly:
         conn = sqlite3.connect(_ro_uri(path, immutable), uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-    db = Database(conn, execute_plugins=False)
+    db = Connection(conn)
     if not readonly and wal:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
@@ -286,7 +286,7 @@ class Store(StoreQueries):
         self.lock_path = lock_path_for(self.path)
         self.immutable = False
         """Read the main file only, creating no -wal/-shm (a reader in a directory others can write)."""
-        self._db: Database | None = None
+        self._db: Connection | None = None
 
     # -- opening ----------------------------------------------------------------------------------------------
     @classmethod
@@ -325,7 +325,7 @@ class Store(StoreQueries):
             raise StoreError(f"cannot open database {store.path}: {exc}; check the path and its permissions") from None
         return store
 
-    def connect(self) -> Database:
+    def connect(self) -> Connection:
         """Connect (once), checking the file is gputab's first; the recorder's store also migrates.
 
         Raises:
@@ -357,7 +357,7 @@ class Store(StoreQueries):
         return db
 
     @property
-    def db(self) -> Database:
+    def db(self) -> Connection:
         return self.connect()
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from sqlite_utils import Database
+from gputab.store.connection import Connection
 
 TABLE = "mig_instances"
 COLUMNS = (
@@ -39,7 +39,7 @@ def write_instances(conn: sqlite3.Connection, session_id: int, gpus: Iterable[di
         conn.executemany(_UPSERT, rows)
 
 
-def read_instances(db: Database, session_id: int) -> dict[int, list[dict]]:
+def read_instances(db: Connection, session_id: int) -> dict[int, list[dict]]:
     """GPU index -> its MIG instances in the session (by GPU and compute instance id); empty for a database
     recorded before MIG instances were stored."""
     if not db[TABLE].exists():

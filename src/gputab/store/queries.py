@@ -9,10 +9,9 @@ import json
 import os
 import time
 
-from sqlite_utils import Database
-
 from gputab.errors import GputabError
 from gputab.report import MAX_COUNT
+from gputab.store.connection import Connection
 from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.mig import read_instances
 from gputab.store.schema import JOB_COLUMNS
@@ -60,7 +59,7 @@ class StoreQueries:
     """Read methods of :class:`gputab.store.Store` (mixed in; ``self.db`` is the connection)."""
 
     @property
-    def db(self) -> Database:  # pragma: no cover - defined by Store
+    def db(self) -> Connection:  # pragma: no cover - defined by Store
         raise NotImplementedError
 
     def writer_info(self) -> WriterInfo | None:  # pragma: no cover - defined by Store

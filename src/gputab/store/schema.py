@@ -11,13 +11,80 @@ tables keyed by small integers: time is milliseconds since the session start, a 
 from __future__ import annotations
 
 import sqlite3
-
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
 from gputab.errors import GputabError
 
-migrations = Migrations("gputab")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+    from gputab.store.connection import Connection
+
+MIGRATIONS_TABLE = "_sqlite_migrations"
+"""sqlite-utils' table of the migrations applied (``migration_set``, ``name``, ``applied_at``)."""
+
+
+class Applied(NamedTuple):
+    name: str
+    applied_at: str
+
+
+class MigrationSet:
+    """The migrations, registered as sqlite-utils' ``Migrations`` registers them, without importing sqlite-utils.
+
+    Which migrations a database has is read with plain SQL (:meth:`applied`), so a database at the current schema
+    (every command but the first after an upgrade) is opened without loading sqlite-utils; only applying a
+    migration (:func:`migrate`) hands the functions, in order, to a sqlite-utils ``Migrations``.
+    """
+
+    migrations_table = MIGRATIONS_TABLE
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.functions: list[Callable[[Database], None]] = []
+
+    def __call__(self) -> Callable[[Callable[[Database], None]], Callable[[Database], None]]:
+        def register(fn: Callable[[Database], None]) -> Callable[[Database], None]:
+            if fn.__name__ in self.names():
+                raise ValueError(f"migration {fn.__name__} is registered twice")
+            self.functions.append(fn)
+            return fn
+
+        return register
+
+    def names(self) -> list[str]:
+        return [fn.__name__ for fn in self.functions]
+
+    def applied(self, db: Database | Connection | sqlite3.Connection) -> list[Applied]:
+        """The migrations applied to ``db``, in the order they were (read-only, plain SQL)."""
+        conn = db if isinstance(db, sqlite3.Connection) else db.conn
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ).fetchone():
+            return []
+        rows = conn.execute(
+            f"SELECT name, applied_at FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid", (self.name,)
+        )
+        return [Applied(*r) for r in rows]
+
+    def pending(self, db: Database | Connection | sqlite3.Connection) -> list[str]:
+        """Names of the migrations ``db`` has yet to have applied, in order (read-only, plain SQL)."""
+        done = {m.name for m in self.applied(db)}
+        return [n for n in self.names() if n not in done]
+
+    def sqlite_utils(self) -> Migrations:
+        """sqlite-utils' ``Migrations`` with these functions, in order (imports sqlite-utils)."""
+        from gputab.store._sqlite_utils import Migrations  # without numpy and pandas
+
+        out = Migrations(self.name)
+        for fn in self.functions:
+            out()(fn)
+        return out
+
+
+migrations = MigrationSet("gputab")
 
 APPLICATION_ID = 0x47505442
 """``PRAGMA application_id`` of a gputab database ("GPTB"): set by ``m004_identity``, checked before any write."""
@@ -211,9 +278,9 @@ def identify(conn: sqlite3.Connection) -> str:
     if not names:
         # gputab never sets user_version: a schema-less file that has one was claimed by another program
         return "empty" if conn.execute("PRAGMA user_version").fetchone()[0] == 0 else "foreign"
-    if Migrations.migrations_table in names:
+    if MIGRATIONS_TABLE in names:
         found = conn.execute(
-            f"SELECT count(*) FROM {Migrations.migrations_table} WHERE migration_set = ?", (migrations.name,)
+            f"SELECT count(*) FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", (migrations.name,)
         ).fetchone()[0]
         if found:
             return "ours"
@@ -250,10 +317,10 @@ def m007_job_user(db: Database) -> None:
 
 def known_names() -> list[str]:
     """Names of the migrations this gputab knows, oldest first."""
-    return [m.name for m in migrations._migrations]
+    return migrations.names()
 
 
-def check_not_newer(db: Database, path: object) -> None:
+def check_not_newer(db: Database | Connection, path: object) -> None:
     """Raise :class:`SchemaTooNew` when ``db`` has migrations this code does not know."""
     applied = [m.name for m in migrations.applied(db)]
     unknown = [n for n in applied if n not in known_names()]
@@ -265,13 +332,19 @@ def check_not_newer(db: Database, path: object) -> None:
         )
 
 
-def migrate(db: Database, path: object = "", stop_before: str | None = None) -> list[str]:
-    """Bring ``db`` up to this code's schema; returns the names applied. Refuses a newer database."""
+def migrate(db: Database | Connection, path: object = "", stop_before: str | None = None) -> list[str]:
+    """Bring ``db`` up to this code's schema; returns the names applied. Refuses a newer database.
+
+    A database at this code's schema is only read (plain SQL): sqlite-utils is loaded only to apply migrations.
+    """
     check_not_newer(db, path)
-    pending = [m.name for m in migrations.pending(db)]
+    pending = migrations.pending(db)
     if not pending or (stop_before is not None and pending[0] == stop_before):
         return []
-    migrations.apply(db, stop_before=stop_before)
+    from gputab.store.connection import Connection
+
+    full = db.sqlite_utils() if isinstance(db, Connection) else db
+    migrations.sqlite_utils().apply(full, stop_before=stop_before)
     applied = {m.name for m in migrations.applied(db)}
     return [n for n in pending if n in applied]
 

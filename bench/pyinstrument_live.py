@@ -1,4 +1,4 @@
-"""Profile gputab's live view on the bench's 8 fake GPUs with pyinstrument: ``python bench/profile.py [SECONDS]``.
+"""Profile gputab's live view on the bench's 8 fake GPUs with pyinstrument: ``python bench/pyinstrument_live.py [SECONDS]``.
 
 Runs ``gputab --interval 1`` under pyinstrument in the same 120x40 pseudo-terminal as the benchmark, quits it
 with ``q`` after SECONDS (default 30), and prints where the time went (all threads, start-up included).
