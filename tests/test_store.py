@@ -291,7 +291,7 @@ def test_resolve_session(tmp_path):
 
 
 def test_bytes_per_gpu_day_at_one_second(tmp_path):
-    """Record one simulated hour at 1 s on the 4-GPU demo box; the series must stay under ~5 MB per GPU-day."""
+    """Record one simulated hour at 1 s on the 5-GPU demo box; the series must stay under ~5 MB per GPU-day."""
     clock = FakeClock()
     store = Store(tmp_path / "g.db")
     rec = Recorder(

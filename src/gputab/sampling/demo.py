@@ -116,7 +116,7 @@ first minute. A ``[budgets]`` entry for the tag wins."""
 
 
 class DemoBackend(Backend):
-    """Simulated 4-GPU box.
+    """Simulated 5-GPU box (GPU 4 in MIG mode).
 
     Args:
         seed: changes the noise, not the story.
