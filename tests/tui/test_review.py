@@ -144,14 +144,19 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
         assert [k.value for k in jt.rows] == [j["tag"] for j in jobs]
         assert "(idle)" in [j["tag"] for j in jobs]
         for j in jobs:
-            cells = _cells(jt, j["tag"])
-            assert cells[1] == money(j["cost_usd"])
-            assert cells[2] == f"{j['gpu_hours']:.3f}" and cells[3] == f"{j['effective_gpu_hours']:.3f}"
-            assert cells[4] == pct(j["avg_utilization"], fraction=True)
+
+            def cell(key: str, tag: str = j["tag"]) -> str:
+                return jt.cell(tag, key)
+
+            assert cell("cost_usd") == money(j["cost_usd"])
+            assert cell("gpu_hours") == f"{j['gpu_hours']:.3f}"
+            assert cell("effective_gpu_hours") == f"{j['effective_gpu_hours']:.3f}"
+            assert cell("avg_utilization") == pct(j["avg_utilization"], fraction=True)
             # The waste split: wasted dollars and the costliest reason, as stored.
-            assert cells[5] == money(j["waste_usd"]) and cells[6] == pct(j["waste_pct"])
-            assert cells[7] == (j["waste_top_reason"] or "-") and cells[-1] == (j["waste_evidence"] or "-")
-            assert cells[10] == f"{j['energy_kwh']:.3f}"
+            assert cell("waste_usd") == money(j["waste_usd"]) and cell("waste_pct") == pct(j["waste_pct"])
+            assert cell("waste_top_reason") == (j["waste_top_reason"] or "-")
+            assert cell("waste_evidence") == (j["waste_evidence"] or "-")
+            assert cell("energy_kwh") == f"{j['energy_kwh']:.3f}"
         # Cumulative cost per job, utilization and power per GPU, on fixed scales from 0.
         from gputab.tui.widgets.chart import Chart
 
@@ -186,12 +191,13 @@ async def test_entering_samples_updates_per_sample_and_stores_it(db):
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is screen
-        cells = _cells(screen.query_one("#session-jobs"), "llama3-8b-lora")
+        jt = screen.query_one("#session-jobs")
         with Store.open(db, readonly=True) as store:
             job = next(j for j in store.jobs(3) if j["tag"] == "llama3-8b-lora")
         assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
         assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
-        assert cells[12] == "200,000" and cells[14] == f"${job['cost_usd'] / 200_000:.6f}"
+        assert jt.cell("llama3-8b-lora", "samples") == "200,000"
+        assert jt.cell("llama3-8b-lora", "cost_per_sample_usd") == f"${job['cost_usd'] / 200_000:.6f}"
         # A correction sets the totals, it does not add to them.
         await pilot.press("n")
         await pilot.pause()
@@ -318,10 +324,10 @@ async def test_session_screen_shows_each_jobs_waste_with_evidence_and_its_foreca
         jt = screen.query_one("#session-jobs")
         lora = jobs["llama3-8b-lora"]
         assert lora["progress_fraction"] is not None and lora["forecast_state"] == "running"
-        assert _cells(jt, "llama3-8b-lora")[8] == f"{money(lora['projected_cost_usd'])} at " + (
+        assert jt.cell("llama3-8b-lora", "forecast_vs_actual") == f"{money(lora['projected_cost_usd'])} at " + (
             f"{lora['progress_fraction'] * 100:.0f}%"
         )
-        assert _cells(jt, "eval-mmlu")[8] == "-"  # reports no progress
+        assert jt.cell("eval-mmlu", "forecast_vs_actual") == "-"  # reports no progress
         for row, tag in enumerate(jobs):
             jt.move_cursor(row=row)
             await pilot.pause()

@@ -18,6 +18,7 @@ from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
 from gputab.tui.mig_text import stored_lines
 from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
+from gputab.tui.widgets.table import KeyedTable, pick_columns
 
 NAN = float("nan")
 
@@ -39,29 +40,67 @@ DERIVED = {"forecast_vs_actual": forecast_vs_actual}
 TEXT_COLUMNS = frozenset({"waste_top_reason", "forecast_vs_actual", "waste_evidence"})
 """Columns of words, left-aligned (figures are right-aligned)."""
 
-# (header, job key, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
-JOB_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("job", "tag", str),
-    ("cost", "cost_usd", money),
-    ("GPU-h", "gpu_hours", hours),
-    ("eff GPU-h", "effective_gpu_hours", hours),
-    ("util", "avg_utilization", lambda v: pct(v, fraction=True)),
+# (header, job key, width in cells, how to write it); the keys are the JobTotals.to_json() keys used everywhere.
+# The widths hold the figures of a real session; a longer cell is cut with "…". Every column fits 200 cells;
+# the job column then grows to the longest tag with what is left (SessionJobsTable.columns_for).
+JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
+    ("job", "tag", 18, str),
+    ("cost", "cost_usd", 8, money),
+    ("GPU-h", "gpu_hours", 6, hours),
+    ("eff GPU-h", "effective_gpu_hours", 9, hours),
+    ("util", "avg_utilization", 4, lambda v: pct(v, fraction=True)),
     # The waste split (README "Waste"): n/a for sessions recorded before it; the reason names are gputab's own.
-    ("wasted", "waste_usd", money),
-    ("waste", "waste_pct", pct),
-    ("why", "waste_top_reason", lambda v: "-" if v is None else str(v)),
+    ("wasted", "waste_usd", 8, money),
+    ("waste", "waste_pct", 5, pct),
+    ("why", "waste_top_reason", 15, lambda v: "-" if v is None else str(v)),
     # Spent against the first projection for a finished job (its error), the last projection for a running one.
-    ("at end: spent vs projected", "forecast_vs_actual", str),
-    ("$/eff-h", "cost_per_effective_gpu_hour_usd", money),
-    ("kWh", "energy_kwh", lambda v: NA if v is None else f"{v:.3f}"),
-    ("peak VRAM", "peak_vram_bytes", lambda v: gib(v) if v else NA),
-    ("samples", "samples", lambda v: "-" if v is None else f"{v:,}"),
-    ("tokens", "tokens", lambda v: "-" if v is None else f"{v:,}"),
-    ("$/sample", "cost_per_sample_usd", lambda v: "-" if v is None else f"${v:.6f}"),
-    ("$/1k smp", "cost_per_1k_samples_usd", lambda v: "-" if v is None else money(v)),
-    ("$/1M tok", "cost_per_1m_tokens_usd", lambda v: "-" if v is None else money(v)),
-    ("evidence (why)", "waste_evidence", lambda v: "-" if v is None else str(v)),
+    ("at end: vs proj.", "forecast_vs_actual", 16, str),
+    ("$/eff-h", "cost_per_effective_gpu_hour_usd", 7, money),
+    ("kWh", "energy_kwh", 5, lambda v: NA if v is None else f"{v:.3f}"),
+    ("VRAM", "peak_vram_bytes", 6, lambda v: gib(v) if v else NA),
+    ("samples", "samples", 7, lambda v: "-" if v is None else f"{v:,}"),
+    ("tokens", "tokens", 9, lambda v: "-" if v is None else f"{v:,}"),
+    ("$/sample", "cost_per_sample_usd", 9, lambda v: "-" if v is None else f"${v:.6f}"),
+    ("$/1k smp", "cost_per_1k_samples_usd", 8, lambda v: "-" if v is None else money(v)),
+    ("$/1M tok", "cost_per_1m_tokens_usd", 8, lambda v: "-" if v is None else money(v)),
+    ("evidence (why)", "waste_evidence", 80, lambda v: "-" if v is None else str(v)),
 )
+
+
+class SessionJobsTable(KeyedTable):
+    """A session's jobs in whole columns that fit the terminal (no horizontal scrollbar at 80 columns): the
+    columns least often looked at go first; the line under the table and the CSV export carry every figure."""
+
+    COLUMNS = tuple((key, label, width) for label, key, width, _ in JOB_COLUMNS)
+    PRIORITY = (
+        "tag", "cost_usd", "cost_per_effective_gpu_hour_usd", "waste_pct", "cost_per_sample_usd",
+        "forecast_vs_actual", "gpu_hours", "waste_usd", "waste_top_reason", "avg_utilization", "effective_gpu_hours",
+        "cost_per_1k_samples_usd", "samples", "tokens", "cost_per_1m_tokens_usd", "energy_kwh", "peak_vram_bytes",
+    )  # fmt: skip
+    """Most useful first. At 80 columns: job, cost, $/eff-h, waste, $/sample, at end (tests/tui)."""
+    FILL = "waste_evidence"
+    tag_cells = 0
+    """The widest job cell (its tag with the mark), set by :meth:`show`: the job column grows to it when there is
+    room, before the evidence takes what is left."""
+
+    def columns_for(self, width: int) -> list[tuple[str, str, int]]:
+        defined = {key: (label, w) for key, label, w in self.COLUMNS}
+        used = 2 + sum(w + 2 for _, _, w in pick_columns(defined, self.PRIORITY, width))
+        label, most = defined["tag"]
+        defined["tag"] = (label, most + max(0, min(width - used, self.tag_cells - most)))
+        return pick_columns(defined, self.PRIORITY, width, self.FILL)
+
+    def show(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
+        """Show ``rows`` (tag, cells in COLUMNS' order), widening the job column to a longer tag when it fits."""
+        self.tag_cells = max((cells[0].cell_len for _, cells in rows), default=0)
+        self.sync(rows)
+        self.on_resize()  # a no-op unless the columns changed
+
+    def cell(self, tag: str, key: str) -> str:
+        """The whole text of job ``tag``'s cell in column ``key`` (shown or not), for tests and actions."""
+        cells = self.row_cells(tag) or ()
+        value = cells[[k for k, _, _ in self.COLUMNS].index(key)]
+        return getattr(value, "plain", value)
 
 
 def job_summary(job: dict) -> Text:
@@ -116,7 +155,7 @@ class SessionScreen(Screen):
         yield Static("", id="session-head")
         yield Static("", id="session-rejected", markup=False)
         yield Static("", id="session-mig")
-        yield DataTable(id="session-jobs", cursor_type="row", zebra_stripes=True)
+        yield SessionJobsTable(id="session-jobs", zebra_stripes=True)
         yield Static("", id="session-job")
         yield VerticalScroll(id="session-charts")
         yield Footer(show_command_palette=False)  # ctrl+p is under `?`: the footer keeps its room
@@ -125,9 +164,7 @@ class SessionScreen(Screen):
         from gputab.store import Store
         from gputab.store.review import load_session, session_series
 
-        table = self.query_one("#session-jobs", DataTable)
-        for label, key, _ in JOB_COLUMNS:
-            table.add_column(label, key=key)
+        table = self.query_one("#session-jobs", SessionJobsTable)
         with Store.open(self.db_path, readonly=True) as store:
             info = store.session(self.session_id)
             record = load_session(store, self.session_id)
@@ -140,9 +177,9 @@ class SessionScreen(Screen):
 
             rejected_line.update(f"Samples reports not counted: {rejected_summary(rejected)}")
         self.info, self.record = info, record
-        mig = Text("\n").join(line for g in record.gpus for line in stored_lines(g))
-        self.query_one("#session-mig", Static).update(mig)
-        self.query_one("#session-mig", Static).display = bool(mig.plain)
+        self.mig_lines = [line for g in record.gpus for line in stored_lines(g)]
+        self.query_one("#session-mig", Static).display = bool(self.mig_lines)
+        self._show_mig()
         self.jobs = record.jobs
         self.fill_jobs()
         self.query_one("#session-charts", VerticalScroll).mount_all(self._charts(series))
@@ -151,12 +188,10 @@ class SessionScreen(Screen):
     # -- content ------------------------------------------------------------------------------------------------
     def fill_jobs(self) -> None:
         """(Re)fill the jobs table and the heading from :attr:`jobs`, keeping the cursor on its job."""
-        table = self.query_one("#session-jobs", DataTable)
-        current = self.selected_tag()
-        table.clear()
+        rows = []
         for job in self.jobs:
-            cells = []
-            for i, (_, key, fmt) in enumerate(JOB_COLUMNS):
+            cells: list[Text] = []
+            for i, (_, key, _, fmt) in enumerate(JOB_COLUMNS):
                 value = job.get(key)
                 if i == 0:
                     mark = "*" if value in self.marked else " "
@@ -167,9 +202,9 @@ class SessionScreen(Screen):
                     cells.append(literal(fmt(value)))
                 else:
                     cells.append(Text(fmt(value), justify="right"))
-            table.add_row(*cells, key=job["tag"])
-        if current is not None:
-            table.move_cursor(row=table.get_row_index(current))
+            rows.append((job["tag"], tuple(cells)))
+        # Only changed cells are written and the cursor stays on its job (KeyedTable.sync).
+        self.query_one("#session-jobs", SessionJobsTable).show(rows)
         info = self.info
         end = (info["end"] or "now").replace("T", " ").removesuffix("Z")
         start = (info["start"] or "-").replace("T", " ").removesuffix("Z")
@@ -181,6 +216,19 @@ class SessionScreen(Screen):
                 wrap=True,
             )
         )
+
+    def _show_mig(self) -> None:
+        """One line per MIG instance, each cut to the screen's width with "…" (a wrapped one reads as two)."""
+        width = max(self.size.width or self.app.size.width, 3) - 2  # the line's padding
+        lines = []
+        for line in getattr(self, "mig_lines", []):
+            line = line.copy()
+            line.truncate(width, overflow="ellipsis")
+            lines.append(line)
+        self.query_one("#session-mig", Static).update(Text("\n").join(lines))
+
+    def on_resize(self) -> None:
+        self._show_mig()
 
     def _charts(self, series: dict) -> list:
         """Three charts on fixed scales: every GPU's utilization (0-100 %), every GPU's power (0 to a round figure
@@ -220,10 +268,7 @@ class SessionScreen(Screen):
 
     def selected_tag(self) -> str | None:
         """The job under the cursor."""
-        table = self.query_one("#session-jobs", DataTable)
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.query_one("#session-jobs", SessionJobsTable).selected_key
 
     def job(self, tag: str) -> dict:
         """The job ``tag`` of this session, as stored."""
