@@ -175,7 +175,7 @@ class SessionScreen(Screen):
         if rejected:
             from gputab.spool import rejected_summary
 
-            rejected_line.update(f"Samples reports not counted: {rejected_summary(rejected)}")
+            rejected_line.update(literal(f"Samples reports not counted: {rejected_summary(rejected)}"))  # user names
         self.info, self.record = info, record
         self.mig_lines = [line for g in record.gpus for line in stored_lines(g)]
         self.query_one("#session-mig", Static).display = bool(self.mig_lines)
