@@ -17,6 +17,7 @@ import time
 import pytest
 
 from fakenvml import GIB, Error, GpuSpec, Proc, Sample, Scenario
+from gputab.sampling.nvml import PROC_SM_HOLD_S
 from support import gputab_cmd
 
 # Every per-GPU metric symbol the backend reads each poll; NOT_SUPPORTED on all of them = the "nothing" GPU.
@@ -328,7 +329,11 @@ def test_process_utilization_not_found_means_zero_and_timestamps_advance(fake_nv
     )
     with fake_nvml.session() as s:
         assert s.poll()["processes"][0]["sm_pct"] == 30.0
-        # Same samples, none newer than 200: the driver answers NOT_FOUND and the process idled -> 0, not None.
+        # Polled again at once: the driver has no newer sample yet (a real H200 takes one every 0.2 s), which is
+        # not an idle process: the last reading stands.
+        assert s.poll()["processes"][0]["sm_pct"] == 30.0
+        # Still none newer past the hold: the driver answers NOT_FOUND and the process idled -> 0, not None.
+        time.sleep(PROC_SM_HOLD_S + 0.2)
         assert s.poll()["processes"][0]["sm_pct"] == 0.0
         sc.samples.append(Sample(0, children[0], 300, 90))
         fake_nvml.write(sc)

@@ -210,6 +210,11 @@ def test_gpm_reasons_each_need_their_figures():
     assert d.reason == "memory_bound" and "DRAM bandwidth 85%" in d.evidence
     d = diagnose(ev(90, gpu={"sm_occupancy_pct": 8.0}), CFG)
     assert d.reason == "small_batch" and "occupancy 8%" in d.evidence
+    d = diagnose(ev(90, gpu={"sm_occupancy_pct": 8.0, "tensor_active_pct": 30.0}), CFG)
+    assert d.reason == "small_batch"
+    # Busy tensor pipes at low occupancy are large matrix products (what a real H200 read), not a small batch.
+    d = diagnose(ev(99, gpu={"sm_active_pct": 96.0, "sm_occupancy_pct": 14.0, "tensor_active_pct": 93.0}), CFG)
+    assert d.reason == "unexplained", d
     d = diagnose(ev(40, gpu_count=4, gpu={"sm_active_pct": 10.0, "nvlink_rx_bytes_per_s": 30.0 * GIB}), CFG)
     assert d.reason == "comm_stall" and "4 GPUs" in d.evidence and "30.0 GiB/s" in d.evidence
     # The same figures on a one-GPU job are not a comm stall.

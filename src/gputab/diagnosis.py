@@ -181,6 +181,7 @@ def diagnose(e: JobOnGpu, cfg: WasteConfig) -> Diagnosis:
         g.sm_occupancy_pct is not None
         and util >= cfg.small_batch_util_pct
         and g.sm_occupancy_pct < cfg.small_batch_occupancy_pct
+        and (g.tensor_active_pct is None or g.tensor_active_pct < cfg.small_batch_tensor_pct)
     ):
         return Diagnosis(SMALL_BATCH, f"GPU util {_pct(util)} at SM occupancy {_pct(g.sm_occupancy_pct)}")
     if is_small(e, cfg) and e.small_seconds >= cfg.oversized_seconds:

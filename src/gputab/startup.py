@@ -47,7 +47,18 @@ def install() -> None:
 
 
 def done() -> None:
-    """Give SIGINT (KeyboardInterrupt) and SIGTERM (the default) back, now that ``main`` handles them."""
+    """Give SIGINT (KeyboardInterrupt) and SIGTERM (the default) back, now that ``main`` handles them.
+
+    Called inside ``main``'s net. The swap runs with both signals blocked: blocking first runs any handler already
+    tripped (``pthread_sigmask`` checks for them before it returns), so a signal that arrived before the swap ends
+    the quiet way; one that arrives during it stays pending and, once unblocked, meets the new handler (SIGINT:
+    KeyboardInterrupt, caught by ``main`` as exit 130; SIGTERM: the default end). None is lost in between.
+    """
     if AS_PROGRAM:
-        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+        stops = {_signal.SIGINT, _signal.SIGTERM}
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, stops)
+        try:
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, stops)

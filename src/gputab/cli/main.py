@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from gputab import __version__
+from gputab import __version__, startup
 from gputab.cli.context import AppContext
 from gputab.cli.options import check_db_path
 from gputab.errors import GputabError
@@ -100,6 +100,9 @@ def main() -> None:
             setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(_ClosedStream(name)), encoding="utf-8"))
     try:
         try:
+            # Signals are handed back inside the net: a Ctrl-C already pending when the quiet start-up handler is
+            # swapped out is raised right here, as KeyboardInterrupt, and ends as exit 130 like any other.
+            startup.done()
             cli.main(standalone_mode=False, prog_name="gputab")
         finally:
             # Buffered output fails here, inside the net, rather than at interpreter exit.

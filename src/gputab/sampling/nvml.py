@@ -39,6 +39,11 @@ _UNSUPPORTED = frozenset(
 #: Process utilization answers NOT_FOUND when no process ran since the timestamp; pynvml also raises
 #: ``NVMLError(0)`` when the size query succeeds with nothing to report. Both mean "no samples".
 _NO_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
+#: Seconds a process's last SM % stands when the driver has no newer sample of it. A real H200 (driver 580) takes
+#: one process-utilization sample every 0.2 s and answers each query with the newest; a poll sooner than that after
+#: the last one (a key that polls at once, ``--interval 0.1``) finds nothing newer, which is not an idle process.
+#: Past this, no new sample means the process ran nothing: 0 %.
+PROC_SM_HOLD_S = 0.5
 
 # Newer pynvml releases only; the backend falls back to the older calls without them.
 _MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
@@ -111,6 +116,7 @@ class _GpuState:
         "throttle_mono",
         "mig",
         "proc_util_info",
+        "sm_held",
     )
 
     def __init__(self, index: int) -> None:
@@ -126,6 +132,7 @@ class _GpuState:
         # nvmlDeviceGetProcessesUtilizationInfo (driver 550+) until it proves absent; then the older call
         self.proc_util_info = hasattr(pynvml, "nvmlDeviceGetProcessesUtilizationInfo")
         self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
+        self.sm_held: dict[int, tuple[float, float]] = {}  # pid -> (SM %, monotonic time it was read)
         self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
         self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
         self.throttle_prev: frozenset[str] = frozenset()
@@ -440,7 +447,11 @@ class NvmlBackend(Backend):
         ]
 
     def _process_sm(self, gpu: _GpuState, notes: list[str]) -> dict[int, float] | None:
-        """Mean SM % per PID over the samples since the last poll; None when unknown (unsupported or failed)."""
+        """Mean SM % per PID over the samples since the last poll; None when unknown (unsupported or failed).
+
+        A PID without a newer sample keeps its last reading for :data:`PROC_SM_HOLD_S` (the driver samples less
+        often than a fast poll asks); after that it is absent here, and reads 0 %.
+        """
         if not gpu.proc_util:
             return None
         try:
@@ -456,7 +467,7 @@ class NvmlBackend(Backend):
                 samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
         except pynvml.NVMLError as exc:
             if exc.value in _NO_SAMPLES:
-                return {}
+                return self._held_sm(gpu, {})
             if _unsupported(exc, gpu, "process utilization", notes):
                 gpu.proc_util = False
             return None
@@ -469,7 +480,18 @@ class NvmlBackend(Backend):
             if s.timeStamp > last:
                 last = s.timeStamp
         gpu.last_ts = last  # next poll asks only for newer samples, so each interval is counted once
-        return {pid: total / n for pid, (total, n) in sums.items()}
+        return self._held_sm(gpu, {pid: total / n for pid, (total, n) in sums.items()})
+
+    @staticmethod
+    def _held_sm(gpu: _GpuState, fresh: dict[int, float]) -> dict[int, float]:
+        """``fresh`` readings, plus the last reading of each PID read under :data:`PROC_SM_HOLD_S` ago."""
+        now = time.monotonic()
+        for pid, sm in fresh.items():
+            gpu.sm_held[pid] = (sm, now)
+        for pid, (_, at) in list(gpu.sm_held.items()):
+            if now - at > PROC_SM_HOLD_S:
+                del gpu.sm_held[pid]
+        return {pid: sm for pid, (sm, _) in gpu.sm_held.items()}
 
     # -- the rest of the Backend interface -----------------------------------------------------------------------
 
