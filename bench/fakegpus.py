@@ -11,7 +11,6 @@ Nothing here copies the fake: it is built by ``tests/fakenvml.build_library`` an
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -54,21 +53,46 @@ def build(out_dir: Path) -> Path:
     src = out_dir / "nvml_not_supported.c"
     # x86-64/aarch64 C calling conventions let a stub that ignores its arguments stand in for any signature.
     # nvmlDeviceGetIndex is one gpustat cannot do without; the fake's handle is a pointer to {int index}.
-    special = {"nvmlDeviceGetIndex": "int nvmlDeviceGetIndex(const int *dev, unsigned int *i) { *i = *dev; return 0; }\n"}
+    special = {
+        "nvmlDeviceGetIndex": "int nvmlDeviceGetIndex(const int *dev, unsigned int *i) { *i = *dev; return 0; }\n"
+    }
     src.write_text("".join(special.get(s, f"int {s}(void) {{ return {NOT_SUPPORTED}; }}\n") for s in missing))
     subprocess.run(
-        ["gcc", "-shared", "-fPIC", "-O1", "-o", str(wrap_dir / "libnvidia-ml.so.1"), str(src),
-         # --no-as-needed before -l: the stubs reference nothing in the core, and an as-needed link would drop it.
-         "-Wl,--no-as-needed", f"-L{core_dir}", f"-l:{CORE}", f"-Wl,-rpath,{core_dir}"],
-        check=True, capture_output=True, text=True,
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(wrap_dir / "libnvidia-ml.so.1"),
+            str(src),
+            # --no-as-needed before -l: the stubs reference nothing in the core, and an as-needed link would drop it.
+            "-Wl,--no-as-needed",
+            f"-L{core_dir}",
+            f"-l:{CORE}",
+            f"-Wl,-rpath,{core_dir}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return wrap_dir
 
 
 def scenario(pids: list[int], ts_us: int = 1) -> Scenario:
     """8 busy H100s, one process of ``pids`` on each, with SM samples (as on a box running 8 training ranks)."""
-    gpus = [GpuSpec(util=60 + i, memutil=30, mem_used=(20 + i) * GIB, power_mw=400_000 + 1000 * i,
-                    temp=55 + i, pcie_tx_kbs=1_000_000, pcie_rx_kbs=2_000_000) for i in range(8)]
+    gpus = [
+        GpuSpec(
+            util=60 + i,
+            memutil=30,
+            mem_used=(20 + i) * GIB,
+            power_mw=400_000 + 1000 * i,
+            temp=55 + i,
+            pcie_tx_kbs=1_000_000,
+            pcie_rx_kbs=2_000_000,
+        )
+        for i in range(8)
+    ]
     procs = [Proc(gpu=i, pid=pid, used_bytes=(18 + i) * GIB) for i, pid in enumerate(pids)]
     samples = [Sample(gpu=i, pid=pid, ts=ts_us, sm=55 + i, mem=25) for i, pid in enumerate(pids)]
     return Scenario(gpus=gpus, processes=procs, samples=samples)

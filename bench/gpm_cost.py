@@ -31,8 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fakegpus import build, scenario  # noqa: E402
-from fakenvml import Error, FakeNvml  # noqa: E402
 from measure import measure_pty  # noqa: E402
+
+from fakenvml import Error, FakeNvml  # noqa: E402
 
 POLL = r"""
 import json, sys, time
@@ -80,9 +81,13 @@ def live(base_src: Path | None) -> None:
                 for name, (gpm, src) in runs.items():
                     nvml = FakeNvml(lib, work / f"scenario-{rep}-{len(cpu[name])}-{gpm}.txt")
                     nvml.write(_scenario([c.pid for c in children], gpm))
-                    env = nvml.env(PYTHONPATH=_pythonpath(src), GPUTAB_DB=str(work / f"{name}-{rep}.db"),
-                                   GPUTAB_DATA_DIR=str(work / "data"), GPUTAB_CONFIG=str(work / "none.toml"),
-                                   GPUTAB_SPOOL=str(work / "spool"))
+                    env = nvml.env(
+                        PYTHONPATH=_pythonpath(src),
+                        GPUTAB_DB=str(work / f"{name}-{rep}.db"),
+                        GPUTAB_DATA_DIR=str(work / "data"),
+                        GPUTAB_CONFIG=str(work / "none.toml"),
+                        GPUTAB_SPOOL=str(work / "spool"),
+                    )
                     cpu[name].append(measure_pty([gputab, "--interval", "1"], env, 4.0, 20.0).cpu_pct)
         finally:
             for c in children:
@@ -105,8 +110,12 @@ def main() -> None:
         children = [subprocess.Popen(["sleep", "100000"]) for _ in range(8)]
         try:
             modes = {}
-            for name, gpm, cpu in (("off", False, True), ("on", True, True), ("off, no CPU side", False, False),
-                                   ("on, no CPU side", True, False)):
+            for name, gpm, cpu in (
+                ("off", False, True),
+                ("on", True, True),
+                ("off, no CPU side", False, False),
+                ("on, no CPU side", True, False),
+            ):
                 nvml = FakeNvml(lib, work / f"scenario-{len(modes)}.txt")
                 nvml.write(_scenario([c.pid for c in children], gpm))
                 modes[name] = (nvml.env(PYTHONPATH=_pythonpath(HERE.parent / "src")), "1" if cpu else "0")
@@ -114,8 +123,13 @@ def main() -> None:
             seen = {}
             for _ in range(5):
                 for name, (env, cpu) in modes.items():
-                    out = subprocess.run([sys.executable, "-c", POLL, str(polls), cpu], env=env, capture_output=True,
-                                         text=True, check=True)
+                    out = subprocess.run(
+                        [sys.executable, "-c", POLL, str(polls), cpu],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
                     doc = json.loads(out.stdout)
                     results[name].append(statistics.median(doc["times"]) / doc["gpus"])
                     seen[name] = {k: doc[k] for k in ("gpm", "throttle", "cpu")}
@@ -127,8 +141,10 @@ def main() -> None:
     print(f"poll time per GPU, 8 fake H100s with one process each, median of 5 x {polls} polls")
     for name, us in med.items():
         print(f"  {name:<17} {us:7.1f} µs   read: {seen[name]}")
-    print(f"GPM + clock event reasons: {med['on, no CPU side'] - med['off, no CPU side']:+.1f} µs per GPU; "
-          f"CPU side of the GPU processes: {med['off'] - med['off, no CPU side']:+.1f} µs per GPU")
+    print(
+        f"GPM + clock event reasons: {med['on, no CPU side'] - med['off, no CPU side']:+.1f} µs per GPU; "
+        f"CPU side of the GPU processes: {med['off'] - med['off, no CPU side']:+.1f} µs per GPU"
+    )
 
 
 if __name__ == "__main__":

@@ -122,8 +122,15 @@ def inner() -> None:
 
             gcs = [g["collections"] - c for g, c in zip(gc.get_stats(), state["gc0"])]
             (out / "ticks.json").write_text(
-                json.dumps({"seconds": time.monotonic() - state["t0"], "cpu0": state["cpu0"], "cpu1": cpu1,
-                            "gc": gcs, "objects": len(gc.get_objects())})
+                json.dumps(
+                    {
+                        "seconds": time.monotonic() - state["t0"],
+                        "cpu0": state["cpu0"],
+                        "cpu1": cpu1,
+                        "gc": gcs,
+                        "objects": len(gc.get_objects()),
+                    }
+                )
             )
 
     signal.signal(signal.SIGUSR1, on_usr1)
@@ -155,8 +162,9 @@ def import_times(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False,
-          modules: bool = False) -> None:
+def outer(
+    seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False, modules: bool = False
+) -> None:
     import pstats
 
     sys.path.insert(0, str(HERE))
@@ -166,9 +174,13 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
     with tempfile.TemporaryDirectory(prefix="gputab-probe-") as tmp:
         work = Path(tmp)
         box = FakeBox(work)
-        env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
-                      GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"),
-                      GPUTAB_PROBE_OUT=str(work))
+        env = box.env(
+            GPUTAB_DB=str(work / "p.db"),
+            GPUTAB_DATA_DIR=str(work / "data"),
+            GPUTAB_CONFIG=str(work / "none.toml"),
+            GPUTAB_SPOOL=str(work / "spool"),
+            GPUTAB_PROBE_OUT=str(work),
+        )
         existing_database(env)
         if trace:
             env["GPUTAB_PROBE_TRACEMALLOC"] = "1"
@@ -176,8 +188,9 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
             env["GPUTAB_PROBE_NO_PROFILE"] = "1"
         if start:
             env["GPUTAB_PROBE_START"] = "1"
-        prog = PtyProgram([sys.executable, "-X", "importtime", str(Path(__file__).resolve()), "--inner"], env,
-                          marker=b"spent")
+        prog = PtyProgram(
+            [sys.executable, "-X", "importtime", str(Path(__file__).resolve()), "--inner"], env, marker=b"spent"
+        )
         try:
             deadline = time.monotonic() + 90
             while prog.first_seen is None and time.monotonic() < deadline:
@@ -206,15 +219,18 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
         if modules:
             print("every module but Textual's, Rich's and gputab's:")
             print("  " + " ".join(m for m in first["modules"] if m.split(".")[0] not in ("textual", "rich", "gputab")))
-        print("slowest outermost imports (ms, cumulative; the poll thread imports while Textual does, so they "
-              "overlap):")
+        print(
+            "slowest outermost imports (ms, cumulative; the poll thread imports while Textual does, so they overlap):"
+        )
         for name, us in sorted(import_times(work / "importtime.txt"), key=lambda kv: -kv[1])[:30]:
             print(f"  {us / 1000:7.1f}  {name}")
         for err in sorted(work.glob("error-*.txt")):
             print(f"probe error at step {err.stem}: {err.read_text()}")
         if "imported" in first:
-            print(f"tracemalloc at the first frame: {first['imported'] / MIB:.1f} MiB allocated while importing, "
-                  f"{first['running'] / MIB:.1f} MiB since; the latter by file, then by line:")
+            print(
+                f"tracemalloc at the first frame: {first['imported'] / MIB:.1f} MiB allocated while importing, "
+                f"{first['running'] / MIB:.1f} MiB since; the latter by file, then by line:"
+            )
             for name, size in first["running_files"]:
                 print(f"  {size / 1024:8.0f} KiB  {name}")
             for name, size in first["running_lines"]:
@@ -225,11 +241,14 @@ def outer(seconds: float, warmup: float, trace: bool, profile: bool = True, star
             stats.sort_stats("cumulative").print_stats(60)
         ticks = json.loads((work / "ticks.json").read_text())
         s = ticks["seconds"]
-        print(f"garbage collections in the window, generations 0/1/2: {ticks['gc']}; {ticks['objects']:,} objects "
-              f"tracked at its end")
+        print(
+            f"garbage collections in the window, generations 0/1/2: {ticks['gc']}; {ticks['objects']:,} objects "
+            f"tracked at its end"
+        )
         print(f"CPU per second over {s:.1f} s, by thread{' (the main thread under cProfile)' if profile else ''}:")
-        for name, c1 in sorted(ticks["cpu1"].items(), key=lambda kv: kv[1] - ticks["cpu0"].get(kv[0], 0.0),
-                               reverse=True):
+        for name, c1 in sorted(
+            ticks["cpu1"].items(), key=lambda kv: kv[1] - ticks["cpu0"].get(kv[0], 0.0), reverse=True
+        ):
             c0 = ticks["cpu0"].get(name, 0.0)
             if c1 - c0 > 0:
                 print(f"  {name:28s} {(c1 - c0) / s * 1000:6.1f} ms/s")
@@ -251,8 +270,9 @@ def main() -> None:
     ap.add_argument("--start", action="store_true", help="cProfile of the main thread until the first frame")
     ap.add_argument("--modules", action="store_true", help="list every module loaded at the first frame")
     args = ap.parse_args()
-    outer(args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start,
-          modules=args.modules)
+    outer(
+        args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start, modules=args.modules
+    )
 
 
 if __name__ == "__main__":

@@ -90,15 +90,17 @@ def _ctty_preexec():
 class PtyProgram:
     """Run ``argv`` on a 120x40 pseudo-terminal; a thread drains the output so the program never blocks on it."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], cols: int = 120, rows: int = 40,
-                 marker: bytes | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], cols: int = 120, rows: int = 40, marker: bytes | None = None
+    ) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         env = dict(env)
         env.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
         env.pop("NO_COLOR", None)
-        self.proc = subprocess.Popen(list(argv), stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     preexec_fn=_ctty_preexec, close_fds=True)
+        self.proc = subprocess.Popen(
+            list(argv), stdin=slave, stdout=slave, stderr=slave, env=env, preexec_fn=_ctty_preexec, close_fds=True
+        )
         os.close(slave)
         self._master = master
         self.marker = marker
@@ -123,7 +125,7 @@ class PtyProgram:
             self.output_bytes += len(chunk)
             if self.marker is not None and self.first_seen is None:
                 # Look across the chunk boundary too: a marker can be split between two reads.
-                if self.marker in self.tail[-len(self.marker):] + chunk:
+                if self.marker in self.tail[-len(self.marker) :] + chunk:
                     self.first_seen = time.monotonic() - self._started
                     try:
                         self.first_cpu = _cpu_s(_tree(psutil.Process(self.proc.pid)))
@@ -145,8 +147,9 @@ class PtyProgram:
             pass
 
 
-def measure_pty(argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float,
-                marker: bytes | None = None) -> Usage:
+def measure_pty(
+    argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float, marker: bytes | None = None
+) -> Usage:
     """CPU and RSS in a 120x40 pty; with ``marker``, also how long until the first frame (the first time the
     program writes ``marker``, a text only its first full frame has)."""
     prog = PtyProgram(argv, env, marker=marker)
@@ -163,8 +166,9 @@ def measure_pty(argv: Sequence[str], env: Mapping[str, str], warmup: float, wind
         prog.stop()
 
 
-def measure_headless(argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float,
-                     cwd: str | None = None) -> Usage:
+def measure_headless(
+    argv: Sequence[str], env: Mapping[str, str], warmup: float, window: float, cwd: str | None = None
+) -> Usage:
     proc = subprocess.Popen(list(argv), env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     try:
         return sample_usage(proc.pid, warmup, window)

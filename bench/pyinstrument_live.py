@@ -25,10 +25,29 @@ def main() -> None:
         work = Path(tmp)
         box = FakeBox(work)
         out = work / "profile.txt"
-        env = box.env(GPUTAB_DB=str(work / "p.db"), GPUTAB_DATA_DIR=str(work / "data"),
-                      GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
-        prog = PtyProgram([sys.executable, "-m", "pyinstrument", "--show-all", "-r", "text", "-o", str(out),
-                           "-m", "gputab", "--interval", "1"], env)
+        env = box.env(
+            GPUTAB_DB=str(work / "p.db"),
+            GPUTAB_DATA_DIR=str(work / "data"),
+            GPUTAB_CONFIG=str(work / "none.toml"),
+            GPUTAB_SPOOL=str(work / "spool"),
+        )
+        prog = PtyProgram(
+            [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "--show-all",
+                "-r",
+                "text",
+                "-o",
+                str(out),
+                "-m",
+                "gputab",
+                "--interval",
+                "1",
+            ],
+            env,
+        )
         try:
             time.sleep(seconds)
             os.write(prog._master, b"q")

@@ -70,8 +70,13 @@ def measure() -> dict:
     polls = {}
     for tool in ("gputab", "nvitop"):
         polls[tool] = _run([str(HERE / "workloads" / "poll_latency.py"), tool, str(POLLS)])
-    return {"init": inits, "polls": polls, "sandbox": _sandbox(), "host": platform.node(),
-            "python": platform.python_version()}
+    return {
+        "init": inits,
+        "polls": polls,
+        "sandbox": _sandbox(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+    }
 
 
 def rows(m: dict) -> list[str]:
@@ -80,16 +85,18 @@ def rows(m: dict) -> list[str]:
     first = m["init"][0]
     init = [r["init_s"] for r in m["init"] if "init_s" in r]
     names = ", ".join(sorted(set(first["names"])))
-    out = [f"### Real hardware, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-           "",
-           f"{first['gpus']} x {names}, driver {first['driver']}, persistence mode {first['persistence']}, "
-           f"MIG mode {first['mig']}, Python {m['python']}" + (f", kernel sandbox: {m['sandbox']}" if m["sandbox"]
-                                                              else ""),
-           "",
-           "| figure | gputab | nvitop |",
-           "| --- | --- | --- |",
-           f"| nvmlInit, cold, in a fresh process (median of {len(init)}) | {statistics.median(init) * 1000:.1f} ms "
-           f"(runs: {', '.join(f'{s * 1000:.0f}' for s in init)} ms) | (same library call) |"]
+    out = [
+        f"### Real hardware, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"{first['gpus']} x {names}, driver {first['driver']}, persistence mode {first['persistence']}, "
+        f"MIG mode {first['mig']}, Python {m['python']}"
+        + (f", kernel sandbox: {m['sandbox']}" if m["sandbox"] else ""),
+        "",
+        "| figure | gputab | nvitop |",
+        "| --- | --- | --- |",
+        f"| nvmlInit, cold, in a fresh process (median of {len(init)}) | {statistics.median(init) * 1000:.1f} ms "
+        f"(runs: {', '.join(f'{s * 1000:.0f}' for s in init)} ms) | (same library call) |",
+    ]
     cells = []
     for tool in ("gputab", "nvitop"):
         p = m["polls"][tool]
@@ -97,8 +104,10 @@ def rows(m: dict) -> list[str]:
             cells.append(f"not measured ({p['error'][:60]})")
         else:
             per_gpu = [t / max(1, p["gpus"]) for t in p["times"]]
-            cells.append(f"{statistics.median(per_gpu) * 1000:.2f} ms (p95 "
-                         f"{sorted(per_gpu)[int(0.95 * len(per_gpu)) - 1] * 1000:.2f} ms)")
+            cells.append(
+                f"{statistics.median(per_gpu) * 1000:.2f} ms (p95 "
+                f"{sorted(per_gpu)[int(0.95 * len(per_gpu)) - 1] * 1000:.2f} ms)"
+            )
     out.append(f"| poll latency per GPU, real driver, median of {POLLS} | {cells[0]} | {cells[1]} |")
     return out
 

@@ -44,15 +44,18 @@ class Table:
     def __init__(self) -> None:
         self.rows: list[dict] = []
 
-    def add(self, what: str, gputab: str, nvitop: str = "—", gpustat: str = "—", ratio: str = "—",
-            how: str = "") -> None:
+    def add(
+        self, what: str, gputab: str, nvitop: str = "—", gpustat: str = "—", ratio: str = "—", how: str = ""
+    ) -> None:
         row = dict(what=what, gputab=gputab, nvitop=nvitop, gpustat=gpustat, ratio=ratio, how=how)
         self.rows.append(row)
         print(f"  {what}: gputab {gputab} | nvitop {nvitop} | gpustat {gpustat} | ratio {ratio}", flush=True)
 
     def markdown(self) -> str:
-        out = ["| measure | gputab | nvitop | gpustat | gputab / nvitop | how |",
-               "| --- | ---: | ---: | ---: | ---: | --- |"]
+        out = [
+            "| measure | gputab | nvitop | gpustat | gputab / nvitop | how |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
         for r in self.rows:
             out.append(f"| {r['what']} | {r['gputab']} | {r['nvitop']} | {r['gpustat']} | {r['ratio']} | {r['how']} |")
         return "\n".join(out)
@@ -95,8 +98,10 @@ def machine() -> str:
         pass
     import psutil
 
-    return (f"{platform.system()} {platform.release()} ({platform.machine()}), {model}, {os.cpu_count()} logical "
-            f"cores, {psutil.virtual_memory().total / (1 << 30):.1f} GiB RAM, no GPU")
+    return (
+        f"{platform.system()} {platform.release()} ({platform.machine()}), {model}, {os.cpu_count()} logical "
+        f"cores, {psutil.virtual_memory().total / (1 << 30):.1f} GiB RAM, no GPU"
+    )
 
 
 # --- rows -------------------------------------------------------------------------------------------------------
@@ -111,11 +116,17 @@ def bench_poll_latency(box: FakeBox, t: Table, reps: int, polls: int) -> None:
             d = run_json([PY, str(WORKLOADS / "poll_latency.py"), tool, str(n)], box.env())
             per_gpu[tool].append(median(d["times"]) / d["gpus"])
     g, n, s = (median(per_gpu[k]) * 1e6 for k in ("gputab", "nvitop", "gpustat"))
-    t.add("poll latency per GPU (8 GPUs, 8 processes)", f"{g:.1f} µs", f"{n:.1f} µs", f"{s:.1f} µs", ratio(g, n),
-          f"median of {reps} x {polls} polls ({max(5, polls // 30)} for gpustat); `NvmlBackend.poll()` vs "
-          f"nvitop's `Device` API reading the same "
-          f"figures vs gpustat's `GPUStatCollection.new_query()`, its refresh, which sleeps 0.1 s per GPU that has "
-          f"processes to sample their CPU % (gpustat/core.py), so its figure is mostly that sleep")
+    t.add(
+        "poll latency per GPU (8 GPUs, 8 processes)",
+        f"{g:.1f} µs",
+        f"{n:.1f} µs",
+        f"{s:.1f} µs",
+        ratio(g, n),
+        f"median of {reps} x {polls} polls ({max(5, polls // 30)} for gpustat); `NvmlBackend.poll()` vs "
+        f"nvitop's `Device` API reading the same "
+        f"figures vs gpustat's `GPUStatCollection.new_query()`, its refresh, which sleeps 0.1 s per GPU that has "
+        f"processes to sample their CPU % (gpustat/core.py), so its figure is mostly that sleep",
+    )
 
 
 def find_tool(name: str) -> str | None:
@@ -125,8 +136,9 @@ def find_tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path,
-                      only: list[str] | None = None) -> None:
+def bench_interactive(
+    box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path, only: list[str] | None = None
+) -> None:
     """TUI CPU % at 1 Hz in a 120x40 pty, and RSS; nvitop interactive and `gpustat -i 1` alike.
 
     ``only``: the tools to run (default all three; a tool not installed reads "not installed")."""
@@ -149,8 +161,12 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
     first_cpu: dict[str, list[float]] = {k: [] for k in flags}
     for rep in range(reps):
         for tool, argv in tools.items():
-            env = box.env(GPUTAB_DB=str(work / f"tui-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
-                          GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
+            env = box.env(
+                GPUTAB_DB=str(work / f"tui-{rep}.db"),
+                GPUTAB_DATA_DIR=str(work / "data"),
+                GPUTAB_CONFIG=str(work / "none.toml"),
+                GPUTAB_SPOOL=str(work / "spool"),
+            )
             if tool == "gputab":
                 made = existing_database(env)
             u = measure_pty(argv, env, warmup, window, marker=markers[tool])
@@ -160,10 +176,12 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
                 first[tool].append(u.first_frame_s)
             if u.first_frame_cpu_s is not None:
                 first_cpu[tool].append(u.first_frame_cpu_s)
-            print(f"    {tool}: CPU {u.cpu_pct:.2f} %, RSS {u.rss_bytes / MIB:.1f} MiB, first frame "
-                  f"{u.first_frame_s if u.first_frame_s is None else round(u.first_frame_s, 2)} s "
-                  f"({u.first_frame_cpu_s if u.first_frame_cpu_s is None else round(u.first_frame_cpu_s, 2)} s CPU)",
-                  flush=True)
+            print(
+                f"    {tool}: CPU {u.cpu_pct:.2f} %, RSS {u.rss_bytes / MIB:.1f} MiB, first frame "
+                f"{u.first_frame_s if u.first_frame_s is None else round(u.first_frame_s, 2)} s "
+                f"({u.first_frame_cpu_s if u.first_frame_cpu_s is None else round(u.first_frame_cpu_s, 2)} s CPU)",
+                flush=True,
+            )
     c = {k: median(v) for k, v in cpu.items() if v}
     r = {k: median(v) / MIB for k, v in rss.items() if v}
     ff = {k: median(v) for k, v in first.items() if v}
@@ -177,19 +195,38 @@ def bench_interactive(box: FakeBox, t: Table, reps: int, warmup: float, window: 
         return ratio(d["gputab"], d["nvitop"]) if "gputab" in d and "nvitop" in d else "—"
 
     when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
-    how = (f"median of {reps} runs ({when}); CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
-           f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
-           f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}; {made}")
-    t.add(LIVE_CPU, cell(c, "gputab", "{:.2f} %"), cell(c, "nvitop", "{:.2f} %"), cell(c, "gpustat", "{:.2f} %"),
-          rat(c), how)
-    t.add(LIVE_RSS, cell(r, "gputab", "{:.0f} MiB"), cell(r, "nvitop", "{:.0f} MiB"),
-          cell(r, "gpustat", "{:.0f} MiB"), rat(r), "same runs, RSS of the process tree at the end of the window")
-    t.add(LIVE_FIRST, cell(ff, "gputab", "{:.2f} s"), cell(ff, "nvitop", "{:.2f} s"),
-          cell(ff, "gpustat", "{:.2f} s"), rat(ff),
-          "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
-          "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
-          "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
-          + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v))
+    how = (
+        f"median of {reps} runs ({when}); CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
+        f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
+        f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}; {made}"
+    )
+    t.add(
+        LIVE_CPU,
+        cell(c, "gputab", "{:.2f} %"),
+        cell(c, "nvitop", "{:.2f} %"),
+        cell(c, "gpustat", "{:.2f} %"),
+        rat(c),
+        how,
+    )
+    t.add(
+        LIVE_RSS,
+        cell(r, "gputab", "{:.0f} MiB"),
+        cell(r, "nvitop", "{:.0f} MiB"),
+        cell(r, "gpustat", "{:.0f} MiB"),
+        rat(r),
+        "same runs, RSS of the process tree at the end of the window",
+    )
+    t.add(
+        LIVE_FIRST,
+        cell(ff, "gputab", "{:.2f} s"),
+        cell(ff, "nvitop", "{:.2f} s"),
+        cell(ff, "gpustat", "{:.2f} s"),
+        rat(ff),
+        "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
+        "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
+        "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
+        + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v),
+    )
 
 
 def compile_gputab() -> str:
@@ -218,30 +255,48 @@ def bench_chart(t: Table, env: dict) -> None:
     extra = [os.environ["GPUTAB_BENCH_PLOTEXT"]] if os.environ.get("GPUTAB_BENCH_PLOTEXT") else []
     d = bench_workload("chart_cost", t, env, extra)
     plotext = "not installed" if d["plotext_ms"] is None else f"{d['plotext_ms']:.1f} ms"
-    t.add("one chart redraw, 9 series x 300 points, 100x12 cells", f"{d['gputab_chart_ms']:.1f} ms", how=(
-        f"gputab's braille chart (`gputab.tui.widgets.chart`) vs textual-plotext's plotext (`plt.build()` + "
-        f"`Text.from_ansi`, what its `Plot` widget does each render): {plotext}; median of 5 x 50 redraws, process "
-        f"CPU (`bench/workloads/chart_cost.py`; plotext from `GPUTAB_BENCH_PLOTEXT=DIR`, not a dependency)"))
+    t.add(
+        "one chart redraw, 9 series x 300 points, 100x12 cells",
+        f"{d['gputab_chart_ms']:.1f} ms",
+        how=(
+            f"gputab's braille chart (`gputab.tui.widgets.chart`) vs textual-plotext's plotext (`plt.build()` + "
+            f"`Text.from_ansi`, what its `Plot` widget does each render): {plotext}; median of 5 x 50 redraws, process "
+            f"CPU (`bench/workloads/chart_cost.py`; plotext from `GPUTAB_BENCH_PLOTEXT=DIR`, not a dependency)"
+        ),
+    )
 
 
 def real_hardware(t: Table) -> None:
-    t.add("any of the above on a real GPU", "not measured", "not measured", "not measured", "—",
-          "no GPU machine was lent to this session (checked); the bench always loads the fake library, so a "
-          "real-GPU row needs a run with the driver's libnvidia-ml instead (not implemented)")
+    t.add(
+        "any of the above on a real GPU",
+        "not measured",
+        "not measured",
+        "not measured",
+        "—",
+        "no GPU machine was lent to this session (checked); the bench always loads the fake library, so a "
+        "real-GPU row needs a run with the driver's libnvidia-ml instead (not implemented)",
+    )
 
 
 def bench_recorder(box: FakeBox, t: Table, reps: int, warmup: float, window: float, work: Path) -> None:
     """Headless `gputab record --interval 1`: CPU % of a core and CPU per tick."""
     cpu, rss = [], []
     for rep in range(reps):
-        env = box.env(GPUTAB_DB=str(work / f"rec-{rep}.db"), GPUTAB_DATA_DIR=str(work / "data"),
-                      GPUTAB_CONFIG=str(work / "none.toml"), GPUTAB_SPOOL=str(work / "spool"))
+        env = box.env(
+            GPUTAB_DB=str(work / f"rec-{rep}.db"),
+            GPUTAB_DATA_DIR=str(work / "data"),
+            GPUTAB_CONFIG=str(work / "none.toml"),
+            GPUTAB_SPOOL=str(work / "spool"),
+        )
         u = measure_headless([PY, "-m", "gputab", "record", "--interval", "1"], env, warmup, window)
         cpu.append(u.cpu_pct)
         rss.append(u.rss_bytes)
     c = median(cpu)
-    t.add("recorder CPU % of a core at 1 Hz (headless)", f"{c:.2f} %", how=(
-        f"median of {reps} runs of `gputab record --interval 1`, CPU over {window:.0f} s after {warmup:.0f} s"))
+    t.add(
+        "recorder CPU % of a core at 1 Hz (headless)",
+        f"{c:.2f} %",
+        how=(f"median of {reps} runs of `gputab record --interval 1`, CPU over {window:.0f} s after {warmup:.0f} s"),
+    )
     t.add("recorder CPU per tick", f"{c * 10:.2f} ms", how="CPU % x 1 s / 100: one tick a second, all work included")
     t.add("recorder RSS", f"{median(rss) / MIB:.0f} MiB", how="same runs")
 
@@ -267,27 +322,44 @@ def bench_store(t: Table, env: dict, work: Path, quick: bool) -> None:
     menv = dict(env, GPUTAB_DB=str(month))
     show = [PY, "-m", "gputab", "show", str(gen["session"]), "--json"]
     opened = median([_wall(show, menv) for _ in range(reps)])
-    t.add("open a 30-day 8-GPU session: `gputab show ID --json`", f"{opened * 1000:.0f} ms", how=(
-        f"median of {reps} x `gputab show ID --json` (process start included) on a {gen['bytes'] / MIB:.0f} MiB "
-        f"database: {gen['rows']['gpu_samples']:,} GPU and {gen['rows']['job_samples']:,} job series rows, "
-        f"generated through SessionWriter in {gen['seconds']:.0f} s"))
-    series = bench_workload("store_data", t, env, ["series", str(month), str(gen["session"]), str(reps),
-                                                   str(SERIES_POINTS)])
-    t.add("open that session in the review screen (data)", f"{median(series['times']) * 1000:.0f} ms", how=(
-        f"median of {reps} x what `gputab review`'s session view loads (tui/review/session_screen.py): "
-        f"`load_session` + `session_series` ({series['chart_points']} chart points), in process; "
-        f"drawing not included. For contrast, every job's full series through `job_series` "
-        f"({series['points']:,} points): {series['full_times'][0]:.1f} s"))
+    t.add(
+        "open a 30-day 8-GPU session: `gputab show ID --json`",
+        f"{opened * 1000:.0f} ms",
+        how=(
+            f"median of {reps} x `gputab show ID --json` (process start included) on a {gen['bytes'] / MIB:.0f} MiB "
+            f"database: {gen['rows']['gpu_samples']:,} GPU and {gen['rows']['job_samples']:,} job series rows, "
+            f"generated through SessionWriter in {gen['seconds']:.0f} s"
+        ),
+    )
+    series = bench_workload(
+        "store_data", t, env, ["series", str(month), str(gen["session"]), str(reps), str(SERIES_POINTS)]
+    )
+    t.add(
+        "open that session in the review screen (data)",
+        f"{median(series['times']) * 1000:.0f} ms",
+        how=(
+            f"median of {reps} x what `gputab review`'s session view loads (tui/review/session_screen.py): "
+            f"`load_session` + `session_series` ({series['chart_points']} chart points), in process; "
+            f"drawing not included. For contrast, every job's full series through `job_series` "
+            f"({series['points']:,} points): {series['full_times'][0]:.1f} s"
+        ),
+    )
     year = work / "year.db"
     gen = bench_workload("store_data", t, env, ["year", str(year)])
     yenv = dict(env, GPUTAB_DB=str(year))
     out = work / "year.csv"
-    exported = median([_wall([PY, "-m", "gputab", "export", "--csv", "--all", "-o", str(out)], yenv)
-                       for _ in range(reps)])
+    exported = median(
+        [_wall([PY, "-m", "gputab", "export", "--csv", "--all", "-o", str(out)], yenv) for _ in range(reps)]
+    )
     rows = sum(1 for _ in out.open()) - 1
-    t.add("export a year of sessions to CSV", f"{exported * 1000:.0f} ms", how=(
-        f"median of {reps} x `gputab export --csv --all -o FILE` (process start included): 365 daily 8-GPU "
-        f"sessions, {rows:,} job rows; totals only, no series (export reads none)"))
+    t.add(
+        "export a year of sessions to CSV",
+        f"{exported * 1000:.0f} ms",
+        how=(
+            f"median of {reps} x `gputab export --csv --all -o FILE` (process start included): 365 daily 8-GPU "
+            f"sessions, {rows:,} job rows; totals only, no series (export reads none)"
+        ),
+    )
     start = median([_wall([PY, "-m", "gputab", "--help"], env) for _ in range(reps)])
     t.add("for reference: `gputab --help` (process start)", f"{start * 1000:.0f} ms", how="same machine, same runs")
 
@@ -298,9 +370,14 @@ def bench_report(t: Table, env: dict, quick: bool) -> None:
     per = median([r["per_call_s"] for r in runs]) * 1e6
     first = median([r["first_s"] for r in runs]) * 1e3
     imp = median([r["import_s"] for r in runs]) * 1e3
-    t.add("`gputab.report()` per call", f"{per:.2f} µs", how=(
-        f"median over batches of 1000 calls, {calls:,} calls, {len(runs)} runs; the first call (starts the "
-        f"flush thread) {first:.1f} ms; `import gputab` {imp:.1f} ms"))
+    t.add(
+        "`gputab.report()` per call",
+        f"{per:.2f} µs",
+        how=(
+            f"median over batches of 1000 calls, {calls:,} calls, {len(runs)} runs; the first call (starts the "
+            f"flush thread) {first:.1f} ms; `import gputab` {imp:.1f} ms"
+        ),
+    )
 
 
 def bench_soak(t: Table, env: dict, work: Path, quick: bool) -> None:
@@ -310,15 +387,27 @@ def bench_soak(t: Table, env: dict, work: Path, quick: bool) -> None:
     d = bench_workload("sim_recorder", t, env, [str(hours), str(db)], timeout=900)
     per_gpu_day = d["bytes"] / d["gpus"] * (24.0 / hours)
     scaled = "" if hours == 24 else f" (measured over {hours:g} h, scaled to a day)"
-    t.add("database bytes per GPU-day at 1 s", f"{per_gpu_day / 1024:.0f} KiB", how=(
-        f"`Recorder.step()` {d['steps']:,} times on a simulated clock (1 s a step, commits every 2 s simulated, "
-        f"series step 10 s), 8 fake GPUs with 8 processes; file size at close / 8{scaled}"))
-    t.add(f"soak: {hours:g} h at 1 Hz (simulated clock), RSS start -> end",
-          f"{d['rss_start'] / MIB:.1f} -> {d['rss_end'] / MIB:.1f} MiB", how=(
-              f"RSS after the first step and after the last; hourly: "
-              f"{', '.join(f'{x / MIB:.1f}' for x in d['rss_hourly'])} MiB; ran in {d['wall_s']:.0f} s real time"))
-    t.add("recorder CPU per tick, in process (simulated clock)", f"{d['cpu_s'] / d['steps'] * 1000:.2f} ms",
-          how="process CPU time of the soak / steps: poll, attribution, ledger, series, commits")
+    t.add(
+        "database bytes per GPU-day at 1 s",
+        f"{per_gpu_day / 1024:.0f} KiB",
+        how=(
+            f"`Recorder.step()` {d['steps']:,} times on a simulated clock (1 s a step, commits every 2 s simulated, "
+            f"series step 10 s), 8 fake GPUs with 8 processes; file size at close / 8{scaled}"
+        ),
+    )
+    t.add(
+        f"soak: {hours:g} h at 1 Hz (simulated clock), RSS start -> end",
+        f"{d['rss_start'] / MIB:.1f} -> {d['rss_end'] / MIB:.1f} MiB",
+        how=(
+            f"RSS after the first step and after the last; hourly: "
+            f"{', '.join(f'{x / MIB:.1f}' for x in d['rss_hourly'])} MiB; ran in {d['wall_s']:.0f} s real time"
+        ),
+    )
+    t.add(
+        "recorder CPU per tick, in process (simulated clock)",
+        f"{d['cpu_s'] / d['steps'] * 1000:.2f} ms",
+        how="process CPU time of the soak / steps: poll, attribution, ledger, series, commits",
+    )
 
 
 def bench_spool(t: Table, env: dict, work: Path, quick: bool) -> None:
@@ -326,15 +415,23 @@ def bench_spool(t: Table, env: dict, work: Path, quick: bool) -> None:
     seconds, files = (10.0, 10_000) if quick else (30.0, 100_000)
     for n in (0, files):
         d = bench_workload("spool_flood", t, env, [str(seconds), str(n), str(work / f"flood-{n}")], timeout=600)
-        what = (f"spool flood: {n:,} hostile files + one 440 KB file of 20,000 tags" if n else
-                "spool flood: none (the row to compare with)")
-        t.add(what, f"{d['ticks']}/{d['ticks_expected']} ticks, p99 {d['p99_tick_s'] * 1000:.1f} ms", how=(
-            f"`python bench/workloads/spool_flood.py {seconds:g} {n} DIR`: real `Recorder.run` of the demo box at "
-            f"1 Hz for {d['window_s']:.0f} s after the flood was written (by {d['writer']}, in "
-            f"{d['flood_written_s']:.0f} s); median tick {d['p50_tick_s'] * 1000:.1f} ms, max "
-            f"{d['max_tick_s'] * 1000:.1f} ms; (unobserved) {d['unobserved_share'] * 100:.1f} % of the window's "
-            f"cost; {d['jobs']} jobs; database {d['db_bytes'] / 1024:.0f} KiB; an honest job's samples counted "
-            f"{d['honest_counted']} of {d['honest_reported']}; rejected {d['rejected'] or 'none'}"))
+        what = (
+            f"spool flood: {n:,} hostile files + one 440 KB file of 20,000 tags"
+            if n
+            else "spool flood: none (the row to compare with)"
+        )
+        t.add(
+            what,
+            f"{d['ticks']}/{d['ticks_expected']} ticks, p99 {d['p99_tick_s'] * 1000:.1f} ms",
+            how=(
+                f"`python bench/workloads/spool_flood.py {seconds:g} {n} DIR`: real `Recorder.run` of the demo box at "
+                f"1 Hz for {d['window_s']:.0f} s after the flood was written (by {d['writer']}, in "
+                f"{d['flood_written_s']:.0f} s); median tick {d['p50_tick_s'] * 1000:.1f} ms, max "
+                f"{d['max_tick_s'] * 1000:.1f} ms; (unobserved) {d['unobserved_share'] * 100:.1f} % of the window's "
+                f"cost; {d['jobs']} jobs; database {d['db_bytes'] / 1024:.0f} KiB; an honest job's samples counted "
+                f"{d['honest_counted']} of {d['honest_reported']}; rejected {d['rejected'] or 'none'}"
+            ),
+        )
 
 
 def _row_label(line: str) -> str | None:
@@ -372,8 +469,11 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
     kept = []
     if path.exists():
         produced = {r["what"] for r in t.rows}
-        kept = [line for line in path.read_text().splitlines()
-                if (label := _row_label(line)) is not None and label not in produced]
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if (label := _row_label(line)) is not None and label not in produced
+        ]
     lines = [
         "# gputab benchmark results",
         "",
@@ -417,16 +517,27 @@ def write_results(path: Path, t: Table, elapsed: float, quick: bool, argv: list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one short repetition of each row (smoke test)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="where to write the table (default: bench/RESULTS.md for a full run; a --quick run only "
-                         "prints it, so a smoke test never replaces the measured results)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the table (default: bench/RESULTS.md for a full run; a --quick run only "
+        "prints it, so a smoke test never replaces the measured results)",
+    )
     ap.add_argument("--only", nargs="*", default=None, help="run only these row groups (for development)")
-    ap.add_argument("--write", action="store_true",
-                    help="with --only: replace those rows in bench/RESULTS.md (or --out), keeping every other row")
+    ap.add_argument(
+        "--write",
+        action="store_true",
+        help="with --only: replace those rows in bench/RESULTS.md (or --out), keeping every other row",
+    )
     ap.add_argument("--reps", type=int, default=None, help="repetitions of each row (default 3; 1 with --quick)")
-    ap.add_argument("--live-tools", nargs="*", default=None, metavar="TOOL",
-                    help="the live views to run (default: gputab nvitop gpustat, each found beside this Python "
-                         "or on PATH)")
+    ap.add_argument(
+        "--live-tools",
+        nargs="*",
+        default=None,
+        metavar="TOOL",
+        help="the live views to run (default: gputab nvitop gpustat, each found beside this Python or on PATH)",
+    )
     args = ap.parse_args()
     # SIGTERM ends the run through the finally blocks, so the fake GPUs' child processes do not outlive it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -438,8 +549,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gputab-bench-") as tmp:
         work = Path(tmp)
         box = FakeBox(work)
-        env = box.env(GPUTAB_DATA_DIR=str(work / "data"), GPUTAB_CONFIG=str(work / "none.toml"),
-                      GPUTAB_SPOOL=str(work / "spool"), GPUTAB_DB=str(work / "w.db"))
+        env = box.env(
+            GPUTAB_DATA_DIR=str(work / "data"),
+            GPUTAB_CONFIG=str(work / "none.toml"),
+            GPUTAB_SPOOL=str(work / "spool"),
+            GPUTAB_DB=str(work / "w.db"),
+        )
         groups = {
             "poll": lambda: bench_poll_latency(box, t, reps, 50 if args.quick else 300),
             "live": lambda: bench_interactive(box, t, reps, warmup, window, work, args.live_tools),

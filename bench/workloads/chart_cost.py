@@ -29,8 +29,9 @@ def ours(n: int) -> float:
     from gputab.tui.widgets.chart import ChartSpec, Line, render_chart
 
     ts, vals = series()
-    spec = ChartSpec("util", tuple(Line(f"GPU {i}", ts, v, "cyan") for i, v in enumerate(vals)), 100, 0, 299,
-                     lambda v: f"{v:.0f}%")
+    spec = ChartSpec(
+        "util", tuple(Line(f"GPU {i}", ts, v, "cyan") for i, v in enumerate(vals)), 100, 0, 299, lambda v: f"{v:.0f}%"
+    )
     start = time.process_time()
     for _ in range(n):
         Text("\n").join(render_chart(spec, 100, 12))

@@ -31,8 +31,18 @@ def nvitop_poller():
     def poll():
         out = []
         for d in devices:
-            row = (d.gpu_utilization(), d.memory_utilization(), d.memory_used(), d.memory_total(), d.power_usage(),
-                   d.power_limit(), d.temperature(), d.sm_clock(), d.pcie_rx_throughput(), d.pcie_tx_throughput())
+            row = (
+                d.gpu_utilization(),
+                d.memory_utilization(),
+                d.memory_used(),
+                d.memory_total(),
+                d.power_usage(),
+                d.power_limit(),
+                d.temperature(),
+                d.sm_clock(),
+                d.pcie_rx_throughput(),
+                d.pcie_tx_throughput(),
+            )
             procs = d.processes()
             sm = [p.gpu_sm_utilization() for p in procs.values()]
             out.append((row, sm))

@@ -29,8 +29,16 @@ def main() -> None:
         for _ in range(batch):
             gputab.report(samples=32, tokens=4096, tag="bench")
         per_call.append((time.perf_counter() - t0) / batch)
-    print(json.dumps({"import_s": import_s, "first_s": first_s, "per_call_s": statistics.median(per_call),
-                      "calls": batch * len(per_call)}))
+    print(
+        json.dumps(
+            {
+                "import_s": import_s,
+                "first_s": first_s,
+                "per_call_s": statistics.median(per_call),
+                "calls": batch * len(per_call),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,7 @@ def main() -> None:
     clock = FakeClock(start=1000.0, wall_start=1_767_225_600.0)
     backend = SimulatedTime(NvmlBackend(), clock)
     store = Store.open(db)
-    rec = Recorder(backend, store, Config(), clock=clock, wall_clock=clock.wall,
-                   spool=Path(os.environ["GPUTAB_SPOOL"]))
+    rec = Recorder(backend, store, Config(), clock=clock, wall_clock=clock.wall, spool=Path(os.environ["GPUTAB_SPOOL"]))
     rec.start()
     clock.advance(1.0)
     rec.step()
@@ -73,9 +72,22 @@ def main() -> None:
     rss_end = me.memory_info().rss
     ok = rec.close()
     gpus = len(rec.ledger.gpus)
-    print(json.dumps({"steps": steps, "gpus": gpus, "bytes": os.path.getsize(db), "closed_ok": ok,
-                      "rss_start": rss[0], "rss_end": rss_end, "rss_hourly": rss, "cpu_s": cpu, "wall_s": wall,
-                      "session": rec.session_id}))
+    print(
+        json.dumps(
+            {
+                "steps": steps,
+                "gpus": gpus,
+                "bytes": os.path.getsize(db),
+                "closed_ok": ok,
+                "rss_start": rss[0],
+                "rss_end": rss_end,
+                "rss_hourly": rss,
+                "cpu_s": cpu,
+                "wall_s": wall,
+                "session": rec.session_id,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -46,15 +46,17 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "year.db"
-        subprocess.run([sys.executable, str(HERE / "store_data.py"), "year", str(db)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(HERE / "store_data.py"), "year", str(db)], check=True, stdout=subprocess.DEVNULL
+        )
         out = {}
         for name, args in COMMANDS.items():
             times = _time([sys.executable, "-m", "gputab", "--db", str(db), *args], runs)
             out[name] = {"median_ms": statistics.median(times) * 1000, "times_ms": [t * 1000 for t in times]}
         month = Path(tmp) / "month.db"
-        subprocess.run([sys.executable, str(HERE / "store_data.py"), "month", str(month)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(HERE / "store_data.py"), "month", str(month)], check=True, stdout=subprocess.DEVNULL
+        )
         for name, args in MONTH_COMMANDS.items():
             times = _time([sys.executable, "-m", "gputab", "--db", str(month), *args], runs)
             out[name] = {"median_ms": statistics.median(times) * 1000, "times_ms": [t * 1000 for t in times]}

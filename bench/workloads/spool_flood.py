@@ -95,11 +95,13 @@ def measure(seconds: float, files: int, work: Path, spool: Path) -> None:
     loop = threading.Thread(target=rec.run, args=(stop,), daemon=True)
     loop.start()
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-c", FLOOD, str(user.pw_uid), str(user.pw_gid), str(spool), str(files)],
-                   check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-c", FLOOD, str(user.pw_uid), str(user.pw_gid), str(spool), str(files)], check=True, env=env
+    )
     written_s = time.monotonic() - t0
-    honest = subprocess.Popen([sys.executable, "-c", HONEST, str(seconds - 2)], env=env, stdout=subprocess.PIPE,
-                              text=True)
+    honest = subprocess.Popen(
+        [sys.executable, "-c", HONEST, str(seconds - 2)], env=env, stdout=subprocess.PIPE, text=True
+    )
     start_ticks, start_cost = len(rec.durations), dict(_costs(rec))
     window_start = time.monotonic()
     time.sleep(seconds)
@@ -117,17 +119,28 @@ def measure(seconds: float, files: int, work: Path, spool: Path) -> None:
         jobs = store.jobs(rec.session_id)
         counted = next((j["samples"] for j in jobs if j["tag"] == "honest-job"), None)
         rejected = store.rejected_reports(rec.session_id)
-    print(json.dumps({
-        "files": files, "writer": user.pw_name, "flood_written_s": written_s, "window_s": window,
-        "ticks": len(ticks), "ticks_expected": int(window // rec.rc.interval),
-        "p50_tick_s": ticks_sorted[len(ticks) // 2], "p99_tick_s": ticks_sorted[min(len(ticks) - 1,
-                                                                                  int(len(ticks) * 0.99))],
-        "max_tick_s": ticks_sorted[-1], "unobserved_share": spent.get("(unobserved)", 0.0) / total if total else 0.0,
-        "jobs": len(jobs), "db_bytes": (work / "flood.db").stat().st_size,
-        "honest_reported": reported, "honest_counted": counted,
-        "rejected": {r["reason"]: r["reports"] for r in rejected},
-        "sweeps": rec.reports.reader.passes,
-    }))
+    print(
+        json.dumps(
+            {
+                "files": files,
+                "writer": user.pw_name,
+                "flood_written_s": written_s,
+                "window_s": window,
+                "ticks": len(ticks),
+                "ticks_expected": int(window // rec.rc.interval),
+                "p50_tick_s": ticks_sorted[len(ticks) // 2],
+                "p99_tick_s": ticks_sorted[min(len(ticks) - 1, int(len(ticks) * 0.99))],
+                "max_tick_s": ticks_sorted[-1],
+                "unobserved_share": spent.get("(unobserved)", 0.0) / total if total else 0.0,
+                "jobs": len(jobs),
+                "db_bytes": (work / "flood.db").stat().st_size,
+                "honest_reported": reported,
+                "honest_counted": counted,
+                "rejected": {r["reason"]: r["reports"] for r in rejected},
+                "sweeps": rec.reports.reader.passes,
+            }
+        )
+    )
 
 
 def _costs(rec: Recorder) -> dict[str, float]:

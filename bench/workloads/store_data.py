@@ -33,28 +33,62 @@ GIB = 1 << 30
 
 
 def _meta(started: float, series: float = 10.0) -> SessionMeta:
-    return SessionMeta(host="bench-box", backend="nvml", pid=4242, gputab_version=__version__, started_wall=started,
-                       interval=1.0, commit_interval=2.0, series_interval=series, prices_json="{}")
+    return SessionMeta(
+        host="bench-box",
+        backend="nvml",
+        pid=4242,
+        gputab_version=__version__,
+        started_wall=started,
+        interval=1.0,
+        commit_interval=2.0,
+        series_interval=series,
+        prices_json="{}",
+    )
 
 
 def _gpu_totals(i: int, seconds: float) -> dict:
     rate = 3.0
-    return {"index": i, "uuid": f"GPU-bench-{i:04d}", "name": "NVIDIA H100 80GB HBM3", "model_key": "H100-SXM",
-            "mode": "rental", "rate_per_hour": rate, "charge_energy": 0, "price_per_kwh": 0.12, "pue": 1.0,
-            "price_source": "table", "price_date": "2026-01-01", "unknown_price": 0, "energy_method": "counter",
-            "cost_usd": rate * seconds / 3600, "idle_cost_usd": 0.0, "unobserved_cost_usd": 0.0,
-            "energy_j": 400.0 * seconds}
+    return {
+        "index": i,
+        "uuid": f"GPU-bench-{i:04d}",
+        "name": "NVIDIA H100 80GB HBM3",
+        "model_key": "H100-SXM",
+        "mode": "rental",
+        "rate_per_hour": rate,
+        "charge_energy": 0,
+        "price_per_kwh": 0.12,
+        "pue": 1.0,
+        "price_source": "table",
+        "price_date": "2026-01-01",
+        "unknown_price": 0,
+        "energy_method": "counter",
+        "cost_usd": rate * seconds / 3600,
+        "idle_cost_usd": 0.0,
+        "unobserved_cost_usd": 0.0,
+        "energy_j": 400.0 * seconds,
+    }
 
 
 def _job_totals(tag: str, seconds: float, gpus: int = 1) -> dict:
     hours = seconds / 3600 * gpus
     cost = 3.0 * hours
-    return {"tag": tag, "cost_usd": cost, "burn_rate_usd_per_hour": 3.0 * gpus, "gpu_hours": hours,
-            "effective_gpu_hours": hours * 0.6, "avg_utilization": 0.6, "energy_kwh": 0.4 * hours,
-            "peak_vram_bytes": 40 * GIB, "samples": int(hours * 1000), "tokens": int(hours * 1e6),
-            "cost_per_sample_usd": cost / max(1, int(hours * 1000)), "cost_per_1k_samples_usd": None,
-            "cost_per_1m_tokens_usd": None, "cost_per_effective_gpu_hour_usd": cost / (hours * 0.6),
-            "idle_gpu_hours": 0.0}
+    return {
+        "tag": tag,
+        "cost_usd": cost,
+        "burn_rate_usd_per_hour": 3.0 * gpus,
+        "gpu_hours": hours,
+        "effective_gpu_hours": hours * 0.6,
+        "avg_utilization": 0.6,
+        "energy_kwh": 0.4 * hours,
+        "peak_vram_bytes": 40 * GIB,
+        "samples": int(hours * 1000),
+        "tokens": int(hours * 1e6),
+        "cost_per_sample_usd": cost / max(1, int(hours * 1000)),
+        "cost_per_1k_samples_usd": None,
+        "cost_per_1m_tokens_usd": None,
+        "cost_per_effective_gpu_hour_usd": cost / (hours * 0.6),
+        "idle_gpu_hours": 0.0,
+    }
 
 
 def write_session(store: Store, started: float, seconds: float, series: bool, tags: list[str]) -> int:
@@ -63,8 +97,9 @@ def write_session(store: Store, started: float, seconds: float, series: bool, ta
     step = w.meta.series_interval
     n_steps = int(seconds / step)
     for i in range(GPUS):
-        w.see_process(50_000 + i, started, i, "maria", "python", f"python train.py --rank {i}", tags[i], "env",
-                      started, new=True)
+        w.see_process(
+            50_000 + i, started, i, "maria", "python", f"python train.py --rank {i}", tags[i], "env", started, new=True
+        )
     per_flush = int(3600 / step)
     cost = [0.0] * GPUS
     for k in range(1, n_steps + 1 if series else 1):
@@ -72,17 +107,30 @@ def write_session(store: Store, started: float, seconds: float, series: bool, ta
         for i in range(GPUS):
             c = 3.0 * step / 3600
             cost[i] += c
-            w.add_gpu_sample(i, t_ms, int(step * 1000), 0.6 + i / 100, (40 + i) * GIB, 400.0 + i, 60.0 + i,
-                             400.0 * step, c)
+            w.add_gpu_sample(
+                i, t_ms, int(step * 1000), 0.6 + i / 100, (40 + i) * GIB, 400.0 + i, 60.0 + i, 400.0 * step, c
+            )
             w.add_job_sample(tags[i], t_ms, cost[i], step, step * 0.6, (38 + i) * GIB, 3.0)
         if k % per_flush == 0:
-            w.set_totals([_job_totals(t, k * step) for t in tags], [_gpu_totals(i, k * step) for i in range(GPUS)],
-                         started + k * step, int(k * step), 3.0 * GPUS * k * step / 3600, 400.0 * GPUS * k * step)
+            w.set_totals(
+                [_job_totals(t, k * step) for t in tags],
+                [_gpu_totals(i, k * step) for i in range(GPUS)],
+                started + k * step,
+                int(k * step),
+                3.0 * GPUS * k * step / 3600,
+                400.0 * GPUS * k * step,
+            )
             w.flush()
     for i, t in enumerate(tags):
         w.add_progress(t, int(seconds), int(seconds * 1000), started + seconds, "report", f"bench-{i}")
-    w.set_totals([_job_totals(t, seconds) for t in tags], [_gpu_totals(i, seconds) for i in range(GPUS)],
-                 started + seconds, int(seconds), 3.0 * GPUS * seconds / 3600, 400.0 * GPUS * seconds)
+    w.set_totals(
+        [_job_totals(t, seconds) for t in tags],
+        [_gpu_totals(i, seconds) for i in range(GPUS)],
+        started + seconds,
+        int(seconds),
+        3.0 * GPUS * seconds / 3600,
+        400.0 * GPUS * seconds,
+    )
     w.end("stopped", None, started + seconds)
     w.flush()
     return w.session_id
@@ -91,8 +139,10 @@ def write_session(store: Store, started: float, seconds: float, series: bool, ta
 def counts(db: Path) -> dict:
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("sessions", "gpu_samples", "job_samples", "jobs", "processes")}
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("sessions", "gpu_samples", "job_samples", "jobs", "processes")
+        }
     finally:
         conn.close()
 
@@ -107,8 +157,13 @@ def main() -> None:
     elif what == "year":
         with Store.open(db) as store:
             for day in range(365):
-                write_session(store, START + day * 86400, 86400, False,
-                              [f"exp-{day:03d}-{i % 3}" if i < 6 else f"sweep-{day % 20}" for i in range(GPUS)])
+                write_session(
+                    store,
+                    START + day * 86400,
+                    86400,
+                    False,
+                    [f"exp-{day:03d}-{i % 3}" if i < 6 else f"sweep-{day % 20}" for i in range(GPUS)],
+                )
         out = {"sessions": 365}
     elif what == "series":
         # What the review screen's session view loads (gputab/tui/review/session_screen.py): the totals and
