@@ -200,28 +200,16 @@ def bench_interactive(
         f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
         f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}; {made}"
     )
-    t.add(
-        LIVE_CPU,
-        cell(c, "gputab", "{:.2f} %"),
-        cell(c, "nvitop", "{:.2f} %"),
-        cell(c, "gpustat", "{:.2f} %"),
-        rat(c),
-        how,
-    )
-    t.add(
-        LIVE_RSS,
-        cell(r, "gputab", "{:.0f} MiB"),
-        cell(r, "nvitop", "{:.0f} MiB"),
-        cell(r, "gpustat", "{:.0f} MiB"),
-        rat(r),
-        "same runs, RSS of the process tree at the end of the window",
-    )
-    t.add(
+
+    def add(row: str, d: dict, unit: str, note: str) -> None:
+        t.add(row, *(cell(d, tool, unit) for tool in ("gputab", "nvitop", "gpustat")), rat(d), note)
+
+    add(LIVE_CPU, c, "{:.2f} %", how)
+    add(LIVE_RSS, r, "{:.0f} MiB", "same runs, RSS of the process tree at the end of the window")
+    add(
         LIVE_FIRST,
-        cell(ff, "gputab", "{:.2f} s"),
-        cell(ff, "nvitop", "{:.2f} s"),
-        cell(ff, "gpustat", "{:.2f} s"),
-        rat(ff),
+        ff,
+        "{:.2f} s",
         "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
         "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
         "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
