@@ -115,6 +115,8 @@ def set_budget(
 ) -> None:
     """Set the budget of TAG (a tag or a glob such as 'sweep-*') to DOLLARS per --period.
 
+    DOLLARS is a number above 0, up to 1,000,000,000 (20, 19.99).
+
     It is stored in the database; a running recorder applies it within seconds. For the same glob it wins over
     the config's [budgets] entry.
     """
