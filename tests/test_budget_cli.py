@@ -7,6 +7,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -105,8 +107,6 @@ def test_readers_never_create_or_migrate(tmp_path):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["set", "x", "0"], "0<x<=1000000000"),
-        (["set", "x", "nan"], "not a finite number"),
         (["set", "x", "5", "--period", "year"], "'year' is not one of"),
         (["set", "x", "5", "--grace", "10"], "add --stop"),
         (["set", "x", "5", "--user", "root"], "add --stop"),
@@ -120,6 +120,46 @@ def test_set_refuses_nonsense_in_one_line(tmp_path, args, says):
     db = tmp_path / "g.db"
     result = gputab("--db", str(db), "budget", *args, code=2)
     assert says in result.output and "Traceback" not in result.output
+    assert not db.exists()
+
+
+CAP_SAYS = "a budget cap is a positive number of dollars"
+
+
+@pytest.mark.parametrize("bad", ["-5", "0", "-0", "abc", "nan", "inf", "-inf", "1e10", "", "-1e3"])
+def test_a_bad_cap_says_what_a_cap_is_in_one_line_and_changes_nothing(tmp_path, bad):
+    db = tmp_path / "g.db"
+    gputab("--db", str(db), "budget", "set", "x", "7")
+    before = listed(db)
+    for args in (["x", bad], ["x", bad, "--period", "day"], ["--period", "day", "x", bad]):
+        result = gputab("--db", str(db), "budget", "set", *args, code=2)
+        (line,) = result.output.strip().splitlines()  # one line: no usage block, no "No such option"
+        assert line.startswith(f"gputab: {CAP_SAYS}") and f"got {bad!r}" in line and "gputab budget set x 20" in line
+    assert listed(db) == before  # nothing changed in the database
+    missing = tmp_path / "none.db"
+    gputab("--db", str(missing), "budget", "set", "x", bad, code=2)
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("bad", ["-5", "0", "abc", "nan", "inf", "-inf"])
+def test_run_budget_refuses_a_bad_cap_in_one_line(tmp_path, bad):
+    marker = tmp_path / "ran"
+    result = gputab("run", "--tag", "x", "--budget", bad, "--", "touch", str(marker), code=2)
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"gputab: {CAP_SAYS}") and f"got {bad!r}" in line and "--budget 20" in line
+    assert not marker.exists()  # the command never started
+
+
+def test_a_negative_cap_from_the_real_command_line(tmp_path):
+    """The real entry point (click's parser, gputab's main): one line on stderr, exit 2, no database."""
+    db = tmp_path / "g.db"
+    for args in (["budget", "set", "sweep-*", "-5"], ["run", "--tag", "x", "--budget", "-5", "--", "true"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gputab", "--db", str(db), *args], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2 and proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"gputab: {CAP_SAYS}") and "got '-5'" in line
     assert not db.exists()
 
 

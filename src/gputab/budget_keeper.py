@@ -14,6 +14,9 @@
 
 The store may be in trouble (locked, read-only): a read that fails is retried at the next re-read, and until then
 the budgets count this session only (said once in the log).
+
+:func:`stored_book` builds the same book from the store alone, for a reader: the live view attached to a running
+recorder shows the budgets as the recorder keeps them, as of its last commit.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from gputab.budgets import Budget, BudgetBook, from_caps
 from gputab.store import NoDatabase, Store, StoreError
 from gputab.store.budgets import read_budgets, session_cost_at, spend_since
+from gputab.store.queries import StoreQueries
 
 log = logging.getLogger("gputab.recorder")
 
@@ -53,6 +57,37 @@ def stored_budgets(rows: Iterable[dict]) -> tuple[Budget, ...]:
         except (ValueError, TypeError):
             continue
     return tuple(out)
+
+
+def stored_book(
+    store: StoreQueries,
+    budgets: Iterable[Budget],
+    wall: float,
+    session_id: int | None,
+    defaults: Iterable[Budget] = (),
+) -> BudgetBook:
+    """The budget book the recorder of ``session_id`` keeps, rebuilt from the store alone (only SELECTs).
+
+    Args:
+        store: a store, read-only will do (a database without the ``budgets`` table has no stored budgets).
+        budgets: the budgets defined outside the database (the config's).
+        wall: the time whose periods are carried.
+        session_id: the session being recorded: what its jobs cost is the caller's (its ``jobs`` rows); the other
+            sessions' spend in each period is carried, less what this session had spent when the period began.
+        defaults: budgets below every other layer (the demo's own, when the session records the demo box).
+
+    Returns:
+        A book whose :meth:`BudgetBook.spent` gives each tag's spend in its period from this session's cost.
+    """
+    book = BudgetBook(budgets)
+    book.add_defaults(defaults)
+    book.store(stored_budgets(read_budgets(store)))
+    for key in book.periods(wall):
+        base = None
+        if session_id is not None and key[1] is not None:
+            base = session_cost_at(store, session_id, key[1])
+        book.carry(key, spend_since(store, key[1], exclude_session=session_id), base)
+    return book
 
 
 class BudgetKeeper:

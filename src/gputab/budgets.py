@@ -40,7 +40,7 @@ from gputab.alert_record import (
     format_duration,
     format_money,
 )
-from gputab.config import BUDGET_PERIODS, MAX_GRACE_SECONDS
+from gputab.config import BUDGET_PERIODS, MAX_BUDGET_USD, MAX_GRACE_SECONDS
 from gputab.ledger import SPECIAL_TAGS
 
 PERIODS = BUDGET_PERIODS
@@ -107,6 +107,22 @@ class Budget:
             "users": list(self.users),
             "defined_in": self.origin,
         }
+
+
+def parse_cap(text: str) -> float:
+    """A cap as a person types it (``20``, ``19.99``, ``1e3``): dollars above 0, up to :data:`MAX_BUDGET_USD`.
+
+    Raises:
+        ValueError: for anything else (``-5``, ``0``, ``abc``, ``nan``, ``inf``), saying what a cap is and what
+            was given, in one line.
+    """
+    try:
+        cap = float(text)
+    except ValueError:
+        cap = math.nan
+    if not 0 < cap <= MAX_BUDGET_USD:  # nan and the infinities fail this too
+        raise ValueError(f"a budget cap is a positive number of dollars up to {MAX_BUDGET_USD:,.0f}, got {text!r}")
+    return cap
 
 
 def _utc(wall: float) -> datetime:

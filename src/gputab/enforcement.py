@@ -26,7 +26,7 @@ from gputab.alert_command import AlertCommand
 from gputab.alert_record import BUDGET_EXCEEDED
 from gputab.alert_rules import AlertEngine
 from gputab.alerts import AlertObserver
-from gputab.budgets import Budget
+from gputab.budgets import Budget, PeriodKey, period_start
 from gputab.config import Config
 from gputab.ledger import Ledger
 from gputab.sampling.snapshot import Snapshot
@@ -35,6 +35,8 @@ SENT = "sent"
 REFUSED = "refused"
 GONE = "gone"
 FAILED = "failed"
+CANCELLED = "cancelled"
+"""A SIGTERM that was due when the budget's period ended: the new period's spend starts from zero."""
 
 # psutil's create_time and the attributor's may be read a few milliseconds apart; a reused PID differs by far more.
 _CREATE_TIME_SLACK = 0.5
@@ -106,6 +108,15 @@ class _Target:
     create_time: float | None
     interrupted_at: float
     grace_seconds: float
+    period: PeriodKey | None = None
+    """The budget period in which it got SIGINT (None: a budget that never starts again)."""
+
+
+def _period(budget: Budget | None, wall: float) -> PeriodKey | None:
+    """The budget's period holding ``wall``, or None for none (``total``, or no budget: ``gputab run``'s own)."""
+    if budget is None or budget.period == "total":
+        return None
+    return budget.period, period_start(budget.period, wall)
 
 
 def user_uids(names: Iterable[str]) -> dict[int, str]:
@@ -158,8 +169,9 @@ class BudgetEnforcer:
         self._identify = identify_fn
         self._pending: dict[int, _Target] = {}
         self._stopped: set[str] = set()
-        # Each process is handled once: one SIGINT, at most one SIGTERM, then it is the user's business.
-        self._handled: set[tuple[int, float | None]] = set()
+        # Each process is handled once per budget period: one SIGINT, at most one SIGTERM, then it is the user's
+        # business until the period ends. (pid, create time) -> the period it got its SIGINT in.
+        self._handled: dict[tuple[int, float | None], PeriodKey | None] = {}
 
     def covers(self, tag: str) -> bool:
         """Whether this enforcer is allowed to stop ``tag``."""
@@ -190,23 +202,27 @@ class BudgetEnforcer:
                 none named: only this user's). None: this enforcer's grace, this user's processes.
 
         Returns:
-            One action per process (sent, refused, gone or failed). A process already handled is skipped, so
-            calling this every tick signals only processes that joined the job later.
+            One action per process (sent, refused, gone or failed). A process already handled in the budget's
+            current period is skipped, so calling this every tick signals only processes that joined the job
+            later; in a later period (a new day of a daily budget) the job is over a new cap, and each process is
+            handled again.
         """
         if not self.covers(tag):
             return []
         self._stopped.add(tag)
         grace = self.grace_seconds if budget is None else budget.grace_seconds
         named = user_uids(budget.users) if budget is not None and budget.users else None
+        period = _period(budget, wall)
         out = []
         for pid, create_time in processes:
-            if (pid, create_time) in self._handled:
+            key = (pid, create_time)
+            if key in self._handled and self._handled[key] == period:
                 continue
-            self._handled.add((pid, create_time))
+            self._handled[key] = period
             action = self._signal(tag, pid, create_time, signal.SIGINT, wall, grace, named, budget)
             out.append(action)
             if action.outcome == SENT:
-                self._pending[pid] = _Target(tag, pid, create_time, now, grace)
+                self._pending[pid] = _Target(tag, pid, create_time, now, grace, period)
         return out
 
     def stopping(self, tag: str) -> bool:
@@ -214,12 +230,22 @@ class BudgetEnforcer:
         return tag in self._stopped
 
     def tick(self, now: float, wall: float) -> list[EnforcementAction]:
-        """Send SIGTERM to the processes whose grace period is over; forget the ones that exited."""
+        """Send SIGTERM to the processes whose grace period is over; forget the ones that exited.
+
+        A SIGTERM whose budget period ended before it was due is cancelled (and recorded): the job's spend starts
+        again from zero in the new period, so it is under its cap there.
+        """
         out = []
         for pid, target in list(self._pending.items()):
-            if now - target.interrupted_at < target.grace_seconds:
+            period = target.period
+            ended = period is not None and period_start(period[0], wall) != period[1]
+            if not ended and now - target.interrupted_at < target.grace_seconds:
                 continue
             del self._pending[pid]
+            if period is not None and ended:
+                why = f"a new {period[0]} began before it was due: the job's spend starts again from zero"
+                out.append(EnforcementAction(wall, target.tag, pid, signal.SIGTERM.name, CANCELLED, why))
+                continue
             out.append(self._signal(target.tag, pid, target.create_time, signal.SIGTERM, wall, target.grace_seconds))
         return out
 

@@ -9,13 +9,14 @@ recorder reads the table again every few seconds (:data:`gputab.budget_keeper.RE
 from __future__ import annotations
 
 import pwd
+import shlex
 import time
 
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
-from gputab.cli.run import FiniteFloatRange
-from gputab.config import BUDGET_PERIODS, MAX_BUDGET_USD, MAX_GRACE_SECONDS, USER_NAME
+from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
+from gputab.config import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
 
 
 @click.group()
@@ -48,9 +49,42 @@ def _me() -> str | None:
         return None
 
 
-@budget.command(name="set")
+class _SetCommand(click.Command):
+    """``budget set``, where ``-5`` is a cap that is wrong (said in one line), not an option click does not know."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            words = _positionals(self, given)
+            bad = next((w for w in words if looks_negative(w) and w.startswith(exc.option_name)), None)
+            if bad is None:
+                raise
+            tag = words[0] if len(words) > 1 and words[0] != bad else "TAG"
+            cap_or_fail(bad, f"gputab budget set {shlex.quote(tag)} 20")  # refuses it: no negative cap passes
+            raise
+
+
+def _positionals(command: click.Command, args: list[str]) -> list[str]:
+    """The words of ``args`` that are no option and no option's value (a negative number counts as a word)."""
+    takes_value = {o for p in command.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+    out: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            out += words
+            break
+        if word in takes_value:
+            next(words, None)
+        elif not word.startswith("-") or looks_negative(word):
+            out.append(word)
+    return out
+
+
+@budget.command(name="set", cls=_SetCommand)
 @click.argument("tag")
-@click.argument("dollars", type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD))
+@click.argument("dollars", metavar="DOLLARS")
 @click.option(
     "--period",
     type=click.Choice(BUDGET_PERIODS),
@@ -77,9 +111,11 @@ def _me() -> str | None:
 )
 @pass_ctx
 def set_budget(
-    app: AppContext, tag: str, dollars: float, period: str, stop: bool, grace: float | None, users: tuple[str, ...]
+    app: AppContext, tag: str, dollars: str, period: str, stop: bool, grace: float | None, users: tuple[str, ...]
 ) -> None:
     """Set the budget of TAG (a tag or a glob such as 'sweep-*') to DOLLARS per --period.
+
+    DOLLARS is a number above 0, up to 1,000,000,000 (20, 19.99).
 
     It is stored in the database; a running recorder applies it within seconds. For the same glob it wins over
     the config's [budgets] entry.
@@ -89,6 +125,7 @@ def set_budget(
     from gputab.store.budgets import write_budget
 
     tag = _check_glob(tag)
+    cap = cap_or_fail(dollars, f"gputab budget set {shlex.quote(tag)} 20")
     if (grace is not None or users) and not stop:
         fail("--grace and --user say how --stop stops a job; add --stop, or leave them out", code=2)
     for name in users:
@@ -100,7 +137,7 @@ def set_budget(
             click.echo(
                 f"gputab: note: no user {name} on this machine; the budget signals none of its processes", err=True
             )
-    b = Budget(tag, dollars, period, stop, grace if grace is not None else DEFAULT_GRACE_SECONDS, users, "database")
+    b = Budget(tag, cap, period, stop, grace if grace is not None else DEFAULT_GRACE_SECONDS, users, "database")
     with Store.open(app.database) as store:
         write_budget(store, b.tag, b.cap_usd, b.period, b.stop, b.grace_seconds, b.users, time.time(), _me())
     over = next((c for c in from_config(app.config) if c.tag == tag), None)

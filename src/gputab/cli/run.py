@@ -19,7 +19,7 @@ from click.core import ParameterSource
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
-from gputab.config import MAX_BUDGET_USD, MAX_GRACE_SECONDS
+from gputab.config import MAX_GRACE_SECONDS
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -136,6 +136,30 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+def looks_negative(word: str) -> bool:
+    """Whether a command-line word is a negative number (``-5``, ``-inf``), which click takes for an option."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return word.startswith("-")
+
+
+def cap_or_fail(given: str, example: str) -> float:
+    """The cap ``given`` on the command line, or a GputabError (exit 2): what a cap is, what was given, and
+    ``example``, a command that works."""
+    from gputab.budgets import parse_cap
+
+    try:
+        return parse_cap(given)
+    except ValueError as exc:
+        raise GputabError(f"{exc}: give one such as `{example}`", exit_code=2) from None
+
+
+def _budget_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    return None if value is None else cap_or_fail(value, "gputab run --tag NAME --budget 20 -- COMMAND")
+
+
 def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return validate_tag(value)
@@ -157,7 +181,7 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
 )
 @click.option(
     "--budget",
-    type=FiniteFloatRange(min=0, min_open=True, max=MAX_BUDGET_USD),
+    callback=_budget_option,
     default=None,
     metavar="DOLLARS",
     help="Budget cap of this run in dollars [config: the [budgets] entry matching NAME, by glob]: alerts at 80 % "

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gputab.sampling.snapshot import Snapshot
 from gputab.tui.alert_log import AlertLog
 from gputab.tui.feed import Feed, gpu_views, host_name, process_view, simulated
 from gputab.tui.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, ProcessView, sort_jobs
+
+if TYPE_CHECKING:
+    from gputab.budgets import BudgetBook
+    from gputab.tui.frame import BudgetView
 
 
 class AttachedFeed(Feed):
@@ -16,7 +22,9 @@ class AttachedFeed(Feed):
 
     From the store: costs, burn rates and job figures, each process's tag and how it was found (so a manual tag
     given in the recorder's session reads ``manual`` here), and the alerts the recorder raised (its rules are not
-    evaluated a second time). All as of the recorder's last commit (every ``commit_interval``); the process list
+    evaluated a second time), and the budgets that hold its jobs as the recorder keeps them (the config's and the
+    database's, each job's spend in the period over every session: :func:`gputab.budget_keeper.stored_book`). All
+    as of the recorder's last commit (every ``commit_interval``); the process list
     and alerts are re-read only when a new commit has landed.
 
     From this app's own poll of the GPUs, which writes nothing: the hardware figures (utilization, VRAM, power,
@@ -38,8 +46,11 @@ class AttachedFeed(Feed):
         self, store, backend, config, wall_clock: Callable[[], float] | None = None, why_no_poll: str = ""
     ) -> None:
         from gputab.attribution import Attributor
+        from gputab.budgets import from_config
 
         self.store = store
+        self.budgets = from_config(config)
+        """The config's budgets (the recorder reads the same file; the database's come with each commit)."""
         self.backend = backend
         self.attributor = Attributor(backend.inspector(), config.attribution) if backend is not None else None
         self.host = host_name(backend)
@@ -50,6 +61,9 @@ class AttachedFeed(Feed):
         self._read_key: tuple | None = None  # (session, last commit) the process list and alerts were read at
         self._procs: dict[tuple[int, int], dict] = {}
         self._samples: dict[int, dict] = {}
+        self._book: BudgetBook | None = None  # the recorder's budget book, rebuilt from the store
+        self._book_key: tuple | None = None
+        self._book_trouble = ""
 
     def poll(self) -> Frame:
         from datetime import datetime
@@ -71,6 +85,7 @@ class AttachedFeed(Feed):
         jobs: list[dict] = []
         gpus: list[dict] = []
         total = 0.0
+        budgets: tuple[BudgetView, ...] = ()
         if self.session_id is not None:
             session = self.store.session(self.session_id)
             started = datetime.fromisoformat(session["start"].replace("Z", "+00:00")).timestamp()
@@ -78,7 +93,10 @@ class AttachedFeed(Feed):
             gpus = self.store.gpus(self.session_id)
             total = session["cost_usd"]
             self._read_commit(self.session_id, session["last_commit"], need_samples=snap is None)
+            budgets = self._budget_views(session, jobs)
         notes = tuple(snap.errors) if snap is not None else ()
+        if self._book_trouble:
+            notes += (self._book_trouble,)
         if snap is None:
             gpu_rows = stored_gpu_views(gpus, self._samples)
             notes += (f"GPU figures from the recorder's last series step: cannot poll the GPUs here ({why})",)
@@ -101,7 +119,30 @@ class AttachedFeed(Feed):
             can_tag=False,
             **self.alert_fields(),
             real_pids=self.backend is not None and not simulated(self.backend),
+            budgets=budgets,
         )
+
+    def _budget_views(self, session: dict, jobs: list[dict]) -> tuple[BudgetView, ...]:
+        """The budgets holding the session's jobs, from a book rebuilt when a commit lands or a period begins."""
+        from gputab.budget_keeper import stored_book
+        from gputab.budgets import from_caps
+        from gputab.sampling.demo import DEMO_BUDGETS
+        from gputab.store import StoreError
+        from gputab.tui.frame import budget_views
+
+        wall = self._wall()
+        periods = frozenset(self._book.periods(wall)) if self._book is not None else None
+        if (self._read_key, periods) != self._book_key:
+            demo = from_caps(DEMO_BUDGETS, origin="demo") if session.get("backend") == "demo" else ()
+            try:
+                self._book = stored_book(self.store, self.budgets, wall, self.session_id, defaults=demo)
+                self._book_trouble = ""
+            except (StoreError, sqlite3.Error) as exc:
+                self._book = None
+                self._book_trouble = f"budgets not shown: cannot read them from the database ({exc})"
+            periods = frozenset(self._book.periods(wall)) if self._book is not None else None
+            self._book_key = (self._read_key, periods)
+        return budget_views(self._book, wall, jobs) if self._book is not None else ()
 
     def _read_commit(self, session_id: int, commit: str | None, need_samples: bool) -> None:
         """Re-read what changes only with a commit (processes, alerts) when a new one has landed."""

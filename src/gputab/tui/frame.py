@@ -176,10 +176,11 @@ class BudgetView:
         return 100.0 * self.spent_usd / self.cap_usd
 
 
-def budget_views(observer, wall: float, jobs) -> tuple[BudgetView, ...]:
+def budget_views(source, wall: float, jobs) -> tuple[BudgetView, ...]:
     """The budgets that hold a job of this session (``jobs``: ``JobTotals.to_json()`` dicts), from the alert
-    observer's book (the recorder's budget keeper keeps it current); empty without an observer or a budget."""
-    book = getattr(observer, "budget_book", None)
+    observer's book (the recorder's budget keeper keeps it current) or a ``BudgetBook`` itself (the attached view's,
+    rebuilt from the store); empty without either or without a budget."""
+    book = getattr(source, "budget_book", source)
     if book is None or not book.budgets:
         return ()
     from gputab.budgets import budget_statuses
@@ -234,7 +235,7 @@ class Frame:
     real_pids: bool = True
     """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
     budgets: tuple[BudgetView, ...] = ()
-    """The budgets holding this session's jobs (empty when attached: the recorder's books are its own)."""
+    """The budgets holding this session's jobs (attached: as the recorder keeps them, read from its database)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:
