@@ -1,12 +1,11 @@
 """Stopping a job at its budget cap: opt-in (a budget's ``stop``, ``--stop-at-cap``), polite first, and only the
 processes of the users the budget names.
 
-Each process of the job gets SIGINT, so a training loop can catch ``KeyboardInterrupt`` and checkpoint; after the
-budget's grace period the ones still running get SIGTERM. Nothing blocks: :meth:`BudgetEnforcer.tick` is called
-from the recorder's loop and sends what is due. A process is signalled only when its owner is one of the users the
-budget names (none named: the user running gputab), the user running gputab may signal it (same uid, or root), and it
-is still the process that was seen on the GPU (same create time: PIDs are reused). Every decision, sent or refused,
-comes back as an :class:`EnforcementAction` for the session's record.
+Each process of the job gets SIGINT (a training loop can catch ``KeyboardInterrupt`` and checkpoint), then SIGTERM
+after the grace if still running; :meth:`BudgetEnforcer.tick`, called from the recorder's loop, sends what is due.
+A process is signalled only when its owner is one of the users the budget names (none named: the user running
+gputab), that user may signal it (same uid, or root), and it is still the process seen on the GPU (same create
+time: PIDs are reused). Every decision, sent or refused, comes back as an :class:`EnforcementAction` to record.
 """
 
 from __future__ import annotations
