@@ -311,7 +311,7 @@ LAUNCHER = (
 
 
 def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_path):
-    from gputab.enforcement import JobGuard, process_tree
+    from gputab.run_watch import JobGuard, process_tree
 
     worker_log = tmp_path / "worker.log"
     launcher = spawn([sys.executable, "-I", "-c", LAUNCHER, WORKER, str(worker_log)])
@@ -357,7 +357,7 @@ def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_p
 
 
 def test_job_guard_without_stop_at_cap_only_warns(spawn):
-    from gputab.enforcement import JobGuard
+    from gputab.run_watch import JobGuard
 
     child = python_child(spawn, STUBBORN)
     out = io.StringIO()

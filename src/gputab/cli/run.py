@@ -241,9 +241,9 @@ def run(
         )
     if cap is None:
         sys.exit(run_command(command, tag))
-    from gputab.enforcement import JobGuard, RunCost
     from gputab.errors import BackendError
     from gputab.pricing import PriceTable
+    from gputab.run_watch import JobGuard, RunCost
 
     config = app.config
     try:
