@@ -78,6 +78,16 @@ async def test_processes_view_marks_the_derived_figures_and_says_why(demo_ctx, c
         facts = process_facts(serve, frame, derived_sm(frame.processes, frame.gpus)[serve.key]).plain
         assert "GPU 4 MIG 3g.40gb" in facts and ", from its MIG instance" in facts and "SM ~" in facts
 
+        # Enter's details say it in words.
+        table.move_cursor(row=table.get_row_index(serve.key))
+        await pilot.press("enter")
+        await pilot.pause()
+        details = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        assert "its part of its MIG instance's SM activity" in details and "~" in details
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ProcessesScreen)
+
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, KeysScreen)

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from gputab.tui.frame import Frame, GpuHistory, ProcessView
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.process_panel import ProcessPanel
-from gputab.tui.widgets.processes import ProcessTable, derived_sm
+from gputab.tui.widgets.processes import ProcessTable, derived_sm, sm_text
 
 
 class ProcessesScreen(LiveScreen):
@@ -93,7 +93,12 @@ class ProcessesScreen(LiveScreen):
 
         proc = self.selected_process()
         if proc is not None:
-            self.app.push_screen(DetailsScreen("Process", process_details(proc)))
+            lines = process_details(proc)
+            derived = getattr(self, "_derived", {}).get(proc.key)
+            if derived is not None:  # the table's ~SM, said in words
+                sm = f"{sm_text(proc, derived)}: its part of its MIG instance's SM activity (no per-process figure on MIG)"
+                lines = [(name, sm if name == "SM" else value) for name, value in lines]
+            self.app.push_screen(DetailsScreen("Process", lines))
 
     def action_signal(self, name: str) -> None:
         """Confirm, then send ``name`` to the selected process, if it is the user's own."""
