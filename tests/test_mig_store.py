@@ -78,7 +78,7 @@ def test_show_json_and_text_list_the_instances_under_their_gpu(tmp_path):
     at = next(i for i, ln in enumerate(lines) if ln.startswith(f"GPU {MIG_GPU}:"))
     assert [ln.split()[1] for ln in lines[at + 1 : at + 4]] == ["3g.40gb", "2g.20gb", "1g.10gb"]
     assert all(ln.startswith("  MIG ") for ln in lines[at + 1 : at + 4])
-    assert "3 slices" in lines[at + 1] and f"${serve['rate_usd_per_hour']:.3f}/h" in lines[at + 1]
+    assert "3/7 slices" in lines[at + 1] and f"${serve['rate_usd_per_hour']:.3f}/h" in lines[at + 1]
 
 
 def test_export_by_mig_has_a_row_per_instance_with_units_in_the_header(tmp_path):

@@ -173,16 +173,20 @@ def forecast_lines(jobs: list[dict]) -> list[str]:
 
 
 def mig_lines(gpu: dict) -> list[str]:
-    """One line per MIG instance of a stored GPU: profile, ids, slices, rate, cost, SM activity, memory."""
+    """One line per MIG instance of a stored GPU: profile, ids, slices of the GPU's (``3/7``, as the live view
+    writes them), rate, cost, SM activity, memory."""
+    from gputab.store.mig import parent_slices
+
     out = []
     for m in gpu.get("mig") or ():
         util = "-" if m["avg_utilization"] is None else f"{m['avg_utilization'] * 100:.0f}%"
         peak, total = m["peak_memory_used_bytes"], m["memory_total_bytes"]
         mem = f"{peak / 2**30:.1f}/{total / 2**30:.1f} GiB" if peak is not None and total else "-"
+        of = parent_slices(gpu, m)
         out.append(
             f"  MIG {m['profile'] or '?':<11} GI {m['gpu_instance_id']} CI {m['compute_instance_id']}  "
-            f"{m['slices']} slices  ${m['rate_per_hour']:.3f}/h, cost {_money(m['cost_usd'])}, SM active {util}, "
-            f"peak memory {mem}"
+            f"{m['slices']}{f'/{of}' if of else ''} slices  ${m['rate_per_hour']:.3f}/h, cost {_money(m['cost_usd'])}, "
+            f"SM active {util}, peak memory {mem}"
         )
     return out
 

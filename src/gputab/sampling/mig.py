@@ -23,6 +23,7 @@ import pynvml
 from gputab.sampling.gpm import GpmSamples
 from gputab.sampling.snapshot import MigSample
 
+MIB = 1 << 20
 NO_INSTANCE = 0xFFFFFFFF
 """What NVML puts in ``gpuInstanceId``/``computeInstanceId`` of a process on a GPU not in MIG mode."""
 _LOST = frozenset({pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_UNKNOWN})
@@ -38,22 +39,41 @@ def instance_id(value: int | None) -> int | None:
     return None if value is None or value == NO_INSTANCE else int(value)
 
 
-def profile_name(ci_slices: int, gi_slices: int | None, memory_mib: int | None, driver: str = "") -> str:
+def profile_name(
+    ci_slices: int,
+    gi_slices: int | None,
+    memory_mib: int | None,
+    driver: str = "",
+    parent_memory_mib: int | None = None,
+) -> str:
     """The profile name nvidia-smi and DCGM's ``GPU_I_PROFILE`` use: ``3g.40gb``, or ``1c.3g.40gb`` for a compute
     instance smaller than its GPU instance; empty when the sizes are unknown.
 
     ``driver`` is the GPU instance profile's name as the driver gives it (:func:`driver_profile`), used as it is.
-    Without it the name is made from the sizes, the memory part being the instance's memory in GiB rounded up: that
-    matches the A100 and H100 names (a 3g.40gb of an H100 80GB reports about 40,448 MiB, a 1g.5gb of an A100 40GB
-    about 4,864 MiB) but not every GPU's (the H200's are named in GB).
+    Without it (an older driver, or no privilege) the name is made from the sizes as NVIDIA names its profiles:
+    the GPU's memory in whole GB (its MiB over 1024, rounded up: 141 for an H200's 143,771 MiB, 80 for an H100
+    80GB's 81,559) times the instance's eighths of it (its memory over the GPU's, to the nearest eighth), rounded
+    half up. That gives NVIDIA's published names (MIG user guide, "Supported MIG Profiles"; checked for the A100,
+    H100 and H200 in tests/test_mig_profiles.py): an H200's 1g.18gb reports 16 GiB (an eighth of 141 is 17.6),
+    its 3g.71gb half of it (70.5), its 7g.141gb 140 GiB. Without the GPU's memory (``parent_memory_mib``): the
+    instance's own memory in GiB rounded up, which matches the A100 and H100 names but not the H200's.
     """
     if driver:
         name = driver
     elif not gi_slices or not memory_mib:
         return ""
     else:
-        name = f"{gi_slices}g.{math.ceil(memory_mib / 1024)}gb"
+        name = f"{gi_slices}g.{profile_gb(memory_mib, parent_memory_mib)}gb"
     return name if not gi_slices or ci_slices >= gi_slices else f"{ci_slices}c.{name}"
+
+
+def profile_gb(memory_mib: int, parent_memory_mib: int | None = None) -> int:
+    """The memory part of a profile's name (the ``18`` of ``1g.18gb``): see :func:`profile_name`."""
+    if not parent_memory_mib or parent_memory_mib < memory_mib * 0.9:
+        return math.ceil(memory_mib / 1024)
+    eighths = min(8, max(1, round(8 * memory_mib / parent_memory_mib)))
+    gpu_gb = math.ceil(parent_memory_mib / 1024)
+    return math.floor(gpu_gb * eighths / 8 + 0.5)
 
 
 def driver_profile(parent, gpu_instance_id: int) -> str:
@@ -118,18 +138,21 @@ class MigInstances:
 
     def read_into(self, values: dict, parent, index: int, notes: list[str]) -> None:
         """The parent's ``GpuSample`` fields of MIG: its instances, its slices, and its utilization from their SM
-        activity where the parent's own answers NOT_SUPPORTED (as it does in MIG mode).
+        activity where the parent's own answers NOT_SUPPORTED (as it does in MIG mode). ``values`` has the
+        parent's other fields: its memory names the profiles the driver does not (:func:`profile_name`).
 
         Raises:
             pynvml.NVMLError: only for a lost GPU.
         """
-        values["mig"] = self.read(parent, index, notes)
+        total = values.get("memory_total_bytes")
+        values["mig"] = self.read(parent, index, notes, None if not total else total // MIB)
         values["mig_slices"] = self.slots
         if values.get("utilization_pct") is None:
             values["utilization_pct"] = parent_utilization(values["mig"], self.slots)
 
-    def read(self, parent, index: int, notes: list[str]) -> tuple[MigSample, ...]:
+    def read(self, parent, index: int, notes: list[str], parent_memory_mib: int | None = None) -> tuple[MigSample, ...]:
         """Every MIG device of ``parent`` now; a device that fails one read is left out with a note.
+        ``parent_memory_mib``: the parent's memory, to name a profile the driver does not (:func:`profile_name`).
 
         Raises:
             pynvml.NVMLError: only for a lost GPU.
@@ -160,6 +183,7 @@ class MigInstances:
                             attrs.gpuInstanceSliceCount,
                             attrs.memorySizeMB,
                             driver_profile(parent, gi),
+                            parent_memory_mib,
                         ),
                     )
                 used = total = None

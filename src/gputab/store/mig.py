@@ -53,3 +53,19 @@ def read_instances(db: Connection, session_id: int) -> dict[int, list[dict]]:
         d.pop("session_id")
         out.setdefault(d["gpu_index"], []).append(d)
     return out
+
+
+def parent_slices(gpu: dict, instance: dict) -> int | None:
+    """The compute slices of a stored instance's GPU (7 on an A100/H100/H200), for ``3/7``; None when unknown.
+
+    The table keeps only the instance's own slices; its rate is the GPU's rate x slices / the GPU's slices
+    (cost-model.md, "MIG instances"), both written from the same price, so the GPU's slices come back as
+    slices x the GPU's rate / the instance's rate. A free GPU (rate 0) or a figure that is not a whole number of
+    slices gives None.
+    """
+    slices, rate, parent_rate = instance.get("slices"), instance.get("rate_per_hour"), gpu.get("rate_per_hour")
+    if not slices or not rate or not parent_rate or rate <= 0 or parent_rate <= 0:
+        return None
+    total = slices * parent_rate / rate
+    whole = round(total)
+    return whole if whole >= slices and abs(total - whole) < 1e-6 * whole else None

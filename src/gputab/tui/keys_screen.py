@@ -79,10 +79,14 @@ class KeysScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="keys"):
             yield Static(Text("Keys  (escape closes)", style="bold"))
-            for name, rows in key_groups(self.app, self.view):
+            legend = getattr(self.view, "LEGEND", ())  # what the view's marks mean, after its own keys
+            for i, (name, rows) in enumerate(key_groups(self.app, self.view)):
                 yield Static(name, classes="keys-group")
                 width = max(len(k) for k, _ in rows) + 2
                 yield Static(Text("\n".join(f"{k.rjust(width)}  {what}" for k, what in rows)))
+                if i == 0 and legend:
+                    yield Static("This view's figures", classes="keys-group")
+                    yield Static(Text("\n".join(legend)))
 
     def action_close(self) -> None:
         self.dismiss(None)

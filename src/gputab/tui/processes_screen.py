@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +11,7 @@ from textual.widgets import DataTable
 from gputab.tui.frame import Frame, GpuHistory, ProcessView
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.process_panel import ProcessPanel
-from gputab.tui.widgets.processes import ProcessTable
+from gputab.tui.widgets.processes import ProcessTable, derived_sm, sm_text
 
 
 class ProcessesScreen(LiveScreen):
@@ -23,6 +24,16 @@ class ProcessesScreen(LiveScreen):
 
     CSS_PATH = ["live_screen.tcss", "processes_screen.tcss"]
     TITLE_TEXT = "Processes · t: tag · enter: details · I T K: SIGINT SIGTERM SIGKILL (your own processes)"
+    MIG_TITLE_TEXT = "Processes · ~SM: from its MIG instance (?) · t: tag · enter: details · I T K: signal"
+    """The title while a process's SM % is derived from its MIG instance: it says what ``~`` means."""
+    LEGEND = (
+        "SM: the process's share of its GPU's SMs now, as the driver reports it.",
+        "~SM: a process on a MIG instance, where the driver reports no per-process utilization: its part of its "
+        "instance's SM activity (GPM), a % of the instance's SMs, all of it when one job holds the instance, else "
+        "shared by the processes' memory (the jobs view's own SM).",
+        "n/a: not reported; on MIG, the instance has no GPM figure either (Hopper and newer have one).",
+    )
+    """What the SM column's figures mean (``?`` shows it under the keys)."""
     BINDINGS = [
         Binding("w", "window", "Window"),
         Binding("enter", "details", "Details", show=False),
@@ -38,11 +49,22 @@ class ProcessesScreen(LiveScreen):
     def show_frame(self, frame: Frame, history: GpuHistory) -> None:
         history.track_processes = True  # from now on: the process charts cost nothing until this view is opened
         self._by_key = {p.key: p for p in frame.processes}
-        self.query_one(ProcessTable).show(frame.processes)
+        self._derived = derived_sm(frame.processes, frame.gpus)
+        self.query_one(ProcessTable).show(frame.processes, self._derived)
+        if bool(self._derived) != getattr(self, "_titled_derived", False):
+            self._titled_derived = bool(self._derived)
+            self.on_resize()
         self._show_selected(frame, history)
 
+    def _title(self, width: int) -> Text:
+        if getattr(self, "_titled_derived", False):
+            return Text(self.MIG_TITLE_TEXT, no_wrap=True, overflow="ellipsis")
+        return super()._title(width)
+
     def _show_selected(self, frame: Frame, history: GpuHistory) -> None:
-        self.query_one(ProcessPanel).show(self.selected_process(), frame, history, *self.chart_window())
+        p = self.selected_process()
+        derived = getattr(self, "_derived", {}).get(p.key) if p is not None else None
+        self.query_one(ProcessPanel).show(p, frame, history, *self.chart_window(), derived=derived)
 
     @on(DataTable.RowHighlighted, "#processes")
     def _row_highlighted(self) -> None:
@@ -71,7 +93,12 @@ class ProcessesScreen(LiveScreen):
 
         proc = self.selected_process()
         if proc is not None:
-            self.app.push_screen(DetailsScreen("Process", process_details(proc)))
+            lines = process_details(proc)
+            derived = getattr(self, "_derived", {}).get(proc.key)
+            if derived is not None:  # the table's ~SM, said in words
+                sm = f"{sm_text(proc, derived)}: its part of its MIG instance's SM activity (no per-process figure on MIG)"
+                lines = [(name, sm if name == "SM" else value) for name, value in lines]
+            self.app.push_screen(DetailsScreen("Process", lines))
 
     def action_signal(self, name: str) -> None:
         """Confirm, then send ``name`` to the selected process, if it is the user's own."""

@@ -164,9 +164,9 @@ def own_sm_share(processes, gpus=()) -> dict[str, float]:
     the instance's only job, else shared by the processes' memory, then equally (cost-model.md, "MIG instances").
     A device none of whose processes report SM % does not count (the share is then unknown, not 0).
     """
-    instances = {(g.index, m.gpu_instance_id, m.compute_instance_id): m for g in gpus for m in g.mig}
+    instances = instances_by_key(gpus)
     per_device: dict[str, dict[tuple, float]] = {}
-    for p, sm in _process_sm(processes, instances):
+    for p, sm in process_sm(processes, instances):
         if p.tag is None or sm is None:
             continue
         devices = per_device.setdefault(p.tag, {})
@@ -175,8 +175,14 @@ def own_sm_share(processes, gpus=()) -> dict[str, float]:
     return {tag: min(100.0, sum(d.values()) / len(d)) for tag, d in per_device.items() if d}
 
 
-def _process_sm(processes, instances: dict) -> list[tuple]:
-    """(process, its SM % or None): as reported, or its part of its MIG instance's SM activity."""
+def instances_by_key(gpus) -> dict:
+    """The frame's MIG instances by (GPU index, GPU instance id, compute instance id), as processes name theirs."""
+    return {(g.index, m.gpu_instance_id, m.compute_instance_id): m for g in gpus for m in g.mig}
+
+
+def process_sm(processes, instances: dict) -> list[tuple]:
+    """(process, its SM % or None): as reported, or its part of its MIG instance's SM activity (the processes
+    view marks this one as derived; ``instances``: (GPU index, GPU instance id, compute instance id) -> MigSample)."""
     on_instance: dict[tuple, list] = {}
     for p in processes:
         if p.sm_pct is None and p.gpu_instance_id is not None:

@@ -12,18 +12,24 @@ from gputab.tui.frame import Frame, GpuHistory, ProcessView
 from gputab.tui.history import process_sm_key, process_vram_key, util_key
 from gputab.tui.literal import literal
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
-from gputab.tui.widgets.processes import SOURCE_LABELS
+from gputab.tui.widgets.processes import SOURCE_LABELS, sm_text
 
 
-def process_facts(p: ProcessView | None, frame: Frame) -> Text:
-    """The selected process, its job's money and the keys that act on it; outside text stays literal."""
+def process_facts(p: ProcessView | None, frame: Frame, derived: float | None = None) -> Text:
+    """The selected process, its job's money and the keys that act on it; outside text stays literal.
+
+    Args:
+        derived: its SM % from its MIG instance (the driver reports none per process on MIG), said as such.
+    """
     if p is None:
         return Text("no process selected" if frame.processes else "no process holds a GPU", style="dim")
     job = next((j for j in frame.jobs if j.tag == p.tag), None)
     text = Text.assemble(
-        (f"pid {p.pid}", "bold"), " · ", literal(p.user or "?"), f" · GPU {p.gpu_index}\n",
+        (f"pid {p.pid}", "bold"), " · ", literal(p.user or "?"), f" · GPU {p.gpu_index}", mig_place(p, frame), "\n",
         ("tag  ", "dim"), literal(p.tag or "?", style="bold"), " ", literal(f"({SOURCE_LABELS.get(p.source, p.source)})", style="dim"), "\n",
-        ("now  ", "dim"), f"SM {fmt.pct(p.sm_pct)} · VRAM {fmt.gib(p.used_memory_bytes)}\n",
+        ("now  ", "dim"), f"SM {sm_text(p, derived)}",
+        (", from its MIG instance" if p.sm_pct is None and derived is not None else "", "dim"),
+        f" · VRAM {fmt.gib(p.used_memory_bytes)}\n",
     )  # fmt: skip
     if job is not None:
         waste = "" if job.waste_pct is None else f" · waste {fmt.pct(job.waste_pct)} {job.waste_top_reason or ''}"
@@ -36,6 +42,23 @@ def process_facts(p: ProcessView | None, frame: Frame) -> Text:
     text.append("\n")
     text.append("enter: in full · t: tag · I T K: signal", style="dim")
     return text
+
+
+def mig_place(p: ProcessView, frame: Frame) -> Text:
+    """`` MIG 3g.40gb`` (literal: the profile is the driver's) for a process on a MIG instance, else nothing."""
+    if p.gpu_instance_id is None:
+        return Text("")
+    gpu = next((g for g in frame.gpus if g.index == p.gpu_index), None)
+    inst = next(
+        (
+            m
+            for m in (gpu.mig if gpu is not None else ())
+            if (m.gpu_instance_id, m.compute_instance_id) == (p.gpu_instance_id, p.compute_instance_id)
+        ),
+        None,
+    )
+    name = inst.profile if inst is not None and inst.profile else f"GI {p.gpu_instance_id}"
+    return literal(f" MIG {name}")
 
 
 def sm_spec(p: ProcessView, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
@@ -83,9 +106,18 @@ class ProcessPanel(Horizontal):
             yield Chart(classes="sm-chart")
             yield Chart(classes="vram-chart")
 
-    def show(self, p: ProcessView | None, frame: Frame, history: GpuHistory, window: float | None, label: str) -> None:
-        """Show process ``p`` (None: nothing selected) as of ``frame``."""
-        facts = process_facts(p, frame)
+    def show(
+        self,
+        p: ProcessView | None,
+        frame: Frame,
+        history: GpuHistory,
+        window: float | None,
+        label: str,
+        derived: float | None = None,
+    ) -> None:
+        """Show process ``p`` (None: nothing selected) as of ``frame``; ``derived``: its SM % from its MIG
+        instance (:func:`gputab.tui.widgets.processes.derived_sm`)."""
+        facts = process_facts(p, frame, derived)
         if facts != self._facts:
             self._facts = facts
             self.query_one("#process-facts", Static).update(facts)
