@@ -17,7 +17,7 @@ import time
 import pytest
 
 from fakenvml import GIB, Error, GpuSpec, Proc, Sample, Scenario
-from gputab.sampling.nvml import PROC_SM_HOLD_S
+from gputab.sampling.process_sm import PROC_SM_HOLD_S
 from support import gputab_cmd
 
 # Every per-GPU metric symbol the backend reads each poll; NOT_SUPPORTED on all of them = the "nothing" GPU.

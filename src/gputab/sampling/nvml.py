@@ -25,6 +25,7 @@ from gputab.sampling.containers import PidVisibility
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.mig import MigInstances, instance_id, mig_slices
 from gputab.sampling.power import field_power, read_power_fields
+from gputab.sampling.process_sm import ProcessSm
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 from gputab.sampling.waiting import waiting
 
@@ -36,14 +37,6 @@ _LOST = frozenset({pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_UNKNOWN})
 _UNSUPPORTED = frozenset(
     {pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND, pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH}
 )
-#: Process utilization answers NOT_FOUND when no process ran since the timestamp; pynvml also raises
-#: ``NVMLError(0)`` when the size query succeeds with nothing to report. Both mean "no samples".
-_NO_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
-#: Seconds a process's last SM % stands when the driver has no newer sample of it. A real H200 (driver 580) takes
-#: one process-utilization sample every 0.2 s and answers each query with the newest; a poll sooner than that after
-#: the last one (a key that polls at once, ``--interval 0.1``) finds nothing newer, which is not an idle process.
-#: Past this, no new sample means the process ran nothing: 0 %.
-PROC_SM_HOLD_S = 0.5
 
 # Newer pynvml releases only; the backend falls back to the older calls without them.
 _MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
@@ -108,15 +101,12 @@ class _GpuState:
         "static",
         "readers",
         "proc_lists",
-        "proc_util",
-        "last_ts",
         "gpm",
         "throttle",
         "throttle_prev",
         "throttle_mono",
         "mig",
-        "proc_util_info",
-        "sm_held",
+        "proc_sm",
     )
 
     def __init__(self, index: int) -> None:
@@ -128,11 +118,7 @@ class _GpuState:
             ("compute", pynvml.nvmlDeviceGetComputeRunningProcesses_v3),
             ("graphics", pynvml.nvmlDeviceGetGraphicsRunningProcesses_v3),
         ]
-        self.proc_util = True  # False once process utilization proved unsupported
-        # nvmlDeviceGetProcessesUtilizationInfo (driver 550+) until it proves absent; then the older call
-        self.proc_util_info = hasattr(pynvml, "nvmlDeviceGetProcessesUtilizationInfo")
-        self.last_ts = 0  # newest process-utilization sample seen (NVML microseconds)
-        self.sm_held: dict[int, tuple[float, float]] = {}  # pid -> (SM %, monotonic time it was read)
+        self.proc_sm = ProcessSm()  # per-process SM % (sampling/process_sm.py)
         self.gpm: GpmSamples | None = None  # only where nvmlGpmQueryDeviceSupport says so (Hopper and newer)
         self.throttle: Callable | None = clock_event_reasons()  # None once proved unsupported
         self.throttle_prev: frozenset[str] = frozenset()
@@ -432,7 +418,9 @@ class NvmlBackend(Backend):
                     entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
         if not seen:
             return []  # no process: skip the utilization query (idle GPUs cost two calls, not three)
-        sm = self._process_sm(gpu, notes)
+        sm = gpu.proc_sm.read(
+            gpu.handle, _UNSUPPORTED, lambda exc: _unsupported(exc, gpu, "process utilization", notes)
+        )
         return [
             ProcessSample(
                 pid=pid,
@@ -445,53 +433,6 @@ class NvmlBackend(Backend):
             )
             for pid, (used, kind, gi, ci) in seen.items()
         ]
-
-    def _process_sm(self, gpu: _GpuState, notes: list[str]) -> dict[int, float] | None:
-        """Mean SM % per PID over the samples since the last poll; None when unknown (unsupported or failed).
-
-        A PID without a newer sample keeps its last reading for :data:`PROC_SM_HOLD_S` (the driver samples less
-        often than a fast poll asks); after that it is absent here, and reads 0 %.
-        """
-        if not gpu.proc_util:
-            return None
-        try:
-            samples = None
-            if gpu.proc_util_info:
-                try:
-                    samples = pynvml.nvmlDeviceGetProcessesUtilizationInfo(gpu.handle, gpu.last_ts)
-                except pynvml.NVMLError as exc:
-                    if exc.value not in _UNSUPPORTED:
-                        raise
-                    gpu.proc_util_info = False  # an older driver: the older call from now on
-            if samples is None:
-                samples = pynvml.nvmlDeviceGetProcessUtilization(gpu.handle, gpu.last_ts)
-        except pynvml.NVMLError as exc:
-            if exc.value in _NO_SAMPLES:
-                return self._held_sm(gpu, {})
-            if _unsupported(exc, gpu, "process utilization", notes):
-                gpu.proc_util = False
-            return None
-        sums: dict[int, list] = {}
-        last = gpu.last_ts
-        for s in samples:
-            acc = sums.setdefault(s.pid, [0, 0])
-            acc[0] += s.smUtil
-            acc[1] += 1
-            if s.timeStamp > last:
-                last = s.timeStamp
-        gpu.last_ts = last  # next poll asks only for newer samples, so each interval is counted once
-        return self._held_sm(gpu, {pid: total / n for pid, (total, n) in sums.items()})
-
-    @staticmethod
-    def _held_sm(gpu: _GpuState, fresh: dict[int, float]) -> dict[int, float]:
-        """``fresh`` readings, plus the last reading of each PID read under :data:`PROC_SM_HOLD_S` ago."""
-        now = time.monotonic()
-        for pid, sm in fresh.items():
-            gpu.sm_held[pid] = (sm, now)
-        for pid, (_, at) in list(gpu.sm_held.items()):
-            if now - at > PROC_SM_HOLD_S:
-                del gpu.sm_held[pid]
-        return {pid: sm for pid, (sm, _) in gpu.sm_held.items()}
 
     # -- the rest of the Backend interface -----------------------------------------------------------------------
 
