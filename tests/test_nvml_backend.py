@@ -340,6 +340,31 @@ def test_process_utilization_not_found_means_zero_and_timestamps_advance(fake_nv
         assert s.poll()["processes"][0]["sm_pct"] == 90.0  # only the new sample counts
 
 
+def test_first_read_leaves_out_a_sample_the_driver_held_from_before(fake_nvml, children):
+    # The first query gets what the driver still holds: a real H200 answered with a 9 s old sample (18 %, the job
+    # starting). Stamped in Unix microseconds, it is left out; the fresh one is the reading.
+    now_us = int(time.time() * 1e6)
+    sc = fake_nvml.write(
+        Scenario(
+            gpus=[GpuSpec()],
+            processes=[Proc(0, children[0]), Proc(0, children[1])],
+            samples=[
+                Sample(0, children[0], now_us - 9_000_000, 18),
+                Sample(0, children[0], now_us, 99),
+                Sample(0, children[1], now_us - 9_000_000, 40),
+            ],
+        )
+    )
+    with fake_nvml.session() as s:
+        sm = {p["pid"]: p["sm_pct"] for p in s.poll()["processes"]}
+        assert sm == {children[0]: 99.0, children[1]: 0.0}
+        # Later reads ask for samples newer than the last one seen: those are readings, whatever their age.
+        sc.samples.append(Sample(0, children[1], now_us + 1, 70))
+        fake_nvml.write(sc)
+        sm = {p["pid"]: p["sm_pct"] for p in s.poll()["processes"]}
+        assert sm[children[1]] == 70.0
+
+
 def test_no_samples_at_all_is_zero(fake_nvml, children):
     fake_nvml.write(Scenario(gpus=[GpuSpec()], processes=[Proc(0, children[0], used_bytes=-1)]))
     doc = json.loads(_snapshot(fake_nvml.env(), "--json").stdout)

@@ -6,6 +6,10 @@ timestamp asked for (NOT_FOUND when there is none). A real H200 (driver 580) tak
 query with the newest; a poll sooner than that after the previous one finds nothing newer, which is not an idle
 process, so the last reading stands for :data:`PROC_SM_HOLD_S`. Past that, no new sample means the process ran
 nothing: it is left out, and the backend reads it as 0 %.
+
+The first query (timestamp 0) gets whatever the driver still holds, which can be old: the H200 answered with a
+sample from 9 s earlier, taken while the job was still starting. The driver stamps samples in Unix microseconds, so
+on that first read a sample more than :data:`FIRST_READ_MAX_AGE_S` older than this machine's clock is left out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ import pynvml
 
 PROC_SM_HOLD_S = 0.5
 """Seconds a process's last SM % stands when the driver has no newer sample of it."""
+
+FIRST_READ_MAX_AGE_S = 2.0
+"""On the first read, samples older than this (by the wall clock) are not the process's reading now."""
+
+_WALL_US = 10**15
+"""Timestamps from this on (September 2001 in Unix microseconds) are the wall clock's; below, a counter."""
 
 NO_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
 """NOT_FOUND: nothing ran since the timestamp; pynvml also raises ``NVMLError(0)`` when the size query succeeds
@@ -68,12 +78,15 @@ class ProcessSm:
             return None
         sums: dict[int, list] = {}
         last = self.last_ts
+        oldest = (time.time() - FIRST_READ_MAX_AGE_S) * 1e6 if last == 0 else None
         for s in samples:
+            if s.timeStamp > last:
+                last = s.timeStamp
+            if oldest is not None and _WALL_US <= s.timeStamp < oldest:
+                continue  # held by the driver from before: not a reading of now
             acc = sums.setdefault(s.pid, [0, 0])
             acc[0] += s.smUtil
             acc[1] += 1
-            if s.timeStamp > last:
-                last = s.timeStamp
         self.last_ts = last  # the next read asks only for newer samples, so each interval is counted once
         return self._standing({pid: total / n for pid, (total, n) in sums.items()})
 
