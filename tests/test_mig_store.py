@@ -40,6 +40,7 @@ def test_instances_are_stored_as_the_ledger_charged_them(tmp_path):
         gpus = store.gpus(1)
         series = store.job_series(1, "mistral-7b-serve")
     assert gpus[MIG_GPU]["mig"] == want  # every figure, exactly
+    assert [g["mig_slices"] for g in gpus] == [None] * MIG_GPU + [7]  # what "3/7" is out of (m010_mig_slices)
     # The job's stored series carries its own instance's utilization too, as its totals do (not GPU 4's).
     eff_s = sum(p["utilization"] * p["gpu_s"] for p in series)
     job = rec.ledger.jobs["mistral-7b-serve"]
@@ -127,3 +128,20 @@ def test_a_database_from_before_mig_was_stored_still_reads(tmp_path):
     assert g["mig"] is None
     assert not Database(db_path)["mig_instances"].exists()
     assert gputab("--db", str(db_path), "export", "--csv", "--by", "mig").splitlines()[1:] == []
+
+
+def test_a_session_recorded_before_the_gpus_slices_were_stored_still_says_3_of_7(tmp_path):
+    from gputab.store.mig import parent_slices
+
+    db_path = tmp_path / "mid.db"
+    record(db_path, ticks=10)
+    # As a database between m009_mig and m010_mig_slices holds it: the instances, not the GPU's slices.
+    db = Database(db_path)
+    db.execute("UPDATE session_gpus SET mig_slices = NULL")
+    db.conn.commit()
+    db.close()
+    with Store.open(db_path, readonly=True) as store:
+        g = store.gpus(1)[MIG_GPU]
+    assert g["mig_slices"] is None
+    assert [parent_slices(g, m) for m in g["mig"]] == [7, 7, 7]  # worked back from the stored rates
+    assert "3/7 slices" in gputab("--db", str(db_path), "show", "last")

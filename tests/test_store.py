@@ -67,6 +67,7 @@ EXPECTED = {
         "idle_cost_usd",
         "unobserved_cost_usd",
         "energy_j",
+        "mig_slices",
     },
     "gpu_samples": {
         "session_id",

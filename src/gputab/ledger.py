@@ -210,6 +210,8 @@ class GpuTotals:
     """Seconds the energy counter has not moved (see :func:`interval_energy`)."""
     mig: dict[tuple[int, int], MigTotals] = field(default_factory=dict)
     """Its MIG instances by (GPU instance, compute instance) id, each with its part of the cost."""
+    mig_slices: int | None = None
+    """Its compute slices in MIG mode (the ``7`` of ``3/7``), as last seen; None off MIG."""
 
     def mig_json(self) -> list[dict]:
         """Each MIG instance's totals (see :class:`gputab.shares.MigTotals`), by GPU and compute instance id."""
@@ -234,6 +236,7 @@ class GpuTotals:
             "burn_rate_usd_per_hour": self.burn_rate_usd_per_hour,
             "seconds": self.seconds,
             "mig": self.mig_json() or None,
+            "mig_slices": self.mig_slices,
         }
 
 
@@ -428,6 +431,7 @@ class Ledger:
             gt.idle_cost_usd += shares[IDLE] * charged
         if not lost:
             charge_instances(gt.mig, g, charged, charged_dt)
+            gt.mig_slices = g.mig_slices or gt.mig_slices
         gt.energy_j += energy_j
         gt.seconds += dt
         if method != "none":

@@ -349,6 +349,7 @@ class Recorder:
                     "unobserved_cost_usd": g.unobserved_cost_usd,
                     "energy_j": g.energy_j,
                     "mig": g.mig_json(),
+                    "mig_slices": g.mig_slices,
                 }
             )
         last_wall = self._last_snap.wall if self._last_snap is not None else None

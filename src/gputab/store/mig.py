@@ -58,11 +58,13 @@ def read_instances(db: Connection, session_id: int) -> dict[int, list[dict]]:
 def parent_slices(gpu: dict, instance: dict) -> int | None:
     """The compute slices of a stored instance's GPU (7 on an A100/H100/H200), for ``3/7``; None when unknown.
 
-    The table keeps only the instance's own slices; its rate is the GPU's rate x slices / the GPU's slices
-    (cost-model.md, "MIG instances"), both written from the same price, so the GPU's slices come back as
-    slices x the GPU's rate / the instance's rate. A free GPU (rate 0) or a figure that is not a whole number of
-    slices gives None.
+    Stored with the GPU since ``m010_mig_slices``. A session recorded between ``m009_mig`` and that has only the
+    instance's own slices; its rate is the GPU's rate x slices / the GPU's slices (cost-model.md, "MIG instances"),
+    both written from the same price, so the GPU's slices come back as slices x the GPU's rate / the instance's
+    rate. A free GPU (rate 0) or a figure that is not a whole number of slices gives None.
     """
+    if gpu.get("mig_slices"):
+        return int(gpu["mig_slices"])
     slices, rate, parent_rate = instance.get("slices"), instance.get("rate_per_hour"), gpu.get("rate_per_hour")
     if not slices or not rate or not parent_rate or rate <= 0 or parent_rate <= 0:
         return None

@@ -418,3 +418,10 @@ def m009_mig(db: Database) -> None:
             PRIMARY KEY (session_id, gpu_index, gpu_instance_id, compute_instance_id)
         ) WITHOUT ROWID"""
     )
+
+
+@migrations()
+def m010_mig_slices(db: Database) -> None:
+    """A GPU's compute slices when it ran in MIG mode (7 on an A100/H100/H200): what an instance's ``slices`` are
+    out of (``3/7``), and what its price share was reckoned on. NULL off MIG and in sessions recorded before."""
+    db["session_gpus"].add_column("mig_slices", int)

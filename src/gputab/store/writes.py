@@ -46,6 +46,7 @@ _GPU_COLUMNS = (
     "idle_cost_usd",
     "unobserved_cost_usd",
     "energy_j",
+    "mig_slices",
 )
 _GPU_UPSERT = (
     f"INSERT INTO session_gpus (session_id, gpu_index, {', '.join(_GPU_COLUMNS)}) "
