@@ -12,7 +12,8 @@ from tui_support import advance, make_app
 from gputab.tui.details_screen import DetailsScreen
 from gputab.tui.frame import ProcessView
 from gputab.tui.keys_screen import KeysScreen, own_bindings
-from gputab.tui.widgets.jobs import JobsTable, own_sm_share
+from gputab.tui.sm_share import own_sm_share
+from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.table import KeyedTable
 
 VIEWS = ("1", "2", "3", "4")

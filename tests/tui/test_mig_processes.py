@@ -10,10 +10,11 @@ import pytest
 from test_mig_views import _mig_gpu, _mig_proc
 from tui_support import advance, make_app
 
+from gputab.tui.history import process_sm_key
 from gputab.tui.keys_screen import KeysScreen
 from gputab.tui.processes_screen import ProcessesScreen
-from gputab.tui.widgets.jobs import own_sm_share
-from gputab.tui.widgets.process_panel import process_facts
+from gputab.tui.sm_share import own_sm_share
+from gputab.tui.widgets.process_panel import process_facts, sm_spec
 from gputab.tui.widgets.processes import ProcessTable, derived_sm, process_cells
 
 SM_COLUMN = [key for key, _, _ in ProcessTable.COLUMNS].index("sm")
@@ -75,6 +76,11 @@ async def test_processes_view_marks_the_derived_figures_and_says_why(demo_ctx, c
 
         # The panel says it too, for the selected process on an instance.
         serve = next(p for p in on_mig if p.tag == "mistral-7b-serve")
+        # Its SM chart draws the same ~SM over time (the history keeps the derived figure, not a gap).
+        await advance(app, clock, 2)
+        _, sm_points = app.history.points(process_sm_key(serve.key), None)
+        assert sm_points and 0 < sm_points[-1] <= 100, list(sm_points)  # NaN (a gap) before
+        assert sm_spec(serve, app.history, None, "session").lines[1].label == f"pid {serve.pid} ~SM"
         facts = process_facts(serve, frame, derived_sm(frame.processes, frame.gpus)[serve.key]).plain
         assert "GPU 4 MIG 3g.40gb" in facts and ", from its MIG instance" in facts and "SM ~" in facts
 

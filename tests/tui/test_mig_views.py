@@ -72,7 +72,7 @@ def _mig_gpu(*instances: tuple[int, float | None]) -> GpuView:
 
 
 def test_own_sm_on_mig_is_the_instances_activity_or_its_share_by_memory():
-    from gputab.tui.widgets.jobs import own_sm_share
+    from gputab.tui.sm_share import own_sm_share
 
     gpu = _mig_gpu((1, 60.0), (2, 40.0), (3, 30.0), (5, None))
     procs = [

@@ -18,6 +18,8 @@ from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING
 
+from gputab.tui.sm_share import instances_by_key, process_sm
+
 if TYPE_CHECKING:
     from gputab.tui.frame import Frame
 
@@ -142,11 +144,12 @@ class History:
             if j.tag in self._jobs or len(self._jobs) < MAX_JOBS:
                 self._jobs.add(j.tag)
                 row[job_key(j.tag)] = j.cost_usd
-        for p in frame.processes if self.track_processes else ():
+        procs = process_sm(frame.processes, instances_by_key(frame.gpus)) if self.track_processes else ()
+        for p, sm in procs:  # the driver's SM %, or on MIG the process's part of its instance's (the ~SM)
             key = p.key
             if key in self._processes or len(self._processes) < MAX_PROCESSES:
                 self._processes.add(key)
-                row[process_sm_key(key)] = NAN if p.sm_pct is None else p.sm_pct
+                row[process_sm_key(key)] = NAN if sm is None else sm
                 row[process_vram_key(key)] = NAN if p.used_memory_bytes is None else p.used_memory_bytes / GIB
         self.fine.append(t, row)
         cut = bisect_left(self.fine.t, t - FINE_SECONDS)

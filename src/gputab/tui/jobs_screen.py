@@ -9,8 +9,9 @@ from textual.widgets import DataTable
 
 from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.live_screen import LiveScreen
+from gputab.tui.sm_share import own_sm_share
 from gputab.tui.widgets.gpus import GpuTable
-from gputab.tui.widgets.jobs import JobsTable, own_sm_share
+from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.money import MoneyCharts
 
 

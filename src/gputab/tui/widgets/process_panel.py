@@ -66,7 +66,8 @@ def sm_spec(p: ProcessView, history: GpuHistory, window: float | None, label: st
     t0, t1 = history.window(window)
     gt, gv = history.points(util_key(p.gpu_index), window)
     pt, pv = history.points(process_sm_key(p.key), window)
-    lines = (Line(f"GPU {p.gpu_index} util (all)", gt, gv, "green"), Line(f"pid {p.pid} SM", pt, pv, "cyan"))
+    sm = "~SM" if p.sm_pct is None and p.gpu_instance_id is not None else "SM"  # on MIG: from its instance
+    lines = (Line(f"GPU {p.gpu_index} util (all)", gt, gv, "green"), Line(f"pid {p.pid} {sm}", pt, pv, "cyan"))
     return ChartSpec(f"GPU {p.gpu_index}, % ({label})", lines, 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%")
 
 
