@@ -17,22 +17,38 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def record_demo_session(db_path, ticks: int = 3):
-    """Record one short, cleanly closed demo session into ``db_path`` with the real recorder on a fake clock;
-    returns the recorder (its ledger holds what it charged)."""
+def demo_recorder(db_path, observers=(), wall_start: float | None = None, store=None):
+    """The real recorder of the demo box into ``db_path`` on a fake clock (default config), not started;
+    returns ``(recorder, clock)``.
+
+    Args:
+        observers: the recorder's observers (an ``AlertObserver`` for alert and budget tests).
+        wall_start: the fake clock's wall time at its start (default: FakeClock's).
+        store: the store to write into (default: ``Store(db_path)``, opened when the recorder starts).
+    """
     from gputab.config import Config
     from gputab.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
     from gputab.store.database import Store
 
-    clock = FakeClock()
+    clock = FakeClock() if wall_start is None else FakeClock(wall_start=wall_start)
     rec = Recorder(
         DemoBackend(clock=clock, wall_clock=clock.wall),
-        Store.open(db_path),
+        Store(db_path) if store is None else store,
         Config(),
         clock=clock,
         wall_clock=clock.wall,
+        observers=list(observers),
     )
+    return rec, clock
+
+
+def record_demo_session(db_path, ticks: int = 3):
+    """Record one short, cleanly closed demo session into ``db_path`` with the real recorder on a fake clock;
+    returns the recorder (its ledger holds what it charged)."""
+    from gputab.store.database import Store
+
+    rec, clock = demo_recorder(db_path, store=Store.open(db_path))
     rec.start()
     for _ in range(ticks):
         clock.advance(1.0)

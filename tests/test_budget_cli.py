@@ -18,10 +18,8 @@ from gputab.alerts import AlertObserver
 from gputab.cli.main import cli
 from gputab.config import Config
 from gputab.errors import GputabError
-from gputab.recorder import Recorder
-from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.store import Store
 from gputab.store.schema import migrate
+from support import demo_recorder
 
 LORA = "llama3-8b-lora"
 
@@ -165,17 +163,9 @@ def test_a_negative_cap_from_the_real_command_line(tmp_path):
 
 def test_list_shows_the_live_recordings_spend_time_to_cap_and_projected_overrun(tmp_path):
     db = tmp_path / "g.db"
-    clock = FakeClock()
     gputab("--db", str(db), "budget", "set", "llama3-*", "5")
     obs = AlertObserver.from_config(Config())
-    rec = Recorder(
-        DemoBackend(clock=clock, wall_clock=clock.wall),
-        Store(db),
-        Config(),
-        clock=clock,
-        wall_clock=clock.wall,
-        observers=[obs],
-    )
+    rec, clock = demo_recorder(db, [obs])
     rec.start()
     try:
         for _ in range(45):  # the fine-tune's forecast needs 30 s of reported progress

@@ -16,8 +16,8 @@ from gputab.budget_keeper import REREAD_SECONDS
 from gputab.cli.main import cli
 from gputab.config import Config
 from gputab.recorder import Recorder
-from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.store import Store
+from gputab.sampling.demo import FakeClock
+from support import demo_recorder
 
 LORA = "llama3-8b-lora"
 
@@ -33,16 +33,8 @@ def budget(db, *args: str) -> str:
 
 
 def recorder(db, wall_start: float) -> tuple[Recorder, AlertObserver, FakeClock]:
-    clock = FakeClock(wall_start=wall_start)
     obs = AlertObserver.from_config(Config())
-    rec = Recorder(
-        DemoBackend(clock=clock, wall_clock=clock.wall),
-        Store(db),
-        Config(),
-        clock=clock,
-        wall_clock=clock.wall,
-        observers=[obs],
-    )
+    rec, clock = demo_recorder(db, [obs], wall_start)
     obs.sink = rec.record_alert  # stored with the session, as `gputab record` does
     return rec, obs, clock
 

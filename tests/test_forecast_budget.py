@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+import support
 from gputab.alerts import BUDGET_PROJECTED, BUDGET_WARNING, AlertEngine, AlertObserver
 from gputab.config import Config
-from gputab.recorder import Recorder
-from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.store import Store
 
 LORA = "llama3-8b-lora"
 
@@ -51,16 +49,7 @@ def test_projected_to_exceed_warns_with_the_overrun_and_counts_earlier_spend():
 
 
 def demo_recorder(db, observers=()):
-    clock = FakeClock()
-    rec = Recorder(
-        DemoBackend(clock=clock, wall_clock=clock.wall),
-        Store(db),
-        Config(),
-        clock=clock,
-        wall_clock=clock.wall,
-        observers=observers,
-    )
-    rec.fake_clock = clock
+    rec, rec.fake_clock = support.demo_recorder(db, observers)
     return rec
 
 
