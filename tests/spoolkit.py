@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 

@@ -26,8 +26,8 @@ def demo_recorder(db_path, observers=(), wall_start: float | None = None, store=
         wall_start: the fake clock's wall time at its start (default: FakeClock's).
         store: the store to write into (default: ``Store(db_path)``, opened when the recorder starts).
     """
-    from gputab.config import Config
-    from gputab.recorder import Recorder
+    from gputab.config.settings import Config
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
     from gputab.store.database import Store
 

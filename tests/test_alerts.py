@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gputab.alerts import (
+from gputab.alerts.observer import (
     BUDGET_EXCEEDED,
     BUDGET_WARNING,
     CRITICAL,
@@ -27,9 +27,9 @@ from gputab.alerts import (
     format_duration,
     format_money,
 )
-from gputab.budgets import Budget
-from gputab.config import AlertsConfig, Config
-from gputab.ledger import IDLE, UNOBSERVED, GpuInterval
+from gputab.budgets.model import Budget
+from gputab.config.settings import AlertsConfig, Config
+from gputab.cost.ledger import IDLE, UNOBSERVED, GpuInterval
 from gputab.sampling.snapshot import GpuSample, Snapshot
 
 GIB = 1024**3
@@ -352,7 +352,7 @@ def test_waste_unexplained_without_a_reason():
 
 
 def test_the_demo_raises_a_waste_alert_in_its_first_minute(tmp_path):
-    from gputab.recorder import Recorder
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
     from gputab.store import Store
 
@@ -436,7 +436,7 @@ class RecordingEnforcer:
         return tag == "train"
 
     def stop(self, tag, procs, now, wall, budget=None):
-        from gputab.enforcement import EnforcementAction
+        from gputab.budgets.enforcement import EnforcementAction
 
         self.calls.append((tag, sorted(procs)))
         return [EnforcementAction(wall, tag, pid, "SIGINT", "sent", "test") for pid, _ in procs]

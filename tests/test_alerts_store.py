@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from gputab.alerts import BUDGET_EXCEEDED, BUDGET_WARNING, CRITICAL, ENFORCEMENT, WARNING, Alert, AlertObserver
+from gputab.alerts.observer import BUDGET_EXCEEDED, BUDGET_WARNING, CRITICAL, ENFORCEMENT, WARNING, Alert, AlertObserver
 from gputab.cli.main import cli
-from gputab.config import Config, RecorderConfig
-from gputab.recorder import Recorder
+from gputab.config.settings import Config, RecorderConfig
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import SessionMeta, SessionWriter, Store, StoreWriteError
 from gputab.store.schema import known_names, migrate

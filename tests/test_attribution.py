@@ -19,7 +19,7 @@ from gputab.attribution import (
     sanitize_tag,
     validate_tag,
 )
-from gputab.config import AttributionConfig, TagRule
+from gputab.config.settings import AttributionConfig, TagRule
 from gputab.redaction import is_secret_name, redact_cmdline
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.demo import DemoInspector

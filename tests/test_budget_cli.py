@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
 
-from gputab.alerts import AlertObserver
+from gputab.alerts.observer import AlertObserver
 from gputab.cli.main import cli
-from gputab.config import Config
+from gputab.config.settings import Config
 from gputab.errors import GputabError
 from gputab.store.schema import migrate
 from support import demo_recorder

@@ -1,5 +1,5 @@
 """The pure budget model: periods on the UTC calendar, which budget holds a tag, layers, and spend per period with
-rollover (gputab/budgets.py)."""
+rollover (gputab/budgets/model.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gputab.alerts import BUDGET_EXCEEDED, BUDGET_PROJECTED, BUDGET_WARNING, AlertEngine
-from gputab.budgets import (
+from gputab.alerts.observer import BUDGET_EXCEEDED, BUDGET_PROJECTED, BUDGET_WARNING, AlertEngine
+from gputab.budgets.model import (
     Budget,
     BudgetBook,
     from_caps,

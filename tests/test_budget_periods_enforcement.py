@@ -20,12 +20,12 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from gputab.alerts import BUDGET_EXCEEDED, ENFORCEMENT, AlertEngine, AlertObserver
-from gputab.budgets import Budget
+from gputab.alerts.observer import BUDGET_EXCEEDED, ENFORCEMENT, AlertEngine, AlertObserver
+from gputab.budgets.enforcement import CANCELLED, SENT, BudgetEnforcer
+from gputab.budgets.model import Budget
 from gputab.cli.main import cli
-from gputab.config import parse_config
-from gputab.enforcement import CANCELLED, SENT, BudgetEnforcer
-from gputab.recorder import Recorder
+from gputab.config.settings import parse_config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import FakeClock
 from gputab.sampling.snapshot import Snapshot
 from gputab.store import Store

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
-from gputab.alerts import BUDGET_EXCEEDED, AlertObserver
-from gputab.budget_keeper import REREAD_SECONDS
+from gputab.alerts.observer import BUDGET_EXCEEDED, AlertObserver
 from gputab.cli.main import cli
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.budget_keeper import REREAD_SECONDS
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import FakeClock
 from support import demo_recorder
 

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from gputab.budgets import Budget, from_config
-from gputab.config import BudgetConfig, parse_config
-from gputab.enforcement import REFUSED, SENT, BudgetEnforcer, ProcessIdentity, identify
+from gputab.budgets.enforcement import REFUSED, SENT, BudgetEnforcer, ProcessIdentity, identify
+from gputab.budgets.model import Budget, from_config
+from gputab.config.settings import BudgetConfig, parse_config
 from gputab.errors import ConfigError
 
 TABLES = """\

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.config import Config, load_config, parse_config
+from gputab.config.settings import Config, load_config, parse_config
 from gputab.errors import ConfigError
 
 

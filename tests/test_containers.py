@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 from fakenvml import GpuSpec, Proc, Scenario
+from gputab.live.frame import Frame
 from gputab.sampling.containers import INIT_PID_NS, UNATTRIBUTED, PidVisibility
-from gputab.tui.frame import Frame
 from gputab.tui.widgets.header import header_text
 
 SLEEP = "import time; time.sleep(60)"

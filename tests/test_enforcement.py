@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import psutil
 import pytest
 
-from gputab.alerts import ENFORCEMENT, AlertEngine, AlertObserver
-from gputab.budgets import Budget
-from gputab.enforcement import (
+from gputab.alerts.observer import ENFORCEMENT, AlertEngine, AlertObserver
+from gputab.budgets.enforcement import (
     FAILED,
     GONE,
     REFUSED,
@@ -27,6 +26,7 @@ from gputab.enforcement import (
     identify,
     may_signal,
 )
+from gputab.budgets.model import Budget
 from gputab.sampling.snapshot import Snapshot
 
 # Traps SIGINT and keeps going (a job that ignores the polite request), reports SIGTERM and exits.
@@ -311,7 +311,7 @@ LAUNCHER = (
 
 
 def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_path):
-    from gputab.run_watch import JobGuard, process_tree
+    from gputab.recording.run_watch import JobGuard, process_tree
 
     worker_log = tmp_path / "worker.log"
     launcher = spawn([sys.executable, "-I", "-c", LAUNCHER, WORKER, str(worker_log)])
@@ -357,7 +357,7 @@ def test_job_guard_stops_the_command_and_its_children_of_gputab_run(spawn, tmp_p
 
 
 def test_job_guard_without_stop_at_cap_only_warns(spawn):
-    from gputab.run_watch import JobGuard
+    from gputab.recording.run_watch import JobGuard
 
     child = python_child(spawn, STUBBORN)
     out = io.StringIO()

@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.config import Config
-from gputab.export import (
+from gputab.config.settings import Config
+from gputab.cost.ledger import IDLE, Ledger
+from gputab.publish.csv_export import (
     COLUMNS,
     GPU_COLUMNS,
     JOB_COLUMNS,
@@ -27,9 +28,8 @@ from gputab.export import (
     iso_utc,
     neutralise,
 )
-from gputab.ledger import IDLE, Ledger
-from gputab.publish import public
-from gputab.recorder import Recorder
+from gputab.publish.document import public
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store.database import Store
 from gputab.store.lock import utc_iso

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gputab.metrics import GPU_LABELS, JOB_LABELS, TickCollector
+from gputab.publish.metrics import GPU_LABELS, JOB_LABELS, TickCollector
 from gputab.sampling.demo import DEMO_HOST, DEMO_HOST_ENV, DemoBackend
 from test_metrics import make_tick
 

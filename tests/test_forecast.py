@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.forecast import ProgressTrack, forecast
+from gputab.cost.forecast import ProgressTrack, forecast
 
 rates = st.floats(min_value=1e-6, max_value=1e-2)
 burns = st.floats(min_value=0.01, max_value=500.0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import support
-from gputab.alerts import BUDGET_PROJECTED, BUDGET_WARNING, AlertEngine, AlertObserver
-from gputab.config import Config
+from gputab.alerts.observer import BUDGET_PROJECTED, BUDGET_WARNING, AlertEngine, AlertObserver
+from gputab.config.settings import Config
 
 LORA = "llama3-8b-lora"
 

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gputab.cli.snapshot import FORECAST_KEYS, add_forecasts, live_forecasts
-from gputab.config import Config
-from gputab.metrics import TickCollector
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.publish.metrics import TickCollector
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 from support import gputab_cmd

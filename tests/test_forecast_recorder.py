@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from gputab.config import Config, RecorderConfig
-from gputab.recorder import Recorder
+from gputab.config.settings import Config, RecorderConfig
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 from spoolkit import NOBODY, reporter, shared_spool_fixture  # noqa: F401

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.config import PriceOverride, PricesConfig
-from gputab.ledger import IDLE, UNOBSERVED, Ledger, interval_energy, split_shares
-from gputab.pricing import PriceTable, match_model, owned_rate_per_hour
+from gputab.config.settings import PriceOverride, PricesConfig
+from gputab.cost.ledger import IDLE, UNOBSERVED, Ledger, interval_energy, split_shares
+from gputab.cost.pricing import PriceTable, match_model, owned_rate_per_hour
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 
 H100 = "NVIDIA H100 80GB HBM3"

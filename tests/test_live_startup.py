@@ -44,7 +44,7 @@ LATER = (
     "gputab.tui.spend_screen",  # `$`
     "gputab.tui.keys_screen",  # `?`
     "gputab.tui.details_screen",
-    "gputab.tui.attached_feed",  # only when a recorder is running
+    "gputab.live.attached_feed",  # only when a recorder is running
     "numpy",
     "pandas",
     "importlib.metadata",  # textual.__version__ reads it (30 ms): gputab.tui.textual_version reads the dist-info
@@ -115,7 +115,7 @@ def test_the_first_frame_loads_neither_other_screens_nor_openssl(live):
     assert pty.wait() == 0, pty.out[-2000:]
     loaded = json.loads(report.read_text())
     modules = set(loaded["modules"])
-    assert "gputab.tui.app" in modules and "gputab.recorder" in modules  # the report is of a live view
+    assert "gputab.tui.app" in modules and "gputab.recording.recorder" in modules  # the report is of a live view
     early = sorted(m for m in modules if any(m == x or m.startswith(x + ".") for x in LATER))
     assert early == []
     assert not loaded["libcrypto"]
@@ -143,7 +143,7 @@ def test_a_live_view_on_an_existing_database_loads_no_sqlite_utils(tmp_path):
     finally:
         pty.close()
     modules = set(json.loads(report.read_text())["modules"])
-    assert "gputab.recorder" in modules and "gputab.store.writes" in modules  # it recorded
+    assert "gputab.recording.recorder" in modules and "gputab.store.writes" in modules  # it recorded
     assert sorted(m for m in modules if m.split(".")[0] in AT_CURRENT_SCHEMA) == []
     with Store.open(db, create=False) as store:  # and what it recorded is there
         assert [s["id"] for s in store.sessions()] == [1]

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from gputab.alerts import Alert
-from gputab.ledger import IDLE, UNOBSERVED, GpuInterval
-from gputab.metrics import OTHER, UNTAGGED, MetricsObserver, TagLabels, TickCollector
+from gputab.alerts.observer import Alert
+from gputab.cost.ledger import IDLE, UNOBSERVED, GpuInterval
+from gputab.publish.metrics import OTHER, UNTAGGED, MetricsObserver, TagLabels, TickCollector
 from gputab.sampling.snapshot import GpuSample, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -386,9 +386,9 @@ def test_prometheus_scrape_example_names_the_metrics_endpoint():
 def test_recorder_ticks_feed_metrics_and_alerts(tmp_path):
     import io
 
-    from gputab.alerts import AlertObserver
-    from gputab.config import AlertsConfig, Config
-    from gputab.recorder import Recorder
+    from gputab.alerts.observer import AlertObserver
+    from gputab.config.settings import AlertsConfig, Config
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
     from gputab.store import Store
 

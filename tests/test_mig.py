@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakenvml import GIB, GpuSpec, Mig, Proc, Sample, Scenario
-from gputab.config import PriceOverride, PricesConfig
-from gputab.ledger import IDLE, Ledger, gpu_shares
-from gputab.pricing import PriceTable, mig_fraction, mig_rate_per_hour
+from gputab.config.settings import PriceOverride, PricesConfig
+from gputab.cost.ledger import IDLE, Ledger, gpu_shares
+from gputab.cost.pricing import PriceTable, mig_fraction, mig_rate_per_hour
 from gputab.sampling.snapshot import GpuSample, MigSample, ProcessSample, Snapshot
 
 H100 = "NVIDIA H100 80GB HBM3"

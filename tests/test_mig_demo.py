@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from gputab.config import load_config
-from gputab.ledger import IDLE, Ledger
-from gputab.pricing import PriceTable
+from gputab.config.settings import load_config
+from gputab.cost.ledger import IDLE, Ledger
+from gputab.cost.pricing import PriceTable
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.sampling.mig import parent_utilization, profile_name
 from support import gputab_cmd

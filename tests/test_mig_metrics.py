@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from gputab.mig_metrics import MIG_LABELS
-from gputab.vocabulary import METRICS
+from gputab.publish.mig_metrics import MIG_LABELS
+from gputab.publish.vocabulary import METRICS
 from test_prometheus_integration import (  # noqa: F401 - servers is a fixture
     GPUTAB,
     PROMETHEUS,

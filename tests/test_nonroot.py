@@ -100,7 +100,7 @@ def test_a_rule_still_tags_what_the_environment_cannot(nobody):
         r"""
 import json, sys
 from gputab.attribution import Attributor
-from gputab.config import AttributionConfig, TagRule
+from gputab.config.settings import AttributionConfig, TagRule
 from gputab.sampling.host import HostInspector
 """
         + _BECOME

@@ -10,9 +10,9 @@ import os
 import pytest
 
 from fakenvml import Error, GpuSpec, Proc, Sample, Scenario
-from gputab.config import PriceOverride, PricesConfig
-from gputab.ledger import ENERGY_COUNTER_PERIOD_S, Ledger
-from gputab.pricing import PriceTable
+from gputab.config.settings import PriceOverride, PricesConfig
+from gputab.cost.ledger import ENERGY_COUNTER_PERIOD_S, Ledger
+from gputab.cost.pricing import PriceTable
 from gputab.sampling.snapshot import GpuSample, Snapshot
 
 ME = os.getpid()

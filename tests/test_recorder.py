@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from gputab.config import Config, RecorderConfig
-from gputab.recorder import Recorder
+from gputab.config.settings import Config, RecorderConfig
+from gputab.recording.recorder import Recorder
+from gputab.recording.tick import Tick
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import RecorderRunning, Store
-from gputab.tick import Tick
 
 
 def _recorder(tmp_path, observers=(), **rc) -> Recorder:

@@ -136,7 +136,7 @@ def test_kill_9_leaves_a_crashed_session_that_lost_at_most_one_commit(config):
     (s,) = cli_json("--demo", "sessions")  # any command that opens the database closes the orphan
     assert s["end_reason"] == "crashed"
     # The last committed tick, exactly (the public times are whole seconds): what the crash kept.
-    from gputab.paths import default_db
+    from gputab.config.paths import default_db
 
     conn = sqlite3.connect(f"file:{default_db(True)}?mode=ro", uri=True)
     try:
@@ -154,7 +154,7 @@ def test_kill_9_leaves_a_crashed_session_that_lost_at_most_one_commit(config):
 
 
 def _committed_ticks() -> int:
-    from gputab.paths import default_db
+    from gputab.config.paths import default_db
 
     conn = sqlite3.connect(f"file:{default_db(True)}?mode=ro", uri=True)
     try:

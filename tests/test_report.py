@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.progress.spool import STALE_SECONDS, SpoolReader
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.spool import STALE_SECONDS, SpoolReader
 from gputab.store import Store
 
 TRAIN = textwrap.dedent("""
@@ -54,7 +54,7 @@ def test_import_and_report_stay_light():
     code = (
         "import sys, gputab; gputab.report(samples=1, tag='t'); "
         "print(','.join(k for k in sys.modules if k.startswith(('textual', 'sqlite', 'gputab.store', "
-        "'gputab.ledger', 'pynvml', 'psutil', 'platformdirs', 'click'))))"
+        "'gputab.cost.ledger', 'pynvml', 'psutil', 'platformdirs', 'click'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from gputab.config import Config
-from gputab.publish import SCHEMA_VERSION
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.publish.document import SCHEMA_VERSION
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import Store
 from support import gputab_cmd

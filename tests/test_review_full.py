@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.ledger import IDLE, UNOBSERVED
-from gputab.publish import public
+from gputab.cost.ledger import IDLE, UNOBSERVED
+from gputab.publish.document import public
 from gputab.sampling.demo import DEMO_START_WALL
 from test_export import DAY, GPUTAB, record_demo
 

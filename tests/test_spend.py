@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from gputab.cli.main import cli
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
 from support import gputab_cmd, subprocess_env

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gputab.spool import demo_spool
+from gputab.progress.spool import demo_spool
 from gputab.store import Store
 from spoolkit import Stepper, demo_recorder, job, report_once, steps
 from support import gputab_cmd

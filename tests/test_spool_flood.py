@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gputab.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
+from gputab.progress.spool import TAGS_PER_OWNER, TICK_BUDGET_SECONDS
 from gputab.store import Store
 from spoolkit import NOBODY, Stepper, demo_recorder, job, reporter, shared_spool_fixture, steps  # noqa: F401
 
@@ -89,9 +89,9 @@ def test_one_owner_gets_a_bounded_number_of_tags_per_read(shared_spool, tmp_path
 
 
 def test_an_owner_with_too_many_files_is_remembered_up_to_a_bound(shared_spool, tmp_path, monkeypatch):
-    import gputab.spool_reader
+    import gputab.progress.spool_reader
 
-    monkeypatch.setattr(gputab.spool_reader, "KNOWN_PER_OWNER", 5)
+    monkeypatch.setattr(gputab.progress.spool_reader, "KNOWN_PER_OWNER", 5)
     rec = demo_recorder(tmp_path / "g.db", shared_spool)
     rec.start()
     reporter(FLOOD.format(files=20), shared_spool, NOBODY)  # 22 files

@@ -12,9 +12,9 @@ import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gputab.config import Config
-from gputab.metrics import TickCollector
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.publish.metrics import TickCollector
+from gputab.recording.recorder import Recorder
 from gputab.sampling.backend import Backend
 from gputab.sampling.demo import FakeClock
 from gputab.sampling.host import HostInspector

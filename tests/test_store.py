@@ -11,8 +11,8 @@ import sys
 import pytest
 from sqlite_utils import Database
 
-from gputab.config import Config, RecorderConfig
-from gputab.recorder import Recorder
+from gputab.config.settings import Config, RecorderConfig
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.store import (
     NoDatabase,

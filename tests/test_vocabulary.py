@@ -1,5 +1,5 @@
 """One scripting vocabulary: every ``--json`` document, CSV header and Prometheus metric uses only the keys of
-gputab.vocabulary, with the unit its suffix names and the JSON type it documents; docs/json.md is current.
+gputab.publish.vocabulary, with the unit its suffix names and the JSON type it documents; docs/json.md is current.
 
 The documents come from the real commands (Click's runner, or the real fleet query against the recorded fake
 Prometheus) over a demo session recorded into tmp_path, not from hand-made dicts.
@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from fleet_fake import FakePrometheus, load
 from gputab.cli.main import cli
 from gputab.fleet import PromClient, fetch_fleet
-from gputab.publish import COUNTS, DATA_MAPS, RENAMES, SCHEMA_VERSION, public
-from gputab.spool import REASONS
-from gputab.vocabulary import BY_NAME, KEYS, METRICS, PROMETHEUS_UNITS, TYPES, UNIT_SUFFIXES
-from gputab.vocabulary_page import markdown
+from gputab.progress.spool import REASONS
+from gputab.publish.document import COUNTS, DATA_MAPS, RENAMES, SCHEMA_VERSION, public
+from gputab.publish.vocabulary import BY_NAME, KEYS, METRICS, PROMETHEUS_UNITS, TYPES, UNIT_SUFFIXES
+from gputab.publish.vocabulary_page import markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
@@ -75,9 +75,9 @@ PY_TYPES = {
 def db(tmp_path_factory) -> Path:
     """A recorded demo session with one raised and one cleared alert and a rejected spool report, through the
     real recorder's paths (record_alert, the writer's rejected reports), so every key of ``show`` appears."""
-    from gputab.alerts import BUDGET_WARNING, IDLE_MONEY, Alert
-    from gputab.config import Config
-    from gputab.recorder import Recorder
+    from gputab.alerts.observer import BUDGET_WARNING, IDLE_MONEY, Alert
+    from gputab.config.settings import Config
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DemoBackend, FakeClock
     from gputab.store.database import Store
 
@@ -136,7 +136,7 @@ def check_document(doc: dict, name: str) -> set[str]:
     assert doc["schema_version"] == SCHEMA_VERSION
     seen = set()
     for path, key, value in walk(doc):
-        assert key in BY_NAME, f"{name}: {path} is not in gputab.vocabulary"
+        assert key in BY_NAME, f"{name}: {path} is not in gputab.publish.vocabulary"
         seen.add(key)
         spec = BY_NAME[key]
         if value is None:
@@ -277,14 +277,14 @@ def test_public_renames_converts_and_leaves_data_alone():
 
 
 def test_prometheus_names_are_documented_and_in_base_units():
-    from gputab.metrics import TickCollector
+    from gputab.publish.metrics import TickCollector
     from test_metrics import make_tick
 
     collector = TickCollector("h", alerts=lambda: [])
     collector.update(make_tick())
     exposed = {f.name + ("_total" if f.type == "counter" else "") for f in collector.collect()}
     assert exposed <= set(METRICS), exposed - set(METRICS)
-    source = "".join((ROOT / "src/gputab" / f).read_text() for f in ("metrics.py", "mig_metrics.py"))
+    source = "".join((ROOT / "src/gputab/publish" / f).read_text() for f in ("metrics.py", "mig_metrics.py"))
     for name, key in METRICS.items():
         assert f'"{name}"' in source, f"{name} is documented but metrics.py does not serve it"
         assert name.endswith(PROMETHEUS_UNITS), name
@@ -293,7 +293,7 @@ def test_prometheus_names_are_documented_and_in_base_units():
 
 def test_docs_page_is_generated_from_the_vocabulary():
     page = (ROOT / "docs/json.md").read_text()
-    assert page == markdown(), "docs/json.md is stale: python -m gputab.vocabulary > docs/json.md"
+    assert page == markdown(), "docs/json.md is stale: python -m gputab.publish.vocabulary_page > docs/json.md"
     for k in KEYS:
         assert page.count(f"| `{k.name}` | {k.type} |") == 1, k.name
 
@@ -312,7 +312,7 @@ def test_help_names_only_real_keys(command):
 
 
 def test_readme_lists_the_csv_columns_in_order():
-    from gputab.export import COLUMNS
+    from gputab.publish.csv_export import COLUMNS
 
     text = (ROOT / "README.md").read_text()
     for by, columns in COLUMNS.items():

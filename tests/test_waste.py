@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.config import PriceOverride, PricesConfig, WasteConfig
-from gputab.diagnosis import ALL_REASONS, JobOnGpu, diagnose
-from gputab.ledger import IDLE, UNOBSERVED, Ledger
-from gputab.pricing import PriceTable
+from gputab.config.settings import PriceOverride, PricesConfig, WasteConfig
+from gputab.cost.diagnosis import ALL_REASONS, JobOnGpu, diagnose
+from gputab.cost.ledger import IDLE, UNOBSERVED, Ledger
+from gputab.cost.pricing import PriceTable
+from gputab.cost.waste import THROTTLE_REASONS, split_cost
 from gputab.sampling.snapshot import CpuSample, GpuSample, ProcessSample, Snapshot
-from gputab.waste import THROTTLE_REASONS, split_cost
 
 H100 = "NVIDIA H100 80GB HBM3"
 GIB = 1 << 30
@@ -266,7 +266,7 @@ def test_evidence_never_carries_outside_text():
 
 
 def test_waste_config_section_parses_and_validates():
-    from gputab.config import parse_config
+    from gputab.config.settings import parse_config
     from gputab.errors import ConfigError
 
     cfg = parse_config("[waste]\ninput_cpu_pct = 75\nstranded_seconds = 120\n", "g.toml")

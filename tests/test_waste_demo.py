@@ -3,12 +3,12 @@
 import pytest
 
 from gputab.attribution import Attributor
-from gputab.config import AttributionConfig, PricesConfig, WasteConfig
-from gputab.diagnosis import REASONS, UNEXPLAINED
-from gputab.ledger import Ledger
-from gputab.pricing import PriceTable
+from gputab.config.settings import AttributionConfig, PricesConfig, WasteConfig
+from gputab.cost.diagnosis import REASONS, UNEXPLAINED
+from gputab.cost.ledger import Ledger
+from gputab.cost.pricing import PriceTable
+from gputab.cost.waste import config_for
 from gputab.sampling.demo import DemoBackend, FakeClock
-from gputab.waste import config_for
 
 
 def first_minute(seed: int, seconds: int = 60) -> dict:

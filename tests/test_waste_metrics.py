@@ -2,10 +2,10 @@
 
 import pytest
 
-from gputab.config import Config
-from gputab.diagnosis import ALL_REASONS
-from gputab.metrics import OTHER, TickCollector
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.cost.diagnosis import ALL_REASONS
+from gputab.publish.metrics import OTHER, TickCollector
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend, FakeClock
 from gputab.sampling.snapshot import THROTTLE_REASONS
 from gputab.store import Store

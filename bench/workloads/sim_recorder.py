@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import FakeClock
 from gputab.sampling.nvml import NvmlBackend
 from gputab.store import Store

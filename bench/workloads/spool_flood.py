@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend
 from gputab.store import Store
 

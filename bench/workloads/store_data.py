@@ -10,7 +10,7 @@ flushed once per simulated hour instead of every 2 s: the rows and pages are the
 transactions differs (generation would otherwise take an hour). Prints JSON on the last line.
 
 The year database has no per-step series: ``gputab export`` reads only sessions, jobs and GPU totals (see
-``gputab/exporter.py`` and ``store/review.load_session``), and 25 million series rows would take longer to
+``gputab/publish/csv_export.py`` and ``store/review.load_session``), and 25 million series rows would take longer to
 generate than the whole bench may run.
 """
 

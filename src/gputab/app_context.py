@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gputab.config import Config, load_config
+from gputab.config.settings import Config, load_config
 from gputab.errors import GputabError
 
 

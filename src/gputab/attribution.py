@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from gputab.config import AttributionConfig
+from gputab.config.settings import AttributionConfig
 from gputab.redaction import redact_cmdline
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.containers import UNATTRIBUTED

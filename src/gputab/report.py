@@ -12,7 +12,7 @@ from a user other than the recorder's:
   claim the name first), holding the *cumulative* counts per tag, rewritten atomically (write a temporary
   file, then ``rename``), mode 0644 so the recorder can read it whatever user it runs as.
 - A recording session counts only what grew in the files while it recorded (it takes the counts it finds
-  when it starts as its baseline), and only for a job the file's owner runs: see :mod:`gputab.spool`. It
+  when it starts as its baseline), and only for a job the file's owner runs: see :mod:`gputab.progress.spool`. It
   deletes files it has read whole a day after their last update (when it may: the sticky bit stops it for
   other users' files, which ``systemd-tmpfiles`` ages out of ``/var/tmp``).
 """
@@ -41,7 +41,7 @@ hand-entered counts are both held to it."""
 
 
 def spool_dir() -> Path:
-    """``GPUTAB_SPOOL`` or ``/var/tmp/gputab-spool`` (here, not in gputab.paths, so this module stays stdlib-only)."""
+    """``GPUTAB_SPOOL`` or ``/var/tmp/gputab-spool`` (here, not in gputab.config.paths, so this module stays stdlib-only)."""
     env = os.environ.get("GPUTAB_SPOOL")
     return Path(env) if env else Path(DEFAULT_SPOOL)
 

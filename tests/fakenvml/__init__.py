@@ -279,9 +279,9 @@ for line in sys.stdin:
     elif cmd == "tick":  # poll -> attribute -> charge, as the recorder does; arg: the [waste] config as JSON
         if ledger is None:
             from gputab.attribution import Attributor
-            from gputab.config import AttributionConfig, PricesConfig, WasteConfig
-            from gputab.ledger import Ledger
-            from gputab.pricing import PriceTable
+            from gputab.config.settings import AttributionConfig, PricesConfig, WasteConfig
+            from gputab.cost.ledger import Ledger
+            from gputab.cost.pricing import PriceTable
             attributor = Attributor(backend.inspector(), AttributionConfig())
             ledger = Ledger(PriceTable.load(PricesConfig()), interval=0.2, gap_factor=50,
                             waste=WasteConfig(**json.loads(arg or "{}")))

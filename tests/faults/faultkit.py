@@ -98,8 +98,8 @@ def wait_until(pred: Callable[[], object], timeout: float = 10.0, what: str = "c
 _DRIVER = r"""
 import json, os, sys, traceback
 from pathlib import Path
-from gputab.config import load_config
-from gputab.recorder import Recorder
+from gputab.config.settings import load_config
+from gputab.recording.recorder import Recorder
 from gputab.sampling import open_backend
 from gputab.store import Store
 

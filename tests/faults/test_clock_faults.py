@@ -18,9 +18,9 @@ import time
 import pytest
 
 from fakenvml import GpuSpec, Scenario
-from gputab.config import Config, RecorderConfig
-from gputab.ledger import UNOBSERVED
-from gputab.recorder import Recorder
+from gputab.config.settings import Config, RecorderConfig
+from gputab.cost.ledger import UNOBSERVED
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
 

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.alerts import AlertEngine, RollingSums, format_duration
-from gputab.config import MAX_RATE_PER_HOUR, RANGES, AlertsConfig, Config, load_config, parse_config
+from gputab.alerts.observer import AlertEngine, RollingSums, format_duration
+from gputab.config.settings import MAX_RATE_PER_HOUR, RANGES, AlertsConfig, Config, load_config, parse_config
+from gputab.cost.pricing import PriceTable
 from gputab.errors import ConfigError
-from gputab.pricing import PriceTable
 
-SOURCE = "/etc/gputab/config.toml"
+SOURCE = "/etc/gputab/config/settings.toml"
 GPUTAB = [sys.executable, "-m", "gputab"]
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gputab.attribution import MAX_TAG_CHARS, sanitize_tag, validate_tag
-from gputab.config import Config, parse_config
+from gputab.config.settings import Config, parse_config
 from gputab.errors import ConfigError
 
 SOURCE = "/etc/gputab/fuzz.toml"

@@ -76,8 +76,8 @@ DRIVER = r"""
 import importlib, json, os, signal, sys, tempfile, time, traceback
 from gputab.cli.main import main
 # What the commands import lazily, loaded once here so that each forked case starts warm.
-for name in ("gputab.store", "gputab.store.review", "gputab.export", "gputab.recorder", "gputab.alerts",
-             "gputab.enforcement", "gputab.run_watch", "gputab.attribution", "gputab.pricing", "gputab.report", "gputab.metrics",
+for name in ("gputab.store", "gputab.store.review", "gputab.publish.csv_export", "gputab.recording.recorder", "gputab.alerts.observer",
+             "gputab.budgets.enforcement", "gputab.recording.run_watch", "gputab.attribution", "gputab.cost.pricing", "gputab.report", "gputab.publish.metrics",
              "gputab.sampling.nvml", "gputab.sampling.demo", "gputab.sampling.host", "sqlite_utils", "psutil"):
     try:
         importlib.import_module(name)

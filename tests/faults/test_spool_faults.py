@@ -15,7 +15,7 @@ import pytest
 from faultkit import committed
 
 from fakenvml import GpuSpec, Scenario
-from gputab.spool import READ_EVERY
+from gputab.progress.spool import READ_EVERY
 
 GOOD = {
     "v": 1,

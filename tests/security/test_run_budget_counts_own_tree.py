@@ -228,9 +228,9 @@ time.sleep(60)
 
 
 def test_a_worker_stays_the_runs_after_its_launcher_exits_and_strangers_never_join(tmp_path):
-    from gputab.config import PricesConfig
-    from gputab.pricing import PriceTable
-    from gputab.run_watch import OUTSIDE, RunCost
+    from gputab.config.settings import PricesConfig
+    from gputab.cost.pricing import PriceTable
+    from gputab.recording.run_watch import OUTSIDE, RunCost
 
     root = subprocess.Popen([sys.executable, "-c", TREE, str(tmp_path)])
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

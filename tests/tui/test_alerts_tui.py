@@ -7,15 +7,15 @@ import dataclasses
 import pytest
 from tui_support import advance, make_app
 
-from gputab.alerts import BUDGET_EXCEEDED, BUDGET_WARNING, AlertObserver
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.alerts.observer import BUDGET_EXCEEDED, BUDGET_WARNING, AlertObserver
+from gputab.config.settings import Config
+from gputab.live.alert_log import AlertLog
+from gputab.live.attached_feed import AttachedFeed
+from gputab.live.feed import RecordingFeed
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DemoBackend
 from gputab.store import Store
-from gputab.tui.alert_log import AlertLog
 from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.attached_feed import AttachedFeed
-from gputab.tui.feed import RecordingFeed
 from gputab.tui.widgets.alerts import AlertsTable
 from gputab.tui.widgets.header import SessionHeader
 from gputab.tui.widgets.processes import ProcessTable
@@ -196,7 +196,7 @@ def test_live_processes_drop_an_exited_process_after_a_series_step(demo_ctx, clo
 
 
 def test_the_alert_log_keeps_active_ones_and_a_bounded_tail_of_cleared():
-    from gputab.alerts import WARNING, Alert
+    from gputab.alerts.observer import WARNING, Alert
 
     log = AlertLog(keep_cleared=3)
     for i in range(5):
@@ -213,7 +213,7 @@ def test_the_alert_log_keeps_active_ones_and_a_bounded_tail_of_cleared():
 
 
 async def test_an_unwritable_database_still_raises_alerts_in_memory(budget_ctx, clock, tmp_path):
-    from gputab.tui.feed import MemoryFeed
+    from gputab.live.feed import MemoryFeed
 
     (tmp_path / "not-a-dir").write_text("")
     budget_ctx.db_path = tmp_path / "not-a-dir" / "demo.db"

@@ -7,10 +7,10 @@ import time
 import pytest
 from tui_support import advance, make_app
 
+from gputab.live.attached_feed import AttachedFeed
+from gputab.live.feed import MemoryFeed, RecordingFeed
+from gputab.live.frame import ATTACHED, NOT_RECORDING, RECORDING
 from gputab.store import Store
-from gputab.tui.attached_feed import AttachedFeed
-from gputab.tui.feed import MemoryFeed, RecordingFeed
-from gputab.tui.frame import ATTACHED, NOT_RECORDING, RECORDING
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.processes_screen import ProcessesScreen
@@ -158,7 +158,7 @@ async def test_tagging_a_job_moves_its_processes(demo_ctx, clock):
 
 
 async def test_attaching_to_a_running_recorder_writes_no_second_session(demo_ctx, clock):
-    from gputab.recorder import Recorder
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DemoBackend
 
     store = Store.open(demo_ctx.db_path)

@@ -13,17 +13,17 @@ from sqlite_utils import Database
 from test_alerts_tui import _recorder as recorder  # a `gputab record` of the demo box in this process
 from tui_support import make_app
 
-from gputab.budget_keeper import stored_book
-from gputab.budgets import Budget
+from gputab.budgets.model import Budget
 from gputab.cli import cli
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.live.attached_feed import AttachedFeed
+from gputab.live.frame import budget_views
+from gputab.recording.budget_keeper import stored_book
+from gputab.recording.recorder import Recorder
 from gputab.store import Store
 from gputab.store.schema import migrate
 from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.attached_feed import AttachedFeed
 from gputab.tui.format import money
-from gputab.tui.frame import budget_views
 from gputab.tui.widgets.budgets import BudgetsTable
 
 LORA = "llama3-8b-lora"

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from tui_support import advance, make_app
 
 from gputab.cli import cli
+from gputab.live.frame import BudgetView
 from gputab.sampling.demo import DEMO_BUDGETS
 from gputab.tui.alerts_screen import AlertsScreen
 from gputab.tui.format import money
-from gputab.tui.frame import BudgetView
 from gputab.tui.widgets.budgets import BudgetsTable, budget_cells
 from gputab.tui.widgets.jobs import eta
 

@@ -7,8 +7,8 @@ import math
 import pytest
 from rich.text import Text
 
-from gputab.tui.frame import Frame, GpuView, JobView
-from gputab.tui.history import BURN, COARSE_POINTS, History, job_key, power_key, util_key
+from gputab.live.frame import Frame, GpuView, JobView
+from gputab.live.history import BURN, COARSE_POINTS, History, job_key, power_key, util_key
 from gputab.tui.widgets.chart import DASHES, ChartSpec, Line, clock, dash_on, nice_ceiling, render_chart, style_marker
 
 NAN = float("nan")
@@ -181,7 +181,7 @@ async def test_a_chart_is_not_drawn_again_until_its_span_moved_a_dot_column():
 
 
 def test_jobs_on_each_gpu():
-    from gputab.tui.frame import ProcessView
+    from gputab.live.frame import ProcessView
     from gputab.tui.widgets.gpus import jobs_by_gpu
 
     def p(pid, gpu, tag):
@@ -283,8 +283,8 @@ def test_a_session_younger_than_the_window_is_drawn_from_every_poll():
 def test_history_keeps_each_process_sm_and_vram():
     from dataclasses import replace
 
-    from gputab.tui.frame import ProcessView
-    from gputab.tui.history import process_sm_key, process_vram_key
+    from gputab.live.frame import ProcessView
+    from gputab.live.history import process_sm_key, process_vram_key
 
     h = History()
     p = ProcessView(7, 0, "u", "c", 1, 1.0, "a", "env")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
+from gputab.live.start import open_feed
 from gputab.tui.app import FIRST_FRAME_WAIT, GputabApp, create_app
-from gputab.tui.feed import open_feed
 from gputab.tui.widgets.header import SessionHeader
 
 

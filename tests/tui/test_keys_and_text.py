@@ -9,10 +9,10 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 from tui_support import advance, make_app
 
+from gputab.live.frame import ProcessView
+from gputab.live.sm_share import own_sm_share
 from gputab.tui.details_screen import DetailsScreen
-from gputab.tui.frame import ProcessView
 from gputab.tui.keys_screen import KeysScreen, own_bindings
-from gputab.tui.sm_share import own_sm_share
 from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.table import KeyedTable
 
@@ -73,7 +73,7 @@ async def test_every_key_is_in_the_footer_or_under_question_mark(demo_ctx, clock
 
 
 async def test_long_tag_is_cut_with_an_ellipsis_and_shown_in_full_on_enter(demo_ctx, clock):
-    from gputab.tui.frame import Frame, JobView
+    from gputab.live.frame import Frame, JobView
 
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:

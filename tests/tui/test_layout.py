@@ -87,7 +87,7 @@ async def test_alerts_view_draws_the_timeline_and_the_waste_and_enter_shows_a_me
 
 
 def test_active_alerts_are_counted_as_steps():
-    from gputab.tui.frame import AlertView
+    from gputab.live.frame import AlertView
 
     start = 1000.0
     alerts = (

@@ -10,10 +10,10 @@ import pytest
 from test_mig_views import _mig_gpu, _mig_proc
 from tui_support import advance, make_app
 
-from gputab.tui.history import process_sm_key
+from gputab.live.history import process_sm_key
+from gputab.live.sm_share import own_sm_share
 from gputab.tui.keys_screen import KeysScreen
 from gputab.tui.processes_screen import ProcessesScreen
-from gputab.tui.sm_share import own_sm_share
 from gputab.tui.widgets.process_panel import process_facts, sm_spec
 from gputab.tui.widgets.processes import ProcessTable, derived_sm, process_cells
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from tui_support import advance, make_app
 
+from gputab.live.frame import GpuView
 from gputab.sampling.snapshot import MigSample
-from gputab.tui.frame import GpuView
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.widgets.gpus import GpuCard
@@ -56,7 +56,7 @@ async def test_a_hostile_profile_is_drawn_as_written(demo_ctx, clock):
 
 
 def _mig_proc(pid, tag, gi, memory, sm=None, gpu=4):
-    from gputab.tui.frame import ProcessView
+    from gputab.live.frame import ProcessView
 
     return ProcessView(
         pid=pid, gpu_index=gpu, user="u", command="c", used_memory_bytes=memory, sm_pct=sm, tag=tag, source="env",
@@ -72,7 +72,7 @@ def _mig_gpu(*instances: tuple[int, float | None]) -> GpuView:
 
 
 def test_own_sm_on_mig_is_the_instances_activity_or_its_share_by_memory():
-    from gputab.tui.sm_share import own_sm_share
+    from gputab.live.sm_share import own_sm_share
 
     gpu = _mig_gpu((1, 60.0), (2, 40.0), (3, 30.0), (5, None))
     procs = [

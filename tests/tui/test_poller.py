@@ -6,7 +6,7 @@ import threading
 
 from tui_support import advance, make_app
 
-from gputab.tui.poller import Poller
+from gputab.live.poller import Poller
 
 
 def test_start_opens_the_feed_in_its_own_thread_once():
@@ -34,7 +34,8 @@ def test_start_feed_records_in_its_thread_without_textual(demo_ctx):
     import subprocess
     import sys
 
-    from gputab.tui.feed import RecordingFeed, start_feed
+    from gputab.live.feed import RecordingFeed
+    from gputab.live.start import start_feed
 
     poller = start_feed(demo_ctx, interval=1.0)
     try:
@@ -45,7 +46,7 @@ def test_start_feed_records_in_its_thread_without_textual(demo_ctx):
         poller.stop(close=lambda f: f.close("quit"))
     # The CLI imports the feed before Textual, so that the feed opens while Textual loads: it must not pull it in.
     code = (
-        "import sys, gputab.tui.feed, gputab.tui.poller; "
+        "import sys, gputab.live.feed, gputab.live.poller; "
         "print([m for m in sys.modules if m.split('.')[0] == 'textual'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from tui_support import advance, make_app
 
-from gputab.tui.frame import Frame, ProcessView
+from gputab.live.frame import Frame, ProcessView
 from gputab.tui.process_actions import NotSignalable, pin, send
 from gputab.tui.signal_screen import SignalScreen
 from gputab.tui.widgets.processes import ProcessTable

@@ -12,8 +12,8 @@ from textual.widgets import DataTable
 from tui_support import advance, make_app
 
 from gputab.cli.main import cli
-from gputab.config import Config
-from gputab.recorder import Recorder
+from gputab.config.settings import Config
+from gputab.recording.recorder import Recorder
 from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
 from gputab.store import Store
 from gputab.tui.format import money

@@ -3,7 +3,7 @@
 ``set`` and ``rm`` write through the normal writer path (``set`` creates and migrates the database the way the
 recorder does, so it works before the first recording and while one runs); ``list`` is a reader: it never creates
 or migrates anything, and reads a database without the ``budgets`` table as one with no stored budgets. A running
-recorder reads the table again every few seconds (:data:`gputab.budget_keeper.REREAD_SECONDS`).
+recorder reads the table again every few seconds (:data:`gputab.recording.budget_keeper.REREAD_SECONDS`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
-from gputab.config import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
+from gputab.config.settings import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
 
 
 @click.group()
@@ -120,7 +120,7 @@ def set_budget(
     It is stored in the database; a running recorder applies it within seconds. For the same glob it wins over
     the config's [budgets] entry.
     """
-    from gputab.budgets import DEFAULT_GRACE_SECONDS, Budget, from_config
+    from gputab.budgets.model import DEFAULT_GRACE_SECONDS, Budget, from_config
     from gputab.store import Store
     from gputab.store.budgets import write_budget
 
@@ -159,7 +159,7 @@ def _known_users(names: tuple[str, ...]) -> set[str]:
 
 
 def _describe(b) -> str:
-    from gputab.budgets import ADJECTIVES
+    from gputab.budgets.model import ADJECTIVES
 
     stop = ""
     if b.stop:
@@ -173,7 +173,7 @@ def _describe(b) -> str:
 @pass_ctx
 def remove(app: AppContext, tag: str) -> None:
     """Remove the stored budget of TAG (exactly as it was set, glob included)."""
-    from gputab.budgets import from_config
+    from gputab.budgets.model import from_config
     from gputab.store import NoDatabase, Store
     from gputab.store.budgets import remove_budget
 
@@ -214,14 +214,14 @@ def budget_report(app: AppContext, wall: float) -> dict:
 
     A reader: a missing database, or one without the ``budgets`` table, has no stored budgets and no spend.
     """
-    from gputab.budget_keeper import stored_budgets
-    from gputab.budgets import BudgetStatus, from_config, merge, next_period_start, period_start, resolve
+    from gputab.budgets.model import BudgetStatus, from_config, merge, next_period_start, period_start, resolve
+    from gputab.recording.budget_keeper import stored_budgets
     from gputab.store import NoDatabase, Store
     from gputab.store.budgets import latest_jobs, read_budgets, spend_since
 
     configured = from_config(app.config)
     if app.demo:  # the demo recorder's own budget, below the config's (as the recorder layers them)
-        from gputab.budgets import from_caps
+        from gputab.budgets.model import from_caps
         from gputab.sampling.demo import DemoBackend
 
         configured = merge(from_caps(DemoBackend.demo_budgets(), origin="demo"), configured)
@@ -287,8 +287,8 @@ def budget_report(app: AppContext, wall: float) -> dict:
 
 
 def print_report(report: dict) -> None:
-    from gputab.alert_record import format_duration, format_money
-    from gputab.budgets import Budget, resolve
+    from gputab.alerts.record import format_duration, format_money
+    from gputab.budgets.model import Budget, resolve
 
     if not report["budgets"]:
         click.echo("no budgets: set one with `gputab budget set TAG DOLLARS`, or in the config's [budgets]")

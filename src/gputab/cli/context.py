@@ -15,9 +15,9 @@ pass_ctx = click.make_pass_decorator(AppContext)
 
 
 def print_json(body: dict) -> None:
-    """One JSON document on stdout, in the public vocabulary (:func:`gputab.publish.document`: keys with
+    """One JSON document on stdout, in the public vocabulary (:func:`gputab.publish.document.document`: keys with
     their units, ``schema_version`` first), stable key order."""
-    from gputab.publish import document
+    from gputab.publish.document import document
 
     json.dump(document(body), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

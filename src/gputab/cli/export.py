@@ -70,7 +70,7 @@ def export(
     Columns come in a fixed order per --by (see README). Text that a spreadsheet would run as a formula is
     prefixed with ' so it stays text.
     """
-    from gputab.export import export_csv, output_target, write_file_atomically
+    from gputab.publish.csv_export import export_csv, output_target, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 

@@ -89,7 +89,7 @@ def run_live(app: AppContext, interval: float | None = None, readonly: bool = Fa
     backend = probe_backend(app)
     # The poll thread opens the database and the session (and polls the baseline) while Textual is imported:
     # the feed modules do not import textual, and the first frame is ready sooner.
-    from gputab.tui.feed import start_feed
+    from gputab.live.start import start_feed
 
     interval = interval if interval is not None else app.config.recorder.interval
     poller = start_feed(app, interval=interval, backend=backend)

@@ -14,8 +14,8 @@ import click
 from gputab import __version__, startup
 from gputab.cli.context import AppContext
 from gputab.cli.options import check_db_path
+from gputab.config.paths import default_config, default_db
 from gputab.errors import GputabError
-from gputab.paths import default_config, default_db
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
+from gputab.cost.pricing import PriceTable, match_model
 from gputab.errors import BackendError
-from gputab.pricing import PriceTable, match_model
 
 
 def _gpus_of_this_box(app: AppContext, table: PriceTable) -> tuple[list[dict], str | None]:

@@ -14,7 +14,7 @@ import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx
 from gputab.cli.options import check_interval
-from gputab.paths import default_db
+from gputab.config.paths import default_db
 
 #: Stopping signals and the end reason they give. SIGHUP means the terminal went away (an SSH session
 #: dropped): the session is closed just as carefully, but the record says the user did not ask for it.
@@ -113,7 +113,7 @@ def _command(
     metrics_address: str | None,
     stop: _StopSignals,
 ) -> None:
-    from gputab.recorder import Recorder
+    from gputab.recording.recorder import Recorder
     from gputab.store import Store
 
     if demo and not app.demo:
@@ -127,10 +127,10 @@ def _command(
             config, recorder=dataclasses.replace(config.recorder, interval=check_interval(interval))
         )
     handler = _StderrLog(level=logging.WARNING)
-    logger = logging.getLogger("gputab.recorder")
+    logger = logging.getLogger("gputab.recording.recorder")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    from gputab.alerts import AlertObserver
+    from gputab.alerts.observer import AlertObserver
 
     # Alerts print as `gputab: HH:MM:SS ALERT [...]` lines and are stored with the session; the sink is set once
     # the recorder exists (it is built inside the backend's context, after the observers it is given).
@@ -140,7 +140,7 @@ def _command(
     address = metrics_address or config.metrics.address
     try:
         if port is not None:
-            from gputab.metrics import MetricsObserver
+            from gputab.publish.metrics import MetricsObserver
 
             try:
                 observers.append(MetricsObserver(port, address, alerts=lambda: alerts.active))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
-from gputab.ledger import SPECIAL_TAGS
+from gputab.cost.ledger import SPECIAL_TAGS
 
 
 def open_store(app: AppContext):
@@ -221,7 +221,7 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     reasons and their evidence, the alerts raised during the session, and the samples reports its
     recorder rejected (with why: e.g. from a user who runs no process of that job).
     """
-    from gputab.spool import explain, rejected_summary
+    from gputab.progress.spool import explain, rejected_summary
     from gputab.store.review import load_session, session_totals
 
     with open_store(app) as store:

@@ -19,7 +19,7 @@ from click.core import ParameterSource
 
 from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
-from gputab.config import MAX_GRACE_SECONDS
+from gputab.config.settings import MAX_GRACE_SECONDS
 from gputab.errors import GputabError
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -148,7 +148,7 @@ def looks_negative(word: str) -> bool:
 def cap_or_fail(given: str, example: str) -> float:
     """The cap ``given`` on the command line, or a GputabError (exit 2): what a cap is, what was given, and
     ``example``, a command that works."""
-    from gputab.budgets import parse_cap
+    from gputab.budgets.model import parse_cap
 
     try:
         return parse_cap(given)
@@ -225,7 +225,7 @@ def run(
       gputab run -t eval-mmlu python eval.py --suite mmlu
       gputab run -t sweep-7 --budget 20 --stop-at-cap --grace 60 -- python train.py
     """
-    from gputab.budgets import from_config, resolve
+    from gputab.budgets.model import from_config, resolve
 
     cap = budget
     configured = resolve(from_config(app.config), tag)  # the config's budget holding NAME (by glob)
@@ -241,9 +241,9 @@ def run(
         )
     if cap is None:
         sys.exit(run_command(command, tag))
+    from gputab.cost.pricing import PriceTable
     from gputab.errors import BackendError
-    from gputab.pricing import PriceTable
-    from gputab.run_watch import JobGuard, RunCost
+    from gputab.recording.run_watch import JobGuard, RunCost
 
     config = app.config
     try:

@@ -78,7 +78,7 @@ WASTE_KEYS = (
 def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
     """The jobs on the box right now: tag, GPUs, processes, share of each GPU (``share_pct``, beside ``gpus``),
     burn rate, and where the dollars of the sampled interval went (``WASTE_KEYS``)."""
-    from gputab.ledger import gpu_shares
+    from gputab.cost.ledger import gpu_shares
 
     tags = {pid: i.tag for pid, i in infos.items()}
     jobs: dict[str, dict] = {}
@@ -181,9 +181,9 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
     """Poll every GPU and print what it is doing, what each job burns ($/h), and what part of it is wasted and
     why."""
     from gputab.attribution import Attributor
-    from gputab.ledger import Ledger
-    from gputab.pricing import PriceTable
-    from gputab.waste import config_for
+    from gputab.cost.ledger import Ledger
+    from gputab.cost.pricing import PriceTable
+    from gputab.cost.waste import config_for
 
     clock = None
     if app.demo:  # the demo box runs on a clock this command advances: instant and the same every time
@@ -230,7 +230,7 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
 
 
 def _price_json(ledger, g: GpuSample) -> dict:
-    from gputab.pricing import mig_rate_per_hour
+    from gputab.cost.pricing import mig_rate_per_hour
 
     p = ledger.gpus[g.index].price
     out = {

@@ -103,8 +103,8 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
 def _csv(rows: list[dict], by: str) -> None:
     import json
 
-    from gputab.export import format_cell
-    from gputab.publish import public
+    from gputab.publish.csv_export import format_cell
+    from gputab.publish.document import public
 
     rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
@@ -218,7 +218,7 @@ def spend(
     tot = total(rows).to_json(by)
     zone = timezone_label(utc)
     if as_json:
-        from gputab.export import iso_utc
+        from gputab.publish.csv_export import iso_utc
 
         print_json(
             {

@@ -7,7 +7,7 @@ Prometheus's HTTP API with the standard library. Headless: ``gputab fleet --json
 from gputab.fleet.client import PromClient, PrometheusError, QueryRefused
 from gputab.fleet.model import AlertCount, FleetHost, FleetJob, FleetView, JobOnHost
 from gputab.fleet.query import QUERIES_PER_REFRESH, fetch_fleet
-from gputab.publish import SCHEMA_VERSION
+from gputab.publish.document import SCHEMA_VERSION
 
 __all__ = [
     "PromClient",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gputab.publish import document, iso_utc
+from gputab.publish.document import document, iso_utc
 
 """Version of the ``gputab fleet --json`` document; bumped when a key changes meaning or goes away."""
 
@@ -182,7 +182,7 @@ class FleetView:
         }
 
     def to_json(self) -> dict:
-        """``gputab fleet --json``: the public vocabulary (:mod:`gputab.vocabulary`), ``schema_version`` first."""
+        """``gputab fleet --json``: the public vocabulary (:mod:`gputab.publish.vocabulary`), ``schema_version`` first."""
         return document(
             {
                 "prometheus": self.prometheus,

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from gputab.config import AlertsConfig, WasteConfig
+from gputab.config.settings import AlertsConfig, WasteConfig
 from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
 from gputab.sampling.demo_box import (
     CPU,

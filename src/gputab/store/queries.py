@@ -247,7 +247,7 @@ class StoreQueries:
     def rejected_reports(self, session_id: int) -> list[dict]:
         """Spool reports the session's recorder ignored, per reason and file owner, as of its last commit.
 
-        Each dict: ``reason`` (a key of :data:`gputab.spool.REASONS`; :func:`gputab.spool.explain` adds the
+        Each dict: ``reason`` (a key of :data:`gputab.progress.spool.REASONS`; :func:`gputab.progress.spool.explain` adds the
         words), ``owner_uid`` (the spool file's owner), ``reports``, and ``samples`` and ``tokens`` (what the
         rejected reports claimed). Empty for a database from before ``m005_spool_trust``.
         """

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from gputab.cost.ledger import SPECIAL_TAGS
 from gputab.errors import GputabError
-from gputab.ledger import SPECIAL_TAGS
 from gputab.store.queries import NoSuchSession, StoreQueries
 
 _SESSION_FIELDS = (

@@ -298,7 +298,7 @@ def m005_spool_trust(db: Database) -> None:
     db.execute(
         """CREATE TABLE rejected_reports (
             session_id INTEGER NOT NULL REFERENCES sessions(id),
-            reason TEXT NOT NULL,           -- a key of gputab.spool.REASONS
+            reason TEXT NOT NULL,           -- a key of gputab.progress.spool.REASONS
             owner_uid INTEGER NOT NULL,     -- the spool file's owner
             reports INTEGER NOT NULL,
             samples INTEGER NOT NULL,

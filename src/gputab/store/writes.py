@@ -194,7 +194,7 @@ class SessionWriter:
     def set_rejected(self, rows: list[dict]) -> None:
         """The session's rejected spool reports so far (replacing the previous ones): written at the next flush.
 
-        Each row: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens`` (see :mod:`gputab.spool`).
+        Each row: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens`` (see :mod:`gputab.progress.spool`).
         """
         self._rejected = [(r["reason"], r["owner_uid"], r["reports"], r["samples"], r["tokens"]) for r in rows]
 
@@ -202,7 +202,7 @@ class SessionWriter:
         self._tag_changes.append((pid, create_time, tag, wall, source))
 
     def add_alert(self, alert: Any) -> None:
-        """An alert raised or cleared (a :class:`gputab.alerts.Alert`, or anything with its attributes).
+        """An alert raised or cleared (a :class:`gputab.alerts.observer.Alert`, or anything with its attributes).
 
         A raised alert (``ended_at`` None) becomes a row; a cleared one sets ``cleared_wall`` on the active row
         with the same kind, subject and start, or, when there is none (an enforcement record, raised and ended at

@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from gputab.tui.frame import Frame, GpuHistory
+from gputab.live.frame import Frame
+from gputab.live.history import History
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.alert_panel import AlertPanel
 from gputab.tui.widgets.alerts import AlertsTable, clock_label
@@ -28,7 +29,7 @@ class AlertsScreen(LiveScreen):
         yield AlertsTable(id="alerts")
         yield AlertPanel(id="alert-panel")
 
-    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def show_frame(self, frame: Frame, history: History) -> None:
         self.query_one(AlertPanel).show(frame, history, *self.chart_window())
         budgets = self.query_one(BudgetsTable)
         budgets.display = bool(frame.budgets)

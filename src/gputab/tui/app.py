@@ -1,7 +1,7 @@
 """The gputab live app: the App, its factory (for the CLI and the tests) and ``run_app``.
 
-The poll runs in one thread (:mod:`gputab.tui.poller`) that owns the feed: it records the session itself, or
-attaches to a running recorder read-only (:mod:`gputab.tui.feed`). The app asks for a poll, the thread posts a
+The poll runs in one thread (:mod:`gputab.live.poller`) that owns the feed: it records the session itself, or
+attaches to a running recorder read-only (:mod:`gputab.live.feed`). The app asks for a poll, the thread posts a
 :class:`FrameReady` back, the visible view updates its widgets in place, and only then is the next poll
 scheduled (``set_timer``), so a slow poll never stacks up behind another.
 """
@@ -20,15 +20,17 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
+from gputab.live.feed import Feed
+from gputab.live.frame import Frame
+from gputab.live.history import History
+from gputab.live.poller import Poller
+from gputab.live.start import open_feed
 from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.feed import Feed, open_feed
-from gputab.tui.frame import Frame, GpuHistory
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.literal import LiteralNotifications, fit
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
-from gputab.tui.poller import Poller
 from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
 
@@ -90,9 +92,9 @@ class GputabApp(LiteralNotifications, App):
         self.start_polling = start_polling
         self.poller: Poller[Feed] = Poller(open_feed)
         self.frame: Frame | None = None
-        self.history = GpuHistory()
+        self.history = History()
         self.chart_window = 0
-        """Index into :data:`gputab.tui.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
+        """Index into :data:`gputab.live.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
         self.close_reason = "quit"
         self.frames_shown = 0
         self._timer: Timer | None = None
@@ -371,7 +373,7 @@ def run_app(
         backend: the backend the CLI opened to check it works, handed to the feed.
         readonly: ``--readonly``: no process actions.
         poller: the poll thread the CLI started on the feed before importing this module
-            (:func:`gputab.tui.feed.start_feed`); None: started here, before the screen.
+            (:func:`gputab.live.start.start_feed`); None: started here, before the screen.
     """
     interval = interval if interval is not None else ctx.config.recorder.interval
     app = create_app(ctx, interval=interval, backend=backend, readonly=readonly)

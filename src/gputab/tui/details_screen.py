@@ -9,8 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from gputab.live.frame import JobView, ProcessView
 from gputab.tui import format as fmt
-from gputab.tui.frame import JobView, ProcessView
 from gputab.tui.literal import literal
 
 

@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 
-from gputab.tui.frame import Frame, GpuHistory
+from gputab.live.frame import Frame
+from gputab.live.history import History
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.gpus import GpuCard
 
@@ -26,7 +27,7 @@ class GpusScreen(LiveScreen):
     def compose_body(self) -> ComposeResult:
         yield VerticalScroll(id="gpu-cards")
 
-    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def show_frame(self, frame: Frame, history: History) -> None:
         box = self.query_one("#gpu-cards", VerticalScroll)
         cards = {c.index: c for c in box.query(GpuCard)}
         wanted = {g.index for g in frame.gpus}
@@ -61,7 +62,7 @@ class GpusScreen(LiveScreen):
         for card in cards:
             card.styles.height = height
 
-    def _fill(self, frame: Frame, history: GpuHistory) -> None:
+    def _fill(self, frame: Frame, history: History) -> None:
         box = self.query_one("#gpu-cards", VerticalScroll)
         cards = {c.index: c for c in box.query(GpuCard)}
         self._size_cards()

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from gputab.tui.frame import Frame, GpuHistory
+from gputab.live.frame import Frame
+from gputab.live.history import History
+from gputab.live.sm_share import own_sm_share
 from gputab.tui.live_screen import LiveScreen
-from gputab.tui.sm_share import own_sm_share
 from gputab.tui.widgets.gpus import GpuTable
 from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.money import MoneyCharts
@@ -32,7 +33,7 @@ class JobsScreen(LiveScreen):
         yield GpuTable(id="gpus", cursor_type="none")
         yield MoneyCharts(id="money")
 
-    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def show_frame(self, frame: Frame, history: History) -> None:
         self.query_one(JobsTable).show(frame.jobs, own_sm_share(frame.processes, frame.gpus))
         self.query_one(GpuTable).show(frame.gpus, history, frame.processes)
         self.query_one(MoneyCharts).show(frame, history, *self.chart_window())

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from gputab.tui.frame import Frame, GpuHistory
-from gputab.tui.history import WINDOWS
+from gputab.live.frame import Frame
+from gputab.live.history import WINDOWS, History
 from gputab.tui.literal import literal
 from gputab.tui.widgets.header import SessionHeader
 
@@ -60,7 +60,7 @@ class LiveScreen(Screen):
         if frame is not None:
             self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
 
-    def refresh_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def refresh_frame(self, frame: Frame, history: History) -> None:
         """Show ``frame`` in the header, the body and the notes line."""
         self.query_one(SessionHeader).show(frame)
         self.show_frame(frame, history)
@@ -71,7 +71,7 @@ class LiveScreen(Screen):
             note.display = bool(notes)
             note.update(literal(notes, wrap=True))  # poll errors and notes quote process names and paths
 
-    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def show_frame(self, frame: Frame, history: History) -> None:
         """Refresh the body from ``frame``."""
 
     def notes_for(self, frame: Frame) -> list[str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from gputab.tui.frame import Frame
+from gputab.live.frame import Frame
 
 
 @dataclass

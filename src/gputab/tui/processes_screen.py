@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from gputab.tui.frame import Frame, GpuHistory, ProcessView
+from gputab.live.frame import Frame, ProcessView
+from gputab.live.history import History
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.process_panel import ProcessPanel
 from gputab.tui.widgets.processes import ProcessTable, derived_sm, sm_text
@@ -46,7 +47,7 @@ class ProcessesScreen(LiveScreen):
         yield ProcessTable(id="processes")
         yield ProcessPanel(id="process-panel")
 
-    def show_frame(self, frame: Frame, history: GpuHistory) -> None:
+    def show_frame(self, frame: Frame, history: History) -> None:
         history.track_processes = True  # from now on: the process charts cost nothing until this view is opened
         self._by_key = {p.key: p for p in frame.processes}
         self._derived = derived_sm(frame.processes, frame.gpus)
@@ -61,7 +62,7 @@ class ProcessesScreen(LiveScreen):
             return Text(self.MIG_TITLE_TEXT, no_wrap=True, overflow="ellipsis")
         return super()._title(width)
 
-    def _show_selected(self, frame: Frame, history: GpuHistory) -> None:
+    def _show_selected(self, frame: Frame, history: History) -> None:
         p = self.selected_process()
         derived = getattr(self, "_derived", {}).get(p.key) if p is not None else None
         self.query_one(ProcessPanel).show(p, frame, history, *self.chart_window(), derived=derived)

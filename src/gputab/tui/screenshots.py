@@ -107,8 +107,8 @@ def record_demo_session(db: Path, seconds: int, *, day: int = 0, host: str | Non
         db: the database to record into.
         host: stored as the session's host instead of ``demo-box`` (another box, for filters).
     """
-    from gputab.config import Config
-    from gputab.recorder import Recorder
+    from gputab.config.settings import Config
+    from gputab.recording.recorder import Recorder
     from gputab.sampling.demo import DEMO_START_WALL, DemoBackend, FakeClock
     from gputab.store import Store
 

@@ -322,7 +322,7 @@ class SpendScreen(Screen):
 
 def open_spend(app, db_path: Path | None = None) -> None:
     """Push the Spend screen over ``app``, on ``db_path`` or the database the live view records to."""
-    from gputab.tui.review.data import review_db_path
+    from gputab.tui.db_path import review_db_path
 
     path = db_path if db_path is not None else review_db_path(app)
     if path is None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from gputab.tui.db_path import review_db_path
 from gputab.tui.keys_screen import KeysAction
 from gputab.tui.literal import LiteralNotifications
-from gputab.tui.review.data import review_db_path
 from gputab.tui.review.sessions_screen import SessionsScreen
 
 __all__ = ["ReviewApp", "SessionsScreen", "open_review", "run_review"]

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gputab.cost.ledger import SPECIAL_TAGS
 from gputab.errors import GputabError
-from gputab.ledger import SPECIAL_TAGS
 
 SERIES_POINTS = 60
 """Points per chart: a sparkline is at most a terminal wide, more points only cost reads."""
@@ -188,7 +188,7 @@ def is_special(tag: str) -> bool:
 
 def export_dir() -> Path:
     """Where an export from the screen goes: the current directory when writable, else the user data dir."""
-    from gputab.paths import data_dir
+    from gputab.config.paths import data_dir
 
     here = Path.cwd()
     if os.access(here, os.W_OK):
@@ -199,12 +199,12 @@ def export_dir() -> Path:
 
 
 def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None) -> tuple[Path, int]:
-    """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.export`; returns (path, rows).
+    """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.publish.csv_export`; returns (path, rows).
 
     The file is written beside its final name and renamed into place, so a spreadsheet never opens half of it;
-    the target rules are ``gputab export -o``'s (:func:`gputab.export.write_file_atomically`).
+    the target rules are ``gputab export -o``'s (:func:`gputab.publish.csv_export.write_file_atomically`).
     """
-    from gputab.export import export_csv, write_file_atomically
+    from gputab.publish.csv_export import export_csv, write_file_atomically
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
@@ -212,14 +212,3 @@ def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None
     name = f"gputab-session-{ids[0]}.csv" if len(ids) == 1 else f"gputab-sessions-{'-'.join(map(str, ids))}.csv"
     with Store.open(db_path, readonly=True) as store:
         return write_file_atomically(directory / name, lambda fh: export_csv(iter_sessions(store, ids), fh, by="job"))
-
-
-def review_db_path(app) -> Path | None:
-    """The database the live app records to or reads from, found through its feed (None: nothing is stored)."""
-    path = getattr(app, "db_path", None)
-    if path is not None:
-        return Path(path)
-    feed = getattr(getattr(app, "poller", None), "feed", None)
-    recorder = getattr(feed, "recorder", None)
-    store = getattr(recorder, "store", None) or getattr(feed, "store", None)
-    return Path(store.path) if store is not None else None

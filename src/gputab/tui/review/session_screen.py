@@ -173,7 +173,7 @@ class SessionScreen(Screen):
         rejected_line = self.query_one("#session-rejected", Static)
         rejected_line.display = bool(rejected)
         if rejected:
-            from gputab.spool import rejected_summary
+            from gputab.progress.spool import rejected_summary
 
             rejected_line.update(literal(f"Samples reports not counted: {rejected_summary(rejected)}"))  # user names
         self.info, self.record = info, record

@@ -1,1 +1,1 @@
-"""Small widgets of the live app: each shows one part of a :class:`gputab.tui.frame.Frame`."""
+"""Small widgets of the live app: each shows one part of a :class:`gputab.live.frame.Frame`."""

@@ -7,8 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from gputab.live.frame import AlertView, Frame
+from gputab.live.history import History
 from gputab.tui import format as fmt
-from gputab.tui.frame import AlertView, Frame, GpuHistory
 from gputab.tui.literal import literal
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
 
@@ -43,7 +44,7 @@ def active_counts(
     return times, values
 
 
-def timeline_spec(frame: Frame, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def timeline_spec(frame: Frame, history: History, window: float | None, label: str) -> ChartSpec:
     """Active alerts by severity over the window, from 0 to a round count above the most at once."""
     t0, t1 = history.window(window)
     lines = []
@@ -94,7 +95,7 @@ class AlertPanel(Horizontal):
         yield Chart(classes="alert-chart")
         yield Static("", id="alert-waste")
 
-    def show(self, frame: Frame, history: GpuHistory, window: float | None, label: str) -> None:
+    def show(self, frame: Frame, history: History, window: float | None, label: str) -> None:
         self.query_one(Chart).plot(timeline_spec(frame, history, window, label))
         waste = waste_lines(frame)
         if waste != self._waste:

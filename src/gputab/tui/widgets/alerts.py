@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
-from gputab.tui.frame import AlertView
+from gputab.live.frame import AlertView
 from gputab.tui.literal import literal
 from gputab.tui.widgets.table import KeyedTable
 
@@ -34,7 +34,7 @@ def alert_cells(a: AlertView) -> tuple:
 
 
 class AlertsTable(KeyedTable):
-    """Every alert of the session the panel keeps (see :class:`gputab.tui.alert_log.AlertLog`)."""
+    """Every alert of the session the panel keeps (see :class:`gputab.live.alert_log.AlertLog`)."""
 
     COLUMNS = (
         ("raised", "raised", 8),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from gputab.live.frame import BudgetView
 from gputab.tui import format as fmt
-from gputab.tui.frame import BudgetView
 from gputab.tui.literal import literal
 from gputab.tui.widgets.jobs import eta
 from gputab.tui.widgets.table import KeyedTable

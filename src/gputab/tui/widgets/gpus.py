@@ -7,9 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from gputab.live.frame import GpuView
+from gputab.live.history import History, power_key, util_key
 from gputab.tui import format as fmt
-from gputab.tui.frame import GpuHistory, GpuView
-from gputab.tui.history import power_key, util_key
 from gputab.tui.literal import clean, fit, literal
 from gputab.tui.mig_text import instance_line
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
@@ -96,7 +96,7 @@ class GpuTable(KeyedTable):
             cols.append(("jobs", "jobs on it", min(60, rest)))
         return cols
 
-    def show(self, gpus: tuple[GpuView, ...], history: GpuHistory | None = None, processes=()) -> None:
+    def show(self, gpus: tuple[GpuView, ...], history: History | None = None, processes=()) -> None:
         jobs = jobs_by_gpu(processes)
         self.sync([(str(g.index), gpu_cells(g, jobs.get(g.index, ""))) for g in gpus])
 
@@ -106,7 +106,7 @@ BAR = 16
 one look the same."""
 
 
-def util_spec(index: int, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def util_spec(index: int, history: History, window: float | None, label: str) -> ChartSpec:
     """GPU ``index``'s utilization over ``window`` on its fixed 0-100 % scale."""
     t, v = history.points(util_key(index), window)
     t0, t1 = history.window(window)
@@ -115,7 +115,7 @@ def util_spec(index: int, history: GpuHistory, window: float | None, label: str)
     )
 
 
-def power_spec(index: int, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def power_spec(index: int, history: History, window: float | None, label: str) -> ChartSpec:
     """GPU ``index``'s power over ``window``, from 0 to its power limit (to the highest reading when the driver
     reports no limit)."""
     t, v = history.points(power_key(index), window)
@@ -149,7 +149,7 @@ class GpuCard(Vertical):
             yield Chart(classes="util-chart")
             yield Chart(classes="power-chart")
 
-    def show(self, g: GpuView, history: GpuHistory, window: float | None, label: str) -> None:
+    def show(self, g: GpuView, history: History, window: float | None, label: str) -> None:
         """Refresh the card; the figures are written only when they changed, the charts when the history did."""
         if g != self._last:
             self._last = g

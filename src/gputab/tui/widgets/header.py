@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from rich.text import Text
 from textual.widgets import Static
 
+from gputab.live.frame import ATTACHED, RECORDING, Frame
 from gputab.tui import format as fmt
-from gputab.tui.frame import ATTACHED, RECORDING, Frame
 from gputab.tui.literal import clean, literal
 
 STATE_STYLES = {RECORDING: "bold green", ATTACHED: "bold cyan"}

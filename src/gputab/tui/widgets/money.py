@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
+from gputab.live.frame import Frame
+from gputab.live.history import BURN, History, job_key
 from gputab.tui import format as fmt
-from gputab.tui.frame import Frame, GpuHistory
-from gputab.tui.history import BURN, job_key
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling, palette
 
 TOP_JOBS = 6
@@ -24,7 +24,7 @@ def _money_label(v: float) -> str:
     return f"${v:.3g}"
 
 
-def cost_spec(frame: Frame, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def cost_spec(frame: Frame, history: History, window: float | None, label: str) -> ChartSpec:
     """Cumulative $ of the costliest jobs, from $0 to a round figure above the costliest (it only grows)."""
     jobs = [j for j in frame.jobs if j.tag in history.jobs()][:TOP_JOBS]
     t0, t1 = history.window(window)
@@ -36,7 +36,7 @@ def cost_spec(frame: Frame, history: GpuHistory, window: float | None, label: st
     return ChartSpec(f"$ per job ({label})", tuple(lines), top, t0, t1, y_fmt=_money_label)
 
 
-def burn_spec(history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def burn_spec(history: History, window: float | None, label: str) -> ChartSpec:
     """The session's burn rate ($/h), from 0 to what every GPU together costs an hour."""
     t, v = history.points(BURN, window)
     t0, t1 = history.window(window)
@@ -69,7 +69,7 @@ class MoneyCharts(Horizontal):
         yield Chart(classes="cost-chart")
         yield Chart(classes="burn-chart")
 
-    def show(self, frame: Frame, history: GpuHistory, window: float | None, label: str) -> None:
+    def show(self, frame: Frame, history: History, window: float | None, label: str) -> None:
         drawn = (history.version, window)
         if drawn == self._drawn or not self.display:
             return

@@ -7,9 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from gputab.live.frame import Frame, ProcessView
+from gputab.live.history import History, process_sm_key, process_vram_key, util_key
 from gputab.tui import format as fmt
-from gputab.tui.frame import Frame, GpuHistory, ProcessView
-from gputab.tui.history import process_sm_key, process_vram_key, util_key
 from gputab.tui.literal import literal
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
 from gputab.tui.widgets.processes import SOURCE_LABELS, sm_text
@@ -61,7 +61,7 @@ def mig_place(p: ProcessView, frame: Frame) -> Text:
     return literal(f" MIG {name}")
 
 
-def sm_spec(p: ProcessView, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def sm_spec(p: ProcessView, history: History, window: float | None, label: str) -> ChartSpec:
     """The whole GPU's utilization and the process's own SM share, on the same 0-100 % scale."""
     t0, t1 = history.window(window)
     gt, gv = history.points(util_key(p.gpu_index), window)
@@ -71,7 +71,7 @@ def sm_spec(p: ProcessView, history: GpuHistory, window: float | None, label: st
     return ChartSpec(f"GPU {p.gpu_index}, % ({label})", lines, 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%")
 
 
-def vram_spec(p: ProcessView, history: GpuHistory, window: float | None, label: str) -> ChartSpec:
+def vram_spec(p: ProcessView, history: History, window: float | None, label: str) -> ChartSpec:
     """The process's VRAM, from 0 to its GPU's memory."""
     t0, t1 = history.window(window)
     t, v = history.points(process_vram_key(p.key), window)
@@ -111,7 +111,7 @@ class ProcessPanel(Horizontal):
         self,
         p: ProcessView | None,
         frame: Frame,
-        history: GpuHistory,
+        history: History,
         window: float | None,
         label: str,
         derived: float | None = None,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from gputab.live.frame import ProcessView
+from gputab.live.sm_share import instances_by_key, process_sm
 from gputab.tui import format as fmt
-from gputab.tui.frame import ProcessView
 from gputab.tui.literal import literal
-from gputab.tui.sm_share import instances_by_key, process_sm
 from gputab.tui.widgets.table import KeyedTable
 
 SOURCE_LABELS = {
@@ -30,7 +30,7 @@ DERIVED_MARK = "~"
 def derived_sm(processes, gpus) -> dict[str, float]:
     """Row key -> SM % of each process on a MIG instance for which the driver reports none (it reports no
     per-process utilization on MIG): its part of its instance's SM activity (GPM), as the jobs view's ``own SM``
-    takes it (:func:`gputab.tui.sm_share.process_sm`). A process whose instance has no GPM figure is left out
+    takes it (:func:`gputab.live.sm_share.process_sm`). A process whose instance has no GPM figure is left out
     (its SM stays n/a), as is every process the driver reports SM % for."""
     out: dict[str, float] = {}
     for p, sm in process_sm(processes, instances_by_key(gpus)):

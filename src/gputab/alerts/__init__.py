@@ -1,0 +1,1 @@
+"""Alerts: the rules (pure), their record and wording, the recorder's observer, the alert command."""

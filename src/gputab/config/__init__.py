@@ -1,0 +1,1 @@
+"""Configuration: the TOML file's typed sections, reading and checking it, and the default paths."""

@@ -1,0 +1,250 @@
+"""The feed of the session a running ``gputab record`` writes: this app only reads it (see :mod:`gputab.live.feed`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from gputab.live.alert_log import AlertLog
+from gputab.live.feed import Feed, gpu_views, host_name, process_view, simulated
+from gputab.live.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, ProcessView, sort_jobs
+from gputab.sampling.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from gputab.budgets.model import BudgetBook
+    from gputab.live.frame import BudgetView
+
+
+class AttachedFeed(Feed):
+    """A viewer of the session a running ``gputab record`` writes: read-only, the recorder's figures throughout.
+
+    From the store: costs, burn rates and job figures, each process's tag and how it was found (so a manual tag
+    given in the recorder's session reads ``manual`` here), and the alerts the recorder raised (its rules are not
+    evaluated a second time), and the budgets that hold its jobs as the recorder keeps them (the config's and the
+    database's, each job's spend in the period over every session: :func:`gputab.recording.budget_keeper.stored_book`). All
+    as of the recorder's last commit (every ``commit_interval``); the process list
+    and alerts are re-read only when a new commit has landed.
+
+    From this app's own poll of the GPUs, which writes nothing: the hardware figures (utilization, VRAM, power,
+    temperature), each process's VRAM and SM %, and which processes are running now. The store lacks most of it
+    (no VRAM total, no power limit, nothing per process but the tag) and holds the rest only as aggregates per
+    series step (10 s by default), so polling keeps the bars, sparklines and process list live. Should this app be
+    unable to poll (``backend`` None, or a poll fails), the GPU figures fall back to the recorder's last series
+    step and the processes to the recorder's list, and the notes say so.
+
+    Args:
+        store: the database opened read-only.
+        backend: the sampling backend, polled for the hardware figures; None when it could not be opened.
+        config: for attributing the processes the recorder has not committed yet (same rules as the recorder).
+        wall_clock: Unix time, for the elapsed time.
+        why_no_poll: why ``backend`` is None (for the notes).
+    """
+
+    def __init__(
+        self, store, backend, config, wall_clock: Callable[[], float] | None = None, why_no_poll: str = ""
+    ) -> None:
+        from gputab.attribution import Attributor
+        from gputab.budgets.model import from_config
+
+        self.store = store
+        self.budgets = from_config(config)
+        """The config's budgets (the recorder reads the same file; the database's come with each commit)."""
+        self.backend = backend
+        self.attributor = Attributor(backend.inspector(), config.attribution) if backend is not None else None
+        self.host = host_name(backend)
+        self._wall = wall_clock or time.time
+        self.session_id: int | None = None
+        self.alert_log = AlertLog()
+        self._why_no_poll = why_no_poll
+        self._read_key: tuple | None = None  # (session, last commit) the process list and alerts were read at
+        self._procs: dict[tuple[int, int], dict] = {}
+        self._samples: dict[int, dict] = {}
+        self._book: BudgetBook | None = None  # the recorder's budget book, rebuilt from the store
+        self._book_key: tuple | None = None
+        self._book_trouble = ""
+
+    def poll(self) -> Frame:
+        from datetime import datetime
+
+        snap, why = None, self._why_no_poll
+        if self.backend is not None:
+            try:
+                snap = self.backend.poll()
+            except Exception as exc:  # noqa: BLE001 - the recorder's figures are still worth showing
+                why = f"{type(exc).__name__}: {exc}"
+        writer = self.store.writer_info()
+        if writer is None:
+            state, note = NOT_RECORDING, "the recorder stopped; restart gputab to record"
+        else:
+            state, note = ATTACHED, f"recorder pid {writer.pid} on {writer.host or '?'}"
+            if writer.session_id is not None:
+                self.session_id = writer.session_id
+        started = None
+        jobs: list[dict] = []
+        gpus: list[dict] = []
+        total = 0.0
+        budgets: tuple[BudgetView, ...] = ()
+        if self.session_id is not None:
+            session = self.store.session(self.session_id)
+            started = datetime.fromisoformat(session["start"].replace("Z", "+00:00")).timestamp()
+            jobs = self.store.jobs(self.session_id)
+            gpus = self.store.gpus(self.session_id)
+            total = session["cost_usd"]
+            self._read_commit(self.session_id, session["last_commit"], need_samples=snap is None)
+            budgets = self._budget_views(session, jobs)
+        notes = tuple(snap.errors) if snap is not None else ()
+        if self._book_trouble:
+            notes += (self._book_trouble,)
+        if snap is None:
+            gpu_rows = stored_gpu_views(gpus, self._samples)
+            notes += (f"GPU figures from the recorder's last series step: cannot poll the GPUs here ({why})",)
+        else:
+            gpu_rows = gpu_views(snap, gpus)
+        self.hand_over_alerts()
+        return Frame(
+            host=self.host,
+            state=state,
+            state_note=note,
+            session_id=self.session_id,
+            started_wall=started,
+            elapsed_s=(self._wall() - started) if started is not None else None,
+            total_cost_usd=total,
+            burn_rate_usd_per_hour=sum(j.get("burn_rate_usd_per_hour") or 0.0 for j in jobs),
+            gpus=gpu_rows,
+            jobs=sort_jobs(JobView.from_json(j) for j in jobs),
+            processes=self._process_views(snap),
+            notes=notes,
+            can_tag=False,
+            **self.alert_fields(),
+            real_pids=self.backend is not None and not simulated(self.backend),
+            budgets=budgets,
+        )
+
+    def _budget_views(self, session: dict, jobs: list[dict]) -> tuple[BudgetView, ...]:
+        """The budgets holding the session's jobs, from a book rebuilt when a commit lands or a period begins."""
+        from gputab.budgets.model import from_caps
+        from gputab.live.frame import budget_views
+        from gputab.recording.budget_keeper import stored_book
+        from gputab.sampling.demo import DEMO_BUDGETS
+        from gputab.store import StoreError
+
+        wall = self._wall()
+        periods = frozenset(self._book.periods(wall)) if self._book is not None else None
+        if (self._read_key, periods) != self._book_key:
+            demo = from_caps(DEMO_BUDGETS, origin="demo") if session.get("backend") == "demo" else ()
+            try:
+                self._book = stored_book(self.store, self.budgets, wall, self.session_id, defaults=demo)
+                self._book_trouble = ""
+            except (StoreError, sqlite3.Error) as exc:
+                self._book = None
+                self._book_trouble = f"budgets not shown: cannot read them from the database ({exc})"
+            periods = frozenset(self._book.periods(wall)) if self._book is not None else None
+            self._book_key = (self._read_key, periods)
+        return budget_views(self._book, wall, jobs) if self._book is not None else ()
+
+    def _read_commit(self, session_id: int, commit: str | None, need_samples: bool) -> None:
+        """Re-read what changes only with a commit (processes, alerts) when a new one has landed."""
+        key = (session_id, commit)
+        if key == self._read_key and not (need_samples and not self._samples):
+            return
+        if self._read_key is not None and self._read_key[0] != session_id:
+            self.alert_log = AlertLog()  # the recorder was restarted: a new session, new alerts
+        self._read_key = key
+        self._procs = {(p["pid"], p["gpu_index"]): p for p in self.store.live_processes(session_id)}
+        self.alert_log.sync_rows(self.store.alerts(session_id))
+        if need_samples:
+            self._samples = {g["index"]: g for g in self.store.latest_gpu_samples(session_id)}
+
+    def _process_views(self, snap: Snapshot | None) -> tuple[ProcessView, ...]:
+        """The processes running now, each with the recorder's tag; the recorder's list when we cannot poll."""
+        if snap is None:
+            return tuple(
+                ProcessView(
+                    pid=p["pid"],
+                    gpu_index=p["gpu_index"],
+                    user=p["user"],
+                    command=p["cmdline"] or p["name"] or "?",
+                    used_memory_bytes=None,
+                    sm_pct=None,
+                    tag=p["tag"],
+                    source=p["source"],
+                )
+                for p in self._procs.values()
+            )
+        stored = self._procs
+        # A process that started since the recorder's last commit is not in the store yet: tag it by the same
+        # rules until the next commit brings the recorder's answer (manual tags included).
+        missing = [p.pid for p in snap.processes if (p.pid, p.gpu_index) not in stored]
+        infos = self.attributor.attribute(missing) if missing and self.attributor is not None else {}
+        out = []
+        for p in snap.processes:
+            rec = stored.get((p.pid, p.gpu_index))
+            if rec is None:
+                out.append(process_view(p, infos.get(p.pid)))
+            else:
+                out.append(
+                    ProcessView(
+                        pid=p.pid,
+                        gpu_index=p.gpu_index,
+                        user=rec["user"],
+                        command=rec["cmdline"] or rec["name"] or "?",
+                        used_memory_bytes=p.used_memory_bytes,
+                        sm_pct=p.sm_pct,
+                        tag=rec["tag"],
+                        source=rec["source"],
+                        gpu_instance_id=p.gpu_instance_id,
+                        compute_instance_id=p.compute_instance_id,
+                    )
+                )
+        return tuple(out)
+
+    def close(self, reason: str) -> None:
+        try:
+            self.store.close()
+        finally:
+            if self.backend is not None:
+                self.backend.close()
+
+
+def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[GpuView, ...]:
+    """GPU views from the store alone: identity and money from ``session_gpus``, hardware from the last step.
+
+    The store has no VRAM total or power limit, so those (and the bars drawn against them) read n/a.
+    """
+    out = []
+    for g in gpus:
+        s = samples.get(g["index"], {})
+        util = s.get("utilization")
+        out.append(
+            GpuView(
+                index=g["index"],
+                uuid=g.get("uuid") or "",
+                name=g.get("name") or "?",
+                model_key=g.get("model_key"),
+                utilization_pct=util * 100.0 if util is not None else None,
+                memory_used_bytes=s.get("memory_used_bytes"),
+                power_w=s.get("power_w"),
+                temperature_c=s.get("temperature_c"),
+                rate_per_hour=g.get("rate_per_hour"),
+                unknown_price=bool(g.get("unknown_price")),
+                energy_method=g.get("energy_method"),
+                cost_usd=g.get("cost_usd"),
+            )
+        )
+    return tuple(out)
+
+
+def attach_without_backend(ctx, config, wall_clock, why: str) -> AttachedFeed | None:
+    """An :class:`AttachedFeed` with no backend when a recorder is running; None otherwise."""
+    from gputab.store import Store, StoreError
+
+    try:
+        store = Store.open(ctx.db_path, readonly=True)
+    except (StoreError, OSError):
+        return None
+    if store.writer_info() is None:
+        store.close()
+        return None
+    return AttachedFeed(store, None, config, wall_clock=wall_clock, why_no_poll=why)

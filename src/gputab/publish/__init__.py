@@ -1,0 +1,1 @@
+"""What leaves gputab: the JSON vocabulary, documents, CSV export, Prometheus metrics."""
