@@ -155,7 +155,7 @@ async def render_review(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    out_dir = Path(argv[0]) if argv else Path("screenshots")
+    out_dir = Path(argv[0]) if argv else Path("docs/screenshots")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name, size, keys, theme in SHOTS:
