@@ -32,7 +32,7 @@ from gputab.alerts.record import (
 )
 from gputab.budgets.model import Budget, BudgetBook, as_budgets, from_caps, merge
 from gputab.config.settings import AlertsConfig
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
 from gputab.cost.shares import all_idle
 
 

@@ -31,7 +31,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from gputab.config.settings import BUDGET_PERIODS, MAX_BUDGET_USD, MAX_GRACE_SECONDS
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
 
 PERIODS = BUDGET_PERIODS
 """How long a budget's spend accumulates before it starts again from zero (UTC calendar; ``total``: never)."""

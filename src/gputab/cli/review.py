@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
 
 
 def open_store(app: AppContext):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from gputab.config.settings import WasteConfig
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.cost.forecast import (
     DEFAULT_MIN_SPAN_SECONDS,
     DEFAULT_WINDOW_SECONDS,
@@ -28,9 +29,6 @@ from gputab.cost.forecast import (
 )
 from gputab.cost.pricing import GpuPrice, PriceTable
 from gputab.cost.shares import (
-    IDLE,
-    SPECIAL_TAGS,
-    UNOBSERVED,
     MigTotals,
     charge_instances,
     gpu_shares,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.cost.pricing import mig_fraction
 from gputab.sampling.snapshot import GpuSample, MigSample, ProcessSample
 
@@ -25,10 +26,6 @@ __all__ = [
     "mig_utilization",
     "split_shares",
 ]
-
-IDLE = "(idle)"
-UNOBSERVED = "(unobserved)"
-SPECIAL_TAGS = (IDLE, UNOBSERVED)
 
 
 def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:

@@ -29,8 +29,7 @@ from prometheus_client.registry import Collector
 
 from gputab.alerts.observer import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
-from gputab.cost.diagnosis import ALL_REASONS
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import ALL_REASONS, SPECIAL_TAGS
 from gputab.cost.shares import all_idle
 from gputab.publish.mig_metrics import mig_families
 from gputab.sampling.snapshot import THROTTLE_REASONS

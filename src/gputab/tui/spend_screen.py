@@ -23,8 +23,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.errors import GputabError
-from gputab.store.queries import SPECIAL_TAGS
 from gputab.store.spend import group, latest_wall, open_stores, total
 from gputab.store.spend_pieces import job_pieces, utilization_histogram
 from gputab.store.spend_window import Window, bucket_wall, last_days, timezone_label
@@ -234,8 +234,8 @@ class SpendScreen(Screen):
 
         stacks = [(tag, COLORS[i], per_day([tag])) for i, tag in enumerate(jobs[:TOP_TAGS])]
         stacks += [
-            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)"])),
-            ("(idle)", IDLE_COLOR, per_day(["(idle)"])),
+            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], UNOBSERVED])),
+            (IDLE, IDLE_COLOR, per_day([IDLE])),
         ]
         idle_day = [self.idle_per_day.get(d, 0.0) for d in days]
         self.query_one("#spend-bars", StackedBars).set_data(days, stacks, idle_day)
