@@ -271,7 +271,7 @@ class Chart(Widget):
     def dashes(self) -> bool:
         """Series told apart by line style: the app runs without color (``NO_COLOR``; Textual reads and clears
         the variable when the app starts, so the app's flag is the one to ask)."""
-        return bool(getattr(self.app, "no_color", False))
+        return self.app.no_color
 
     def plot(self, spec: ChartSpec) -> bool:
         """Draw ``spec`` on the next repaint; returns False when it is skipped as the same picture as the last."""
