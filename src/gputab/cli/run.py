@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -129,7 +130,7 @@ def _send(pid: int, sig: int) -> None:
 class FiniteFloatRange(click.FloatRange):
     """A FloatRange that refuses nan and infinity: no budget or grace period is either."""
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)

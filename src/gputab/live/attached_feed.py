@@ -13,8 +13,12 @@ from gputab.live.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, 
 from gputab.sampling.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from gputab.app_context import AppContext
     from gputab.budgets.model import BudgetBook
+    from gputab.config.settings import Config
     from gputab.live.frame import BudgetView
+    from gputab.sampling.backend import Backend
+    from gputab.store import Store
 
 
 class AttachedFeed(Feed):
@@ -43,7 +47,12 @@ class AttachedFeed(Feed):
     """
 
     def __init__(
-        self, store, backend, config, wall_clock: Callable[[], float] | None = None, why_no_poll: str = ""
+        self,
+        store: Store,
+        backend: Backend | None,
+        config: Config,
+        wall_clock: Callable[[], float] | None = None,
+        why_no_poll: str = "",
     ) -> None:
         from gputab.attribution import Attributor
         from gputab.budgets.model import from_config
@@ -236,12 +245,14 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
     return tuple(out)
 
 
-def attach_without_backend(ctx, config, wall_clock, why: str) -> AttachedFeed | None:
+def attach_without_backend(
+    ctx: AppContext, config: Config, wall_clock: Callable[[], float] | None, why: str
+) -> AttachedFeed | None:
     """An :class:`AttachedFeed` with no backend when a recorder is running; None otherwise."""
     from gputab.store import Store, StoreError
 
     try:
-        store = Store.open(ctx.db_path, readonly=True)
+        store = Store.open(ctx.database, readonly=True)
     except (StoreError, OSError):
         return None
     if store.writer_info() is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 
 from gputab.cost.buckets import IDLE
@@ -133,7 +135,7 @@ class JobsTable(KeyedTable):
     """What stays when the terminal is too narrow for every column, most useful first: the last ones go first.
     At 80 columns: tag, cost, burn, $/1k samples, waste %, at end, GPUs (tested in tests/tui)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 
