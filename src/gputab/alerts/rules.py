@@ -1,6 +1,6 @@
 """Alert rules: telling the user when money is being wasted.
 
-The rules of ../shared/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`; the budget rules
+The rules of docs/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`; the budget rules
 are in :mod:`gputab.budgets.model`, the alert record in :mod:`gputab.alerts.record`). :mod:`gputab.alerts.observer` plugs them into
 the recorder.
 

@@ -1,4 +1,4 @@
-"""Where a job's dollars go: busy or wasted, and why (../shared/cost-model.md, "Waste").
+"""Where a job's dollars go: busy or wasted, and why (docs/cost-model.md, "Waste").
 
 Pure ledger functions, no I/O. For job ``j`` on GPU ``g`` over one interval, with ``c = share * interval_cost``
 and ``U`` the device utilization fraction::

@@ -18,7 +18,7 @@ def own_sm_share(processes: Sequence[ProcessView], gpus: Iterable[GpuView] = ())
 
     A device is a GPU, or a MIG instance of one (``gpus``: the frame's GpuViews, for their instances). The driver
     reports no per-process utilization on MIG; there the instance's own SM activity (GPM) is the job's when it is
-    the instance's only job, else shared by the processes' memory, then equally (cost-model.md, "MIG instances").
+    the instance's only job, else shared by the processes' memory, then equally (docs/cost-model.md, "MIG instances").
     A device none of whose processes report SM % does not count (the share is then unknown, not 0).
     """
     instances = instances_by_key(gpus)

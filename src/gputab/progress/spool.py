@@ -1,6 +1,6 @@
 """The recorder's side of the report spool: what grew while it recorded, who wrote it, and whether to believe it.
 
-The rule (docs: cost-model.md, "Samples and tokens: what a session counts"):
+The rule (docs/cost-model.md, "Samples and tokens: what a session counts"):
 
 - A session counts what was reported **while it recorded**. :meth:`ReportSpool.baseline` runs before the
   recorder says it is recording: it lists the spool and takes every file's counts as they stand; from then on

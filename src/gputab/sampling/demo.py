@@ -7,7 +7,7 @@ The box: GPUs 0-1 (H100 SXM) run one tagged LoRA fine-tune at ~90 %; GPU 2 (A100
 at ~30 % and, now and then, a short Slurm sweep job beside it; GPU 3 (H100) sits idle; a notebook of an untagged
 user comes and goes on GPU 0. GPU 4 (H100) is in MIG mode: 3g.40gb + 2g.20gb + 1g.10gb instances and one free
 slice (idle), an inference server on the 3g.40gb and CI tests on the 1g.10gb, each instance priced as a device
-(cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
+(docs/cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
 
 Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
 (``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB

@@ -1,4 +1,4 @@
-"""MIG: the instances of a GPU in MIG mode, each priced as a device (cost-model.md, "MIG instances").
+"""MIG: the instances of a GPU in MIG mode, each priced as a device (docs/cost-model.md, "MIG instances").
 
 A GPU in MIG mode (A100, A30, H100, H200) is cut into GPU instances, each holding compute instances; NVML names
 each compute instance a *MIG device* with its own handle (``nvmlDeviceGetMigDeviceHandleByIndex``). The parent
