@@ -36,7 +36,7 @@ class RecorderConfig:
     series_interval: float = 10.0
     """Seconds between stored per-GPU and per-job series points (totals are always exact; 0.05-86400)."""
     forecast_window: float = 600.0
-    """Seconds of reported progress a job's forecast rate looks back over (cost-model.md "Forecast"; 1-86400)."""
+    """Seconds of reported progress a job's forecast rate looks back over (docs/cost-model.md "Forecast"; 1-86400)."""
     forecast_min_span: float = 30.0
     """Seconds of reported progress needed before a forecast is given ("unknown" until then; 1-86400)."""
 

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 from gputab.live.feed import Feed, MemoryFeed, RecordingFeed
 
 if TYPE_CHECKING:
+    from gputab.app_context import AppContext
     from gputab.live.poller import Poller
+    from gputab.sampling.backend import Backend
 
 
-def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
+def start_feed(ctx: AppContext, *, interval: float, backend: Backend | None = None) -> Poller[Feed]:
     """The poll thread, started now on :func:`open_feed`: the CLI calls this before it imports the screen's code
     (Textual), so the database, the session and its baseline poll are ready as soon as the screen is."""
     from gputab.live.poller import Poller
@@ -24,12 +26,12 @@ def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
 
 
 def open_feed(
-    ctx,
+    ctx: AppContext,
     *,
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
     interval: float = 1.0,
-    backend=None,
+    backend: Backend | None = None,
 ) -> Feed:
     """Record when no recorder holds the database, attach when one does, memory only when it cannot be written.
 
@@ -63,7 +65,7 @@ def open_feed(
         return feed
     try:
         try:
-            store = Store.open(ctx.db_path)
+            store = Store.open(ctx.database)
         except (StoreError, OSError) as exc:
             # The live view is still worth having when the database cannot be written; the header says why.
             why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
@@ -87,7 +89,7 @@ def open_feed(
         store.close()
         from gputab.live.attached_feed import AttachedFeed
 
-        return AttachedFeed(Store.open(ctx.db_path, readonly=True), backend, config, wall_clock=wall_clock)
+        return AttachedFeed(Store.open(ctx.database, readonly=True), backend, config, wall_clock=wall_clock)
     except BaseException:
         backend.close()
         raise

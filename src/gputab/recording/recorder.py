@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 
 from gputab import __version__
+from gputab.alerts.record import Alert
 from gputab.attribution import Attributor, ProcessInfo
 from gputab.config.settings import Config
 from gputab.cost.ledger import Ledger
@@ -63,7 +65,7 @@ class Recorder:
         clock: Callable[[], float] = time.monotonic,
         observers: Iterable[Observer] = (),
         wall_clock: Callable[[], float] = time.time,
-        spool=None,
+        spool: Path | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -236,7 +238,7 @@ class Recorder:
             self.store.close()
             return ok
 
-    def record_alert(self, alert) -> bool:
+    def record_alert(self, alert: Alert) -> bool:
         """Store an alert raised or cleared (the ``sink`` of :class:`gputab.alerts.observer.AlertObserver`).
 
         It joins the tick's figures in the writer's buffers and reaches the database with the next commit (at the
@@ -446,5 +448,5 @@ def _with_state(tick: Tick, rec: Recorder) -> Tick:
     return replace(tick, session_id=rec.session_id, recording=state, notes=notes, held_ticks=held)
 
 
-def _json(obj) -> str:
+def _json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, default=str)

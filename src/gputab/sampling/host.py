@@ -10,14 +10,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.containers import PidVisibility
 from gputab.sampling.snapshot import CpuSample
+
+T = TypeVar("T")
 
 CHILDREN_EVERY = 10.0
 """Where the kernel lacks /proc/PID/task/TID/children: seconds between scans of every /proc/PID/stat for the
@@ -108,7 +111,7 @@ class HostInspector(ProcessInspector):
                 ppid = _read(proc.ppid, None)
                 uids = _read(proc.uids, None)
                 user = _read(proc.username, None)
-                cmdline = tuple(_read(proc.cmdline, ()) or ())
+                cmdline: tuple[str, ...] = tuple(_read(proc.cmdline, ()) or ())
                 try:
                     environ, denied = proc.environ(), False
                 except psutil.AccessDenied:
@@ -330,7 +333,7 @@ class HostInspector(ProcessInspector):
             return None
 
 
-def _read(getter, default):
+def _read(getter: Callable[[], T], default: T) -> T:
     """Call one psutil getter, returning ``default`` when that field alone is unreadable."""
     try:
         return getter()
