@@ -88,7 +88,11 @@ def test_a_process_list_timeout_books_its_gpu_to_unobserved_not_idle(fake_nvml, 
         [sys.executable, "-m", "gputab", "show", "--json"], capture_output=True, text=True, timeout=60
     )
     assert shown.returncode == 0, shown.stderr
-    faults = json.loads(shown.stdout)["read_faults"]
+    doc = json.loads(shown.stdout)
+    from test_vocabulary import FAULT_ONLY, check_document
+
+    assert FAULT_ONLY <= check_document(doc, "show")  # every key documented, with its unit and JSON type
+    faults = doc["read_faults"]
     assert [(f["gpu_index"], f["call"], f["error"], f["count"]) for f in faults] == [
         (1, "compute_processes", "NVML_ERROR_TIMEOUT", 3)
     ]
