@@ -269,9 +269,10 @@ class FakeNvml:
         env.update(extra)
         return env
 
-    def session(self) -> BackendSession:
-        """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`)."""
-        return BackendSession(self.env())
+    def session(self, **extra: str) -> BackendSession:
+        """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`); ``extra``:
+        more environment variables for it."""
+        return BackendSession(self.env(**extra))
 
 
 # The subprocess side of BackendSession: one backend, driven line by line over stdin, one JSON answer per line.

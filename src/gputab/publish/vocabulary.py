@@ -280,6 +280,12 @@ KEYS: tuple[Key, ...] = (
         "array",
         "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said once with the fix.",
     ),
+    _k(
+        "activity_source",
+        "string",
+        "Where a GPU's SM, occupancy, tensor and DRAM activity came from: gpm (NVML GPM) or dcgm-exporter (where "
+        "DCGM runs on the host, gputab leaves the profiling counters to it); null: not reported.",
+    ),
     _k("sm_clock_mhz", "number", "SM clock."),
     _k("temperature_celsius", "number", "GPU temperature.", "temperature_c"),
     _k("throttle_seconds", "object", "Seconds of the last interval the GPU's clocks were held down, by reason."),

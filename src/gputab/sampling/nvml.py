@@ -25,6 +25,7 @@ import pynvml
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
 from gputab.sampling.containers import PidVisibility
+from gputab.sampling.dcgm import DcgmNeighbour
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
 from gputab.sampling.gpu_worker import GpuWorker
 from gputab.sampling.mig import MigInstances, instance_id, mig_slices
@@ -152,6 +153,7 @@ class NvmlBackend(Backend):
         self._closed = False
         self._inspector: ProcessInspector | None = None
         self._visibility = PidVisibility()
+        self._dcgm = DcgmNeighbour()  # where DCGM runs here, its profiling counters are left to it (sampling/dcgm.py)
         try:
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as exc:
@@ -203,7 +205,7 @@ class NvmlBackend(Backend):
             readers.append(("temperature", read_temperature))
         readers += [("sm clock", read_sm_clock), ("pcie rx", read_pcie_rx), ("pcie tx", read_pcie_tx)]
         gpu.readers = readers
-        if gpu.gpm is None:
+        if gpu.gpm is None and self._dcgm.gpm:
             gpu.gpm = self._open_gpm(handle)
         try:
             slots = mig_slices(handle)
@@ -253,6 +255,8 @@ class NvmlBackend(Backend):
 
     def poll(self) -> Snapshot:
         mono, wall = time.monotonic(), time.time()
+        started = time.monotonic()
+        self._dcgm.begin()
         if self.poll_deadline is None:
             readings = [self._read_one(gpu, mono) for gpu in self._gpus]
         else:
@@ -265,11 +269,11 @@ class NvmlBackend(Backend):
             procs += r.processes
             faults += r.faults
         self._visibility.observe(p.pid for p in procs)
-        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note) if n)
+        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note, self._dcgm.note) if n)
         return Snapshot(
             mono=mono,
             wall=wall,
-            gpus=tuple(r.sample for r in readings),
+            gpus=self._dcgm.apply([r.sample for r in readings], self._left(started)),
             processes=tuple(procs),
             driver_version=self.driver_version,
             errors=tuple(notes),
@@ -277,6 +281,10 @@ class NvmlBackend(Backend):
             host_notes=notes_now,
             read_faults=tuple(faults),
         )
+
+    def _left(self, started: float) -> float | None:
+        """Seconds left of this poll's deadline (None: no deadline)."""
+        return None if self.poll_deadline is None else max(0.0, self.poll_deadline - (time.monotonic() - started))
 
     def _read_one(self, gpu: _GpuState, mono: float) -> _Reading:
         """Everything one GPU says this poll. A failed vital reading marks the sample ``lost`` with the reason in
@@ -385,6 +393,8 @@ class NvmlBackend(Backend):
                 gpu.gpm = None
             return
         gpm.read_into(values, f"GPU {gpu.index}", notes, UNSUPPORTED)
+        if any(values.get(f) is not None for f in ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct")):
+            values["activity_source"] = "gpm"
         # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
         if any(r[0] in OLD_PCIE for r in gpu.readers):
             gpm_pcie = {GPM_PCIE[f] for _, f, _ in gpm.metrics if f in GPM_PCIE}
@@ -473,6 +483,7 @@ class NvmlBackend(Backend):
         # no _closed yet means nvmlInit failed: there is nothing to shut down
         if not getattr(self, "_closed", True):
             self._closed = True
+            self._dcgm.close()
             stuck = False
             for gpu in getattr(self, "_gpus", ()):
                 gpu.worker.stop()

@@ -81,6 +81,9 @@ class GpuSample:
     """Percent of time the SMs ran any tensor-core instruction (GPM ANY_TENSOR_UTIL)."""
     dram_bw_pct: float | None = None
     """Percent of the peak DRAM bandwidth used (GPM DRAM_BW_UTIL)."""
+    activity_source: str | None = None
+    """Where ``sm_active_pct``, ``sm_occupancy_pct``, ``tensor_active_pct`` and ``dram_bw_pct`` came from: ``gpm``
+    (NVML GPM) or ``dcgm-exporter`` (DCGM's profiling fields, where DCGM runs on this host); None: not reported."""
     nvlink_rx_bytes_per_s: float | None = None
     nvlink_tx_bytes_per_s: float | None = None
     throttle_seconds: dict[str, float] | None = None

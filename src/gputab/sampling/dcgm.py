@@ -1,0 +1,193 @@
+"""A good neighbour to DCGM: where DCGM runs on this host, leave the profiling counters to it.
+
+NVML GPM and DCGM's profiling (DCP) read the same hardware counters and disturb each other. So where a DCGM host
+engine (``nv-hostengine``) or dcgm-exporter runs on this box, gputab does not start GPM sampling (unless
+``GPUTAB_GPM=on`` says to), and reads the profiling figures from dcgm-exporter's ``/metrics`` on this host where
+it serves them. Each GPU sample says where its activity figures came from (``GpuSample.activity_source``).
+
+The field names are dcgm-exporter's (etc/dcp-metrics-included.csv); its ratios (0-1) become gputab's percents.
+Only loopback addresses are asked, with a short timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from gputab.sampling.gpu_worker import GpuWorker, Job
+from gputab.sampling.snapshot import GpuSample
+
+DCGM_PROCESSES = ("nv-hostengine", "dcgm-exporter")
+"""Process names (``/proc/PID/comm``) that mean DCGM samples the profiling counters on this host."""
+
+DEFAULT_EXPORTER_URL = "http://127.0.0.1:9400/metrics"
+"""dcgm-exporter's default address (``:9400``), asked on this host only."""
+
+FIELDS: dict[str, str] = {
+    "DCGM_FI_PROF_SM_ACTIVE": "sm_active_pct",
+    "DCGM_FI_PROF_SM_OCCUPANCY": "sm_occupancy_pct",
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "tensor_active_pct",
+    "DCGM_FI_PROF_DRAM_ACTIVE": "dram_bw_pct",
+}
+"""dcgm-exporter's profiling gauges (ratios 0-1) -> the ``GpuSample`` field (percent) each fills."""
+
+SOURCE = "dcgm-exporter"
+"""``GpuSample.activity_source`` of figures read from dcgm-exporter."""
+
+_LINE = re.compile(r"^(DCGM_FI_PROF_[A-Z_]+)\{([^}]*)\}\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_MAX_BYTES = 4 << 20  # a /metrics page of a box with many GPUs is a few hundred KiB
+
+
+def dcgm_running(proc: Path = Path("/proc")) -> str | None:
+    """The name of a DCGM process running on this host (``nv-hostengine`` or ``dcgm-exporter``), or None."""
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue  # gone, or not ours to read
+        if comm in DCGM_PROCESSES:
+            return comm
+    return None
+
+
+def gpm_wanted(dcgm: str | None) -> bool:
+    """Whether to start GPM sampling: not beside DCGM, unless ``GPUTAB_GPM=on``; never with ``GPUTAB_GPM=off``."""
+    choice = os.environ.get("GPUTAB_GPM", "auto").strip().lower()
+    if choice == "on":
+        return True
+    if choice == "off":
+        return False
+    return dcgm is None
+
+
+def exporter_url() -> str | None:
+    """dcgm-exporter's /metrics URL (``GPUTAB_DCGM_EXPORTER_URL`` overrides the default); None when it names a
+    host that is not this one (gputab asks servers on loopback only)."""
+    url = os.environ.get("GPUTAB_DCGM_EXPORTER_URL") or DEFAULT_EXPORTER_URL
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or (parts.hostname or "") not in _LOOPBACK:
+        return None
+    return url
+
+
+def parse_metrics(text: str) -> dict[str, dict[str, float]]:
+    """The profiling figures of a dcgm-exporter page, per GPU: ``{"GPU-uuid" or "gpu index": {field: pct}}``.
+
+    A GPU is keyed by its UUID label when it has one, else by its ``gpu`` label. MIG instances' rows (with a
+    ``GPU_I_ID`` label) are left out: their figures are not the whole GPU's.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None or m.group(1) not in FIELDS:
+            continue
+        labels = dict(_LABEL.findall(m.group(2)))
+        if labels.get("GPU_I_ID"):
+            continue
+        key = labels.get("UUID") or labels.get("gpu")
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        if key is None or not 0.0 <= value <= 1.0:
+            continue  # NaN, or not a ratio: never a figure
+        out.setdefault(key, {})[FIELDS[m.group(1)]] = value * 100.0
+    return out
+
+
+class ExporterReader:
+    """Reads dcgm-exporter's /metrics on this host, once per poll.
+
+    Args:
+        url: the page (loopback only; see :func:`exporter_url`).
+        timeout: seconds one read may take.
+    """
+
+    def __init__(self, url: str, timeout: float = 0.5) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.error: str | None = None
+        """Why the last read failed (None when it worked)."""
+
+    def read(self) -> dict[str, dict[str, float]]:
+        """The figures per GPU (see :func:`parse_metrics`); empty, with :attr:`error` set, when the page cannot be
+        read."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        try:
+            with opener.open(self.url, timeout=self.timeout) as resp:
+                text = resp.read(_MAX_BYTES).decode("utf-8", "replace")
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            self.error = f"cannot read dcgm-exporter at {self.url}: {exc}"
+            return {}
+        self.error = None
+        return parse_metrics(text)
+
+
+class DcgmNeighbour:
+    """What the NVML backend does about DCGM on this host: whether to start GPM, and dcgm-exporter's figures.
+
+    The exporter is read by its own thread, started with the poll and waited for until the poll's deadline, so a
+    slow exporter never holds the GPUs' readings (and is not asked again while a read is still under way).
+    """
+
+    def __init__(self, proc: Path = Path("/proc")) -> None:
+        self.running = dcgm_running(proc)
+        """``nv-hostengine`` or ``dcgm-exporter`` when one runs here, else None."""
+        self.gpm = gpm_wanted(self.running)
+        """Whether the backend may start GPM sampling."""
+        url = exporter_url() if self.running else None
+        self.reader = ExporterReader(url) if url else None
+        self._worker: GpuWorker[dict[str, dict[str, float]]] = GpuWorker("gputab-dcgm-exporter")
+        self._job: Job[dict[str, dict[str, float]]] | None = None
+
+    @property
+    def note(self) -> str | None:
+        """The host note that says so (None when DCGM does not run here)."""
+        if self.running is None:
+            return None
+        gpm = "GPM sampling is on (GPUTAB_GPM=on)" if self.gpm else "gputab does not start GPM sampling"
+        where = (
+            f"SM, tensor and DRAM activity are read from dcgm-exporter at {self.reader.url}"
+            if self.reader is not None
+            else "GPUTAB_DCGM_EXPORTER_URL is not on this host: activity figures n/a"
+        )
+        return f"DCGM runs on this host ({self.running}): {gpm}; {where}"
+
+    def begin(self) -> None:
+        """Start reading the exporter for this poll (in its thread; nothing when a read is still under way)."""
+        if self.reader is not None and not self._worker.busy:
+            self._job = self._worker.submit(self.reader.read)
+
+    def figures(self, wait: float | None) -> dict[str, dict[str, float]]:
+        """This poll's figures per GPU, waiting at most ``wait`` seconds (None: as long as the read takes)."""
+        job, self._job = self._job, None
+        if job is None or not job.done.wait(wait):
+            return {}
+        return job.result or {}
+
+    def apply(self, samples: list[GpuSample], wait: float | None) -> tuple[GpuSample, ...]:
+        """``samples`` with this poll's dcgm-exporter figures (and ``activity_source``) where it serves them."""
+        if self.reader is None:
+            return tuple(samples)
+        figures = self.figures(wait)
+        out = []
+        for g in samples:
+            figs = None if g.lost else figures.get(g.uuid) or figures.get(str(g.index))
+            out.append(replace(g, **figs, activity_source=SOURCE) if figs else g)
+        return tuple(out)
+
+    def close(self) -> None:
+        self._worker.stop()
