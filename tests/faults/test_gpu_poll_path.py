@@ -7,6 +7,7 @@ Like tests/test_gpu_real.py it runs in a subprocess, so this process never loads
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,11 @@ with NvmlBackend() as b:
         faults += [f.to_json() for f in s.read_faults]
         unobserved += [g.unobserved for g in s.gpus if g.unobserved]
         time.sleep(0.25)
-print(json.dumps({"gpus": len(s.gpus), "took": took, "faults": faults, "unobserved": unobserved}))
+    sources = sorted({str(g.activity_source) for g in s.gpus})
+    allocs = sum(1 for g in b._gpus if g.gpm is not None)
+from gputab.sampling.dcgm import dcgm_running
+print(json.dumps({"gpus": len(s.gpus), "took": took, "faults": faults, "unobserved": unobserved,
+                  "dcgm": dcgm_running(), "sources": sources, "gpm_gpus": allocs, "notes": list(s.host_notes)}))
 """
 
 
@@ -42,3 +47,8 @@ def test_the_deadline_never_fires_on_a_healthy_driver():
     print(f"poll seconds with a deadline: max {max(doc['took']):.3f}, median {sorted(doc['took'])[10]:.3f}")
     assert doc["faults"] == [] and doc["unobserved"] == [], doc
     assert max(doc["took"]) < 2.0, doc["took"]
+    print(f"DCGM on this host: {doc['dcgm']}; activity from {doc['sources']}; GPUs sampled by GPM: {doc['gpm_gpus']}")
+    if doc["dcgm"] is not None and os.environ.get("GPUTAB_GPM", "auto") == "auto":
+        # Beside DCGM, GPM is left alone; the activity figures come from dcgm-exporter where it serves them.
+        assert doc["gpm_gpus"] == 0 and "gpm" not in doc["sources"], doc
+        assert any("DCGM runs on this host" in n for n in doc["notes"]), doc["notes"]
