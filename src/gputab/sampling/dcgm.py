@@ -186,7 +186,19 @@ class DcgmNeighbour:
         out = []
         for g in samples:
             figs = None if g.lost else figures.get(g.uuid) or figures.get(str(g.index))
-            out.append(replace(g, **figs, activity_source=SOURCE) if figs else g)
+            if not figs:
+                out.append(g)
+                continue
+            out.append(
+                replace(
+                    g,
+                    sm_active_pct=figs.get("sm_active_pct"),
+                    sm_occupancy_pct=figs.get("sm_occupancy_pct"),
+                    tensor_active_pct=figs.get("tensor_active_pct"),
+                    dram_bw_pct=figs.get("dram_bw_pct"),
+                    activity_source=SOURCE,
+                )
+            )
         return tuple(out)
 
     def close(self) -> None:
