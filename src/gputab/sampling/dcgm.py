@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +35,9 @@ FIELDS: dict[str, str] = {
 }
 """dcgm-exporter's profiling gauges (ratios 0-1) -> the ``GpuSample`` field (percent) each fills."""
 
+SCAN_WAIT = 3.0
+"""Seconds a GPU that supports GPM waits, at most, for the scan for DCGM before GPM is started."""
+
 SOURCE = "dcgm-exporter"
 """``GpuSample.activity_source`` of figures read from dcgm-exporter."""
 
@@ -46,20 +48,30 @@ _MAX_BYTES = 4 << 20  # a /metrics page of a box with many GPUs is a few hundred
 
 
 def dcgm_running(proc: Path = Path("/proc")) -> str | None:
-    """The name of a DCGM process running on this host (``nv-hostengine`` or ``dcgm-exporter``), or None."""
+    """The name of a DCGM process running on this host (``nv-hostengine`` or ``dcgm-exporter``), or None.
+
+    One small read per process: quick on a workstation, a second or more on a box with thousands of processes, so
+    :class:`DcgmNeighbour` runs it in a thread.
+    """
+    wanted = {name.encode() for name in DCGM_PROCESSES}
     try:
-        entries = list(proc.iterdir())
+        entries = os.scandir(proc)
     except OSError:
         return None
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-        except OSError:
-            continue  # gone, or not ours to read
-        if comm in DCGM_PROCESSES:
-            return comm
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                fd = os.open(f"{entry.path}/comm", os.O_RDONLY)
+                try:
+                    comm = os.read(fd, 64).strip()
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # gone, or not ours to read
+            if comm in wanted:
+                return comm.decode()
     return None
 
 
@@ -125,11 +137,13 @@ class ExporterReader:
     def read(self) -> dict[str, dict[str, float]]:
         """The figures per GPU (see :func:`parse_metrics`); empty, with :attr:`error` set, when the page cannot be
         read."""
+        import urllib.request  # here: it loads ssl, which a box without DCGM never needs
+
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
         try:
             with opener.open(self.url, timeout=self.timeout) as resp:
                 text = resp.read(_MAX_BYTES).decode("utf-8", "replace")
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # URLError is an OSError
             self.error = f"cannot read dcgm-exporter at {self.url}: {exc}"
             return {}
         self.error = None
@@ -144,21 +158,38 @@ class DcgmNeighbour:
     """
 
     def __init__(self, proc: Path = Path("/proc")) -> None:
-        self.running = dcgm_running(proc)
-        """``nv-hostengine`` or ``dcgm-exporter`` when one runs here, else None."""
-        self.gpm = gpm_wanted(self.running)
-        """Whether the backend may start GPM sampling."""
-        url = exporter_url() if self.running else None
-        self.reader = ExporterReader(url) if url else None
+        self._found: list[str | None] = []
+        self._scanned = threading.Event()
+        self.reader: ExporterReader | None = None
+        """dcgm-exporter's page, once the scan found DCGM and its URL is on this host."""
         self._worker: GpuWorker[dict[str, dict[str, float]]] = GpuWorker("gputab-dcgm-exporter")
         self._job: Job[dict[str, dict[str, float]]] | None = None
+        # The scan of /proc runs beside the backend's start: only a GPU that supports GPM waits for its answer.
+        threading.Thread(target=self._scan, args=(proc,), name="gputab-dcgm-scan", daemon=True).start()
+
+    def _scan(self, proc: Path) -> None:
+        try:
+            self._found.append(dcgm_running(proc))
+        finally:
+            self._scanned.set()
+
+    @property
+    def running(self) -> str | None:
+        """``nv-hostengine`` or ``dcgm-exporter`` when one runs here (None: none, or the scan is not done)."""
+        return self._found[0] if self._found else None
+
+    def gpm_allowed(self, wait: float = SCAN_WAIT) -> bool:
+        """Whether the backend may start GPM sampling: waits up to ``wait`` seconds for the scan (a scan that takes
+        longer counts as no DCGM found)."""
+        self._scanned.wait(wait)
+        return gpm_wanted(self.running)
 
     @property
     def note(self) -> str | None:
         """The host note that says so (None when DCGM does not run here)."""
         if self.running is None:
             return None
-        gpm = "GPM sampling is on (GPUTAB_GPM=on)" if self.gpm else "gputab does not start GPM sampling"
+        gpm = "GPM sampling is on (GPUTAB_GPM=on)" if gpm_wanted(self.running) else "gputab does not start GPM sampling"
         where = (
             f"SM, tensor and DRAM activity are read from dcgm-exporter at {self.reader.url}"
             if self.reader is not None
@@ -168,6 +199,9 @@ class DcgmNeighbour:
 
     def begin(self) -> None:
         """Start reading the exporter for this poll (in its thread; nothing when a read is still under way)."""
+        if self.reader is None and self.running is not None:
+            url = exporter_url()
+            self.reader = ExporterReader(url) if url else None
         if self.reader is not None and not self._worker.busy:
             self._job = self._worker.submit(self.reader.read)
 

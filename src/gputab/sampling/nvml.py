@@ -205,7 +205,7 @@ class NvmlBackend(Backend):
             readers.append(("temperature", read_temperature))
         readers += [("sm clock", read_sm_clock), ("pcie rx", read_pcie_rx), ("pcie tx", read_pcie_tx)]
         gpu.readers = readers
-        if gpu.gpm is None and self._dcgm.gpm:
+        if gpu.gpm is None:
             gpu.gpm = self._open_gpm(handle)
         try:
             slots = mig_slices(handle)
@@ -234,8 +234,8 @@ class NvmlBackend(Backend):
             if hasattr(pynvml, "nvmlGpmQueryDeviceSupport")
             else None
         )
-        if support is None or not support.isSupportedDevice:
-            return None
+        if support is None or not support.isSupportedDevice or not self._dcgm.gpm_allowed():
+            return None  # beside DCGM, its profiling counters are left to it (sampling/dcgm.py)
         try:
             return GpmSamples()
         except pynvml.NVMLError:
