@@ -5,7 +5,8 @@
 #   scripts/gpu-check.sh --no-install # the environment already has gputab and its test dependencies
 #
 # Runs the `gpu`-marked tests (real NVML; a real tagged PyTorch job doing matrix products: its VRAM, SM share and
-# dollars; GPM and clock event reasons where supported; MIG cases skipped with a reason where no MIG is set up),
+# dollars; GPM and clock event reasons where supported; MIG cases skipped with a reason where no MIG is set up; the
+# poll path: with the recorder's deadline a healthy driver answers every poll in time, no GPU is (unobserved)),
 # then bench/real_gpu.py (nvmlInit time, poll latency per GPU, gputab vs nvitop's library), whose rows it appends
 # to bench/RESULTS.md. Prepare wheels for a machine without internet with scripts/prepare-wheels.sh.
 set -euo pipefail

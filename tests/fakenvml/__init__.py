@@ -26,8 +26,9 @@ Scenario file reference (one record a line, ``#`` starts a comment; written for 
                                                          instance's GPM SM_UTIL (-1 = unsupported); ``PROFILE``: its
                                                          GPU instance profile's name (``-`` = none)
 ``proc GPU PID KIND USED GI CI``                         a process on MIG instance (GI, CI) of a MIG GPU
-``delay SYMBOL SECONDS``                                 every call of ``SYMBOL`` sleeps that long first (a slow
-                                                         ``nvmlInitWithFlags``, a hung driver call)
+``delay SYMBOL SECONDS [GPU]``                           every call of ``SYMBOL`` (on ``GPU`` only, when given)
+                                                         sleeps that long first (a slow ``nvmlInitWithFlags``, a
+                                                         hung driver call on one GPU)
 ``error SYMBOL|* GPU|* CODE``                            make ``SYMBOL`` (e.g. ``nvmlDeviceGetPowerUsage``) return
                                                          ``CODE`` (``NOT_SUPPORTED``, ``GPU_IS_LOST``, 999, ...);
                                                          ``*`` symbol = every device function; first match wins
@@ -181,6 +182,15 @@ class Error:
 
 
 @dataclass
+class Delay:
+    """Make every call of ``function`` on ``gpu`` (None = every GPU) sleep ``seconds`` first: a hung driver call."""
+
+    function: str
+    seconds: float
+    gpu: int | None = None
+
+
+@dataclass
 class Scenario:
     """A whole scenario; ``count`` defaults to ``len(gpus)`` (set it to script fewer or zero GPUs)."""
 
@@ -191,6 +201,8 @@ class Scenario:
     migs: list[Mig] = field(default_factory=list)
     delays: dict[str, float] = field(default_factory=dict)
     """NVML symbol -> seconds each call of it sleeps first."""
+    slow: list[Delay] = field(default_factory=list)
+    """Delays of one GPU's calls (``delay SYMBOL SECONDS GPU``)."""
     driver: str = "550.54.15"
     count: int | None = None
 
@@ -204,6 +216,7 @@ class Scenario:
             errors=[e if isinstance(e, Error) else Error(**e) for e in d.get("errors", [])],
             migs=[m if isinstance(m, Mig) else Mig(**m) for m in d.get("migs", [])],
             delays=dict(d.get("delays", {})),
+            slow=[x if isinstance(x, Delay) else Delay(**x) for x in d.get("slow", [])],
             driver=d.get("driver", "550.54.15"),
             count=d.get("count"),
         )
@@ -227,6 +240,7 @@ class Scenario:
         ]
         lines += [f"sample {s.gpu} {s.pid} {s.ts} {s.sm} {s.mem}" for s in self.samples]
         lines += [f"delay {sym} {seconds}" for sym, seconds in self.delays.items()]
+        lines += [f"delay {d.function} {d.seconds} {'*' if d.gpu is None else d.gpu}" for d in self.slow]
         lines += [f"error {e.function} {'*' if e.gpu is None else e.gpu} {e.code}" for e in self.errors]
         return "\n".join(lines) + "\n"
 
@@ -255,9 +269,10 @@ class FakeNvml:
         env.update(extra)
         return env
 
-    def session(self) -> BackendSession:
-        """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`)."""
-        return BackendSession(self.env())
+    def session(self, **extra: str) -> BackendSession:
+        """Start one ``NvmlBackend`` in a subprocess that polls on demand (see :class:`BackendSession`); ``extra``:
+        more environment variables for it."""
+        return BackendSession(self.env(**extra))
 
 
 # The subprocess side of BackendSession: one backend, driven line by line over stdin, one JSON answer per line.
@@ -294,6 +309,11 @@ for line in sys.stdin:
         fn = pynvml.nvmlLib.fakeNvmlCallCount
         fn.restype = ctypes.c_long
         out = {"calls": fn(arg.encode())}
+    elif cmd == "max_in_flight":
+        import pynvml
+        fn = pynvml.nvmlLib.fakeNvmlMaxInFlight
+        fn.restype = ctypes.c_long
+        out = {"max_in_flight": fn(arg.encode())}
     elif cmd == "gpm_live":
         import pynvml
         fn = pynvml.nvmlLib.fakeNvmlGpmSamplesLive

@@ -22,11 +22,19 @@
  *   gpu 0 clocks_event 4                      (nvmlDeviceGetCurrentClocksEventReasons bit mask)
  *
  *   delay nvmlInitWithFlags 3.5               (every call of the symbol sleeps that long first: a slow driver)
+ *   delay nvmlDeviceGetComputeRunningProcesses_v3 3 1   (... only on GPU 1: one GPU's call hangs)
  *
- * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called.
+ * Besides the NVML API it exports fakeNvmlCallCount(symbol), so a test can prove what was (not) called, and
+ * fakeNvmlMaxInFlight(symbol), the most calls of a delayed symbol that were sleeping at once (a pile-up of threads
+ * stuck in the same hung call shows as more than 1).
+ *
+ * NVML is thread-safe ("it is safe to make simultaneous NVML calls from multiple threads"), and so is this fake:
+ * the scenario is re-read under a lock into a second buffer and swapped in, so a call running in another thread
+ * never sees half a scenario.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +174,7 @@ typedef struct {
 typedef struct { int gpu; unsigned int pid; int graphics; long long used; unsigned int gi, ci; } proc_t;
 typedef struct { int gpu; unsigned int pid; unsigned long long ts; unsigned int sm, mem; } sample_t;
 typedef struct { char sym[64]; int gpu; int code; } error_t_;
-typedef struct { char sym[64]; double seconds; } delay_t;
+typedef struct { char sym[64]; double seconds; int gpu; } delay_t;
 #define MAX_DELAYS 16
 
 /* The opaque device handle pynvml passes back: a pointer into this array (handle - devices = index). */
@@ -176,7 +184,7 @@ static struct nvmlDevice_st devices[MAX_GPUS];
 /* MIG device handles point into their own array, so a parent-only call given one fails as on the driver. */
 static struct nvmlDevice_st mig_devices[MAX_GPUS][MAX_MIG];
 
-static struct {
+typedef struct {
     char driver[80];
     int ngpus, nprocs, nsamples, nerrors;
     gpu_t gpus[MAX_GPUS];
@@ -186,7 +194,12 @@ static struct {
     mig_t migs[MAX_GPUS][MAX_MIG];
     delay_t delays[MAX_DELAYS];
     int ndelays;
-} sc;
+} scenario_t;
+/* Two buffers: a reload parses into the one not in use and then swaps `scp`, under `lock`. */
+static scenario_t sc_bufs[2];
+static scenario_t *scp = &sc_bufs[0];
+#define sc (*scp)
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct { ino_t ino; off_t size; long long mtime_ns; int loaded; } seen;
 static int init_count;
@@ -202,19 +215,46 @@ static double now_s(void) {
 }
 
 static void count_call(const char *sym) {
-    for (int i = 0; i < ncalls; i++)
-        if (strcmp(calls[i].name, sym) == 0) { calls[i].count++; return; }
-    if (ncalls < MAX_SYMS) {
+    pthread_mutex_lock(&lock);
+    int i;
+    for (i = 0; i < ncalls; i++)
+        if (strcmp(calls[i].name, sym) == 0) { calls[i].count++; break; }
+    if (i == ncalls && ncalls < MAX_SYMS) {
         snprintf(calls[ncalls].name, sizeof calls[ncalls].name, "%s", sym);
         calls[ncalls++].count = 1;
     }
+    pthread_mutex_unlock(&lock);
+}
+
+/* Calls of each delayed symbol sleeping now, and the most that ever slept at once. */
+static struct { char name[64]; long now, max; } inflight[MAX_SYMS];
+static int ninflight;
+
+static int inflight_slot(const char *sym) {
+    for (int i = 0; i < ninflight; i++)
+        if (strcmp(inflight[i].name, sym) == 0) return i;
+    if (ninflight >= MAX_SYMS) return -1;
+    snprintf(inflight[ninflight].name, sizeof inflight[ninflight].name, "%s", sym);
+    return ninflight++;
+}
+
+/* Exported for tests: the most calls of `sym` that were in a scripted delay at the same time. */
+long fakeNvmlMaxInFlight(const char *sym) {
+    pthread_mutex_lock(&lock);
+    long max = 0;
+    for (int i = 0; i < ninflight; i++)
+        if (strcmp(inflight[i].name, sym) == 0) max = inflight[i].max;
+    pthread_mutex_unlock(&lock);
+    return max;
 }
 
 /* Exported for tests: how often `sym` was called in this process ("*" = all NVML calls). */
 long fakeNvmlCallCount(const char *sym) {
     long total = 0;
+    pthread_mutex_lock(&lock);
     for (int i = 0; i < ncalls; i++)
         if (strcmp(sym, "*") == 0 || strcmp(calls[i].name, sym) == 0) total += calls[i].count;
+    pthread_mutex_unlock(&lock);
     return total;
 }
 
@@ -235,8 +275,8 @@ static int parse_code(const char *s) {
     return NVML_ERROR_UNKNOWN; /* a typo in a scenario still fails loudly rather than passing */
 }
 
-static void gpu_defaults(int i) {
-    gpu_t *g = &sc.gpus[i];
+static void gpu_defaults(scenario_t *out, int i) {
+    gpu_t *g = &out->gpus[i];
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "Fake GPU %d", i);
     snprintf(g->uuid, sizeof g->uuid, "GPU-fake0000-0000-0000-0000-%012d", i);
@@ -292,11 +332,14 @@ static void energy_accrue(void) {
     last_t = t;
 }
 
-static void parse_scenario(FILE *f) {
+/* Parse into `out` (the buffer not in use): within this function `sc` names it. */
+#undef sc
+#define sc (*out)
+static void parse_scenario(FILE *f, scenario_t *out) {
     char line[512];
     memset(&sc, 0, sizeof sc);
     snprintf(sc.driver, sizeof sc.driver, "550.54.15");
-    for (int i = 0; i < MAX_GPUS; i++) gpu_defaults(i);
+    for (int i = 0; i < MAX_GPUS; i++) gpu_defaults(out, i);
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
         char kw[32] = "", a[64] = "", b[64] = "", c[64] = "", d[64] = "";
@@ -346,6 +389,7 @@ static void parse_scenario(FILE *f) {
             delay_t *dl = &sc.delays[sc.ndelays++];
             snprintf(dl->sym, sizeof dl->sym, "%s", a);
             dl->seconds = strtod(b, NULL);
+            dl->gpu = (n >= 4 && strcmp(c, "*")) ? atoi(c) : ANY;
         } else if (!strcmp(kw, "error") && n >= 4 && sc.nerrors < MAX_ERRORS) {
             error_t_ *e = &sc.errors[sc.nerrors++];
             snprintf(e->sym, sizeof e->sym, "%s", a);
@@ -357,8 +401,11 @@ static void parse_scenario(FILE *f) {
     }
 }
 
+#undef sc
+#define sc (*scp)
+
 /* Re-read the scenario if the file changed. Called at the top of every entry point. */
-static void reload(void) {
+static void reload_locked(void) {
     const char *path = getenv("FAKE_NVML_SCENARIO");
     struct stat st;
     if (!path || stat(path, &st) != 0) {
@@ -370,22 +417,42 @@ static void reload(void) {
     FILE *f = fopen(path, "r");
     if (!f) return;
     energy_accrue(); /* energy so far was drawn at the old power */
-    parse_scenario(f);
+    scenario_t *next = scp == &sc_bufs[0] ? &sc_bufs[1] : &sc_bufs[0];
+    parse_scenario(f, next);
     fclose(f);
+    scp = next;
     seen.ino = st.st_ino;
     seen.size = st.st_size;
     seen.mtime_ns = mtime_ns;
     seen.loaded = 1;
 }
 
-/* A scripted hang: `delay SYMBOL SECONDS` makes every call of SYMBOL sleep that long first (a slow driver). */
-static void delay(const char *sym) {
+static void reload(void) {
+    pthread_mutex_lock(&lock);
+    reload_locked();
+    pthread_mutex_unlock(&lock);
+}
+
+/* A scripted hang: `delay SYMBOL SECONDS [GPU]` makes every call of SYMBOL (on GPU) sleep that long first. */
+static void delay(const char *sym, int gpu) {
+    double s = 0;
+    pthread_mutex_lock(&lock);
     for (int i = 0; i < sc.ndelays; i++) {
         if (strcmp(sc.delays[i].sym, sym) != 0) continue;
-        double s = sc.delays[i].seconds;
-        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0) {}
-        return;
+        if (sc.delays[i].gpu != ANY && gpu != ANY && sc.delays[i].gpu != gpu) continue;
+        s = sc.delays[i].seconds;
+        break;
+    }
+    int slot = s > 0 ? inflight_slot(sym) : -1;
+    if (slot >= 0 && ++inflight[slot].now > inflight[slot].max) inflight[slot].max = inflight[slot].now;
+    pthread_mutex_unlock(&lock);
+    if (s <= 0) return;
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {}
+    if (slot >= 0) {
+        pthread_mutex_lock(&lock);
+        inflight[slot].now--;
+        pthread_mutex_unlock(&lock);
     }
 }
 
@@ -404,11 +471,11 @@ static int injected(const char *sym, int gpu, int device_fn) {
     int gi;                                                                         \
     count_call(sym);                                                                \
     reload();                                                                       \
-    delay(sym);                                                                     \
     if (!init_count) return NVML_ERROR_UNINITIALIZED;                               \
     if (!(dev) || (dev) < devices || (dev) >= devices + MAX_GPUS)                   \
         return NVML_ERROR_INVALID_ARGUMENT;                                         \
     gi = (int)((dev) - devices);                                                    \
+    delay(sym, gi);                                                                 \
     if (gi >= sc.ngpus) return NVML_ERROR_INVALID_ARGUMENT;                         \
     { int rc_ = injected(sym, gi, 1); if (rc_) return rc_; }                        \
     gpu_t *g = &sc.gpus[gi];                                                        \
@@ -417,7 +484,7 @@ static int injected(const char *sym, int gpu, int device_fn) {
 static nvmlReturn_t do_init(const char *sym) {
     count_call(sym);
     reload();
-    delay(sym);
+    delay(sym, ANY);
     int rc = injected(sym, ANY, 0);
     if (rc) return rc;
     init_count++;
@@ -579,9 +646,11 @@ nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t dev, unsigned int *mw)
 
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t dev, unsigned long long *mj) {
     DEVICE_PROLOGUE("nvmlDeviceGetTotalEnergyConsumption", dev);
+    pthread_mutex_lock(&lock);
     energy_accrue();
     /* power_mw * seconds = mJ; the base may drop between scenarios, which models a counter reset */
     long long e = g->energy_base_mj + (long long)(gpu_acc_mj[gi]);
+    pthread_mutex_unlock(&lock);
     *mj = (unsigned long long)(e < 0 ? 0 : e);
     return NVML_SUCCESS;
 }

@@ -125,7 +125,11 @@ rec = Recorder(backend, Store(os.environ["GPUTAB_DB"]), load_config(os.environ["
 
 def state(tick):
     return {"seq": tick.seq, "session_id": tick.session_id, "recording": tick.recording, "notes": list(tick.notes),
-            "errors": list(tick.snapshot.errors), "lost": [g.index for g in tick.snapshot.gpus if g.lost],
+            "errors": list(tick.snapshot.errors),
+            "lost": [g.index for g in tick.snapshot.gpus if g.lost and not getattr(g, "unobserved", None)],
+            "unobserved": {str(g.index): g.unobserved for g in tick.snapshot.gpus if getattr(g, "unobserved", None)},
+            "read_faults": [list(f) for f in getattr(tick, "read_faults", ())],
+            "notices": list(getattr(tick, "fault_notices", ())),
             "pids": sorted({p.pid for p in tick.snapshot.processes}),
             "gpus": {str(g["index"]): g for g in tick.gpus}, "jobs": {j["tag"]: j["cost_usd"] for j in tick.jobs},
             "total": tick.total_cost_usd, "energy_j": rec.ledger.total_energy_j, "held": tick.held_ticks}
@@ -138,6 +142,11 @@ for line in sys.stdin:
             out = state(rec.start())
         elif cmd == "step":
             out = state(rec.step())
+        elif cmd == "calls" or cmd == "max_in_flight":
+            import ctypes, pynvml
+            fn = getattr(pynvml.nvmlLib, "fakeNvmlCallCount" if cmd == "calls" else "fakeNvmlMaxInFlight")
+            fn.restype = ctypes.c_long
+            out = {cmd: fn(arg.encode())}
         elif cmd == "close":
             out = {"ok": rec.close(), "session_id": rec.session_id}
         else:

@@ -217,6 +217,10 @@ def test_no_permission_on_processes(fake_nvml, driver_factory, jobs, db_path):
     text = " ".join(t["errors"]).lower()
     assert "permission" in text and "gpu 1" in text, t["errors"]
     assert t["gpus"]["1"]["cost_usd"] > 0
+    # GPU 1's process list could not be read: its time is (unobserved), not (idle) ("no process held it").
+    assert "NVML_ERROR_NO_PERMISSION" in t["unobserved"]["1"], t["unobserved"]
+    assert "(idle)" not in t["jobs"]
+    assert t["jobs"]["(unobserved)"] == pytest.approx(t["gpus"]["1"]["cost_usd"], rel=1e-9)
     # GPU 0 still lists its process: job-a is charged (equal/memory shares, since SM samples are refused).
     assert t["jobs"]["job-a"] > 0
     conserved(t)

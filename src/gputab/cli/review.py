@@ -207,6 +207,14 @@ def _alert_line(a: dict, live: bool) -> str:
     return f"{start}  {a['kind']:<18} {a['severity']:<8} {a['subject'][:24]:<24} {a['message']}  [{state}]"
 
 
+def _fault_line(f: dict) -> str:
+    times = "once" if f["count"] == 1 else f"{f['count']} times"
+    return (
+        f"  GPU {f['gpu_index']} {f['call']}: {f['error']}, {times}, {f['first_at'].replace('T', ' ')} -> "
+        f"{f['last_at'].replace('T', ' ')} ({f['detail']})"
+    )
+
+
 @click.command()
 @click.argument("session", default="last")
 @click.option(
@@ -214,7 +222,7 @@ def _alert_line(a: dict, live: bool) -> str:
     "as_json",
     is_flag=True,
     help="Print JSON (schema_version, session, jobs with every figure, total, gpus, alerts, "
-    "rejected_reports); keys in docs/json.md.",
+    "rejected_reports, read_faults); keys in docs/json.md.",
 )
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
@@ -235,6 +243,7 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         record = load_session(store, sid)
         alerts = store.alerts(sid)
         rejected = explain(store.rejected_reports(sid))
+        faults = store.read_faults(sid)
     jobs, gpus = record.jobs, record.gpus
     # The total is summed from the job rows (idle and unobserved included), the same sum the CSV export uses.
     total = session_totals(record)
@@ -249,6 +258,7 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
                 "gpus": gpus,
                 "alerts": alerts,
                 "rejected_reports": rejected,
+                "read_faults": faults,
             }
         )
         return
@@ -299,6 +309,11 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     if rejected:
         click.echo("")
         click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see `gputab.report` in README)")
+    if faults:
+        click.echo("")
+        click.echo("GPU readings that failed (each made its GPU's interval (unobserved); see docs/faults.md):")
+        for f in faults:
+            click.echo(_fault_line(f))
     if alerts:
         click.echo("")
         click.echo(f"Alerts ({len(alerts)}, times UTC):")

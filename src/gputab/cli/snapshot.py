@@ -33,7 +33,9 @@ def format_table(snap: Snapshot) -> str:
     lines = [f"{'GPU':>3}  {'name':<26} {'util':>5} {'mem':>15} {'power':>13} {'temp':>5}  processes"]
     for g in snap.gpus:
         if g.lost:
-            lines.append(f"{g.index:>3}  {g.name[:26]:<26} GPU lost")
+            lines.append(
+                f"{g.index:>3}  {g.name[:26]:<26} " + (f"not read: {g.unobserved}" if g.unobserved else "GPU lost")
+            )
             continue
         mem = (
             "n/a"

@@ -39,6 +39,10 @@ class RecorderConfig:
     """Seconds of reported progress a job's forecast rate looks back over (docs/cost-model.md "Forecast"; 1-86400)."""
     forecast_min_span: float = 30.0
     """Seconds of reported progress needed before a forecast is given ("unknown" until then; 1-86400)."""
+    poll_deadline: float | None = None
+    """Seconds a poll waits for each GPU's NVML calls (default 2 x ``interval``; 0.05-86400). A GPU that has not
+    answered by then is charged to (unobserved) for that tick and the other GPUs are charged as usual; a call
+    still stuck is not made again until it returns (docs/faults.md)."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,7 @@ RANGES: dict[str, dict[str, tuple[float, float]]] = {
         "gap_factor": (1.5, 1000.0),
         "forecast_window": (1.0, 86400.0),
         "forecast_min_span": (1.0, 86400.0),
+        "poll_deadline": (0.05, 86400.0),
     },
     "prices": {"default_rate": (0.0, MAX_RATE_PER_HOUR), "price_per_kwh": (0.0, 100.0), "pue": (1.0, 3.0)},
     "override": {

@@ -121,6 +121,7 @@ def gpu_views(snapshot: Snapshot, gpus: list[dict[str, Any]]) -> tuple[GpuView, 
                 name=s.name,
                 model_key=m.get("model_key"),
                 lost=s.lost,
+                unobserved=s.unobserved,
                 utilization_pct=s.utilization_pct,
                 memory_used_bytes=s.memory_used_bytes,
                 memory_total_bytes=s.memory_total_bytes,
@@ -315,6 +316,7 @@ class RecordingFeed(Feed):
             **self.alert_fields(),
             real_pids=not simulated(self.recorder.backend),
             budgets=budget_views(self.alerts, tick.snapshot.wall, tick.jobs),
+            notices=tick.fault_notices,
         )
 
     def tag_process(self, pid: int, tag: str) -> str:

@@ -30,6 +30,8 @@ class GpuView:
     name: str
     model_key: str | None = None
     lost: bool = False
+    unobserved: str | None = None
+    """Why the GPU could not be read this tick though it is there (``GpuSample.unobserved``); None otherwise."""
     utilization_pct: float | None = None
     memory_used_bytes: int | None = None
     memory_total_bytes: int | None = None
@@ -244,6 +246,8 @@ class Frame:
     """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
     budgets: tuple[BudgetView, ...] = ()
     """The budgets holding this session's jobs (attached: as the recorder keeps them, read from its database)."""
+    notices: tuple[str, ...] = ()
+    """Said once, as a notification: a kind of failed GPU reading seen for the first time this session."""
 
 
 def sort_jobs(jobs: Iterable[JobView]) -> tuple[JobView, ...]:

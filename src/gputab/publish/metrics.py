@@ -200,7 +200,8 @@ class TickCollector(Collector):
         lost = fam(
             GaugeMetricFamily,
             "gputab_gpu_lost",
-            "1 when the GPU stopped answering (its time is charged to (unobserved)).",
+            "1 when the GPU stopped answering (its time is charged to (unobserved)); a GPU whose reading failed "
+            "while it still answers is counted in gputab_gpu_read_errors_total instead.",
         )
         idle = fam(GaugeMetricFamily, "gputab_gpu_idle", "1 when no process held the GPU over the last interval.")
         energy = fam(CounterMetricFamily, "gputab_gpu_energy_joules_total", "Energy drawn in this session.")
@@ -226,7 +227,7 @@ class TickCollector(Collector):
             name = (s.name if s else None) or row.get("name") or ""
             labels = [str(index), uuid, name, self.hostname]
             if s is not None:
-                lost.add_metric(labels, 1.0 if s.lost else 0.0)
+                lost.add_metric(labels, 1.0 if s.lost and getattr(s, "unobserved", None) is None else 0.0)
                 if not s.lost:
                     for family, value in (
                         (util, None if s.utilization_pct is None else s.utilization_pct / 100),
@@ -251,6 +252,21 @@ class TickCollector(Collector):
                         float(row["rate_per_hour"]),
                     )
         yield from (util, mem_used, mem_total, power, temp, lost, idle, energy, cost, burn, price)
+        yield self._read_errors(tick)
+
+    def _read_errors(self, tick: Any) -> Metric:
+        """Failed GPU readings this session, per GPU, call and error (each made its GPU's interval unobserved).
+        Labels stay bounded: calls and NVML error names are fixed lists."""
+        family = CounterMetricFamily(
+            "gputab_gpu_read_errors_total",
+            "GPU readings that failed in this session (an NVML error other than NOT_SUPPORTED on the process "
+            'list, utilization or memory, a lost GPU, or error="no_answer": no answer within the poll\'s '
+            "deadline); each put the GPU's interval in (unobserved).",
+            labels=["gpu", "call", "error", HOST_LABEL],
+        )
+        for gpu, call, error, count in getattr(tick, "read_faults", ()):
+            family.add_metric([str(gpu), call, error, self.hostname], float(count))
+        return family
 
     def _jobs(self, tick: Any) -> Iterator[Metric]:
         sums: dict[str, dict[str, float]] = {}

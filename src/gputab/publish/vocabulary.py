@@ -208,7 +208,18 @@ KEYS: tuple[Key, ...] = (
     _k("pue", "number", "Power usage effectiveness (owned mode; a ratio, 1 or more)."),
     _k("charge_energy", "boolean", "Energy is charged on top of the hourly rate."),
     _k("energy_method", "string", "How energy was measured: counter (NVML total energy) or power (W x time)."),
-    _k("lost", "boolean", "The GPU stopped answering."),
+    _k(
+        "lost",
+        "boolean",
+        "No usable reading of the GPU this tick (its interval is (unobserved)): it stopped answering, or see "
+        "unobserved.",
+    ),
+    _k(
+        "unobserved",
+        "string",
+        "Why the GPU's reading could not be used though the GPU is there (an NVML error on its process list, "
+        "utilization or memory, or no answer within the poll's deadline); null otherwise.",
+    ),
     _k("memory_used_bytes", "integer", "GPU memory in use."),
     _k("memory_total_bytes", "integer", "GPU memory size."),
     _k(
@@ -269,6 +280,12 @@ KEYS: tuple[Key, ...] = (
         "array",
         "What the host itself limits (a PID namespace that hides GPU processes, gVisor), said once with the fix.",
     ),
+    _k(
+        "activity_source",
+        "string",
+        "Where a GPU's SM, occupancy, tensor and DRAM activity came from: gpm (NVML GPM) or dcgm-exporter (where "
+        "DCGM runs on the host, gputab leaves the profiling counters to it); null: not reported.",
+    ),
     _k("sm_clock_mhz", "number", "SM clock."),
     _k("temperature_celsius", "number", "GPU temperature.", "temperature_c"),
     _k("throttle_seconds", "object", "Seconds of the last interval the GPU's clocks were held down, by reason."),
@@ -311,6 +328,22 @@ KEYS: tuple[Key, ...] = (
     _k("owner_uid", "integer", "Owner of the rejected spool file."),
     _k("owner", "string", "Its login name."),
     _k("reports", "integer", "Reports rejected."),
+    _k(
+        "read_faults",
+        "array",
+        "GPU readings that failed and made their GPU's interval (unobserved), per GPU, call and error (show: over "
+        "the session, with count; snapshot: in this poll).",
+    ),
+    _k(
+        "call",
+        "string",
+        "What was being read: compute_processes, graphics_processes, utilization, memory, or the call in flight "
+        "when the poll's deadline passed.",
+    ),
+    _k("error", "string", "NVML's name for the error (NVML_ERROR_TIMEOUT...), or no_answer (the deadline passed)."),
+    _k("detail", "string", "The failed reading in words."),
+    _k("first_at", "time", "When it first happened in the session."),
+    _k("last_at", "time", "When it last happened."),
     # -- prices ------------------------------------------------------------------------------------------------
     _k("table_date", "string", "Date of the built-in price table."),
     _k("rental_rate", "string", "Which rental rate is used: on_demand or spot."),
@@ -393,6 +426,7 @@ METRICS: dict[str, str] = {
     "gputab_gpu_power_watts": "power_watts",
     "gputab_gpu_temperature_celsius": "temperature_celsius",
     "gputab_gpu_lost": "lost",
+    "gputab_gpu_read_errors_total": "read_faults",
     "gputab_gpu_idle": "",
     "gputab_gpu_energy_joules_total": "energy_joules",
     "gputab_gpu_cost_dollars_total": "cost_usd",

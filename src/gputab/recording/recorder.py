@@ -30,6 +30,7 @@ from gputab.cost.waste import config_for
 from gputab.progress.servers import TokenCounters
 from gputab.progress.spool import ReportSpool, spool_for
 from gputab.recording.budget_keeper import BudgetKeeper
+from gputab.recording.read_faults import FaultBook
 from gputab.recording.series_step import SeriesStep
 from gputab.recording.tick import Observer, Tick
 from gputab.sampling.backend import Backend
@@ -87,6 +88,10 @@ class Recorder:
         )
         """Inference servers' token counters (the demo's pids are made up: nothing is asked for them)."""
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
+        # A GPU whose readings take longer is (unobserved) for the tick; the others are charged (docs/faults.md).
+        backend.poll_deadline = self.rc.poll_deadline or 2.0 * self.rc.interval
+        self.read_faults = FaultBook()
+        """The failed GPU readings of the session, each kind said once (stderr, the live view) and counted."""
         self.prices = PriceTable.load(config.prices)
         self.ledger = Ledger(
             self.prices,
@@ -274,6 +279,9 @@ class Recorder:
     def _tick(self, baseline: bool = False) -> Tick:
         snap = self.backend.poll()
         self._last_snap = snap
+        notices = self.read_faults.observe(snap)
+        for line in notices:
+            log.warning("%s", line)
         procs = self.attributor.attribute([p.pid for p in snap.processes])
         tags = {pid: info.tag for pid, info in procs.items()}
         intervals = self.ledger.tick(snap, tags)
@@ -308,6 +316,8 @@ class Recorder:
                 self.ledger.burn_rate_usd_per_hour,
                 "ok",
                 rejected_reports=self.reports.rejected_by_reason(),
+                read_faults=self.read_faults.counts(),
+                fault_notices=notices,
             ),
             self,
         )
@@ -381,6 +391,7 @@ class Recorder:
             for j in led.jobs.values()
         ]
         self.writer.set_totals(jobs, gpus, last_wall, led.ticks, led.total_cost_usd, led.total_energy_j)
+        self.writer.set_read_faults(self.read_faults.rows())
 
     def _flush(self) -> None:
         """The writer's flush; a database that turned into something gputab will not write (swapped for another

@@ -33,6 +33,11 @@ class Tick:
     held_ticks: int = 0
     rejected_reports: tuple[tuple[str, int], ...] = ()
     """Spool reports rejected so far in the session, per reason (see :data:`gputab.progress.spool.REASONS`)."""
+    read_faults: tuple[tuple[int, str, str, int], ...] = ()
+    """Failed GPU readings so far in the session: (GPU index, call, error, count) per kind
+    (:mod:`gputab.recording.read_faults`)."""
+    fault_notices: tuple[str, ...] = ()
+    """The kinds of failed reading this tick saw for the first time, in words (each is said once per session)."""
 
 
 class Observer(Protocol):

@@ -48,6 +48,11 @@ class Backend(abc.ABC):
     #: short name shown in the UI and stored with the session: ``nvml`` or ``demo``
     name: str = "?"
 
+    poll_deadline: float | None = None
+    """Seconds a poll may wait for a GPU's readings before that GPU is ``(unobserved)`` for the tick (the recorder
+    sets it, 2 x its interval by default); None waits as long as the driver takes. Backends whose reads cannot
+    hang (the demo) ignore it."""
+
     @abc.abstractmethod
     def poll(self) -> Snapshot:
         """Read every GPU once."""

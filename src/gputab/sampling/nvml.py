@@ -16,83 +16,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import replace
+from functools import partial
+from typing import Any, NamedTuple
 
 import pynvml
 
 from gputab.errors import BackendError
 from gputab.sampling.backend import Backend, ProcessInspector
 from gputab.sampling.containers import PidVisibility
+from gputab.sampling.dcgm import DcgmNeighbour
 from gputab.sampling.gpm import GPM_PCIE, OLD_PCIE, THROTTLE_BITS, GpmSamples, clock_event_reasons
+from gputab.sampling.gpu_worker import GpuWorker
 from gputab.sampling.mig import MigInstances, instance_id, mig_slices
+from gputab.sampling.nvml_errors import DEMO_HINT, LOST, NO_ANSWER, UNSUPPORTED, VITAL, error_name, init_message
+from gputab.sampling.nvml_readers import (
+    MEMORY_V2,
+    TEMPERATURE_V,
+    Reader,
+    read_energy,
+    read_memory_v1,
+    read_memory_v2,
+    read_pcie_rx,
+    read_pcie_tx,
+    read_power,
+    read_sm_clock,
+    read_temperature,
+    read_temperature_v,
+    read_util,
+)
 from gputab.sampling.power import field_power, read_power_fields
 from gputab.sampling.process_sm import ProcessSm
-from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
+from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, ReadFault, Snapshot
 from gputab.sampling.waiting import waiting
 
-T = TypeVar("T")
 
-DEMO_HINT = "Try `gputab --demo`."
-
-#: Errors after which a GPU no longer answers: it fell off the bus, or the driver cannot tell what happened.
-_LOST = frozenset({pynvml.NVML_ERROR_GPU_IS_LOST, pynvml.NVML_ERROR_UNKNOWN})
-#: Errors that will not change while this process runs: the GPU lacks the metric, or the driver lacks the call.
-_UNSUPPORTED = frozenset(
-    {pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND, pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH}
-)
-
-# Newer pynvml releases only; the backend falls back to the older calls without them.
-_MEMORY_V2 = getattr(pynvml, "nvmlMemory_v2", None)
-_TEMPERATURE_V = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
-
-_KIB = 1024  # NVML reports PCIe throughput in KB/s with KB = 1024 bytes
-Reader = Callable[[object, dict], None]
-"""Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
+def _label(what: str) -> str:
+    return what.replace(" ", "_")
 
 
-def _read_util(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    u = pynvml.nvmlDeviceGetUtilizationRates(h)
-    out["utilization_pct"] = u.gpu
-    out["memory_utilization_pct"] = u.memory
+class _Reading(NamedTuple):
+    """What one GPU's part of a poll produced (in its worker thread, or inline without a deadline)."""
 
-
-def _read_memory_v2(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    # v2 reports the driver's reservation apart from "used", as nvidia-smi does since driver 510.
-    out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h, version=_MEMORY_V2).used
-
-
-def _read_memory_v1(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h).used
-
-
-def _read_power(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
-    out["power_source"] = "nvmlDeviceGetPowerUsage"
-
-
-def _read_energy(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["energy_mj"] = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
-
-
-def _read_temperature_v(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    assert _TEMPERATURE_V is not None  # only registered when the library has it
-    out["temperature_c"] = float(_TEMPERATURE_V(h, pynvml.NVML_TEMPERATURE_GPU))
-
-
-def _read_temperature(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["temperature_c"] = float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))
-
-
-def _read_sm_clock(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["sm_clock_mhz"] = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
-
-
-def _read_pcie_rx(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["pcie_rx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_RX_BYTES) * _KIB)
-
-
-def _read_pcie_tx(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
-    out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
+    sample: GpuSample
+    processes: list[ProcessSample]
+    notes: list[str]
+    faults: list[ReadFault]
 
 
 class _GpuState:
@@ -110,6 +79,8 @@ class _GpuState:
         "throttle_mono",
         "mig",
         "proc_sm",
+        "worker",
+        "in_call",
     )
 
     def __init__(self, index: int) -> None:
@@ -127,6 +98,8 @@ class _GpuState:
         self.throttle_prev: frozenset[str] = frozenset()
         self.throttle_mono: float | None = None
         self.mig: MigInstances | None = None  # only for a GPU in MIG mode
+        self.worker: GpuWorker[_Reading] = GpuWorker(f"gputab-nvml-gpu{index}")  # used when the poll has a deadline
+        self.in_call = "open"  # the reading under way, named in a fault when it does not answer in time
 
 
 class _GpuLost(Exception):
@@ -134,34 +107,30 @@ class _GpuLost(Exception):
 
     def __init__(self, what: str, exc: pynvml.NVMLError) -> None:
         super().__init__(f"{what}: {exc}")
+        self.what = what
+        self.error = error_name(exc)
 
 
 def _unsupported(exc: pynvml.NVMLError, gpu: _GpuState, what: str, notes: list[str]) -> bool:
     """Sort a per-GPU error: raise ``_GpuLost`` for a lost GPU; True if the GPU or driver lacks the call (stop
     asking); else False, with a note saying why the figure is missing (it may answer next time)."""
-    if exc.value in _LOST:
+    if exc.value in LOST:
         raise _GpuLost(what, exc) from None
-    if exc.value in _UNSUPPORTED:
+    if exc.value in UNSUPPORTED:
         return True
     notes.append(f"GPU {gpu.index} {what}: {exc}")
     return False
 
 
-def _init_message(exc: pynvml.NVMLError) -> str:
-    """One line a user understands for an NVML start failure, each ending with the demo hint."""
-    code = exc.value
-    if code == pynvml.NVML_ERROR_LIBRARY_NOT_FOUND:
-        return f"NVIDIA driver library libnvidia-ml.so.1 not found: no NVIDIA driver on this machine? {DEMO_HINT}"
-    if code == pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH:
-        return (
-            "NVIDIA driver/library version mismatch: the loaded kernel module differs from libnvidia-ml.so.1 "
-            f"(usually after a driver upgrade); reboot or reload the nvidia module. {DEMO_HINT}"
-        )
-    if code == pynvml.NVML_ERROR_DRIVER_NOT_LOADED:
-        return f"NVIDIA driver not loaded: the nvidia kernel module is not running on this machine. {DEMO_HINT}"
-    if code == pynvml.NVML_ERROR_NO_PERMISSION:
-        return f"No permission to use the NVIDIA driver (check access to /dev/nvidia*). {DEMO_HINT}"
-    return f"NVML failed to start ({exc}). {DEMO_HINT}"
+def _failed(gpu: _GpuState, what: str, exc: pynvml.NVMLError, notes: list[str], faults: list[ReadFault]) -> None:
+    """A reading that failed with an error other than "not supported" or "lost": a note, and a fault when the
+    GPU's charge needs it (its interval then goes to (unobserved))."""
+    if what in VITAL:
+        detail = f"GPU {gpu.index} {what}: {exc} ({error_name(exc)})"
+        faults.append(ReadFault(gpu.index, _label(what), error_name(exc), detail))
+        notes.append(detail)
+    else:
+        notes.append(f"GPU {gpu.index} {what}: {exc}")
 
 
 class NvmlBackend(Backend):
@@ -180,10 +149,11 @@ class NvmlBackend(Backend):
             with waiting("starting NVML (nvmlInit)", on_wait):
                 pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
-            raise BackendError(_init_message(exc)) from None
+            raise BackendError(init_message(exc)) from None
         self._closed = False
         self._inspector: ProcessInspector | None = None
         self._visibility = PidVisibility()
+        self._dcgm = DcgmNeighbour()  # where DCGM runs here, its profiling counters are left to it (sampling/dcgm.py)
         try:
             count = pynvml.nvmlDeviceGetCount()
         except pynvml.NVMLError as exc:
@@ -214,26 +184,26 @@ class NvmlBackend(Backend):
         limit = self._once(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle, "power limit")
         static["power_limit_w"] = None if limit is None else limit / 1000.0
 
-        readers: list[tuple[str, Reader]] = [("utilization", _read_util)]
+        readers: list[tuple[str, Reader]] = [("utilization", read_util)]
         memory = None
-        if _MEMORY_V2 is not None:
-            memory = self._once(pynvml.nvmlDeviceGetMemoryInfo, handle, "memory", version=_MEMORY_V2)
+        if MEMORY_V2 is not None:
+            memory = self._once(pynvml.nvmlDeviceGetMemoryInfo, handle, "memory", version=MEMORY_V2)
             if memory is not None:
-                readers.append(("memory", _read_memory_v2))
+                readers.append(("memory", read_memory_v2))
         if memory is None:  # the driver predates v2 (or refused it): v1 counts reserved memory as used
             memory = self._once(pynvml.nvmlDeviceGetMemoryInfo, handle, "memory")
             if memory is not None:
-                readers.append(("memory", _read_memory_v1))
+                readers.append(("memory", read_memory_v1))
         static["memory_total_bytes"] = None if memory is None else memory.total
-        readers += [("power", self._power_reader(handle)), ("energy", _read_energy)]
+        readers += [("power", self._power_reader(handle)), ("energy", read_energy)]
         if (
-            _TEMPERATURE_V is not None
-            and self._once(_TEMPERATURE_V, handle, "temperature", args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None
+            TEMPERATURE_V is not None
+            and self._once(TEMPERATURE_V, handle, "temperature", args=(pynvml.NVML_TEMPERATURE_GPU,)) is not None
         ):
-            readers.append(("temperature", _read_temperature_v))
+            readers.append(("temperature", read_temperature_v))
         else:
-            readers.append(("temperature", _read_temperature))
-        readers += [("sm clock", _read_sm_clock), ("pcie rx", _read_pcie_rx), ("pcie tx", _read_pcie_tx)]
+            readers.append(("temperature", read_temperature))
+        readers += [("sm clock", read_sm_clock), ("pcie rx", read_pcie_rx), ("pcie tx", read_pcie_tx)]
         gpu.readers = readers
         if gpu.gpm is None:
             gpu.gpm = self._open_gpm(handle)
@@ -248,14 +218,14 @@ class NvmlBackend(Backend):
         """Power through ``nvmlDeviceGetFieldValues`` (GPU scope, instant, else average) where the driver answers
         those fields, else ``nvmlDeviceGetPowerUsage`` (on Grace Hopper that one can be the whole module's)."""
         if not hasattr(pynvml, "nvmlDeviceGetFieldValues"):
-            return _read_power
+            return read_power
         try:
             power, _, _ = field_power(handle)
         except pynvml.NVMLError as exc:
-            if exc.value in _LOST:
+            if exc.value in LOST:
                 raise _GpuLost("power fields", exc) from None
-            return _read_power
-        return read_power_fields if power is not None else _read_power
+            return read_power
+        return read_power_fields if power is not None else read_power
 
     def _open_gpm(self, handle: pynvml.c_nvmlDevice_t) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
@@ -264,22 +234,20 @@ class NvmlBackend(Backend):
             if hasattr(pynvml, "nvmlGpmQueryDeviceSupport")
             else None
         )
-        if support is None or not support.isSupportedDevice:
-            return None
+        if support is None or not support.isSupportedDevice or not self._dcgm.gpm_allowed():
+            return None  # beside DCGM, its profiling counters are left to it (sampling/dcgm.py)
         try:
             return GpmSamples()
         except pynvml.NVMLError:
             return None
 
     @staticmethod
-    def _once(
-        fn: Callable[..., T], handle: pynvml.c_nvmlDevice_t, what: str, args: tuple[Any, ...] = (), **kwargs: Any
-    ) -> T | None:
+    def _once(fn: Callable[..., Any], handle: pynvml.c_nvmlDevice_t, what: str, args: tuple = (), **kwargs: Any) -> Any:
         """Call ``fn`` at first contact: its value, or None on any error except a lost GPU (``_GpuLost``)."""
         try:
             return fn(handle, *args, **kwargs)
         except pynvml.NVMLError as exc:
-            if exc.value in _LOST:
+            if exc.value in LOST:
                 raise _GpuLost(what, exc) from None
             return None
 
@@ -287,31 +255,86 @@ class NvmlBackend(Backend):
 
     def poll(self) -> Snapshot:
         mono, wall = time.monotonic(), time.time()
+        started = time.monotonic()
+        self._dcgm.begin()
+        if self.poll_deadline is None:
+            readings = [self._read_one(gpu, mono) for gpu in self._gpus]
+        else:
+            readings = self._read_by_deadline(mono, self.poll_deadline)
         notes: list[str] = []
-        gpus: list[GpuSample] = []
         procs: list[ProcessSample] = []
-        for gpu in self._gpus:
-            try:
-                if gpu.handle is None:
-                    self._open(gpu)
-                gpus.append(self._read_gpu(gpu, notes, mono))
-                procs += self._read_processes(gpu, notes)
-            except _GpuLost as exc:
-                s = gpu.static
-                gpus.append(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True))
-                notes.append(f"GPU {gpu.index} lost ({exc})")
+        faults: list[ReadFault] = []
+        for r in readings:
+            notes += r.notes
+            procs += r.processes
+            faults += r.faults
         self._visibility.observe(p.pid for p in procs)
-        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note) if n)
+        notes_now = tuple(n for n in (self._visibility.sandbox_note, self._visibility.note, self._dcgm.note) if n)
         return Snapshot(
             mono=mono,
             wall=wall,
-            gpus=tuple(gpus),
+            gpus=self._dcgm.apply([r.sample for r in readings], self._left(started)),
             processes=tuple(procs),
             driver_version=self.driver_version,
             errors=tuple(notes),
             cpu=self._cpu_side(procs, notes),
             host_notes=notes_now,
+            read_faults=tuple(faults),
         )
+
+    def _left(self, started: float) -> float | None:
+        """Seconds left of this poll's deadline (None: no deadline)."""
+        return None if self.poll_deadline is None else max(0.0, self.poll_deadline - (time.monotonic() - started))
+
+    def _read_one(self, gpu: _GpuState, mono: float) -> _Reading:
+        """Everything one GPU says this poll. A failed vital reading marks the sample ``lost`` with the reason in
+        ``unobserved`` (its interval is (unobserved)); a lost GPU is a placeholder sample."""
+        notes: list[str] = []
+        faults: list[ReadFault] = []
+        try:
+            if gpu.handle is None:
+                gpu.in_call = "open"
+                self._open(gpu)
+            sample = self._read_gpu(gpu, notes, faults, mono)
+            procs = self._read_processes(gpu, notes, faults)
+        except _GpuLost as exc:
+            s = gpu.static
+            notes.append(f"GPU {gpu.index} lost ({exc})")
+            faults.append(ReadFault(gpu.index, _label(exc.what), exc.error, f"GPU {gpu.index} lost ({exc})"))
+            return _Reading(GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True), [], notes, faults)
+        if faults:
+            sample = replace(sample, lost=True, unobserved="; ".join(f.detail for f in faults))
+        return _Reading(sample, procs, notes, faults)
+
+    def _read_by_deadline(self, mono: float, deadline: float) -> list[_Reading]:
+        """Each GPU read by its own worker; what has not answered ``deadline`` seconds from now is unobserved."""
+        end = time.monotonic() + deadline
+        jobs = {}
+        for gpu in self._gpus:
+            if not gpu.worker.busy:  # a worker still in a call from before gets nothing more to do
+                jobs[gpu.index] = gpu.worker.submit(partial(self._read_one, gpu, mono))
+        out = []
+        for gpu in self._gpus:
+            job = jobs.get(gpu.index)
+            if job is not None and job.done.wait(max(0.0, end - time.monotonic())):
+                if job.error is not None:
+                    raise job.error  # not an NVML fault (those are in the reading): a bug, as without a deadline
+                assert job.result is not None
+                out.append(job.result)
+            else:
+                out.append(self._no_answer(gpu, deadline, stuck_before=job is None))
+        return out
+
+    def _no_answer(self, gpu: _GpuState, deadline: float, stuck_before: bool) -> _Reading:
+        call = gpu.in_call
+        if stuck_before:
+            waited = gpu.worker.busy_for(time.monotonic())
+            detail = f"GPU {gpu.index} {call}: still no answer after {waited:.1f} s (not asked again until it returns)"
+        else:
+            detail = f"GPU {gpu.index} {call}: no answer within the poll's deadline of {deadline:g} s"
+        s = gpu.static
+        sample = GpuSample(index=gpu.index, uuid=s["uuid"], name=s["name"], lost=True, unobserved=detail)
+        return _Reading(sample, [], [detail], [ReadFault(gpu.index, _label(call), NO_ANSWER, detail)])
 
     def _cpu_side(self, procs: list[ProcessSample], notes: list[str]) -> tuple[CpuSample, ...]:
         """The CPU side of the GPU processes (host.py), for the waste diagnosis; empty if it cannot be read."""
@@ -326,30 +349,34 @@ class NvmlBackend(Backend):
             notes.append(f"CPU side of GPU processes: {exc}")
             return ()
 
-    def _read_gpu(self, gpu: _GpuState, notes: list[str], mono: float) -> GpuSample:
+    def _read_gpu(self, gpu: _GpuState, notes: list[str], faults: list[ReadFault], mono: float) -> GpuSample:
         values = dict(gpu.static)
         handle = gpu.handle
         dead: list[int] = []
         for i, (what, read) in enumerate(gpu.readers):
+            gpu.in_call = what
             try:
                 read(handle, values)
             except pynvml.NVMLError as exc:
-                if exc.value in _LOST:
+                if exc.value in LOST:
                     raise _GpuLost(what, exc) from None
-                if exc.value in _UNSUPPORTED:
+                if exc.value in UNSUPPORTED:
                     dead.append(i)
                 else:  # e.g. NO_PERMISSION: may pass next time, so keep asking but say why it is missing
-                    notes.append(f"GPU {gpu.index} {what}: {exc}")
+                    _failed(gpu, what, exc, notes, faults)
         if dead:
             gpu.readers = [r for i, r in enumerate(gpu.readers) if i not in dead]
         if gpu.mig is not None:
+            gpu.in_call = "MIG devices"
             try:
                 gpu.mig.read_into(values, handle, gpu.index, notes)
             except pynvml.NVMLError as exc:
                 raise _GpuLost("MIG devices", exc) from None
         if gpu.gpm is not None:
+            gpu.in_call = "gpm"
             self._read_gpm(gpu, values, notes)
         if gpu.throttle is not None:
+            gpu.in_call = "clock event reasons"
             self._read_throttle(gpu, values, notes, mono)
         return GpuSample(**values)
 
@@ -365,7 +392,9 @@ class NvmlBackend(Backend):
                 gpm.free()
                 gpu.gpm = None
             return
-        gpm.read_into(values, f"GPU {gpu.index}", notes, _UNSUPPORTED)
+        gpm.read_into(values, f"GPU {gpu.index}", notes, UNSUPPORTED)
+        if any(values.get(f) is not None for f in ("sm_active_pct", "sm_occupancy_pct", "tensor_active_pct")):
+            values["activity_source"] = "gpm"
         # GPM averages PCIe over the whole interval; the older call samples 20 ms (and blocks for them): drop it.
         if any(r[0] in OLD_PCIE for r in gpu.readers):
             gpm_pcie = {GPM_PCIE[f] for _, f, _ in gpm.metrics if f in GPM_PCIE}
@@ -395,19 +424,20 @@ class NvmlBackend(Backend):
         }
         gpu.throttle_prev, gpu.throttle_mono = active, mono
 
-    def _read_processes(self, gpu: _GpuState, notes: list[str]) -> list[ProcessSample]:
+    def _read_processes(self, gpu: _GpuState, notes: list[str], faults: list[ReadFault]) -> list[ProcessSample]:
         """Compute and graphics processes of one GPU, merged per PID, with their SM share."""
         seen: dict[int, list] = {}  # pid -> [used_memory_bytes, kind, gpu instance, compute instance]
         for kind, list_fn in tuple(gpu.proc_lists):
+            gpu.in_call = f"{kind} processes"
             try:
                 infos = list_fn(gpu.handle)
             except pynvml.NVMLError as exc:
-                if exc.value in _LOST:
+                if exc.value in LOST:
                     raise _GpuLost(f"{kind} processes", exc) from None
-                if exc.value in _UNSUPPORTED:
+                if exc.value in UNSUPPORTED:
                     gpu.proc_lists = [p for p in gpu.proc_lists if p[0] != kind]
                 else:
-                    notes.append(f"GPU {gpu.index} {kind} processes: {exc}")
+                    _failed(gpu, f"{kind} processes", exc, notes, faults)
                 continue
             for info in infos:
                 entry = seen.get(info.pid)
@@ -423,9 +453,8 @@ class NvmlBackend(Backend):
                     entry[0] = info.usedGpuMemory if entry[0] is None else max(entry[0], info.usedGpuMemory)
         if not seen:
             return []  # no process: skip the utilization query (idle GPUs cost two calls, not three)
-        sm = gpu.proc_sm.read(
-            gpu.handle, _UNSUPPORTED, lambda exc: _unsupported(exc, gpu, "process utilization", notes)
-        )
+        gpu.in_call = "process utilization"
+        sm = gpu.proc_sm.read(gpu.handle, UNSUPPORTED, lambda exc: _unsupported(exc, gpu, "process utilization", notes))
         return [
             ProcessSample(
                 pid=pid,
@@ -454,12 +483,20 @@ class NvmlBackend(Backend):
         # no _closed yet means nvmlInit failed: there is nothing to shut down
         if not getattr(self, "_closed", True):
             self._closed = True
+            self._dcgm.close()
+            stuck = False
             for gpu in getattr(self, "_gpus", ()):
+                gpu.worker.stop()
+                if gpu.worker.busy:  # a call still in the driver: leave this GPU (and NVML) as they are
+                    stuck = True
+                    continue
                 if gpu.gpm is not None:
                     gpu.gpm.free()
                     gpu.gpm = None
                 if gpu.mig is not None:
                     gpu.mig.close()
+            if stuck:
+                return  # shutting NVML down under a call in flight could hang too; the process exit releases it
             try:
                 pynvml.nvmlShutdown()
             except pynvml.NVMLError:

@@ -46,6 +46,12 @@ class GpuSample:
     uuid: str
     name: str
     lost: bool = False
+    """No usable reading of this GPU this tick, so its interval is charged to ``(unobserved)``: the GPU fell off
+    the bus (``unobserved`` is None), or a reading it needs failed or did not answer in time (``unobserved`` says
+    which; see cost-model.md, "Who pays")."""
+    unobserved: str | None = None
+    """Why the GPU's reading could not be used though the GPU is there: an NVML error other than NOT_SUPPORTED on
+    its process list, utilization or memory, or no answer within the poll's deadline. None otherwise."""
     utilization_pct: float | None = None
     """Percent of the sample period in which a kernel ran (NVML ``gpu`` utilization)."""
     memory_utilization_pct: float | None = None
@@ -75,6 +81,9 @@ class GpuSample:
     """Percent of time the SMs ran any tensor-core instruction (GPM ANY_TENSOR_UTIL)."""
     dram_bw_pct: float | None = None
     """Percent of the peak DRAM bandwidth used (GPM DRAM_BW_UTIL)."""
+    activity_source: str | None = None
+    """Where ``sm_active_pct``, ``sm_occupancy_pct``, ``tensor_active_pct`` and ``dram_bw_pct`` came from: ``gpm``
+    (NVML GPM) or ``dcgm-exporter`` (DCGM's profiling fields, where DCGM runs on this host); None: not reported."""
     nvlink_rx_bytes_per_s: float | None = None
     nvlink_tx_bytes_per_s: float | None = None
     throttle_seconds: dict[str, float] | None = None
@@ -84,6 +93,29 @@ class GpuSample:
     """The MIG devices of a GPU in MIG mode (maybe none yet); None when MIG is off or not supported."""
     mig_slices: int | None = None
     """The GPU's compute slices in MIG mode (``nvmlDeviceGetMaxMigDeviceCount``: 7 on A100/H100/H200)."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFault:
+    """One GPU reading that failed in one poll (see ``Snapshot.read_faults``)."""
+
+    gpu_index: int
+    call: str
+    """What was being read: ``compute_processes``, ``graphics_processes``, ``utilization``, ``memory`` (the
+    readings a GPU's charge needs), or, for an unanswered call, the reading in flight at the deadline."""
+    error: str
+    """NVML's name for the error (``NVML_ERROR_TIMEOUT``, ``NVML_ERROR_GPU_IS_LOST``...), or ``no_answer`` when the
+    call had not returned by the poll's deadline (or was still stuck from an earlier poll)."""
+    detail: str = ""
+    """The fault in words, for notes and logs."""
+
+    @property
+    def kind(self) -> tuple[int, str, str]:
+        """What "once per GPU and kind" counts by: (GPU, call, error)."""
+        return (self.gpu_index, self.call, self.error)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -151,6 +183,8 @@ class Snapshot:
     host_notes: tuple[str, ...] = ()
     """Standing facts about this host that every view states once, with their fix (e.g. NVML's PIDs are not
     visible in this container's PID namespace)."""
+    read_faults: tuple[ReadFault, ...] = ()
+    """The GPU readings that failed in this poll and made their GPU's interval ``(unobserved)``."""
 
     def gpu(self, index: int) -> GpuSample | None:
         for g in self.gpus:
@@ -171,4 +205,5 @@ class Snapshot:
             "errors": list(self.errors),
             "cpu": [c.to_json() for c in self.cpu],
             "host_notes": list(self.host_notes),
+            "read_faults": [f.to_json() for f in self.read_faults],
         }

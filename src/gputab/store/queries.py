@@ -266,6 +266,31 @@ class StoreQueries:
             for r in rows
         ]
 
+    def read_faults(self, session_id: int) -> list[dict]:
+        """The GPU readings that failed in the session, per GPU, call and error, as of its last commit.
+
+        Each dict: ``gpu_index``, ``call``, ``error`` (``NVML_ERROR_...`` or ``no_answer``), ``count``,
+        ``first_at`` and ``last_at`` (ISO 8601 UTC), ``detail`` (the first one in words). Empty for a database from
+        before ``m011_read_faults``.
+        """
+        if not self.db["read_faults"].exists():
+            return []
+        rows = self.db.query(
+            "SELECT * FROM read_faults WHERE session_id = ? ORDER BY gpu_index, first_wall, call, error", [session_id]
+        )
+        return [
+            {
+                "gpu_index": r["gpu_index"],
+                "call": r["call"],
+                "error": r["error"],
+                "count": r["count"],
+                "first_at": utc_iso(r["first_wall"]),
+                "last_at": utc_iso(r["last_wall"]),
+                "detail": r["detail"],
+            }
+            for r in rows
+        ]
+
     def alert_counts(self) -> dict[int, int]:
         """Session id -> number of alerts stored (sessions without any are absent)."""
         if not self._has_alerts_table():

@@ -425,3 +425,23 @@ def m010_mig_slices(db: Database) -> None:
     """A GPU's compute slices when it ran in MIG mode (7 on an A100/H100/H200): what an instance's ``slices`` are
     out of (``3/7``), and what its price share was reckoned on. NULL off MIG and in sessions recorded before."""
     db["session_gpus"].add_column("mig_slices", int)
+
+
+@migrations()
+def m011_read_faults(db: Database) -> None:
+    """The GPU readings that failed during a session, per GPU, call and error (``gputab show`` prints them): an NVML
+    error other than NOT_SUPPORTED on a GPU's process list, utilization or memory, a lost GPU, or a call that did
+    not answer within the poll's deadline. Each made its GPU's interval (unobserved)."""
+    db.execute(
+        """CREATE TABLE read_faults (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            gpu_index INTEGER NOT NULL,
+            call TEXT NOT NULL,             -- compute_processes, utilization, memory... (gputab.sampling.snapshot.ReadFault)
+            error TEXT NOT NULL,            -- NVML_ERROR_TIMEOUT..., or no_answer (the poll's deadline passed)
+            count INTEGER NOT NULL,         -- failed readings of this kind
+            first_wall REAL NOT NULL,
+            last_wall REAL NOT NULL,
+            detail TEXT NOT NULL,           -- the first one in words
+            PRIMARY KEY (session_id, gpu_index, call, error)
+        ) WITHOUT ROWID"""
+    )

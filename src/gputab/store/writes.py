@@ -128,6 +128,7 @@ class SessionWriter:
         self._progress: list[tuple] = []
         self._tag_changes: list[tuple] = []
         self._rejected: list[tuple] = []
+        self._read_faults: list[tuple] = []
         # Raises and clears in arrival order: a clear must find the row its raise inserted, even in one flush.
         self._alerts: list[tuple] = []
         self._jobs: list[dict] = []
@@ -197,6 +198,15 @@ class SessionWriter:
         Each row: ``reason``, ``owner_uid``, ``reports``, ``samples``, ``tokens`` (see :mod:`gputab.progress.spool`).
         """
         self._rejected = [(r["reason"], r["owner_uid"], r["reports"], r["samples"], r["tokens"]) for r in rows]
+
+    def set_read_faults(self, rows: list[dict]) -> None:
+        """The session's failed GPU readings so far, per kind (replacing the previous ones): written at the next
+        flush. Each row: ``gpu_index``, ``call``, ``error``, ``count``, ``first_wall``, ``last_wall``, ``detail``
+        (see :mod:`gputab.recording.read_faults`)."""
+        self._read_faults = [
+            (r["gpu_index"], r["call"], r["error"], r["count"], r["first_wall"], r["last_wall"], r["detail"])
+            for r in rows
+        ]
 
     def add_tag_change(self, pid: int, create_time: float, tag: str, wall: float, source: str = "manual") -> None:
         self._tag_changes.append((pid, create_time, tag, wall, source))
@@ -348,6 +358,11 @@ class SessionWriter:
             "INSERT OR REPLACE INTO rejected_reports (session_id, reason, owner_uid, reports, samples, "
             "tokens) VALUES (?, ?, ?, ?, ?, ?)",
             [(sid, *r) for r in self._rejected],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO read_faults (session_id, gpu_index, call, error, count, first_wall, last_wall, "
+            "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, *r) for r in self._read_faults],
         )
         self._write_alerts(conn, sid)
         last_wall, ticks, total, energy = self._totals

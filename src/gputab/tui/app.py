@@ -233,6 +233,8 @@ class GputabApp(LiteralNotifications, App):
         self.frame = frame
         self.history.add(frame)
         self.frames_shown += 1
+        for notice in frame.notices:  # a kind of failed GPU reading, said once per session
+            self.notify(notice, title="GPU reading failed", severity="warning", timeout=12)
         try:
             screen = self.screen
         except ScreenStackError:

@@ -18,6 +18,8 @@ from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
 from gputab.tui.widgets.table import KeyedTable
 
 LOST = Text("GPU lost", style="bold red")
+NOT_READ = Text("not read", style="bold yellow")
+"""A GPU whose reading failed this tick though it is there: its time is (unobserved) (the notes say why)."""
 
 
 def model_label(g: GpuView) -> str:
@@ -49,7 +51,7 @@ def gpu_cells(g: GpuView, jobs: str = "") -> tuple:
     """
     head = literal(f"{g.index} {model_label(g)}")
     if g.lost:
-        return (head, LOST, fmt.rate(g.rate_per_hour), "", "", "", "", literal(jobs))
+        return (head, NOT_READ if g.unobserved else LOST, fmt.rate(g.rate_per_hour), "", "", "", "", literal(jobs))
     util = None if g.utilization_pct is None else g.utilization_pct / 100
     return (
         head,
@@ -171,7 +173,8 @@ class GpuCard(Vertical):
             Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False
         )
         if g.lost:
-            self.query_one("#gpu-figures", Static).update(LOST, layout=False)
+            figures = LOST if not g.unobserved else Text.assemble(NOT_READ, "  ", literal(g.unobserved))
+            self.query_one("#gpu-figures", Static).update(figures, layout=False)
             return
         util = None if g.utilization_pct is None else g.utilization_pct / 100
         power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
