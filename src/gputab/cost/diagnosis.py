@@ -26,10 +26,12 @@ IDLE_REASON = "idle"
 """The waste of ``(idle)``: a GPU nobody held."""
 UNOBSERVED_REASON = "unobserved"
 """The waste of ``(unobserved)``: time the recorder could not see."""
+UNATTRIBUTED_REASON = "unattributed"
+"""The waste of ``(unattributed)``: a GPU that worked with no process listed, in its idle part."""
 
 REASONS = (INPUT_BOUND, SMALL_BATCH, NO_TENSOR_CORES, MEMORY_BOUND, COMM_STALL, STRANDED_MEMORY, OVERSIZED, UNEXPLAINED)
 """The reasons a job's waste can have, in the words of README's "Waste" section."""
-ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON)
+ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON, UNATTRIBUTED_REASON)
 
 GIB = float(1 << 30)
 

@@ -36,7 +36,7 @@ DEFAULT_STALE_AFTER = 60.0
 HISTORY_SECONDS = 3600.0
 HISTORY_STEP = 60.0
 IDLE_TAG = "(idle)"
-_NOT_JOBS = (IDLE_TAG, "(unobserved)")
+_NOT_JOBS = (IDLE_TAG, "(unobserved)", "(unattributed)")
 """Buckets, not jobs: (idle) is shown per host as idle $; neither is a job across hosts."""
 
 # name -> PromQL; ``{today}`` is the range since 00:00 UTC, ``{lookback}`` is LOOKBACK.

@@ -16,7 +16,8 @@ from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.mig import read_instances
 from gputab.store.schema import JOB_COLUMNS
 
-SPECIAL_TAGS = ("(idle)", "(unobserved)")
+SPECIAL_TAGS = ("(idle)", "(unobserved)", "(unattributed)")
+"""gputab's own rows, buckets rather than jobs (the same as :data:`gputab.cost.shares.SPECIAL_TAGS`)."""
 
 
 class StoreError(GputabError):

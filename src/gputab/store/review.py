@@ -175,6 +175,7 @@ def session_totals(s: SessionRecord) -> dict:
         "cost_usd": cost,
         "idle_cost_usd": (by_tag.get("(idle)") or {}).get("cost_usd") or 0.0,
         "unobserved_cost_usd": (by_tag.get("(unobserved)") or {}).get("cost_usd") or 0.0,
+        "unattributed_cost_usd": (by_tag.get("(unattributed)") or {}).get("cost_usd") or 0.0,
         "gpu_hours": hours,
         "effective_gpu_hours": eff,
         "avg_utilization": _ratio(eff, util_hours),

@@ -352,6 +352,9 @@ def migrate(db: Database | Connection, path: object = "", stop_before: str | Non
 #: The waste keys of ``JobTotals.to_json()`` kept as columns (added by m006_waste).
 WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
 
+#: The honest-bucket keys of ``JobTotals.to_json()`` kept as columns (added by m011_unmeasured).
+UNMEASURED_JOB_COLUMNS = ("unmeasured_usd",)
+
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
     "cost_usd",
@@ -369,6 +372,7 @@ JOB_COLUMNS = (
     "cost_per_effective_gpu_hour_usd",
     "idle_gpu_hours",
     *WASTE_JOB_COLUMNS,
+    *UNMEASURED_JOB_COLUMNS,
 )
 
 
@@ -425,3 +429,13 @@ def m010_mig_slices(db: Database) -> None:
     """A GPU's compute slices when it ran in MIG mode (7 on an A100/H100/H200): what an instance's ``slices`` are
     out of (``3/7``), and what its price share was reckoned on. NULL off MIG and in sessions recorded before."""
     db["session_gpus"].add_column("mig_slices", int)
+
+
+@migrations()
+def m011_unmeasured(db: Database) -> None:
+    """Honest buckets (cost-model.md, "Waste" and "Who pays"): each job's dollars of intervals whose utilization
+    was not reported (neither busy nor waste), and each GPU's cost while it worked with no process listed (its
+    ``(unattributed)`` part). NULL in sessions recorded before."""
+    for column in UNMEASURED_JOB_COLUMNS:
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")
+    db["session_gpus"].add_column("unattributed_cost_usd", float)

@@ -234,7 +234,7 @@ class SpendScreen(Screen):
 
         stacks = [(tag, COLORS[i], per_day([tag])) for i, tag in enumerate(jobs[:TOP_TAGS])]
         stacks += [
-            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)"])),
+            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)", "(unattributed)"])),
             ("(idle)", IDLE_COLOR, per_day(["(idle)"])),
         ]
         idle_day = [self.idle_per_day.get(d, 0.0) for d in days]
