@@ -40,9 +40,14 @@ def test_constant_rate_and_burn_projects_the_analytic_cost(rate: float, burn: fl
     assert math.isclose(fc.eta_seconds, eta, rel_tol=1e-6)
     want = spent + burn / 3600 * eta
     assert math.isclose(fc.projected_cost_usd, want, rel_tol=1e-6)
-    # A steady job has no range.
+    # Read at a report, a steady job's low end is exact; the high end leaves room for the next report to come
+    # up to 1.5 steps later (the projection rises while the fraction stands still), and no more than that.
     assert math.isclose(fc.projected_cost_low_usd, want, rel_tol=1e-6)
-    assert math.isclose(fc.projected_cost_high_usd, want, rel_tol=1e-6)
+    due = now + 1.5 * step
+    slowest = min(track.rate(due), track.rate(due, 300))  # no report since: the recent half slows the most
+    late = spent + burn / 3600 * (1.5 * step + (1 - f) / slowest)
+    assert fc.projected_cost_high_usd >= want
+    assert math.isclose(fc.projected_cost_high_usd, max(want, late), rel_tol=1e-6)
 
 
 def test_unknown_until_the_window_has_data() -> None:

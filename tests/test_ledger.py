@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gputab.config.settings import PriceOverride, PricesConfig
-from gputab.cost.ledger import IDLE, UNOBSERVED, Ledger, interval_energy, split_shares
+from gputab.cost.ledger import IDLE, UNATTRIBUTED, UNOBSERVED, Ledger, interval_energy, split_shares
 from gputab.cost.pricing import PriceTable, match_model, owned_rate_per_hour
 from gputab.sampling.snapshot import GpuSample, ProcessSample, Snapshot
 
@@ -82,9 +82,11 @@ def test_example_4_owned_gpu_with_energy():
             (3600.0, [gpu(util=100, power=700, energy_mj=2_520_000_000)], [], {}),
         ],
     )
-    idle = led.jobs[IDLE]
-    assert round(idle.cost_usd - 30_000 / (4 * 8760), 4) == 0.1092
-    assert idle.energy_kwh == pytest.approx(0.7)
+    # The GPU worked (100 %) with no process listed: (unattributed), not (idle) (cost-model.md, "Who pays").
+    assert IDLE not in led.jobs
+    nobody = led.jobs[UNATTRIBUTED]
+    assert round(nobody.cost_usd - 30_000 / (4 * 8760), 4) == 0.1092
+    assert nobody.energy_kwh == pytest.approx(0.7)
 
 
 def test_gap_goes_to_unobserved():

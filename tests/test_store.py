@@ -68,6 +68,7 @@ EXPECTED = {
         "unobserved_cost_usd",
         "energy_j",
         "mig_slices",
+        "unattributed_cost_usd",
     },
     "gpu_samples": {
         "session_id",
@@ -104,6 +105,7 @@ EXPECTED = {
         "busy_usd",
         "waste_usd",
         "tensor_active_usd",
+        "unmeasured_usd",
     },
     "job_samples": {"job_id", "t_ms", "cost_usd", "gpu_s", "effective_gpu_s", "vram_bytes", "burn_rate_usd_per_hour"},
     "processes": {

@@ -59,15 +59,23 @@ def test_idle_is_waste_held_by_nobody():
     assert round(led.jobs["A"].waste.busy_usd, 3) == round(3.75 * 0.5, 3)
 
 
-def test_unknown_utilization_is_all_waste_unexplained():
-    busy, waste = split_cost(3.0, None)
-    assert (busy, waste) == (0.0, 3.0)
+def test_unknown_utilization_is_unmeasured_not_waste():
+    """Issue 24 finding 8: where utilization is not reported no busy time and no waste is claimed (it used to read
+    busy $0, waste 100 %); waste % is n/a where nothing was measured."""
+    assert split_cost(3.0, None) == (0.0, 0.0, 3.0)
     led = Ledger(table(), interval=1)
     for k in range(3):
         tick(led, float(k), [gpu(None)], [ProcessSample(1, 0, GIB, None)], {1: "A"})
-    w = led.jobs["A"].waste
-    assert w.busy_usd == 0 and w.by_reason == {"unexplained": pytest.approx(w.waste_usd)}
-    assert w.evidence["unexplained"] == "GPU utilization not reported"
+    a = led.jobs["A"].to_json()
+    assert a["cost_usd"] > 0 and a["unmeasured_usd"] == pytest.approx(a["cost_usd"], rel=1e-12)
+    assert a["busy_usd"] == 0 and a["waste_usd"] == 0 and a["waste_by_reason"] == {}
+    assert a["waste_pct"] is None
+    # Measured again: waste % is over the measured part only.
+    for k in range(3, 5):
+        tick(led, float(k), [gpu(25)], [ProcessSample(1, 0, GIB, 25)], {1: "A"})
+    a = led.jobs["A"].to_json()
+    assert a["waste_pct"] == pytest.approx(75.0)
+    assert a["busy_usd"] + a["waste_usd"] + a["unmeasured_usd"] == pytest.approx(a["cost_usd"], rel=1e-12)
 
 
 def test_gap_is_unobserved_waste():
@@ -150,7 +158,7 @@ def test_busy_plus_waste_is_cost_and_reasons_sum_to_waste(ticks, tags):
     assert led.check_waste_conservation(1e-9)
     for j in led.jobs.values():
         w = j.waste
-        assert math.isclose(w.busy_usd + w.waste_usd, j.cost_usd, rel_tol=1e-9, abs_tol=1e-12)
+        assert math.isclose(w.busy_usd + w.waste_usd + w.unmeasured_usd, j.cost_usd, rel_tol=1e-9, abs_tol=1e-12)
         assert math.isclose(math.fsum(w.by_reason.values()), w.waste_usd, rel_tol=1e-9, abs_tol=1e-12)
         assert set(w.by_reason) <= set(ALL_REASONS)
         assert w.busy_usd >= 0 and w.waste_usd >= -1e-12

@@ -135,14 +135,15 @@ def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
     if not rows:
         return []
     lines = [
-        "Waste (dollars paid while the job's GPUs did nothing, and the likely reason):",
-        f"{'job':<32} {'busy':>10} {'wasted':>10} {'waste':>6}  top reason",
+        "Waste (dollars paid while the job's GPUs did nothing, and the likely reason; unmeasured: utilization not",
+        "reported, neither busy nor waste; waste % is over the measured part):",
+        f"{'job':<32} {'busy':>10} {'wasted':>10} {'unmeasured':>10} {'waste':>6}  top reason",
     ]
     for j in rows:
-        pct = _num(j.get("waste_pct"), "{:.0f}%")
+        pct = "n/a" if j.get("waste_pct") is None else f"{j['waste_pct']:.0f}%"
         lines.append(
-            f"{j['tag'][:32]:<32} {_money(j.get('busy_usd')):>10} {_money(j['waste_usd']):>10} {pct:>6}  "
-            f"{j.get('waste_top_reason') or '-'}"
+            f"{j['tag'][:32]:<32} {_money(j.get('busy_usd')):>10} {_money(j['waste_usd']):>10} "
+            f"{_money(j.get('unmeasured_usd') or 0.0):>10} {pct:>6}  {j.get('waste_top_reason') or '-'}"
         )
         evidence = j.get("waste_evidence_by_reason") or {}
         for reason, usd in list((j.get("waste_by_reason") or {}).items())[:reasons]:
@@ -226,7 +227,7 @@ def _fault_line(f: dict) -> str:
 )
 @pass_ctx
 def show(app: AppContext, session: str, as_json: bool) -> None:
-    """Show what each job cost in SESSION (an id, or `last`), with the (idle) and (unobserved) rows.
+    """Show what each job cost in SESSION (an id, or `last`), with the (idle), (unattributed) and (unobserved) rows.
 
     Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
     samples and the cost per sample, per 1k samples and per 1M tokens; then the session total, each GPU
@@ -291,7 +292,7 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         click.echo(
             f"GPU {g['index']}: {g['name']} -> {g['model_key'] or '(default)'} {g['mode']} "
             f"${g['rate_per_hour']:.3f}/h, cost {_money(g['cost_usd'])} (idle {_money(g['idle_cost_usd'])}, "
-            f"unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
+            f"unattributed {_money(g.get('unattributed_cost_usd') or 0.0)}, unobserved {_money(g['unobserved_cost_usd'])}), {g['energy_kwh']:.3f} kWh by "
             f"{g['energy_method']}{unknown}"
         )
         for line in mig_lines(g):

@@ -11,7 +11,10 @@ IDLE = "(idle)"
 """The bucket of a GPU interval in which no process held the GPU."""
 UNOBSERVED = "(unobserved)"
 """The bucket of time the recorder could not see (a gap, a lost GPU, a reading that failed)."""
-SPECIAL_TAGS = (IDLE, UNOBSERVED)
+UNATTRIBUTED = "(unattributed)"
+"""The bucket of a GPU (or MIG instance) that worked with no process listed on it: someone used it, gputab cannot
+say who (a process in another PID namespace or a VM)."""
+SPECIAL_TAGS = (IDLE, UNOBSERVED, UNATTRIBUTED)
 """Buckets, not jobs: they hold money but nobody's work."""
 
 INPUT_BOUND = "input_bound"
@@ -26,8 +29,10 @@ IDLE_REASON = "idle"
 """The waste of ``(idle)``: a GPU nobody held."""
 UNOBSERVED_REASON = "unobserved"
 """The waste of ``(unobserved)``: time the recorder could not see."""
+UNATTRIBUTED_REASON = "unattributed"
+"""The waste of ``(unattributed)``: a GPU that worked with no process listed, in its idle part."""
 
 REASONS = (INPUT_BOUND, SMALL_BATCH, NO_TENSOR_CORES, MEMORY_BOUND, COMM_STALL, STRANDED_MEMORY, OVERSIZED, UNEXPLAINED)
 """The reasons a job's waste can have, most specific first (the order the diagnosis checks them)."""
-ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON)
+ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON, UNATTRIBUTED_REASON)
 """Every reason a waste figure can carry, the buckets' own included."""

@@ -9,8 +9,14 @@ Pure: no I/O, no clock of its own. A :class:`ProgressTrack` holds a job's progre
   latest one, divided by the time to ``now`` (a job that stops reporting slows down in the forecast instead of
   keeping its last speed forever);
 - ETA = ``(1 - f) / r``; projected cost at completion = spent + burn rate x ETA (the GPUs it holds now);
-- the range: the same over the recent half of the window; the faster of the two rates gives the low cost, the
-  slower the high one. A steady job has no range (both rates agree); a job that just changed speed has a wide one.
+- the range covers what the reports themselves make uncertain (:func:`projection_range`): the spread of the rate
+  within the window (the rates over the whole window, its recent half and its older half) and the reporting cadence
+  (between two reports the fraction stands still while time runs, so the projection rises until the next report
+  brings it back). The low end takes the fastest of those rates up to the last report and the progress the job has
+  made since at that rate; the high end takes the slowest of them as they will read when the next report is due
+  (:data:`CADENCE_MARGIN` times the longest gap between reports in the window). So successive projections of a
+  steady job stay inside the range stated before them, and once a window has passed since the last change of speed
+  the final cost lies inside it.
 
 "Unknown" until the window has data: two observations at least ``min_span`` seconds apart with the fraction grown.
 With a constant rate and constant burn the projection is exact; it follows a change of rate within one window
@@ -20,11 +26,14 @@ new rate).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
 
 DEFAULT_WINDOW_SECONDS = 600.0
 DEFAULT_MIN_SPAN_SECONDS = 30.0
+CADENCE_MARGIN = 1.5
+"""The next report is expected within this many times the longest gap between reports seen in the window."""
 MAX_POINTS = 4096
 """Observations kept per job (a job reporting every tick of a long window is thinned, oldest first)."""
 
@@ -57,6 +66,10 @@ class Forecast:
 
 
 UNKNOWN = Forecast("unknown", None)
+
+
+def _time(point: tuple[float, float]) -> float:
+    return point[0]
 
 
 class ProgressTrack:
@@ -100,6 +113,33 @@ class ProgressTrack:
         while len(self.points) > 1 and self.points[1][0] <= now - self.window:
             self.points.popleft()
 
+    def fraction_at(self, t: float) -> float:
+        """The fraction at time ``t``, interpolated between the observations around it (the first one before the
+        history starts, the latest one after it ends). Needs at least one observation."""
+        pts = self.points
+        if t <= pts[0][0]:
+            return pts[0][1]
+        if t >= pts[-1][0]:
+            return pts[-1][1]
+        i = bisect_right(pts, t, key=_time)
+        (ta, fa), (tb, fb) = pts[i - 1], pts[i]
+        return fa + (fb - fa) * (t - ta) / (tb - ta)
+
+    def span_rate(self, start: float, end: float) -> float | None:
+        """Growth of the fraction per second from ``start`` (not before the first observation) to ``end``; None
+        when that span is empty."""
+        if not self.points:
+            return None
+        t0 = max(start, self.points[0][0])
+        if end - t0 <= 0:
+            return None
+        return (self.fraction_at(end) - self.fraction_at(t0)) / (end - t0)
+
+    def cadence(self) -> float:
+        """The longest gap between successive observations kept (0 with fewer than two)."""
+        pts = self.points
+        return max((b[0] - a[0] for a, b in zip(pts, list(pts)[1:])), default=0.0)
+
     def rate(self, now: float, window: float | None = None) -> float | None:
         """Growth of the fraction per second over the last ``window`` seconds, or None while unknown."""
         w = self.window if window is None else window
@@ -122,6 +162,39 @@ class ProgressTrack:
         return (last_f - f0) / span
 
 
+def _rates(track: ProgressTrack, end: float) -> list[float]:
+    """The rates of the window that ends at ``end``: over all of it, its recent half and its older half (the spread
+    of the rate within the window), those that can be measured."""
+    w = track.window
+    spans = ((end - w, end), (end - w / 2, end), (end - w, end - w / 2))
+    return [r for r in (track.span_rate(a, b) for a, b in spans) if r is not None]
+
+
+def projection_range(
+    track: ProgressTrack, now: float, spent_usd: float, burn_per_s: float, mid: float
+) -> tuple[float, float | None]:
+    """``(low, high)`` of the projected cost at completion; high is None when the slow end is unbounded.
+
+    Low: the fastest rate of the window up to the last report, the job having gone on at that rate since it
+    (what the next report will show if it went on that fast). High: the slowest rate of the window as it will
+    read when the next report is due (``CADENCE_MARGIN`` x the longest gap between reports), the burn paid until
+    then (what the projection will say just before that report if the job went on that slowly).
+    """
+    f = track.fraction or 0.0
+    last_t = track.points[-1][0]
+    lag = max(0.0, now - last_t)
+    fast = max(_rates(track, last_t), default=0.0)
+    low = mid
+    if fast > 0:
+        low = min(mid, spent_usd + burn_per_s * max(0.0, (1.0 - f) / fast - lag))
+    due = max(now, last_t + CADENCE_MARGIN * track.cadence())
+    slow = min(_rates(track, due) + [r for r in (track.rate(due),) if r is not None], default=0.0)
+    if slow <= 0:
+        return low, None
+    high = max(mid, spent_usd + burn_per_s * ((due - now) + (1.0 - f) / slow))
+    return low, high
+
+
 def forecast(track: ProgressTrack | None, now: float, spent_usd: float, burn_usd_per_hour: float) -> Forecast:
     """The job's forecast at monotonic time ``now``; see the module docstring for the rules."""
     if track is None or track.fraction is None:
@@ -134,11 +207,8 @@ def forecast(track: ProgressTrack | None, now: float, spent_usd: float, burn_usd
         return Forecast("unknown", f)
     if r <= 0:
         return Forecast("stalled", f, 0.0)
-    recent = track.rate(now, track.window / 2)
-    slow, fast = (min(r, recent), max(r, recent)) if recent is not None else (r, r)
     burn_per_s = max(burn_usd_per_hour, 0.0) / 3600.0
     eta = (1.0 - f) / r
     mid = spent_usd + burn_per_s * eta
-    low = min(spent_usd + burn_per_s * (1.0 - f) / fast, mid)  # min/max: rounding never puts mid outside
-    high = max(spent_usd + burn_per_s * (1.0 - f) / slow, mid) if slow > 0 else None
+    low, high = projection_range(track, now, spent_usd, burn_per_s, mid)
     return Forecast("running", f, r, eta, mid, low, high)

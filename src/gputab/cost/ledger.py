@@ -1,4 +1,4 @@
-"""The cost ledger: every GPU-second priced and charged to a job, ``(idle)`` or ``(unobserved)``.
+"""The cost ledger: every GPU-second priced and charged to a job, ``(idle)``, ``(unattributed)`` or ``(unobserved)``.
 
 Implements docs/cost-model.md exactly. Pure: no I/O, no clocks; it only reads the snapshots it is given.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from gputab.config.settings import WasteConfig
-from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNATTRIBUTED, UNOBSERVED
 from gputab.cost.forecast import (
     DEFAULT_MIN_SPAN_SECONDS,
     DEFAULT_WINDOW_SECONDS,
@@ -204,6 +204,8 @@ class GpuTotals:
     price: GpuPrice
     cost_usd: float = 0.0
     idle_cost_usd: float = 0.0
+    unattributed_cost_usd: float = 0.0
+    """Cost of the intervals it worked with no process listed (its ``(unattributed)`` part)."""
     unobserved_cost_usd: float = 0.0
     energy_j: float = 0.0
     energy_method: str = "none"
@@ -234,6 +236,7 @@ class GpuTotals:
             "unknown_price": p.unknown,
             "cost_usd": self.cost_usd,
             "idle_cost_usd": self.idle_cost_usd,
+            "unattributed_cost_usd": self.unattributed_cost_usd,
             "unobserved_cost_usd": self.unobserved_cost_usd,
             "energy_j": self.energy_j,
             "energy_kwh": self.energy_j / 3.6e6,
@@ -406,7 +409,8 @@ class Ledger:
             j.energy_j += w * energy_j * frac
             hours = w * charged_dt / 3600.0
             j.gpu_hours += hours
-            tu = tag_util[tag] if tag in tag_util else util
+            # (idle) is all waste by definition: nobody held the GPU, whatever (if anything) it reported.
+            tu = 0.0 if tag == IDLE else tag_util[tag] if tag in tag_util else util
             if tu is not None:
                 j.util_gpu_hours += hours
                 j.effective_gpu_hours += hours * tu
@@ -426,7 +430,7 @@ class Ledger:
         if unobserved > 0 or lost:
             u = self.job(UNOBSERVED)
             u.cost_usd += unobserved
-            u.waste.charge(unobserved, None, UNOBSERVED_DIAGNOSIS)
+            u.waste.charge(unobserved, 0.0, UNOBSERVED_DIAGNOSIS)  # paid for time nobody saw: its own reason
             u.energy_j += energy_j * (1 - frac)
             u.gpus.add(g.index)
         interval_cost = time_cost_full + energy_cost_full
@@ -434,6 +438,8 @@ class Ledger:
         gt.unobserved_cost_usd += unobserved
         if IDLE in shares:  # all of it off MIG; on MIG the free slices' and empty instances' part
             gt.idle_cost_usd += shares[IDLE] * charged
+        if UNATTRIBUTED in shares:
+            gt.unattributed_cost_usd += shares[UNATTRIBUTED] * charged
         if not lost:
             charge_instances(gt.mig, g, charged, charged_dt)
             gt.mig_slices = g.mig_slices or gt.mig_slices
@@ -488,10 +494,10 @@ class Ledger:
         return sorted(self.jobs.values(), key=lambda j: (j.special, -j.cost_usd, j.tag))
 
     def check_waste_conservation(self, rel: float = 1e-9) -> bool:
-        """Per job: busy + waste = cost, and the reasons sum to the waste."""
+        """Per job: busy + waste + unmeasured = cost, and the reasons sum to the waste."""
         for j in self.jobs.values():
             w = j.waste
-            if not math.isclose(w.busy_usd + w.waste_usd, j.cost_usd, rel_tol=rel, abs_tol=1e-12):
+            if not math.isclose(w.busy_usd + w.waste_usd + w.unmeasured_usd, j.cost_usd, rel_tol=rel, abs_tol=1e-12):
                 return False
             if not math.isclose(math.fsum(w.by_reason.values()), w.waste_usd, rel_tol=rel, abs_tol=1e-12):
                 return False

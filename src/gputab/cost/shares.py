@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNATTRIBUTED, UNOBSERVED
 from gputab.cost.pricing import mig_fraction
 from gputab.sampling.snapshot import GpuSample, MigSample, ProcessSample
 
 __all__ = [
     "IDLE",
     "SPECIAL_TAGS",
+    "UNATTRIBUTED",
     "UNOBSERVED",
     "MigTotals",
     "all_idle",
@@ -28,14 +29,23 @@ __all__ = [
 ]
 
 
-def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
-    """Share of one GPU per tag, summing to 1: by SM %, else by used memory, else equally; ``(idle)`` if empty.
+def nobody_bucket(utilization_pct: float | None) -> str:
+    """Where a GPU interval with no process listed goes: ``(unattributed)`` when the GPU worked (utilization above
+    0: a process in another PID namespace or a VM), else ``(idle)`` (0, or not reported)."""
+    return UNATTRIBUTED if utilization_pct is not None and utilization_pct > 0 else IDLE
+
+
+def split_shares(
+    processes: Iterable[ProcessSample], tags: Mapping[int, str], utilization_pct: float | None = None
+) -> dict[str, float]:
+    """Share of one GPU per tag, summing to 1: by SM %, else by used memory, else equally. With no process:
+    ``(unattributed)`` when the device worked (``utilization_pct`` above 0), else ``(idle)``.
 
     Cost follows allocation: a process holding the GPU blocks everyone else, so even a process at 0 % SM pays.
     """
     procs = list(processes)
     if not procs:
-        return {IDLE: 1.0}
+        return {nobody_bucket(utilization_pct): 1.0}
     sms = [p.sm_pct or 0.0 for p in procs]
     total = sum(sms)
     if total > 0:
@@ -70,7 +80,7 @@ def _mig_parts(
         held += f
         active = None if inst.sm_active_pct is None else inst.sm_active_pct / 100.0
         procs = by_instance.pop((inst.gpu_instance_id, inst.compute_instance_id), ())
-        parts.append((f, active, split_shares(procs, tags)))
+        parts.append((f, active, split_shares(procs, tags, inst.sm_active_pct)))
     free = max(0.0, 1.0 - held)
     if free > 0:
         strays = [p for procs in by_instance.values() for p in procs]
@@ -106,11 +116,11 @@ def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping
 
     In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (docs/cost-model.md, "MIG
     instances"), split among the processes found on it by their GPU and compute instance ids (by memory, then
-    equally: NVML reports no per-process utilization on MIG); an instance with no process, and the slices no
-    instance holds, go to ``(idle)``. A process whose ids match no instance shares the free slices.
+    equally: NVML reports no per-process utilization on MIG); an instance with no process goes to ``(unattributed)``
+    when its SM activity is above 0, else to ``(idle)``, and the slices no instance holds to ``(idle)``. A process whose ids match no instance shares the free slices.
     """
     if gpu.mig is None or not gpu.mig_slices:
-        return split_shares(processes, tags)
+        return split_shares(processes, tags, gpu.utilization_pct)
     shares: dict[str, float] = {}
     for f, _, part in _mig_parts(gpu, processes, tags):
         for tag, w in part.items():

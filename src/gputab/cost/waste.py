@@ -3,12 +3,15 @@
 Pure ledger functions, no I/O. For job ``j`` on GPU ``g`` over one interval, with ``c = share * interval_cost``
 and ``U`` the device utilization fraction::
 
-    busy_usd  += c * U
-    waste_usd += c * (1 - U)          (all of c when U is not reported: no busy time is claimed without evidence)
+    busy_usd       += c * U
+    waste_usd      += c * (1 - U)
+    unmeasured_usd += c               (instead, when U is not reported: no busy time and no waste without evidence)
 
 and the interval's waste goes to the one reason :func:`gputab.cost.diagnosis.diagnose` finds, so a job's reasons sum
-to its ``waste_usd`` and ``busy_usd + waste_usd`` is its cost. ``(idle)`` is waste that nobody holds (reason
-``idle``), ``(unobserved)`` money paid for time nobody saw (reason ``unobserved``). Beside the split, where the
+to its ``waste_usd`` and ``busy_usd + waste_usd + unmeasured_usd`` is its cost; ``waste_pct`` is over the measured
+part. ``(idle)`` is waste that nobody holds (reason ``idle``, busy $0), ``(unattributed)`` a GPU that worked with
+nobody listed (split like a job, its waste reason ``unattributed``), ``(unobserved)`` money paid for time nobody
+saw (reason ``unobserved``). Beside the split, where the
 hardware reports them: ``tensor_active_usd = sum(c * tensor_util)`` and, per throttle reason,
 ``throttled_usd = sum(c * throttled_seconds / dt)``.
 """
@@ -19,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gputab.config.settings import WasteConfig
-from gputab.cost.buckets import IDLE, IDLE_REASON, UNOBSERVED_REASON
+from gputab.cost.buckets import IDLE, IDLE_REASON, UNATTRIBUTED, UNATTRIBUTED_REASON, UNOBSERVED_REASON
 from gputab.cost.diagnosis import (
     Diagnosis,
     JobOnGpu,
@@ -29,6 +32,9 @@ from gputab.cost.diagnosis import (
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, Snapshot
 
 IDLE_DIAGNOSIS = Diagnosis(IDLE_REASON, "no process held the GPU")
+UNATTRIBUTED_DIAGNOSIS = Diagnosis(
+    UNATTRIBUTED_REASON, "the GPU worked with no process listed (another PID namespace or a VM)"
+)
 UNOBSERVED_DIAGNOSIS = Diagnosis(UNOBSERVED_REASON, "the recorder could not see this time (a gap or a lost GPU)")
 
 
@@ -39,15 +45,16 @@ def config_for(backend: object, config: WasteConfig) -> WasteConfig:
     return adjust(config) if callable(adjust) else config
 
 
-def split_cost(cost: float, utilization: float | None) -> tuple[float, float]:
-    """``(busy, waste)`` of ``cost`` at device utilization fraction ``utilization`` (None: all waste).
+def split_cost(cost: float, utilization: float | None) -> tuple[float, float, float]:
+    """``(busy, waste, unmeasured)`` of ``cost`` at device utilization fraction ``utilization``; all of it
+    unmeasured when ``utilization`` is None (not reported).
 
-    ``waste`` is computed as ``cost - busy`` so the two add up to ``cost`` exactly as floats go.
+    ``waste`` is computed as ``cost - busy`` so the three add up to ``cost`` exactly as floats go.
     """
     if utilization is None:
-        return 0.0, cost
+        return 0.0, 0.0, cost
     busy = cost * min(1.0, max(0.0, utilization))
-    return busy, cost - busy
+    return busy, cost - busy, 0.0
 
 
 @dataclass
@@ -56,6 +63,8 @@ class WasteTotals:
 
     busy_usd: float = 0.0
     waste_usd: float = 0.0
+    unmeasured_usd: float = 0.0
+    """Dollars of intervals whose utilization was not reported: neither busy nor waste."""
     by_reason: dict[str, float] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)
     """Reason -> the latest evidence line that claimed it."""
@@ -78,9 +87,10 @@ class WasteTotals:
     ) -> None:
         """Add one interval's ``cost`` (already the job's part) split by ``utilization``, its waste to
         ``diagnosis.reason``; ``dt`` is the interval's length (for the throttled fraction)."""
-        busy, waste = split_cost(cost, utilization)
+        busy, waste, unmeasured = split_cost(cost, utilization)
         self.busy_usd += busy
         self.waste_usd += waste
+        self.unmeasured_usd += unmeasured
         if waste > 0:
             self.by_reason[diagnosis.reason] = self.by_reason.get(diagnosis.reason, 0.0) + waste
             self.evidence[diagnosis.reason] = diagnosis.evidence
@@ -103,12 +113,20 @@ class WasteTotals:
         best = max(self.by_reason.items(), key=lambda kv: (kv[1], kv[0]), default=None)
         return best[0] if best is not None and best[1] > 0 else None
 
+    @property
+    def waste_pct(self) -> float | None:
+        """Waste over the measured part (busy + waste), None where nothing was measured."""
+        measured = self.busy_usd + self.waste_usd
+        return 100.0 * self.waste_usd / measured if measured > 0 else None
+
     def to_json(self, cost_usd: float) -> dict:
+        """The waste keys of a job (``cost_usd`` is kept for callers; the shares are over the measured part)."""
         top = self.top_reason
         return {
             "busy_usd": self.busy_usd,
             "waste_usd": self.waste_usd,
-            "waste_pct": 100.0 * self.waste_usd / cost_usd if cost_usd > 0 else None,
+            "unmeasured_usd": self.unmeasured_usd,
+            "waste_pct": self.waste_pct,
             "waste_by_reason": dict(sorted(self.by_reason.items(), key=lambda kv: -kv[1])),
             "waste_top_reason": top,
             "waste_evidence": self.evidence.get(top) if top else None,
@@ -209,7 +227,10 @@ class WasteBook:
         return replace(ev, small_seconds=small)
 
     def diagnose(self, tag: str, gpu: GpuSample, dt: float) -> Diagnosis:
-        """The reason for ``tag``'s waste on ``gpu`` over this interval (``idle`` for the ``(idle)`` bucket)."""
+        """The reason for ``tag``'s waste on ``gpu`` over this interval (``idle`` for the ``(idle)`` bucket,
+        ``unattributed`` for ``(unattributed)``)."""
         if tag == IDLE:
             return IDLE_DIAGNOSIS
+        if tag == UNATTRIBUTED:
+            return UNATTRIBUTED_DIAGNOSIS
         return diagnose(self.evidence(tag, gpu, dt), self.config)

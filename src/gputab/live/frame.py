@@ -73,8 +73,10 @@ class JobView:
     cost_per_1k_samples_usd: float | None = None
     unknown_price: bool = False
     special: bool = False
-    """``(idle)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
+    """``(idle)``, ``(unattributed)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
     waste_usd: float | None = None
+    unmeasured_usd: float | None = None
+    """Dollars whose utilization was not reported: neither busy nor waste (waste % is over the rest)."""
     waste_pct: float | None = None
     waste_top_reason: str | None = None
     waste_evidence: str | None = None
@@ -107,6 +109,7 @@ class JobView:
             special=tag.startswith("(") and tag.endswith(")"),
             waste_usd=d.get("waste_usd"),
             waste_pct=d.get("waste_pct"),
+            unmeasured_usd=d.get("unmeasured_usd"),
             waste_top_reason=d.get("waste_top_reason"),
             waste_evidence=d.get("waste_evidence"),
             forecast_state=d.get("forecast_state") if d.get("progress_fraction") is not None else None,

@@ -53,11 +53,13 @@ JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "unknown_price",
     "busy_usd",
     "waste_usd",
+    "unmeasured_usd",
     "waste_pct",
     "waste_top_reason",
     "waste_by_reason",
 )
-"""``--by job`` (the default): one row per job per session, ``(idle)`` and ``(unobserved)`` included.
+"""``--by job`` (the default): one row per job per session, ``(idle)``, ``(unattributed)`` and ``(unobserved)``
+included.
 
 The waste columns are empty for sessions recorded before the waste split; ``waste_by_reason`` is one cell of
 compact JSON (reason -> dollars, costliest first), as in ``gputab spend --csv``."""
@@ -68,6 +70,7 @@ SESSION_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "gpu_count",
     "cost_usd",
     "idle_cost_usd",
+    "unattributed_cost_usd",
     "unobserved_cost_usd",
     "gpu_hours",
     "effective_gpu_hours",
@@ -91,6 +94,7 @@ GPU_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "energy_method",
     "cost_usd",
     "idle_cost_usd",
+    "unattributed_cost_usd",
     "unobserved_cost_usd",
     "energy_kwh",
 )
@@ -199,6 +203,7 @@ def gpu_rows(sessions: Iterable[SessionRecord]) -> Iterator[dict]:
                 "energy_method": g.get("energy_method"),
                 "cost_usd": g.get("cost_usd"),
                 "idle_cost_usd": g.get("idle_cost_usd"),
+                "unattributed_cost_usd": g.get("unattributed_cost_usd"),
                 "unobserved_cost_usd": g.get("unobserved_cost_usd"),
                 "energy_kwh": g.get("energy_kwh"),
             }

@@ -311,7 +311,8 @@ class TickCollector(Collector):
         cost = fam(
             CounterMetricFamily,
             "gputab_job_cost_dollars_total",
-            'Money charged to the job in this session; tag="(idle)" is money spent on GPUs nobody used.',
+            'Money charged to the job in this session; tag="(idle)" is money spent on GPUs nobody used, '
+            'tag="(unattributed)" on GPUs that worked with no process listed.',
         )
         gpu_h = fam(CounterMetricFamily, "gputab_job_gpu_hours_total", "GPU-hours the job held (share x time).")
         eff_h = fam(CounterMetricFamily, "gputab_job_effective_gpu_hours_total", "GPU-hours x utilization.")
@@ -383,6 +384,7 @@ class TickCollector(Collector):
         """Where each job's dollars went (README "Waste"): busy, wasted by reason, tensor-active, throttled.
         Labels stay bounded: tags as in every job family, reasons from fixed lists."""
         busy: dict[str, float] = {}
+        unmeasured: dict[str, float] = {}
         waste: dict[tuple[str, str], float] = {}
         tensor: dict[str, float] = {}
         throttled: dict[tuple[str, str], float] = {}
@@ -391,6 +393,7 @@ class TickCollector(Collector):
                 continue
             label = self.tags.label(job["tag"])
             busy[label] = busy.get(label, 0.0) + float(job.get("busy_usd") or 0.0)
+            unmeasured[label] = unmeasured.get(label, 0.0) + float(job.get("unmeasured_usd") or 0.0)
             for reason, usd in (job.get("waste_by_reason") or {}).items():
                 key = (label, reason if reason in ALL_REASONS else OTHER)
                 waste[key] = waste.get(key, 0.0) + float(usd)
@@ -407,8 +410,13 @@ class TickCollector(Collector):
         )
         waste_f = CounterMetricFamily(
             "gputab_job_waste_dollars_total",
-            "The job's dollars paid while its GPUs did nothing, by likely reason; busy + waste = cost.",
+            "The job's dollars paid while its GPUs did nothing, by likely reason; busy + waste + unmeasured = cost.",
             labels=[*labels, "reason"],
+        )
+        unmeasured_f = CounterMetricFamily(
+            "gputab_job_unmeasured_dollars_total",
+            "The job's dollars while its GPUs reported no utilization (MIG without GPM): neither busy nor waste.",
+            labels=labels,
         )
         tensor_f = CounterMetricFamily(
             "gputab_job_tensor_active_dollars_total",
@@ -424,11 +432,13 @@ class TickCollector(Collector):
             busy_f.add_metric([label, self.hostname], usd)
         for (label, reason), usd in sorted(waste.items()):
             waste_f.add_metric([label, self.hostname, reason], usd)
+        for label, usd in sorted(unmeasured.items()):
+            unmeasured_f.add_metric([label, self.hostname], usd)
         for label, usd in sorted(tensor.items()):
             tensor_f.add_metric([label, self.hostname], usd)
         for (label, reason), usd in sorted(throttled.items()):
             throttled_f.add_metric([label, self.hostname, reason], usd)
-        yield from (busy_f, waste_f, tensor_f, throttled_f)
+        yield from (busy_f, waste_f, unmeasured_f, tensor_f, throttled_f)
 
 
 def _one(kind: Callable[..., F], name: str, doc: str, labels: list[str], value: float) -> F:

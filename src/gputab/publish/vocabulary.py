@@ -127,7 +127,13 @@ KEYS: tuple[Key, ...] = (
         "Of cost_usd, the dollars paid while the job's GPUs did nothing (spend: summed over "
         "the sessions that recorded waste; null when none did).",
     ),
-    _k("waste_pct", "number", "100 x waste_usd / cost_usd."),
+    _k(
+        "unmeasured_usd",
+        "number",
+        "Of cost_usd, the dollars of intervals whose utilization was not reported (MIG without GPM): neither "
+        "busy nor waste; busy_usd + waste_usd + unmeasured_usd = cost_usd.",
+    ),
+    _k("waste_pct", "number", "100 x waste_usd / (busy_usd + waste_usd): over the measured part; null when none."),
     _k(
         "forecast_state",
         "string",
@@ -186,6 +192,11 @@ KEYS: tuple[Key, ...] = (
     _k("gpu_count", "integer", "GPUs.", "gpus (a count, in fleet)"),
     _k("idle_cost_usd", "number", "Cost of GPUs that no process held: the (idle) row.", "idle_usd (spend)"),
     _k("unobserved_cost_usd", "number", "Cost of time no poll saw: the (unobserved) row."),
+    _k(
+        "unattributed_cost_usd",
+        "number",
+        "Cost of GPUs that worked with no process listed (another PID namespace or a VM): the (unattributed) row.",
+    ),
     # -- GPUs --------------------------------------------------------------------------------------------------
     _k("index", "integer", "The GPU's NVML index."),
     _k("gpu_index", "integer", "The GPU a process or CSV row is on."),
@@ -449,6 +460,7 @@ METRICS: dict[str, str] = {
     "gputab_job_tokens_total": "tokens",
     "gputab_job_busy_dollars_total": "busy_usd",
     "gputab_job_waste_dollars_total": "waste_usd",
+    "gputab_job_unmeasured_dollars_total": "unmeasured_usd",
     "gputab_job_tensor_active_dollars_total": "tensor_active_usd",
     "gputab_job_throttled_dollars_total": "throttled_usd",
 }

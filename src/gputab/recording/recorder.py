@@ -378,6 +378,7 @@ class Recorder:
                     "energy_method": g.energy_method,
                     "cost_usd": g.cost_usd,
                     "idle_cost_usd": g.idle_cost_usd,
+                    "unattributed_cost_usd": g.unattributed_cost_usd,
                     "unobserved_cost_usd": g.unobserved_cost_usd,
                     "energy_j": g.energy_j,
                     "mig": g.mig_json(),

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNATTRIBUTED, UNOBSERVED
 from gputab.errors import GputabError
 from gputab.store.queries import NoSuchSession, StoreQueries
 
@@ -175,6 +175,7 @@ def session_totals(s: SessionRecord) -> dict:
         "cost_usd": cost,
         "idle_cost_usd": (by_tag.get(IDLE) or {}).get("cost_usd") or 0.0,
         "unobserved_cost_usd": (by_tag.get(UNOBSERVED) or {}).get("cost_usd") or 0.0,
+        "unattributed_cost_usd": (by_tag.get(UNATTRIBUTED) or {}).get("cost_usd") or 0.0,
         "gpu_hours": hours,
         "effective_gpu_hours": eff,
         "avg_utilization": _ratio(eff, util_hours),

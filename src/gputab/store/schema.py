@@ -352,6 +352,9 @@ def migrate(db: Database | Connection, path: object = "", stop_before: str | Non
 #: The waste keys of ``JobTotals.to_json()`` kept as columns (added by m006_waste).
 WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
 
+#: The honest-bucket keys of ``JobTotals.to_json()`` kept as columns (added by m012_unmeasured).
+UNMEASURED_JOB_COLUMNS = ("unmeasured_usd",)
+
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
     "cost_usd",
@@ -369,6 +372,7 @@ JOB_COLUMNS = (
     "cost_per_effective_gpu_hour_usd",
     "idle_gpu_hours",
     *WASTE_JOB_COLUMNS,
+    *UNMEASURED_JOB_COLUMNS,
 )
 
 
@@ -445,3 +449,13 @@ def m011_read_faults(db: Database) -> None:
             PRIMARY KEY (session_id, gpu_index, call, error)
         ) WITHOUT ROWID"""
     )
+
+
+@migrations()
+def m012_unmeasured(db: Database) -> None:
+    """Honest buckets (cost-model.md, "Waste" and "Who pays"): each job's dollars of intervals whose utilization
+    was not reported (neither busy nor waste), and each GPU's cost while it worked with no process listed (its
+    ``(unattributed)`` part). NULL in sessions recorded before."""
+    for column in UNMEASURED_JOB_COLUMNS:
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")
+    db["session_gpus"].add_column("unattributed_cost_usd", float)

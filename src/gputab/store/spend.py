@@ -99,6 +99,7 @@ class SpendRow:
                 ),
                 "busy_usd": s["busy_usd"] if self.reported["waste_usd"] else None,
                 "waste_usd": s["waste_usd"] if self.reported["waste_usd"] else None,
+                "unmeasured_usd": s["unmeasured_usd"] if self.reported["waste_usd"] else None,
                 "waste_by_reason": (
                     None
                     if self.waste_by_reason is None

@@ -51,6 +51,7 @@ FIGURES = (
     "tokens",
     "busy_usd",
     "waste_usd",
+    "unmeasured_usd",
 )
 #: Figures that may be None (not reported), and their positions in :data:`FIGURES`.
 OPTIONAL_FIGURES = {k: FIGURES.index(k) for k in ("samples", "tokens", "waste_usd")}
@@ -103,6 +104,8 @@ def _job_figures(r: dict) -> list:
         r["tokens"],
         busy,
         waste,
+        # Sessions from before m011_unmeasured counted the unmeasured part as waste: 0 here.
+        None if waste is None else (r["unmeasured_usd"] or 0.0),
     ]
 
 
@@ -192,6 +195,9 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
             "j.busy_usd, j.waste_usd"
             if _has_column(store, "jobs", "waste_usd")
             else "NULL AS busy_usd, NULL AS waste_usd"
+        )
+        waste_cols += (
+            ", j.unmeasured_usd" if _has_column(store, "jobs", "unmeasured_usd") else ", NULL AS unmeasured_usd"
         )
         tag_where = " AND j.tag GLOB ?" if window.tag is not None else ""
         rows = store.db.query(
@@ -297,6 +303,7 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
                 idle,
                 hours * idle / cost if cost > 0 else 0.0,
                 (r["energy_j"] or 0.0) / 3.6e6,
+                None,
                 None,
                 None,
                 None,

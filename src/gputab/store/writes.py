@@ -47,6 +47,7 @@ _GPU_COLUMNS = (
     "unobserved_cost_usd",
     "energy_j",
     "mig_slices",
+    "unattributed_cost_usd",
 )
 _GPU_UPSERT = (
     f"INSERT INTO session_gpus (session_id, gpu_index, {', '.join(_GPU_COLUMNS)}) "

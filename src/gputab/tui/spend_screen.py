@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
-from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNATTRIBUTED, UNOBSERVED
 from gputab.errors import GputabError
 from gputab.store.spend import group, latest_wall, open_stores, total
 from gputab.store.spend_pieces import job_pieces, utilization_histogram
@@ -235,7 +235,7 @@ class SpendScreen(Screen):
 
         stacks = [(tag, COLORS[i], per_day([tag])) for i, tag in enumerate(jobs[:TOP_TAGS])]
         stacks += [
-            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], UNOBSERVED])),
+            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], UNOBSERVED, UNATTRIBUTED])),
             (IDLE, IDLE_COLOR, per_day([IDLE])),
         ]
         idle_day = [self.idle_per_day.get(d, 0.0) for d in days]

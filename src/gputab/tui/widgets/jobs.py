@@ -47,9 +47,9 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         forecast_cell(job),
         forecast_cell(job, short=True),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
-        fmt.pct(job.waste_pct) if job.waste_usd is not None and job.waste_top_reason else "-",
+        waste_pct_cell(job),
         gpu_list(job.gpus, job.mig_instances),
-        fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != IDLE else "-",
+        fmt.pct(job.avg_utilization, fraction=True) if job.tag != IDLE else "-",
         fmt.pct(own_sm) if not job.special else "-",
         wasted,
         why,
@@ -87,8 +87,17 @@ def forecast_cell(job: JobView, short: bool = False) -> Text:
     return Text("-")
 
 
+def waste_pct_cell(job: JobView) -> str:
+    """Waste % over the measured part; ``n/a`` where nothing was measured (utilization not reported)."""
+    if job.waste_usd is not None and job.waste_pct is None and job.unmeasured_usd:
+        return "n/a"
+    return fmt.pct(job.waste_pct) if job.waste_usd is not None and job.waste_top_reason else "-"
+
+
 def waste_cells(job: JobView) -> tuple[str, Text, Text]:
     """Wasted dollars with their share of the cost, the top reason, and its evidence (README "Waste")."""
+    if job.waste_usd is not None and not job.waste_top_reason and job.unmeasured_usd:
+        return "n/a", Text("unmeasured", style="dim"), Text("GPU utilization not reported", style="dim")
     if job.waste_usd is None or not job.waste_top_reason:
         return "-", Text("-"), Text("-")
     waste = f"{fmt.money(job.waste_usd)} {fmt.pct(job.waste_pct)}"
