@@ -21,15 +21,19 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from gputab.errors import GputabError
 from gputab.publish.document import clean_float, iso_utc, public
 from gputab.store.review import SessionRecord, session_totals
+
+if TYPE_CHECKING:
+    from _csv import _writer as CsvWriter
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
@@ -125,18 +129,25 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection). Tags are user text.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A reader that splits on `;` or tab (German and French spreadsheets list with `;`), or ignores the quotes, starts a
+# new cell after one of these: a formula character there gets the same `'` (issue 24: `x;=2*3;`).
+_AFTER_SEPARATOR = re.compile(r"(?<=[;,\t\r\n])(?=[=+\-@\t\r])")
 
 
 def neutralise(value: str) -> str:
-    """A text cell a spreadsheet will not run: one starting with a formula character gets a leading ``'``."""
+    """A text cell a spreadsheet will not run, as OWASP advises for CSV injection: a ``'`` goes before a formula
+    character (``= + - @``, tab, CR) at the start of the cell and right after a ``;``, ``,``, tab or line break,
+    where a reader splitting on another separator than ours would start a cell."""
+    value = _AFTER_SEPARATOR.sub("'", value)
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 
-def format_cell(value) -> str | int | float:
+def format_cell(value: object) -> str | int | float:
     """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
-    Floats are cleaned of float noise (:func:`gputab.publish.document.clean_float`, 15 significant digits), as in JSON.
+    Floats are cleaned of float noise (:func:`gputab.publish.document.clean_float`, 15 significant digits), as in JSON,
+    and stay floats, so :func:`csv_writer` leaves them unquoted (the csv module writes a float's ``repr``).
     A dict is one cell of compact JSON.
     """
     if value is None:
@@ -146,12 +157,18 @@ def format_cell(value) -> str | int | float:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return "" if math.isnan(value) or math.isinf(value) else repr(clean_float(value))
+        return "" if math.isnan(value) or math.isinf(value) else clean_float(value)
     if isinstance(value, (list, tuple)):
         return neutralise(" ".join(str(v) for v in value))
     if isinstance(value, dict):  # an object (waste_by_reason) is one cell of compact JSON, as in --json
         return neutralise(json.dumps(value, separators=(",", ":")))
     return neutralise(str(value))
+
+
+def csv_writer(out: IO[str]) -> CsvWriter:
+    """The writer of every CSV gputab writes: each text cell quoted (so no locale's separator splits it), numbers
+    bare (so they stay numbers), ``\\r\\n`` line ends (RFC 4180). Pass it cells from :func:`format_cell`."""
+    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
 
 
 def _session_cells(s: SessionRecord) -> dict:
@@ -234,8 +251,7 @@ def csv_lines(sessions: Iterable[SessionRecord], by: str = "job") -> Iterator[st
         raise ValueError(f"by must be one of {', '.join(COLUMNS)}, not {by!r}")
     columns = COLUMNS[by]
     buf = io.StringIO()
-    # QUOTE_MINIMAL quotes any cell with a comma, quote or newline; lineterminator per RFC 4180.
-    writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer = csv_writer(buf)
 
     def flush() -> str:
         text = buf.getvalue()
