@@ -425,3 +425,10 @@ def m010_mig_slices(db: Database) -> None:
     """A GPU's compute slices when it ran in MIG mode (7 on an A100/H100/H200): what an instance's ``slices`` are
     out of (``3/7``), and what its price share was reckoned on. NULL off MIG and in sessions recorded before."""
     db["session_gpus"].add_column("mig_slices", int)
+
+
+@migrations()
+def m011_clock_steps(db: Database) -> None:
+    """How far the wall clock was stepped while a session recorded (seconds, + forward, - back; NULL when it was not):
+    its ended_at and every later moment are then its start + the monotonic time since (docs/cost-model.md)."""
+    db["sessions"].add_column("clock_step_seconds", float)
