@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
+from gputab.config.symlinks import link_problem
 from gputab.errors import GputabError
 from gputab.publish.document import clean_float, iso_utc, public
 from gputab.store.review import SessionRecord, session_totals
@@ -305,7 +306,8 @@ def output_target(path: str | os.PathLike) -> Path:
     """The regular file that ``-o path`` will replace (or create), with the rules of README's export section.
 
     - A symlink is written through to its target, when every link of the chain belongs to the user running gputab
-      or to root; a link another user planted is refused (a shared directory must not steer our writes).
+      or to root and lies in a directory no other user can write (:func:`gputab.config.symlinks.link_problem`); a
+      link another user planted, or could swap, is refused (a shared directory must not steer our writes).
     - A directory, FIFO, device or socket is refused: the file would replace it, or the write would block or vanish.
     - The directory must exist and be a directory.
 
@@ -315,6 +317,11 @@ def output_target(path: str | os.PathLike) -> Path:
     given = Path(os.path.expanduser(os.fspath(path)))
     if not os.fspath(given):
         raise OutputError("-o needs a file name")
+    problem = link_problem(given)
+    if problem is not None:
+        raise OutputError(
+            f"cannot write {given}: {problem}, so it could steer the write elsewhere; remove it or write elsewhere"
+        )
     target = given
     me = os.geteuid()
     for _ in range(_MAX_LINKS):
