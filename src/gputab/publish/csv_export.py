@@ -34,7 +34,7 @@ from gputab.publish.document import clean_float, iso_utc, public
 from gputab.store.review import SessionRecord, session_totals
 
 if TYPE_CHECKING:
-    from _csv import _writer as CsvWriter
+    from _csv import Writer as CsvWriter
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
