@@ -41,7 +41,7 @@ class SteppingWall:
 
 
 @pytest.fixture
-def stepped_db(tmp_path):
+def stepped_db(tmp_path, caplog):
     db = tmp_path / "stepped.db"
     mono = FakeClock(start=1000.0)
     wall = SteppingWall(mono)
@@ -56,6 +56,9 @@ def stepped_db(tmp_path):
         rec.step()
     assert rec.duration_seconds == pytest.approx(STEPS)
     assert rec.close()
+    # Said once, under the recorder's logger (the one `gputab record` prints on stderr).
+    said = [r for r in caplog.records if "stepped back 3 h" in r.getMessage()]
+    assert len(said) == 1 and said[0].name.startswith("gputab.recording.recorder"), said
     return db
 
 

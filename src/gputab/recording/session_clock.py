@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-log = logging.getLogger("gputab.recording.session_clock")
+log = logging.getLogger("gputab.recording.recorder.clock")  # under the recorder's: `record` prints its warnings
 
 STEP_TOLERANCE_SECONDS = 1.0
 """A change of the wall clock against the monotonic one larger than this between two ticks is a step (NTP slews
