@@ -301,9 +301,8 @@ class Recorder:
         sc = self.session_clock
         if sc is None:
             return snap
-        wall = sc.wall_at(snap.mono)
-        sc.observe(snap.mono, snap.wall)
-        return replace(snap, wall=wall)
+        sc.observe(snap.mono, snap.wall)  # anchors the timeline on the first snapshot
+        return replace(snap, wall=sc.wall_at(snap.mono))
 
     def _session_wall(self) -> float:
         """Now on the session's clock: the last tick's moment (the start before any)."""
