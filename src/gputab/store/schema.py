@@ -428,7 +428,7 @@ def m010_mig_slices(db: Database) -> None:
 
 
 @migrations()
-def m011_clock_steps(db: Database) -> None:
+def m012_clock_steps(db: Database) -> None:
     """How far the wall clock was stepped while a session recorded (seconds, + forward, - back; NULL when it was not):
     its ended_at and every later moment are then its start + the monotonic time since (docs/cost-model.md)."""
     db["sessions"].add_column("clock_step_seconds", float)
