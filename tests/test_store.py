@@ -47,6 +47,7 @@ EXPECTED = {
         "ticks",
         "total_cost_usd",
         "energy_j",
+        "clock_step_seconds",
     },
     "session_gpus": {
         "session_id",

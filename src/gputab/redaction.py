@@ -12,11 +12,18 @@ A secret inside program text (``python -c "os.environ['X'] = 'abc'"``) is only c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 MASK = "***"
 MAX_CMDLINE_CHARS = 4096
 """Longer command lines are cut (after redaction) so one process cannot bloat every row that shows it."""
+MAX_ARG_SCAN = 4096
+"""Only this many characters of one argument are read; the rest is dropped and the cut marked with ``…``."""
+MAX_SCAN_CHARS = MAX_CMDLINE_CHARS
+"""Arguments after this many characters of the command line are not read (they could not be shown)."""
+MAX_SCAN_ARGS = 512
+"""Arguments after this many are not read either (thousands of `-v` would fill the line anyway)."""
+CUT = "…"
 
 # Last word of a name that marks its value as secret: `--password`, `HF_TOKEN`, `client_secret`, `--auth`.
 _SECRET_LAST = {"pass", "pwd", "auth", "authorization", "credential", "credentials", "cookie", "bearer"}
@@ -35,6 +42,9 @@ _SECRET_PAIRS = {
     ("client", "key"),
 }
 
+# Every secret name above holds one of these (lower-cased): most names hold none and are passed at once.
+_SECRET_HINT = re.compile(r"pass|pwd|auth|credential|cookie|bearer|token|secret|key", re.IGNORECASE)
+
 # Well-known token shapes, found anywhere. Minimum lengths keep ordinary words (`hf_hub`, `sk-learn`) out.
 _TOKEN_SHAPES = re.compile(
     r"(?<![A-Za-z0-9])(?:"
@@ -47,8 +57,17 @@ _TOKEN_SHAPES = re.compile(
     r")"
 )
 # `scheme://user:password@host` and `scheme://token@host`: the whole user-info goes, since either part may be
-# the secret (`https://oauth2:TOKEN@gitlab...`, `https://TOKEN@github.com/...`).
-_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# the secret (`https://oauth2:TOKEN@gitlab...`, `https://TOKEN@github.com/...`). The scheme is not matched: a
+# pattern that reads it tries every letter of a long word as its start, which costs the square of the length
+# (a 120 KiB argument took a minute); from `://` the user-info scan stops at the next `/`, so each character is
+# read once.
+_URL_USERINFO = re.compile(r"://[^/@\s]+@")
+# Where an argument cut at MAX_ARG_SCAN may end: a partial secret never survives a cut, because the cut goes back
+# to one of these (token shapes, `--name=value` and `Bearer` values hold none of them).
+_CUT_BACK = re.compile(r"[\s,;\"'(){}\[\]]")
+_NAME_EQ = re.compile(r"-{0,2}[A-Za-z_][A-Za-z0-9_.-]*=")
+# A cut inside a URL's user-info (no `/` or `@` after its `://` yet) would leave a partial user name or password.
+_OPEN_USERINFO = re.compile(r"://[^/@\s]*\Z")
 _AUTH_SCHEMES = {"bearer", "basic", "token", "digest"}
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 # `--name=value`, `-n=value`, `NAME=value`: the name is an identifier-like word.
@@ -57,6 +76,9 @@ _ASSIGNMENT = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=(.+)$", re.DOTALL)
 _FLAG = re.compile(r"^(?:-{1,2}([A-Za-z_][A-Za-z0-9_.-]*)|([A-Za-z_][A-Za-z0-9_.-]*):)$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./*-]+$")
+_WORD_SEP = re.compile(r"[-_.]+")
+_SPACE = re.compile(r"\s")
+_SPACES = re.compile(r"(\s+)")
 
 
 def is_secret_name(name: str) -> bool:
@@ -65,7 +87,9 @@ def is_secret_name(name: str) -> bool:
     Only the last word(s) count, so ``--token`` and ``HF_TOKEN`` are secret while ``--tokenizer``,
     ``--max-tokens`` and ``--password-file`` (a path) are not.
     """
-    words = [w for w in re.split(r"[-_.]+", _CAMEL.sub("_", name.lstrip("-")).lower()) if w]
+    if not _SECRET_HINT.search(name):
+        return False
+    words = [w for w in _WORD_SEP.split(_CAMEL.sub("_", name.lstrip("-")).lower()) if w]
     if not words:
         return False
     last = words[-1]
@@ -76,12 +100,14 @@ def is_secret_name(name: str) -> bool:
 
 def _scrub(text: str) -> str:
     """Mask the secrets that are recognisable by their own shape, wherever they occur."""
-    text = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+    text = _URL_USERINFO.sub("://" + MASK + "@", text)
     return _TOKEN_SHAPES.sub(MASK, text)
 
 
 def _secret_flag(word: str) -> str | None:
     """``"flag"`` for a flag whose value follows it (``--token``), ``"header"`` for ``Authorization:``, else None."""
+    if not (word.startswith("-") or word.endswith(":")):
+        return None  # most words: no need to run the pattern
     f = _FLAG.match(word)
     if not f or not is_secret_name(f.group(1) or f.group(2)):
         return None
@@ -109,24 +135,69 @@ def _redact_sequence(items: Iterable[str], redact_one: Callable[[str], str]) -> 
     return out
 
 
-def _redact_word(word: str) -> str:
-    """Redact one whitespace-free word: a secret ``NAME=value`` assignment, then token shapes and URLs."""
-    m = _ASSIGNMENT.match(word)
+def _mask_assignment(word: str) -> str:
+    """Mask the value of one whitespace-free word that is a secret ``NAME=value`` assignment."""
+    m = _ASSIGNMENT.match(word) if "=" in word else None
     if m and is_secret_name(m.group(1)):
         return f"{m.group(1)}={MASK}"
-    return _scrub(word)
+    return word
+
+
+def _redact_word(word: str) -> str:
+    """Redact one whitespace-free word: a secret ``NAME=value`` assignment, then token shapes and URLs."""
+    return _scrub(_mask_assignment(word))
 
 
 def _redact_arg(arg: str) -> str:
     """Redact one argument; an argument with spaces (``sh -c "..."``, a rewritten title) is redacted word by word."""
     # `Bearer TOKEN` spans two words, so it is masked before the argument is split.
     arg = _BEARER.sub(lambda m: m.group(1) + m.group(2) + MASK, arg)
-    if not re.search(r"\s", arg):
+    if not _SPACE.search(arg):
         return _redact_word(arg)
     # Keep the separators so the text reads as it was; even indexes are words, odd ones whitespace.
-    parts = re.split(r"(\s+)", arg)
-    parts[0::2] = _redact_sequence(parts[0::2], _redact_word)
-    return "".join(parts)
+    parts = _SPACES.split(arg)
+    parts[0::2] = _redact_sequence(parts[0::2], _mask_assignment)
+    # Token shapes and URL user-info never span whitespace: one pass over the argument finds them in every word.
+    return _scrub("".join(parts))
+
+
+def _scan_prefix(arg: str) -> tuple[str, bool]:
+    """The part of ``arg`` that redaction reads, and whether it was cut.
+
+    An argument longer than :data:`MAX_ARG_SCAN` (a glob of data shards, an inline JSON config) is cut there and
+    then back to the last separator, so a secret that straddles the cut is dropped whole rather than shown in
+    part: redaction then costs time linear in what is shown, never in what a process put in its arguments.
+    """
+    if len(arg) <= MAX_ARG_SCAN:
+        return arg, False
+    head = arg[:MAX_ARG_SCAN]
+    m = _CUT_BACK.search(head[::-1])
+    if m:
+        head = head[: len(head) - m.start()]
+    else:
+        named = _NAME_EQ.match(head)  # `--shards=<128 KiB>`: the name stays, the value goes
+        head = named.group(0) if named else ""
+    open_url = _OPEN_USERINFO.search(head)
+    if open_url:
+        head = head[: open_url.start()]
+    return head, True
+
+
+def _bounded(args: Iterable[object]) -> Iterator[tuple[str, bool]]:
+    """The arguments redaction reads, each cut to its scanned prefix; stops after :data:`MAX_SCAN_CHARS` characters
+    or :data:`MAX_SCAN_ARGS` arguments.
+
+    Yields ``("", True)`` in place of the arguments left unread, so the line shows that it was cut.
+    """
+    budget = MAX_SCAN_CHARS
+    for n, a in enumerate(args):
+        if budget <= 0 or n >= MAX_SCAN_ARGS:
+            yield "", True
+            return
+        whole = a if isinstance(a, str) else str(a)
+        text, cut = _scan_prefix(whole)
+        budget -= len(text) + 1
+        yield text, cut
 
 
 def quote_arg(arg: str) -> str:
@@ -165,11 +236,23 @@ def redact_cmdline(args: Iterable[str]) -> str:
         args: the arguments as the host reports them (``argv``).
 
     Returns:
-        One printable line of at most :data:`MAX_CMDLINE_CHARS` characters.
+        One printable line of at most :data:`MAX_CMDLINE_CHARS` characters. Only a bounded prefix of the command
+        line is read (see :func:`_scan_prefix`), so the time taken is bounded however long the arguments are;
+        ``…`` marks where an argument, or the line, was cut.
     """
     # The flag/value pairing spans arguments (`--token` `VALUE`) as well as words inside one argument.
-    redacted = _redact_sequence((str(a) for a in args), _redact_arg)
-    line = " ".join(quote_arg(w) for w in redacted)
+    scanned = list(_bounded(args))
+    if scanned and scanned[-1] == ("", True):
+        scanned.pop()
+        tail = " " + CUT
+    else:
+        tail = ""
+    redacted = _redact_sequence((text for text, _ in scanned), _redact_arg)
+    words = [
+        (quote_arg(w) if w or not cut else "") + (CUT if cut else "")
+        for w, (_, cut) in zip(redacted, scanned, strict=True)
+    ]
+    line = " ".join(words) + tail
     if len(line) > MAX_CMDLINE_CHARS:
         line = line[: MAX_CMDLINE_CHARS - 1] + "…"
     return line

@@ -49,7 +49,7 @@ def refused(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
 
 
 def is_csv(path: Path) -> bool:
-    return path.read_text().startswith("session_id,host,started_at")
+    return path.read_text().startswith('"session_id","host","started_at"')
 
 
 def leftovers(directory: Path) -> list[str]:

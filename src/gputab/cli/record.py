@@ -190,7 +190,7 @@ def _record(rec: Recorder, app: AppContext, stop: _StopSignals) -> None:
     reason = STOP_SIGNALS.get(sig, "clean") if sig is not None else "clean"
     ok = rec.close(reason, sig.name if sig is not None else None)
     led = rec.ledger
-    duration = (rec.wall_clock() - rec.started_wall) if rec.started_wall else 0.0
+    duration = rec.duration_seconds
     how = f"{reason}, {sig.name}" if sig is not None else reason
     click.echo(
         f"gputab: session {rec.session_id} closed ({how}) after {duration:.1f} s, {led.ticks} ticks, "

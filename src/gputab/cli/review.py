@@ -268,6 +268,13 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
         f"{_duration(info['duration_s'])}, {len(gpus)} GPUs"
     )
+    if info.get("clock_step_seconds") is not None:
+        from gputab.recording.session_clock import describe_step
+
+        click.echo(
+            f"note: the wall clock was stepped {describe_step(info['clock_step_seconds'])} while recording; "
+            "the times above are the start + the monotonic duration"
+        )
     click.echo(
         f"{'job':<32} {'cost':>10} {'GPU-h':>8} {'eff GPU-h':>8} {'util':>5} {'$/eff-h':>9} {'kWh':>7} "
         f"{'VRAM G':>6} {'samples':>10} {'$/sample':>10} {'$/1k smp':>9} {'$/1M tok':>9}"

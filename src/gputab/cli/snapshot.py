@@ -105,9 +105,12 @@ def jobs_now(snap: Snapshot, infos: Mapping[int, ProcessInfo], ledger: Ledger) -
                     "share_pct": [],
                     "burn_rate_usd_per_hour": totals.burn_rate_usd_per_hour,
                     "cost_usd": totals.cost_usd,
+                    "unknown_price": totals.unknown_price,
                     **{k: waste[k] for k in WASTE_KEYS},
                 }
             j = jobs[tag]
+            # Held a GPU priced at the default rate: flagged even by one poll, before any interval was charged.
+            j["unknown_price"] = j["unknown_price"] or ledger.gpus[g.index].price.unknown
             j["gpus"].append(g.index)
             j["share_pct"].append(100.0 * share)
     for p in snap.processes:
@@ -156,15 +159,22 @@ def add_forecasts(jobs: list[dict], forecasts: dict[str, dict] | None) -> None:
         j.update(fc or {**empty, "forecast_state": "unknown" if forecasts is not None else "no_recorder"})
 
 
+UNKNOWN_PRICE_NOTE = "* ran on a GPU priced at the default rate (model not in the price table)"
+"""The footnote of the ``*`` after a job's $/h (the same words as ``gputab show``)."""
+
+
 def format_jobs(jobs: list[dict]) -> str:
     lines = [f"{'job':<32} {'GPUs':<8} {'$/h':>8} {'waste':>6}  processes"]
     for j in jobs:
         gpus = ",".join(map(str, j["gpus"]))
         pids = ",".join(map(str, j["processes"])) or "-"
         waste = "-" if j.get("waste_pct") is None else f"{j['waste_pct']:.0f}%"
-        lines.append(f"{j['tag'][:32]:<32} {gpus:<8} {j['burn_rate_usd_per_hour']:>8.2f} {waste:>6}  {pids}")
+        flag = "*" if j.get("unknown_price") else " "
+        lines.append(f"{j['tag'][:32]:<32} {gpus:<8} {j['burn_rate_usd_per_hour']:>8.2f}{flag}{waste:>6}  {pids}")
         if j.get("waste_top_reason"):
             lines.append(f"    {j['waste_top_reason']}: {j['waste_evidence']}")
+    if any(j.get("unknown_price") for j in jobs):
+        lines.append(UNKNOWN_PRICE_NOTE)
     return "\n".join(lines)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -103,12 +102,12 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
 def _csv(rows: list[dict], by: str) -> None:
     import json
 
-    from gputab.publish.csv_export import format_cell
+    from gputab.publish.csv_export import csv_writer, format_cell
     from gputab.publish.document import public
 
     rows = public(rows)
     columns = list(rows[0]) if rows else ["host", by]
-    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer = csv_writer(sys.stdout)
     writer.writerow(columns)
     for r in rows:
         # An object (waste_by_reason) is one cell of compact JSON, as in --json.

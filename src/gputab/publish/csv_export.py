@@ -21,15 +21,20 @@ import io
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
+from gputab.config.symlinks import link_problem
 from gputab.errors import GputabError
 from gputab.publish.document import clean_float, iso_utc, public
 from gputab.store.review import SessionRecord, session_totals
+
+if TYPE_CHECKING:
+    from _csv import Writer as CsvWriter
 
 # The leading session columns, shared by every view so rows can be joined on session_id.
 _SESSION_KEYS = ("session_id", "host", "started_at", "ended_at", "end_reason")
@@ -129,10 +134,16 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection). Tags are user text.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A reader that splits on `;` or tab (German and French spreadsheets list with `;`), or ignores the quotes, starts a
+# new cell after one of these: a formula character there gets the same `'` (issue 24: `x;=2*3;`).
+_AFTER_SEPARATOR = re.compile(r"(?<=[;,\t\r\n])(?=[=+\-@\t\r])")
 
 
 def neutralise(value: str) -> str:
-    """A text cell a spreadsheet will not run: one starting with a formula character gets a leading ``'``."""
+    """A text cell a spreadsheet will not run, as OWASP advises for CSV injection: a ``'`` goes before a formula
+    character (``= + - @``, tab, CR) at the start of the cell and right after a ``;``, ``,``, tab or line break,
+    where a reader splitting on another separator than ours would start a cell."""
+    value = _AFTER_SEPARATOR.sub("'", value)
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 
@@ -140,7 +151,8 @@ def format_cell(value: object) -> str | int | float:
     """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.
-    Floats are cleaned of float noise (:func:`gputab.publish.document.clean_float`, 15 significant digits), as in JSON.
+    Floats are cleaned of float noise (:func:`gputab.publish.document.clean_float`, 15 significant digits), as in JSON,
+    and stay floats, so :func:`csv_writer` leaves them unquoted (the csv module writes a float's ``repr``).
     A dict is one cell of compact JSON.
     """
     if value is None:
@@ -150,12 +162,18 @@ def format_cell(value: object) -> str | int | float:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return "" if math.isnan(value) or math.isinf(value) else repr(clean_float(value))
+        return "" if math.isnan(value) or math.isinf(value) else clean_float(value)
     if isinstance(value, (list, tuple)):
         return neutralise(" ".join(str(v) for v in value))
     if isinstance(value, dict):  # an object (waste_by_reason) is one cell of compact JSON, as in --json
         return neutralise(json.dumps(value, separators=(",", ":")))
     return neutralise(str(value))
+
+
+def csv_writer(out: IO[str]) -> CsvWriter:
+    """The writer of every CSV gputab writes: each text cell quoted (so no locale's separator splits it), numbers
+    bare (so they stay numbers), ``\\r\\n`` line ends (RFC 4180). Pass it cells from :func:`format_cell`."""
+    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
 
 
 def _session_cells(s: SessionRecord) -> dict:
@@ -239,8 +257,7 @@ def csv_lines(sessions: Iterable[SessionRecord], by: str = "job") -> Iterator[st
         raise ValueError(f"by must be one of {', '.join(COLUMNS)}, not {by!r}")
     columns = COLUMNS[by]
     buf = io.StringIO()
-    # QUOTE_MINIMAL quotes any cell with a comma, quote or newline; lineterminator per RFC 4180.
-    writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer = csv_writer(buf)
 
     def flush() -> str:
         text = buf.getvalue()
@@ -294,7 +311,8 @@ def output_target(path: str | os.PathLike) -> Path:
     """The regular file that ``-o path`` will replace (or create), with the rules of README's export section.
 
     - A symlink is written through to its target, when every link of the chain belongs to the user running gputab
-      or to root; a link another user planted is refused (a shared directory must not steer our writes).
+      or to root and lies in a directory no other user can write (:func:`gputab.config.symlinks.link_problem`); a
+      link another user planted, or could swap, is refused (a shared directory must not steer our writes).
     - A directory, FIFO, device or socket is refused: the file would replace it, or the write would block or vanish.
     - The directory must exist and be a directory.
 
@@ -304,6 +322,11 @@ def output_target(path: str | os.PathLike) -> Path:
     given = Path(os.path.expanduser(os.fspath(path)))
     if not os.fspath(given):
         raise OutputError("-o needs a file name")
+    problem = link_problem(given)
+    if problem is not None:
+        raise OutputError(
+            f"cannot write {given}: {problem}, so it could steer the write elsewhere; remove it or write elsewhere"
+        )
     target = given
     me = os.geteuid()
     for _ in range(_MAX_LINKS):

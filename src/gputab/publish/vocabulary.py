@@ -83,7 +83,18 @@ KEYS: tuple[Key, ...] = (
     _k("ended_at", "time", "When it ended or cleared; null while running or active.", "end"),
     _k("end_reason", "string", "clean, crashed, recording (still running), or null."),
     _k("end_detail", "string", "What ended it (a signal name, an error)."),
-    _k("duration_seconds", "number", "Wall time the session covered.", "duration_s"),
+    _k(
+        "duration_seconds",
+        "number",
+        "Time the session covered, by the monotonic clock (a step of the wall clock does not change it).",
+        "duration_s",
+    ),
+    _k(
+        "clock_step_seconds",
+        "number",
+        "How far the wall clock was stepped while the session recorded (+ forward, - back); null when it was not. "
+        "The session's times are then its start + the monotonic time since.",
+    ),
     _k("ticks", "integer", "Polls recorded."),
     _k("interval_seconds", "number", "Seconds between polls.", "interval"),
     _k("last_commit_at", "time", "Last time the recorder committed its figures.", "last_commit"),

@@ -32,6 +32,7 @@ from gputab.progress.spool import ReportSpool, spool_for
 from gputab.recording.budget_keeper import BudgetKeeper
 from gputab.recording.read_faults import FaultBook
 from gputab.recording.series_step import SeriesStep
+from gputab.recording.session_clock import SessionClock
 from gputab.recording.tick import Observer, Tick
 from gputab.sampling.backend import Backend
 from gputab.sampling.snapshot import Snapshot
@@ -54,7 +55,8 @@ class Recorder:
         config: the whole config (recorder timing, prices, attribution).
         clock: monotonic clock used for the schedule and commit timing.
         observers: objects with ``on_tick(tick)``, called after every tick in the loop's thread.
-        wall_clock: Unix time, for the session's start and end.
+        wall_clock: Unix time, for the session's start; later moments are the start + monotonic time
+            (:mod:`gputab.recording.session_clock`), so a step of the wall clock moves none of them.
         spool: the report spool directory (default :func:`gputab.progress.spool.spool_for`: the demo has its own).
     """
 
@@ -116,6 +118,8 @@ class Recorder:
         self._observer_failed: set[int] = set()
         self._seq = 0
         self.started_wall: float | None = None
+        self.session_clock: SessionClock | None = None
+        """Session time (the start + monotonic time); notices steps of the wall clock."""
         self._last_snap: Snapshot | None = None
         self.budgets = BudgetKeeper(store, ())
         """The observers' budgets: config and database merged, re-read while recording, spend carried from the store."""
@@ -134,6 +138,7 @@ class Recorder:
                 unsafe directory); passing faults (locked, read-only, full) only hold the figures.
         """
         self.started_wall = self.wall_clock()
+        self.session_clock = SessionClock(self.started_wall)
         self.store.preflight()
         self.lock = self.store.writer_lock()
         self.lock.acquire(started_wall=self.started_wall)
@@ -224,9 +229,10 @@ class Recorder:
                 and self._series.step_start < self._last_snap.mono
             ):
                 self._series.emit(self._last_snap.mono, self.writer, self.ledger)
-            self.reports.finish(self.ledger, self.writer, self.wall_clock())
+            end_wall = self._session_wall()
+            self.reports.finish(self.ledger, self.writer, end_wall)
             self._set_totals()
-            self.writer.end(reason, detail, self.wall_clock())
+            self.writer.end(reason, detail, end_wall)
             ok = False
             for attempt in range(5):
                 try:
@@ -265,10 +271,9 @@ class Recorder:
             return True
 
     # -- one tick --------------------------------------------------------------------------------------------------
-    def _server_tokens(self, tags: Mapping[int, str]) -> None:
+    def _server_tokens(self, tags: Mapping[int, str], wall: float) -> None:
         """Tokens the session's inference servers counted since the last series step (read in the background)."""
         assert self.servers is not None and self.writer is not None
-        wall = self.wall_clock()
         for tag, (prompt, generated) in self.servers.take().items():
             self.ledger.add_progress(tag, tokens=prompt + generated)
             self.writer.add_progress(
@@ -277,7 +282,7 @@ class Recorder:
         self.servers.request(tags)
 
     def _tick(self, baseline: bool = False) -> Tick:
-        snap = self.backend.poll()
+        snap = self._on_session_clock(self.backend.poll())
         self._last_snap = snap
         notices = self.read_faults.observe(snap)
         for line in notices:
@@ -294,9 +299,9 @@ class Recorder:
         if emit:
             self._series.emit(snap.mono, self.writer, self.ledger)
         self._see_processes(snap, procs, refresh=emit or baseline)
-        self.reports.tick(procs, self.ledger, self.writer, self.wall_clock(), self.clock())
+        self.reports.tick(procs, self.ledger, self.writer, snap.wall, self.clock())
         if self.servers is not None and (emit or baseline):
-            self._server_tokens(tags)
+            self._server_tokens(tags, snap.wall)
         if self.writer.pending_rows > MAX_HELD_SERIES_ROWS:
             dropped = self.writer.drop_oldest_series(MAX_HELD_SERIES_ROWS // 2)
             log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)", dropped)
@@ -321,6 +326,26 @@ class Recorder:
             ),
             self,
         )
+
+    def _on_session_clock(self, snap: Snapshot) -> Snapshot:
+        """``snap`` with its wall time on the session's clock; a step of the wall clock is noticed here."""
+        sc = self.session_clock
+        if sc is None:
+            return snap
+        sc.observe(snap.mono, snap.wall)  # anchors the timeline on the first snapshot
+        return replace(snap, wall=sc.wall_at(snap.mono))
+
+    def _session_wall(self) -> float:
+        """Now on the session's clock: the last tick's moment (the start before any)."""
+        assert self.started_wall is not None
+        if self.session_clock is None or self._last_snap is None:
+            return self.started_wall
+        return self.session_clock.wall_at(self._last_snap.mono)
+
+    @property
+    def duration_seconds(self) -> float:
+        """Seconds recorded so far, by the monotonic clock (never negative, whatever the wall clock did)."""
+        return 0.0 if self.started_wall is None else self._session_wall() - self.started_wall
 
     def _see_processes(self, snap: Snapshot, procs: Mapping[int, ProcessInfo], refresh: bool) -> None:
         assert self.writer is not None
@@ -393,6 +418,8 @@ class Recorder:
         ]
         self.writer.set_totals(jobs, gpus, last_wall, led.ticks, led.total_cost_usd, led.total_energy_j)
         self.writer.set_read_faults(self.read_faults.rows())
+        sc = self.session_clock
+        self.writer.clock_step_seconds = sc.step_seconds if sc is not None and sc.stepped else None
 
     def _flush(self) -> None:
         """The writer's flush; a database that turned into something gputab will not write (swapped for another

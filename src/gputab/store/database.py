@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from gputab.config.symlinks import link_problem
 from gputab.errors import GputabError
 from gputab.store.connection import Connection
 from gputab.store.lock import RecorderRunning, WriterInfo, WriterLock, peek_writer, utc_iso, writer_of_file
@@ -152,8 +153,12 @@ def open_directory(path: Path) -> str | None:
 
 
 def unsafe_location(path: Path) -> str | None:
-    """Why gputab must not write the database at ``path``: an open directory, a file that is someone else's,
-    or a file with hard links (SQLite keeps its write-ahead log per name: two names corrupt one database)."""
+    """Why gputab must not write the database at ``path``: a symlink on the way that another user planted or could
+    swap (:func:`gputab.config.symlinks.link_problem`), an open directory, a file that is someone else's, or a file
+    with hard links (SQLite keeps its write-ahead log per name: two names corrupt one database)."""
+    problem = link_problem(path)  # before anything follows them: another user's link steers every write
+    if problem is not None:
+        return problem
     me = os.geteuid()
     try:
         st = os.stat(path)
@@ -187,6 +192,10 @@ def _recorder_under_another_name(path: Path) -> None:
 
 
 def _refusal(path: Path, problem: str, doing: str = "record into") -> str:
+    if "is a symlink" in problem or "levels of symlinks" in problem:
+        return (
+            f"will not {doing} {path}: {problem}, so it could steer the write elsewhere; remove it or use another --db"
+        )
     if "hard links" in problem:
         return f"will not {doing} {path}: {problem}; keep one name (a symlink is fine), or use another --db"
     if "file belongs" in problem:

@@ -93,6 +93,7 @@ class StoreQueries:
             "interval": r["interval"],
             "last_commit": utc_iso(r["last_wall"]) if r["last_wall"] is not None else None,
             "gputab_version": r["gputab_version"],
+            "clock_step_seconds": r.get("clock_step_seconds"),
         }
 
     def resolve_session(self, ref: str | int) -> int:

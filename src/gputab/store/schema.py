@@ -459,3 +459,10 @@ def m012_unmeasured(db: Database) -> None:
     for column in UNMEASURED_JOB_COLUMNS:
         db.execute(f"ALTER TABLE jobs ADD COLUMN {column} REAL")
     db["session_gpus"].add_column("unattributed_cost_usd", float)
+
+
+@migrations()
+def m013_clock_steps(db: Database) -> None:
+    """How far the wall clock was stepped while a session recorded (seconds, + forward, - back; NULL when it was not):
+    its ended_at and every later moment are then its start + the monotonic time since (docs/cost-model.md)."""
+    db["sessions"].add_column("clock_step_seconds", float)

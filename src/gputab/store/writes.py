@@ -136,6 +136,8 @@ class SessionWriter:
         self._gpus: list[dict] = []
         self._totals: tuple = (None, 0, 0.0, 0.0)  # last_wall, ticks, total_cost_usd, energy_j
         self._end: tuple | None = None
+        self.clock_step_seconds: float | None = None
+        """How far the wall clock was stepped while recording (None: it was not); see SessionClock."""
         self.held_ticks = 0
         """Ticks recorded since the last successful flush."""
 
@@ -368,8 +370,9 @@ class SessionWriter:
         self._write_alerts(conn, sid)
         last_wall, ticks, total, energy = self._totals
         conn.execute(
-            "UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ? WHERE id = ?",
-            (last_wall, ticks, total, energy, sid),
+            "UPDATE sessions SET last_wall = ?, ticks = ?, total_cost_usd = ?, energy_j = ?, clock_step_seconds = ? "
+            "WHERE id = ?",
+            (last_wall, ticks, total, energy, self.clock_step_seconds, sid),
         )
         if self._end is not None:
             reason, detail, wall = self._end
