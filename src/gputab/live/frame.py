@@ -7,8 +7,12 @@ and tests can build frames by hand. ``None`` means "not available" all the way t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gputab.sampling.snapshot import MigSample
+
+if TYPE_CHECKING:
+    from gputab.live.series_block import SeriesBlock
 
 RECORDING = "recording"
 ATTACHED = "attached"
@@ -236,6 +240,11 @@ class Frame:
     """False on the demo box: its processes are simulated and their pids are nobody's (never signalled)."""
     budgets: tuple[BudgetView, ...] = ()
     """The budgets holding this session's jobs (attached: as the recorder keeps them, read from its database)."""
+    stored_series: SeriesBlock | None = None
+    """Attached: chart points the recorder stored before this frame that the app's history lacks (the current
+    window's, read when it attaches or the window widens); the app adds them before the frame's own."""
+    can_record: bool = False
+    """Attached to a recorder that has stopped: this app can record the session itself from now on (``r``)."""
 
 
 def sort_jobs(jobs) -> tuple[JobView, ...]:

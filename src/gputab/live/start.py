@@ -42,8 +42,6 @@ def open_feed(
     """
     import dataclasses
 
-    from gputab.alerts.observer import AlertObserver
-    from gputab.recording.recorder import Recorder
     from gputab.store import RecorderRunning, Store, StoreError
 
     config = ctx.config
@@ -61,6 +59,18 @@ def open_feed(
         if feed is None:
             raise
         return feed
+
+    def record(backend, store=None) -> Feed:
+        """Record into the database with ``backend`` (raises RecorderRunning when a recorder holds it)."""
+        own = store is None
+        store = Store.open(ctx.db_path) if store is None else store
+        try:
+            return recording_feed(backend, store, config, clock, wall_clock)
+        except BaseException:
+            if own:
+                store.close()
+            raise
+
     try:
         try:
             store = Store.open(ctx.db_path)
@@ -69,25 +79,46 @@ def open_feed(
             why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
             return MemoryFeed(backend, config, interval, why, wall_clock=wall_clock)
         if store.writer_info() is None:
-            # The same rules, budgets and alert command as `gputab record`; nothing printed (the UI owns the
-            # terminal): RecordingFeed stores each alert with the session and hands it to the UI.
-            alerts = AlertObserver.from_config(config, backend=backend)
-            recorder = Recorder(
-                backend,
-                store,
-                config,
-                clock=clock or time.monotonic,
-                wall_clock=wall_clock or time.time,
-                observers=[alerts],
-            )
             try:
-                return RecordingFeed(recorder, recorder.start(), alerts)
+                return record(backend, store)
             except RecorderRunning:
                 pass  # a recorder started between the check and our lock: attach to it instead
         store.close()
         from gputab.live.attached_feed import AttachedFeed
 
-        return AttachedFeed(Store.open(ctx.db_path, readonly=True), backend, config, wall_clock=wall_clock)
+        feed = AttachedFeed(Store.open(ctx.db_path, readonly=True), backend, config, wall_clock=wall_clock)
+        feed.start_recording = record  # `r` once that recorder stops
+        return feed
     except BaseException:
         backend.close()
+        raise
+
+
+def recording_feed(
+    backend,
+    store,
+    config,
+    clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+) -> RecordingFeed:
+    """This app records: a started :class:`Recorder` on ``store`` with the same rules, budgets and alert command as
+    `gputab record`; nothing printed (the UI owns the terminal): each alert is stored with the session and handed
+    to the UI. Raises ``RecorderRunning`` when another recorder holds the database."""
+    from gputab.alerts.observer import AlertObserver
+    from gputab.recording.recorder import Recorder
+    from gputab.store import RecorderRunning
+
+    alerts = AlertObserver.from_config(config, backend=backend)
+    recorder = Recorder(
+        backend,
+        store,
+        config,
+        clock=clock or time.monotonic,
+        wall_clock=wall_clock or time.time,
+        observers=[alerts],
+    )
+    try:
+        return RecordingFeed(recorder, recorder.start(), alerts)
+    except RecorderRunning:
+        alerts.close()
         raise
