@@ -210,12 +210,16 @@ class History:
         coarse = self.coarse
         i = bisect_left(coarse.t, start)
         j = bisect_left(fine.t, coarse.t[-1] + 1e-9) if len(coarse.t) else 0
+        # The fine tier's points older than the coarse tier's first: an attached view's stored points of the
+        # window it opened with, before its coarse tier began (or before it recorded here itself).
+        h0 = bisect_left(fine.t, max(start, self._fine_from))
+        h1 = bisect_left(fine.t, coarse.t[0] - 1e-9) if i == 0 else h0
         cv = coarse.values.get(key)
         fv = fine.values.get(key)
-        times = coarse.t[i:] + fine.t[j:]
-        values = (cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i)) + (
-            fv[j:] if fv is not None else array("d", [NAN]) * (len(fine.t) - j)
-        )
+        if fv is None:
+            fv = array("d", [NAN]) * len(fine.t)
+        times = fine.t[h0:h1] + coarse.t[i:] + fine.t[j:]
+        values = fv[h0:h1] + (cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i)) + fv[j:]
         return times, values
 
     def _shift(self, started_wall: float | None) -> float:
