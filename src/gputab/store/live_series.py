@@ -50,8 +50,9 @@ def stored_span(
             (utilization and power as means, cost as sums, jobs' cumulative costs as their last value), so a
             day's series reads as a few hundred points; SQLite does the grouping.
 
-    Reads by the series tables' primary keys (session, GPU, time; job, time): the cost before the span is one
-    range sum per GPU, a job's cost before it one index seek.
+    Reads by the series tables' primary keys only (session, GPU, time; job, time): one range per GPU and per job,
+    and one seek per job for its cost before the span (their sum is the session's: conservation), so a span costs
+    the same on a session's first day and its thirtieth.
     """
     lo, hi = int(max(0.0, start_s) * 1000), int(end_s * 1000)
     if hi <= lo:
@@ -59,15 +60,21 @@ def stored_span(
     b = max(1, int((bucket_s or 0.0) * 1000))
     db = store.db
     by_time: dict[int, dict[int, tuple]] = {}
-    rows = db.execute(
-        "SELECT gpu_index, max(t_ms), avg(utilization), avg(power_w), sum(cost_usd) FROM gpu_samples "
-        "WHERE session_id = ? AND t_ms >= ? AND t_ms < ? GROUP BY gpu_index, t_ms / ? ORDER BY gpu_index, t_ms / ?",
-        [session_id, lo, hi, b, b],
-    ).fetchall()
-    for index, t_ms, util, power, cost in rows:
-        by_time.setdefault(t_ms, {})[index] = (util, power, cost)
+    indexes = [
+        r[0]
+        for r in db.execute(
+            "SELECT gpu_index FROM session_gpus WHERE session_id = ? ORDER BY gpu_index", [session_id]
+        ).fetchall()
+    ]
+    for index in indexes:  # one range of the primary key per GPU, however long the session
+        rows = db.execute(
+            "SELECT max(t_ms), avg(utilization), avg(power_w), sum(cost_usd) FROM gpu_samples "
+            "WHERE session_id = ? AND gpu_index = ? AND t_ms >= ? AND t_ms < ? GROUP BY t_ms / ? ORDER BY t_ms / ?",
+            [session_id, index, lo, hi, b, b],
+        ).fetchall()
+        for t_ms, util, power, cost in rows:
+            by_time.setdefault(t_ms, {})[index] = (util, power, cost)
     times = sorted(by_time)
-    indexes = sorted({i for row in by_time.values() for i in row})
     gpus: dict[int, StoredGpuSeries] = {}
     for index in indexes:
         points = [by_time[t].get(index) for t in times]
@@ -76,25 +83,25 @@ def stored_span(
             power_w=[p[1] if p else None for p in points],
             cost_usd=[p[2] or 0.0 if p else 0.0 for p in points],
         )
-    before = db.execute(
-        "SELECT coalesce(sum(cost_usd), 0) FROM gpu_samples WHERE session_id = ? AND t_ms < ?", [session_id, lo]
-    ).fetchone()[0]
+    before = 0.0  # every job's cost before the span (the (idle) and (unobserved) buckets are jobs): the session's
     jobs: dict[str, list[float | None]] = {}
     for job_id, tag in db.execute("SELECT id, tag FROM jobs WHERE session_id = ?", [session_id]).fetchall():
         prior = db.execute(
             "SELECT cost_usd FROM job_samples WHERE job_id = ? AND t_ms < ? ORDER BY t_ms DESC LIMIT 1", [job_id, lo]
         ).fetchone()
-        points = db.execute(
-            "SELECT max(t_ms), max(cost_usd) FROM job_samples WHERE job_id = ? AND t_ms >= ? AND t_ms < ? "
-            "GROUP BY t_ms / ? ORDER BY t_ms / ?",
-            [job_id, lo, hi, b, b],
-        ).fetchall()
-        if prior is None and not points:
+        steps: list[tuple[int, float]] = [
+            (int(r[0]), float(r[1]))
+            for r in db.execute(
+                "SELECT max(t_ms), max(cost_usd) FROM job_samples WHERE job_id = ? AND t_ms >= ? AND t_ms < ? "
+                "GROUP BY t_ms / ? ORDER BY t_ms / ?",
+                [job_id, lo, hi, b, b],
+            )
+        ]
+        before += prior[0] if prior else 0.0
+        if prior is None and not steps:
             continue
-        jobs[tag] = _forward_fill(times, points, prior[0] if prior else None)
-    return StoredSpan(
-        start_s, end_s, t=[t / 1000.0 for t in times], gpus=gpus, jobs=jobs, cost_before_usd=float(before or 0.0)
-    )
+        jobs[tag] = _forward_fill(times, steps, prior[0] if prior else None)
+    return StoredSpan(start_s, end_s, t=[t / 1000.0 for t in times], gpus=gpus, jobs=jobs, cost_before_usd=before)
 
 
 def _forward_fill(times: list[int], points: list[tuple[int, float]], value: float | None) -> list[float | None]:
