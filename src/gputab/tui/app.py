@@ -70,7 +70,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions"),
         Binding("dollar_sign", "spend", "Spend"),
-        Binding("r", "record_or_poll", "Record here / poll now", show=False),
+        Binding("r", "record_or_poll", "Poll now / record here", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
