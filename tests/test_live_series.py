@@ -56,3 +56,27 @@ def test_an_empty_span_reads_nothing(session):
     with Store.open(db, readonly=True) as store:
         span = stored_span(store, 1, 300.0, 300.0)
     assert span.t == [] and span.gpus == {} and span.jobs == {}
+
+
+def test_a_second_session_follows_the_first_on_the_historys_axis():
+    """The frames move to another session (this app started recording where it watched, or the recorder was
+    restarted): the first session's points stay, the new session's follow, placed by the sessions' starts."""
+    from array import array
+
+    from gputab.live.frame import Frame
+    from gputab.live.series_block import SeriesBlock
+
+    history = History()
+    stored = SeriesBlock(0.0, array("d", [10.0, 20.0]), {TOTAL: array("d", [1.0, 2.0])}, started_wall=1000.0)
+    history.backfill(stored)
+    history.add(
+        Frame(host="h", state="attached", session_id=1, started_wall=1000.0, elapsed_s=25.0, total_cost_usd=2.5)
+    )
+    # A later session's stored points are all newer than what is held: nothing is added, nothing claimed.
+    later = SeriesBlock(0.0, array("d", [5.0]), {TOTAL: array("d", [0.1])}, started_wall=1030.0)
+    history.backfill(later)
+    history.add(
+        Frame(host="h", state="recording", session_id=2, started_wall=1030.0, elapsed_s=6.0, total_cost_usd=0.2)
+    )
+    t, v = history.points(TOTAL, 300)
+    assert list(t) == [10.0, 20.0, 25.0, 36.0] and list(v) == [1.0, 2.0, 2.5, 0.2]

@@ -235,7 +235,8 @@ class History:
         session, bucketed), so the charts draw what they would have had this app watched from the start."""
         shift = self._shift(block.started_wall)
         tier = self.coarse if block.coarse else self.fine
-        first = tier.t[0] if len(tier.t) else math.inf
+        held = len(tier.t)
+        first = tier.t[0] if held else math.inf
         n = bisect_left(block.t, first - shift - 1e-9)
         if n:
             t = array("d", (x + shift for x in block.t[:n]))
@@ -255,8 +256,10 @@ class History:
                 self.coarse_step *= 2
             last = self.coarse.t[-1] if len(self.coarse.t) else 0.0
             self._next_coarse = max(self._next_coarse, last + self.coarse_step)
-        else:
-            self._fine_from = block.start + shift  # the feed reads each span once, back from what it gave before
+        elif n or not held:
+            # The feed reads each span once, back from what it gave before; a block of a later session (a restarted
+            # recorder) has nothing older than the points held, and changes nothing.
+            self._fine_from = block.start + shift
         self.version += 1
 
     def jobs(self) -> set[str]:
