@@ -136,7 +136,8 @@ async def test_when_the_recorder_stops_r_records_here_and_keeps_the_charts(demo_
         frame = await advance(viewer, rclock, 1)
         await pilot.pause()
         assert frame.state == NOT_RECORDING and frame.can_record
-        assert "ended session 1 (clean); r records here" in header(viewer)
+        assert "not recording (recorder stopped; r records here)" in header(viewer)
+        assert "the recorder ended session 1 (clean)" in frame.notes
         before = viewer.history.points(TOTAL, None)
         assert before[0][0] <= 10.0  # the stored minute is on screen
 

@@ -109,11 +109,16 @@ class AttachedFeed(Feed):
             budgets = self._budget_views(session, jobs)
             block = self.backfill.block(self.store, session, gpus, self._wall() - started, started)
         can_record = writer is None and self.backend is not None and self.start_recording is not None
+        ended = ""
         if writer is None:
-            state, note = NOT_RECORDING, self._stopped_note(session, can_record)
-        notes = tuple(snap.errors) if snap is not None else ()
+            state = NOT_RECORDING
+            note, ended = self._stopped_note(session, can_record)
+        host_notes = tuple(snap.host_notes) if snap is not None else ()
+        notes = host_notes + tuple(snap.errors) if snap is not None else ()
         if self._book_trouble:
             notes += (self._book_trouble,)
+        if ended:
+            notes += (ended,)
         if snap is None:
             gpu_rows = stored_gpu_views(gpus, self._samples)
             notes += (f"GPU figures from the recorder's last series step: cannot poll the GPUs here ({why})",)
@@ -134,6 +139,7 @@ class AttachedFeed(Feed):
             jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=self._process_views(snap),
             notes=notes,
+            host_notes=host_notes,
             can_tag=False,
             **self.alert_fields(),
             real_pids=self.backend is not None and not simulated(self.backend),
@@ -142,16 +148,17 @@ class AttachedFeed(Feed):
             can_record=can_record,
         )
 
-    def _stopped_note(self, session: dict, can_record: bool) -> str:
-        """The header's words once no recorder holds the database: how the session ended, and what ``r`` does."""
+    def _stopped_note(self, session: dict, can_record: bool) -> tuple[str, str]:
+        """Once no recorder holds the database: the header's few words (what ``r`` does now) and the notes' line
+        (how the session ended, with its detail: an exception's summary can be long)."""
         what = "r records here" if can_record else "restart gputab to record"
         if not session:
-            return f"no recorder; {what}"
+            return f"no recorder; {what}", ""
         reason = session.get("end_reason")
         if reason in (None, "recording"):
-            return f"the recorder of session {session['id']} is gone without closing it; {what}"
+            return f"recorder gone; {what}", f"the recorder of session {session['id']} is gone without closing it"
         detail = f": {session['end_detail']}" if session.get("end_detail") else ""
-        return f"the recorder ended session {session['id']} ({reason}{detail}); {what}"
+        return f"recorder stopped; {what}", f"the recorder ended session {session['id']} ({reason}{detail})"
 
     def record_here(self) -> Feed:
         """The recorder has stopped: record on the same database from now on, with this feed's backend (a new
