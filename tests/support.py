@@ -55,3 +55,14 @@ def record_demo_session(db_path, ticks: int = 3):
         rec.step()
     assert rec.close("clean")
     return rec
+
+
+class Notified(list):
+    """Every notification the app posted, in order, from the message stream: pass it as
+    ``app.run_test(message_hook=notified)`` and read it like a list of ``textual.notifications.Notification``."""
+
+    def __call__(self, message: object) -> None:
+        from textual.notifications import Notify
+
+        if isinstance(message, Notify):
+            self.append(message.notification)

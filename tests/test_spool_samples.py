@@ -19,7 +19,7 @@ from gputab.tui.review.samples_dialog import SamplesDialog
 from gputab.tui.review.session_screen import SessionScreen
 from gputab.tui.screenshots import record_demo_session
 from spoolkit import demo_recorder, steps
-from support import gputab_cmd
+from support import Notified, gputab_cmd
 
 TAG = "[b]evil[/b] $(x)"
 
@@ -123,10 +123,11 @@ async def test_dialog_refuses_the_live_session_before_any_input(tmp_path):
     steps(rec, 3)
     try:
         app = ReviewApp(db)
-        async with app.run_test(size=(140, 40)) as pilot:
+        notified = Notified()
+        async with app.run_test(size=(140, 40), message_hook=notified) as pilot:
             screen = await open_first_session(app, pilot, "n")
             assert app.screen is screen  # no dialog opened
-            notes = [n.message for n in app._notifications]
+            notes = [n.message for n in notified]
             assert any("still being recorded" in m and "gputab.report(" in m for m in notes), notes
     finally:
         rec.close()

@@ -68,3 +68,39 @@ def test_exited_pids_are_claimed_only_when_seen_alive_before():
     q.wait()
     (gone,) = host.cpu_samples([q.pid])
     assert gone.alive is False
+
+
+def test_a_large_tree_is_read_again_only_now_and_then():
+    """2,000 idle children must not cost the recorder a core: a tree over LARGE_TREE members keeps its figures
+    for members / TREE_READS_PER_SECOND seconds, then is read whole again."""
+    from gputab.sampling import host
+
+    spawn = "import os,time\nfor _ in range(60):\n    if os.fork() == 0:\n        time.sleep(60); os._exit(0)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    root = subprocess.Popen([sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert root.stdout is not None and root.stdout.readline().strip() == "ready"
+
+        class Counting(HostInspector):
+            reads = 0
+
+            def _read(self, pid, name):
+                Counting.reads += 1
+                return super()._read(pid, name)
+
+        inspector = Counting()
+        inspector.cpu_samples([root.pid], now=0.0)
+        (first,) = inspector.cpu_samples([root.pid], now=1.0)  # rated: the tree is large, its figures now stand
+        assert first.tree_size == 61 and first.cpu_pct is not None
+        Counting.reads = 0
+        (again,) = inspector.cpu_samples([root.pid], now=2.0)
+        assert again.tree_size == 61 and again.cpu_pct == first.cpu_pct
+        assert Counting.reads <= 2  # the root's stat, no member
+        later = 1.0 + 61 / host.TREE_READS_PER_SECOND + 0.1
+        Counting.reads = 0
+        (fresh,) = inspector.cpu_samples([root.pid], now=later)
+        assert fresh.tree_size == 61 and Counting.reads > 61  # read whole again, rates over the longer interval
+        assert fresh.cpu_pct is not None
+    finally:
+        root.kill()
+        subprocess.run(["pkill", "-KILL", "-P", str(root.pid)], check=False)
+        root.wait()

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gputab.config.settings import Config, load_config
 from gputab.errors import GputabError
+
+if TYPE_CHECKING:
+    from gputab.sampling.backend import Backend
 
 
 @dataclass
@@ -38,7 +42,7 @@ class AppContext:
             raise GputabError("no database path; give --db FILE")
         return self.db_path
 
-    def open_backend(self, **kwargs):
+    def open_backend(self, **kwargs: Any) -> Backend:
         from gputab.sampling import open_backend
 
         return open_backend(demo=self.demo, seed=self.seed, **kwargs) if self.demo else open_backend(**kwargs)

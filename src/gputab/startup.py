@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 
 _signal = __import__("_signal")  # the builtin behind `signal` (it has no stub; `signal` itself imports enum)
 
@@ -21,7 +22,7 @@ AS_PROGRAM: bool = False
 """True when this process is the ``gputab`` command (console script or ``python -m gputab``)."""
 
 
-def _quiet_exit(signum, frame) -> None:
+def _quiet_exit(signum: int, frame: FrameType | None) -> None:
     # Not SystemExit: an import that catches BaseException would swallow it, and the process would go on as if
     # never signalled. Nothing has been printed or opened yet, so there is nothing to flush or close.
     os._exit(128 + signum)

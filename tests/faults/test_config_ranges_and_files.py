@@ -23,7 +23,7 @@ from gputab.config.settings import MAX_RATE_PER_HOUR, RANGES, AlertsConfig, Conf
 from gputab.cost.pricing import PriceTable
 from gputab.errors import ConfigError
 
-SOURCE = "/etc/gputab/config/settings.toml"
+SOURCE = "/etc/gputab/config.toml"
 GPUTAB = [sys.executable, "-m", "gputab"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tui_support import advance, make_app
+from tui_support import advance, header_text, make_app
 
 from gputab.alerts.observer import BUDGET_EXCEEDED, BUDGET_WARNING, AlertObserver
 from gputab.config.settings import Config
@@ -17,8 +17,8 @@ from gputab.sampling.demo import DemoBackend
 from gputab.store import Store
 from gputab.tui.alerts_screen import AlertsScreen
 from gputab.tui.widgets.alerts import AlertsTable
-from gputab.tui.widgets.header import SessionHeader
 from gputab.tui.widgets.processes import ProcessTable
+from support import Notified
 
 TAG = "llama3-8b-lora"
 # The demo charges this job about $0.0026 a second: a $0.02 cap warns after ~6 s and is exceeded after ~8 s.
@@ -32,7 +32,7 @@ def budget_ctx(demo_ctx):
 
 
 def _header(app) -> str:
-    return app.screen.query_one(SessionHeader)._text.plain
+    return header_text(app)
 
 
 def _recorder(ctx, clock, alerts: bool = True):
@@ -61,16 +61,17 @@ def _steps(rec, clock, n: int) -> None:
 
 async def test_a_budget_alert_is_notified_listed_counted_and_stored(budget_ctx, clock):
     app = make_app(budget_ctx, clock)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notified = Notified()
+    async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
         frame = await advance(app, clock, 3)
         await pilot.pause()
         assert isinstance(app.poller.feed, RecordingFeed)
         assert frame.active_alerts == 0 and "alert" not in _header(app)
-        assert not [n for n in app._notifications if "budget" in n.message]
+        assert not [n for n in notified if "budget" in n.message]
         frame = await advance(app, clock, 12)
         await pilot.pause()
         # Warning first, then exceeded: two notifications, the second an error (critical).
-        toasts = [(n.title, n.severity) for n in app._notifications if "budget" in n.message]
+        toasts = [(n.title, n.severity) for n in notified if "budget" in n.message]
         assert toasts == [("warning: budget warning", "warning"), ("critical: budget exceeded", "error")]
         assert [(a.kind, a.active) for a in frame.alerts] == [(BUDGET_EXCEEDED, True), (BUDGET_WARNING, False)]
         assert (frame.active_alerts, frame.critical_alerts) == (1, 1)
@@ -114,7 +115,8 @@ async def test_attached_shows_the_recorders_alerts_without_evaluating_rules(budg
     try:
         _steps(rec, clock, 12)
         app = make_app(budget_ctx, clock)
-        async with app.run_test(size=(120, 40)) as pilot:
+        notified = Notified()
+        async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
             frame = await advance(app, clock, 1)
             await pilot.pause()
             feed = app.poller.feed
@@ -122,7 +124,7 @@ async def test_attached_shows_the_recorders_alerts_without_evaluating_rules(budg
             assert [(a.kind, a.active) for a in frame.alerts] == [(BUDGET_EXCEEDED, True), (BUDGET_WARNING, False)]
             assert frame.alerts[0].key.startswith("s")  # the store's rows, by id
             assert "▲ 1 alert (4)" in _header(app)
-            assert any(n.title == "critical: budget exceeded" for n in app._notifications)
+            assert any(n.title == "critical: budget exceeded" for n in notified)
             # The recorder lifts the cap: its clear reaches the app with its next commit.
             rec.observers[0].engine.book.define([])
             _steps(rec, clock, 1)
@@ -218,9 +220,10 @@ async def test_an_unwritable_database_still_raises_alerts_in_memory(budget_ctx, 
     (tmp_path / "not-a-dir").write_text("")
     budget_ctx.db_path = tmp_path / "not-a-dir" / "demo.db"
     app = make_app(budget_ctx, clock)
-    async with app.run_test(size=(80, 24)) as pilot:
+    notified = Notified()
+    async with app.run_test(size=(80, 24), message_hook=notified) as pilot:
         frame = await advance(app, clock, 12)
         await pilot.pause()
         assert isinstance(app.poller.feed, MemoryFeed)
         assert [a.kind for a in frame.alerts if a.active] == [BUDGET_EXCEEDED]
-        assert any(n.title == "critical: budget exceeded" for n in app._notifications)
+        assert any(n.title == "critical: budget exceeded" for n in notified)

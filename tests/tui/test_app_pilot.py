@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from tui_support import advance, make_app
+from tui_support import advance, header_text, make_app
 
 from gputab.live.attached_feed import AttachedFeed
 from gputab.live.feed import MemoryFeed, RecordingFeed
@@ -15,9 +15,9 @@ from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.widgets.gpus import GpuCard, GpuTable
-from gputab.tui.widgets.header import SessionHeader
 from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.processes import ProcessTable
+from support import Notified
 
 
 def _sessions(db_path) -> list[dict]:
@@ -44,7 +44,7 @@ async def test_start_on_demo_records_and_job_costs_grow(demo_ctx, clock):
         # Most expensive real job first, the (idle) bucket after the jobs.
         tags = [j.tag for j in later.jobs]
         assert tags[0] == "llama3-8b-lora" and tags.index("(idle)") > tags.index("eval-mmlu")
-        header = app.screen.query_one(SessionHeader)._text.plain
+        header = header_text(app)
         assert "demo-box" in header and "0:00:35" in header and "recording" in header
         assert f"${later.total_cost_usd:.4f}"[:5] in header
     # Same numbers as the store (what `gputab show` prints), after the app closed the session.
@@ -172,18 +172,19 @@ async def test_attaching_to_a_running_recorder_writes_no_second_session(demo_ctx
             recorder.step()
         recorder._commit()  # what the recorder does every commit_interval
         app = make_app(demo_ctx, clock)
-        async with app.run_test(size=(120, 40)) as pilot:
+        notified = Notified()
+        async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
             frame = await advance(app, clock, 2)
             assert isinstance(app.poller.feed, AttachedFeed)
             assert frame.state == ATTACHED and frame.session_id == recorder.session_id
             assert frame.total_cost_usd == pytest.approx(recorder.ledger.total_cost_usd, rel=1e-9)
             llama = next(j for j in frame.jobs if j.tag == "llama3-8b-lora")
             assert llama.cost_usd == pytest.approx(recorder.ledger.jobs["llama3-8b-lora"].cost_usd, rel=1e-9)
-            assert "attached" in app.screen.query_one(SessionHeader)._text.plain
+            assert "attached" in header_text(app)
             await pilot.press("t")  # read-only: says so instead of opening the dialog
             await pilot.pause()
             assert isinstance(app.screen, JobsScreen)
-            assert any("read-only" in n.message for n in app._notifications)
+            assert any("read-only" in n.message for n in notified)
         assert len(_sessions(demo_ctx.db_path)) == 1
     finally:
         recorder.close("clean")
@@ -221,4 +222,4 @@ async def test_an_unwritable_database_still_shows_costs_and_says_why(demo_ctx, c
         assert isinstance(app.poller.feed, MemoryFeed)
         assert frame.state == NOT_RECORDING and "cannot write" in frame.state_note
         assert frame.total_cost_usd > 0
-        assert "not recording" in app.screen.query_one(SessionHeader)._text.plain
+        assert "not recording" in header_text(app)

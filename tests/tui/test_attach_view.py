@@ -10,7 +10,7 @@ import math
 
 import pytest
 from click.testing import CliRunner
-from tui_support import advance, make_app, screen_lines
+from tui_support import advance, header_text, make_app, screen_lines
 
 from gputab.cli import cli
 from gputab.live.attached_feed import AttachedFeed
@@ -21,7 +21,6 @@ from gputab.store import Store
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.messages import FrameReady
-from gputab.tui.widgets.header import SessionHeader
 from support import demo_recorder
 
 LORA = "llama3-8b-lora"
@@ -35,10 +34,6 @@ def chart_cells(app) -> int:
 def sessions(db_path) -> list[dict]:
     with Store.open(db_path, readonly=True) as store:
         return store.sessions()
-
-
-def header(app) -> str:
-    return app.screen.query_one(SessionHeader)._text.plain
 
 
 @pytest.mark.slow
@@ -136,7 +131,7 @@ async def test_when_the_recorder_stops_r_records_here_and_keeps_the_charts(demo_
         frame = await advance(viewer, rclock, 1)
         await pilot.pause()
         assert frame.state == NOT_RECORDING and frame.can_record
-        assert "not recording (recorder stopped; r records here)" in header(viewer)
+        assert "not recording (recorder stopped; r records here)" in header_text(viewer)
         assert "the recorder ended session 1 (clean)" in frame.notes
         before = viewer.history.points(TOTAL, None)
         assert before[0][0] <= 10.0  # the stored minute is on screen
@@ -147,7 +142,7 @@ async def test_when_the_recorder_stops_r_records_here_and_keeps_the_charts(demo_
         await pilot.pause()
         assert isinstance(viewer.poller.feed, RecordingFeed)
         assert frame.state == RECORDING and frame.session_id == 2
-        assert "recording" in header(viewer)
+        assert "recording" in header_text(viewer)
         t, _ = viewer.history.points(TOTAL, None)
         assert t[0] == before[0][0] and t[-1] > before[0][-1]  # what was on screen is kept, the new points follow
         assert isinstance(viewer.screen, JobsScreen)

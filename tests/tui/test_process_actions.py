@@ -15,6 +15,7 @@ from gputab.live.frame import Frame, ProcessView
 from gputab.tui.process_actions import NotSignalable, pin, send
 from gputab.tui.signal_screen import SignalScreen
 from gputab.tui.widgets.processes import ProcessTable
+from support import Notified
 
 
 def _nobody() -> pwd.struct_passwd:
@@ -121,7 +122,8 @@ async def test_cancel_sends_nothing(demo_ctx, clock, procs):
 async def test_another_users_process_is_never_offered(demo_ctx, clock, procs):
     _, theirs = procs
     app = make_app(demo_ctx, clock)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notified = Notified()
+    async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
         await advance(app, clock, 1)
         app.show(_frame((theirs.pid, "nobody")))
         await _select(app, pilot, theirs.pid)
@@ -130,7 +132,7 @@ async def test_another_users_process_is_never_offered(demo_ctx, clock, procs):
             await pilot.pause()
             assert not isinstance(app.screen, SignalScreen)
         assert _exited(theirs, 0.3) is None
-        assert any("not you" in n.message for n in app._notifications)
+        assert any("not you" in n.message for n in notified)
 
 
 @pytest.mark.parametrize("readonly,real", [(True, True), (False, False)], ids=["readonly", "demo"])

@@ -17,6 +17,7 @@ from gputab.tui.review.compare_screen import CompareScreen
 from gputab.tui.review.samples_dialog import SamplesDialog, parse_count
 from gputab.tui.review.session_screen import SessionScreen
 from gputab.tui.screenshots import record_demo_session as record
+from support import Notified
 
 DAY = 86400.0
 
@@ -249,13 +250,14 @@ async def test_export_writes_what_gputab_export_writes(db, tmp_path, monkeypatch
     expected = CliRunner().invoke(cli, ["--db", str(db), "export", "--csv", "--session", "2"])
     assert expected.exit_code == 0, expected.output
     app = ReviewApp(db)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notified = Notified()
+    async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
         await pilot.pause()
         await pilot.press("down", "e")  # session 2
         await pilot.pause()
         written = out / "gputab-session-2.csv"
         assert written.read_bytes() == expected.stdout_bytes and expected.stdout_bytes.count(b"\r\n") > 3
-        assert any(str(written) in n.message for n in app._notifications)
+        assert any(str(written) in n.message for n in notified)
         await pilot.press("m", "up", "m", "e")  # marked: sessions 2 and 3
         await pilot.pause()
     both = (out / "gputab-sessions-2-3.csv").read_text(encoding="utf-8").splitlines()

@@ -38,3 +38,10 @@ def longest_blank_run(lines: list[str]) -> int:
         else:
             run = 0
     return best
+
+
+def header_text(app) -> str:
+    """The live view's session header as the user reads it (its rendered text)."""
+    from gputab.tui.widgets.header import SessionHeader
+
+    return str(app.screen.query_one(SessionHeader).render())

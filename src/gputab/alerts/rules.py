@@ -1,6 +1,6 @@
 """Alert rules: telling the user when money is being wasted.
 
-The rules of ../shared/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`; the budget rules
+The rules of docs/cost-model.md, evaluated once per tick with no I/O (:class:`AlertEngine`; the budget rules
 are in :mod:`gputab.budgets.model`, the alert record in :mod:`gputab.alerts.record`). :mod:`gputab.alerts.observer` plugs them into
 the recorder.
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
-from gputab.alerts.budget_rules import budget_alerts
+from gputab.alerts.budget_rules import Want, budget_alerts
 from gputab.alerts.record import (
     IDLE_MONEY,
     LOW_UTILIZATION,
@@ -32,8 +32,12 @@ from gputab.alerts.record import (
 )
 from gputab.budgets.model import Budget, BudgetBook, as_budgets, from_caps, merge
 from gputab.config.settings import AlertsConfig
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.cost.ledger import GpuInterval
 from gputab.cost.shares import all_idle
+from gputab.sampling.snapshot import GpuSample
+
+S = TypeVar("S", bound="_JobState | _WasteState")
 
 
 class RollingSums:
@@ -180,7 +184,7 @@ class AlertEngine:
         return AlertChanges(tuple(raised), tuple(cleared))
 
     # -- rules ----------------------------------------------------------------------------------------------
-    def _memory_pressure(self, now, wall, gpus, want) -> None:
+    def _memory_pressure(self, now: float, wall: float, gpus: Iterable[GpuSample], want: Want) -> None:
         cfg = self.config
         for g in gpus:
             key = (MEMORY_PRESSURE, None, g.index)
@@ -217,7 +221,7 @@ class AlertEngine:
                 ),
             )
 
-    def _idle_money(self, now, wall, intervals, want) -> None:
+    def _idle_money(self, now: float, wall: float, intervals: Iterable[GpuInterval], want: Want) -> None:
         limit = self.config.idle_minutes * 60.0
         for iv in intervals:
             key = (IDLE_MONEY, None, iv.gpu_index)
@@ -252,7 +256,7 @@ class AlertEngine:
                 ),
             )
 
-    def _low_utilization(self, now, wall, intervals, want) -> None:
+    def _low_utilization(self, now: float, wall: float, intervals: Iterable[GpuInterval], want: Want) -> None:
         cfg = self.config
         window = cfg.low_utilization_minutes * 60.0
         seen: dict[str, list[float]] = {}
@@ -298,7 +302,9 @@ class AlertEngine:
             )
 
     @staticmethod
-    def _full_windows(kind, states, gone, now, window, want):
+    def _full_windows(
+        kind: str, states: dict[str, S], gone: Iterable[str], now: float, window: float, want: Want
+    ) -> Iterator[tuple[str, S, tuple[str, str, None], float]]:
         """Per job of ``states`` (each with ``first_seen`` and RollingSums ``util``): forget the ``gone`` ones
         (their alert clears) and yield ``(tag, state, alert key, ratio)`` for those whose window is full."""
         for tag in gone:
@@ -310,7 +316,7 @@ class AlertEngine:
             if ratio is not None and now - st.first_seen >= window:
                 yield tag, st, (kind, tag, None), ratio
 
-    def _waste_share(self, now, wall, jobs, want) -> None:
+    def _waste_share(self, now: float, wall: float, jobs: Iterable[Mapping[str, Any]], want: Want) -> None:
         """``waste``: the job's waste_usd grew by more than ``waste_pct`` % of its cost_usd over the window.
 
         The window's figures are the growth of the job's running totals (RollingSums of the per-tick deltas,
@@ -322,7 +328,7 @@ class AlertEngine:
         for job in jobs:
             tag = job.get("tag")
             cost, waste = job.get("cost_usd"), job.get("waste_usd")
-            if tag in SPECIAL_TAGS or cost is None or waste is None:
+            if tag is None or tag in SPECIAL_TAGS or cost is None or waste is None:
                 continue
             seen.add(tag)
             st = self._waste.get(tag)

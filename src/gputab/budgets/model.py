@@ -4,15 +4,8 @@ Pure (no I/O). A :class:`Budget` names a tag glob (``fnmatch``, case-sensitive: 
 a period (``day``, ``week``, ``month`` or ``total``) and, opt-in, whether the recorder stops the job at its cap
 (``stop``, with ``grace_seconds`` between SIGINT and SIGTERM and the ``users`` whose processes it may signal).
 
-Decisions (README "Budgets", ../shared/cost-model.md):
-
-- **Each tag on its own.** Every tag matching a glob is held to the whole cap by itself: ``sweep-*`` at $20 lets
-  ``sweep-1`` and ``sweep-2`` spend $20 each. A tag is held by one budget: its exact one, else the matching glob
-  with the most literal characters (the first given on a tie).
-- **UTC calendar.** A day starts at 00:00 UTC, a week on Monday 00:00 UTC, a month on the 1st at 00:00 UTC, so a
-  recorder run by systemd and ``gputab budget list`` typed in another time zone agree; ``total`` never rolls over.
-- **Layers.** Budgets come from the demo (lowest), the config file, ``gputab run --budget``, and the database
-  (``gputab budget set``, highest): for the same glob the later layer wins.
+Each matching tag is held to the whole cap by itself; periods follow the UTC calendar; a later layer (demo, config,
+``gputab run --budget``, database) wins for the same glob. Why: docs/design-notes.md, "Budgets".
 
 :class:`BudgetBook` keeps, per period, each tag's *offset*: what it spent in the period outside this session's
 ledger (earlier sessions, from the store) less what this session had spent before the period began. A tag's spend
@@ -31,7 +24,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from gputab.config.settings import BUDGET_PERIODS, MAX_BUDGET_USD, MAX_GRACE_SECONDS
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
 
 PERIODS = BUDGET_PERIODS
 """How long a budget's spend accumulates before it starts again from zero (UTC calendar; ``total``: never)."""

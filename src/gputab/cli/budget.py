@@ -11,12 +11,16 @@ from __future__ import annotations
 import pwd
 import shlex
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
 from gputab.config.settings import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
+
+if TYPE_CHECKING:
+    from gputab.budgets.model import Budget
 
 
 @click.group()
@@ -158,7 +162,7 @@ def _known_users(names: tuple[str, ...]) -> set[str]:
     return out
 
 
-def _describe(b) -> str:
+def _describe(b: Budget) -> str:
     from gputab.budgets.model import ADJECTIVES
 
     stop = ""

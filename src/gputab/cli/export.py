@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gputab.cli.context import AppContext, pass_ctx
 from gputab.errors import GputabError
 
+if TYPE_CHECKING:
+    from gputab.store import Store
 
-def _select(store, session: str | None, since: str | None, all_: bool) -> list[int]:
+
+def _select(store: Store, session: str | None, since: str | None, all_: bool) -> list[int]:
     """The session ids chosen by ``--session``/``--since``/``--all`` (one of them; ``--all`` by default)."""
     from gputab.store.review import parse_when, session_ids
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from gputab.cli.context import AppContext, fail
 from gputab.cli.options import check_interval
 from gputab.errors import BackendError
+
+if TYPE_CHECKING:
+    from gputab.sampling.backend import Backend
 
 NOT_NEEDED = ("ssl", "_ssl", "_hashlib")
 """OpenSSL, kept out of the live view's process: asyncio (under Textual) imports ``ssl``, and sqlite-utils
@@ -34,14 +38,14 @@ def require_terminal(what: str) -> None:
         )
 
 
-def _is_tty(stream) -> bool:
+def _is_tty(stream: TextIO | None) -> bool:
     try:
         return stream is not None and stream.isatty()
     except (AttributeError, ValueError):  # a closed or replaced stream
         return False
 
 
-def probe_backend(app: AppContext):
+def probe_backend(app: AppContext) -> Backend | None:
     """Open the GPU backend before the screen opens, so a machine without a driver gets the one-line error
     ``gputab snapshot`` gives (exit 1, naming ``--demo``) instead of a screen of failed polls.
 

@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,7 +49,7 @@ def cli(
     config: Path | None,
     interval: float | None,
     readonly: bool,
-):
+) -> None:
     """gputab: what your GPUs cost while they work.
 
     Run with no command to open the live view. `gputab --demo` shows a simulated box on a machine without a GPU.
@@ -147,7 +148,7 @@ class _ClosedStream(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: Any) -> int:
         if self.said:  # once is enough: the interpreter's last flush must not fail again
             return len(data)
         self.said = True

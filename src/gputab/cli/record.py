@@ -8,7 +8,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +17,10 @@ from gputab.cli.context import AppContext, fail, pass_ctx
 from gputab.cli.options import check_interval
 from gputab.config.paths import default_db
 from gputab.errors import one_line
+
+if TYPE_CHECKING:
+    from gputab.recording.recorder import Recorder
+    from gputab.recording.tick import Tick
 
 #: Stopping signals and the end reason they give. SIGHUP means the terminal went away (an SSH session
 #: dropped): the session is closed just as carefully, but the record says the user did not ask for it.
@@ -33,7 +38,7 @@ class _StderrLog(logging.Handler):
             click.echo("".join(traceback.format_exception(*record.exc_info)).rstrip(), err=True)
 
 
-def _gpu_line(tick) -> str:
+def _gpu_line(tick: Tick) -> str:
     parts = []
     for g in tick.gpus:
         model = g["model_key"] or f"{g['name']} (unknown model, default rate)"
@@ -87,7 +92,7 @@ class _StopSignals:
         self.caught: list[signal.Signals] = []
         self._previous: dict = {}
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.caught.append(signal.Signals(signum))
         self.event.set()
 
@@ -99,7 +104,7 @@ class _StopSignals:
         self._previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         from gputab import startup
 
         for s, h in self._previous.items():
@@ -163,7 +168,7 @@ def _command(
         logger.removeHandler(handler)
 
 
-def _record(rec, app: AppContext, stop: _StopSignals) -> None:
+def _record(rec: Recorder, app: AppContext, stop: _StopSignals) -> None:
     early = stop.first
     if early is not None:
         click.echo(f"gputab: stopped by {early.name} before recording started; nothing recorded")

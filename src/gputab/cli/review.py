@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
+
+if TYPE_CHECKING:
+    from gputab.store import Store
 
 
-def open_store(app: AppContext):
+def open_store(app: AppContext) -> Store:
     """The database for reading; opening it also closes sessions whose recorder died (``crashed``)."""
     from gputab.store import Store
 
@@ -106,7 +111,7 @@ def sessions(app: AppContext, since: str | None, tag: str | None, host: str | No
         )
 
 
-def _num(v, fmt: str) -> str:
+def _num(v: object, fmt: str) -> str:
     return "-" if v is None else fmt.format(v)
 
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -21,6 +22,9 @@ from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
 from gputab.config.settings import MAX_GRACE_SECONDS
 from gputab.errors import GputabError
+
+if TYPE_CHECKING:
+    from gputab.progress.job_output import OutputProgress
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 """Signals passed on to the command: interrupt, termination (Slurm, systemd, kill), hang-up."""
@@ -44,7 +48,13 @@ def exit_code_of(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tick: float = 1.0) -> int:
+def run_command(
+    argv: Sequence[str],
+    tag: str,
+    watch: Watcher | None = None,
+    tick: float = 1.0,
+    progress: OutputProgress | None = None,
+) -> int:
     """Run ``argv`` with ``GPUTAB_TAG=tag`` added to the environment, forwarding signals; return its exit code.
 
     Args:
@@ -52,6 +62,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
         tag: a tag that passed :func:`gputab.attribution.validate_tag`.
         watch: optional periodic check while the command runs.
         tick: seconds between ``watch`` calls.
+        progress: taps the command's output for progress bars (None: the command writes to gputab's own
+            stdout and stderr directly).
 
     Raises:
         GputabError: the command does not exist (exit 127) or cannot be executed (exit 126).
@@ -62,8 +74,8 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
     env[TAG_ENV] = tag
     try:
         if _PRECISE:
-            return _supervise_sigwait(list(argv), env, watch, tick)
-        return _supervise_handlers(list(argv), env, watch, tick)
+            return _supervise_sigwait(list(argv), env, watch, tick, progress)
+        return _supervise_handlers(list(argv), env, watch, tick, progress)
     except FileNotFoundError:
         raise GputabError(f"command not found: {argv[0]}", exit_code=127) from None
     except PermissionError:
@@ -74,7 +86,9 @@ def run_command(argv: Sequence[str], tag: str, watch: Watcher | None = None, tic
         raise GputabError(f"cannot execute {argv[0]!r}: {exc}", exit_code=126) from None
 
 
-def _supervise_sigwait(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
+def _supervise_sigwait(
+    argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float, progress: OutputProgress | None
+) -> int:
     """Linux: block the signals and take them with ``sigtimedwait``, which tells who sent each one.
 
     A signal from the kernel (the terminal's Ctrl-C or hang-up) went to the whole foreground process group, the
@@ -82,27 +96,45 @@ def _supervise_sigwait(argv: list[str], env: dict[str, str], watch: Watcher | No
     abort their clean-up). A signal another process sent to gputab alone (``kill``, Slurm, systemd) is passed on.
     """
     waited = {*FORWARDED, signal.SIGCHLD}  # SIGCHLD wakes the loop when the command ends
+    if progress is not None:
+        waited.add(signal.SIGWINCH)  # the terminal was resized: so are the command's pseudo-terminals
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in (progress.fds.items() if progress else ())]
     try:
         # The command starts with gputab's original mask; the blocked one is gputab's business only. Python
         # ignores SIGPIPE and SIGXFSZ in itself; the command gets the defaults back, as subprocess would do.
-        pid = os.posix_spawnp(argv[0], argv, env, setsigmask=old_mask, setsigdef=_RESTORED)
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return exit_code_of(status)
-            info = signal.sigtimedwait(waited, tick)
-            if info is not None and info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL:
-                _send(pid, info.si_signo)
-            if info is None and watch is not None:
-                watch(pid)
+        pid = os.posix_spawnp(argv[0], argv, env, setsigmask=old_mask, setsigdef=_RESTORED, file_actions=actions)
+        if progress is not None:
+            progress.started()
+        try:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return exit_code_of(status)
+                info = signal.sigtimedwait(waited, tick)
+                if info is not None and info.si_signo == getattr(signal, "SIGWINCH", None):
+                    if progress is not None:
+                        progress.resized()
+                    continue
+                if info is not None and info.si_signo != signal.SIGCHLD and info.si_code != SI_KERNEL:
+                    _send(pid, info.si_signo)
+                if info is None and watch is not None:
+                    watch(pid)
+        finally:
+            if progress is not None:
+                progress.finish()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _supervise_handlers(argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float) -> int:
+def _supervise_handlers(
+    argv: list[str], env: dict[str, str], watch: Watcher | None, tick: float, progress: OutputProgress | None
+) -> int:
     """Portable fallback: handlers pass every forwarded signal on (no way to tell who sent it)."""
-    child = subprocess.Popen(argv, env=env)
+    fds = progress.fds if progress is not None else {}
+    child = subprocess.Popen(argv, env=env, stdout=fds.get(1), stderr=fds.get(2))
+    if progress is not None:
+        progress.started()
     previous = {sig: signal.signal(sig, lambda sig, _frame: _send(child.pid, sig)) for sig in FORWARDED}
     try:
         while True:
@@ -115,6 +147,8 @@ def _supervise_handlers(argv: list[str], env: dict[str, str], watch: Watcher | N
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if progress is not None:
+            progress.finish()
     code = child.returncode
     return 128 - code if code < 0 else code
 
@@ -129,7 +163,7 @@ def _send(pid: int, sig: int) -> None:
 class FiniteFloatRange(click.FloatRange):
     """A FloatRange that refuses nan and infinity: no budget or grace period is either."""
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
@@ -202,16 +236,38 @@ def _tag_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     metavar="SECONDS",
     help="Seconds between SIGINT and SIGTERM with --stop-at-cap.",
 )
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="Do not read progress bars in COMMAND's output (its stdout and stderr then go to the terminal directly).",
+)
+@click.option(
+    "--progress-pattern",
+    metavar="REGEX",
+    default=None,
+    help="Read progress lines of another format than tqdm's: a regex with named groups n and total.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
 def run(
-    app: AppContext, tag: str, budget: float | None, stop_at_cap: bool, grace: float, command: tuple[str, ...]
+    app: AppContext,
+    tag: str,
+    budget: float | None,
+    stop_at_cap: bool,
+    grace: float,
+    no_progress: bool,
+    progress_pattern: str | None,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND with GPUTAB_TAG=NAME in its environment, so its GPU time is charged to NAME.
 
     Every process COMMAND starts inherits the tag (dataloader workers, torchrun ranks). gputab stays in
     between: it passes SIGINT, SIGTERM and SIGHUP on to COMMAND and exits with COMMAND's exit code (128+N if
     signal N killed it; 127 if COMMAND does not exist).
+
+    gputab reads tqdm progress bars in COMMAND's output (Hugging Face's and Lightning's bars are tqdm) and
+    reports them as the job's samples (or tokens, for a bar whose unit is tokens) and progress, so cost per
+    sample and the forecast need no code in the job. The output reaches the terminal unchanged.
 
     With --budget (or a budget in the config whose tag glob matches NAME), gputab watches the run by itself,
     whether a recorder runs or not: it polls the GPUs (same prices as the recorder) and counts what this run's
@@ -239,8 +295,9 @@ def run(
         raise click.UsageError(
             "--stop-at-cap needs a budget: --budget DOLLARS, or a budget matching NAME in the config"
         )
+    progress = None if no_progress else _output_progress(tag, progress_pattern)
     if cap is None:
-        sys.exit(run_command(command, tag))
+        sys.exit(run_command(command, tag, progress=progress))
     from gputab.cost.pricing import PriceTable
     from gputab.errors import BackendError
     from gputab.recording.run_watch import JobGuard, RunCost
@@ -265,10 +322,25 @@ def run(
         )
         try:
             # The first reading is the ledger's baseline; the command's time is charged from its first tick.
-            code = run_command(command, tag, watch=guard.check, tick=WATCH_TICK)
+            code = run_command(command, tag, watch=guard.check, tick=WATCH_TICK, progress=progress)
         finally:
             guard.close()
     sys.exit(code)
+
+
+def _output_progress(tag: str, pattern_text: str | None) -> OutputProgress | None:
+    """The tap on COMMAND's output, or None where gputab cannot tap it (no stdout or stderr open)."""
+    from gputab.progress.job_output import OutputProgress, compile_pattern
+
+    try:
+        pattern = compile_pattern(pattern_text) if pattern_text is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--progress-pattern") from None
+    try:
+        return OutputProgress(tag, pattern)
+    except OSError as exc:
+        click.echo(f"gputab: not reading progress bars ({exc.strerror or exc}); COMMAND runs as usual", err=True)
+        return None
 
 
 def register(cli: click.Group) -> None:

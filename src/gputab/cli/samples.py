@@ -7,12 +7,17 @@ from the job itself (``gputab.report``), or are entered here once it ended.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 
+FC = TypeVar("FC", bound=Callable[..., Any])
 
-def _count(name: str, help_text: str, hidden: bool = False):
+
+def _count(name: str, help_text: str, hidden: bool = False) -> Callable[[FC], FC]:
     param = name.lstrip("-").replace("-", "_") + "_n"
     return click.option(
         name, param, type=click.IntRange(min=0), default=None, metavar="N", help=help_text, hidden=hidden

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
 from gputab.sampling.snapshot import GpuSample, Snapshot
 
+if TYPE_CHECKING:
+    from gputab.attribution import ProcessInfo
+    from gputab.cost.ledger import Ledger
 
-def _na(v, fmt="{}") -> str:
+
+def _na(v: object, fmt: str = "{}") -> str:
     return "n/a" if v is None else fmt.format(v)
 
 
@@ -75,7 +82,7 @@ WASTE_KEYS = (
 """What ``snapshot --json`` tells of each job's waste over the sampled interval (keys as in ``gputab show``)."""
 
 
-def jobs_now(snap: Snapshot, infos: dict, ledger) -> list[dict]:
+def jobs_now(snap: Snapshot, infos: Mapping[int, ProcessInfo], ledger: Ledger) -> list[dict[str, Any]]:
     """The jobs on the box right now: tag, GPUs, processes, share of each GPU (``share_pct``, beside ``gpus``),
     burn rate, and where the dollars of the sampled interval went (``WASTE_KEYS``)."""
     from gputab.cost.ledger import gpu_shares
@@ -122,7 +129,7 @@ FORECAST_KEYS = (
 session; ``forecast_state`` is ``no_recorder`` when no recorder runs (nothing reads the progress reports then)."""
 
 
-def live_forecasts(db_path) -> dict[str, dict] | None:
+def live_forecasts(db_path: Path | None) -> dict[str, dict[str, Any]] | None:
     """Tag -> the forecast keys of the session a live recorder writes to ``db_path``; None when none runs."""
     from gputab.errors import GputabError
     from gputab.store import Store
@@ -229,11 +236,11 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
             click.echo(f"gputab: {note}", err=True)
 
 
-def _price_json(ledger, g: GpuSample) -> dict:
+def _price_json(ledger: Ledger, g: GpuSample) -> dict[str, Any]:
     from gputab.cost.pricing import mig_rate_per_hour
 
     p = ledger.gpus[g.index].price
-    out = {
+    out: dict[str, Any] = {
         "model_key": p.model_key,
         "rate_usd_per_hour": p.rate_per_hour,
         "unknown_price": p.unknown,

@@ -52,11 +52,11 @@ def _money(v: float | None) -> str:
     return f"${v:,.0f}" if abs(v) >= 10000 else (f"${v:,.2f}" if abs(v) >= 1 else f"${v:.4f}")
 
 
-def _num(v, fmt: str) -> str:
+def _num(v: object, fmt: str) -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def _count(v) -> str:
+def _count(v: float | None) -> str:
     if v is None:
         return "-"
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):

@@ -36,7 +36,7 @@ class RecorderConfig:
     series_interval: float = 10.0
     """Seconds between stored per-GPU and per-job series points (totals are always exact; 0.05-86400)."""
     forecast_window: float = 600.0
-    """Seconds of reported progress a job's forecast rate looks back over (cost-model.md "Forecast"; 1-86400)."""
+    """Seconds of reported progress a job's forecast rate looks back over (docs/cost-model.md "Forecast"; 1-86400)."""
     forecast_min_span: float = 30.0
     """Seconds of reported progress needed before a forecast is given ("unknown" until then; 1-86400)."""
 
@@ -201,6 +201,17 @@ class WasteConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """``[[servers]]``: an inference server whose token counters discovery cannot see (a container, a port
+    mapping). Only this host is asked: ``url`` names a loopback address or this host's name."""
+
+    url: str
+    """Its Prometheus page, e.g. ``http://127.0.0.1:8000/metrics``."""
+    tag: str
+    """The job its tokens count for."""
+
+
+@dataclass(frozen=True)
 class Config:
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
     prices: PricesConfig = field(default_factory=PricesConfig)
@@ -212,6 +223,8 @@ class Config:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     waste: WasteConfig = field(default_factory=WasteConfig)
     """Thresholds of the waste diagnosis (``[waste]``)."""
+    servers: list[ServerConfig] = field(default_factory=list)
+    """Inference servers read for tokens besides those found by their GPU processes (``[[servers]]``)."""
     path: str | None = None
     """Where this config was read from (None: defaults)."""
 
@@ -306,6 +319,12 @@ def _check_values(cfg: Config, text: str, source: str) -> None:
                 fail(keypath + (name,), f"must be between {lo:,g} and {hi:,g}, got {v:g}")
 
     check_ranges(cfg.recorder, RANGES["recorder"], ("recorder",))
+    for i, server in enumerate(cfg.servers):
+        problem = server_url_problem(server.url)
+        if problem:
+            fail(("servers", i, "url"), problem)
+        if not 1 <= len(server.tag) <= 64 or server.tag.startswith("(") or not server.tag.isprintable():
+            fail(("servers", i, "tag"), "a tag is 1-64 printable characters and may not start with '('")
     p = cfg.prices
     if p.mode not in ("rental", "owned"):
         fail(("prices", "mode"), f"must be 'rental' or 'owned', got {p.mode!r}")
@@ -384,3 +403,21 @@ def _check_budgets(cfg: Config, fail: Any) -> None:
 
 USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}\$?")
 """What a login name looks like (POSIX portable names; a trailing ``$`` for Samba machine accounts)."""
+
+
+def server_url_problem(url: str) -> str | None:
+    """Why ``url`` may not be asked for token counters (None: it may): http, on this host only."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError as exc:
+        return f"not a URL ({exc}); e.g. http://127.0.0.1:8000/metrics"
+    if parts.scheme != "http":
+        return "must start with http:// (e.g. http://127.0.0.1:8000/metrics)"
+    if host in ("localhost", "::1") or host.startswith("127.") or host == socket.gethostname():
+        return None
+    return f"only this host is asked: use 127.0.0.1, localhost or {socket.gethostname()}, not {host!r}"

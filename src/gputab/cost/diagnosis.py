@@ -12,24 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gputab.config.settings import WasteConfig
+from gputab.cost.buckets import (
+    ALL_REASONS,  # noqa: F401 - where callers have found it
+    COMM_STALL,
+    INPUT_BOUND,
+    MEMORY_BOUND,
+    NO_TENSOR_CORES,
+    OVERSIZED,
+    REASONS,  # noqa: F401 - where callers have found it
+    SMALL_BATCH,
+    STRANDED_MEMORY,
+    UNEXPLAINED,
+)
 from gputab.sampling.snapshot import GpuSample
-
-INPUT_BOUND = "input_bound"
-SMALL_BATCH = "small_batch"
-NO_TENSOR_CORES = "no_tensor_cores"
-MEMORY_BOUND = "memory_bound"
-COMM_STALL = "comm_stall"
-STRANDED_MEMORY = "stranded_memory"
-OVERSIZED = "oversized"
-UNEXPLAINED = "unexplained"
-IDLE_REASON = "idle"
-"""The waste of ``(idle)``: a GPU nobody held."""
-UNOBSERVED_REASON = "unobserved"
-"""The waste of ``(unobserved)``: time the recorder could not see."""
-
-REASONS = (INPUT_BOUND, SMALL_BATCH, NO_TENSOR_CORES, MEMORY_BOUND, COMM_STALL, STRANDED_MEMORY, OVERSIZED, UNEXPLAINED)
-"""The reasons a job's waste can have, in the words of README's "Waste" section."""
-ALL_REASONS = REASONS + (IDLE_REASON, UNOBSERVED_REASON)
 
 GIB = float(1 << 30)
 

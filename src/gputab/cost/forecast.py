@@ -1,4 +1,4 @@
-"""What a job will cost when it finishes: progress rate, ETA and projected cost (cost-model.md, "Forecast").
+"""What a job will cost when it finishes: progress rate, ETA and projected cost (docs/cost-model.md, "Forecast").
 
 Pure: no I/O, no clock of its own. A :class:`ProgressTrack` holds a job's progress fraction as it was seen
 (monotonic time, fraction 0-1); :func:`forecast` turns it, with the job's spend and burn rate, into a

@@ -1,6 +1,6 @@
 """The cost ledger: every GPU-second priced and charged to a job, ``(idle)`` or ``(unobserved)``.
 
-Implements ../shared/cost-model.md exactly. Pure: no I/O, no clocks; it only reads the snapshots it is given.
+Implements docs/cost-model.md exactly. Pure: no I/O, no clocks; it only reads the snapshots it is given.
 
 Per tick ``k`` and GPU ``g``::
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from gputab.config.settings import WasteConfig
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.cost.forecast import (
     DEFAULT_MIN_SPAN_SECONDS,
     DEFAULT_WINDOW_SECONDS,
@@ -28,9 +29,6 @@ from gputab.cost.forecast import (
 )
 from gputab.cost.pricing import GpuPrice, PriceTable
 from gputab.cost.shares import (
-    IDLE,
-    SPECIAL_TAGS,
-    UNOBSERVED,
     MigTotals,
     charge_instances,
     gpu_shares,
@@ -94,7 +92,7 @@ class GpuInterval:
 
     @property
     def cost(self) -> float:
-        """The whole interval_cost of cost-model.md."""
+        """The whole interval_cost of docs/cost-model.md."""
         return self.time_cost + self.energy_cost + self.unobserved_cost
 
 
@@ -174,7 +172,7 @@ class JobTotals:
         }
 
     def forecast_json(self) -> dict:
-        """The forecast keys (cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
+        """The forecast keys (docs/cost-model.md, "Forecast"), ``eta_at`` as ISO 8601 UTC."""
         fc, first, wall = self.forecast, self.first_forecast, self.forecast_wall
         eta_at = _iso(wall + fc.eta_seconds) if fc.eta_seconds is not None and wall is not None else None
         return {

@@ -1,6 +1,6 @@
 """The price of a GPU-hour: the dated built-in table, NVML name -> model key, config overrides.
 
-See cost-model.md, "Price of a GPU over one interval". An unknown model is never priced silently: it gets
+See docs/cost-model.md, "Price of a GPU over one interval". An unknown model is never priced silently: it gets
 ``prices.default_rate`` and ``GpuPrice.unknown`` is set, which every view and export shows.
 """
 
@@ -53,7 +53,7 @@ def owned_rate_per_hour(
 
 
 def mig_fraction(slices: int, parent_slices: int) -> float:
-    """The part of its parent GPU a MIG instance is: its compute slices over the parent's (cost-model.md)."""
+    """The part of its parent GPU a MIG instance is: its compute slices over the parent's (docs/cost-model.md)."""
     if parent_slices <= 0 or slices < 0:
         raise ValueError(f"MIG slices must be 0..{parent_slices}, got {slices} of {parent_slices}")
     return min(1.0, slices / parent_slices)

@@ -1,4 +1,4 @@
-"""Who pays for a GPU: each tag's share of one physical GPU in one tick (cost-model.md).
+"""Who pays for a GPU: each tag's share of one physical GPU in one tick (docs/cost-model.md).
 
 Off MIG, the processes on a GPU split it by SM %, else used memory, else equally. In MIG mode each instance is a
 device priced by its compute slices ("MIG instances"), split among the processes found on it by their GPU and
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.cost.pricing import mig_fraction
 from gputab.sampling.snapshot import GpuSample, MigSample, ProcessSample
 
@@ -25,10 +26,6 @@ __all__ = [
     "mig_utilization",
     "split_shares",
 ]
-
-IDLE = "(idle)"
-UNOBSERVED = "(unobserved)"
-SPECIAL_TAGS = (IDLE, UNOBSERVED)
 
 
 def split_shares(processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
@@ -107,7 +104,7 @@ def all_idle(shares: Mapping[str, float]) -> bool:
 def gpu_shares(gpu: GpuSample, processes: Iterable[ProcessSample], tags: Mapping[int, str]) -> dict[str, float]:
     """Share of one physical GPU per tag, summing to 1. Off MIG: :func:`split_shares`.
 
-    In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (cost-model.md, "MIG
+    In MIG mode each instance is a device worth ``its slices / the GPU's slices`` of the GPU (docs/cost-model.md, "MIG
     instances"), split among the processes found on it by their GPU and compute instance ids (by memory, then
     equally: NVML reports no per-process utilization on MIG); an instance with no process, and the slices no
     instance holds, go to ``(idle)``. A process whose ids match no instance shares the free slices.

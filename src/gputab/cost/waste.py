@@ -1,4 +1,4 @@
-"""Where a job's dollars go: busy or wasted, and why (../shared/cost-model.md, "Waste").
+"""Where a job's dollars go: busy or wasted, and why (docs/cost-model.md, "Waste").
 
 Pure ledger functions, no I/O. For job ``j`` on GPU ``g`` over one interval, with ``c = share * interval_cost``
 and ``U`` the device utilization fraction::
@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gputab.config.settings import WasteConfig
+from gputab.cost.buckets import IDLE, IDLE_REASON, UNOBSERVED_REASON
 from gputab.cost.diagnosis import (
-    IDLE_REASON,
-    UNOBSERVED_REASON,
     Diagnosis,
     JobOnGpu,
     diagnose,
@@ -29,7 +28,6 @@ from gputab.cost.diagnosis import (
 )
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, Snapshot
 
-IDLE = "(idle)"
 IDLE_DIAGNOSIS = Diagnosis(IDLE_REASON, "no process held the GPU")
 UNOBSERVED_DIAGNOSIS = Diagnosis(UNOBSERVED_REASON, "the recorder could not see this time (a gap or a lost GPU)")
 

@@ -6,6 +6,7 @@ Built by :func:`gputab.fleet.query.fetch_fleet` from one batch of Prometheus que
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gputab.publish.document import document, iso_utc
@@ -197,6 +198,6 @@ class FleetView:
         )
 
 
-def _sum(values) -> float | None:
+def _sum(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return sum(known) if known else None

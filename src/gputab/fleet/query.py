@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS
 from gputab.fleet.client import PromClient, QueryRefused, Sample
 from gputab.fleet.model import AlertCount, FleetHost, FleetJob, FleetView, JobOnHost
 
@@ -35,8 +36,8 @@ DEFAULT_STALE_AFTER = 60.0
 """Seconds without a new tick before a host is shown as stale."""
 HISTORY_SECONDS = 3600.0
 HISTORY_STEP = 60.0
-IDLE_TAG = "(idle)"
-_NOT_JOBS = (IDLE_TAG, "(unobserved)")
+IDLE_TAG = IDLE
+_NOT_JOBS = SPECIAL_TAGS
 """Buckets, not jobs: (idle) is shown per host as idle $; neither is a job across hosts."""
 
 # name -> PromQL; ``{today}`` is the range since 00:00 UTC, ``{lookback}`` is LOOKBACK.
@@ -46,7 +47,7 @@ QUERIES: dict[str, str] = {
     "burn": "sum by (host) (gputab_burn_rate_dollars_per_hour)",
     "session_cost": "sum by (host) (last_over_time(gputab_cost_dollars_total[{lookback}]))",
     "spent_today": "sum by (host) (increase(gputab_cost_dollars_total[{today}]))",
-    "idle_today": 'sum by (host) (increase(gputab_job_cost_dollars_total{{tag="(idle)"}}[{today}]))',
+    "idle_today": 'sum by (host) (increase(gputab_job_cost_dollars_total{{tag="' + IDLE + '"}}[{today}]))',
     "utilization": "avg by (host) (gputab_gpu_utilization_ratio)",
     "alerts": "sum by (host, kind, severity) (gputab_alerts_active) > 0",
     "job_burn": "sum by (host, tag) (gputab_job_burn_rate_dollars_per_hour)",

@@ -14,31 +14,25 @@ from gputab.live.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, 
 from gputab.sampling.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from gputab.app_context import AppContext
     from gputab.budgets.model import BudgetBook
+    from gputab.config.settings import Config
     from gputab.live.frame import BudgetView
+    from gputab.sampling.backend import Backend
+    from gputab.store import Store
 
 
 class AttachedFeed(Feed):
-    """A viewer of the session a running ``gputab record`` writes: read-only, the recorder's figures throughout.
+    """A read-only viewer of the session a running ``gputab record`` writes (docs/design-notes.md, "Attached").
 
-    From the store: costs, burn rates and job figures, each process's tag and how it was found (so a manual tag
-    given in the recorder's session reads ``manual`` here), and the alerts the recorder raised (its rules are not
-    evaluated a second time), and the budgets that hold its jobs as the recorder keeps them (the config's and the
-    database's, each job's spend in the period over every session: :func:`gputab.recording.budget_keeper.stored_book`). All
-    as of the recorder's last commit (every ``commit_interval``); the process list
-    and alerts are re-read only when a new commit has landed.
+    Money, tags, alerts and budgets are the recorder's, as of its last commit; hardware figures and the process list
+    come from this app's own poll, which writes nothing. Without a poll (``backend`` None, or a poll fails) the GPU
+    figures are the recorder's last series step, and the notes say so. Never records, never tags.
 
     The charts' history: the recorder's stored series of the current window come with the first frame, the older
     part when the window widens (:class:`gputab.live.backfill.Backfill`); each GPU's ``now $/h`` is its stored
     price at the power polled here. When the recorder stops, the frames say so and :meth:`record_here` hands the
     app a feed that records on the same database (``start_recording``, set by :func:`gputab.live.start.open_feed`).
-
-    From this app's own poll of the GPUs, which writes nothing: the hardware figures (utilization, VRAM, power,
-    temperature), each process's VRAM and SM %, and which processes are running now. The store lacks most of it
-    (no VRAM total, no power limit, nothing per process but the tag) and holds the rest only as aggregates per
-    series step (10 s by default), so polling keeps the bars, sparklines and process list live. Should this app be
-    unable to poll (``backend`` None, or a poll fails), the GPU figures fall back to the recorder's last series
-    step and the processes to the recorder's list, and the notes say so.
 
     Args:
         store: the database opened read-only.
@@ -49,7 +43,12 @@ class AttachedFeed(Feed):
     """
 
     def __init__(
-        self, store, backend, config, wall_clock: Callable[[], float] | None = None, why_no_poll: str = ""
+        self,
+        store: Store,
+        backend: Backend | None,
+        config: Config,
+        wall_clock: Callable[[], float] | None = None,
+        why_no_poll: str = "",
     ) -> None:
         from gputab.attribution import Attributor
         from gputab.budgets.model import from_config
@@ -71,7 +70,7 @@ class AttachedFeed(Feed):
         self._book_key: tuple | None = None
         self._book_trouble = ""
         self.backfill = Backfill()
-        self.start_recording: Callable[[object], Feed] | None = None
+        self.start_recording: Callable[[Backend], Feed] | None = None
         """Builds the feed that records here with this feed's backend (raises ``RecorderRunning`` when another
         recorder took the database first); None: recording here is not offered."""
 
@@ -300,12 +299,14 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
     return tuple(out)
 
 
-def attach_without_backend(ctx, config, wall_clock, why: str) -> AttachedFeed | None:
+def attach_without_backend(
+    ctx: AppContext, config: Config, wall_clock: Callable[[], float] | None, why: str
+) -> AttachedFeed | None:
     """An :class:`AttachedFeed` with no backend when a recorder is running; None otherwise."""
     from gputab.store import Store, StoreError
 
     try:
-        store = Store.open(ctx.db_path, readonly=True)
+        store = Store.open(ctx.database, readonly=True)
     except (StoreError, OSError):
         return None
     if store.writer_info() is None:

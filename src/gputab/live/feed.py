@@ -17,8 +17,8 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Mapping
-from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from gputab.live.alert_log import AlertLog
 from gputab.live.frame import (
@@ -32,10 +32,17 @@ from gputab.live.frame import (
     budget_views,
     sort_jobs,
 )
-from gputab.sampling.snapshot import Snapshot
+from gputab.sampling.backend import Backend
+from gputab.sampling.snapshot import ProcessSample, Snapshot
 
 if TYPE_CHECKING:
-    pass
+    from gputab.alerts.observer import AlertObserver
+    from gputab.alerts.record import Alert
+    from gputab.attribution import Attributor, ProcessInfo
+    from gputab.config.settings import Config
+    from gputab.cost.ledger import GpuInterval
+    from gputab.recording.recorder import Recorder
+    from gputab.recording.tick import Tick
 
 AlertListener = Callable[[tuple[AlertView, ...], tuple[AlertView, ...]], None]
 """:attr:`Feed.on_alerts`: called with (raised, cleared) in the poll thread."""
@@ -56,7 +63,7 @@ class Feed(abc.ABC):
         if (raised or cleared) and self.on_alerts is not None:
             self.on_alerts(raised, cleared)
 
-    def alert_fields(self) -> dict:
+    def alert_fields(self) -> dict[str, Any]:
         """The frame's alert fields, from :attr:`alert_log`."""
         log = self.alert_log
         return {"alerts": log.views, "active_alerts": log.active_count, "critical_alerts": log.critical_count}
@@ -69,9 +76,19 @@ class Feed(abc.ABC):
         """Charge process ``pid`` to ``tag`` from now on; returns a line for the user. Raises ValueError."""
         raise ValueError("tagging is not possible here")
 
+    def tagger(self) -> Attributor | None:
+        """The attributor that takes the user's tags, or None where tagging is not possible."""
+        return None
+
     def tag_job(self, job: str, tag: str) -> str:
         """Charge every current process of ``job`` to ``tag`` from now on. Raises ValueError."""
-        raise ValueError("tagging is not possible here")
+        attributor = self.tagger()
+        if attributor is None:
+            raise ValueError("tagging is not possible here")
+        changed = attributor.retag(job, tag)
+        if not changed:
+            raise ValueError(f"job {job} has no running process to tag")
+        return f"{len(changed)} process(es) of {job} are charged to {tag} from now on"
 
     def want_history(self, seconds: float | None) -> None:  # noqa: B027 - optional
         """The charts now show a window of ``seconds`` (None: the whole session). A feed whose history the app did
@@ -87,12 +104,12 @@ class Feed(abc.ABC):
         ``error`` with the exception's one-line summary as ``detail``."""
 
 
-def simulated(backend) -> bool:
+def simulated(backend: Backend | None) -> bool:
     """True for the demo box, whose pids are made up (the processes view never signals them)."""
     return getattr(backend, "name", None) == "demo"
 
 
-def host_name(backend) -> str:
+def host_name(backend: Backend | None) -> str:
     """The host the session is about: the demo's fixed name (stable screenshots) or this machine's."""
     if getattr(backend, "name", None) == "demo":
         from gputab.sampling.demo import DEMO_HOST
@@ -101,7 +118,7 @@ def host_name(backend) -> str:
     return socket.gethostname()
 
 
-def gpu_views(snapshot: Snapshot, gpus: list[dict]) -> tuple[GpuView, ...]:
+def gpu_views(snapshot: Snapshot, gpus: list[dict[str, Any]]) -> tuple[GpuView, ...]:
     """Hardware figures from the snapshot joined with price and money from the ledger's GPU dicts."""
     money = {g["index"]: g for g in gpus}
     out = []
@@ -132,7 +149,7 @@ def gpu_views(snapshot: Snapshot, gpus: list[dict]) -> tuple[GpuView, ...]:
     return tuple(out)
 
 
-def process_view(p, info: object) -> ProcessView:
+def process_view(p: ProcessSample, info: object) -> ProcessView:
     """One process on one GPU (a snapshot's ``GpuProcess``) with the attribution's ``ProcessInfo`` (or None)."""
     return ProcessView(
         pid=p.pid,
@@ -165,7 +182,7 @@ class MemoryFeed(Feed):
     """
 
     def __init__(
-        self, backend, config, interval: float, why: str, wall_clock: Callable[[], float] | None = None
+        self, backend: Backend, config: Config, interval: float, why: str, wall_clock: Callable[[], float] | None = None
     ) -> None:
         from gputab.alerts.observer import AlertObserver
         from gputab.attribution import Attributor
@@ -180,7 +197,8 @@ class MemoryFeed(Feed):
         self._wall = wall_clock or time.time
         self._start_mono: float | None = None
         self._start_wall: float | None = None
-        self._infos: dict = {}
+        self._seq = 0
+        self._infos: dict[int, ProcessInfo] = {}
         self.alert_log = AlertLog()
         # Same rules as a recording, shown but not stored (there is nowhere to store them).
         self.alerts = AlertObserver.from_config(config, sink=self.alert_log.add, backend=backend)
@@ -193,7 +211,7 @@ class MemoryFeed(Feed):
         intervals = self.ledger.tick(snap, {pid: i.tag for pid, i in self._infos.items()})
         jobs = [j.to_json() for j in self.ledger.jobs.values()]
         if intervals:  # the first tick is the ledger's baseline: nothing to judge yet
-            self.alerts.on_tick(SimpleNamespace(snapshot=snap, intervals=intervals, jobs=jobs, processes=self._infos))
+            self.alerts.on_tick(self._tick(snap, intervals, jobs))
         self.hand_over_alerts()
         return Frame(
             host=self.host,
@@ -213,6 +231,27 @@ class MemoryFeed(Feed):
             budgets=budget_views(self.alerts, snap.wall, jobs),
         )
 
+    def _tick(self, snap: Snapshot, intervals: list[GpuInterval], jobs: list[dict[str, Any]]) -> Tick:
+        """This poll as the recorder's observers get a tick; ``held``: the figures live in memory only."""
+        from gputab.recording.tick import Tick
+
+        self._seq += 1
+        return Tick(
+            session_id=None,
+            seq=self._seq,
+            snapshot=snap,
+            processes=MappingProxyType(dict(self._infos)),
+            intervals=tuple(intervals),
+            jobs=tuple(jobs),
+            gpus=tuple(g.to_json() for _, g in sorted(self.ledger.gpus.items())),
+            total_cost_usd=self.ledger.total_cost_usd,
+            burn_rate_usd_per_hour=self.ledger.burn_rate_usd_per_hour,
+            recording="held",
+        )
+
+    def tagger(self) -> Attributor:
+        return self.attributor
+
     def tag_process(self, pid: int, tag: str) -> str:
         changed = self.attributor.set_manual(pid, tag)
         return (
@@ -220,12 +259,6 @@ class MemoryFeed(Feed):
             if changed
             else f"process {pid} already has tag {tag}"
         )
-
-    def tag_job(self, job: str, tag: str) -> str:
-        changed = self.attributor.retag(job, tag)
-        if not changed:
-            raise ValueError(f"job {job} has no running process to tag")
-        return f"{len(changed)} process(es) of {job} are charged to {tag} from now on"
 
     def close(self, reason: str, detail: str | None = None) -> None:
         try:
@@ -248,7 +281,7 @@ class RecordingFeed(Feed):
             here.
     """
 
-    def __init__(self, recorder, first, alerts=None) -> None:
+    def __init__(self, recorder: Recorder, first: Tick, alerts: AlertObserver | None = None) -> None:
         self.recorder = recorder
         self.host = host_name(recorder.backend)
         self._start_mono = first.snapshot.mono
@@ -257,7 +290,7 @@ class RecordingFeed(Feed):
         if alerts is not None:
             alerts.sink = self._on_alert
 
-    def _on_alert(self, alert) -> None:
+    def _on_alert(self, alert: Alert) -> None:
         # Stored first: the session's record must not depend on the UI.
         self.recorder.record_alert(alert)
         self.alert_log.add(alert)
@@ -268,7 +301,7 @@ class RecordingFeed(Feed):
         self.hand_over_alerts()
         return frame
 
-    def frame(self, tick) -> Frame:
+    def frame(self, tick: Tick) -> Frame:
         """The frame of one recorder tick."""
         state, note = RECORDING, ""
         if tick.recording == "held":
@@ -301,11 +334,8 @@ class RecordingFeed(Feed):
             return f"process {pid} already has tag {tag}"
         return f"process {pid} is charged to {tag} from now on (recorded in session {self.recorder.session_id})"
 
-    def tag_job(self, job: str, tag: str) -> str:
-        changed = self.recorder.attributor.retag(job, tag)
-        if not changed:
-            raise ValueError(f"job {job} has no running process to tag")
-        return f"{len(changed)} process(es) of {job} are charged to {tag} from now on"
+    def tagger(self) -> Attributor:
+        return self.recorder.attributor
 
     def record_here(self) -> Feed:
         raise ValueError(f"this app records session {self.recorder.session_id} already")

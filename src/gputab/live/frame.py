@@ -6,12 +6,15 @@ and tests can build frames by hand. ``None`` means "not available" all the way t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from gputab.sampling.snapshot import MigSample
 
 if TYPE_CHECKING:
+    from gputab.alerts.observer import AlertObserver
+    from gputab.budgets.model import BudgetBook
     from gputab.live.series_block import SeriesBlock
 
 RECORDING = "recording"
@@ -180,11 +183,13 @@ class BudgetView:
         return 100.0 * self.spent_usd / self.cap_usd
 
 
-def budget_views(source, wall: float, jobs) -> tuple[BudgetView, ...]:
+def budget_views(
+    source: AlertObserver | BudgetBook | None, wall: float, jobs: Iterable[Mapping[str, Any]]
+) -> tuple[BudgetView, ...]:
     """The budgets that hold a job of this session (``jobs``: ``JobTotals.to_json()`` dicts), from the alert
     observer's book (the recorder's budget keeper keeps it current) or a ``BudgetBook`` itself (the attached view's,
     rebuilt from the store); empty without either or without a budget."""
-    book = getattr(source, "budget_book", source)
+    book = cast("BudgetBook | None", getattr(source, "budget_book", source))
     if book is None or not book.budgets:
         return ()
     from gputab.budgets.model import budget_statuses
@@ -247,6 +252,6 @@ class Frame:
     """Attached to a recorder that has stopped: this app can record the session itself from now on (``r``)."""
 
 
-def sort_jobs(jobs) -> tuple[JobView, ...]:
+def sort_jobs(jobs: Iterable[JobView]) -> tuple[JobView, ...]:
     """Most expensive first; the ``(idle)``/``(unobserved)`` buckets after the real jobs."""
     return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))

@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING
 from gputab.live.feed import Feed, MemoryFeed, RecordingFeed
 
 if TYPE_CHECKING:
+    from gputab.app_context import AppContext
+    from gputab.config.settings import Config
     from gputab.live.poller import Poller
+    from gputab.sampling.backend import Backend
+    from gputab.store import Store
 
 
-def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
+def start_feed(ctx: AppContext, *, interval: float, backend: Backend | None = None) -> Poller[Feed]:
     """The poll thread, started now on :func:`open_feed`: the CLI calls this before it imports the screen's code
     (Textual), so the database, the session and its baseline poll are ready as soon as the screen is."""
     from gputab.live.poller import Poller
@@ -24,12 +28,12 @@ def start_feed(ctx, *, interval: float, backend=None) -> Poller[Feed]:
 
 
 def open_feed(
-    ctx,
+    ctx: AppContext,
     *,
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
     interval: float = 1.0,
-    backend=None,
+    backend: Backend | None = None,
 ) -> Feed:
     """Record when no recorder holds the database, attach when one does, memory only when it cannot be written.
 
@@ -60,10 +64,10 @@ def open_feed(
             raise
         return feed
 
-    def record(backend, store=None) -> Feed:
+    def record(backend: Backend, store: Store | None = None) -> Feed:
         """Record into the database with ``backend`` (raises RecorderRunning when a recorder holds it)."""
         own = store is None
-        store = Store.open(ctx.db_path) if store is None else store
+        store = Store.open(ctx.database) if store is None else store
         try:
             return recording_feed(backend, store, config, clock, wall_clock)
         except BaseException:
@@ -73,7 +77,7 @@ def open_feed(
 
     try:
         try:
-            store = Store.open(ctx.db_path)
+            store = Store.open(ctx.database)
         except (StoreError, OSError) as exc:
             # The live view is still worth having when the database cannot be written; the header says why.
             why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
@@ -86,7 +90,7 @@ def open_feed(
         store.close()
         from gputab.live.attached_feed import AttachedFeed
 
-        feed = AttachedFeed(Store.open(ctx.db_path, readonly=True), backend, config, wall_clock=wall_clock)
+        feed = AttachedFeed(Store.open(ctx.database, readonly=True), backend, config, wall_clock=wall_clock)
         feed.start_recording = record  # `r` once that recorder stops
         return feed
     except BaseException:
@@ -95,9 +99,9 @@ def open_feed(
 
 
 def recording_feed(
-    backend,
-    store,
-    config,
+    backend: Backend,
+    store: Store,
+    config: Config,
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
 ) -> RecordingFeed:

@@ -1,6 +1,6 @@
 """The recorder's side of the report spool: what grew while it recorded, who wrote it, and whether to believe it.
 
-The rule (docs: cost-model.md, "Samples and tokens: what a session counts"):
+The rule (docs/cost-model.md, "Samples and tokens: what a session counts"):
 
 - A session counts what was reported **while it recorded**. :meth:`ReportSpool.baseline` runs before the
   recorder says it is recording: it lists the spool and takes every file's counts as they stand; from then on
@@ -28,8 +28,9 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gputab.attribution import ProcessInfo, sanitize_tag
+from gputab.attribution import Attributor, ProcessInfo, sanitize_tag
 from gputab.progress.spool_reader import (  # the reading limits are the reader's; re-exported for callers and tests
     BASELINE_BUDGET_SECONDS,
     BYTES_PER_OWNER,
@@ -46,6 +47,9 @@ from gputab.progress.spool_reader import (  # the reading limits are the reader'
     SpoolReader,
 )
 from gputab.report import MAX_COUNT, spool_dir
+
+if TYPE_CHECKING:
+    from gputab.cost.ledger import Ledger
 
 __all__ = [
     "BASELINE_BUDGET_SECONDS",
@@ -83,6 +87,20 @@ REASONS = {
     "unreadable": "the file is not a gputab report",
 }
 """Why a report was rejected: key (stored, Prometheus label) -> plain words (shown)."""
+
+
+Reject = tuple[str, int, int, int]
+"""A report refused while reading: ``(reason, owner uid, samples, tokens)``."""
+
+
+class ProgressWriter(Protocol):
+    """Where the spool's counts are stored with the session (the store's session writer)."""
+
+    def add_progress(
+        self, tag: str, samples: int, tokens: int, wall: float, source: str, reporter: str, owner_uid: int | None = None
+    ) -> None: ...
+
+    def set_rejected(self, rows: list[dict[str, Any]]) -> None: ...
 
 
 def spool_for(backend: object, db_path: Path) -> Path:
@@ -124,7 +142,7 @@ class ReportSpool:
     def __init__(
         self,
         directory: Path,
-        attributor,
+        attributor: Attributor,
         my_uid: int | None = None,
         host: str | None = None,
         timer: Callable[[], float] = time.perf_counter,
@@ -149,7 +167,9 @@ class ReportSpool:
             if info.user:
                 self._users_by_tag.setdefault(info.tag, set()).add(info.user)
 
-    def tick(self, procs: Mapping[int, ProcessInfo], ledger, writer, wall: float, now: float) -> None:
+    def tick(
+        self, procs: Mapping[int, ProcessInfo], ledger: Ledger, writer: ProgressWriter, wall: float, now: float
+    ) -> None:
         """One tick's share of the spool: re-read the known files when due, go on with the sweep, count."""
         self.see(procs)
         due = now - self._last_read >= READ_EVERY
@@ -168,7 +188,7 @@ class ReportSpool:
             self._last_prune = now
             self.reader.prune(wall, TICK_BUDGET_SECONDS)
 
-    def finish(self, ledger, writer, wall: float) -> None:
+    def finish(self, ledger: Ledger, writer: ProgressWriter, wall: float) -> None:
         """The clean stop's last read: the known files, then a whole sweep within :data:`FINAL_BUDGET_SECONDS`."""
         rejects: list = []
         reports = self.reader.read_watched(rejects)
@@ -178,7 +198,9 @@ class ReportSpool:
         self._count(reports, rejects, ledger, writer, wall)
 
     # -- trust ------------------------------------------------------------------------------------------------
-    def _count(self, reports: list[Report], rejects: list, ledger, writer, wall: float) -> None:
+    def _count(
+        self, reports: list[Report], rejects: list[Reject], ledger: Ledger, writer: ProgressWriter, wall: float
+    ) -> None:
         changed = bool(rejects) | self._merge_ignored()
         for reason, owner, samples, tokens in rejects:
             self._reject(reason, owner, samples, tokens)

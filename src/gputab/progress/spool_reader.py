@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gputab.report import FORMAT, MAX_COUNT
 
@@ -66,7 +67,7 @@ class _File:
     progress: dict[str, float] = field(default_factory=dict)
 
 
-def _count_pair(pair) -> tuple[int, int] | None:
+def _count_pair(pair: Any) -> tuple[int, int] | None:
     """``[samples, tokens]`` as two sane non-negative integers, or None."""
     try:
         s, t = pair[0], pair[1]

@@ -132,7 +132,7 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
 
 
-def format_cell(value) -> str | int | float:
+def format_cell(value: object) -> str | int | float:
     """One CSV cell: numbers stay numbers (negatives too), None is empty, bools are ``true``/``false``.
 
     Only text is neutralised, so ``-3.5`` is still a number in a spreadsheet while a tag ``-cmd`` is text.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,11 +29,12 @@ from prometheus_client.registry import Collector
 
 from gputab.alerts.observer import BUDGET_EXCEEDED, CRITICAL, KINDS, WARNING, Alert
 from gputab.attribution import validate_tag
-from gputab.cost.diagnosis import ALL_REASONS
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import ALL_REASONS, SPECIAL_TAGS
 from gputab.cost.shares import all_idle
 from gputab.publish.mig_metrics import mig_families
 from gputab.sampling.snapshot import THROTTLE_REASONS
+
+F = TypeVar("F", GaugeMetricFamily, CounterMetricFamily)
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""
@@ -186,7 +187,7 @@ class TickCollector(Collector):
         yield rejected
 
     def _gpus(self, tick: Any) -> Iterator[Metric]:
-        def fam(kind, name, doc, labels=GPU_LABELS):
+        def fam(kind: Callable[..., F], name: str, doc: str, labels: Iterable[str] = GPU_LABELS) -> F:
             return kind(name, doc, labels=list(labels))
 
         util = fam(
@@ -288,7 +289,7 @@ class TickCollector(Collector):
                     acc[key] += float(job[key])
                     acc["has_" + key] = 1.0
 
-        def fam(kind, name, doc):
+        def fam(kind: Callable[..., F], name: str, doc: str) -> F:
             return kind(name, doc, labels=list(JOB_LABELS))
 
         cost = fam(
@@ -414,7 +415,7 @@ class TickCollector(Collector):
         yield from (busy_f, waste_f, tensor_f, throttled_f)
 
 
-def _one(kind, name: str, doc: str, labels: list[str], value: float) -> Metric:
+def _one(kind: Callable[..., F], name: str, doc: str, labels: list[str], value: float) -> F:
     family = kind(name, doc, labels=[HOST_LABEL])
     family.add_metric(labels, float(value))
     return family

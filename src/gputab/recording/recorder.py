@@ -17,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
 
 from gputab import __version__
+from gputab.alerts.record import Alert
 from gputab.attribution import Attributor, ProcessInfo
 from gputab.config.settings import Config
 from gputab.cost.ledger import Ledger
 from gputab.cost.pricing import PriceTable
 from gputab.cost.waste import config_for
+from gputab.progress.servers import TokenCounters
 from gputab.progress.spool import ReportSpool, spool_for
 from gputab.recording.budget_keeper import BudgetKeeper
 from gputab.recording.series_step import SeriesStep
@@ -62,7 +65,7 @@ class Recorder:
         clock: Callable[[], float] = time.monotonic,
         observers: Iterable[Observer] = (),
         wall_clock: Callable[[], float] = time.time,
-        spool=None,
+        spool: Path | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -77,6 +80,12 @@ class Recorder:
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
+        self.servers = (
+            None
+            if getattr(backend, "name", None) == "demo"
+            else TokenCounters(servers=[(x.url, x.tag) for x in config.servers])
+        )
+        """Inference servers' token counters (the demo's pids are made up: nothing is asked for them)."""
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         self.prices = PriceTable.load(config.prices)
         self.ledger = Ledger(
@@ -231,7 +240,7 @@ class Recorder:
             self.store.close()
             return ok
 
-    def record_alert(self, alert) -> bool:
+    def record_alert(self, alert: Alert) -> bool:
         """Store an alert raised or cleared (the ``sink`` of :class:`gputab.alerts.observer.AlertObserver`).
 
         It joins the tick's figures in the writer's buffers and reaches the database with the next commit (at the
@@ -253,6 +262,17 @@ class Recorder:
             return True
 
     # -- one tick --------------------------------------------------------------------------------------------------
+    def _server_tokens(self, tags: Mapping[int, str]) -> None:
+        """Tokens the session's inference servers counted since the last series step (read in the background)."""
+        assert self.servers is not None and self.writer is not None
+        wall = self.wall_clock()
+        for tag, (prompt, generated) in self.servers.take().items():
+            self.ledger.add_progress(tag, tokens=prompt + generated)
+            self.writer.add_progress(
+                tag, 0, prompt + generated, wall, "server", f"prompt {prompt} generated {generated}"
+            )
+        self.servers.request(tags)
+
     def _tick(self, baseline: bool = False) -> Tick:
         snap = self.backend.poll()
         self._last_snap = snap
@@ -269,6 +289,8 @@ class Recorder:
             self._series.emit(snap.mono, self.writer, self.ledger)
         self._see_processes(snap, procs, refresh=emit or baseline)
         self.reports.tick(procs, self.ledger, self.writer, self.wall_clock(), self.clock())
+        if self.servers is not None and (emit or baseline):
+            self._server_tokens(tags)
         if self.writer.pending_rows > MAX_HELD_SERIES_ROWS:
             dropped = self.writer.drop_oldest_series(MAX_HELD_SERIES_ROWS // 2)
             log.warning("database unavailable for long: dropped the %d oldest series points (totals are kept)", dropped)
@@ -428,5 +450,5 @@ def _with_state(tick: Tick, rec: Recorder) -> Tick:
     return replace(tick, session_id=rec.session_id, recording=state, notes=notes, held_ticks=held)
 
 
-def _json(obj) -> str:
+def _json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, default=str)

@@ -7,7 +7,7 @@ The box: GPUs 0-1 (H100 SXM) run one tagged LoRA fine-tune at ~90 %; GPU 2 (A100
 at ~30 % and, now and then, a short Slurm sweep job beside it; GPU 3 (H100) sits idle; a notebook of an untagged
 user comes and goes on GPU 0. GPU 4 (H100) is in MIG mode: 3g.40gb + 2g.20gb + 1g.10gb instances and one free
 slice (idle), an inference server on the 3g.40gb and CI tests on the 1g.10gb, each instance priced as a device
-(cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
+(docs/cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
 
 Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
 (``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB
@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from gputab.config.settings import AlertsConfig, WasteConfig
 from gputab.sampling.backend import Backend, ProcessFacts, ProcessInspector
@@ -55,7 +56,7 @@ DEMO_HOST_ENV = "GPUTAB_DEMO_HOST"
 DEMO_START_WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z, used when a fixed clock is asked for
 
 
-def _noise(seed: int, *key) -> float:
+def _noise(seed: int, *key: object) -> float:
     """A deterministic value in [-1, 1) for (seed, key): the same poll of the same seed reads the same."""
     return random.Random(f"{seed}:{':'.join(map(str, key))}").random() * 2 - 1
 
@@ -157,7 +158,7 @@ class DemoBackend(Backend):
         """Budgets the recorder adds for the demo (see :data:`DEMO_BUDGETS`)."""
         return dict(DEMO_BUDGETS)
 
-    def attach_spool(self, directory) -> None:
+    def attach_spool(self, directory: Path) -> None:
         """Report the LoRA fine-tune's progress into the demo's own spool ``directory`` (each poll), the way
         ``gputab.report(progress=...)`` would: its forecast shows once the recorder's window has data."""
         from gputab.report import new_file_name

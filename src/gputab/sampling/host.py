@@ -7,10 +7,12 @@ vanished or that it may not read: a vanished process is ``None``, an unreadable 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -18,9 +20,16 @@ from gputab.sampling.backend import ProcessFacts, ProcessInspector
 from gputab.sampling.containers import PidVisibility
 from gputab.sampling.snapshot import CpuSample
 
+T = TypeVar("T")
+
 CHILDREN_EVERY = 10.0
 """Where the kernel lacks /proc/PID/task/TID/children: seconds between scans of every /proc/PID/stat for the
 process trees (dataloader workers come and go rarely); in between, only the known members of each tree are read."""
+LARGE_TREE = 32
+"""A process tree with more members than this is read again only every ``members / TREE_READS_PER_SECOND``
+seconds (its figures stand in between): a job with 2,000 idle children must not cost the recorder a core."""
+TREE_READS_PER_SECOND = 25.0
+"""Members of one large tree read per second of polling, on average."""
 START_TIMES_KEPT = 4096
 """Start times kept by :meth:`HostInspector.create_time` before the cache is emptied (pids that went away)."""
 _TICK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
@@ -55,6 +64,8 @@ class HostInspector(ProcessInspector):
         self._children_files: bool | None = None  # /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)
         self._thread_kids: dict[int, tuple[float, list[int]]] = {}
         self._start_times: dict[int, tuple[int, float]] = {}  # create_time: pid -> (start ticks, start time)
+        # Large trees: (pid, start ticks) -> (when read, members read, the sample then); see LARGE_TREE.
+        self._large: dict[tuple[int, int], tuple[float, list[tuple[int, int]], CpuSample]] = {}
 
     def create_time(self, pid: int) -> float | None:
         """Start time of ``pid`` (Unix seconds), or None if no such process: (pid, create_time) names a process.
@@ -100,7 +111,7 @@ class HostInspector(ProcessInspector):
                 ppid = _read(proc.ppid, None)
                 uids = _read(proc.uids, None)
                 user = _read(proc.username, None)
-                cmdline = tuple(_read(proc.cmdline, ()) or ())
+                cmdline: tuple[str, ...] = tuple(_read(proc.cmdline, ()) or ())
                 try:
                     environ, denied = proc.environ(), False
                 except psutil.AccessDenied:
@@ -201,11 +212,13 @@ class HostInspector(ProcessInspector):
 
     def _tree(self, pid: int, now: float) -> list[int]:
         out: list[int] = []
+        seen: set[int] = set()
         todo = [pid]
         while todo and len(out) < 512:  # a fork bomb must not stall the poll
             p = todo.pop()
-            if p in out:
+            if p in seen:
                 continue
+            seen.add(p)
             out.append(p)
             todo.extend(self._kids(p, now))
         return out
@@ -243,6 +256,14 @@ class HostInspector(ProcessInspector):
                 out.append(CpuSample(pid=host_pid, alive=None if self.hidden(host_pid) else alive, tree_size=0))
                 continue
             self._seen_alive.add(pid)
+            large = self._large.get((pid, st[2]))
+            if large is not None and now - large[0] < len(large[1]) / TREE_READS_PER_SECOND:
+                for key in large[1]:  # the tree's last readings stay the base of its next rates
+                    if key in self._last_cpu:
+                        seen[key] = self._last_cpu[key]
+                out.append(dataclasses.replace(large[2], pid=host_pid))
+                continue
+            read: list[tuple[int, int]] = []
             total = busiest = busiest_ready = wait = 0.0
             busiest_pid, rated, members, ready_known = pid, False, 0, False
             for member in self._tree(pid, now):
@@ -251,6 +272,7 @@ class HostInspector(ProcessInspector):
                     continue
                 members += 1
                 key = (member, mst[2])
+                read.append(key)
                 rq = self._runqueue_wait(member)
                 seen[key] = (now, mst[3], mst[4], rq)
                 last = self._last_cpu.get(key)
@@ -276,20 +298,25 @@ class HostInspector(ProcessInspector):
                 except (AttributeError, OSError):
                     cores = os.cpu_count()
                 self._cores[(pid, st[2])] = cores
-            out.append(
-                CpuSample(
-                    pid=host_pid,
-                    alive=True,
-                    cpu_pct=total if rated else None,
-                    busiest_pid=busiest_pid if rated else None,
-                    busiest_cpu_pct=busiest if rated else None,
-                    busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None,
-                    cores=cores,
-                    iowait_pct=min(100.0, wait) if rated and iowait_known else None,
-                    tree_size=members,
-                )
+            sample = CpuSample(
+                pid=host_pid,
+                alive=True,
+                cpu_pct=total if rated else None,
+                busiest_pid=busiest_pid if rated else None,
+                busiest_cpu_pct=busiest if rated else None,
+                busiest_runnable_pct=min(100.0, busiest_ready) if rated and ready_known else None,
+                cores=cores,
+                iowait_pct=min(100.0, wait) if rated and iowait_known else None,
+                tree_size=members,
             )
+            out.append(sample)
+            if members > LARGE_TREE and rated:
+                self._large[(pid, st[2])] = (now, read, sample)
+            else:
+                self._large.pop((pid, st[2]), None)
         self._last_cpu = seen
+        if len(self._large) > 64:
+            self._large = {k: v for k, v in self._large.items() if k in seen}
         if len(self._cores) > 4 * len(out) + 64:
             self._cores = {k: v for k, v in self._cores.items() if k in seen}
         if len(self._thread_kids) > 4 * len(seen) + 64:
@@ -306,7 +333,7 @@ class HostInspector(ProcessInspector):
             return None
 
 
-def _read(getter, default):
+def _read(getter: Callable[[], T], default: T) -> T:
     """Call one psutil getter, returning ``default`` when that field alone is unreadable."""
     try:
         return getter()

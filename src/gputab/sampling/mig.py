@@ -1,4 +1,4 @@
-"""MIG: the instances of a GPU in MIG mode, each priced as a device (cost-model.md, "MIG instances").
+"""MIG: the instances of a GPU in MIG mode, each priced as a device (docs/cost-model.md, "MIG instances").
 
 A GPU in MIG mode (A100, A30, H100, H200) is cut into GPU instances, each holding compute instances; NVML names
 each compute instance a *MIG device* with its own handle (``nvmlDeviceGetMigDeviceHandleByIndex``). The parent
@@ -17,6 +17,7 @@ import functools
 import math
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import pynvml
 
@@ -76,7 +77,7 @@ def profile_gb(memory_mib: int, parent_memory_mib: int | None = None) -> int:
     return math.floor(gpu_gb * eighths / 8 + 0.5)
 
 
-def driver_profile(parent, gpu_instance_id: int) -> str:
+def driver_profile(parent: pynvml.c_nvmlDevice_t, gpu_instance_id: int) -> str:
     """The GPU instance's profile name as the driver gives it (``MIG 3g.40gb`` -> ``3g.40gb``); empty when it gives
     none: an older driver, or a user without the privilege these calls may need (NO_PERMISSION).
 
@@ -104,7 +105,7 @@ def parent_utilization(instances: Iterable[MigSample], slices: int) -> float | N
     return sum((m.sm_active_pct or 0.0) * m.slices for m in insts) / slices
 
 
-def mig_slices(handle) -> int | None:
+def mig_slices(handle: pynvml.c_nvmlDevice_t) -> int | None:
     """The GPU's compute slices when it is in MIG mode now, else None (MIG off, not supported, or unknown).
 
     Raises:
@@ -136,7 +137,7 @@ class MigInstances:
         self._static: dict[tuple[int, int, int], tuple[int, int | None, int | None, str]] = {}
         self._gpm: dict[int, GpmSamples] = {}  # GPU instance id -> its two GPM samples
 
-    def read_into(self, values: dict, parent, index: int, notes: list[str]) -> None:
+    def read_into(self, values: dict[str, Any], parent: pynvml.c_nvmlDevice_t, index: int, notes: list[str]) -> None:
         """The parent's ``GpuSample`` fields of MIG: its instances, its slices, and its utilization from their SM
         activity where the parent's own answers NOT_SUPPORTED (as it does in MIG mode). ``values`` has the
         parent's other fields: its memory names the profiles the driver does not (:func:`profile_name`).
@@ -150,7 +151,9 @@ class MigInstances:
         if values.get("utilization_pct") is None:
             values["utilization_pct"] = parent_utilization(values["mig"], self.slots)
 
-    def read(self, parent, index: int, notes: list[str], parent_memory_mib: int | None = None) -> tuple[MigSample, ...]:
+    def read(
+        self, parent: pynvml.c_nvmlDevice_t, index: int, notes: list[str], parent_memory_mib: int | None = None
+    ) -> tuple[MigSample, ...]:
         """Every MIG device of ``parent`` now; a device that fails one read is left out with a note.
         ``parent_memory_mib``: the parent's memory, to name a profile the driver does not (:func:`profile_name`).
 
@@ -215,7 +218,9 @@ class MigInstances:
             out = [replace(m, sm_active_pct=activity.get(m.gpu_instance_id)) for m in out]
         return tuple(out)
 
-    def _sm_activity(self, parent, index: int, instances: set[int], notes: list[str]) -> dict[int, float]:
+    def _sm_activity(
+        self, parent: pynvml.c_nvmlDevice_t, index: int, instances: set[int], notes: list[str]
+    ) -> dict[int, float]:
         """SM activity per GPU instance over the interval since the last poll (GPM per MIG instance).
 
         Raises:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pynvml
 
@@ -28,6 +29,8 @@ from gputab.sampling.power import field_power, read_power_fields
 from gputab.sampling.process_sm import ProcessSm
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, ProcessSample, Snapshot
 from gputab.sampling.waiting import waiting
+
+T = TypeVar("T")
 
 DEMO_HINT = "Try `gputab --demo`."
 
@@ -47,48 +50,48 @@ Reader = Callable[[object, dict], None]
 """Reads one metric of a GPU handle into the values of its ``GpuSample``; raises ``pynvml.NVMLError``."""
 
 
-def _read_util(h, out: dict) -> None:
+def _read_util(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     u = pynvml.nvmlDeviceGetUtilizationRates(h)
     out["utilization_pct"] = u.gpu
     out["memory_utilization_pct"] = u.memory
 
 
-def _read_memory_v2(h, out: dict) -> None:
+def _read_memory_v2(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     # v2 reports the driver's reservation apart from "used", as nvidia-smi does since driver 510.
     out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h, version=_MEMORY_V2).used
 
 
-def _read_memory_v1(h, out: dict) -> None:
+def _read_memory_v1(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["memory_used_bytes"] = pynvml.nvmlDeviceGetMemoryInfo(h).used
 
 
-def _read_power(h, out: dict) -> None:
+def _read_power(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
     out["power_source"] = "nvmlDeviceGetPowerUsage"
 
 
-def _read_energy(h, out: dict) -> None:
+def _read_energy(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["energy_mj"] = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
 
 
-def _read_temperature_v(h, out: dict) -> None:
+def _read_temperature_v(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     assert _TEMPERATURE_V is not None  # only registered when the library has it
     out["temperature_c"] = float(_TEMPERATURE_V(h, pynvml.NVML_TEMPERATURE_GPU))
 
 
-def _read_temperature(h, out: dict) -> None:
+def _read_temperature(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["temperature_c"] = float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))
 
 
-def _read_sm_clock(h, out: dict) -> None:
+def _read_sm_clock(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["sm_clock_mhz"] = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
 
 
-def _read_pcie_rx(h, out: dict) -> None:
+def _read_pcie_rx(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["pcie_rx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_RX_BYTES) * _KIB)
 
 
-def _read_pcie_tx(h, out: dict) -> None:
+def _read_pcie_tx(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     out["pcie_tx_bytes_per_s"] = float(pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * _KIB)
 
 
@@ -241,7 +244,7 @@ class NvmlBackend(Backend):
         gpu.mig = None if slots is None else MigInstances(slots, gpm=gpu.gpm is not None)
         gpu.handle = handle
 
-    def _power_reader(self, handle) -> Reader:
+    def _power_reader(self, handle: pynvml.c_nvmlDevice_t) -> Reader:
         """Power through ``nvmlDeviceGetFieldValues`` (GPU scope, instant, else average) where the driver answers
         those fields, else ``nvmlDeviceGetPowerUsage`` (on Grace Hopper that one can be the whole module's)."""
         if not hasattr(pynvml, "nvmlDeviceGetFieldValues"):
@@ -254,7 +257,7 @@ class NvmlBackend(Backend):
             return _read_power
         return read_power_fields if power is not None else _read_power
 
-    def _open_gpm(self, handle) -> GpmSamples | None:
+    def _open_gpm(self, handle: pynvml.c_nvmlDevice_t) -> GpmSamples | None:
         """GPM samples for this GPU where the driver says the device supports GPM; else None (never asked again)."""
         support = (
             self._once(pynvml.nvmlGpmQueryDeviceSupport, handle, "gpm support")
@@ -269,7 +272,9 @@ class NvmlBackend(Backend):
             return None
 
     @staticmethod
-    def _once(fn, handle, what: str, args: tuple = (), **kwargs):
+    def _once(
+        fn: Callable[..., T], handle: pynvml.c_nvmlDevice_t, what: str, args: tuple[Any, ...] = (), **kwargs: Any
+    ) -> T | None:
         """Call ``fn`` at first contact: its value, or None on any error except a lost GPU (``_GpuLost``)."""
         try:
             return fn(handle, *args, **kwargs)

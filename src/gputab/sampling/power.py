@@ -7,6 +7,8 @@ which reading it was; the module's power is kept beside it for display only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pynvml
 
 _NO_DATA = getattr(pynvml, "NVML_ERROR_NO_DATA", 21)
@@ -18,7 +20,7 @@ _SCOPE_MODULE = getattr(pynvml, "NVML_POWER_SCOPE_MODULE", 1)
 _POWER_FIELDS = ((_FI_INSTANT, _SCOPE_GPU), (_FI_AVERAGE, _SCOPE_GPU), (_FI_INSTANT, _SCOPE_MODULE))
 
 
-def field_power(h) -> tuple[float | None, str | None, float | None]:
+def field_power(h: pynvml.c_nvmlDevice_t) -> tuple[float | None, str | None, float | None]:
     """(GPU power W, which reading, module power W) from ``nvmlDeviceGetFieldValues``; each field's own
     ``nvmlReturn`` decides whether it counts. GPU scope is what GPU cost uses; the module's is only shown."""
     values = pynvml.nvmlDeviceGetFieldValues(h, list(_POWER_FIELDS))
@@ -30,7 +32,7 @@ def field_power(h) -> tuple[float | None, str | None, float | None]:
     return None, None, got[2]
 
 
-def read_power_fields(h, out: dict) -> None:
+def read_power_fields(h: pynvml.c_nvmlDevice_t, out: dict[str, Any]) -> None:
     power, how, module = field_power(h)
     if power is None:  # the fields stopped answering: say nothing rather than a fake 0
         raise pynvml.NVMLError(_NO_DATA)

@@ -46,7 +46,7 @@ class ProcessSm:
         self.held: dict[int, tuple[float, float]] = {}  # pid -> (SM %, monotonic time it was read)
 
     def read(
-        self, handle, absent: frozenset[int], unsupported: Callable[[pynvml.NVMLError], bool]
+        self, handle: pynvml.c_nvmlDevice_t, absent: frozenset[int], unsupported: Callable[[pynvml.NVMLError], bool]
     ) -> dict[int, float] | None:
         """Mean SM % per PID over the samples since the last read, plus the readings still standing; None when
         unknown (unsupported, or the call failed).

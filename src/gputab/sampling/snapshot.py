@@ -14,7 +14,7 @@ THROTTLE_REASONS = ("power_cap", "thermal", "hw_slowdown", "power_brake")
 @dataclass(frozen=True, slots=True)
 class MigSample:
     """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode, priced as a device: the
-    parent's rate x ``slices / GpuSample.mig_slices`` (see cost-model.md, "MIG instances")."""
+    parent's rate x ``slices / GpuSample.mig_slices`` (see docs/cost-model.md, "MIG instances")."""
 
     gpu_instance_id: int
     compute_instance_id: int

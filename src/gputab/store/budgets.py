@@ -17,7 +17,8 @@ import math
 import sqlite3
 from collections.abc import Iterable
 
-from gputab.store.queries import SPECIAL_TAGS, StoreQueries
+from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.store.queries import StoreQueries
 
 _END = "coalesce(s.ended_wall, s.last_wall, s.started_wall)"
 

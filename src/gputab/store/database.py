@@ -371,7 +371,7 @@ class Store(StoreQueries):
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the writer lock ----------------------------------------------------------------------------------------

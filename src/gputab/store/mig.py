@@ -59,7 +59,7 @@ def parent_slices(gpu: dict, instance: dict) -> int | None:
     """The compute slices of a stored instance's GPU (7 on an A100/H100/H200), for ``3/7``; None when unknown.
 
     Stored with the GPU since ``m010_mig_slices``. A session recorded between ``m009_mig`` and that has only the
-    instance's own slices; its rate is the GPU's rate x slices / the GPU's slices (cost-model.md, "MIG instances"),
+    instance's own slices; its rate is the GPU's rate x slices / the GPU's slices (docs/cost-model.md, "MIG instances"),
     both written from the same price, so the GPU's slices come back as slices x the GPU's rate / the instance's
     rate. A free GPU (rate 0) or a figure that is not a whole number of slices gives None.
     """

@@ -9,14 +9,13 @@ import json
 import os
 import time
 
+from gputab.cost.buckets import SPECIAL_TAGS as SPECIAL_TAGS  # where store callers have found it
 from gputab.errors import GputabError
 from gputab.report import MAX_COUNT
 from gputab.store.connection import Connection
 from gputab.store.lock import WriterInfo, utc_iso
 from gputab.store.mig import read_instances
 from gputab.store.schema import JOB_COLUMNS
-
-SPECIAL_TAGS = ("(idle)", "(unobserved)")
 
 
 class StoreError(GputabError):

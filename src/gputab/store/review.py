@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.errors import GputabError
 from gputab.store.queries import NoSuchSession, StoreQueries
 
@@ -173,8 +173,8 @@ def session_totals(s: SessionRecord) -> dict:
         "jobs": len(real),
         "gpu_count": len(s.gpus),
         "cost_usd": cost,
-        "idle_cost_usd": (by_tag.get("(idle)") or {}).get("cost_usd") or 0.0,
-        "unobserved_cost_usd": (by_tag.get("(unobserved)") or {}).get("cost_usd") or 0.0,
+        "idle_cost_usd": (by_tag.get(IDLE) or {}).get("cost_usd") or 0.0,
+        "unobserved_cost_usd": (by_tag.get(UNOBSERVED) or {}).get("cost_usd") or 0.0,
         "gpu_hours": hours,
         "effective_gpu_hours": eff,
         "avg_utilization": _ratio(eff, util_hours),

@@ -16,14 +16,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from gputab.cost.buckets import IDLE as IDLE  # importable from here, as before
+from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.cost.buckets import UNOBSERVED as UNOBSERVED  # importable from here, as before
 from gputab.store.database import Store
-from gputab.store.queries import SPECIAL_TAGS
 from gputab.store.spend_pieces import COST_INDEX, FIGURES, OPTIONAL_FIGURES, Piece, gpu_pieces, job_pieces
 
 # The window and the pieces moved to their own modules; these names stay importable from here.
-from gputab.store.spend_pieces import IDLE as IDLE
 from gputab.store.spend_pieces import UNKNOWN_USER as UNKNOWN_USER
-from gputab.store.spend_pieces import UNOBSERVED as UNOBSERVED
 from gputab.store.spend_pieces import utilization_histogram as utilization_histogram
 from gputab.store.spend_window import Window
 from gputab.store.spend_window import bucket_start as bucket_start

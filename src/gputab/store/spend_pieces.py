@@ -27,14 +27,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS
 from gputab.store.database import Store
-from gputab.store.queries import SPECIAL_TAGS
 from gputab.store.review import session_ids
 from gputab.store.spend_window import Window, window_cuts
 
 UNKNOWN_USER = "?"
 """The user of a job recorded before gputab stored users (or whose processes' owner could not be read)."""
-IDLE, UNOBSERVED = SPECIAL_TAGS
 _END_WALL = "coalesce(s.ended_wall, s.last_wall, s.started_wall)"
 
 

@@ -56,7 +56,7 @@ class AlertsScreen(LiveScreen):
         """The selected alert in full: its whole message (the table cuts it)."""
         from gputab.tui.details_screen import DetailsScreen
 
-        frame, key = getattr(self.app, "frame", None), self.query_one(AlertsTable).selected_key
+        frame, key = self.gputab_app.frame, self.query_one(AlertsTable).selected_key
         alert = next((a for a in frame.alerts if a.key == key), None) if frame is not None else None
         if alert is not None:
             lines = [

@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import App, ScreenStackError
@@ -36,7 +36,13 @@ from gputab.tui.processes_screen import ProcessesScreen
 from gputab.tui.tag_screen import TagScreen
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
     from textual.timer import Timer
+
+    from gputab.app_context import AppContext
+    from gputab.live.frame import AlertView
+    from gputab.sampling.backend import Backend
+    from gputab.tui.live_app import LiveApp
 
 VIEWS = ("jobs", "gpus", "processes", "alerts")
 VIEWS_GROUP = Binding.Group("Views", compact=True)
@@ -211,7 +217,7 @@ class GputabApp(LiteralNotifications, App):
     def _listen_for_alerts(self, feed: Feed) -> None:
         """Runs in the poll thread: the feed posts each poll's raised and cleared alerts to the app."""
 
-        def post(raised, cleared) -> None:
+        def post(raised: tuple[AlertView, ...], cleared: tuple[AlertView, ...]) -> None:
             self.post_message(AlertsChanged(raised, cleared))
 
         feed.on_alerts = post
@@ -273,7 +279,7 @@ class GputabApp(LiteralNotifications, App):
     """Actions of the live views only: over the review, the Spend screen or a dialog they are off (and out of the
     footer, which then fits 80 columns with the screen's own keys, `?` and q)."""
 
-    def binding_applies(self, action: str, screen) -> bool:
+    def binding_applies(self, action: str, screen: Screen[Any]) -> bool:
         """Whether the app's ``action`` (its name) is on while ``screen`` is on top (read by ``?`` too); a screen
         turns app actions that make no sense over it off with ``OFF_ACTIONS`` (the Spend screen: ``spend``)."""
         if action in getattr(screen, "OFF_ACTIONS", ()):
@@ -365,7 +371,7 @@ class GputabApp(LiteralNotifications, App):
             assert job is not None  # one of the two is always given
             return feed.tag_job(job, tag)
 
-        def done(fut) -> None:
+        def done(fut: Future[str]) -> None:
             exc = fut.exception()
             if exc is not None:
                 self.call_from_thread(self.notify, str(exc), title="not tagged", severity="error")
@@ -376,14 +382,21 @@ class GputabApp(LiteralNotifications, App):
         self.action_refresh()
 
 
+if TYPE_CHECKING:
+
+    def _as_live_app(app: GputabApp) -> LiveApp:
+        """Never called: mypy checks here that GputabApp has everything its live screens read."""
+        return app
+
+
 def create_app(
-    ctx,
+    ctx: AppContext,
     *,
     clock: Callable[[], float] | None = None,
     wall_clock: Callable[[], float] | None = None,
     interval: float = 1.0,
     start_polling: bool = True,
-    backend=None,
+    backend: Backend | None = None,
     readonly: bool = False,
 ) -> GputabApp:
     """Build the app for a CLI context (demo or NVML, database, config).
@@ -407,7 +420,11 @@ def create_app(
 
 
 def run_app(
-    ctx, interval: float | None = None, backend=None, readonly: bool = False, poller: Poller[Feed] | None = None
+    ctx: AppContext,
+    interval: float | None = None,
+    backend: Backend | None = None,
+    readonly: bool = False,
+    poller: Poller[Feed] | None = None,
 ) -> None:
     """Run the live app in this terminal until the user quits or the terminal goes away.
 

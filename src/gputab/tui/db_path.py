@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def review_db_path(app) -> Path | None:
+def review_db_path(app: object) -> Path | None:
     """The database the live app records to or reads from, found through its feed (None: nothing is stored)."""
     path = getattr(app, "db_path", None)
     if path is not None:

@@ -18,6 +18,7 @@ import selectors
 import sys
 from codecs import getincrementaldecoder
 from threading import Event
+from typing import Any
 
 from textual._loop import loop_last
 from textual._time import get_time
@@ -52,7 +53,7 @@ class _WakingEvent(Event):
 class QuietLinuxDriver(LinuxDriver):
     """:class:`LinuxDriver` whose input thread blocks until there is input, a key times out, or the app exits."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -109,7 +110,7 @@ class HostsTable(KeyedTable):
         ("spark", "burn, 1 h", 12),
     )
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(fixed_columns=1, **kwargs)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:
@@ -132,7 +133,7 @@ class FleetJobsTable(KeyedTable):
     """``waste``: the share of today's spend paid while the job's GPUs did nothing (the exporter's
     ``gputab_job_waste_dollars_total`` over ``gputab_job_cost_dollars_total``, both since 00:00 UTC)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(fixed_columns=1, **kwargs)
 
     def columns_for(self, width: int) -> list[tuple[str, str, int]]:

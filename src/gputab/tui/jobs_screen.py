@@ -50,7 +50,7 @@ class JobsScreen(LiveScreen):
         """The selected job in full: its whole tag (the table caps it) and every figure."""
         from gputab.tui.details_screen import DetailsScreen, job_details
 
-        frame, tag = getattr(self.app, "frame", None), self.selected_job()
+        frame, tag = self.gputab_app.frame, self.selected_job()
         job = next((j for j in frame.jobs if j.tag == tag), None) if frame is not None else None
         if job is not None:
             self.app.push_screen(DetailsScreen("Job", job_details(job)))

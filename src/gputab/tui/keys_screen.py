@@ -6,6 +6,8 @@ anyone remembering to document it; only the framework's generic keys (focus next
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -37,7 +39,7 @@ def own_bindings(cls: type) -> list[Binding]:
     return out
 
 
-def key_groups(app, screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
+def key_groups(app: App[Any], screen: Screen[Any]) -> list[tuple[str, list[tuple[str, str]]]]:
     """(group, [(keys, what they do)]) for ``screen`` in ``app``: the view's keys, views, the session's, tables."""
 
     def shown(bindings: list[Binding]) -> list[tuple[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -10,6 +12,7 @@ from textual.widgets import Footer, Static
 from gputab.live.frame import Frame
 from gputab.live.history import WINDOWS, History
 from gputab.tui.literal import literal
+from gputab.tui.live_app import LiveApp
 from gputab.tui.widgets.header import SessionHeader
 
 
@@ -25,16 +28,21 @@ class LiveScreen(Screen):
     NARROW_TITLE_TEXT = ""
     """The title under 100 columns, where it says what the narrow columns are (the wide title when empty)."""
 
+    @property
+    def gputab_app(self) -> LiveApp:
+        """The app that shows this screen (always a GputabApp), typed."""
+        return cast("LiveApp", self.app)
+
     def chart_window(self) -> tuple[float | None, str]:
         """The charts' time window (seconds, None for the whole session) and its label; ``w`` cycles it."""
-        return WINDOWS[getattr(self.app, "chart_window", 0) % len(WINDOWS)]
+        return WINDOWS[self.gputab_app.chart_window % len(WINDOWS)]
 
     def action_window(self) -> None:
         """Show the next time window in the charts: 5 min, 1 h, the whole session."""
-        self.app.chart_window = (getattr(self.app, "chart_window", 0) + 1) % len(WINDOWS)  # type: ignore[attr-defined]
-        frame = getattr(self.app, "frame", None)
-        if frame is not None:
-            self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
+        app = self.gputab_app
+        app.chart_window = (app.chart_window + 1) % len(WINDOWS)
+        if app.frame is not None:
+            self.refresh_frame(app.frame, app.history)
         self.notify(f"charts: {self.chart_window()[1]}", timeout=2)
 
     def compose(self) -> ComposeResult:
@@ -56,9 +64,9 @@ class LiveScreen(Screen):
         yield from ()
 
     def on_screen_resume(self) -> None:
-        frame = getattr(self.app, "frame", None)
-        if frame is not None:
-            self.refresh_frame(frame, self.app.history)  # type: ignore[attr-defined]
+        app = self.gputab_app
+        if app.frame is not None:
+            self.refresh_frame(app.frame, app.history)
 
     def refresh_frame(self, frame: Frame, history: History) -> None:
         """Show ``frame`` in the header, the body and the notes line."""

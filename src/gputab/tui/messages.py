@@ -29,15 +29,6 @@ class PollFailed(Message):
 
 
 @dataclass
-class TagRequested(Message):
-    """The user gave a tag in the tagging dialog: to a process (``pid``) or to every process of ``job``."""
-
-    tag: str
-    pid: int | None = None
-    job: str | None = None
-
-
-@dataclass
 class AlertsChanged(Message):
     """A poll raised or cleared alerts (``AlertView`` records, oldest first). Never collapsed: each is news."""
 

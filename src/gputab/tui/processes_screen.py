@@ -69,9 +69,9 @@ class ProcessesScreen(LiveScreen):
 
     @on(DataTable.RowHighlighted, "#processes")
     def _row_highlighted(self) -> None:
-        frame = getattr(self.app, "frame", None)
-        if frame is not None:
-            self._show_selected(frame, self.app.history)  # type: ignore[attr-defined]
+        app = self.gputab_app
+        if app.frame is not None:
+            self._show_selected(app.frame, app.history)
 
     def notes_for(self, frame: Frame) -> list[str]:
         notes = super().notes_for(frame)
@@ -106,8 +106,8 @@ class ProcessesScreen(LiveScreen):
         from gputab.tui.process_actions import NotSignalable, pin, send
         from gputab.tui.signal_screen import SignalScreen
 
-        proc, frame = self.selected_process(), getattr(self.app, "frame", None)
-        if getattr(self.app, "readonly", False):
+        proc, frame = self.selected_process(), self.gputab_app.frame
+        if self.gputab_app.readonly:
             self.notify("read-only (--readonly): process actions are off", severity="warning")
             return
         if proc is None or frame is None:

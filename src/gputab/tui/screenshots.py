@@ -12,7 +12,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from gputab.sampling.demo import FakeClock
+    from gputab.tui.app import GputabApp
 
 STEPS = 90
 """Simulated seconds before the pictures are taken: long enough for every demo job to have appeared."""
@@ -81,7 +89,14 @@ async def render(
     return out_dir / name
 
 
-async def drive(app, pilot, clock, steps: int, keys=(), first=()) -> None:
+async def drive(
+    app: GputabApp,
+    pilot: Pilot[Any],
+    clock: FakeClock,
+    steps: int,
+    keys: Iterable[str] = (),
+    first: Iterable[str] = (),
+) -> None:
     """The deterministic run shared with the snapshot tests: ``first`` pressed, ``steps`` polls, then ``keys``,
     then one poll."""
     await app.feed_ready()
@@ -132,7 +147,12 @@ def record_demo_month(db: Path) -> None:
 
 
 async def render_review(
-    name: str, size: tuple[int, int], keys: tuple[str, ...], out_dir: Path, work: Path, record=None
+    name: str,
+    size: tuple[int, int],
+    keys: tuple[str, ...],
+    out_dir: Path,
+    work: Path,
+    record: Callable[[Path], object] | None = None,
 ) -> Path:
     """Record a demo session (or what ``record(db)`` records), open ``gputab review``, press ``keys``, save ``name``."""
     from gputab.tui.review import ReviewApp
@@ -155,7 +175,7 @@ async def render_review(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    out_dir = Path(argv[0]) if argv else Path("screenshots")
+    out_dir = Path(argv[0]) if argv else Path("docs/screenshots")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name, size, keys, theme in SHOTS:

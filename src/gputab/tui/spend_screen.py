@@ -13,18 +13,19 @@ import math
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.cost.buckets import IDLE, SPECIAL_TAGS, UNOBSERVED
 from gputab.errors import GputabError
-from gputab.store.queries import SPECIAL_TAGS
 from gputab.store.spend import group, latest_wall, open_stores, total
 from gputab.store.spend_pieces import job_pieces, utilization_histogram
 from gputab.store.spend_window import Window, bucket_wall, last_days, timezone_label
@@ -44,7 +45,7 @@ HIST_BINS = 10
 class StackedBars(Widget):
     """Cost per day as vertical bars stacked by series (bottom first), with a $ scale and the first/last date."""
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.days: list[str] = []
         self.stacks: list[tuple[str, str, list[float]]] = []
@@ -104,7 +105,7 @@ def stacked_bars(
 class Histogram(Widget):
     """A utilization histogram drawn to the widget's height."""
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.bins: list[float] = []
 
@@ -234,8 +235,8 @@ class SpendScreen(Screen):
 
         stacks = [(tag, COLORS[i], per_day([tag])) for i, tag in enumerate(jobs[:TOP_TAGS])]
         stacks += [
-            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], "(unobserved)"])),
-            ("(idle)", IDLE_COLOR, per_day(["(idle)"])),
+            (OTHER, OTHER_COLOR, per_day([*jobs[TOP_TAGS:], UNOBSERVED])),
+            (IDLE, IDLE_COLOR, per_day([IDLE])),
         ]
         idle_day = [self.idle_per_day.get(d, 0.0) for d in days]
         self.query_one("#spend-bars", StackedBars).set_data(days, stacks, idle_day)
@@ -320,7 +321,7 @@ class SpendScreen(Screen):
             self.app.exit()
 
 
-def open_spend(app, db_path: Path | None = None) -> None:
+def open_spend(app: App[Any], db_path: Path | None = None) -> None:
     """Push the Spend screen over ``app``, on ``db_path`` or the database the live view records to."""
     from gputab.tui.db_path import review_db_path
 

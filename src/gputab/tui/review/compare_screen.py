@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -67,7 +69,7 @@ def compare_bars(a: dict, b: dict, width: int, height: int) -> Text:
 class CompareBars(Widget):
     """:func:`compare_bars` drawn at the widget's size."""
 
-    def __init__(self, a: dict, b: dict, **kwargs) -> None:
+    def __init__(self, a: dict[str, Any], b: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.a, self.b = a, b
 

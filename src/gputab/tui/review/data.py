@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gputab.cost.ledger import SPECIAL_TAGS
+from gputab.cost.buckets import SPECIAL_TAGS
 from gputab.errors import GputabError
 
 SERIES_POINTS = 60

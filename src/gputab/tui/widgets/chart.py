@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -262,7 +263,7 @@ class Chart(Widget):
     }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec: ChartSpec | None = None
         self._strips: tuple[tuple[int, int], list[Strip]] | None = None
@@ -271,7 +272,7 @@ class Chart(Widget):
     def dashes(self) -> bool:
         """Series told apart by line style: the app runs without color (``NO_COLOR``; Textual reads and clears
         the variable when the app starts, so the app's flag is the one to ask)."""
-        return bool(getattr(self.app, "no_color", False))
+        return self.app.no_color
 
     def plot(self, spec: ChartSpec) -> bool:
         """Draw ``spec`` on the next repaint; returns False when it is skipped as the same picture as the last."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from gputab.live.frame import GpuView
+from gputab.live.frame import GpuView, ProcessView
 from gputab.live.history import History, power_key, util_key
 from gputab.tui import format as fmt
 from gputab.tui.literal import clean, fit, literal
@@ -61,7 +63,7 @@ def gpu_cells(g: GpuView, jobs: str = "") -> tuple:
     )
 
 
-def jobs_by_gpu(processes) -> dict[int, str]:
+def jobs_by_gpu(processes: Iterable[ProcessView]) -> dict[int, str]:
     """``{gpu index: "tag-a, tag-b"}``: the jobs whose processes hold each GPU now, in the order first seen."""
     out: dict[int, list[str]] = {}
     for p in processes:
@@ -96,7 +98,9 @@ class GpuTable(KeyedTable):
             cols.append(("jobs", "jobs on it", min(60, rest)))
         return cols
 
-    def show(self, gpus: tuple[GpuView, ...], history: History | None = None, processes=()) -> None:
+    def show(
+        self, gpus: tuple[GpuView, ...], history: History | None = None, processes: Sequence[ProcessView] = ()
+    ) -> None:
         jobs = jobs_by_gpu(processes)
         self.sync([(str(g.index), gpu_cells(g, jobs.get(g.index, ""))) for g in gpus])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from rich.text import Text
 from textual.widgets import Static
@@ -11,6 +12,7 @@ from textual.widgets import Static
 from gputab.live.frame import ATTACHED, RECORDING, Frame
 from gputab.tui import format as fmt
 from gputab.tui.literal import clean, literal
+from gputab.tui.live_app import LiveApp
 
 STATE_STYLES = {RECORDING: "bold green", ATTACHED: "bold cyan"}
 STATE_MARKS = {RECORDING: "● recording", ATTACHED: "◆ attached"}
@@ -83,12 +85,17 @@ class SessionHeader(Static):
     when no frame has come for a while, and the figures shown are then that old.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("gputab: starting…", **kwargs)
         self._text: Text | None = None
         self._frame: Frame | None = None
         self._shown_at: float | None = None
         self._stale = False
+
+    @property
+    def gputab_app(self) -> LiveApp:
+        """The app that shows the header (always a GputabApp: the header belongs to its live screens), typed."""
+        return cast("LiveApp", self.app)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._watch)
@@ -109,9 +116,9 @@ class SessionHeader(Static):
 
     def _watch(self) -> None:
         # Only while the app drives polls itself (tests that poll by hand leave it quiet).
-        if self._shown_at is None or self._text is None or not getattr(self.app, "start_polling", False):
+        if self._shown_at is None or self._text is None or not self.gputab_app.start_polling:
             return
         waited = time.monotonic() - self._shown_at
-        if waited >= max(STALE_AFTER, STALE_AFTER * float(getattr(self.app, "interval", 1.0))):
+        if waited >= max(STALE_AFTER, STALE_AFTER * self.gputab_app.interval):
             self._stale = True
             self.update(Text.assemble(self._text, stale_label(waited)), layout=False)

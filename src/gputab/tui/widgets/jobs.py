@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 
+from gputab.cost.buckets import IDLE
 from gputab.live.frame import JobView
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
@@ -46,7 +49,7 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
         fmt.pct(job.waste_pct) if job.waste_usd is not None and job.waste_top_reason else "-",
         gpu_list(job.gpus, job.mig_instances),
-        fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
+        fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != IDLE else "-",
         fmt.pct(own_sm) if not job.special else "-",
         wasted,
         why,
@@ -132,7 +135,7 @@ class JobsTable(KeyedTable):
     """What stays when the terminal is too narrow for every column, most useful first: the last ones go first.
     At 80 columns: tag, cost, burn, $/1k samples, waste %, at end, GPUs (tested in tests/tui)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         # The tag stays in view while left/right scroll to the per-sample columns on a narrow terminal.
         super().__init__(fixed_columns=1, **kwargs)
 

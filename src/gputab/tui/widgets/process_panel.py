@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -97,7 +99,7 @@ class ProcessPanel(Horizontal):
     ProcessPanel Chart { height: 1fr; padding: 0 1 0 0; }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._facts: Text | None = None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gputab.live.frame import ProcessView
+from collections.abc import Iterable, Sequence
+
+from gputab.live.frame import GpuView, ProcessView
 from gputab.live.sm_share import instances_by_key, process_sm
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
@@ -27,7 +29,7 @@ DERIVED_MARK = "~"
 """Before an SM % that the driver did not report for the process but that is derived from its MIG instance's."""
 
 
-def derived_sm(processes, gpus) -> dict[str, float]:
+def derived_sm(processes: Sequence[ProcessView], gpus: Iterable[GpuView]) -> dict[str, float]:
     """Row key -> SM % of each process on a MIG instance for which the driver reports none (it reports no
     per-process utilization on MIG): its part of its instance's SM activity (GPM), as the jobs view's ``own SM``
     takes it (:func:`gputab.live.sm_share.process_sm`). A process whose instance has no GPM figure is left out

@@ -7,6 +7,7 @@ that changes three numbers writes three cells.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -20,7 +21,7 @@ _FAST_CELLS = textual_major() >= 8
 """The cell caches are keyed ``(row_key, column_key, ...)`` as of Textual 8 (checked on 8.2); older: update_cell."""
 
 
-def _as_text(value, copy: bool = False, width: int | None = None) -> Text:
+def _as_text(value: object, copy: bool = False, width: int | None = None) -> Text:
     """A cell as Text: DataTable parses a plain str as markup on every render, a Text it draws as is.
 
     A str cell is made :func:`~gputab.tui.literal.literal` here, so no cell of a live table is ever markup. A cell
@@ -81,7 +82,7 @@ class KeyedTable(DataTable):
     FILL: str | None = None
     """A column (not in PRIORITY) that takes what is left, up to its width, once every other column is in."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         kwargs.setdefault("zebra_stripes", False)
         super().__init__(**kwargs)

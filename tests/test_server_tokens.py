@@ -1,0 +1,234 @@
+"""Tokens from inference servers' own counters (issue 29 item 2): fake vLLM, SGLang and llama.cpp servers on
+127.0.0.1 serving their real metric names, with counters that start high, reset, and a server that hangs."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gputab.config.settings import parse_config
+from gputab.errors import ConfigError
+from gputab.progress.servers import FAMILIES, TokenCounters, listening_ports, parse_tokens
+from support import gputab_cmd
+
+PAGES = {
+    "vllm": (
+        "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.\n"
+        "# TYPE vllm:prompt_tokens_total counter\n"
+        'vllm:prompt_tokens_total{{engine="0",model_name="meta-llama/Llama-3.1-8B"}} {p}\n'
+        "# HELP vllm:generation_tokens_total Number of generation tokens processed.\n"
+        "# TYPE vllm:generation_tokens_total counter\n"
+        'vllm:generation_tokens_total{{engine="0",model_name="meta-llama/Llama-3.1-8B"}} {g}\n'
+        'vllm:generation_tokens_total{{engine="1",model_name="meta-llama/Llama-3.1-8B"}} 0.0\n'
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        'vllm:num_requests_running{{engine="0",model_name="meta-llama/Llama-3.1-8B"}} 3.0\n'
+    ),
+    "sglang": (
+        "# HELP sglang:prompt_tokens_total Number of prefill tokens processed.\n"
+        "# TYPE sglang:prompt_tokens_total counter\n"
+        'sglang:prompt_tokens_total{{model_name="qwen"}} {p}\n'
+        "# HELP sglang:generation_tokens_total Number of generation tokens processed.\n"
+        "# TYPE sglang:generation_tokens_total counter\n"
+        'sglang:generation_tokens_total{{model_name="qwen"}} {g}\n'
+    ),
+    "llama.cpp": (
+        "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+        "# TYPE llamacpp:prompt_tokens_total counter\n"
+        "llamacpp:prompt_tokens_total {p}\n"
+        "# HELP llamacpp:tokens_predicted_total Number of generation tokens processed.\n"
+        "# TYPE llamacpp:tokens_predicted_total counter\n"
+        "llamacpp:tokens_predicted_total {g}\n"
+    ),
+}
+
+
+class FakeServer:
+    """A /metrics page on 127.0.0.1 whose counters the test sets; ``hang`` makes it never answer in time."""
+
+    def __init__(self, kind: str, prompt: float, generated: float) -> None:
+        self.kind, self.prompt, self.generated, self.hang = kind, prompt, generated, False
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if outer.hang:
+                    time.sleep(3)
+                body = PAGES[outer.kind].format(p=outer.prompt, g=outer.generated).encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def servers():
+    made: list[FakeServer] = []
+
+    def make(kind: str, prompt: float = 0.0, generated: float = 0.0) -> FakeServer:
+        made.append(FakeServer(kind, prompt, generated))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.mark.parametrize("kind", sorted(PAGES))
+def test_each_servers_page_gives_its_tokens_summed_over_labels(kind):
+    assert parse_tokens(PAGES[kind].format(p=1234.0, g=567.0)) == (kind, 1234.0, 567.0)
+
+
+def test_a_page_without_token_counters_is_not_a_server():
+    assert parse_tokens("# TYPE up gauge\nup 1\nprocess_cpu_seconds_total 3.5\n") is None
+    assert set(FAMILIES) >= {"vllm", "sglang", "llama.cpp", "tgi"}
+
+
+def test_growth_while_recording_counts_never_the_counts_from_before(servers):
+    vllm = servers("vllm", prompt=1e9, generated=5e8)  # a server that had worked for days
+    counters = TokenCounters(ports=lambda pid: [vllm.port])
+    counters.read_now({4242: "chat"})
+    assert counters.take() == {}  # the first reading is the baseline
+    vllm.prompt += 1000
+    vllm.generated += 250
+    counters.read_now({4242: "chat"})
+    assert counters.take() == {"chat": (1000, 250)}
+    assert counters.servers_seen == {f"http://127.0.0.1:{vllm.port}/metrics": "vllm"}
+
+
+def test_a_restarted_server_counts_from_its_new_start_and_never_negative(servers):
+    sg = servers("sglang", prompt=5000, generated=3000)
+    counters = TokenCounters(ports=lambda pid: [sg.port])
+    counters.read_now({1: "qa"})
+    sg.prompt, sg.generated = 40, 10  # restarted: counters back near zero
+    counters.read_now({1: "qa"})
+    assert counters.take() == {"qa": (40, 10)}
+
+
+def test_a_hanging_server_is_skipped_and_said_once(servers):
+    ll = servers("llama.cpp", prompt=10, generated=10)
+    said: list[str] = []
+    counters = TokenCounters(ports=lambda pid: [ll.port], say=said.append)
+    counters.read_now({7: "local"})
+    ll.hang = True
+    start = time.monotonic()
+    counters.read_now({7: "local"})
+    counters.read_now({7: "local"})  # left alone for a while: no second wait
+    assert time.monotonic() - start < 2.0
+    assert len(said) == 1 and "did not answer" in said[0]
+
+
+def test_a_configured_server_needs_no_process(servers):
+    vllm = servers("vllm", prompt=100, generated=100)
+    counters = TokenCounters(servers=[(f"http://127.0.0.1:{vllm.port}/metrics", "container-llm")], ports=lambda p: [])
+    counters.read_now({})
+    vllm.generated += 7
+    counters.read_now({})
+    assert counters.take() == {"container-llm": (0, 7)}
+
+
+def test_servers_config_asks_only_this_host():
+    cfg = parse_config('[[servers]]\nurl = "http://127.0.0.1:8000/metrics"\ntag = "llm"\n')
+    assert [(s.url, s.tag) for s in cfg.servers] == [("http://127.0.0.1:8000/metrics", "llm")]
+    with pytest.raises(ConfigError, match="only this host"):
+        parse_config('[[servers]]\nurl = "http://10.0.0.5:8000/metrics"\ntag = "llm"\n')
+    with pytest.raises(ConfigError, match="http://"):
+        parse_config('[[servers]]\nurl = "file:///etc/passwd"\ntag = "llm"\n')
+
+
+def test_a_process_listening_ports_are_found():
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();"
+            "print(s.getsockname()[1],flush=True);time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(proc.stdout.readline())
+        assert listening_ports(proc.pid) == [port]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+VLLM = r"""
+import http.server, sys
+state = {"p": 900000.0, "g": 400000.0}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        state["p"] += 100; state["g"] += 50
+        body = ('# TYPE vllm:prompt_tokens_total counter\n'
+                'vllm:prompt_tokens_total{model_name="m"} %s\n'
+                '# TYPE vllm:generation_tokens_total counter\n'
+                'vllm:generation_tokens_total{model_name="m"} %s\n' % (state["p"], state["g"])).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+        open(sys.argv[1], "a").write("%d %d\n" % (state["p"], state["g"]))
+    def log_message(self, *a): pass
+httpd = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"""
+
+
+@pytest.mark.slow
+def test_a_gpu_process_serving_vllm_counters_gets_its_tokens_in_the_session(tmp_path, fake_nvml):
+    """Started with a tag and nothing else: the recorder finds its port, counts the growth while recording."""
+    from fakenvml import GIB, GpuSpec, Proc, Scenario
+    from test_recorder_process import Rec
+
+    served = tmp_path / "served.txt"
+    server = subprocess.Popen(
+        [sys.executable, "-c", VLLM, str(served)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GPUTAB_TAG": "vllm-serve"},
+    )
+    try:
+        int(server.stdout.readline())
+        gpu = GpuSpec(name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa", util=70, mem_used=20 * GIB, power_mw=300_000)
+        fake_nvml.write(Scenario(gpus=[gpu], processes=[Proc(0, server.pid, used_bytes=20 * GIB)]))
+        env = fake_nvml.env()
+        config = tmp_path / "config.toml"
+        config.write_text("[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 0.5\n")
+        env["GPUTAB_CONFIG"] = str(config)
+        rec = Rec(env=env)
+        rec.wait_for(r"recording session \d+")
+        deadline = time.monotonic() + 30
+        while (not served.exists() or len(served.read_text().splitlines()) < 4) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        rec.stop()
+        assert rec.proc.returncode == 0, "".join(rec.err)
+        show = subprocess.run([*gputab_cmd(), "show", "last", "--json"], capture_output=True, env=env, timeout=60)
+        job = {j["tag"]: j for j in json.loads(show.stdout)["jobs"]}["vllm-serve"]
+        readings = [tuple(map(int, line.split())) for line in served.read_text().splitlines()]
+        # Every reading after the first (the baseline) adds 150; the last one may have come after the last step.
+        assert job["tokens"] > 0 and job["tokens"] % 150 == 0
+        assert job["tokens"] <= (len(readings) - 1) * 150
+        assert job["tokens"] < 900000  # never the counts from before the session
+        assert job["cost_per_1m_tokens_usd"] == pytest.approx(job["cost_usd"] / job["tokens"] * 1e6, rel=1e-9)
+    finally:
+        server.kill()
+        server.wait()
