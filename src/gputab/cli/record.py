@@ -16,6 +16,7 @@ import click
 from gputab.cli.context import AppContext, fail, pass_ctx
 from gputab.cli.options import check_interval
 from gputab.config.paths import default_db
+from gputab.errors import one_line
 
 if TYPE_CHECKING:
     from gputab.recording.recorder import Recorder
@@ -181,11 +182,29 @@ def _record(rec: Recorder, app: AppContext, stop: _StopSignals) -> None:
     for note in tick.snapshot.host_notes + tick.notes:
         click.echo(f"gputab: {note}", err=True)
     sys.stdout.flush()
-    loop = threading.Thread(target=rec.run, args=(stop.event,), name="gputab-recorder", daemon=True)
+    failed: list[BaseException] = []
+
+    def loop_body() -> None:
+        try:
+            rec.run(stop.event)
+        except BaseException as exc:  # noqa: BLE001 - ends the session as `error`, below
+            failed.append(exc)
+
+    loop = threading.Thread(target=loop_body, name="gputab-recorder", daemon=True)
     loop.start()
     # The main thread only waits, so signal handlers run promptly; the loop runs in its own thread.
-    while loop.is_alive():
-        loop.join(0.5)
+    try:
+        while loop.is_alive():
+            loop.join(0.5)
+    except BaseException as exc:
+        stop.event.set()
+        failed.append(exc)
+    if failed:
+        # An exception ended the recording: the session says so, with the exception's summary, never `clean`.
+        detail = one_line(failed[0])
+        rec.close("error", detail)
+        click.echo(f"gputab: session {rec.session_id} closed (error: {detail})", err=True)
+        raise failed[0]
     sig = stop.first
     reason = STOP_SIGNALS.get(sig, "clean") if sig is not None else "clean"
     ok = rec.close(reason, sig.name if sig is not None else None)

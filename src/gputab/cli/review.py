@@ -264,6 +264,8 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         )
         return
     state = info["end_reason"] or "open"
+    if info.get("end_detail") and state in ("error", "crashed", "signal"):
+        state += f": {info['end_detail']}"  # what ended it: an exception's summary, a signal's name
     click.echo(
         f"Session {sid} on {info['host']}: {info['start']} -> {info['end'] or 'now'} ({state}), "
         f"{_duration(info['duration_s'])}, {len(gpus)} GPUs"

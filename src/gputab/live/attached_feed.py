@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from gputab.live.alert_log import AlertLog
+from gputab.live.backfill import Backfill, stored_burn_rate
 from gputab.live.feed import Feed, gpu_views, host_name, process_view, simulated
 from gputab.live.frame import ATTACHED, NOT_RECORDING, Frame, GpuView, JobView, ProcessView, sort_jobs
 from gputab.sampling.snapshot import Snapshot
@@ -27,6 +28,11 @@ class AttachedFeed(Feed):
     Money, tags, alerts and budgets are the recorder's, as of its last commit; hardware figures and the process list
     come from this app's own poll, which writes nothing. Without a poll (``backend`` None, or a poll fails) the GPU
     figures are the recorder's last series step, and the notes say so. Never records, never tags.
+
+    The charts' history: the recorder's stored series of the current window come with the first frame, the older
+    part when the window widens (:class:`gputab.live.backfill.Backfill`); each GPU's ``now $/h`` is its stored
+    price at the power polled here. When the recorder stops, the frames say so and :meth:`record_here` hands the
+    app a feed that records on the same database (``start_recording``, set by :func:`gputab.live.start.open_feed`).
 
     Args:
         store: the database opened read-only.
@@ -63,6 +69,13 @@ class AttachedFeed(Feed):
         self._book: BudgetBook | None = None  # the recorder's budget book, rebuilt from the store
         self._book_key: tuple | None = None
         self._book_trouble = ""
+        self.backfill = Backfill()
+        self.start_recording: Callable[[Backend], Feed] | None = None
+        """Builds the feed that records here with this feed's backend (raises ``RecorderRunning`` when another
+        recorder took the database first); None: recording here is not offered."""
+
+    def want_history(self, seconds: float | None) -> None:
+        self.backfill.want(seconds)
 
     def poll(self) -> Frame:
         from datetime import datetime
@@ -74,9 +87,7 @@ class AttachedFeed(Feed):
             except Exception as exc:  # noqa: BLE001 - the recorder's figures are still worth showing
                 why = f"{type(exc).__name__}: {exc}"
         writer = self.store.writer_info()
-        if writer is None:
-            state, note = NOT_RECORDING, "the recorder stopped; restart gputab to record"
-        else:
+        if writer is not None:
             state, note = ATTACHED, f"recorder pid {writer.pid} on {writer.host or '?'}"
             if writer.session_id is not None:
                 self.session_id = writer.session_id
@@ -85,6 +96,8 @@ class AttachedFeed(Feed):
         gpus: list[dict] = []
         total = 0.0
         budgets: tuple[BudgetView, ...] = ()
+        block = None
+        session: dict = {}
         if self.session_id is not None:
             session = self.store.session(self.session_id)
             started = datetime.fromisoformat(session["start"].replace("Z", "+00:00")).timestamp()
@@ -93,14 +106,24 @@ class AttachedFeed(Feed):
             total = session["cost_usd"]
             self._read_commit(self.session_id, session["last_commit"], need_samples=snap is None)
             budgets = self._budget_views(session, jobs)
-        notes = tuple(snap.errors) if snap is not None else ()
+            block = self.backfill.block(self.store, session, gpus, self._wall() - started, started)
+        can_record = writer is None and self.backend is not None and self.start_recording is not None
+        ended = ""
+        if writer is None:
+            state = NOT_RECORDING
+            note, ended = self._stopped_note(session, can_record)
+        host_notes = tuple(snap.host_notes) if snap is not None else ()
+        notes = host_notes + tuple(snap.errors) if snap is not None else ()
         if self._book_trouble:
             notes += (self._book_trouble,)
+        if ended:
+            notes += (ended,)
         if snap is None:
             gpu_rows = stored_gpu_views(gpus, self._samples)
             notes += (f"GPU figures from the recorder's last series step: cannot poll the GPUs here ({why})",)
         else:
-            gpu_rows = gpu_views(snap, gpus)
+            power = {g.index: None if g.lost else g.power_w for g in snap.gpus}
+            gpu_rows = gpu_views(snap, [with_burn_rate(g, power.get(g["index"])) for g in gpus])
         self.hand_over_alerts()
         return Frame(
             host=self.host,
@@ -115,11 +138,46 @@ class AttachedFeed(Feed):
             jobs=sort_jobs(JobView.from_json(j) for j in jobs),
             processes=self._process_views(snap),
             notes=notes,
+            host_notes=host_notes,
             can_tag=False,
             **self.alert_fields(),
             real_pids=self.backend is not None and not simulated(self.backend),
             budgets=budgets,
+            stored_series=block,
+            can_record=can_record,
         )
+
+    def _stopped_note(self, session: dict, can_record: bool) -> tuple[str, str]:
+        """Once no recorder holds the database: the header's few words (what ``r`` does now) and the notes' line
+        (how the session ended, with its detail: an exception's summary can be long)."""
+        what = "r records here" if can_record else "restart gputab to record"
+        if not session:
+            return f"no recorder; {what}", ""
+        reason = session.get("end_reason")
+        if reason in (None, "recording"):
+            return f"recorder gone; {what}", f"the recorder of session {session['id']} is gone without closing it"
+        detail = f": {session['end_detail']}" if session.get("end_detail") else ""
+        return f"recorder stopped; {what}", f"the recorder ended session {session['id']} ({reason}{detail})"
+
+    def record_here(self) -> Feed:
+        """The recorder has stopped: record on the same database from now on, with this feed's backend (a new
+        session). This feed is closed without its backend, which the new feed owns. Raises ValueError."""
+        if self.store.writer_info() is not None:
+            raise ValueError("a recorder holds the database again: this view stays attached to it")
+        if self.backend is None or self.start_recording is None:
+            raise ValueError(f"cannot record here: {self._why_no_poll or 'no GPU backend'}")
+        from gputab.store import RecorderRunning, StoreError
+
+        try:
+            feed = self.start_recording(self.backend)
+        except RecorderRunning as exc:
+            raise ValueError(f"another recorder started first: {exc}") from None
+        except StoreError as exc:
+            raise ValueError(f"cannot record here: {exc}") from None
+        feed.on_alerts = self.on_alerts
+        self.backend = None  # the recording feed owns it now
+        self.store.close()
+        return feed
 
     def _budget_views(self, session: dict, jobs: list[dict]) -> tuple[BudgetView, ...]:
         """The budgets holding the session's jobs, from a book rebuilt when a commit lands or a period begins."""
@@ -199,12 +257,17 @@ class AttachedFeed(Feed):
                 )
         return tuple(out)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, detail: str | None = None) -> None:
         try:
             self.store.close()
         finally:
             if self.backend is not None:
                 self.backend.close()
+
+
+def with_burn_rate(gpu: dict, power_w: float | None) -> dict:
+    """A stored GPU (``session_gpus``) with its ``burn_rate_usd_per_hour`` now, at ``power_w``."""
+    return {**gpu, "burn_rate_usd_per_hour": stored_burn_rate(gpu, power_w)}
 
 
 def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[GpuView, ...]:
@@ -230,6 +293,7 @@ def stored_gpu_views(gpus: list[dict], samples: Mapping[int, dict]) -> tuple[Gpu
                 unknown_price=bool(g.get("unknown_price")),
                 energy_method=g.get("energy_method"),
                 cost_usd=g.get("cost_usd"),
+                burn_rate_usd_per_hour=stored_burn_rate(g, s.get("power_w")),
             )
         )
     return tuple(out)

@@ -90,8 +90,18 @@ class Feed(abc.ABC):
             raise ValueError(f"job {job} has no running process to tag")
         return f"{len(changed)} process(es) of {job} are charged to {tag} from now on"
 
-    def close(self, reason: str) -> None:  # noqa: B027 - optional
-        """End the session (or detach)."""
+    def want_history(self, seconds: float | None) -> None:  # noqa: B027 - optional
+        """The charts now show a window of ``seconds`` (None: the whole session). A feed whose history the app did
+        not watch (attached) sends the stored points it lacks with the next frames (:attr:`Frame.stored_series`)."""
+
+    def record_here(self) -> Feed:
+        """A feed that records the session here from now on, taking this one's place (its backend included).
+        Raises ValueError where that is not possible (see :attr:`Frame.can_record`)."""
+        raise ValueError("this view cannot start recording")
+
+    def close(self, reason: str, detail: str | None = None) -> None:  # noqa: B027 - optional
+        """End the session (or detach). ``reason``: ``quit``/``clean``, a signal's name (``sighup``), or
+        ``error`` with the exception's one-line summary as ``detail``."""
 
 
 def simulated(backend: Backend | None) -> bool:
@@ -251,7 +261,7 @@ class MemoryFeed(Feed):
             else f"process {pid} already has tag {tag}"
         )
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, detail: str | None = None) -> None:
         try:
             self.alerts.close()
         finally:
@@ -329,11 +339,17 @@ class RecordingFeed(Feed):
     def tagger(self) -> Attributor:
         return self.recorder.attributor
 
-    def close(self, reason: str) -> None:
+    def record_here(self) -> Feed:
+        raise ValueError(f"this app records session {self.recorder.session_id} already")
+
+    def close(self, reason: str, detail: str | None = None) -> None:
         try:
-            # The store's vocabulary: a user quitting is a clean end; a hang-up or kill is a signal.
+            # The store's vocabulary: a user quitting is a clean end; a hang-up or kill is a signal; an exception
+            # that ended the app is an error, with its summary.
             if reason in ("quit", "clean"):
                 self.recorder.close("clean")
+            elif reason == "error":
+                self.recorder.close("error", detail)
             else:
                 self.recorder.close("signal", reason.upper())
         finally:

@@ -15,6 +15,7 @@ from gputab.sampling.snapshot import MigSample
 if TYPE_CHECKING:
     from gputab.alerts.observer import AlertObserver
     from gputab.budgets.model import BudgetBook
+    from gputab.live.series_block import SeriesBlock
 
 RECORDING = "recording"
 ATTACHED = "attached"
@@ -251,6 +252,11 @@ class Frame:
     """The budgets holding this session's jobs (attached: as the recorder keeps them, read from its database)."""
     notices: tuple[str, ...] = ()
     """Said once, as a notification: a kind of failed GPU reading seen for the first time this session."""
+    stored_series: SeriesBlock | None = None
+    """Attached: chart points the recorder stored before this frame that the app's history lacks (the current
+    window's, read when it attaches or the window widens); the app adds them before the frame's own."""
+    can_record: bool = False
+    """Attached to a recorder that has stopped: this app can record the session itself from now on (``r``)."""
 
 
 def sort_jobs(jobs: Iterable[JobView]) -> tuple[JobView, ...]:

@@ -14,10 +14,12 @@ two per process up to :data:`MAX_PROCESSES` from the first time the processes vi
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_left
 from typing import TYPE_CHECKING
 
+from gputab.live.series_block import SeriesBlock
 from gputab.live.sm_share import instances_by_key, process_sm
 
 if TYPE_CHECKING:
@@ -80,6 +82,14 @@ class _Tier:
         for key, series in self.values.items():
             series.append(row.get(key, NAN))
 
+    def prepend(self, t: array, rows: dict[str, array]) -> None:
+        """Put points older than every point held before them (``rows``: one array per series, as long as ``t``)."""
+        n_old, n_new = len(self.t), len(t)
+        for key in set(self.values) | set(rows):
+            old = self.values.get(key) or array("d", [NAN]) * n_old
+            self.values[key] = (rows.get(key) or array("d", [NAN]) * n_new) + old
+        self.t = t + self.t
+
     def drop_before(self, index: int) -> None:
         del self.t[:index]
         for series in self.values.values():
@@ -95,6 +105,10 @@ class _Tier:
 class History:
     """Series of the session for the charts, fed one :class:`Frame` a poll.
 
+    The time axis is seconds since the first session shown started: when the frames move to another session (a
+    recorder restarted, or this app started recording where it had watched), the new session's points follow on
+    the same axis, placed by the sessions' start times, and nothing drawn so far is lost.
+
     Args:
         coarse_step: seconds between points of the coarse (whole-session) tier at the start.
     """
@@ -109,7 +123,10 @@ class History:
         self.track_processes = False
         """Keep each process's SM % and VRAM: set when the processes view first shows (a session that never opens
         it pays nothing for them; up to 2 x :data:`MAX_PROCESSES` series more once it does)."""
-        self._fine_trimmed = False
+        self._fine_from = 0.0
+        """Session time from which the fine tier holds every point: 0 while it holds the whole session; the
+        first point kept once it was trimmed; the start of the stored points it was filled with."""
+        self._base_wall: float | None = None
         self.power_limits: dict[int, float] = {}
         """Each GPU's power limit (W) as last reported: the top of its power chart."""
         self.memory_totals: dict[int, float] = {}
@@ -126,7 +143,10 @@ class History:
 
     def add(self, frame: Frame) -> None:
         """Append the frame's readings; a lost GPU or a missing metric is NaN (drawn as a gap)."""
-        t = frame.elapsed_s if frame.elapsed_s is not None else self.now + 1.0
+        if frame.elapsed_s is None:
+            t = self.now + 1.0
+        else:
+            t = frame.elapsed_s + self._shift(frame.started_wall)
         if len(self.fine.t) and t <= self.fine.t[-1]:
             return  # the same tick again (an attached view re-reading an unchanged session)
         row: dict[str, float] = {TOTAL: frame.total_cost_usd, BURN: frame.burn_rate_usd_per_hour}
@@ -155,7 +175,7 @@ class History:
         cut = bisect_left(self.fine.t, t - FINE_SECONDS)
         if cut > 256:  # trim in batches: one slice copy every few minutes, not one per poll
             self.fine.drop_before(cut)
-            self._fine_trimmed = True
+            self._fine_from = max(self._fine_from, self.fine.t[0])
         if t >= self._next_coarse:
             self.coarse.append(t, row)
             self._next_coarse = t + self.coarse_step
@@ -181,28 +201,66 @@ class History:
         followed by the fine points newer than its last."""
         start, _ = self.window(seconds)
         fine = self.fine
-        # The fine tier covers the window when it reaches back to its start, or when it was never trimmed (it then
-        # holds the whole session: a session younger than the window gets every poll, not the coarse steps).
-        whole = len(fine.t) and not self._fine_trimmed
-        if (
-            seconds is not None
-            and len(fine.t)
-            and (fine.t[0] <= max(start, 0.0) + 1e-9 or whole)
-            or not len(self.coarse.t)
-        ):
+        # The fine tier covers the window when it holds every point since its start (a session younger than the
+        # window, never trimmed, gets every poll, not the coarse steps).
+        if seconds is not None and len(fine.t) and self._fine_from <= max(start, 0.0) + 1e-9 or not len(self.coarse.t):
             i = bisect_left(fine.t, start)
             values = fine.values.get(key)
             return fine.t[i:], (values[i:] if values is not None else array("d", [NAN]) * (len(fine.t) - i))
         coarse = self.coarse
         i = bisect_left(coarse.t, start)
         j = bisect_left(fine.t, coarse.t[-1] + 1e-9) if len(coarse.t) else 0
+        # The fine tier's points older than the coarse tier's first: an attached view's stored points of the
+        # window it opened with, before its coarse tier began (or before it recorded here itself).
+        h0 = bisect_left(fine.t, max(start, self._fine_from))
+        h1 = bisect_left(fine.t, coarse.t[0] - 1e-9) if i == 0 else h0
         cv = coarse.values.get(key)
         fv = fine.values.get(key)
-        times = coarse.t[i:] + fine.t[j:]
-        values = (cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i)) + (
-            fv[j:] if fv is not None else array("d", [NAN]) * (len(fine.t) - j)
-        )
+        if fv is None:
+            fv = array("d", [NAN]) * len(fine.t)
+        times = fine.t[h0:h1] + coarse.t[i:] + fine.t[j:]
+        values = fv[h0:h1] + (cv[i:] if cv is not None else array("d", [NAN]) * (len(coarse.t) - i)) + fv[j:]
         return times, values
+
+    def _shift(self, started_wall: float | None) -> float:
+        """Where a session's time 0 lies on this history's axis: its start minus the first session's."""
+        if started_wall is None:
+            return 0.0
+        if self._base_wall is None:
+            self._base_wall = started_wall
+        return started_wall - self._base_wall
+
+    def backfill(self, block: SeriesBlock) -> None:
+        """Add stored points older than any held: the fine tier's (the last hour) or the coarse tier's (the whole
+        session, bucketed), so the charts draw what they would have had this app watched from the start."""
+        shift = self._shift(block.started_wall)
+        tier = self.coarse if block.coarse else self.fine
+        held = len(tier.t)
+        first = tier.t[0] if held else math.inf
+        n = bisect_left(block.t, first - shift - 1e-9)
+        if n:
+            t = array("d", (x + shift for x in block.t[:n]))
+            rows: dict[str, array] = {}
+            for key, values in block.values.items():
+                if key.startswith("job:"):
+                    tag = key[4:]
+                    if tag not in self._jobs and len(self._jobs) >= MAX_JOBS:
+                        continue
+                    self._jobs.add(tag)
+                rows[key] = values[:n]
+            tier.prepend(t, rows)
+        if block.coarse:
+            self.coarse_step = max(self.coarse_step, block.step)
+            while len(self.coarse.t) >= COARSE_POINTS:
+                self.coarse.halve()
+                self.coarse_step *= 2
+            last = self.coarse.t[-1] if len(self.coarse.t) else 0.0
+            self._next_coarse = max(self._next_coarse, last + self.coarse_step)
+        elif n or not held:
+            # The feed reads each span once, back from what it gave before; a block of a later session (a restarted
+            # recorder) has nothing older than the points held, and changes nothing.
+            self._fine_from = block.start + shift
+        self.version += 1
 
     def jobs(self) -> set[str]:
         """Tags that have a cost series."""

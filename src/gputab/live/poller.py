@@ -48,6 +48,16 @@ class Poller(Generic[F]):
             self._queue.put((fn, fut))
         return fut
 
+    def replace_feed(self, fn: Callable[[F], F]) -> Future:
+        """Queue ``fn(feed)`` and make what it returns the feed for every later call (the attached view starting
+        to record: :meth:`gputab.live.feed.Feed.record_here`); when it raises, the feed stays as it was."""
+
+        def swap(feed: F) -> F:
+            self.feed = fn(feed)
+            return self.feed
+
+        return self.submit(swap)
+
     def start(self) -> None:
         """Run :meth:`run` in a thread of its own, now: the CLI starts it before the screen is set up, so opening
         the feed (NVML, the database, the session's baseline poll) overlaps Textual's start-up."""

@@ -11,8 +11,10 @@ from gputab.live.feed import Feed, MemoryFeed, RecordingFeed
 
 if TYPE_CHECKING:
     from gputab.app_context import AppContext
+    from gputab.config.settings import Config
     from gputab.live.poller import Poller
     from gputab.sampling.backend import Backend
+    from gputab.store import Store
 
 
 def start_feed(ctx: AppContext, *, interval: float, backend: Backend | None = None) -> Poller[Feed]:
@@ -44,8 +46,6 @@ def open_feed(
     """
     import dataclasses
 
-    from gputab.alerts.observer import AlertObserver
-    from gputab.recording.recorder import Recorder
     from gputab.store import RecorderRunning, Store, StoreError
 
     config = ctx.config
@@ -63,6 +63,18 @@ def open_feed(
         if feed is None:
             raise
         return feed
+
+    def record(backend: Backend, store: Store | None = None) -> Feed:
+        """Record into the database with ``backend`` (raises RecorderRunning when a recorder holds it)."""
+        own = store is None
+        store = Store.open(ctx.database) if store is None else store
+        try:
+            return recording_feed(backend, store, config, clock, wall_clock)
+        except BaseException:
+            if own:
+                store.close()
+            raise
+
     try:
         try:
             store = Store.open(ctx.database)
@@ -71,25 +83,46 @@ def open_feed(
             why = str(exc) if isinstance(exc, StoreError) else f"cannot write {ctx.db_path}: {exc.strerror or exc}"
             return MemoryFeed(backend, config, interval, why, wall_clock=wall_clock)
         if store.writer_info() is None:
-            # The same rules, budgets and alert command as `gputab record`; nothing printed (the UI owns the
-            # terminal): RecordingFeed stores each alert with the session and hands it to the UI.
-            alerts = AlertObserver.from_config(config, backend=backend)
-            recorder = Recorder(
-                backend,
-                store,
-                config,
-                clock=clock or time.monotonic,
-                wall_clock=wall_clock or time.time,
-                observers=[alerts],
-            )
             try:
-                return RecordingFeed(recorder, recorder.start(), alerts)
+                return record(backend, store)
             except RecorderRunning:
                 pass  # a recorder started between the check and our lock: attach to it instead
         store.close()
         from gputab.live.attached_feed import AttachedFeed
 
-        return AttachedFeed(Store.open(ctx.database, readonly=True), backend, config, wall_clock=wall_clock)
+        feed = AttachedFeed(Store.open(ctx.database, readonly=True), backend, config, wall_clock=wall_clock)
+        feed.start_recording = record  # `r` once that recorder stops
+        return feed
     except BaseException:
         backend.close()
+        raise
+
+
+def recording_feed(
+    backend: Backend,
+    store: Store,
+    config: Config,
+    clock: Callable[[], float] | None = None,
+    wall_clock: Callable[[], float] | None = None,
+) -> RecordingFeed:
+    """This app records: a started :class:`Recorder` on ``store`` with the same rules, budgets and alert command as
+    `gputab record`; nothing printed (the UI owns the terminal): each alert is stored with the session and handed
+    to the UI. Raises ``RecorderRunning`` when another recorder holds the database."""
+    from gputab.alerts.observer import AlertObserver
+    from gputab.recording.recorder import Recorder
+    from gputab.store import RecorderRunning
+
+    alerts = AlertObserver.from_config(config, backend=backend)
+    recorder = Recorder(
+        backend,
+        store,
+        config,
+        clock=clock or time.monotonic,
+        wall_clock=wall_clock or time.time,
+        observers=[alerts],
+    )
+    try:
+        return RecordingFeed(recorder, recorder.start(), alerts)
+    except RecorderRunning:
+        alerts.close()
         raise

@@ -81,8 +81,13 @@ KEYS: tuple[Key, ...] = (
     _k("backend", "string", "Where samples came from: nvml or demo."),
     _k("started_at", "time", "When the session or alert started.", "start"),
     _k("ended_at", "time", "When it ended or cleared; null while running or active.", "end"),
-    _k("end_reason", "string", "clean, crashed, recording (still running), or null."),
-    _k("end_detail", "string", "What ended it (a signal name, an error)."),
+    _k(
+        "end_reason",
+        "string",
+        "clean, signal (a hang-up), error (an unexpected exception ended it), crashed (found open after its "
+        "recorder died), recording (still running), or null.",
+    ),
+    _k("end_detail", "string", "What ended it: a signal's name, an exception's one-line summary."),
     _k(
         "duration_seconds",
         "number",

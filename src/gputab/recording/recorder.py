@@ -212,7 +212,9 @@ class Recorder:
                 next_t += math.ceil((now - next_t) / interval + 1e-9) * interval
 
     def close(self, reason: str = "clean", detail: str | None = None) -> bool:
-        """Write the last figures and end the session with ``reason`` (``clean`` or ``signal``).
+        """Write the last figures and end the session with ``reason``: ``clean``, ``signal`` (``detail``: its
+        name) or ``error`` (an unexpected exception ended it; ``detail``: its one-line summary,
+        :func:`gputab.errors.one_line`).
 
         Returns:
             True if everything reached the database; False if the last figures could not be written (said

@@ -20,9 +20,10 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
+from gputab.errors import one_line
 from gputab.live.feed import Feed
 from gputab.live.frame import Frame
-from gputab.live.history import History
+from gputab.live.history import WINDOWS, History
 from gputab.live.poller import Poller
 from gputab.live.start import open_feed
 from gputab.tui.alerts_screen import AlertsScreen
@@ -75,7 +76,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions"),
         Binding("dollar_sign", "spend", "Spend"),
-        Binding("r", "refresh", "Poll now", show=False),
+        Binding("r", "record_or_poll", "Poll now / record here", show=False),
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
@@ -99,15 +100,29 @@ class GputabApp(LiteralNotifications, App):
         self.poller: Poller[Feed] = Poller(open_feed)
         self.frame: Frame | None = None
         self.history = History()
-        self.chart_window = 0
-        """Index into :data:`gputab.live.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
+        self._chart_window = 0
         self.close_reason = "quit"
+        self.close_detail: str | None = None
+        """With ``close_reason`` ``error``: the one-line summary of the exception that ended the app."""
         self.frames_shown = 0
         self._timer: Timer | None = None
         self._first_poll: Future | None = None
         self._closing = False
         self.handle_signals = False
         """True in a real terminal (``run_app``): SIGHUP/SIGTERM close the session. Tests leave them alone."""
+
+    @property
+    def chart_window(self) -> int:
+        """Index into :data:`gputab.live.history.WINDOWS`: the charts' time window (``w`` cycles it)."""
+        return self._chart_window
+
+    @chart_window.setter
+    def chart_window(self, index: int) -> None:
+        self._chart_window = index
+        seconds = WINDOWS[index % len(WINDOWS)][0]
+        # An attached feed reads the stored points the wider window needs; they come with the next frame.
+        self.poller.submit(lambda feed: feed.want_history(seconds))
+        self.action_refresh()
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -148,6 +163,17 @@ class GputabApp(LiteralNotifications, App):
         self.close_reason = reason
         self.exit()
 
+    def _handle_exception(self, error: Exception) -> None:
+        # An exception that ends the app ends its session as `error`, with the exception's summary, never `clean`.
+        self.record_error(error)
+        super()._handle_exception(error)
+
+    def record_error(self, error: BaseException) -> None:
+        """The session this app records ends as ``error`` with ``error``'s one-line summary (the first error
+        counts: one raised while closing does not replace it)."""
+        if self.close_reason != "error":
+            self.close_reason, self.close_detail = "error", one_line(error)
+
     def on_unmount(self) -> None:
         self.close_feed()
 
@@ -156,8 +182,8 @@ class GputabApp(LiteralNotifications, App):
         self._closing = True
         if self._timer is not None:
             self._timer.stop()
-        reason = self.close_reason
-        self.poller.stop(close=lambda feed: feed.close(reason))
+        reason, detail = self.close_reason, self.close_detail
+        self.poller.stop(close=lambda feed: feed.close(reason, detail))
 
     # -- polling ------------------------------------------------------------------------------------------------
     def _request_poll(self) -> None:
@@ -231,6 +257,8 @@ class GputabApp(LiteralNotifications, App):
     def show(self, frame: Frame) -> None:
         """Make ``frame`` the current one and refresh the visible view."""
         self.frame = frame
+        if frame.stored_series is not None:
+            self.history.backfill(frame.stored_series)  # an attached view's points from before it watched
         self.history.add(frame)
         self.frames_shown += 1
         for notice in frame.notices:  # a kind of failed GPU reading, said once per session
@@ -249,7 +277,7 @@ class GputabApp(LiteralNotifications, App):
                     break
 
     # -- actions ------------------------------------------------------------------------------------------------
-    LIVE_ONLY = frozenset({"view", "tag", "sessions", "refresh"})
+    LIVE_ONLY = frozenset({"view", "tag", "sessions", "refresh", "record_or_poll"})
     """Actions of the live views only: over the review, the Spend screen or a dialog they are off (and out of the
     footer, which then fits 80 columns with the screen's own keys, `?` and q)."""
 
@@ -273,6 +301,22 @@ class GputabApp(LiteralNotifications, App):
         if self._timer is not None:
             self._timer.stop()
             self._request_poll()
+
+    def action_record_or_poll(self) -> None:
+        """``r``: record here when the recorder this view was attached to has stopped; else poll now."""
+        if self.frame is None or not self.frame.can_record:
+            self.action_refresh()
+            return
+
+        def done(fut: Future) -> None:  # runs in the poll thread
+            exc = fut.exception()
+            if exc is not None:
+                self.call_from_thread(self.notify, str(exc), title="not recording", severity="error")
+            else:
+                self.call_from_thread(self.notify, "recording here: a new session", title="recording")
+
+        self.poller.replace_feed(lambda feed: feed.record_here()).add_done_callback(done)
+        self.action_refresh()
 
     def action_sessions(self) -> None:
         """Open the review of recorded sessions (this one included, as of its last commit)."""
@@ -406,6 +450,10 @@ def run_app(
     app.poll_before_start()
     try:
         app.run()
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt | SystemExit):
+            app.record_error(exc)
+        raise
     finally:
         app.close_feed()  # on_unmount already did; this covers an app that failed before mounting
         if backend is not None and app.poller.feed is None:
