@@ -153,7 +153,7 @@ class JobDetailsScreen(DetailsScreen):
     def show(self, frame: Frame) -> None:
         """Show the job as ``frame`` has it."""
         job = next((j for j in frame.jobs if j.tag == self.tag), None)
-        if job is None or not self.is_mounted:
+        if job is None:
             return
         self.frame = frame
         own = own_sm_share(frame.processes, frame.gpus).get(job.tag)

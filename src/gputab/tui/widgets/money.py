@@ -111,9 +111,8 @@ def split_rates(frame: Frame, history: History, window: float | None) -> tuple[a
         if not seen[i]:
             busy[i] = NAN
             continue
-        idle_i = idle[i] if idle[i] == idle[i] else 0.0
-        b = burn[i]
-        if b == b:
+        b, idle_i = burn[i], idle[i]
+        if b == b and idle_i == idle_i:  # no idle growth known (the first point): no waste claimed either
             waste[i] = max(0.0, b - busy[i] - idle_i)
     return times, busy, waste, idle
 
