@@ -133,7 +133,7 @@ def power_spec(index: int, history: History, window: float | None, label: str) -
     t0, t1 = live_span(history, window)
     top = history.power_limits.get(index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
     return ChartSpec(
-        f"power W, 0 to limit ({label})",
+        f"power W ({label})",
         (Line("power", t, v, "yellow"),),
         top,
         t0,

@@ -124,7 +124,7 @@ def split_spec(frame: Frame, history: History, window: float | None, label: str)
     lines = (Line("busy", t, busy, "green"), Line("waste", t, waste, "yellow"), Line("idle", t, idle, "red"))
     top = nice_ceiling(max((v for line in lines for v in visible(line.values, line.times, t0)), default=0.0))
     return ChartSpec(
-        "$/h: busy, waste, idle",
+        "$/h",
         lines,
         top,
         t0,
