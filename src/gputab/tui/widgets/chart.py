@@ -2,9 +2,10 @@
 
 Each terminal cell holds 2 x 4 braille dots, so a 60 x 6 cell chart is a 120 x 24 dot plot, drawn in plain Python
 from the series' arrays in well under a millisecond per series (see bench/NOTES.md for the figures against
-textual-plotext). The scale is fixed by the caller (0-100 % for utilization, 0 to the power limit for power,
-0 to a round figure for money), never stretched from the data's min to its max: a GPU moving between 30 and
-31 % draws a flat line, as it should.
+textual-plotext). The scale is the caller's: 0-100 % for utilization and 0 to the power limit for power (a GPU
+moving between 30 and 31 % draws a flat line, as it should); for money, a round range over what the window shows
+(:func:`gputab.tui.widgets.chart_window.nice_range`). Live charts put the newest sample at the right edge and
+label the time axis with how long ago (:mod:`gputab.tui.widgets.chart_window`).
 
 Series colors are plain ANSI colors. Without color (``NO_COLOR``, or a caller that asks for it) each series gets
 its own line style instead: solid, dashed, dotted, dash-dot, short dash, sparse dots, counted in dots along the line's path (so a

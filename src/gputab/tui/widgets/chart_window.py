@@ -57,11 +57,6 @@ def visible(values: Iterable[float], times: Iterable[float], start: float) -> li
     return [v for t, v in zip(times, values) if t >= start and v == v]
 
 
-def nice_step(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above ``value``."""
-    return nice_ceiling(value)
-
-
 def nice_range(low: float, high: float) -> tuple[float, float]:
     """A y range holding ``low``..``high`` whose bottom, middle and top are all round figures (multiples of one
     round step), so each of the chart's three labels reads well. A flat series gets a small range around it."""
@@ -72,11 +67,11 @@ def nice_range(low: float, high: float) -> tuple[float, float]:
     if high == low:
         pad = abs(high) * 0.1 or 1.0
         low, high = (0.0, high + pad) if low >= 0 and low - pad < 0 else (low - pad, high + pad)
-    step = nice_step((high - low) / 2)
+    step = nice_ceiling((high - low) / 2)
     for _ in range(8):
         bottom = math.floor(low / step + 1e-9) * step
         if bottom + 2 * step >= high * (1 - 1e-12) - 1e-12:
             return bottom, bottom + 2 * step
-        step = nice_step(step * 1.0001)
+        step = nice_ceiling(step * 1.0001)
     bottom = math.floor(low / step) * step
     return bottom, bottom + 2 * step

@@ -28,6 +28,8 @@ from gputab.tui.widgets.chart_window import ago_from, live_span, nice_range, vis
 TOP_JOBS = 6
 """Jobs drawn in the cost chart: the costliest (the table lists them all; the legend says how many more)."""
 IDLE_TAG = "(idle)"
+SPLIT_POINTS = 600
+"""Points the $/h split is worked out at, at most (a chart 300 cells wide has 600 dot columns)."""
 NAN = float("nan")
 
 
@@ -87,33 +89,50 @@ def growth_per_hour(times: Sequence[float], values: Sequence[float]) -> array:
     return out
 
 
+def _sample(n: int) -> list[int]:
+    """Indexes of at most about :data:`SPLIT_POINTS` points out of ``n``, evenly spaced, the last one included."""
+    stride = max(1, -(-n // SPLIT_POINTS))
+    idx = list(range(0, n, stride))
+    if n and idx[-1] != n - 1:
+        idx.append(n - 1)
+    return idx
+
+
 def split_rates(frame: Frame, history: History, window: float | None) -> tuple[array, array, array, array]:
-    """(times, busy, waste, idle) $/h over the window; see the module's docstring for what each one is."""
-    times, burn = history.points(BURN, window)
-    n = len(times)
+    """(times, busy, waste, idle) $/h over the window; see the module's docstring for what each one is.
+
+    A window of more points than :data:`SPLIT_POINTS` is split at evenly spaced points (a chart has fewer dot
+    columns than that); the idle growth between two of them is their average, so no interval is left out.
+    """
+    all_times, burn_all = history.points(BURN, window)
+    idx = _sample(len(all_times))
+    times = array("d", [all_times[i] for i in idx])
+    n = len(idx)
     busy = array("d", [0.0]) * n
     seen = [False] * n
     for g in frame.gpus:
         rate = gpu_rate(g)
-        _, util = history.points(util_key(g.index), window)
-        for i in range(min(n, len(util))):
-            u = util[i]
+        _, util_all = history.points(util_key(g.index), window)
+        if len(util_all) != len(all_times):
+            continue
+        for k, i in enumerate(idx):
+            u = util_all[i]
             if u == u:
-                busy[i] += rate * min(100.0, max(0.0, u)) / 100.0
-                seen[i] = True
+                busy[k] += rate * min(100.0, max(0.0, u)) / 100.0
+                seen[k] = True
     if IDLE_TAG in history.jobs():
         it, iv = history.points(job_key(IDLE_TAG), window)
-        idle = growth_per_hour(it, iv) if len(it) == n else array("d", [NAN]) * n
+        idle = growth_per_hour(times, [iv[i] for i in idx]) if len(it) == len(all_times) else array("d", [NAN]) * n
     else:
         idle = array("d", [0.0]) * n
     waste = array("d", [NAN]) * n
-    for i in range(n):
-        if not seen[i]:
-            busy[i] = NAN
+    for k, i in enumerate(idx):
+        if not seen[k]:
+            busy[k] = NAN
             continue
-        b, idle_i = burn[i], idle[i]
-        if b == b and idle_i == idle_i:  # no idle growth known (the first point): no waste claimed either
-            waste[i] = max(0.0, b - busy[i] - idle_i)
+        b, idle_k = burn_all[i], idle[k]
+        if b == b and idle_k == idle_k:  # no idle growth known (the first point): no waste claimed either
+            waste[k] = max(0.0, b - busy[k] - idle_k)
     return times, busy, waste, idle
 
 
@@ -139,8 +158,8 @@ class MoneyCharts(Horizontal):
 
     DEFAULT_CSS = """
     MoneyCharts { height: 1fr; }
-    MoneyCharts > .cost-chart { width: 3fr; height: 1fr; padding: 0 1 0 0; }
-    MoneyCharts > .split-chart { width: 2fr; height: 1fr; }
+    MoneyCharts > .cost-chart { width: 1fr; height: 1fr; padding: 0 1 0 0; }
+    MoneyCharts > .split-chart { width: 1fr; height: 1fr; }
     """
 
     def __init__(self, **kwargs) -> None:
