@@ -85,6 +85,15 @@ class JobView:
     """``running``, ``unknown``, ``stalled``, ``done``; None when the job reports no progress (README "Forecast")."""
     eta_seconds: float | None = None
     projected_cost_usd: float | None = None
+    tokens: int | None = None
+    cost_per_1m_tokens_usd: float | None = None
+    busy_usd: float | None = None
+    waste_by_reason: tuple[tuple[str, float], ...] = ()
+    """Wasted dollars by reason, most first (they sum to ``waste_usd``)."""
+    energy_kwh: float | None = None
+    peak_vram_bytes: int | None = None
+    cost_per_effective_gpu_hour_usd: float | None = None
+    progress_fraction: float | None = None
 
     @classmethod
     def from_json(cls, d: dict) -> JobView:
@@ -116,6 +125,14 @@ class JobView:
             forecast_state=d.get("forecast_state") if d.get("progress_fraction") is not None else None,
             eta_seconds=d.get("eta_seconds"),
             projected_cost_usd=d.get("projected_cost_usd"),
+            tokens=d.get("tokens"),
+            cost_per_1m_tokens_usd=d.get("cost_per_1m_tokens_usd"),
+            busy_usd=d.get("busy_usd"),
+            waste_by_reason=tuple((str(k), float(v)) for k, v in (d.get("waste_by_reason") or {}).items()),
+            energy_kwh=d.get("energy_kwh"),
+            peak_vram_bytes=d.get("peak_vram_bytes"),
+            cost_per_effective_gpu_hour_usd=d.get("cost_per_effective_gpu_hour_usd"),
+            progress_fraction=d.get("progress_fraction"),
         )
 
 

@@ -27,6 +27,7 @@ from gputab.live.history import WINDOWS, History
 from gputab.live.poller import Poller
 from gputab.live.start import open_feed
 from gputab.tui.alerts_screen import AlertsScreen
+from gputab.tui.commands import GputabCommands
 from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.literal import LiteralNotifications, fit
@@ -80,6 +81,8 @@ class GputabApp(LiteralNotifications, App):
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
+    COMMANDS = App.COMMANDS | {GputabCommands}
+    """ctrl+p: gputab's own commands with their keys (tui/commands.py), then Textual's (themes, quit)."""
     # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
     ENABLE_COMMAND_PALETTE = True

@@ -1,4 +1,8 @@
-"""A job or a process in full: the whole tag and command line that the tables cap, and every figure."""
+"""A job or a process in full: the whole tag and command line that the tables cap, and every figure.
+
+A job's details live: :class:`JobDetailsScreen` is handed every frame while it is open (the jobs view forwards
+them), so its figures and processes are those of the row behind it, tick for tick.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +13,66 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from gputab.live.frame import JobView, ProcessView
+from gputab.live.frame import Frame, JobView, ProcessView
+from gputab.live.sm_share import own_sm_share
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
+from gputab.tui.widgets.jobs import eta, gpu_list
 
 
-def job_details(job: JobView) -> list[tuple[str, str]]:
-    """(name, value) lines of a job; the values are outside text where they quote it (the tag)."""
+def forecast_text(job: JobView) -> str:
+    """The forecast in words: projected cost and ETA, or why there is none."""
+    state = job.forecast_state
+    if state is None:
+        return "- (the job reports no progress)"
+    done = "" if job.progress_fraction is None else f", {job.progress_fraction * 100:.0f}% done"
+    if state == "running" and job.projected_cost_usd is not None and job.eta_seconds is not None:
+        return f"{fmt.money(job.projected_cost_usd)} at the end, in {eta(job.eta_seconds)}{done}"
+    words = {"unknown": "measuring its rate", "stalled": "stalled", "done": "done"}
+    return words.get(state, state) + done
+
+
+def job_details(job: JobView, own_sm: float | None = None) -> list[tuple[str, str]]:
+    """(name, value) lines of a job: every figure of its row and more; the values are outside text where they quote
+    it (the tag, the reasons)."""
+    wasted = "-" if job.waste_usd is None else f"{fmt.money(job.waste_usd)} ({fmt.pct(job.waste_pct)})"
+    reasons = ", ".join(f"{reason} {fmt.money(usd)}" for reason, usd in job.waste_by_reason if usd > 0) or "-"
+    per_1m = fmt.money(job.cost_per_1m_tokens_usd) if job.cost_per_1m_tokens_usd is not None else "-"
+    per_1k = fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-"
     return [
         ("tag", job.tag),
         ("cost", fmt.money(job.cost_usd) + (" (a GPU priced at the default rate)" if job.unknown_price else "")),
         ("burn rate", fmt.rate(job.burn_rate_usd_per_hour)),
-        ("GPUs", ",".join(map(str, job.gpus)) or "-"),
+        ("forecast", forecast_text(job)),
+        ("GPUs", gpu_list(job.gpus, job.mig_instances)),
         ("GPU util (whole GPUs, average)", fmt.pct(job.avg_utilization, fraction=True)),
-        ("VRAM now", fmt.gib(job.vram_bytes)),
+        ("own SM (its processes, now)", "-" if job.special else fmt.pct(own_sm)),
+        ("VRAM now / peak", f"{fmt.gib(job.vram_bytes)} / {fmt.gib(job.peak_vram_bytes)}"),
         ("GPU-hours", fmt.hours(job.gpu_hours)),
         ("effective GPU-hours", fmt.hours(job.effective_gpu_hours)),
+        ("$ per effective GPU-hour", fmt.money(job.cost_per_effective_gpu_hour_usd)),
+        ("energy", "n/a" if job.energy_kwh is None else f"{job.energy_kwh:.3f} kWh"),
         ("samples", fmt.count(job.samples)),
-        ("$ per 1k samples", fmt.money(job.cost_per_1k_samples_usd)),
-        ("wasted", "-" if job.waste_usd is None else f"{fmt.money(job.waste_usd)} ({fmt.pct(job.waste_pct)})"),
+        ("$ per 1k samples", per_1k),
+        ("tokens", fmt.count(job.tokens)),
+        ("$ per 1M tokens", per_1m),
+        ("busy", fmt.money(job.busy_usd) if job.busy_usd is not None else "-"),
+        ("wasted", wasted),
+        ("waste by reason", reasons),
         ("why", job.waste_top_reason or "-"),
         ("evidence", job.waste_evidence or "-"),
+    ]
+
+
+def job_processes(job: JobView, frame: Frame) -> list[tuple[str, str]]:
+    """(pid on GPU, what it is) lines of the job's processes now: user, SM %, VRAM and the redacted command."""
+    procs = sorted((p for p in frame.processes if p.tag == job.tag), key=lambda p: (p.gpu_index, p.pid))
+    return [
+        (
+            f"{p.pid} on GPU {p.gpu_index}",
+            f"{p.user or '?'}  SM {fmt.pct(p.sm_pct)}  VRAM {fmt.gib(p.used_memory_bytes)}  {p.command}",
+        )
+        for p in procs
     ]
 
 
@@ -73,3 +116,54 @@ class DetailsScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _name_value_lines(lines: list[tuple[str, str]], width: int) -> Text:
+    out = Text()
+    for n, (name, value) in enumerate(lines):
+        if n:
+            out.append("\n")
+        out.append(name.ljust(width), style="dim")
+        out.append_text(literal(value, wrap=True))
+    return out
+
+
+class JobDetailsScreen(DetailsScreen):
+    """A job in full, live: :meth:`show` takes each new frame (the figures and processes of the row behind it).
+
+    When the job leaves the session's jobs (it cannot: the ledger keeps every tag), the last figures stay.
+    """
+
+    def __init__(self, tag: str, frame: Frame) -> None:
+        super().__init__("Job", [])
+        self.tag = tag
+        self.frame = frame
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="details"):
+            yield Label(literal(f"Job {self.tag}"), id="details-heading")
+            yield Static(id="job-figures")
+            yield Label("Processes", id="job-processes-heading")
+            yield Static(id="job-processes")
+            yield Static(Text("updates every tick · escape: close", style="dim"))
+
+    def on_mount(self) -> None:
+        self.show(self.frame)
+
+    def show(self, frame: Frame) -> None:
+        """Show the job as ``frame`` has it."""
+        job = next((j for j in frame.jobs if j.tag == self.tag), None)
+        if job is None:
+            return
+        self.frame = frame
+        own = own_sm_share(frame.processes, frame.gpus).get(job.tag)
+        figures = job_details(job, own)
+        procs = job_processes(job, frame)
+        width = max(len(name) for name, _ in figures + procs) + 2
+        self.query_one("#job-figures", Static).update(_name_value_lines(figures, width))
+        self.query_one("#job-processes-heading", Label).update(f"Processes ({len(procs)})")
+        box = self.query_one("#job-processes", Static)
+        if procs:
+            box.update(_name_value_lines(procs, width))
+        else:
+            box.update(Text("none on a GPU now", style="dim"))

@@ -10,15 +10,31 @@ from textual.widgets import DataTable
 from gputab.live.frame import Frame
 from gputab.live.history import History
 from gputab.live.sm_share import own_sm_share
+from gputab.tui.details_screen import JobDetailsScreen
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.gpus import GpuTable
 from gputab.tui.widgets.jobs import JobsTable
 from gputab.tui.widgets.money import MoneyCharts
 
+MONEY_ROWS = 7
+"""Rows the charts keep at least (their border and a 6-row chart with legend, scale and time axis): on a short
+terminal the jobs table scrolls rather than the charts shrink."""
+MIN_TABLE_ROWS = 3
+"""Rows the jobs table keeps at least (its header and two jobs)."""
+
+
+def table_rows(body: int, gpus: int) -> tuple[int, int]:
+    """(jobs table rows at most, GPU table rows at most) for a body of ``body`` rows and ``gpus`` GPUs: the GPU
+    table takes its GPUs (up to 40 % of the body), the charts :data:`MONEY_ROWS`, the jobs table up to 45 % of the
+    rest of the body (it scrolls past that) and the charts what is left."""
+    gpu_rows = min(gpus + 2, max(MIN_TABLE_ROWS, int(body * 0.4)))  # its rows, header and border
+    job_rows = max(MIN_TABLE_ROWS, min(int(body * 0.45), body - gpu_rows - MONEY_ROWS))
+    return job_rows, gpu_rows
+
 
 class JobsScreen(LiveScreen):
-    """Jobs by cost on top; one line per GPU with its $/h, bars and history; then cost and burn-rate charts in
-    the rows left (the tables come first: on a short terminal the charts shrink to a line that says so)."""
+    """Jobs by cost on top; one line per GPU with its $/h, bars and history; then the cost and $/h charts in the
+    rows left, 7 at least (:func:`table_rows`: the jobs table scrolls on a short terminal)."""
 
     CSS_PATH = ["live_screen.tcss", "jobs_screen.tcss"]
     TITLE_TEXT = "Jobs by cost · GPU util: its GPUs, whole · own SM: its processes' share now · enter: details"
@@ -37,6 +53,26 @@ class JobsScreen(LiveScreen):
         self.query_one(JobsTable).show(frame.jobs, own_sm_share(frame.processes, frame.gpus))
         self.query_one(GpuTable).show(frame.gpus, history, frame.processes)
         self.query_one(MoneyCharts).show(frame, history, *self.chart_window())
+        self._fit_rows(len(frame.gpus))
+        top = self.app.screen
+        if isinstance(top, JobDetailsScreen):  # a job's details over this view: they follow every tick
+            top.show(frame)
+
+    def on_resize(self) -> None:
+        super().on_resize()
+        frame = getattr(self.app, "frame", None)
+        self._fit_rows(len(frame.gpus) if frame is not None else 0)
+
+    def _fit_rows(self, gpus: int) -> None:
+        """Cap the two tables so the charts keep their rows (see :func:`table_rows`)."""
+        notes = self.query_one("#notes")
+        body = self.size.height - 4 - (notes.outer_size.height if notes.display else 0)  # header, title, footer
+        fit = table_rows(body, gpus)
+        if fit == getattr(self, "_fit", None) or body <= 0:
+            return
+        self._fit = fit
+        self.query_one(JobsTable).styles.max_height = fit[0]
+        self.query_one(GpuTable).styles.max_height = fit[1]
 
     def selected_job(self) -> str | None:
         """The tag under the cursor in the jobs table."""
@@ -47,10 +83,9 @@ class JobsScreen(LiveScreen):
         self.action_details()  # enter on a row (the table takes the key before the screen's binding would)
 
     def action_details(self) -> None:
-        """The selected job in full: its whole tag (the table caps it) and every figure."""
-        from gputab.tui.details_screen import DetailsScreen, job_details
+        """The selected job in full, live: its whole tag (the table caps it), every figure and its processes."""
+        from gputab.tui.details_screen import JobDetailsScreen
 
         frame, tag = self.gputab_app.frame, self.selected_job()
-        job = next((j for j in frame.jobs if j.tag == tag), None) if frame is not None else None
-        if job is not None:
-            self.app.push_screen(DetailsScreen("Job", job_details(job)))
+        if frame is not None and tag is not None and any(j.tag == tag for j in frame.jobs):
+            self.app.push_screen(JobDetailsScreen(tag, frame))

@@ -21,7 +21,7 @@ TABLE_KEYS = (
     ("pgup pgdn home end", "page up and down, first and last row"),
 )
 """Keys every table takes (Textual's DataTable), said once in words."""
-EVERYWHERE = (("ctrl+p", "commands: theme (a light one too), keys"),)
+EVERYWHERE = (("ctrl+p", "commands: every view and action by name, with its key; theme"),)
 
 
 def own_bindings(cls: type) -> list[Binding]:

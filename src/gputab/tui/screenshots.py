@@ -33,6 +33,8 @@ SHOTS = (
     ("processes-120x40.svg", (120, 40), ("3",), None),
     ("alerts-120x40.svg", (120, 40), ("4",), None),
     ("jobs-80x24.svg", (80, 24), (), None),
+    ("gpus-80x24.svg", (80, 24), ("2",), None),
+    ("job-details-120x40.svg", (120, 40), ("enter",), None),
     ("jobs-light-120x40.svg", (120, 40), (), "textual-light"),
 )
 

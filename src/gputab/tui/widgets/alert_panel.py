@@ -14,6 +14,7 @@ from gputab.live.history import History
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
+from gputab.tui.widgets.chart_window import ago_from, live_span
 
 SEVERITIES = (("warning", "yellow"), ("critical", "red"))
 
@@ -48,14 +49,23 @@ def active_counts(
 
 def timeline_spec(frame: Frame, history: History, window: float | None, label: str) -> ChartSpec:
     """Active alerts by severity over the window, from 0 to a round count above the most at once."""
-    t0, t1 = history.window(window)
+    t0, t1 = live_span(history, window)
     lines = []
     if frame.started_wall is not None:
         for severity, color in SEVERITIES:
-            t, v = active_counts(frame.alerts, severity, frame.started_wall, t0, history.now)
+            t, v = active_counts(frame.alerts, severity, frame.started_wall, max(0.0, t0), history.now)
             lines.append(Line(severity, t, v, color))
     top = max(2.0, nice_ceiling(max((max(line.values) for line in lines), default=0.0)))
-    return ChartSpec(f"active alerts ({label})", tuple(lines), top, t0, t1, y_fmt=lambda x: f"{x:g}", steps=True)
+    return ChartSpec(
+        f"active alerts ({label})",
+        tuple(lines),
+        top,
+        t0,
+        t1,
+        y_fmt=lambda x: f"{x:g}",
+        steps=True,
+        t_fmt=ago_from(t1),
+    )
 
 
 def waste_lines(frame: Frame, limit: int = 12) -> Text:

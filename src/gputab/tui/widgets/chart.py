@@ -2,9 +2,10 @@
 
 Each terminal cell holds 2 x 4 braille dots, so a 60 x 6 cell chart is a 120 x 24 dot plot, drawn in plain Python
 from the series' arrays in well under a millisecond per series (see bench/NOTES.md for the figures against
-textual-plotext). The scale is fixed by the caller (0-100 % for utilization, 0 to the power limit for power,
-0 to a round figure for money), never stretched from the data's min to its max: a GPU moving between 30 and
-31 % draws a flat line, as it should.
+textual-plotext). The scale is the caller's: 0-100 % for utilization and 0 to the power limit for power (a GPU
+moving between 30 and 31 % draws a flat line, as it should); for money, a round range over what the window shows
+(:func:`gputab.tui.widgets.chart_window.nice_range`). Live charts put the newest sample at the right edge and
+label the time axis with how long ago (:mod:`gputab.tui.widgets.chart_window`).
 
 Series colors are plain ANSI colors. Without color (``NO_COLOR``, or a caller that asks for it) each series gets
 its own line style instead: solid, dashed, dotted, dash-dot, short dash, sparse dots, counted in dots along the line's path (so a
@@ -30,7 +31,10 @@ from gputab.tui.literal import clean, fit
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Braille dot bits by (row within the cell, column within the cell)."""
 MIN_HEIGHT = 5
-"""Rows a chart needs (legend, 3 plot rows, time axis); below that it draws one line saying so."""
+"""Rows a chart needs for its time axis (legend, 3 plot rows, time axis); below that a compact chart draws the
+legend and plot rows only (its window is said by whoever shows it: a GPU card's title)."""
+COMPACT_HEIGHT = 2
+"""Rows a compact chart needs (legend, one plot row); below that it draws one line saying so."""
 _CONSOLE = Console(width=1000, color_system="truecolor", legacy_windows=False, force_terminal=True)
 """Only used to turn the chart's Text lines into segments (Text.render), never to write anything."""
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
@@ -106,6 +110,7 @@ class ChartSpec:
         t_fmt: writes a time axis label (default: session time, :func:`clock`).
         steps: a count that changes at instants (active alerts): each value is held until the next point, then
             the line steps, rather than sloping from one point to the next.
+        more: series the caller left out; the legend says ``+N more``.
     """
 
     title: str
@@ -118,6 +123,8 @@ class ChartSpec:
     legend: bool = True
     steps: bool = False
     t_fmt: Callable[[float], str] = field(default=clock)
+    more: int = 0
+    """Series left out of the chart (too many to draw): the legend ends with ``+N more``."""
 
 
 def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: float, px: int) -> list[float | None]:
@@ -149,7 +156,7 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
     Args:
         dashes: tell the series apart by line style (:data:`DASHES`) rather than by color alone.
     """
-    if width < 16 or height < MIN_HEIGHT:
+    if width < 16 or height < COMPACT_HEIGHT:
         return [
             Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)), style="dim")
         ][:height]
@@ -158,7 +165,8 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
     mid_label = spec.y_fmt(mid_value)
     label_w = max(cell_len(top_label), cell_len(bottom_label), cell_len(mid_label))
     plot_w = width - label_w - 1
-    rows = height - 2  # title/legend line and time axis line
+    axis = height >= MIN_HEIGHT
+    rows = height - 1 - axis  # title/legend line and (when there is room) the time axis line
     px, py = plot_w * 2, rows * 4
     bits = [[0] * plot_w for _ in range(rows)]
     owner = [[-1] * plot_w for _ in range(rows)]
@@ -194,6 +202,8 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
     out = [_legend(spec, width, dashes)]
     styles = [line.style for line in spec.lines]
     label_rows = {0: top_label, rows // 2: mid_label if rows >= 3 else "", rows - 1: bottom_label}
+    if rows == 1:
+        label_rows = {0: top_label}
     for r in range(rows):
         label = label_rows.get(r, "")
         text = Text(" " * (label_w - cell_len(label)) + label + ("┤" if label else "│"), style="dim")
@@ -209,7 +219,8 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
         if run:
             text.append("".join(run), style=run_style or "")
         out.append(text)
-    out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt), style="dim"))
+    if axis:
+        out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt), style="dim"))
     return out[:height]
 
 
@@ -220,13 +231,22 @@ def _legend(spec: ChartSpec, width: int, dashes: bool = False) -> Text:
     for n, line in enumerate(spec.lines):
         marker = style_marker(DASHES[n % len(DASHES)]) if dashes else "━"
         room = width - text.cell_len - 3 - len(marker)  # "  ━ " before each label
-        if room < 4:
-            if text.cell_len + 2 <= width:
+        more = len(spec.lines) - n + spec.more
+        # Keep room for "+N more" after this label unless it is the last one.
+        reserve = 0 if more == 1 else len(f"  +{more - 1} more")
+        if room - reserve < 4:
+            said = f"  +{more} more"
+            if text.cell_len + len(said) <= width:
+                text.append(said, style="dim")
+            elif text.cell_len + 2 <= width:
                 text.append(" …", style="dim")
             break
         text.append("  ")
         text.append(marker, style=line.style or "bold")
-        text.append(" " + fit(clean(line.label), min(room, 20)))
+        text.append(" " + fit(clean(line.label), min(room - reserve, 20)))
+    else:
+        if spec.more and text.cell_len + len(f"  +{spec.more} more") <= width:
+            text.append(f"  +{spec.more} more", style="dim")
     return text
 
 

@@ -15,6 +15,7 @@ from gputab.tui import format as fmt
 from gputab.tui.literal import clean, fit, literal
 from gputab.tui.mig_text import instance_line
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
+from gputab.tui.widgets.chart_window import ago_from, live_span
 from gputab.tui.widgets.table import KeyedTable
 
 LOST = Text("GPU lost", style="bold red")
@@ -110,14 +111,24 @@ class GpuTable(KeyedTable):
 BAR = 16
 """Width of the cards' bars: fixed, so the first frame (drawn before the card knows its width) and every later
 one look the same."""
+FIGURES_WIDTH = BAR + 8
+"""Cells of a card's figures column (a label, a bar and its value)."""
 
 
 def util_spec(index: int, history: History, window: float | None, label: str) -> ChartSpec:
-    """GPU ``index``'s utilization over ``window`` on its fixed 0-100 % scale."""
+    """GPU ``index``'s utilization over ``window`` on its fixed 0-100 % scale (a percentage has a natural range:
+    a GPU moving between 30 and 31 % draws a flat line, as it should)."""
     t, v = history.points(util_key(index), window)
-    t0, t1 = history.window(window)
+    t0, t1 = live_span(history, window)
     return ChartSpec(
-        f"util % ({label})", (Line("util", t, v, "green"),), 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%", legend=False
+        f"util % ({label})",
+        (Line("util", t, v, "green"),),
+        100.0,
+        t0,
+        t1,
+        y_fmt=lambda x: f"{x:.0f}%",
+        legend=False,
+        t_fmt=ago_from(t1),
     )
 
 
@@ -125,21 +136,52 @@ def power_spec(index: int, history: History, window: float | None, label: str) -
     """GPU ``index``'s power over ``window``, from 0 to its power limit (to the highest reading when the driver
     reports no limit)."""
     t, v = history.points(power_key(index), window)
-    t0, t1 = history.window(window)
+    t0, t1 = live_span(history, window)
     top = history.power_limits.get(index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
     return ChartSpec(
-        f"power W, 0 to limit ({label})",
+        f"power W ({label})",
         (Line("power", t, v, "yellow"),),
         top,
         t0,
         t1,
         y_fmt=lambda x: f"{x:.0f}W",
         legend=False,
+        t_fmt=ago_from(t1),
+    )
+
+
+def card_title(g: GpuView) -> Text:
+    """The card's border title: index, model, price, $/h now and cost so far (the model's name is outside text)."""
+    price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
+    return Text.assemble(
+        literal(f"GPU {g.index} {g.model_key or '?'}", "bold"),
+        f"  {price}  now {fmt.rate(g.burn_rate_usd_per_hour)}  cost {fmt.money(g.cost_usd)}",
+    )
+
+
+def card_figures(g: GpuView) -> Text:
+    """The card's figures column: utilization, VRAM and power bars, temperature and energy method, the name."""
+    if g.lost:
+        said = Text.assemble(NOT_READ, "  ", literal(g.unobserved)) if g.unobserved else LOST
+        return Text.assemble(said, "\n", literal(g.name, "dim"))
+    util = None if g.utilization_pct is None else g.utilization_pct / 100
+    power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
+    temp = fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C"
+    return Text.assemble(
+        "util  ",
+        fmt.bar(util, BAR, fmt.pct(g.utilization_pct)),
+        "\nVRAM  ",
+        fmt.bar(g.memory_fraction, BAR, memory_label(g)),
+        "\npower ",
+        fmt.bar(power, BAR, power_label(g)),
+        f"\ntemp {temp}  energy {g.energy_method or fmt.NA}\n",
+        literal(fit(clean(g.name), FIGURES_WIDTH), "dim"),
     )
 
 
 class GpuCard(Vertical):
-    """The GPU view's panel for one GPU: identity and price, bars, and utilization and power charts."""
+    """The GPU view's compact panel for one GPU: price and cost in its top border, its MIG instances, then the
+    figures beside its utilization and power charts (they take every row the card gets: 3 rows at least)."""
 
     def __init__(self, index: int) -> None:
         super().__init__(id=f"gpu-card-{index}", classes="gpu-card")
@@ -147,11 +189,15 @@ class GpuCard(Vertical):
         self._last: GpuView | None = None
         self._drawn: tuple | None = None
 
+    @property
+    def mig_lines(self) -> int:
+        """Rows its MIG instance lines take (0 off MIG)."""
+        return len(self._last.mig) if self._last is not None else 0
+
     def compose(self) -> ComposeResult:
-        yield Static(id="gpu-title", classes="gpu-title")
-        yield Static(id="gpu-figures")
         yield Static(id="gpu-mig")
-        with Horizontal(classes="gpu-charts"):
+        with Horizontal(classes="gpu-body"):
+            yield Static(id="gpu-figures")
             yield Chart(classes="util-chart")
             yield Chart(classes="power-chart")
 
@@ -167,29 +213,8 @@ class GpuCard(Vertical):
             self.query_one(".power-chart", Chart).plot(power_spec(g.index, history, window, label))
 
     def _show_figures(self, g: GpuView) -> None:
-        price = fmt.rate(g.rate_per_hour) + (" (unknown model: default rate)" if g.unknown_price else "")
-        self.border_title = literal(f"GPU {g.index}  {g.model_key or '?'}")
-        self.query_one("#gpu-title", Static).update(
-            Text.assemble(literal(g.name, "bold"), f"  {price}  cost {fmt.money(g.cost_usd)}"), layout=False
-        )
-        if g.lost:
-            figures = LOST if not g.unobserved else Text.assemble(NOT_READ, "  ", literal(g.unobserved))
-            self.query_one("#gpu-figures", Static).update(figures, layout=False)
-            return
-        util = None if g.utilization_pct is None else g.utilization_pct / 100
-        power = None if g.power_w is None or not g.power_limit_w else g.power_w / g.power_limit_w
-        temp = fmt.NA if g.temperature_c is None else f"{g.temperature_c:.0f}C"
-        figures = Text.assemble(
-            "util  ",
-            fmt.bar(util, BAR, fmt.pct(g.utilization_pct)),
-            "  VRAM ",
-            fmt.bar(g.memory_fraction, BAR, memory_label(g)),
-            "\n",
-            "power ",
-            fmt.bar(power, BAR, power_label(g)),
-            f"  temp {temp}  energy {g.energy_method or fmt.NA}  now {fmt.rate(g.burn_rate_usd_per_hour)}",
-        )
-        self.query_one("#gpu-figures", Static).update(figures, layout=False)
+        self.border_title = card_title(g)
+        self.query_one("#gpu-figures", Static).update(card_figures(g), layout=False)
         self._show_mig(g)
 
     def _show_mig(self, g: GpuView) -> None:

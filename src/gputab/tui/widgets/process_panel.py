@@ -14,6 +14,7 @@ from gputab.live.history import History, process_sm_key, process_vram_key, util_
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
 from gputab.tui.widgets.chart import Chart, ChartSpec, Line, nice_ceiling
+from gputab.tui.widgets.chart_window import ago_from, live_span
 from gputab.tui.widgets.processes import SOURCE_LABELS, sm_text
 
 
@@ -65,17 +66,19 @@ def mig_place(p: ProcessView, frame: Frame) -> Text:
 
 def sm_spec(p: ProcessView, history: History, window: float | None, label: str) -> ChartSpec:
     """The whole GPU's utilization and the process's own SM share, on the same 0-100 % scale."""
-    t0, t1 = history.window(window)
+    t0, t1 = live_span(history, window)
     gt, gv = history.points(util_key(p.gpu_index), window)
     pt, pv = history.points(process_sm_key(p.key), window)
     sm = "~SM" if p.sm_pct is None and p.gpu_instance_id is not None else "SM"  # on MIG: from its instance
     lines = (Line(f"GPU {p.gpu_index} util (all)", gt, gv, "green"), Line(f"pid {p.pid} {sm}", pt, pv, "cyan"))
-    return ChartSpec(f"GPU {p.gpu_index}, % ({label})", lines, 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%")
+    return ChartSpec(
+        f"GPU {p.gpu_index}, % ({label})", lines, 100.0, t0, t1, y_fmt=lambda x: f"{x:.0f}%", t_fmt=ago_from(t1)
+    )
 
 
 def vram_spec(p: ProcessView, history: History, window: float | None, label: str) -> ChartSpec:
     """The process's VRAM, from 0 to its GPU's memory."""
-    t0, t1 = history.window(window)
+    t0, t1 = live_span(history, window)
     t, v = history.points(process_vram_key(p.key), window)
     top = history.memory_totals.get(p.gpu_index) or nice_ceiling(max((x for x in v if x == x), default=0.0))
     return ChartSpec(
@@ -86,6 +89,7 @@ def vram_spec(p: ProcessView, history: History, window: float | None, label: str
         t1,
         y_fmt=lambda x: f"{x:.0f}G",
         legend=False,
+        t_fmt=ago_from(t1),
     )
 
 
