@@ -322,10 +322,7 @@ def test_the_docs_list_the_csv_columns_in_order():
         m = re.search(rf"^- `--by {by}`[^:]*: (.*?)(?=^- `|^\n|\Z)", text, re.M | re.S)
         assert m, by
         listed = [re.sub(r"\s*\(.*\)", "", c).strip() for c in " ".join(m.group(1).split()).split(",")]
-        # Columns of issue 24 (docs/buckets.md) that README, being rewritten, may not list yet; every other
-        # column must be listed, in order.
-        pending = {"unmeasured_usd", "unattributed_cost_usd"} - set(listed)
-        assert tuple(listed) == tuple(c for c in columns if c not in pending), by
+        assert tuple(listed) == columns, by
 
 
 def test_a_mig_snapshot_speaks_the_vocabulary(fake_nvml):
