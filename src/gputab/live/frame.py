@@ -63,6 +63,8 @@ class JobView:
     """The MIG instances it runs on now (``4:3g.40gb``), shown in place of those GPUs' indices."""
     samples: int | None = None
     cost_per_1k_samples_usd: float | None = None
+    tokens: int | None = None
+    cost_per_1m_tokens_usd: float | None = None
     unknown_price: bool = False
     special: bool = False
     """``(idle)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
@@ -83,6 +85,10 @@ class JobView:
         per_1k = d.get("cost_per_1k_samples_usd")
         if per_1k is None and samples and d.get("cost_usd") is not None:
             per_1k = d["cost_usd"] / samples * 1000
+        tokens = d.get("tokens")
+        per_1m = d.get("cost_per_1m_tokens_usd")
+        if per_1m is None and tokens and d.get("cost_usd") is not None:
+            per_1m = d["cost_usd"] / tokens * 1e6
         return cls(
             tag=tag,
             cost_usd=d.get("cost_usd") or 0.0,
@@ -95,6 +101,8 @@ class JobView:
             mig_instances=tuple(d.get("mig_instances") or ()),
             samples=samples,
             cost_per_1k_samples_usd=per_1k,
+            tokens=tokens,
+            cost_per_1m_tokens_usd=per_1m,
             unknown_price=bool(d.get("unknown_price")),
             special=tag.startswith("(") and tag.endswith(")"),
             waste_usd=d.get("waste_usd"),

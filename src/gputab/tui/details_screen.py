@@ -27,6 +27,8 @@ def job_details(job: JobView) -> list[tuple[str, str]]:
         ("effective GPU-hours", fmt.hours(job.effective_gpu_hours)),
         ("samples", fmt.count(job.samples)),
         ("$ per 1k samples", fmt.money(job.cost_per_1k_samples_usd)),
+        ("tokens", fmt.count(job.tokens)),
+        ("$ per 1M tokens", fmt.money(job.cost_per_1m_tokens_usd)),
         ("wasted", "-" if job.waste_usd is None else f"{fmt.money(job.waste_usd)} ({fmt.pct(job.waste_pct)})"),
         ("why", job.waste_top_reason or "-"),
         ("evidence", job.waste_evidence or "-"),

@@ -44,6 +44,7 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         forecast_cell(job),
         forecast_cell(job, short=True),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
+        fmt.money(job.cost_per_1m_tokens_usd) if job.cost_per_1m_tokens_usd is not None else "-",
         fmt.pct(job.waste_pct) if job.waste_usd is not None and job.waste_top_reason else "-",
         gpu_list(job.gpus, job.mig_instances),
         fmt.pct(job.avg_utilization, fraction=True) if not job.special or job.tag != "(idle)" else "-",
@@ -103,6 +104,7 @@ class JobsTable(KeyedTable):
         ("forecast", "at end", 16),
         ("forecast_short", "at end", 13),
         ("per_1k", "$/1k smp", 8),
+        ("per_1m", "$/1M tok", 8),
         ("waste_pct", "waste", 5),
         ("gpus", "GPUs", 4),
         ("util", "GPU util", 8),
@@ -127,7 +129,7 @@ class JobsTable(KeyedTable):
     NARROW_ONLY = frozenset({"forecast_short", "waste_pct"})
     PRIORITY = (
         "tag", "cost", "burn", "per_1k", "waste_pct", "waste", "forecast", "forecast_short", "gpus", "util", "sm",
-        "why", "vram", "gpu_h", "eff_h", "samples", "evidence",
+        "per_1m", "why", "vram", "gpu_h", "eff_h", "samples", "evidence",
     )  # fmt: skip
     """What stays when the terminal is too narrow for every column, most useful first: the last ones go first.
     At 80 columns: tag, cost, burn, $/1k samples, waste %, at end, GPUs (tested in tests/tui)."""
