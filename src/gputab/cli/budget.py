@@ -19,15 +19,20 @@ from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
 from gputab.config.settings import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
 
 
-@click.group()
-def budget() -> None:
+@click.group(invoke_without_command=True)
+@click.pass_context
+def budget(ctx: click.Context) -> None:
     """Budgets per tag glob: a cap in dollars per day, week, month (UTC calendar) or in total.
+
+    With no command, lists them (`gputab budget list`).
 
     Budgets come from the config's [budgets] and from the database (`gputab budget set`); for the same glob the
     database's wins. Each tag matching a glob is held to the whole cap by itself. The recorder alerts at
     [alerts] budget_warning_pct (80 %) and 100 % and when the forecast says a job will pass its cap, counts spend
     across every session of the database, and with --stop stops a job at its cap.
     """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_budgets, as_json=False)
 
 
 def _check_glob(tag: str) -> str:
