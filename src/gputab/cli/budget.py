@@ -17,6 +17,7 @@ import click
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
 from gputab.config.settings import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
+from gputab.money import usd
 
 
 @click.group(invoke_without_command=True)
@@ -148,7 +149,7 @@ def set_budget(
     over = next((c for c in from_config(app.config) if c.tag == tag), None)
     click.echo(
         f"budget {tag}: {_describe(b)}; stored in {app.db_path}"
-        + (f" (wins over the config's ${over.cap_usd:,.2f})" if over is not None else "")
+        + (f" (wins over the config's {usd(over.cap_usd)})" if over is not None else "")
     )
 
 
@@ -170,7 +171,7 @@ def _describe(b) -> str:
     if b.stop:
         who = ", ".join(b.users) if b.users else "the recorder's own user"
         stop = f", stops the job at its cap (SIGTERM {b.grace_seconds:g} s after SIGINT; processes of {who})"
-    return f"${b.cap_usd:,.2f}{ADJECTIVES[b.period] or ' in total'}{stop}"
+    return f"{usd(b.cap_usd)}{ADJECTIVES[b.period] or ' in total'}{stop}"
 
 
 @budget.command(name="rm")

@@ -15,6 +15,7 @@ import click
 from gputab.cli.context import AppContext, fail, pass_ctx
 from gputab.cli.options import check_interval
 from gputab.config.paths import default_db
+from gputab.money import usd_per_hour
 
 #: Stopping signals and the end reason they give. SIGHUP means the terminal went away (an SSH session
 #: dropped): the session is closed just as carefully, but the record says the user did not ask for it.
@@ -36,7 +37,7 @@ def _gpu_line(tick) -> str:
     parts = []
     for g in tick.gpus:
         model = g["model_key"] or f"{g['name']} (unknown model, default rate)"
-        parts.append(f"{g['index']} {model} ${g['rate_per_hour']:.2f}/h")
+        parts.append(f"{g['index']} {model} {usd_per_hour(g['rate_per_hour'])}")
     return f"{len(parts)} GPU{'s' if len(parts) != 1 else ''}: " + ", ".join(parts) if parts else "no GPUs"
 
 

@@ -21,6 +21,7 @@ from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
 from gputab.config.settings import MAX_GRACE_SECONDS
 from gputab.errors import GputabError
+from gputab.money import usd
 
 FORWARDED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 """Signals passed on to the command: interrupt, termination (Slurm, systemd, kill), hang-up."""
@@ -259,7 +260,7 @@ def run(
         )
         stops = f"; stops it at the cap (SIGTERM {grace:g} s after SIGINT)" if stop_at_cap else ""
         click.echo(
-            f"gputab: watching this run's ${cap:,.2f} budget by itself (no recorder needed), counting only what "
+            f"gputab: watching this run's {usd(cap)} budget by itself (no recorder needed), counting only what "
             f"COMMAND and its children cost{stops}",
             err=True,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
+from gputab.money import per_sample, usd
 
 
 def _count(name: str, help_text: str, hidden: bool = False):
@@ -109,10 +110,10 @@ def samples(
     if as_json:
         print_json({"session_id": sid, **job})
         return
-    per = "-" if job["cost_per_sample_usd"] is None else f"${job['cost_per_sample_usd']:.6f}"
+    per = per_sample(job["cost_per_sample_usd"])
     click.echo(
         f"session {sid}, {tag}: {job['samples'] or 0:,} samples ({ds:+,}), {job['tokens'] or 0:,} tokens "
-        f"({dt:+,}); cost ${job['cost_usd']:.4f}, {per} per sample"
+        f"({dt:+,}); cost {usd(job['cost_usd'])}, {per} per sample"
     )
 
 

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.money import per_sample
 from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
 from gputab.tui.mig_text import stored_lines
@@ -60,7 +61,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
     ("VRAM", "peak_vram_bytes", 6, lambda v: gib(v) if v else NA),
     ("samples", "samples", 7, lambda v: "-" if v is None else f"{v:,}"),
     ("tokens", "tokens", 9, lambda v: "-" if v is None else f"{v:,}"),
-    ("$/sample", "cost_per_sample_usd", 9, lambda v: "-" if v is None else f"${v:.6f}"),
+    ("$/sample", "cost_per_sample_usd", 10, per_sample),
     ("$/1k smp", "cost_per_1k_samples_usd", 8, lambda v: "-" if v is None else money(v)),
     ("$/1M tok", "cost_per_1m_tokens_usd", 8, lambda v: "-" if v is None else money(v)),
     ("evidence (why)", "waste_evidence", 80, lambda v: "-" if v is None else str(v)),
@@ -316,7 +317,7 @@ class SessionScreen(Screen):
         per = updated.get("cost_per_sample_usd")
         self.notify(
             f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
-            f"{'-' if per is None else f'${per:.6f}'} per sample",
+            f"{per_sample(per)} per sample",
             title="stored",
             markup=False,
         )
