@@ -18,7 +18,8 @@ from gputab.money import per_sample
 from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
 from gputab.tui.mig_text import stored_lines
-from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
+from gputab.tui.review.data import SERIES_POINTS, is_special, job_figures
+from gputab.tui.review.export_dialog import offer_export
 from gputab.tui.widgets.table import KeyedTable, pick_columns
 
 NAN = float("nan")
@@ -343,12 +344,7 @@ class SessionScreen(Screen):
         self.app.push_screen(CompareScreen(a, job_figures(self.job(a)), b, job_figures(self.job(b))))
 
     def action_export(self) -> None:
-        try:
-            path, rows = export_sessions(self.db_path, [self.session_id])
-        except Exception as exc:  # noqa: BLE001 - any failure (disk full, permissions) is told, not raised
-            self.notify(f"{type(exc).__name__}: {exc}", title="export failed", severity="error")
-            return
-        self.notify(f"{rows} rows to {path}", title="exported")
+        offer_export(self, self.db_path, [self.session_id], f"session {self.session_id}")
 
     def action_back(self) -> None:
         self.app.pop_screen()
