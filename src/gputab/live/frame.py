@@ -249,3 +249,13 @@ class Frame:
 def sort_jobs(jobs) -> tuple[JobView, ...]:
     """Most expensive first; the ``(idle)``/``(unobserved)`` buckets after the real jobs."""
     return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))
+
+
+def process_counts(processes: tuple[ProcessView, ...]) -> dict[str, int]:
+    """How many processes each job holds now (a pid on several GPUs counts once): untagged processes of one user
+    and command on several GPUs are one job (DDP workers look like this), and the count says they are several."""
+    pids: dict[str, set[int]] = {}
+    for p in processes:
+        if p.tag is not None:
+            pids.setdefault(p.tag, set()).add(p.pid)
+    return {tag: len(found) for tag, found in pids.items()}

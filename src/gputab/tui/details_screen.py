@@ -14,10 +14,16 @@ from gputab.tui import format as fmt
 from gputab.tui.literal import literal
 
 
-def job_details(job: JobView) -> list[tuple[str, str]]:
-    """(name, value) lines of a job; the values are outside text where they quote it (the tag)."""
+def job_details(job: JobView, processes: int | None = None) -> list[tuple[str, str]]:
+    """(name, value) lines of a job; the values are outside text where they quote it (the tag).
+
+    Args:
+        processes: how many processes the job holds now (untagged processes of one user and command on several
+            GPUs are one job); None: not known here.
+    """
     return [
         ("tag", job.tag),
+        ("processes now", "-" if processes is None else str(processes)),
         ("cost", fmt.money(job.cost_usd) + (" (a GPU priced at the default rate)" if job.unknown_price else "")),
         ("burn rate", fmt.rate(job.burn_rate_usd_per_hour)),
         ("GPUs", ",".join(map(str, job.gpus)) or "-"),
