@@ -54,6 +54,6 @@ class JobsScreen(LiveScreen):
 
         frame, tag = getattr(self.app, "frame", None), self.selected_job()
         job = next((j for j in frame.jobs if j.tag == tag), None) if frame is not None else None
-        if job is not None:
+        if frame is not None and job is not None:
             count = process_counts(frame.processes).get(job.tag, 0)
             self.app.push_screen(DetailsScreen("Job", job_details(job, count)))
