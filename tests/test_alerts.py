@@ -379,7 +379,7 @@ def test_format_money_never_rounds_money_to_nothing():
     assert [format_money(v) for v in (0, 0.003, 0.0123, 0.4, 1234.5)] == [
         "$0.00",
         "$0.003",
-        "$0.012",
+        "$0.0123",
         "$0.40",
         "$1,234.50",
     ]

@@ -205,3 +205,10 @@ def test_the_demos_own_budget_gives_way_to_any_other_that_holds_its_tag(tmp_path
     assert budgets[LORA]["jobs"] == []  # its tag is the glob's now (which lists tags once they spend)
     text = gputab("--demo", "--db", str(db), "budget", "list").stdout
     assert f"{LORA} is held by the budget 'llama3-*' instead" in text
+
+
+def test_bare_budget_lists_the_budgets(tmp_path):
+    db = str(tmp_path / "g.db")
+    gputab("--db", db, "budget", "set", "team-*", "25", "--period", "day")
+    bare, listed = gputab("--db", db, "budget"), gputab("--db", db, "budget", "list")
+    assert bare.stdout == listed.stdout and "team-*" in bare.stdout and "$25" in bare.stdout

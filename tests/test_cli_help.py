@@ -24,3 +24,12 @@ def test_group_lists_the_commands():
     out = CliRunner().invoke(cli, ["--help"]).output
     for name in ("snapshot", "record", "sessions", "show", "export", "review", "prices", "run", "samples"):
         assert name in out
+
+
+@pytest.mark.parametrize("path,cmd", list(_commands(cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_summary_is_one_whole_short_sentence(path, cmd):
+    """`gputab --help` (and a group's) lists each command with one sentence that fits: never cut with `...`."""
+    summary = cmd.get_short_help_str(limit=60)
+    assert summary.endswith(".") and not summary.endswith("...") and summary.count(". ") == 0, summary
+    parent = CliRunner().invoke(cli, [*path[:-1], "--help"], terminal_width=80).output
+    assert summary in parent

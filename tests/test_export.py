@@ -171,14 +171,18 @@ def test_job_rows_carry_the_waste_split(db_path):
 def test_costs_per_sample_after_counts_are_entered(db_path):
     record_demo(db_path, ticks=20)
     with Store.open(db_path) as store:
+        before = next(j for j in store.jobs(1) if j["tag"] == "llama3-8b-lora")
         job = store.add_samples(1, "llama3-8b-lora", samples=200_000, tokens=4_000_000)
+    reported = before["samples"] or 0  # what the demo's fine-tune reported through the spool while it recorded
+    assert reported > 0 and not before["tokens"]
+    samples = reported + 200_000
     result = run(db_path, "export", "--csv", "--session", "1")
     _, rows = parse(result.stdout)
     row = next(r for r in rows if r["tag"] == "llama3-8b-lora")
     cost = num(row["cost_usd"])
-    assert int(row["samples"]) == 200_000 and int(row["tokens"]) == 4_000_000
-    assert num(row["cost_per_sample_usd"]) == pytest.approx(cost / 200_000)
-    assert num(row["cost_per_1k_samples_usd"]) == pytest.approx(cost / 200)
+    assert int(row["samples"]) == samples and int(row["tokens"]) == 4_000_000
+    assert num(row["cost_per_sample_usd"]) == pytest.approx(cost / samples)
+    assert num(row["cost_per_1k_samples_usd"]) == pytest.approx(cost * 1000 / samples)
     assert num(row["cost_per_1m_tokens_usd"]) == pytest.approx(cost / 4)
     assert num(row["cost_per_sample_usd"]) == pytest.approx(job["cost_per_sample_usd"])
     idle = next(r for r in rows if r["tag"] == IDLE)
@@ -271,12 +275,30 @@ def test_bad_selections_fail_clearly(db_path, args, message):
     assert message in str(result.exception) + result.output
 
 
-def test_no_format_or_no_database(db_path):
+def test_no_format_writes_csv_and_no_database_fails(db_path):
     result = run(db_path, "export")
     assert result.exit_code != 0
     record_demo(db_path, ticks=3)
-    result = run(db_path, "export")
-    assert result.exit_code != 0 and "--csv" in str(result.exception)
+    plain, flagged = run(db_path, "export"), run(db_path, "export", "--csv")
+    assert plain.exit_code == 0 and plain.stdout == flagged.stdout  # CSV, the only format, is the default
+    header, rows = parse(plain.stdout)
+    assert tuple(header) == JOB_COLUMNS and rows
+
+
+def test_demo_export_to_a_file_writes_csv(tmp_path):
+    """`gputab --demo export -o out.csv`, through the real entry point, on the demo's own database."""
+    import os
+    import subprocess
+
+    record_demo(tmp_path / "data" / "demo.db", ticks=5)
+    out = tmp_path / "out.csv"
+    env = {**os.environ, "GPUTAB_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [*GPUTAB, "--demo", "export", "-o", str(out)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    header, rows = parse(out.read_text())
+    assert tuple(header) == JOB_COLUMNS and {r["tag"] for r in rows} >= {"llama3-8b-lora", "(idle)"}
 
 
 def test_cli_errors_exit_nonzero_with_one_line(db_path):

@@ -159,3 +159,28 @@ def test_the_fleet_package_is_headless():
     code = "import sys, gputab.fleet; print(','.join(k for k in sys.modules if k.startswith('textual')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_two_recorders_with_one_host_name_are_told_apart_by_instance():
+    """`gputab fleet` merged them (`1 hosts · 10 GPUs`); now each is a row, named by its instance, and it is said."""
+    from gputab.fleet.client import Sample
+    from gputab.fleet.query import build_view
+
+    at = 1_767_225_600.0
+    a, b = {"host": "demo-box", "instance": "10.0.0.1:9400"}, {"host": "demo-box", "instance": "10.0.0.2:9400"}
+    other = {"host": "gpu-box-c", "instance": "10.0.0.3:9400"}
+    answers = {
+        "last_seen": [Sample(a, at - 1), Sample(b, at - 2), Sample(other, at - 1)],
+        "gpus": [Sample(a, 5.0), Sample(b, 5.0), Sample(other, 8.0)],
+        "burn": [Sample(a, 12.0), Sample(b, 11.0), Sample(other, 30.0)],
+        "job_burn": [Sample({**a, "tag": "t"}, 4.0), Sample({**b, "tag": "t"}, 3.0)],
+    }
+    history = {("demo-box", "10.0.0.1:9400"): ((at, 12.0),), ("demo-box", "10.0.0.2:9400"): ((at, 11.0),)}
+    view = build_view("http://127.0.0.1:9090", at, 30.0, answers, history, [])
+    hosts = {h.host: h for h in view.hosts}
+    assert set(hosts) == {"demo-box (10.0.0.1:9400)", "demo-box (10.0.0.2:9400)", "gpu-box-c"}
+    assert sum(h.gpus or 0 for h in view.hosts) == 18
+    assert hosts["demo-box (10.0.0.2:9400)"].burn_history == ((at, 11.0),)
+    (job,) = view.jobs
+    assert set(job.hosts) == {"demo-box (10.0.0.1:9400)", "demo-box (10.0.0.2:9400)"}
+    assert any("2 recorders report the host name demo-box" in w for w in view.warnings)

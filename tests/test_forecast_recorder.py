@@ -143,7 +143,7 @@ def test_progress_from_before_the_session_is_its_baseline(tmp_path):
 
 
 def test_the_demo_forecasts_its_fine_tune_within_its_first_minute(tmp_path):
-    from gputab.sampling.demo import LORA_PROGRESS_START, LORA_SECONDS
+    from gputab.sampling.demo_reports import LORA_PROGRESS_START, LORA_SECONDS
 
     clock = FakeClock()
     rec = Recorder(

@@ -97,12 +97,15 @@ def test_show_text_and_errors(tmp_path):
 
 def test_samples_after_the_fact(tmp_path):
     _session(tmp_path / "data" / "gputab.db")
+    before = json.loads(run("show", "last", "--json").stdout)
+    reported = next(j for j in before["jobs"] if j["tag"] == "llama3-8b-lora")["samples"]
+    assert reported > 0  # what the demo's fine-tune reported through its spool while it recorded
     run("samples", "llama3-8b-lora", "--samples", "200000", "--tokens", "4000000")
     run("samples", "llama3-8b-lora", "--samples", "1000", "--session", "last")
     doc = json.loads(run("show", "last", "--json").stdout)
     job = next(j for j in doc["jobs"] if j["tag"] == "llama3-8b-lora")
-    assert job["samples"] == 201000 and job["tokens"] == 4000000
-    assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 201000)
+    assert job["samples"] == reported + 201000 and job["tokens"] == 4000000
+    assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / (reported + 201000))
     assert job["cost_per_1m_tokens_usd"] == pytest.approx(job["cost_usd"] / 4)
     r = run("samples", "no-such-job", "--samples", "1", ok=False)
     assert r.returncode == 1 and "no session has a job 'no-such-job'" in r.stderr
@@ -129,5 +132,12 @@ def test_samples_for_the_live_session_are_refused_up_front(tmp_path):
         proc.communicate(timeout=20)
     doc = json.loads(run("--demo", "show", "last", "--json").stdout)
     job = next(j for j in doc["jobs"] if j["tag"] == "eval-mmlu")
-    assert job["samples"] is None  # nothing was sent anywhere
+    with Store.open(tmp_path / "data" / "demo.db", readonly=True) as store:
+        by_source = dict(
+            store.db.execute(
+                "SELECT source, SUM(samples) FROM progress WHERE session_id = 1 AND tag = 'eval-mmlu' GROUP BY source"
+            ).fetchall()
+        )
+    assert "cli" not in by_source  # the refused count was sent nowhere
+    assert job["samples"] == by_source.get("report")  # only what the demo's eval reported through its spool
     assert "samples" in run("--demo", "samples", "eval-mmlu", "--add", "500").stdout  # after the session: fine

@@ -96,7 +96,7 @@ def test_spend_sums_equal_export_by_job(three_sessions):
     assert len({row["session_id"] for row in exported}) == 3
     want = {k: math.fsum(float(row[k] or 0) for row in exported) for k in SUMMED}
     want["samples"] = sum(int(row["samples"]) for row in exported if row["samples"])
-    assert want["cost_usd"] > 0 and want["samples"] == 200_000
+    assert want["cost_usd"] > 0 and want["samples"] > 200_000  # entered by hand, and the demo's reports
     for by in ("tag", "user", "host", "day", "week"):
         out = spend_json(three_sessions, "--by", by, *ALL)
         for k in SUMMED:
@@ -115,6 +115,7 @@ def test_spend_sums_equal_export_by_job(three_sessions):
 def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
     with Store.open(three_sessions) as store:
         first, second = (store.jobs(sid) for sid in (1, 2))
+    reported = sum(j["samples"] or 0 for j in (*first, *second) if j["tag"] == "llama3-8b-lora") - 200_000
     cost = {}
     for jobs in (first, second):
         for j in jobs:
@@ -127,8 +128,8 @@ def test_a_job_cut_by_a_recorder_restart_is_one_row(three_sessions):
     for row in out["rows"]:
         assert rel_close(row["cost_usd"], cost[row["tag"]]), row["tag"]
     # Samples entered in the first session count once; $/sample is over both sessions' cost.
-    assert lora["samples"] == 200_000
-    assert rel_close(lora["cost_per_sample_usd"], cost["llama3-8b-lora"] / 200_000)
+    assert reported > 0 and lora["samples"] == 200_000 + reported
+    assert rel_close(lora["cost_per_sample_usd"], cost["llama3-8b-lora"] / (200_000 + reported))
 
 
 def test_idle_and_utilization_figures(three_sessions):

@@ -40,7 +40,7 @@ async def test_alerts_view_shows_the_demos_budget_with_this_sessions_spend(demo_
         assert cell(table, key, "cap") == "$15.00" and cell(table, key, "period") == "total"
         assert cell(table, key, "pct") == f"{100 * job.cost_usd / CAP:.0f}%"
         want = (CAP - job.cost_usd) / job.burn_rate_usd_per_hour * 3600
-        assert cell(table, key, "to_cap") == f"in {eta(want)}"
+        assert cell(table, key, "to_cap") == eta(want)  # under the header "cap in": not "cap in in 1h36m"
         assert cell(table, key, "stop") == "warns"
         # Every budgeted job of the frame is a row; jobs without a budget are not.
         assert {b.tag for b in frame.budgets} <= {j.tag for j in frame.jobs}
@@ -92,7 +92,18 @@ def test_budget_cells_are_literal_and_say_over_and_projected_overrun():
     assert cells[5] == "125%" and cells[6] == "over" and cells[7] == "+$4.00 over" and cells[8] == "stops"
     under = BudgetView("a", "a", 10.0, "total", 2.0, 3600.0, -1.5, False)
     cells = [getattr(c, "plain", c) for c in budget_cells(under)]
-    assert cells[6] == "in 1h00m" and cells[7] == "$1.50 under" and cells[8] == "warns"
+    assert cells[6] == "1h00m" and cells[7] == "$1.50 under" and cells[8] == "warns"
     idle = BudgetView("a", "a", 10.0, "total", 2.0, None, None, False)
     cells = [getattr(c, "plain", c) for c in budget_cells(idle)]
     assert cells[6] == "-" and cells[7] == "-"
+
+
+def test_a_four_digit_share_fits_its_column_and_the_time_to_cap_does_not_repeat_in():
+    from gputab.tui.widgets.budgets import BudgetsTable
+
+    widths = {key: (label, w) for key, label, w in BudgetsTable.COLUMNS}
+    far_over = BudgetView("a", "a", 10.0, "total", 118.8, None, None, False)
+    pct = budget_cells(far_over)[5].plain
+    assert pct == "1188%" and len(pct) <= widths["pct"][1]  # not cut to "118…"
+    soon = BudgetView("a", "a", 10.0, "total", 2.0, 5760.0, None, False)
+    assert widths["to_cap"][0] == "cap in" and budget_cells(soon)[6].plain == "1h36m"

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from textual.widgets import Input
 from tui_support import advance, longest_blank_run, make_app, screen_lines
 
 from gputab.sampling.demo import DEMO_START_WALL
@@ -14,6 +15,7 @@ from gputab.store.review import session_series
 from gputab.tui.format import money, pct
 from gputab.tui.review import ReviewApp, SessionsScreen
 from gputab.tui.review.compare_screen import CompareScreen
+from gputab.tui.review.export_dialog import ExportDialog
 from gputab.tui.review.samples_dialog import SamplesDialog, parse_count
 from gputab.tui.review.session_screen import SessionScreen
 from gputab.tui.screenshots import record_demo_session as record
@@ -253,15 +255,28 @@ async def test_export_writes_what_gputab_export_writes(db, tmp_path, monkeypatch
     notified = Notified()
     async with app.run_test(size=(120, 40), message_hook=notified) as pilot:
         await pilot.pause()
-        await pilot.press("down", "e")  # session 2
+        await pilot.press("down", "e")  # session 2: the path is offered before anything is written
         await pilot.pause()
         written = out / "gputab-session-2.csv"
-        assert written.read_bytes() == expected.stdout_bytes and expected.stdout_bytes.count(b"\r\n") > 3
-        assert any(str(written) in n.message for n in notified)
-        await pilot.press("m", "up", "m", "e")  # marked: sessions 2 and 3
+        assert isinstance(app.screen, ExportDialog) and not written.exists()
+        assert app.screen.query_one("#export-path", Input).value == str(written)
+        await pilot.press("enter")
         await pilot.pause()
-    both = (out / "gputab-sessions-2-3.csv").read_text(encoding="utf-8").splitlines()
+        assert written.read_bytes() == expected.stdout_bytes and expected.stdout_bytes.count(b"\r\n") > 3
+        assert any(n.message.startswith("wrote ") and str(written) in n.message for n in notified)
+        await pilot.press("m", "up", "m", "e")  # marked: sessions 2 and 3, to a path of the user's
+        await pilot.pause()
+        elsewhere = tmp_path / "mine.csv"
+        app.screen.query_one("#export-path", Input).value = str(elsewhere)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any(str(elsewhere) in n.message for n in notified)
+        await pilot.press("e", "escape")  # cancelled: nothing written
+        await pilot.pause()
+        assert not isinstance(app.screen, ExportDialog)
+    both = elsewhere.read_text(encoding="utf-8").splitlines()
     assert {line.split(",")[0] for line in both[1:]} == {"2", "3"}
+    assert not (out / "gputab-sessions-2-3.csv").exists()
 
 
 async def test_live_view_opens_the_sessions_with_s(demo_ctx, clock):
@@ -426,3 +441,22 @@ async def test_review_screens_leave_no_blank_stretch(db, size, keys):
         await press_each(pilot, keys)
         lines = screen_lines(app)
         assert longest_blank_run(lines[1:-1]) <= 4, "\n".join(lines)
+
+
+async def test_the_filter_placeholder_and_the_sort_keys_read_plainly(db):
+    """The empty filter does not look like an active one, and the footer does not run o and R together."""
+    from textual.widgets._footer import FooterKey
+
+    app = ReviewApp(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        field = app.screen.query_one("#sessions-filter", Input)
+        assert field.value == "" and field.placeholder.startswith("press / to filter")
+        keys = {k.key: k for k in app.screen.query(FooterKey)}
+        for _ in range(50):  # the footer lays out after its bindings are known
+            if keys["q"].region.width:
+                break
+            await pilot.pause(0.05)
+        footer = screen_lines(app)[-1]
+        assert "o/R Sort" in footer and "oR" not in footer  # two keys, not one key "oR"
+        assert keys["q"].region.right <= 80  # and the footer still fits 80 columns

@@ -12,6 +12,16 @@ from tui_support import make_app
 from gputab.tui.screenshots import drive
 
 STEPS = 90
+
+
+@pytest.fixture(autouse=True)
+def steady_toasts(monkeypatch):
+    """Alert toasts stay up however long the run takes: a loaded machine must not change the picture."""
+    from gputab.tui.app import GputabApp
+
+    monkeypatch.setattr(GputabApp, "toast_scale", 1000.0)
+
+
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gputab.money import usd
+
 LOW_UTILIZATION = "low_utilization"
 MEMORY_PRESSURE = "memory_pressure"
 IDLE_MONEY = "idle_money"
@@ -104,7 +106,5 @@ def format_duration(seconds: float) -> str:
 
 
 def format_money(dollars: float) -> str:
-    """``$1,234.50``, ``$0.40``; small sums keep two significant digits (``$0.003``), never ``$0.00`` for money."""
-    if dollars == 0 or abs(dollars) >= 0.1:
-        return f"${dollars:,.2f}"
-    return f"${dollars:.2g}"
+    """``$1,234.50``, ``$0.40``, ``$0.00312``: at least three significant digits (:func:`gputab.money.usd`)."""
+    return usd(dollars)

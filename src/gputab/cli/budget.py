@@ -18,20 +18,26 @@ import click
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
 from gputab.cli.run import FiniteFloatRange, cap_or_fail, looks_negative
 from gputab.config.settings import BUDGET_PERIODS, MAX_GRACE_SECONDS, USER_NAME
+from gputab.money import usd
 
 if TYPE_CHECKING:
     from gputab.budgets.model import Budget
 
 
-@click.group()
-def budget() -> None:
+@click.group(invoke_without_command=True)
+@click.pass_context
+def budget(ctx: click.Context) -> None:
     """Budgets per tag glob: a cap in dollars per day, week, month (UTC calendar) or in total.
+
+    With no command, lists them (`gputab budget list`).
 
     Budgets come from the config's [budgets] and from the database (`gputab budget set`); for the same glob the
     database's wins. Each tag matching a glob is held to the whole cap by itself. The recorder alerts at
     [alerts] budget_warning_pct (80 %) and 100 % and when the forecast says a job will pass its cap, counts spend
     across every session of the database, and with --stop stops a job at its cap.
     """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_budgets, as_json=False)
 
 
 def _check_glob(tag: str) -> str:
@@ -147,7 +153,7 @@ def set_budget(
     over = next((c for c in from_config(app.config) if c.tag == tag), None)
     click.echo(
         f"budget {tag}: {_describe(b)}; stored in {app.db_path}"
-        + (f" (wins over the config's ${over.cap_usd:,.2f})" if over is not None else "")
+        + (f" (wins over the config's {usd(over.cap_usd)})" if over is not None else "")
     )
 
 
@@ -169,7 +175,7 @@ def _describe(b: Budget) -> str:
     if b.stop:
         who = ", ".join(b.users) if b.users else "the recorder's own user"
         stop = f", stops the job at its cap (SIGTERM {b.grace_seconds:g} s after SIGINT; processes of {who})"
-    return f"${b.cap_usd:,.2f}{ADJECTIVES[b.period] or ' in total'}{stop}"
+    return f"{usd(b.cap_usd)}{ADJECTIVES[b.period] or ' in total'}{stop}"
 
 
 @budget.command(name="rm")

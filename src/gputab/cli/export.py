@@ -37,7 +37,7 @@ def _select(store: Store, session: str | None, since: str | None, all_: bool) ->
 
 
 @click.command()
-@click.option("--csv", "as_csv", is_flag=True, help="Write CSV (the only format for now; required).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV (the only format, and the default).")
 @click.option(
     "-o",
     "--output",
@@ -78,8 +78,7 @@ def export(
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
-    if not as_csv:
-        raise GputabError("choose a format: --csv (e.g. `gputab export --csv -o sessions.csv`)", exit_code=2)
+    # CSV is the only format: `--csv` is accepted, and nothing is the same.
     if output is not None:
         output_target(output)  # a bad -o is refused before the database is read
     with Store.open(app.database, create=False) as store:

@@ -77,6 +77,31 @@ def _register() -> None:
     cli.add_command(snapshot.snapshot)
     for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet, budget):
         mod.register(cli)
+    for path, summary in SUMMARIES.items():
+        command: click.Command = cli
+        for name in path.split():
+            command = command.commands[name]  # type: ignore[attr-defined]
+        command.short_help = summary
+
+
+SUMMARIES = {
+    "budget": "Set, list and remove budgets per tag.",
+    "budget list": "List the budgets and what each tag spent.",
+    "budget rm": "Remove a stored budget.",
+    "budget set": "Set a tag's budget.",
+    "export": "Export recorded sessions as CSV.",
+    "fleet": "Watch many boxes through Prometheus.",
+    "prices": "Show the GPU price table in effect.",
+    "record": "Record a session with no UI.",
+    "review": "Browse recorded sessions in the terminal UI.",
+    "run": "Run a command with its GPU time charged to a tag.",
+    "samples": "Enter a job's samples and tokens by hand.",
+    "sessions": "List recorded sessions.",
+    "show": "Show what each job of a session cost.",
+    "snapshot": "Print what every GPU is doing now.",
+    "spend": "Show what was spent across sessions.",
+}
+"""One short sentence per command for `gputab --help` (click would cut each docstring's first line mid-sentence)."""
 
 
 _register()

@@ -17,6 +17,7 @@ from gputab.cli.context import AppContext, fail, pass_ctx
 from gputab.cli.options import check_interval
 from gputab.config.paths import default_db
 from gputab.errors import one_line
+from gputab.money import usd_per_hour
 
 if TYPE_CHECKING:
     from gputab.recording.recorder import Recorder
@@ -42,7 +43,7 @@ def _gpu_line(tick: Tick) -> str:
     parts = []
     for g in tick.gpus:
         model = g["model_key"] or f"{g['name']} (unknown model, default rate)"
-        parts.append(f"{g['index']} {model} ${g['rate_per_hour']:.2f}/h")
+        parts.append(f"{g['index']} {model} {usd_per_hour(g['rate_per_hour'])}")
     return f"{len(parts)} GPU{'s' if len(parts) != 1 else ''}: " + ", ".join(parts) if parts else "no GPUs"
 
 

@@ -8,6 +8,7 @@ import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
 from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.money import per_sample, usd
 
 if TYPE_CHECKING:
     from gputab.store import Store
@@ -26,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 
 def _money(v: float | None) -> str:
-    return "-" if v is None else (f"${v:,.2f}" if abs(v) >= 1 else f"${v:.4f}")
+    return "-" if v is None else usd(v)
 
 
 def utf8_text(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -123,7 +124,7 @@ def _job_line(j: dict) -> str:
         f"{j['tag'][:32]:<32} {_money(j['cost_usd']):>10} {j.get('gpu_hours') or 0:>8.3f} "
         f"{j.get('effective_gpu_hours') or 0:>8.3f} {util:>5} {_money(j.get('cost_per_effective_gpu_hour_usd')):>9} "
         f"{j.get('energy_kwh') or 0:>7.3f} {vram:>6} {_num(j.get('samples'), '{:,}'):>10} "
-        f"{_num(j.get('cost_per_sample_usd'), '${:.6f}'):>10} {_money(j.get('cost_per_1k_samples_usd')):>9} "
+        f"{per_sample(j.get('cost_per_sample_usd')):>10} {_money(j.get('cost_per_1k_samples_usd')):>9} "
         f"{_money(j.get('cost_per_1m_tokens_usd')):>9}{flag}"
     )
 
@@ -146,8 +147,8 @@ def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
             f"{_money(j.get('unmeasured_usd') or 0.0):>10} {pct:>6}  {j.get('waste_top_reason') or '-'}"
         )
         evidence = j.get("waste_evidence_by_reason") or {}
-        for reason, usd in list((j.get("waste_by_reason") or {}).items())[:reasons]:
-            lines.append(f"    {reason} {_money(usd)}: {evidence.get(reason, '')}")
+        for reason, dollars in list((j.get("waste_by_reason") or {}).items())[:reasons]:
+            lines.append(f"    {reason} {_money(dollars)}: {evidence.get(reason, '')}")
         throttled = {r: v for r, v in (j.get("throttled_usd") or {}).items() if v}
         if throttled:
             lines.append("    throttled: " + ", ".join(f"{r} {_money(v)}" for r, v in throttled.items()))

@@ -22,6 +22,7 @@ from gputab.attribution import TAG_ENV, validate_tag
 from gputab.cli.context import AppContext, pass_ctx
 from gputab.config.settings import MAX_GRACE_SECONDS
 from gputab.errors import GputabError
+from gputab.money import usd
 
 if TYPE_CHECKING:
     from gputab.progress.job_output import OutputProgress
@@ -316,7 +317,7 @@ def run(
         )
         stops = f"; stops it at the cap (SIGTERM {grace:g} s after SIGINT)" if stop_at_cap else ""
         click.echo(
-            f"gputab: watching this run's ${cap:,.2f} budget by itself (no recorder needed), counting only what "
+            f"gputab: watching this run's {usd(cap)} budget by itself (no recorder needed), counting only what "
             f"COMMAND and its children cost{stops}",
             err=True,
         )

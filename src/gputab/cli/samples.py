@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from gputab.cli.context import AppContext, fail, pass_ctx, print_json
+from gputab.money import per_sample, usd
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -114,10 +115,10 @@ def samples(
     if as_json:
         print_json({"session_id": sid, **job})
         return
-    per = "-" if job["cost_per_sample_usd"] is None else f"${job['cost_per_sample_usd']:.6f}"
+    per = per_sample(job["cost_per_sample_usd"])
     click.echo(
         f"session {sid}, {tag}: {job['samples'] or 0:,} samples ({ds:+,}), {job['tokens'] or 0:,} tokens "
-        f"({dt:+,}); cost ${job['cost_usd']:.4f}, {per} per sample"
+        f"({dt:+,}); cost {usd(job['cost_usd'])}, {per} per sample"
     )
 
 

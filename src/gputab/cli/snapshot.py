@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
+from gputab.money import usd_per_hour
 from gputab.sampling.snapshot import GpuSample, Snapshot
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def snapshot(app: AppContext, as_json: bool, over: float) -> None:
         click.echo(format_table(snap))
         click.echo("")
         click.echo(format_jobs(jobs))
-        click.echo(f"\nBurn rate of the box: ${ledger.burn_rate_usd_per_hour:.2f}/h")
+        click.echo(f"\nBurn rate of the box: {usd_per_hour(ledger.burn_rate_usd_per_hour)}")
         for note in snap.host_notes:
             click.echo(f"gputab: {note}", err=True)
 

@@ -11,6 +11,7 @@ import click
 from gputab.cli.context import AppContext, pass_ctx, print_json
 from gputab.cli.options import check_db_path
 from gputab.errors import GputabError
+from gputab.money import per_sample, usd
 
 DEFAULT_DAYS = 30
 """The window when ``--since`` is not given: this many days before ``--until`` (or now)."""
@@ -48,7 +49,7 @@ def parse_window(since: str | None, until: str | None, now: float | None = None)
 def _money(v: float | None) -> str:
     if v is None:
         return "-"
-    return f"${v:,.0f}" if abs(v) >= 10000 else (f"${v:,.2f}" if abs(v) >= 1 else f"${v:.4f}")
+    return f"${v:,.0f}" if abs(v) >= 10000 else usd(v)
 
 
 def _num(v: object, fmt: str) -> str:
@@ -90,7 +91,7 @@ def _table(rows: list[dict], tot: dict, by: str, hosts: int) -> list[str]:
             f"{_money(r['cost_usd']):>10} {r['gpu_hours']:>9.2f} {r['effective_gpu_hours']:>9.2f} "
             f"{_num(util, '{:.0f}%'):>5} {_money(r['idle_usd']):>10} {r['idle_gpu_hours']:>10.2f} "
             f"{_money(r['waste_usd']):>10} "
-            f"{_count(r['samples']):>8} {_num(r['cost_per_sample_usd'], '${:.6f}'):>10} "
+            f"{_count(r['samples']):>8} {per_sample(r['cost_per_sample_usd']):>10} "
             f"{_count(r['tokens']):>8} {r['sessions']:>8}"
         )
         if is_total:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gputab.cost.buckets import IDLE, SPECIAL_TAGS
 from gputab.fleet.client import PromClient, QueryRefused, Sample
@@ -42,21 +42,21 @@ _NOT_JOBS = SPECIAL_TAGS
 
 # name -> PromQL; ``{today}`` is the range since 00:00 UTC, ``{lookback}`` is LOOKBACK.
 QUERIES: dict[str, str] = {
-    "last_seen": "max by (host) (last_over_time(gputab_last_tick_timestamp_seconds[{lookback}]))",
-    "gpus": "count by (host) (last_over_time(gputab_gpu_price_dollars_per_hour[{lookback}]))",
-    "burn": "sum by (host) (gputab_burn_rate_dollars_per_hour)",
-    "session_cost": "sum by (host) (last_over_time(gputab_cost_dollars_total[{lookback}]))",
-    "spent_today": "sum by (host) (increase(gputab_cost_dollars_total[{today}]))",
-    "idle_today": 'sum by (host) (increase(gputab_job_cost_dollars_total{{tag="' + IDLE + '"}}[{today}]))',
-    "utilization": "avg by (host) (gputab_gpu_utilization_ratio)",
-    "alerts": "sum by (host, kind, severity) (gputab_alerts_active) > 0",
-    "job_burn": "sum by (host, tag) (gputab_job_burn_rate_dollars_per_hour)",
-    "job_today": "sum by (host, tag) (increase(gputab_job_cost_dollars_total[{today}]))",
+    "last_seen": "max by (host, instance) (last_over_time(gputab_last_tick_timestamp_seconds[{lookback}]))",
+    "gpus": "count by (host, instance) (last_over_time(gputab_gpu_price_dollars_per_hour[{lookback}]))",
+    "burn": "sum by (host, instance) (gputab_burn_rate_dollars_per_hour)",
+    "session_cost": "sum by (host, instance) (last_over_time(gputab_cost_dollars_total[{lookback}]))",
+    "spent_today": "sum by (host, instance) (increase(gputab_cost_dollars_total[{today}]))",
+    "idle_today": 'sum by (host, instance) (increase(gputab_job_cost_dollars_total{{tag="' + IDLE + '"}}[{today}]))',
+    "utilization": "avg by (host, instance) (gputab_gpu_utilization_ratio)",
+    "alerts": "sum by (host, instance, kind, severity) (gputab_alerts_active) > 0",
+    "job_burn": "sum by (host, instance, tag) (gputab_job_burn_rate_dollars_per_hour)",
+    "job_today": "sum by (host, instance, tag) (increase(gputab_job_cost_dollars_total[{today}]))",
     # Paid while the job's GPUs did nothing, over every reason (README "Waste"); none from a recorder before it.
-    "job_waste_today": "sum by (host, tag) (increase(gputab_job_waste_dollars_total[{today}]))",
-    "job_utilization": "avg by (host, tag) (gputab_job_utilization_ratio)",
+    "job_waste_today": "sum by (host, instance, tag) (increase(gputab_job_waste_dollars_total[{today}]))",
+    "job_utilization": "avg by (host, instance, tag) (gputab_job_utilization_ratio)",
 }
-HISTORY_QUERY = "sum by (host) (gputab_burn_rate_dollars_per_hour)"
+HISTORY_QUERY = "sum by (host, instance) (gputab_burn_rate_dollars_per_hour)"
 QUERIES_PER_REFRESH = len(QUERIES) + 1
 
 
@@ -82,11 +82,11 @@ def fetch_fleet(
         except QueryRefused as exc:
             warnings.append(str(exc))
             answers[name] = None
-    history: dict[str, tuple[tuple[float, float | None], ...]] = {}
+    history: dict[str | tuple[str, str], tuple[tuple[float, float | None], ...]] = {}
     try:
         for series in client.query_range(HISTORY_QUERY, at - HISTORY_SECONDS, at, HISTORY_STEP):
             if "host" in series.labels:
-                history[series.labels["host"]] = series.points
+                history[(series.labels["host"], series.labels.get("instance", ""))] = series.points
     except QueryRefused as exc:
         warnings.append(str(exc))
     return build_view(client.url, at, stale_after, answers, history, warnings)
@@ -97,14 +97,29 @@ def build_view(
     at: float,
     stale_after: float,
     answers: dict[str, list[Sample] | None],
-    history: dict[str, tuple[tuple[float, float | None], ...]],
+    history: Mapping[str | tuple[str, str], tuple[tuple[float, float | None], ...]],
     warnings: list[str],
 ) -> FleetView:
     """The view from the answers of one batch (pure: the fault tests feed it odd answers directly).
 
     ``answers`` maps each name of :data:`QUERIES` to its samples, or None where Prometheus refused the query.
+    Recorders are told apart by ``host`` and Prometheus's ``instance`` label: two recorders that report the same
+    host name are two rows, ``name (instance)``, and a warning says so. ``history`` is keyed by ``(host,
+    instance)`` (or by the host name alone).
     """
     unlabelled = 0
+    samples = [s for found in answers.values() for s in found or ()]
+    instances: dict[str, set[str]] = defaultdict(set)
+    for labels in [s.labels for s in samples] + [
+        {"host": k[0], "instance": k[1]} for k in history if isinstance(k, tuple)
+    ]:
+        if labels.get("host"):
+            instances[labels["host"]].add(labels.get("instance", ""))
+    shared = {host: sorted(found) for host, found in instances.items() if len(found) > 1}
+
+    def name_of(labels: Mapping[str, str]) -> str:
+        host = labels["host"]
+        return f"{host} ({labels.get('instance') or '?'})" if host in shared else host
 
     def by_host(name: str) -> dict[str, float | None]:
         nonlocal unlabelled
@@ -113,7 +128,7 @@ def build_view(
             if not s.labels.get("host"):
                 unlabelled += 1
                 continue
-            out[s.labels["host"]] = s.value
+            out[name_of(s.labels)] = s.value
         return out
 
     def by_job(name: str) -> dict[tuple[str, str], float | None]:
@@ -123,8 +138,18 @@ def build_view(
             if not s.labels.get("host") or "tag" not in s.labels:
                 unlabelled += 1
                 continue
-            out[(s.labels["host"], s.labels["tag"])] = s.value
+            out[(name_of(s.labels), s.labels["tag"])] = s.value
         return out
+
+    named_history = {
+        (name_of({"host": k[0], "instance": k[1]}) if isinstance(k, tuple) else k): points
+        for k, points in history.items()
+    }
+    for host, found in sorted(shared.items()):
+        warnings.append(
+            f"{len(found)} recorders report the host name {host}: told apart by their Prometheus instance "
+            f"({', '.join(i or '?' for i in found)})"
+        )
 
     last_seen, gpus, burn = by_host("last_seen"), by_host("gpus"), by_host("burn")
     session_cost, today, idle_today = by_host("session_cost"), by_host("spent_today"), by_host("idle_today")
@@ -134,7 +159,7 @@ def build_view(
         if not s.labels.get("host"):
             unlabelled += 1
         elif s.value is not None and s.value > 0:
-            alerts[s.labels["host"]].append(
+            alerts[name_of(s.labels)].append(
                 AlertCount(s.labels.get("kind", "?"), s.labels.get("severity", "?"), int(s.value))
             )
     job_burn, job_today, job_util = by_job("job_burn"), by_job("job_today"), by_job("job_utilization")
@@ -164,7 +189,7 @@ def build_view(
                 idle_burn_rate_usd_per_hour=None if stale else idle_burn,
                 utilization_fraction=None if stale else util.get(name),
                 alerts=() if stale else tuple(sorted(alerts.get(name, []), key=lambda a: (a.severity, a.kind))),
-                burn_history=history.get(name, ()),
+                burn_history=named_history.get(name, ()),
             )
         )
     # Live hosts by burn rate, then the stale ones (by when they were last seen).

@@ -72,6 +72,8 @@ class JobView:
     """The MIG instances it runs on now (``4:3g.40gb``), shown in place of those GPUs' indices."""
     samples: int | None = None
     cost_per_1k_samples_usd: float | None = None
+    tokens: int | None = None
+    cost_per_1m_tokens_usd: float | None = None
     unknown_price: bool = False
     special: bool = False
     """``(idle)``, ``(unattributed)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
@@ -85,8 +87,6 @@ class JobView:
     """``running``, ``unknown``, ``stalled``, ``done``; None when the job reports no progress (README "Forecast")."""
     eta_seconds: float | None = None
     projected_cost_usd: float | None = None
-    tokens: int | None = None
-    cost_per_1m_tokens_usd: float | None = None
     busy_usd: float | None = None
     waste_by_reason: tuple[tuple[str, float], ...] = ()
     """Wasted dollars by reason, most first (they sum to ``waste_usd``)."""
@@ -103,6 +103,10 @@ class JobView:
         per_1k = d.get("cost_per_1k_samples_usd")
         if per_1k is None and samples and d.get("cost_usd") is not None:
             per_1k = d["cost_usd"] / samples * 1000
+        tokens = d.get("tokens")
+        per_1m = d.get("cost_per_1m_tokens_usd")
+        if per_1m is None and tokens and d.get("cost_usd") is not None:
+            per_1m = d["cost_usd"] / tokens * 1e6
         return cls(
             tag=tag,
             cost_usd=d.get("cost_usd") or 0.0,
@@ -115,6 +119,8 @@ class JobView:
             mig_instances=tuple(d.get("mig_instances") or ()),
             samples=samples,
             cost_per_1k_samples_usd=per_1k,
+            tokens=tokens,
+            cost_per_1m_tokens_usd=per_1m,
             unknown_price=bool(d.get("unknown_price")),
             special=tag.startswith("(") and tag.endswith(")"),
             waste_usd=d.get("waste_usd"),
@@ -125,8 +131,6 @@ class JobView:
             forecast_state=d.get("forecast_state") if d.get("progress_fraction") is not None else None,
             eta_seconds=d.get("eta_seconds"),
             projected_cost_usd=d.get("projected_cost_usd"),
-            tokens=d.get("tokens"),
-            cost_per_1m_tokens_usd=d.get("cost_per_1m_tokens_usd"),
             busy_usd=d.get("busy_usd"),
             waste_by_reason=tuple((str(k), float(v)) for k, v in (d.get("waste_by_reason") or {}).items()),
             energy_kwh=d.get("energy_kwh"),
@@ -279,3 +283,13 @@ class Frame:
 def sort_jobs(jobs: Iterable[JobView]) -> tuple[JobView, ...]:
     """Most expensive first; the ``(idle)``/``(unobserved)`` buckets after the real jobs."""
     return tuple(sorted(jobs, key=lambda j: (j.special, -j.cost_usd, j.tag)))
+
+
+def process_counts(processes: tuple[ProcessView, ...]) -> dict[str, int]:
+    """How many processes each job holds now (a pid on several GPUs counts once): untagged processes of one user
+    and command on several GPUs are one job (DDP workers look like this), and the count says they are several."""
+    pids: dict[str, set[int]] = {}
+    for p in processes:
+        if p.tag is not None:
+            pids.setdefault(p.tag, set()).add(p.pid)
+    return {tag: len(found) for tag, found in pids.items()}

@@ -46,6 +46,7 @@ from gputab.sampling.demo_box import (
     GpuModel,
     Proc,
 )
+from gputab.sampling.demo_reports import LORA_TAG, DemoSpoolWriter
 from gputab.sampling.mig import parent_utilization, profile_name
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, MigSample, ProcessSample, Snapshot
 
@@ -103,15 +104,7 @@ class DemoInspector(ProcessInspector):
         return None
 
 
-_LORA_TAG = "llama3-8b-lora"
-_LORA_PID = 31001
-LORA_PROGRESS_START = 0.12
-"""The LoRA fine-tune is this far along when the demo starts ..."""
-LORA_SECONDS = 8000.0
-"""... and needs this many simulated seconds for the whole run (a forecast of about 2 h to go)."""
-
-
-DEMO_BUDGETS = {_LORA_TAG: 15.0}
+DEMO_BUDGETS = {LORA_TAG: 15.0}
 """The demo's own budget: its fine-tune's forecast (about $18.60) passes it, so a budget warning shows within the
 first minute. A ``[budgets]`` entry for the tag wins."""
 
@@ -151,7 +144,7 @@ class DemoBackend(Backend):
         self._last_t: float | None = None
         self._last_power = [0.0] * len(GPUS)
         self._inspector = DemoInspector()
-        self._spool: tuple | None = None
+        self._spool: DemoSpoolWriter | None = None
 
     @staticmethod
     def demo_budgets() -> dict[str, float]:
@@ -159,34 +152,14 @@ class DemoBackend(Backend):
         return dict(DEMO_BUDGETS)
 
     def attach_spool(self, directory: Path) -> None:
-        """Report the LoRA fine-tune's progress into the demo's own spool ``directory`` (each poll), the way
-        ``gputab.report(progress=...)`` would: its forecast shows once the recorder's window has data."""
-        from gputab.report import new_file_name
-
-        self._spool = (directory, new_file_name(_LORA_PID), time.time())
+        """Report the demo jobs' samples, tokens and the fine-tune's progress into the demo's own spool
+        ``directory`` (each poll), the way ``gputab.report()`` would: ``$/1k samples``, ``$/1M tokens`` and the
+        forecast show once the recorder has read them (see :mod:`gputab.sampling.demo_reports`)."""
+        self._spool = DemoSpoolWriter(directory, self.host, self.seed)
 
     def _report_progress(self, t: float) -> None:
-        from gputab.report import FORMAT, write_spool_file
-
-        if self._spool is None:
-            return
-        directory, name, started = self._spool
-        doc = {
-            "v": FORMAT,
-            "host": self.host,
-            "pid": _LORA_PID,
-            "uid": os.getuid(),
-            "started": started,
-            "updated": time.time(),
-            "counts": {_LORA_TAG: [0, 0]},
-            "progress": {_LORA_TAG: min(1.0, LORA_PROGRESS_START + t / LORA_SECONDS)},
-        }
-        try:
-            if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o700, exist_ok=True)  # only the demo writes here: not world-writable
-            write_spool_file(directory, name, doc)
-        except OSError:
-            self._spool = None  # an unwritable demo spool costs the forecast, never the demo
+        if self._spool is not None:
+            self._spool.write(t)
 
     def inspector(self) -> ProcessInspector:
         return self._inspector

@@ -74,6 +74,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("2", "view('gpus')", "GPUs", group=VIEWS_GROUP),
         Binding("3", "view('processes')", "Procs", group=VIEWS_GROUP),
         Binding("4", "view('alerts')", "Alerts", group=VIEWS_GROUP),
+        Binding("5,6,7,8,9", "no_view", show=False),
         Binding("t", "tag", "Tag"),
         Binding("s", "sessions", "Sessions"),
         Binding("dollar_sign", "spend", "Spend"),
@@ -86,6 +87,8 @@ class GputabApp(LiteralNotifications, App):
     # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
     ENABLE_COMMAND_PALETTE = True
+    toast_scale = 1.0
+    """Multiplies how long alert toasts stay up (snapshot tests lengthen it, so a slow run still shows them)."""
 
     def __init__(
         self,
@@ -233,13 +236,13 @@ class GputabApp(LiteralNotifications, App):
                 alert.message,
                 title=f"{alert.severity}: {alert.kind.replace('_', ' ')}",
                 severity=ALERT_SEVERITY.get(alert.severity, "warning"),
-                timeout=10 if alert.severity == "critical" else 6,
+                timeout=(10 if alert.severity == "critical" else 6) * self.toast_scale,
             )
         if len(raised) > MAX_ALERT_TOASTS:
             self.notify(
                 f"{len(raised) - MAX_ALERT_TOASTS} more alerts raised: press 4 to see them all",
                 severity="warning",
-                timeout=6,
+                timeout=6 * self.toast_scale,
             )
 
     @on(PollFailed)
@@ -299,6 +302,10 @@ class GputabApp(LiteralNotifications, App):
     def action_view(self, name: str) -> None:
         if name in VIEWS and self.current_mode != name:
             self.switch_mode(name)
+
+    def action_no_view(self) -> None:
+        """Keys 5-9: there is no such view; say so briefly instead of doing nothing."""
+        self.notify("no such view: 1 Jobs, 2 GPUs, 3 Procs, 4 Alerts", timeout=2)
 
     def action_refresh(self) -> None:
         if self._timer is not None:

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from gputab.live.frame import Frame, JobView, ProcessView
+from gputab.live.frame import Frame, JobView, ProcessView, process_counts
 from gputab.live.sm_share import own_sm_share
 from gputab.tui import format as fmt
 from gputab.tui.literal import literal
@@ -32,15 +32,22 @@ def forecast_text(job: JobView) -> str:
     return words.get(state, state) + done
 
 
-def job_details(job: JobView, own_sm: float | None = None) -> list[tuple[str, str]]:
+def job_details(job: JobView, own_sm: float | None = None, processes: int | None = None) -> list[tuple[str, str]]:
     """(name, value) lines of a job: every figure of its row and more; the values are outside text where they quote
-    it (the tag, the reasons)."""
+    it (the tag, the reasons).
+
+    Args:
+        own_sm: the job's own share of its GPUs' SMs now.
+        processes: how many processes the job holds now (untagged processes of one user and command on several
+            GPUs are one job); None: not known here.
+    """
     wasted = "-" if job.waste_usd is None else f"{fmt.money(job.waste_usd)} ({fmt.pct(job.waste_pct)})"
     reasons = ", ".join(f"{reason} {fmt.money(usd)}" for reason, usd in job.waste_by_reason if usd > 0) or "-"
     per_1m = fmt.money(job.cost_per_1m_tokens_usd) if job.cost_per_1m_tokens_usd is not None else "-"
     per_1k = fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-"
     return [
         ("tag", job.tag),
+        ("processes now", "-" if processes is None else str(processes)),
         ("cost", fmt.money(job.cost_usd) + (" (a GPU priced at the default rate)" if job.unknown_price else "")),
         ("burn rate", fmt.rate(job.burn_rate_usd_per_hour)),
         ("forecast", forecast_text(job)),
@@ -157,7 +164,7 @@ class JobDetailsScreen(DetailsScreen):
             return
         self.frame = frame
         own = own_sm_share(frame.processes, frame.gpus).get(job.tag)
-        figures = job_details(job, own)
+        figures = job_details(job, own, process_counts(frame.processes).get(job.tag, 0))
         procs = job_processes(job, frame)
         width = max(len(name) for name, _ in figures + procs) + 2
         self.query_one("#job-figures", Static).update(_name_value_lines(figures, width))

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 
+from gputab import money as money_text
+
 NA = "n/a"
 GIB = 1024**3
 # Eight levels per cell: the same glyphs nvtop and spark use; they render on any UTF-8 terminal, no color needed.
@@ -27,7 +29,9 @@ def money(usd: float | None) -> str:
         return f"${usd:,.0f}"
     if abs(usd) >= 1:
         return f"${usd:,.2f}"
-    return f"${usd:.4f}"
+    if abs(usd) >= 0.01:
+        return f"${usd:.4f}"
+    return money_text.usd(usd)  # three significant digits: $0.00523, $0.005 (never $0.0050)
 
 
 def rate(usd_per_hour: float | None) -> str:
@@ -36,7 +40,9 @@ def rate(usd_per_hour: float | None) -> str:
         return NA
     if abs(usd_per_hour) >= 100:
         return f"${usd_per_hour:,.0f}/h"
-    return f"${usd_per_hour:.2f}/h"
+    if abs(usd_per_hour) >= 1 or usd_per_hour == 0:
+        return f"${usd_per_hour:.2f}/h"
+    return money_text.usd_per_hour(usd_per_hour)
 
 
 def gib(nbytes: int | float | None, digits: int = 1) -> str:

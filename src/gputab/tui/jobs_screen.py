@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from gputab.live.frame import Frame
+from gputab.live.frame import Frame, process_counts
 from gputab.live.history import History
 from gputab.live.sm_share import own_sm_share
 from gputab.tui.details_screen import JobDetailsScreen
@@ -50,7 +50,9 @@ class JobsScreen(LiveScreen):
         yield MoneyCharts(id="money")
 
     def show_frame(self, frame: Frame, history: History) -> None:
-        self.query_one(JobsTable).show(frame.jobs, own_sm_share(frame.processes, frame.gpus))
+        self.query_one(JobsTable).show(
+            frame.jobs, own_sm_share(frame.processes, frame.gpus), process_counts(frame.processes)
+        )
         self.query_one(GpuTable).show(frame.gpus, history, frame.processes)
         self.query_one(MoneyCharts).show(frame, history, *self.chart_window())
         self._fit_rows(len(frame.gpus))

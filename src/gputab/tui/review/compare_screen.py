@@ -11,12 +11,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.money import per_sample
 from gputab.tui.format import NA, hours, money, pct
 from gputab.tui.literal import literal
 
 
 def _per_sample(v: float | None) -> str:
-    return NA if v is None else f"${v:.6f}"
+    return per_sample(v, none=NA)
 
 
 # (label, key, how to write a value, how to write a difference)

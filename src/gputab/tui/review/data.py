@@ -198,8 +198,20 @@ def export_dir() -> Path:
     return out
 
 
-def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None) -> tuple[Path, int]:
+def default_export_path(ids: list[int], directory: Path | None = None) -> Path:
+    """The path the export dialog offers: ``gputab-session-1.csv`` (or ``gputab-sessions-1-2.csv``) in
+    :func:`export_dir`, absolute, so the user sees where it goes before it is written."""
+    name = f"gputab-session-{ids[0]}.csv" if len(ids) == 1 else f"gputab-sessions-{'-'.join(map(str, ids))}.csv"
+    return ((directory or export_dir()) / name).absolute()
+
+
+def export_sessions(
+    db_path: Path, ids: list[int], directory: Path | None = None, target: Path | None = None
+) -> tuple[Path, int]:
     """Write the ``--by job`` CSV of sessions ``ids`` through :mod:`gputab.publish.csv_export`; returns (path, rows).
+
+    Args:
+        target: the file to write (default :func:`default_export_path` in ``directory``); ``~`` is expanded.
 
     The file is written beside its final name and renamed into place, so a spreadsheet never opens half of it;
     the target rules are ``gputab export -o``'s (:func:`gputab.publish.csv_export.write_file_atomically`).
@@ -208,7 +220,6 @@ def export_sessions(db_path: Path, ids: list[int], directory: Path | None = None
     from gputab.store import Store
     from gputab.store.review import iter_sessions
 
-    directory = directory or export_dir()
-    name = f"gputab-session-{ids[0]}.csv" if len(ids) == 1 else f"gputab-sessions-{'-'.join(map(str, ids))}.csv"
+    path = target.expanduser().absolute() if target is not None else default_export_path(ids, directory)
     with Store.open(db_path, readonly=True) as store:
-        return write_file_atomically(directory / name, lambda fh: export_csv(iter_sessions(store, ids), fh, by="job"))
+        return write_file_atomically(path, lambda fh: export_csv(iter_sessions(store, ids), fh, by="job"))

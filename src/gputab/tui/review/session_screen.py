@@ -14,10 +14,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.money import per_sample
 from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
 from gputab.tui.mig_text import stored_lines
-from gputab.tui.review.data import SERIES_POINTS, export_sessions, is_special, job_figures
+from gputab.tui.review.data import SERIES_POINTS, is_special, job_figures
+from gputab.tui.review.export_dialog import offer_export
 from gputab.tui.widgets.table import KeyedTable, pick_columns
 
 NAN = float("nan")
@@ -60,7 +62,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
     ("VRAM", "peak_vram_bytes", 6, lambda v: gib(v) if v else NA),
     ("samples", "samples", 7, lambda v: "-" if v is None else f"{v:,}"),
     ("tokens", "tokens", 9, lambda v: "-" if v is None else f"{v:,}"),
-    ("$/sample", "cost_per_sample_usd", 9, lambda v: "-" if v is None else f"${v:.6f}"),
+    ("$/sample", "cost_per_sample_usd", 10, per_sample),
     ("$/1k smp", "cost_per_1k_samples_usd", 8, lambda v: "-" if v is None else money(v)),
     ("$/1M tok", "cost_per_1m_tokens_usd", 8, lambda v: "-" if v is None else money(v)),
     ("evidence (why)", "waste_evidence", 80, lambda v: "-" if v is None else str(v)),
@@ -316,7 +318,7 @@ class SessionScreen(Screen):
         per = updated.get("cost_per_sample_usd")
         self.notify(
             f"{tag}: {updated.get('samples') or 0:,} samples, {updated.get('tokens') or 0:,} tokens; "
-            f"{'-' if per is None else f'${per:.6f}'} per sample",
+            f"{per_sample(per)} per sample",
             title="stored",
             markup=False,
         )
@@ -342,12 +344,7 @@ class SessionScreen(Screen):
         self.app.push_screen(CompareScreen(a, job_figures(self.job(a)), b, job_figures(self.job(b))))
 
     def action_export(self) -> None:
-        try:
-            path, rows = export_sessions(self.db_path, [self.session_id])
-        except Exception as exc:  # noqa: BLE001 - any failure (disk full, permissions) is told, not raised
-            self.notify(f"{type(exc).__name__}: {exc}", title="export failed", severity="error")
-            return
-        self.notify(f"{rows} rows to {path}", title="exported")
+        offer_export(self, self.db_path, [self.session_id], f"session {self.session_id}")
 
     def action_back(self) -> None:
         self.app.pop_screen()

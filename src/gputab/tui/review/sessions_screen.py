@@ -16,12 +16,12 @@ from gputab.tui.literal import clean, fit, literal
 from gputab.tui.review.data import (
     SORTS,
     SessionRow,
-    export_sessions,
     load_rows,
     parse_filter,
     session_figures,
     sort_rows,
 )
+from gputab.tui.review.export_dialog import offer_export
 from gputab.tui.widgets.table import KeyedTable
 
 SORT_GROUP = Binding.Group("Sort", compact=True)
@@ -76,8 +76,8 @@ class SessionsScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "focus_filter", "Filter"),
-        # o and R share one footer entry ("oR Sort") and e says "CSV": the footer then fits 80 columns, q included.
-        Binding("o", "cycle_sort", "Sort", group=SORT_GROUP),
+        # o and R share one footer entry ("o/R Sort") and e says "CSV": the footer then fits 80 columns, q included.
+        Binding("o", "cycle_sort", "Sort", key_display="o/", group=SORT_GROUP),  # "o/R Sort", not "oR Sort"
         Binding("R", "reverse_sort", "Reverse sort", group=SORT_GROUP),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
@@ -100,7 +100,7 @@ class SessionsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="sessions-title")
         yield Input(
-            placeholder="filter: tag:llama host:box since:7d until:2026-02-01 (/ to edit, Enter: list)",
+            placeholder="press / to filter (e.g. tag:llama host:box since:7d until:2026-02-01)",
             id="sessions-filter",
         )
         yield Static("", id="sessions-filter-error")
@@ -284,12 +284,8 @@ class SessionsScreen(Screen):
         if not ids:
             self.notify("nothing to export", severity="warning")
             return
-        try:
-            path, rows = export_sessions(self.db_path, ids)
-        except Exception as exc:  # noqa: BLE001 - any failure (disk full, permissions) is told, not raised
-            self.notify(f"{type(exc).__name__}: {exc}", title="export failed", severity="error")
-            return
-        self.notify(f"{rows} rows to {path}", title="exported")
+        what = f"session {ids[0]}" if len(ids) == 1 else f"sessions {', '.join(map(str, ids))}"
+        offer_export(self, self.db_path, ids, what)
 
     def action_back(self) -> None:
         if self.focused is self.query_one("#sessions-filter", Input):

@@ -12,12 +12,13 @@ from gputab.tui.widgets.table import KeyedTable
 
 
 def to_cap(b: BudgetView) -> Text:
-    """When the job reaches its cap at the burn rate now: ``in 2h10m``, ``over`` once past it, ``-`` idle."""
+    """When the job reaches its cap at the burn rate now: ``2h10m`` (under the header ``cap in``), ``over`` once
+    past it, ``-`` idle."""
     if b.spent_usd >= b.cap_usd:
         return Text("over", style="bold red")
     if b.seconds_to_cap is None:
         return Text("-", style="dim")
-    return Text(f"in {eta(b.seconds_to_cap)}", style="yellow" if b.spent_pct >= 80 else "")
+    return Text(eta(b.seconds_to_cap), style="yellow" if b.spent_pct >= 80 else "")
 
 
 def at_end(b: BudgetView) -> Text:
@@ -60,8 +61,8 @@ class BudgetsTable(KeyedTable):
         ("cap", "cap", 8),
         ("period", "period", 6),
         ("spent", "spent", 8),
-        ("pct", "%", 4),
-        ("to_cap", "cap in", 8),
+        ("pct", "%", 5),
+        ("to_cap", "cap in", 7),
         ("at_end", "at end", 12),
         ("stop", "at cap", 6),
     )

@@ -30,15 +30,29 @@ def gpu_list(gpus: tuple[int, ...], instances: tuple[str, ...] = ()) -> str:
     return ",".join(map(str, gpus))
 
 
-def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
+def tag_cell(job: JobView, processes: int = 0, width: int | None = None) -> Text:
+    """The job's tag, with ``×N`` when it holds N > 1 processes now; a tag too long for ``width`` cells is cut
+    before the count, so the count always shows (``untagged:root/sl… ×2``)."""
+    tag = literal(job.tag, style="dim" if job.special else "")
+    if processes < 2:
+        return tag
+    suffix = f" ×{processes}"
+    if width is not None and tag.cell_len + len(suffix) > width:
+        tag.truncate(max(1, width - len(suffix)), overflow="ellipsis")
+    return Text.assemble(tag, (suffix, "dim"))
+
+
+def job_cells(job: JobView, own_sm: float | None = None, processes: int = 0, tag_width: int | None = None) -> tuple:
     """One row of the table. Cost, burn rate and cost per sample come first: what the user came for (and what
     an 80-column terminal shows without scrolling).
 
     Args:
         own_sm: the job's own processes' SM share of its GPUs now (%), None when the driver does not report it.
+        processes: how many processes the job holds now (shown after the tag when more than one).
+        tag_width: the tag column's width (the count stays in view when the tag is cut).
     """
     cost = Text(fmt.money(job.cost_usd) + (UNKNOWN_MARK if job.unknown_price else ""), style="bold")
-    tag = literal(job.tag, style="dim" if job.special else "")
+    tag = tag_cell(job, processes, tag_width)
     wasted, why, evidence = waste_cells(job)
     return (
         tag,
@@ -47,6 +61,7 @@ def job_cells(job: JobView, own_sm: float | None = None) -> tuple:
         forecast_cell(job),
         forecast_cell(job, short=True),
         fmt.money(job.cost_per_1k_samples_usd) if job.cost_per_1k_samples_usd is not None else "-",
+        fmt.money(job.cost_per_1m_tokens_usd) if job.cost_per_1m_tokens_usd is not None else "-",
         waste_pct_cell(job),
         gpu_list(job.gpus, job.mig_instances),
         fmt.pct(job.avg_utilization, fraction=True) if job.tag != IDLE else "-",
@@ -115,6 +130,7 @@ class JobsTable(KeyedTable):
         ("forecast", "at end", 16),
         ("forecast_short", "at end", 13),
         ("per_1k", "$/1k smp", 8),
+        ("per_1m", "$/1M tok", 8),
         ("waste_pct", "waste", 5),
         ("gpus", "GPUs", 4),
         ("util", "GPU util", 8),
@@ -139,7 +155,7 @@ class JobsTable(KeyedTable):
     NARROW_ONLY = frozenset({"forecast_short", "waste_pct"})
     PRIORITY = (
         "tag", "cost", "burn", "per_1k", "waste_pct", "waste", "forecast", "forecast_short", "gpus", "util", "sm",
-        "why", "vram", "gpu_h", "eff_h", "samples", "evidence",
+        "per_1m", "why", "vram", "gpu_h", "eff_h", "samples", "evidence",
     )  # fmt: skip
     """What stays when the terminal is too narrow for every column, most useful first: the last ones go first.
     At 80 columns: tag, cost, burn, $/1k samples, waste %, at end, GPUs (tested in tests/tui)."""
@@ -162,7 +178,15 @@ class JobsTable(KeyedTable):
         }
         return pick_columns(defined, self.PRIORITY, width, self.FILL)
 
-    def show(self, jobs: tuple[JobView, ...], own_sm: dict[str, float] | None = None) -> None:
-        """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`)."""
+    def show(
+        self,
+        jobs: tuple[JobView, ...],
+        own_sm: dict[str, float] | None = None,
+        processes: dict[str, int] | None = None,
+    ) -> None:
+        """Show ``jobs`` (already sorted by the frame) with each job's own SM share (see :func:`own_sm_share`) and
+        how many processes it holds (see :func:`gputab.live.frame.process_counts`)."""
         own_sm = own_sm or {}
-        self.sync([(j.tag, job_cells(j, own_sm.get(j.tag))) for j in jobs])
+        processes = processes or {}
+        width = next((w for key, _, w in getattr(self, "_shown", ()) if key == "tag"), None)
+        self.sync([(j.tag, job_cells(j, own_sm.get(j.tag), processes.get(j.tag, 0), width)) for j in jobs])

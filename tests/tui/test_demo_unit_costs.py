@@ -1,0 +1,47 @@
+"""The demo's live view shows cost per 1k samples and per 1M tokens within its first minute (issue 23 item 3),
+from the reports its jobs write to the demo's spool; and keys 5-9 say there is no such view."""
+
+from __future__ import annotations
+
+import pytest
+from tui_support import advance, make_app
+
+from gputab.tui.details_screen import DetailsScreen
+from gputab.tui.widgets.jobs import JobsTable
+
+
+async def test_the_live_view_shows_dollars_per_1k_samples_and_per_1m_tokens(demo_ctx, clock):
+    app = make_app(demo_ctx, clock)
+    async with app.run_test(size=(200, 50)) as pilot:
+        frame = await advance(app, clock, 30)
+        await pilot.pause()
+        jobs = {j.tag: j for j in frame.jobs}
+        lora, serve = jobs["llama3-8b-lora"], jobs["mistral-7b-serve"]
+        assert lora.samples and lora.cost_per_1k_samples_usd == pytest.approx(
+            lora.cost_usd / lora.samples * 1000, rel=1e-9
+        )
+        assert serve.tokens and serve.cost_per_1m_tokens_usd == pytest.approx(
+            serve.cost_usd / serve.tokens * 1e6, rel=1e-9
+        )
+        table = app.screen.query_one(JobsTable)
+        assert table.get_cell("llama3-8b-lora", "per_1k").plain.startswith("$0.")
+        assert table.get_cell("mistral-7b-serve", "per_1m").plain.startswith("$")
+        assert table.get_cell("mistral-7b-serve", "per_1k").plain == "-"
+        table.move_cursor(row=table.get_row_index("mistral-7b-serve"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen)
+        text = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+        assert "$ per 1M tokens" in text
+
+
+async def test_keys_5_to_9_say_there_is_no_such_view(demo_ctx, clock):
+    app = make_app(demo_ctx, clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await advance(app, clock, 2)
+        mode = app.current_mode
+        app.clear_notifications()
+        await pilot.press("7")
+        await pilot.pause()
+        assert app.current_mode == mode
+        assert any("no such view" in n.message for n in app._notifications)
