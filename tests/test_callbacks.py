@@ -112,6 +112,7 @@ REAL_HF = """
 """
 
 
+@pytest.mark.slow
 def test_the_real_trainer_dispatch_drives_the_callback(tmp_path):
     """transformers' CallbackHandler and DefaultFlowCallback (no torch needed) call GputabCallback at each logging
     step: what the spool holds is what the Trainer trained, and only the main process reports."""
