@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from gputab.progress.spool import demo_spool
+from gputab.sampling.demo_reports import REPORTERS
 from gputab.store import Store
 from spoolkit import Stepper, demo_recorder, job, report_once, steps
 from support import gputab_cmd
@@ -119,25 +120,26 @@ def _samples(db: Path, sid: int, tag: str):
 
 
 def test_recording_line_is_the_boundary_and_a_crash_counts_nothing_twice(tmp_path):
-    """Real `gputab --demo record` processes: killed with SIGKILL, then restarted."""
+    """Real `gputab --demo record` processes: killed with SIGKILL, then restarted. The trainer reports for
+    ci-gpu-tests, a demo job that reports nothing itself."""
     db = tmp_path / "data" / "demo.db"
     spool = demo_spool(db)
     trainer = Stepper(spool)
-    trainer.report(500, "eval-mmlu")
+    trainer.report(500, "ci-gpu-tests")
     cmd = [*gputab_cmd(), "--demo", "record", "--interval", "0.2"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "gputab: recording" in first.stdout.readline()
-        trainer.report(100, "eval-mmlu")  # after the line: this session's
-        assert _wait_for(lambda: _samples(db, 1, "eval-mmlu") == 100)
+        trainer.report(100, "ci-gpu-tests")  # after the line: this session's
+        assert _wait_for(lambda: _samples(db, 1, "ci-gpu-tests") == 100)
     finally:
         first.kill()
         first.wait(timeout=20)
-    trainer.report(20, "eval-mmlu")  # between the crash and the restart: nobody's
+    trainer.report(20, "ci-gpu-tests")  # between the crash and the restart: nobody's
     second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "recording session 2" in second.stdout.readline()
-        trainer.report(3, "eval-mmlu")
+        trainer.report(3, "ci-gpu-tests")
         time.sleep(1.5)
     finally:
         second.send_signal(signal.SIGTERM)
@@ -145,8 +147,8 @@ def test_recording_line_is_the_boundary_and_a_crash_counts_nothing_twice(tmp_pat
     trainer.stop()
     with Store.open(db) as store:
         assert store.session(1)["end_reason"] == "crashed"
-    assert _samples(db, 1, "eval-mmlu") == 100
-    assert _samples(db, 2, "eval-mmlu") == 3
+    assert _samples(db, 1, "ci-gpu-tests") == 100
+    assert _samples(db, 2, "ci-gpu-tests") == 3
 
 
 def test_the_demo_never_touches_the_real_spool(tmp_path):
@@ -178,7 +180,12 @@ def test_the_demo_never_touches_the_real_spool(tmp_path):
             [*gputab_cmd(), "--demo", "show", "last", "--json"], capture_output=True, text=True, check=True
         ).stdout
     )
-    assert all(j["samples"] is None for j in doc["jobs"]), doc["jobs"]
+    assert "alpha" not in {j["tag"] for j in doc["jobs"]}
+    with Store.open(db, readonly=True) as store:
+        reporters = {r[0] for r in store.db.execute("SELECT reporter FROM progress").fetchall()}
+    demo_pids = {r.pid for r in REPORTERS}
+    # Only the demo's own jobs' reports (through its own spool) were counted, never the real trainer's.
+    assert reporters and all(int(r.split(" ")[0].split(":")[1]) in demo_pids for r in reporters), reporters
     after = {p.name: p.stat().st_mtime_ns for p in real.iterdir()}
     assert set(after) == set(before)  # nothing deleted, nothing written by the demo
     assert demo_recorder(db).spool == demo_spool(db) == db.parent / "demo-spool"

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from textual.widgets import Input
 from tui_support import advance, longest_blank_run, make_app, screen_lines
 
+from gputab.money import per_sample
 from gputab.sampling.demo import DEMO_START_WALL
 from gputab.store import Store
 from gputab.store.review import session_series
@@ -201,7 +202,7 @@ async def test_entering_samples_updates_per_sample_and_stores_it(db):
         assert job["samples"] == 200_000 and job["tokens"] == 50_000_000
         assert job["cost_per_sample_usd"] == pytest.approx(job["cost_usd"] / 200_000, rel=1e-12)
         assert jt.cell("llama3-8b-lora", "samples") == "200,000"
-        assert jt.cell("llama3-8b-lora", "cost_per_sample_usd") == f"${job['cost_usd'] / 200_000:.6f}"
+        assert jt.cell("llama3-8b-lora", "cost_per_sample_usd") == per_sample(job["cost_usd"] / 200_000)
         # A correction sets the totals, it does not add to them.
         await pilot.press("n")
         await pilot.pause()

@@ -62,7 +62,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
     ("VRAM", "peak_vram_bytes", 6, lambda v: gib(v) if v else NA),
     ("samples", "samples", 7, lambda v: "-" if v is None else f"{v:,}"),
     ("tokens", "tokens", 9, lambda v: "-" if v is None else f"{v:,}"),
-    ("$/sample", "cost_per_sample_usd", 10, per_sample),
+    ("$/sample", "cost_per_sample_usd", 9, per_sample),
     ("$/1k smp", "cost_per_1k_samples_usd", 8, lambda v: "-" if v is None else money(v)),
     ("$/1M tok", "cost_per_1m_tokens_usd", 8, lambda v: "-" if v is None else money(v)),
     ("evidence (why)", "waste_evidence", 80, lambda v: "-" if v is None else str(v)),

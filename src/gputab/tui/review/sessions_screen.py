@@ -80,7 +80,7 @@ class SessionsScreen(Screen):
         Binding("o", "cycle_sort", "Sort", key_display="o/", group=SORT_GROUP),  # "o/R Sort", not "oR Sort"
         Binding("R", "reverse_sort", "Reverse sort", group=SORT_GROUP),
         Binding("m", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
+        Binding("c", "compare", "Diff", tooltip="Compare the two marked sessions"),  # short: o/R fits 80 columns
         Binding("e", "export", "CSV", tooltip="Export the marked sessions (or this one) as CSV"),
         Binding("dollar_sign", "spend", "Spend"),
         Binding("g", "reload", "Reload", show=False),
