@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,19 @@ def isolated_paths(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def fake_nvml_lib(tmp_path_factory) -> Path:
-    """The fake ``libnvidia-ml.so.1``, compiled once per session; its directory goes in LD_LIBRARY_PATH."""
-    from fakenvml import build_library
+def fake_nvml_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake ``libnvidia-ml.so.1``, compiled once per test run; its directory goes in LD_LIBRARY_PATH.
 
+    Every xdist worker has a session of its own, so the library is built in the run's shared temporary directory,
+    under a lock, in a folder named for the C source's hash: the first worker compiles it, the others wait for it
+    and load the same file.
+    """
+    from fakenvml import build_library_once
+
+    base = tmp_path_factory.getbasetemp()
+    run_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # workers get <run>/popen-gwN
     try:
-        return build_library(tmp_path_factory.mktemp("fakenvml"))
+        return build_library_once(run_dir)
     except FileNotFoundError:
         pytest.skip("gcc not found: cannot build the fake NVML library (tests/fakenvml/fake_nvml.c)")
 

@@ -84,6 +84,7 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@pytest.mark.slow
 def test_a_real_recorder_restart_keeps_the_budgets_spend(tmp_path):
     db = tmp_path / "g.db"
     config = tmp_path / "config.toml"

@@ -1,10 +1,11 @@
 """Framework callbacks: the Trainer / Lightning callback protocols drive gputab.report (samples, tokens, progress).
 
-``transformers`` installs without torch, and is in the test extra: the real ``CallbackHandler`` of the Trainer, with
-its ``DefaultFlowCallback`` deciding the logging steps, drives :class:`GputabCallback` with real ``TrainerState`` and
-``TrainerControl`` objects (only ``TrainingArguments`` needs torch: a stand-in holds the attributes the Trainer
-reads). Lightning needs torch, so its protocol test calls the callback as Lightning does, with a stand-in
-``Trainer``. ``gpu``-marked tests train a tiny real model with each framework where torch and a GPU are present.
+``transformers`` installs without torch, and is in the frameworks extra: the real ``CallbackHandler`` of the
+Trainer, with its ``DefaultFlowCallback`` deciding the logging steps, drives :class:`GputabCallback` with real
+``TrainerState`` and ``TrainerControl`` objects (only ``TrainingArguments`` needs torch: a stand-in holds the
+attributes the Trainer reads). Lightning needs torch, so its protocol test calls the callback as Lightning does, with
+a stand-in ``Trainer``. ``gpu``-marked tests train a tiny real model with each framework where torch and a GPU are
+present.
 """
 
 from __future__ import annotations
@@ -111,10 +112,13 @@ REAL_HF = """
 """
 
 
+@pytest.mark.slow
 def test_the_real_trainer_dispatch_drives_the_callback(tmp_path):
     """transformers' CallbackHandler and DefaultFlowCallback (no torch needed) call GputabCallback at each logging
     step: what the spool holds is what the Trainer trained, and only the main process reports."""
-    pytest.importorskip("transformers", reason="transformers is in the test extra: pip install -e '.[test]'")
+    pytest.importorskip(
+        "transformers", reason="transformers is in the frameworks extra: pip install -e '.[frameworks]'"
+    )
     run_script(REAL_HF.format(rank=0), tmp_path / "spool")
     (doc,) = spool_docs(tmp_path / "spool")
     assert doc["counts"]["hf-real"] == [95 * 64, 95 * 64 * 128]

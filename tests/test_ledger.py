@@ -179,6 +179,7 @@ tick_st = st.tuples(st.floats(0.01, 50.0), st.lists(gpu_tick_st, min_size=1, max
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(tick_st, min_size=1, max_size=25), st.sampled_from(["rental", "owned"]))
+@pytest.mark.slow
 def test_conservation_property(ticks, mode):
     overrides = {"H100-SXM": PriceOverride(purchase_price=25_000, useful_life_years=3)} if mode == "owned" else {}
     led = Ledger(PriceTable.load(PricesConfig(mode=mode, models=overrides, pue=1.2)), interval=1.0, gap_factor=5)

@@ -199,6 +199,7 @@ def test_since_and_until_clip_a_session(db):
     assert spend_json(db, "--until", "2026-02-01")["rows"] == []
 
 
+@pytest.mark.slow
 def test_local_days_follow_the_zone(db):
     """18:00-19:00 UTC is 23:30-00:30 in India: two local days, one UTC day; the zone is stated."""
     record(db, 3600, start_wall=DEMO_START_WALL + 18 * 3600)

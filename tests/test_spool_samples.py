@@ -47,6 +47,7 @@ def db(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_add_adds_and_set_sets(db):
     gputab(db, "samples", "llama3-8b-lora", "--add", "500", "--add-tokens", "1000")
     gputab(db, "samples", "llama3-8b-lora", "--add", "500")

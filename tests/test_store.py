@@ -294,6 +294,7 @@ def test_resolve_session(tmp_path):
         store.resolve_session("yesterday")
 
 
+@pytest.mark.slow
 def test_bytes_per_gpu_day_at_one_second(tmp_path):
     """Record one simulated hour at 1 s on the 5-GPU demo box; the series must stay under ~5 MB per GPU-day."""
     clock = FakeClock()

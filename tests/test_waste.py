@@ -148,6 +148,7 @@ tick_st = st.tuples(
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(tick_st, min_size=1, max_size=25), st.dictionaries(st.integers(1, 5), st.sampled_from("ABC")))
+@pytest.mark.slow
 def test_busy_plus_waste_is_cost_and_reasons_sum_to_waste(ticks, tags):
     cfg = WasteConfig(stranded_seconds=5, oversized_seconds=5)
     led = Ledger(table(), interval=1.0, gap_factor=5, waste=cfg)

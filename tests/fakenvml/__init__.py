@@ -45,6 +45,8 @@ Init failures: ``error nvmlInitWithFlags * DRIVER_NOT_LOADED`` (pynvml's ``nvmlI
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -78,6 +80,29 @@ def build_library(out_dir: Path) -> Path:
         text=True,
     )
     return out_dir
+
+
+def build_library_once(shared_dir: Path) -> Path:
+    """Build the library into ``shared_dir/fakenvml-<hash of the source>`` unless it is there already; return it.
+
+    Processes that share ``shared_dir`` (pytest-xdist's workers share their run's temporary directory) take turns
+    under an exclusive ``flock``: the first compiles, the others find the finished library. The library is compiled
+    into a temporary folder and renamed into place, so a folder with the final name always holds a whole library.
+    """
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    target = shared_dir / f"fakenvml-{digest}"
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(shared_dir / f"fakenvml-{digest}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not (target / LIB_NAME).is_file():
+            partial = shared_dir / f"fakenvml-{digest}.{os.getpid()}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            build_library(partial)
+            os.rename(partial, target)
+        return target
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 @dataclass

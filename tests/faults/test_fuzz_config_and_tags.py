@@ -139,6 +139,7 @@ config_docs = st.fixed_dictionaries(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config_docs)
+@pytest.mark.slow
 def test_structured_config_is_accepted_valid_or_refused_with_where(doc):
     text = to_toml(doc)
     assert tomllib.loads(text) is not None  # the writer itself must produce TOML, or the test proves nothing

@@ -217,6 +217,7 @@ async def polls(app, ctx, n: int) -> None:
 
 
 # -- the live view ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
     from textual.widgets import Input
 
@@ -318,6 +319,7 @@ async def test_live_views_and_tag_dialog_show_hostile_text_literally(hostile):
         assert app.is_running and app.return_code is None
 
 
+@pytest.mark.slow
 async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
     from textual.widgets import DataTable, Input
 

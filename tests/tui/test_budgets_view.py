@@ -23,6 +23,7 @@ def cell(table: BudgetsTable, key: str, column: str) -> str:
     return table.get_cell(key, column).plain
 
 
+@pytest.mark.slow
 async def test_alerts_view_shows_the_demos_budget_with_this_sessions_spend(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -46,6 +47,7 @@ async def test_alerts_view_shows_the_demos_budget_with_this_sessions_spend(demo_
         assert {b.tag for b in frame.budgets} <= {j.tag for j in frame.jobs}
 
 
+@pytest.mark.slow
 async def test_a_stored_glob_budget_counts_earlier_sessions_and_says_it_stops(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)):

@@ -130,7 +130,7 @@ async def test_jobs_view_at_80x24_keeps_a_six_row_chart_and_the_table_scrolls(de
         assert charts and all(c.region.height >= 6 for c in charts)
         assert all(c.region.bottom <= 23 for c in charts)  # above the footer, on screen
         text = "\n".join(screen_lines(app))
-        legend = next(line for line in text.splitlines() if "$/h " in line)
+        legend = next(line for line in text.splitlines() if "$ per job" in line)
         assert "taller or wider" not in text and all(name in legend for name in ("busy", "waste", "idle"))
         table = app.screen.query_one(JobsTable)
         assert table.row_count > table.region.height - 1  # more jobs than rows: the table scrolls

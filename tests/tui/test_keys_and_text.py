@@ -44,6 +44,7 @@ async def test_footer_fits_80_columns_with_quit_and_sessions(demo_ctx, clock, vi
 
 
 @pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.slow
 async def test_every_key_is_in_the_footer_or_under_question_mark(demo_ctx, clock, view):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -155,6 +156,7 @@ async def test_job_columns_say_what_util_is_and_show_the_jobs_own_sm(demo_ctx, c
         assert gpu_util > 50 > own
 
 
+@pytest.mark.slow
 async def test_80x24_shows_every_decided_column_whole_and_the_quit_key(demo_ctx, clock):
     """At 80 columns: cost, burn, $/1k samples, waste %, at end (and the GPUs), each whole, and ``q Quit``."""
     app = make_app(demo_ctx, clock)

@@ -15,6 +15,7 @@ from gputab.tui.widgets.processes import ProcessTable
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"])
 @pytest.mark.parametrize("view", ["1", "2", "3", "4"])
+@pytest.mark.slow
 async def test_no_view_leaves_a_blank_stretch(demo_ctx, clock, size, view):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=size) as pilot:
@@ -29,6 +30,7 @@ async def test_no_view_leaves_a_blank_stretch(demo_ctx, clock, size, view):
         assert longest_blank_run(body) <= 2, "\n".join(lines)
 
 
+@pytest.mark.slow
 async def test_processes_view_shows_the_selected_process_and_its_history(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -62,6 +64,7 @@ async def test_processes_view_shows_the_selected_process_and_its_history(demo_ct
             assert vram_chart.spec.y_max == pytest.approx(80.0, abs=1)
 
 
+@pytest.mark.slow
 async def test_alerts_view_draws_the_timeline_and_the_waste_and_enter_shows_a_message_in_full(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -175,6 +175,7 @@ async def test_open_session_shows_every_job_as_stored_and_charts(db):
         assert isinstance(app.screen, SessionsScreen)
 
 
+@pytest.mark.slow
 async def test_entering_samples_updates_per_sample_and_stores_it(db):
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -219,6 +220,7 @@ def test_parse_count_takes_grouped_digits_only():
             parse_count(bad)
 
 
+@pytest.mark.slow
 async def test_compare_two_sessions_and_two_jobs(db):
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:

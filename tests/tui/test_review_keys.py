@@ -53,6 +53,7 @@ async def check_keys(app, pilot, screen_type: type) -> str:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.slow
 async def test_every_review_screen_lists_its_own_keys_under_question_mark(tmp_path, size):
     db = tmp_path / "review.db"
     three_sessions(db)
@@ -88,6 +89,7 @@ async def test_fleet_and_host_screens_list_their_keys_under_question_mark():
             await check_keys(app, pilot, HostScreen)
 
 
+@pytest.mark.slow
 async def test_review_screens_over_the_live_view_keep_their_footer_within_80_columns(demo_ctx, clock):
     """Over the live view the app's view keys (1234, t, s, r) are off: the review's footer fits 80 columns with
     `?` and q, and `?` lists no live-view keys there."""

@@ -41,18 +41,21 @@ def _run(app, clock, keys=(), dialog_keys=()):
 
 
 @SIZES
+@pytest.mark.slow
 def test_jobs_view(snap_compare, demo_ctx, clock, size):
     app = make_app(demo_ctx, clock)
     assert snap_compare(app, terminal_size=size, run_before=_run(app, clock))
 
 
 @SIZES
+@pytest.mark.slow
 def test_gpus_view(snap_compare, demo_ctx, clock, size):
     app = make_app(demo_ctx, clock)
     assert snap_compare(app, terminal_size=size, run_before=_run(app, clock, ("2",)))
 
 
 @SIZES
+@pytest.mark.slow
 def test_processes_view(snap_compare, demo_ctx, clock, size):
     # Open from the start: the selected process's charts keep history from when the view was first shown.
     app = make_app(demo_ctx, clock)
@@ -64,18 +67,21 @@ def test_processes_view(snap_compare, demo_ctx, clock, size):
 
 
 @SIZES
+@pytest.mark.slow
 def test_alerts_view(snap_compare, demo_ctx, clock, size):
     app = make_app(demo_ctx, clock)
     assert snap_compare(app, terminal_size=size, run_before=_run(app, clock, ("4",)))
 
 
 @SIZES
+@pytest.mark.slow
 def test_keys_dialog(snap_compare, demo_ctx, clock, size):
     app = make_app(demo_ctx, clock)
     assert snap_compare(app, terminal_size=size, run_before=_run(app, clock, ("question_mark",)))
 
 
 @SIZES
+@pytest.mark.slow
 def test_tag_dialog(snap_compare, demo_ctx, clock, size):
     # t on the costliest job: the dialog that retags every process of it.
     app = make_app(demo_ctx, clock)
@@ -83,6 +89,7 @@ def test_tag_dialog(snap_compare, demo_ctx, clock, size):
 
 
 @SIZES
+@pytest.mark.slow
 def test_process_action_dialog(snap_compare, demo_ctx, clock, size):
     """The confirmation before SIGTERM, over the processes view. The demo's processes are simulated (never
     signalled), so the dialog gets a pinned target as :func:`gputab.tui.process_actions.pin` would build it."""
@@ -102,6 +109,7 @@ def test_process_action_dialog(snap_compare, demo_ctx, clock, size):
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_jobs_view_light_theme(snap_compare, demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     app.theme = "textual-light"

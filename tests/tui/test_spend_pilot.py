@@ -108,6 +108,7 @@ async def test_from_the_live_view(demo_ctx, clock):
         assert not isinstance(app.screen, SpendScreen)
 
 
+@pytest.mark.slow
 async def test_days_cycle_and_the_histogram_follows_the_cursor(db):
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -23,11 +23,13 @@ def month_db(tmp_path_factory):
 
 
 @SIZES
+@pytest.mark.slow
 def test_spend_screen(snap_compare, utc, month_db, size):
     assert snap_compare(ReviewApp(month_db), terminal_size=size, press=["dollar_sign"])
 
 
 @SIZES
+@pytest.mark.slow
 def test_spend_screen_on_another_job(snap_compare, utc, month_db, size):
     # The cursor on the second job: its own utilization histogram.
     assert snap_compare(ReviewApp(month_db), terminal_size=size, press=["dollar_sign", "down"])

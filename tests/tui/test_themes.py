@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.command import CommandPalette
 from textual.filter import Monochrome, NoColor
 from tui_support import advance, make_app
@@ -9,6 +10,7 @@ from tui_support import advance, make_app
 from gputab.tui.widgets.money import MoneyCharts
 
 
+@pytest.mark.slow
 async def test_command_palette_opens_and_offers_the_themes(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -1,10 +1,12 @@
 """The live jobs view shows each job's wasted dollars, the likely reason and its evidence."""
 
+import pytest
 from tui_support import advance, make_app
 
 from gputab.tui.widgets.jobs import JobsTable
 
 
+@pytest.mark.slow
 async def test_jobs_view_shows_waste_reason_and_evidence(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(220, 40)) as pilot:  # wide enough for the evidence column in full

@@ -19,6 +19,25 @@ from gputab.config.paths import default_config, default_db
 from gputab.errors import GputabError
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: gputab's version, and the NVML binding's (nvidia-ml-py) that a bug report needs beside it."""
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"gputab {__version__}")
+    click.echo(f"nvidia-ml-py {binding_version()}")
+    ctx.exit()
+
+
+def binding_version() -> str:
+    """The installed nvidia-ml-py's version, read from its metadata (pynvml itself is not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nvidia-ml-py")
+    except PackageNotFoundError:
+        return "not installed"
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--demo", is_flag=True, help="Use the simulated demo box (no GPU needed); keeps its own database.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the demo simulation.")
@@ -39,7 +58,14 @@ from gputab.errors import GputabError
 )
 @click.option("--interval", type=float, default=None, help="Seconds between polls for the live view (default 1).")
 @click.option("--readonly", is_flag=True, help="Live view: no process actions (no signals to processes).")
-@click.version_option(__version__, "--version", prog_name="gputab")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show gputab's version and its NVML binding's, and exit.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -72,10 +98,23 @@ def cli(
 
 def _register() -> None:
     """Each command group lives in its own module; importing one loads only what it needs at call time."""
-    from gputab.cli import budget, export, fleet, prices, record, review, review_tui, run, samples, snapshot, spend
+    from gputab.cli import (
+        budget,
+        completion,
+        export,
+        fleet,
+        prices,
+        record,
+        review,
+        review_tui,
+        run,
+        samples,
+        snapshot,
+        spend,
+    )
 
     cli.add_command(snapshot.snapshot)
-    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet, budget):
+    for mod in (prices, run, record, review, samples, export, review_tui, spend, fleet, budget, completion):
         mod.register(cli)
     for path, summary in SUMMARIES.items():
         command: click.Command = cli
