@@ -1,7 +1,7 @@
 """What the poll's deadline costs: ``python bench/deadline_cost.py [POLLS]``.
 
 With a deadline (the recorder always sets one: 2 x its interval) each GPU is read by its own thread and the poll
-waits for them (docs/faults.md); without one the GPUs are read one after the other in the caller's thread. Both
+waits for them (docs/speed-and-faults.md); without one the GPUs are read one after the other in the caller's thread. Both
 are measured on 8 fake GPUs (tests/fakenvml), each with one process and its SM sample, in subprocesses, interleaved
 over 3 rounds; the figures are medians of wall and CPU time (all threads) per poll. On the fake every NVML call is
 cheap, so this is gputab's own overhead: the thread hand-off per GPU.

@@ -18,7 +18,7 @@ IDLE_MONEY = "idle_money"
 BUDGET_WARNING = "budget_warning"
 BUDGET_EXCEEDED = "budget_exceeded"
 BUDGET_PROJECTED = "budget_projected"
-"""The job's forecast says it will exceed its cap at completion (README "Forecast")."""
+"""The job's forecast says it will exceed its cap at completion (docs/forecast.md)."""
 WASTE = "waste"
 """A job wasted more than ``waste_pct`` % of its cost over the window (README "Alerts")."""
 KINDS = (LOW_UTILIZATION, MEMORY_PRESSURE, IDLE_MONEY, BUDGET_WARNING, BUDGET_EXCEEDED, BUDGET_PROJECTED, WASTE)

@@ -1,4 +1,4 @@
-"""Training-framework callbacks that call :func:`gputab.report` for you (README "Forecast").
+"""Training-framework callbacks that call :func:`gputab.report` for you (docs/forecast.md).
 
 - :mod:`gputab.callbacks.hf`: a Hugging Face ``transformers`` ``TrainerCallback`` (``pip install 'gputab[hf]'``).
 - :mod:`gputab.callbacks.lightning`: a PyTorch Lightning ``Callback`` (``pip install 'gputab[lightning]'``).

@@ -71,7 +71,7 @@ def export(
 ) -> None:
     """Export recorded sessions as CSV, with units in the column names and times in ISO 8601 UTC.
 
-    Columns come in a fixed order per --by (see README). Text that a spreadsheet would run as a formula is
+    Columns come in a fixed order per --by (docs/review.md). Text that a spreadsheet would run as a formula is
     prefixed with ' so it stays text.
     """
     from gputab.publish.csv_export import export_csv, output_target, write_file_atomically

@@ -156,7 +156,7 @@ def waste_lines(jobs: list[dict], reasons: int = 3) -> list[str]:
 
 
 def forecast_lines(jobs: list[dict]) -> list[str]:
-    """The forecast block of ``show`` (README "Forecast"): per job that reported progress, the first projection of
+    """The forecast block of ``show`` (docs/forecast.md): per job that reported progress, the first projection of
     its cost at completion against the last one and what it cost; for a finished job the first one's error."""
     rows = [j for j in jobs if j.get("progress_fraction") is not None]
     if not rows:
@@ -319,10 +319,12 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
         click.echo("\n".join(forecasts))
     if rejected:
         click.echo("")
-        click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see `gputab.report` in README)")
+        click.echo(f"Spool: {rejected_summary(rejected)}; not counted (see docs/recording.md)")
     if faults:
         click.echo("")
-        click.echo("GPU readings that failed (each made its GPU's interval (unobserved); see docs/faults.md):")
+        click.echo(
+            "GPU readings that failed (each made its GPU's interval (unobserved); see docs/speed-and-faults.md):"
+        )
         for f in faults:
             click.echo(_fault_line(f))
     if alerts:

@@ -131,7 +131,7 @@ FORECAST_KEYS = (
     "projected_cost_low_usd",
     "projected_cost_high_usd",
 )
-"""What ``snapshot --json`` tells of each job's forecast (README "Forecast"): the live recorder's, read from its
+"""What ``snapshot --json`` tells of each job's forecast (docs/forecast.md): the live recorder's, read from its
 session; ``forecast_state`` is ``no_recorder`` when no recorder runs (nothing reads the progress reports then)."""
 
 

@@ -15,7 +15,7 @@ from gputab.money import per_sample, usd
 
 DEFAULT_DAYS = 30
 """The window when ``--since`` is not given: this many days before ``--until`` (or now)."""
-"""Version of the ``--json`` document (keys documented in README, "Spend")."""
+"""Version of the ``--json`` document (keys documented in docs/spend.md)."""
 _KEY_TITLES = {"tag": "job (tag)", "user": "user", "gpu": "GPU", "host": "host", "day": "day", "week": "week of"}
 
 
@@ -182,7 +182,7 @@ def spend(
     GPU, host, day or week.
 
     A job is a tag on a host: one row even when recorder restarts cut it into several sessions. Sessions cut by
-    the window or by a day boundary are pro-rated by their stored series time (see README, "Spend").
+    the window or by a day boundary are pro-rated by their stored series time (docs/spend.md).
 
     Waste counts only sessions that recorded it ("-" / null when none of a row's did, as in databases from before
     the waste split). --by gpu shows no waste: it is stored per job, not per GPU, and a GPU's (idle) cost is only

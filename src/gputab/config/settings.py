@@ -42,7 +42,7 @@ class RecorderConfig:
     poll_deadline: float | None = None
     """Seconds a poll waits for each GPU's NVML calls (default 2 x ``interval``; 0.05-86400). A GPU that has not
     answered by then is charged to (unobserved) for that tick and the other GPUs are charged as usual; a call
-    still stuck is not made again until it returns (docs/faults.md)."""
+    still stuck is not made again until it returns (docs/speed-and-faults.md)."""
 
 
 @dataclass(frozen=True)

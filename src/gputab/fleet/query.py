@@ -52,7 +52,7 @@ QUERIES: dict[str, str] = {
     "alerts": "sum by (host, instance, kind, severity) (gputab_alerts_active) > 0",
     "job_burn": "sum by (host, instance, tag) (gputab_job_burn_rate_dollars_per_hour)",
     "job_today": "sum by (host, instance, tag) (increase(gputab_job_cost_dollars_total[{today}]))",
-    # Paid while the job's GPUs did nothing, over every reason (README "Waste"); none from a recorder before it.
+    # Paid while the job's GPUs did nothing, over every reason (docs/waste.md); none from a recorder before it.
     "job_waste_today": "sum by (host, instance, tag) (increase(gputab_job_waste_dollars_total[{today}]))",
     "job_utilization": "avg by (host, instance, tag) (gputab_job_utilization_ratio)",
 }

@@ -84,7 +84,7 @@ class JobView:
     waste_top_reason: str | None = None
     waste_evidence: str | None = None
     forecast_state: str | None = None
-    """``running``, ``unknown``, ``stalled``, ``done``; None when the job reports no progress (README "Forecast")."""
+    """``running``, ``unknown``, ``stalled``, ``done``; None when the job reports no progress (docs/forecast.md)."""
     eta_seconds: float | None = None
     projected_cost_usd: float | None = None
     busy_usd: float | None = None

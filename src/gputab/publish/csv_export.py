@@ -308,7 +308,7 @@ def _kind(mode: int) -> str | None:
 
 
 def output_target(path: str | os.PathLike) -> Path:
-    """The regular file that ``-o path`` will replace (or create), with the rules of README's export section.
+    """The regular file that ``-o path`` will replace (or create), with the rules of docs/review.md.
 
     - A symlink is written through to its target, when every link of the chain belongs to the user running gputab
       or to root and lies in a directory no other user can write (:func:`gputab.config.symlinks.link_problem`); a

@@ -343,7 +343,7 @@ class TickCollector(Collector):
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
 
     def _forecast(self, tick: Any) -> Iterator[Metric]:
-        """Each job's forecast (README "Forecast"), for jobs with a label of their own: a forecast of ``other`` or
+        """Each job's forecast (docs/forecast.md), for jobs with a label of their own: a forecast of ``other`` or
         ``untagged`` (several jobs folded together) would mean nothing, so those get none."""
         labels = list(JOB_LABELS)
         fams = {
@@ -381,7 +381,7 @@ class TickCollector(Collector):
         yield from fams.values()
 
     def _waste(self, tick: Any) -> Iterator[Metric]:
-        """Where each job's dollars went (README "Waste"): busy, wasted by reason, tensor-active, throttled.
+        """Where each job's dollars went (docs/waste.md): busy, wasted by reason, tensor-active, throttled.
         Labels stay bounded: tags as in every job family, reasons from fixed lists."""
         busy: dict[str, float] = {}
         unmeasured: dict[str, float] = {}

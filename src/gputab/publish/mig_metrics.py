@@ -1,4 +1,4 @@
-"""Prometheus families of MIG instances, for :class:`gputab.publish.metrics.TickCollector` (README "MIG").
+"""Prometheus families of MIG instances, for :class:`gputab.publish.metrics.TickCollector` (docs/real-boxes.md).
 
 One series per GPU instance, labelled as dcgm-exporter labels its MIG series so both exporters' panels join.
 """
@@ -18,7 +18,7 @@ gputab series (see :data:`gputab.publish.metrics.HOST_LABEL`)."""
 
 
 def mig_families(tick: Any, hostname: str) -> Sequence[Metric]:
-    """Per MIG GPU instance (README "MIG"): SM activity, memory, price, burn rate and the money charged to it.
+    """Per MIG GPU instance (docs/real-boxes.md): SM activity, memory, price, burn rate and the money charged to it.
 
     Its cost is the part of its GPU's ``gputab_gpu_cost_dollars_total`` that its slices hold, already counted there:
     summing both families would count it twice, so the fleet reads only the GPU families for money.

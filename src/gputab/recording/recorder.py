@@ -90,7 +90,7 @@ class Recorder:
         )
         """Inference servers' token counters (the demo's pids are made up: nothing is asked for them)."""
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
-        # A GPU whose readings take longer is (unobserved) for the tick; the others are charged (docs/faults.md).
+        # A GPU whose readings take longer is (unobserved) for the tick; the others are charged (docs/speed-and-faults.md).
         backend.poll_deadline = self.rc.poll_deadline or 2.0 * self.rc.interval
         self.read_faults = FaultBook()
         """The failed GPU readings of the session, each kind said once (stderr, the live view) and counted."""

@@ -9,7 +9,7 @@ user comes and goes on GPU 0. GPU 4 (H100) is in MIG mode: 3g.40gb + 2g.20gb + 1
 slice (idle), an inference server on the 3g.40gb and CI tests on the 1g.10gb, each instance priced as a device
 (docs/cost-model.md, "MIG instances") and its SM activity read as GPM per MIG instance.
 
-Every waste reason shows within the first minute (README "Waste"): the eval's dataloader worker pegs a core
+Every waste reason shows within the first minute (docs/waste.md): the eval's dataloader worker pegs a core
 (``input_bound``); every minute the LoRA job stalls 3 s in an all-reduce (``comm_stall``); the notebook holds 2 GiB
 of an 80 GB GPU at 4 % (``oversized``, after the demo's short 20 s); and before GPU 3 settles into idleness at
 29 s, four jobs pass through it: memory held by a PID that has exited (``stranded_memory``), an FP32

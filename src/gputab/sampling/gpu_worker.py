@@ -3,7 +3,7 @@
 The poll hands each GPU's reading to that GPU's worker and waits until its deadline. A GPU whose reading has not
 come back by then is ``(unobserved)`` for the tick; the others are charged as usual. A worker still inside a call
 from an earlier poll is not given another reading (no pile-up of threads stuck in the driver): its GPU is skipped
-until the call returns (see docs/faults.md).
+until the call returns (see docs/speed-and-faults.md).
 """
 
 from __future__ import annotations

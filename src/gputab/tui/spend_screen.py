@@ -267,7 +267,7 @@ class SpendScreen(Screen):
                 Text(sparkline(daily, len(daily), top)),
                 Text(pct(util, fraction=True), justify="right"),
                 Text(money(s["idle_usd"]), justify="right"),
-                # Paid while the job's GPUs did nothing (README "Waste"); n/a: recorded before the waste split.
+                # Paid while the job's GPUs did nothing (docs/waste.md); n/a: recorded before the waste split.
                 Text(money(s["waste_usd"] if r.reported["waste_usd"] else None), justify="right"),
                 Text(hours(s["gpu_hours"]), justify="right"),
                 Text(r.host),

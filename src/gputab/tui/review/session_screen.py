@@ -27,7 +27,7 @@ NAN = float("nan")
 
 def forecast_vs_actual(job: dict) -> str:
     """A job that reported progress: for a finished one, what it cost against its first projection and how far
-    off that was; for one still running at the session's end, its last projection (README "Forecast")."""
+    off that was; for one still running at the session's end, its last projection (docs/forecast.md)."""
     if job.get("progress_fraction") is None:
         return "-"
     first, spent = job.get("first_projected_cost_usd"), job.get("cost_usd")
@@ -51,7 +51,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
     ("GPU-h", "gpu_hours", 6, hours),
     ("eff GPU-h", "effective_gpu_hours", 9, hours),
     ("util", "avg_utilization", 4, lambda v: pct(v, fraction=True)),
-    # The waste split (README "Waste"): n/a for sessions recorded before it; the reason names are gputab's own.
+    # The waste split (docs/waste.md): n/a for sessions recorded before it; the reason names are gputab's own.
     ("wasted", "waste_usd", 8, money),
     ("waste", "waste_pct", 5, pct),
     ("why", "waste_top_reason", 15, lambda v: "-" if v is None else str(v)),

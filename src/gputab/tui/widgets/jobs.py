@@ -89,7 +89,7 @@ def eta(seconds: float) -> str:
 
 
 def forecast_cell(job: JobView, short: bool = False) -> Text:
-    """What the job will cost at completion and when (README "Forecast"); ``-`` when it reports no progress.
+    """What the job will cost at completion and when (docs/forecast.md); ``-`` when it reports no progress.
 
     Args:
         short: ``$12.34 2h10m`` (at most 13 cells) for a narrow terminal, rather than ``$12.34 in 2h10m``.
@@ -110,7 +110,7 @@ def waste_pct_cell(job: JobView) -> str:
 
 
 def waste_cells(job: JobView) -> tuple[str, Text, Text]:
-    """Wasted dollars with their share of the cost, the top reason, and its evidence (README "Waste")."""
+    """Wasted dollars with their share of the cost, the top reason, and its evidence (docs/waste.md)."""
     if job.waste_usd is not None and not job.waste_top_reason and job.unmeasured_usd:
         return "n/a", Text("unmeasured", style="dim"), Text("GPU utilization not reported", style="dim")
     if job.waste_usd is None or not job.waste_top_reason:
