@@ -91,7 +91,7 @@ def test_export_by_mig_has_a_row_per_instance_with_units_in_the_header(tmp_path)
     assert [(r["session_id"], r["profile"]) for r in rows] == [
         (s, p) for s in ("1", "2") for p in ("3g.40gb", "2g.20gb", "1g.10gb")
     ]
-    header = text.splitlines()[0].split(",")
+    header = next(csv.reader(io.StringIO(text)))  # the header row (its cells are quoted)
     assert {"rate_usd_per_hour", "cost_usd", "avg_utilization_pct", "memory_total_bytes", "gpu_hours"} <= set(header)
     gpus = {
         (r["session_id"], r["gpu_index"]): r

@@ -128,6 +128,7 @@ SUMMARIES = {
     "budget list": "List the budgets and what each tag spent.",
     "budget rm": "Remove a stored budget.",
     "budget set": "Set a tag's budget.",
+    "completion": "Print the tab-completion script for a shell.",
     "export": "Export recorded sessions as CSV.",
     "fleet": "Watch many boxes through Prometheus.",
     "prices": "Show the GPU price table in effect.",

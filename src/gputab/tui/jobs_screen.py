@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +12,6 @@ from textual.widgets import DataTable
 from gputab.live.frame import Frame, process_counts
 from gputab.live.history import History
 from gputab.live.sm_share import own_sm_share
-from gputab.tui.details_screen import JobDetailsScreen
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.widgets.gpus import GpuTable
 from gputab.tui.widgets.jobs import JobsTable
@@ -56,8 +57,10 @@ class JobsScreen(LiveScreen):
         self.query_one(GpuTable).show(frame.gpus, history, frame.processes)
         self.query_one(MoneyCharts).show(frame, history, *self.chart_window())
         self._fit_rows(len(frame.gpus))
+        # A job's details over this view follow every tick (their module is loaded only once one was opened).
+        details = sys.modules.get("gputab.tui.details_screen")
         top = self.app.screen
-        if isinstance(top, JobDetailsScreen):  # a job's details over this view: they follow every tick
+        if details is not None and isinstance(top, details.JobDetailsScreen):
             top.show(frame)
 
     def on_resize(self) -> None:
