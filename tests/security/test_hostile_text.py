@@ -363,8 +363,11 @@ async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
         await settle(pilot)
         screen.query_one("#sessions", DataTable).focus()
 
-        # Export the session under the cursor: the notification names the path (a directory named out[red]x).
+        # Export the session under the cursor: the dialog offers a path in this directory (named out[red]x);
+        # the notification names it.
         await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("enter")
         await settle(pilot)
         shows(toasts(review), "exported", "out[red]x")
         assert list((tmp_path / "out[red]x").glob("gputab-session-*.csv"))
@@ -385,8 +388,10 @@ async def test_review_screens_show_hostile_text_literally(hostile, tmp_path):
         legend = render_chart(cost, 1000, 6)[0].plain
         shows(legend, CLOSE, CLICK[:19] + "…", CJK, "L" * 19 + "…")
 
-        # Export from the session screen too.
+        # Export from the session screen too (its dialog offers the path; enter writes there).
         await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("enter")
         await settle(pilot)
         shows(toasts(review), "out[red]x")
 
