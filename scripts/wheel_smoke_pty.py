@@ -53,7 +53,7 @@ LIVE_STEPS = [
     Step(ESC, "Processes ·", "back from the tag dialog"),
     Step("4", "Alerts: active", "alerts view"),
     Step("1", "Jobs by cost", "jobs view"),
-    Step(ENTER, "escape: close", "a job's details"),
+    Step(ENTER, "processes now", "a job's details"),
     Step(ESC, "Jobs by cost", "back to the jobs view"),
     Step("s", "Sessions: ", "the sessions review"),
     Step("m", "1 marked", "a session marked"),
