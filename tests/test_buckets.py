@@ -93,6 +93,7 @@ mig_procs_st = st.lists(
     st.lists(st.tuples(mig_gpu_st, mig_procs_st), min_size=20, max_size=20),
     st.dictionaries(st.integers(1, 5), st.sampled_from("ABC")),
 )
+@pytest.mark.slow
 def test_buckets_conserve_every_gpu_and_each_job_splits_into_busy_waste_unmeasured(ticks, migs, tags):
     led = Ledger(table(), interval=1.0, gap_factor=5)
     t = 0.0

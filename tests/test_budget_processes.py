@@ -129,6 +129,7 @@ def test_a_real_recorder_restart_keeps_the_budgets_spend(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
+@pytest.mark.slow
 def test_the_recorder_stops_only_the_named_users_processes(fake_nvml, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)

@@ -149,6 +149,7 @@ def test_a_live_view_on_an_existing_database_loads_no_sqlite_utils(tmp_path):
         assert [s["id"] for s in store.sessions()] == [1]
 
 
+@pytest.mark.slow
 def test_the_screens_loaded_later_work_without_openssl(live):
     """Sessions (`s`), Spend (`$`) and the keys (`?`) open and close in the same process, and it quits cleanly."""
     pty, report = live
@@ -180,6 +181,7 @@ def _input_thread_switches(pid: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_the_input_thread_sleeps_until_a_key_and_escape_and_quit_still_work(live):
     """Textual's own input thread wakes ten times a second; the live view's wakes for keys only. A lone escape
     still arrives on its own (were it held until the next key, `q` after it would read as alt+q and not quit),

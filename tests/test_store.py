@@ -256,6 +256,7 @@ def test_writer_lock_names_its_holder_and_dies_with_it(tmp_path):
     lock.release()
 
 
+@pytest.mark.slow
 def test_a_failed_flush_keeps_everything_for_the_next(tmp_path):
     path = tmp_path / "g.db"
     store = Store.open(path)

@@ -89,6 +89,7 @@ def stdout_line(proc: subprocess.Popen, timeout: float) -> str | None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another user")
+@pytest.mark.slow
 def test_another_users_same_tag_is_shown_but_never_counted_or_signalled(fake_nvml, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(CONFIG)

@@ -444,6 +444,7 @@ def test_review_refuses_another_programs_file_in_one_line_before_drawing(tmp_pat
     assert listing(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_a_database_swapped_for_another_programs_file_mid_run_is_never_written(tmp_path, recordings):
     """A full disk makes the recorder drop its connection; meanwhile the file is replaced by another program's.
     When it reconnects, the recorder holds its figures instead of writing into the stranger's file."""

@@ -3,6 +3,7 @@ commands in the command palette (ctrl+p) with their keys."""
 
 from __future__ import annotations
 
+import pytest
 from tui_support import advance, make_app, screen_lines
 
 from gputab.tui import format as fmt
@@ -21,6 +22,7 @@ def _details(app) -> str:
     )
 
 
+@pytest.mark.slow
 async def test_job_details_follow_every_tick_and_show_the_processes(demo_ctx, clock):
     app = make_app(demo_ctx, clock)
     async with app.run_test(size=(120, 50)) as pilot:
@@ -64,6 +66,7 @@ async def test_job_details_draw_a_hostile_tag_literally(demo_ctx, clock):
         assert "[bold red]x[/]" in text and "[i]why[/i]" in text
 
 
+@pytest.mark.slow
 async def test_the_command_palette_lists_gputabs_commands_with_their_keys(demo_ctx, clock):
     from textual.command import CommandPalette
 
