@@ -255,3 +255,19 @@ def test_a_tqdm_job_under_gputab_run_gets_samples_progress_and_a_forecast(tmp_pa
             run.kill()
         if rec.proc.poll() is None:
             rec.stop()
+
+
+def test_stdout_and_stderr_to_one_file_keep_their_order(tmp_path):
+    """`> log 2>&1`: one tap takes both, so the command's writes to the two keep their order."""
+    env = {**subprocess_env(), "GPUTAB_SPOOL": str(tmp_path / "spool")}
+    argv = [sys.executable, "-c", WRITER]
+    direct = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=60)
+    tapped = subprocess.run(
+        [*gputab_cmd(), "--demo", "run", "--tag", "t", "--", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=60,
+    )
+    assert tapped.returncode == 0
+    assert tapped.stdout == direct.stdout

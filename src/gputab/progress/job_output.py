@@ -7,6 +7,7 @@ command's owner. See docs/no-code.md.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -52,12 +53,18 @@ class OutputProgress:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        self.taps = [Tap(fd, BarReader(self._moved, pattern).feed) for fd in targets]
+        # Where stdout and stderr are one file (a terminal, or `> log 2>&1`), one tap takes both: the command's
+        # writes to the two then keep their order, as they would without gputab in between.
+        self.shared = {t: targets[0] for t in targets[1:] if _same_file(targets[0], t)}
+        self.taps = [Tap(fd, BarReader(self._moved, pattern).feed) for fd in targets if fd not in self.shared]
 
     @property
     def fds(self) -> dict[int, int]:
         """The command's descriptor number -> the descriptor it gets instead."""
-        return {tap.target: tap.child_fd for tap in self.taps}
+        out = {tap.target: tap.child_fd for tap in self.taps}
+        for fd, to in self.shared.items():
+            out[fd] = out[to]
+        return out
 
     def started(self) -> None:
         for tap in self.taps:
@@ -81,3 +88,12 @@ class OutputProgress:
             self.tokens += tokens
             totals = {"total_tokens": bar.total} if bar.tokens else {"total_samples": bar.total}
             self.reporter.add(samples, tokens, self.tag, progress=min(bar.n / bar.total, 1.0), **totals)
+
+
+def _same_file(a: int, b: int) -> bool:
+    """Descriptors ``a`` and ``b`` write to the same file or terminal."""
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
