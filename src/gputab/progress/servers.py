@@ -29,6 +29,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 """Server -> (prompt tokens, generated tokens) series, as each server documents them (vLLM 0.6+, SGLang 0.4+,
 llama.cpp's server with ``--metrics``, TGI 2+: the sums of its input-length and generated-tokens histograms)."""
+_WANTED = {name: (server, i) for server, names in FAMILIES.items() for i, name in enumerate(names)}
+"""Series name -> (server, 0 for prompt tokens / 1 for generated), built once."""
 TIMEOUT = 0.5
 """Seconds a server has to answer."""
 MAX_BODY = 4 << 20
@@ -43,7 +45,7 @@ MAX_PORTS = 8
 
 def parse_tokens(text: str) -> tuple[str, float, float] | None:
     """``(server, prompt, generated)`` from a /metrics page, summed over labels; None without a known family."""
-    wanted = {name: (server, i) for server, names in FAMILIES.items() for i, name in enumerate(names)}
+    wanted = _WANTED
     sums: dict[str, list[float]] = {}
     for line in text.splitlines():
         if not line or line[0] == "#":
