@@ -3,7 +3,7 @@ view in two columns (from 160 columns). Regenerate with ``--snapshot-update`` an
 
 from __future__ import annotations
 
-from test_snapshots import _run
+from test_snapshots import _run, steady_toasts  # noqa: F401  (autouse: toasts stay up however slow the run)
 from tui_support import make_app
 
 
