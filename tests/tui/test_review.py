@@ -7,7 +7,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from textual.widgets import Input
-from tui_support import advance, longest_blank_run, make_app, screen_lines
+from tui_support import advance, longest_blank_run, make_app, screen_lines, until
 
 from gputab.money import per_sample
 from gputab.sampling.demo import DEMO_START_WALL
@@ -455,11 +455,13 @@ async def test_the_filter_placeholder_and_the_sort_keys_read_plainly(db):
         await pilot.pause()
         field = app.screen.query_one("#sessions-filter", Input)
         assert field.value == "" and field.placeholder.startswith("press / to filter")
+
+        def quit_key_laid_out() -> bool:  # the footer composes, then lays out, after its bindings are known
+            keys = {k.key: k for k in app.screen.query(FooterKey)}
+            return "q" in keys and keys["q"].region.width > 0
+
+        await until(pilot, quit_key_laid_out, what="the footer's q key laid out")
         keys = {k.key: k for k in app.screen.query(FooterKey)}
-        for _ in range(50):  # the footer lays out after its bindings are known
-            if keys["q"].region.width:
-                break
-            await pilot.pause(0.05)
         footer = screen_lines(app)[-1]
         assert "o/R Sort" in footer and "oR" not in footer  # two keys, not one key "oR"
         assert keys["q"].region.right <= 80  # and the footer still fits 80 columns

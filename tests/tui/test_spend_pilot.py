@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from rich.text import Text
 from textual.widgets import DataTable
-from tui_support import advance, make_app
+from tui_support import advance, make_app, until
 
 from gputab.cli.main import cli
 from gputab.config.settings import Config
@@ -70,8 +70,8 @@ def _cells(table: DataTable) -> list[list[str]]:
 async def test_from_the_review_with_the_cli_figures(db):
     app = ReviewApp(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        assert "Spend" in app.export_screenshot()  # the key is in the sessions screen's footer
+        # The key is in the sessions screen's footer (composed after the screen's bindings are known).
+        await until(pilot, lambda: "Spend" in app.export_screenshot(), what="Spend in the footer")
         await pilot.press("dollar_sign")
         await pilot.pause()
         screen = app.screen

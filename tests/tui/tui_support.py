@@ -45,3 +45,15 @@ def header_text(app) -> str:
     from gputab.tui.widgets.header import SessionHeader
 
     return str(app.screen.query_one(SessionHeader).render())
+
+
+async def until(pilot, condition, timeout: float = 10.0, what: str = "the condition"):
+    """Pause until ``condition()`` holds (a widget laid out, a footer composed): an awaited event instead of a fixed
+    pause, so a loaded machine waits longer and an idle one not at all. Fails with ``what`` after ``timeout`` s."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        await pilot.pause(0.02)
