@@ -9,6 +9,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+EXTRA_WORKERS = 2
+"""Workers beyond one per core in the default run (``-n auto``): about a quarter of its time is spent waiting on
+child processes (recorders, the demo, ``gputab`` commands), and two more workers fill those waits. Measured on a
+2-core box with nothing else running: ``-n 2`` 5 min 3 s, ``-n 4`` 4 min 30 s (bench/RESULTS.md). The ``slow``
+run keeps one worker per core: its soaks and kill loops measure time."""
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core the process may use, plus EXTRA_WORKERS when ``slow`` tests are left out."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + (EXTRA_WORKERS if config.getoption("markexpr", "") == "not slow" else 0)
+
 
 @pytest.fixture(autouse=True)
 def isolated_paths(tmp_path, monkeypatch):
