@@ -425,6 +425,7 @@ async def test_review_footers_fit_80_columns_with_every_key(db, keys):
     app = ReviewApp(db)
     async with app.run_test(size=(80, 24)) as pilot:
         await press_each(pilot, keys)
+        await until(pilot, lambda: "q Quit" in screen_lines(app)[-1], what="the footer composed")
         shown = list(app.screen.query("FooterKey"))
         assert shown and max(k.region.right for k in shown) <= 80
         footer = [s.text for s in app.screen._compositor.render_strips()][-1]
