@@ -277,7 +277,7 @@ class Recorder:
         """Tokens the session's inference servers counted since the last series step (read in the background)."""
         assert self.servers is not None and self.writer is not None
         for tag, (prompt, generated) in self.servers.take().items():
-            self.ledger.add_progress(tag, tokens=prompt + generated)
+            self.ledger.add_server_tokens(tag, prompt, generated)
             self.writer.add_progress(
                 tag, 0, prompt + generated, wall, "server", f"prompt {prompt} generated {generated}"
             )
