@@ -379,3 +379,40 @@ def test_a_database_from_before_token_kinds_reads_with_no_kinds(tmp_path):
     text = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, env=env, timeout=60, check=True).stdout
     line = next(ln for ln in text.decode().splitlines() if ln.startswith("old-llm") and "5,000" in ln)
     assert line.split()[1:5] == ["5,000", "-", "-", "5,000"]  # tokens, prompt, generated, reported
+
+
+def test_tokens_entered_by_hand_add_to_the_servers_and_never_go_below_them(tmp_path):
+    """`gputab samples --add-tokens` adds tokens with no kind; `--set-tokens` may not set fewer than the servers'."""
+    import sqlite3
+
+    from gputab.store import Store
+
+    db_path = tmp_path / "g.db"
+    Store.open(db_path).close()
+    con = sqlite3.connect(db_path)
+    con.execute(
+        "INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, interval, ticks, "
+        "total_cost_usd) VALUES (1, 'box', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)"
+    )
+    con.execute(
+        "INSERT INTO jobs (session_id, tag, cost_usd, tokens, prompt_tokens, generated_tokens, extra_json) "
+        "VALUES (1, 'llm', 1.0, 400, 300, 100, '{}')"
+    )
+    con.commit()
+    con.close()
+    env = {**os.environ, "GPUTAB_DB": str(db_path)}
+
+    def samples(*args: str) -> subprocess.CompletedProcess:
+        cmd = [*gputab_cmd(), "samples", "llm", "--session", "1", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+    refused = samples("--set-tokens", "399")
+    assert refused.returncode == 2 and "fewer than the 400 prompt and generated tokens" in refused.stderr
+    added = samples("--add-tokens", "50", "--json")
+    assert added.returncode == 0, added.stderr
+    job = json.loads(added.stdout)
+    assert (job["tokens"], job["prompt_tokens"], job["generated_tokens"]) == (450, 300, 100)
+    assert job["cost_per_1m_tokens_usd"] == pytest.approx(1.0 / 450 * 1e6)
+    show = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, text=True, env=env, timeout=60)
+    line = next(ln for ln in show.stdout.splitlines() if ln.startswith("llm ") and "450" in ln)
+    assert line.split()[1:5] == ["450", "300", "100", "50"]  # tokens, prompt, generated, reported
