@@ -89,6 +89,7 @@ class TagLabels:
 
 TOKEN_KINDS = ("prompt", "generated", "reported")
 """The ``kind`` label of ``gputab_job_tokens_total``."""
+_TOKEN_SUMS = {**dict.fromkeys(TOKEN_KINDS, 0.0), **{f"has_{k}": 0.0 for k in TOKEN_KINDS}}
 
 
 def token_kinds(job: dict) -> dict[str, float]:
@@ -301,8 +302,7 @@ class TickCollector(Collector):
                     "peak": 0.0,
                     "samples": 0.0,
                     "has_samples": 0.0,
-                    **dict.fromkeys(TOKEN_KINDS, 0.0),
-                    **dict.fromkeys([f"has_{k}" for k in TOKEN_KINDS], 0.0),
+                    **_TOKEN_SUMS,
                 },
             )
             acc["cost"] += float(job.get("cost_usd") or 0.0)
