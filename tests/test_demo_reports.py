@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from gputab.sampling.demo_reports import REPORTERS, counts_at, lora_progress
+from gputab.sampling.demo_reports import REPORTERS, SPOOL_REPORTERS, counts_at, lora_progress, server_counts_at
 from gputab.store.database import Store
 from support import demo_recorder, gputab_cmd
 
@@ -59,7 +59,11 @@ def test_after_one_minute_the_demo_session_has_cost_per_sample_and_per_million_t
     # Every count the demo wrote while it recorded, read at the clean stop: exactly its counts at 60 s.
     assert lora["samples"] == counts_at(_reporter("llama3-8b-lora"), 60.0, 0)[0] > 0
     assert evals["samples"] == counts_at(_reporter("eval-mmlu"), 60.0, 0)[0] > 0
-    assert serve["tokens"] == counts_at(_reporter("mistral-7b-serve"), 60.0, 0)[1] > 0
+    # The server's counters are read at each series step (the last at 60 s): prompt and generated apart and together.
+    server = _reporter("mistral-7b-serve")
+    assert (serve["prompt_tokens"], serve["generated_tokens"]) == server_counts_at(server, 60.0, 0)
+    assert serve["prompt_tokens"] + serve["generated_tokens"] == serve["tokens"] == counts_at(server, 60.0, 0)[1]
+    assert serve["prompt_tokens"] > serve["generated_tokens"] > 0
     for j in (lora, evals):
         assert j["cost_per_sample_usd"] == pytest.approx(j["cost_usd"] / j["samples"], rel=1e-9)
         assert j["cost_per_1k_samples_usd"] == pytest.approx(1000 * j["cost_usd"] / j["samples"], rel=1e-9)
@@ -89,5 +93,5 @@ def test_the_demo_writes_only_its_own_spool(tmp_path):
     db = tmp_path / "demo.db"
     _record_demo(db, 3)
     files = sorted(p.name for p in (tmp_path / "demo-spool").iterdir())
-    assert len(files) == len(REPORTERS)
+    assert len(files) == len(SPOOL_REPORTERS) == len(REPORTERS) - 1  # the inference server is read, not spooled
     assert not (tmp_path / "spool").exists()  # GPUTAB_SPOOL, the real spool of this test: untouched

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -192,9 +193,31 @@ httpd.serve_forever()
 """
 
 
+def _scrape_tokens(url: str, tag: str) -> dict[str, float]:
+    """``gputab_job_tokens_total`` of ``tag`` on the recorder's /metrics, by ``kind``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {
+        s.labels["kind"]: s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "gputab_job_tokens"
+        for s in f.samples
+        if s.name == "gputab_job_tokens_total" and s.labels["tag"] == tag
+    }
+
+
 @pytest.mark.slow
 def test_a_gpu_process_serving_vllm_counters_gets_its_tokens_in_the_session(tmp_path, fake_nvml):
-    """Started with a tag and nothing else: the recorder finds its port, counts the growth while recording."""
+    """Started with a tag and nothing else: the recorder finds its port, counts the growth while recording,
+    prompt and generated apart and together, in the database, show, the CSV, spend and /metrics; a report of the
+    same job adds to the total as kind="reported"."""
+    import csv
+    import sqlite3
+
     from fakenvml import GIB, GpuSpec, Proc, Scenario
     from test_recorder_process import Rec
 
@@ -211,24 +234,185 @@ def test_a_gpu_process_serving_vllm_counters_gets_its_tokens_in_the_session(tmp_
         fake_nvml.write(Scenario(gpus=[gpu], processes=[Proc(0, server.pid, used_bytes=20 * GIB)]))
         env = fake_nvml.env()
         config = tmp_path / "config.toml"
-        config.write_text("[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 0.5\n")
+        with socket.socket() as probe:  # a free port for the recorder's /metrics
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config.write_text(
+            f"[recorder]\ninterval = 0.2\ncommit_interval = 0.4\nseries_interval = 0.5\n[metrics]\nport = {port}\n"
+        )
         env["GPUTAB_CONFIG"] = str(config)
         rec = Rec(env=env)
+        metrics_url = rec.wait_for(r"serving Prometheus metrics at (\S+)").group(1)
         rec.wait_for(r"recording session \d+")
+        # The server's owner reports tokens of its own for the same job (no kind: what gputab.report() says).
+        report = "import gputab; gputab.report(tokens=1234, tag='vllm-serve'); gputab.report.flush()"
+        subprocess.run([sys.executable, "-c", report], env=env, check=True, timeout=60)
         deadline = time.monotonic() + 30
-        while (not served.exists() or len(served.read_text().splitlines()) < 4) and time.monotonic() < deadline:
+        kinds: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            kinds = _scrape_tokens(metrics_url, "vllm-serve")
+            if len(served.read_text().splitlines()) >= 4 and kinds.get("reported") and kinds.get("prompt"):
+                break
             time.sleep(0.2)
+        # Live: each kind on its own series; the server's prompt and generated grow 100 : 50 per reading.
+        assert kinds["reported"] == 1234
+        assert kinds["prompt"] == 2 * kinds["generated"] > 0
         time.sleep(1.0)
         rec.stop()
         assert rec.proc.returncode == 0, "".join(rec.err)
         show = subprocess.run([*gputab_cmd(), "show", "last", "--json"], capture_output=True, env=env, timeout=60)
         job = {j["tag"]: j for j in json.loads(show.stdout)["jobs"]}["vllm-serve"]
         readings = [tuple(map(int, line.split())) for line in served.read_text().splitlines()]
-        # Every reading after the first (the baseline) adds 150; the last one may have come after the last step.
-        assert job["tokens"] > 0 and job["tokens"] % 150 == 0
-        assert job["tokens"] <= (len(readings) - 1) * 150
-        assert job["tokens"] < 900000  # never the counts from before the session
+        base_p, base_g = readings[0]
+        prompt, generated = job["prompt_tokens"], job["generated_tokens"]
+        # Every reading after the first (the baseline) adds 100 prompt and 50 generated tokens; the last one may
+        # have come after the last step. The job's counts are the counters' growth up to one of the readings.
+        assert prompt > 0 and (base_p + prompt, base_g + generated) in readings[1:]
+        assert prompt < 900000  # never the counts from before the session
+        assert job["tokens"] == prompt + generated + 1234  # the report counts in the total, with no kind
         assert job["cost_per_1m_tokens_usd"] == pytest.approx(job["cost_usd"] / job["tokens"] * 1e6, rel=1e-9)
+
+        db = sqlite3.connect(env["GPUTAB_DB"])
+        stored = db.execute(
+            "SELECT prompt_tokens, generated_tokens, tokens FROM jobs WHERE tag = 'vllm-serve'"
+        ).fetchall()
+        db.close()
+        assert stored == [(prompt, generated, job["tokens"])]
+
+        out = tmp_path / "jobs.csv"
+        subprocess.run([*gputab_cmd(), "export", "--all", "-o", str(out)], env=env, check=True, timeout=60)
+        row = next(r for r in csv.DictReader(out.open()) if r["tag"] == "vllm-serve")
+        assert (row["prompt_tokens"], row["generated_tokens"]) == (str(prompt), str(generated))
+        assert row["tokens"] == str(job["tokens"])
+
+        spent = subprocess.run([*gputab_cmd(), "spend", "--json"], capture_output=True, env=env, timeout=60)
+        srow = {r["tag"]: r for r in json.loads(spent.stdout)["rows"]}["vllm-serve"]
+        assert (srow["prompt_tokens"], srow["generated_tokens"], srow["tokens"]) == (
+            prompt,
+            generated,
+            job["tokens"],
+        )
     finally:
         server.kill()
         server.wait()
+
+
+def test_prompt_and_generated_apart_and_together_in_the_ledger_and_metrics():
+    """Server tokens count by kind and in the total; a report adds to the total with no kind; one $/1M over all;
+    /metrics has one series per kind, whose sum without(kind) is the job's tokens."""
+    from gputab.cost.ledger import Ledger
+    from gputab.publish.metrics import TickCollector
+    from gputab.sampling.snapshot import ProcessSample
+    from test_metrics import make_tick
+    from test_waste import gpu, table, tick
+
+    led = Ledger(table(8.0), interval=60)
+    procs = [ProcessSample(pid=10, gpu_index=0, used_memory_bytes=1), ProcessSample(pid=11, gpu_index=0)]
+    tags = {10: "chat", 11: "train"}
+    for k in range(61):  # an hour at $8/h, shared equally by the two jobs
+        tick(led, k * 60.0, [gpu(util=50)], procs, tags)
+    led.add_server_tokens("chat", 3000, 1000)
+    led.add_server_tokens("chat", 500, 0)
+    led.add_progress("chat", tokens=250)  # gputab.report(tokens=250) from the same job
+    led.add_progress("train", tokens=4000)  # a job with reports only
+    chat, train = led.jobs["chat"].to_json(), led.jobs["train"].to_json()
+    assert (chat["prompt_tokens"], chat["generated_tokens"], chat["tokens"]) == (3500, 1000, 4750)
+    assert chat["cost_per_1m_tokens_usd"] == pytest.approx(chat["cost_usd"] / 4750 * 1e6, rel=1e-12)
+    assert chat["cost_usd"] > 0
+    assert (train["prompt_tokens"], train["generated_tokens"], train["tokens"]) == (None, None, 4000)
+    assert not any(k.startswith("cost_per_1m_") and k != "cost_per_1m_tokens_usd" for k in chat)  # no split $
+
+    collector = TickCollector("box")
+    collector.update(make_tick([chat, train]))
+    (family,) = [f for f in collector.collect() if f.name == "gputab_job_tokens"]
+    series = {(s.labels["tag"], s.labels["kind"]): s.value for s in family.samples}
+    assert series == {
+        ("chat", "prompt"): 3500,
+        ("chat", "generated"): 1000,
+        ("chat", "reported"): 250,
+        ("train", "reported"): 4000,
+    }
+    assert sum(v for (tag, _), v in series.items() if tag == "chat") == chat["tokens"]
+
+
+def test_a_database_from_before_token_kinds_reads_with_no_kinds(tmp_path):
+    """Sessions recorded before m014 keep their tokens; prompt and generated are null, and /metrics' kind would
+    say reported; after the migration the new columns are NULL for them."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from gputab.publish.metrics import token_kinds
+    from gputab.store import Store
+    from gputab.store.schema import migrate
+
+    db_path = tmp_path / "old.db"
+    db = Database(db_path)
+    migrate(db, db_path, stop_before="m014_token_kinds")
+    now = time.time()
+    db.execute(
+        "INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, interval, ticks, "
+        "total_cost_usd) VALUES (1, 'old', 'nvml', ?, ?, ?, 'clean', 1, 60, 2.0)",
+        [now - 3600, now - 3540, now - 3540],
+    )
+    db.execute(
+        "INSERT INTO jobs (session_id, tag, cost_usd, gpu_hours, tokens, cost_per_1m_tokens_usd, extra_json) "
+        "VALUES (1, 'old-llm', 2.0, 1.0, 5000, 400.0, '{}')"
+    )
+    db.conn.commit()
+    db.close()
+    with Store.open(db_path, readonly=True) as store:  # a reader never migrates
+        (job,) = [j for j in store.jobs(1) if j["tag"] == "old-llm"]
+    assert (job["tokens"], job["prompt_tokens"], job["generated_tokens"]) == (5000, None, None)
+    assert token_kinds(job) == {"reported": 5000.0}
+    env = {**os.environ, "GPUTAB_DB": str(db_path)}
+    spent = subprocess.run([*gputab_cmd(), "spend", "--json"], capture_output=True, env=env, timeout=60, check=True)
+    (row,) = [r for r in json.loads(spent.stdout)["rows"] if r["tag"] == "old-llm"]
+    assert (row["tokens"], row["prompt_tokens"], row["generated_tokens"]) == (5000, None, None)
+    Store.open(db_path).close()  # a writer migrates: the columns are there, NULL for the old session
+    con = sqlite3.connect(db_path)
+    assert con.execute("SELECT prompt_tokens, generated_tokens FROM jobs").fetchall() == [(None, None)]
+    con.close()
+    show = subprocess.run([*gputab_cmd(), "show", "1", "--json"], capture_output=True, env=env, timeout=60, check=True)
+    (job,) = [j for j in json.loads(show.stdout)["jobs"] if j["tag"] == "old-llm"]
+    assert (job["tokens"], job["prompt_tokens"], job["generated_tokens"]) == (5000, None, None)
+    text = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, env=env, timeout=60, check=True).stdout
+    line = next(ln for ln in text.decode().splitlines() if ln.startswith("old-llm") and "5,000" in ln)
+    assert line.split()[1:5] == ["5,000", "-", "-", "5,000"]  # tokens, prompt, generated, reported
+
+
+def test_tokens_entered_by_hand_add_to_the_servers_and_never_go_below_them(tmp_path):
+    """`gputab samples --add-tokens` adds tokens with no kind; `--set-tokens` may not set fewer than the servers'."""
+    import sqlite3
+
+    from gputab.store import Store
+
+    db_path = tmp_path / "g.db"
+    Store.open(db_path).close()
+    con = sqlite3.connect(db_path)
+    con.execute(
+        "INSERT INTO sessions (id, host, backend, started_wall, last_wall, ended_wall, end_reason, interval, ticks, "
+        "total_cost_usd) VALUES (1, 'box', 'nvml', 1e9, 1e9 + 60, 1e9 + 60, 'clean', 1, 60, 1.0)"
+    )
+    con.execute(
+        "INSERT INTO jobs (session_id, tag, cost_usd, tokens, prompt_tokens, generated_tokens, extra_json) "
+        "VALUES (1, 'llm', 1.0, 400, 300, 100, '{}')"
+    )
+    con.commit()
+    con.close()
+    env = {**os.environ, "GPUTAB_DB": str(db_path)}
+
+    def samples(*args: str) -> subprocess.CompletedProcess:
+        cmd = [*gputab_cmd(), "samples", "llm", "--session", "1", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+
+    refused = samples("--set-tokens", "399")
+    assert refused.returncode == 2 and "fewer than the 400 prompt and generated tokens" in refused.stderr
+    added = samples("--add-tokens", "50", "--json")
+    assert added.returncode == 0, added.stderr
+    job = json.loads(added.stdout)
+    assert (job["tokens"], job["prompt_tokens"], job["generated_tokens"]) == (450, 300, 100)
+    assert job["cost_per_1m_tokens_usd"] == pytest.approx(1.0 / 450 * 1e6)
+    show = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, text=True, env=env, timeout=60)
+    line = next(ln for ln in show.stdout.splitlines() if ln.startswith("llm ") and "450" in ln)
+    assert line.split()[1:5] == ["450", "300", "100", "50"]  # tokens, prompt, generated, reported

@@ -107,6 +107,8 @@ EXPECTED = {
         "waste_usd",
         "tensor_active_usd",
         "unmeasured_usd",
+        "prompt_tokens",
+        "generated_tokens",
     },
     "job_samples": {"job_id", "t_ms", "cost_usd", "gpu_s", "effective_gpu_s", "vram_bytes", "burn_rate_usd_per_hour"},
     "processes": {

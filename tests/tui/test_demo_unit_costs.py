@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from tui_support import advance, make_app
 
+from gputab.tui import format as fmt
 from gputab.tui.details_screen import DetailsScreen
 from gputab.tui.widgets.jobs import JobsTable
 
@@ -33,6 +34,26 @@ async def test_the_live_view_shows_dollars_per_1k_samples_and_per_1m_tokens(demo
         assert isinstance(app.screen, DetailsScreen)
         text = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
         assert "$ per 1M tokens" in text
+        # The demo's server counts prompt and generated tokens apart: the details say both, the total holds both.
+        assert serve.prompt_tokens and serve.generated_tokens
+        assert serve.prompt_tokens + serve.generated_tokens == serve.tokens
+        kinds = f"prompt {fmt.count(serve.prompt_tokens)}, generated {fmt.count(serve.generated_tokens)}"
+        assert f"{fmt.count(serve.tokens)} ({kinds})" in text
+
+
+async def test_the_job_details_show_prompt_and_generated_tokens_at_80x24(demo_ctx, clock):
+    app = make_app(demo_ctx, clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        frame = await advance(app, clock, 30)
+        await pilot.pause()
+        serve = next(j for j in frame.jobs if j.tag == "mistral-7b-serve")
+        table = app.screen.query_one(JobsTable)
+        table.move_cursor(row=table.get_row_index("mistral-7b-serve"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailsScreen)
+        text = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+        assert f"prompt {fmt.count(serve.prompt_tokens)}, generated {fmt.count(serve.generated_tokens)}" in text
 
 
 async def test_keys_5_to_9_say_there_is_no_such_view(demo_ctx, clock):

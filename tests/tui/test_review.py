@@ -366,6 +366,10 @@ async def test_session_screen_shows_each_jobs_waste_with_evidence_and_its_foreca
             for reason, usd in job["waste_by_reason"].items():
                 assert f"{reason} {money(usd)}: {job['waste_evidence_by_reason'][reason]}" in line
             assert ("forecast:" in line) is (job["progress_fraction"] is not None)
+            # Tokens by kind where an inference server counted them (the demo's serving job).
+            kinds = f"tokens {job['tokens'] or 0:,}: prompt {job['prompt_tokens'] or 0:,}"
+            assert (kinds in line) is (job["prompt_tokens"] is not None)
+        assert jobs["mistral-7b-serve"]["prompt_tokens"] and jobs["mistral-7b-serve"]["generated_tokens"]
 
 
 def test_a_finished_jobs_forecast_is_set_against_what_it_cost():

@@ -179,6 +179,26 @@ def forecast_lines(jobs: list[dict]) -> list[str]:
     return lines
 
 
+def token_lines(jobs: list[dict]) -> list[str]:
+    """The tokens block of ``show``: per job with tokens, its total, the prompt and generated tokens its inference
+    servers counted, what it reported itself (no kind), and one cost per 1M tokens over them all."""
+    rows = [j for j in jobs if j.get("tokens") is not None and j.get("tag") not in SPECIAL_TAGS]
+    if not rows:
+        return []
+    lines = [
+        "Tokens (prompt and generated: counted by the job's inference servers; reported: by the job itself):",
+        f"{'job':<32} {'tokens':>14} {'prompt':>14} {'generated':>14} {'reported':>14} {'$/1M tok':>9}",
+    ]
+    for j in rows:
+        prompt, generated = j.get("prompt_tokens"), j.get("generated_tokens")
+        reported = j["tokens"] - (prompt or 0) - (generated or 0)
+        lines.append(
+            f"{j['tag'][:32]:<32} {j['tokens']:>14,} {_num(prompt, '{:,}'):>14} {_num(generated, '{:,}'):>14} "
+            f"{reported:>14,} {_money(j.get('cost_per_1m_tokens_usd')):>9}"
+        )
+    return lines
+
+
 def mig_lines(gpu: dict) -> list[str]:
     """One line per MIG instance of a stored GPU: profile, ids, slices of the GPU's (``3/7``, as the live view
     writes them), rate, cost, SM activity, memory."""
@@ -233,7 +253,8 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     Per job: cost, GPU-hours, effective GPU-hours, utilization, $/effective GPU-hour, energy, peak VRAM,
     samples and the cost per sample, per 1k samples and per 1M tokens; then the session total, each GPU
     with its price-table model, rate and energy method, each job's busy and wasted dollars with the likely
-    reasons and their evidence, the alerts raised during the session, and the samples reports its
+    reasons and their evidence, its tokens (prompt, generated and reported), its forecast, the alerts raised
+    during the session, and the samples reports its
     recorder rejected (with why: e.g. from a user who runs no process of that job).
     """
     from gputab.progress.spool import explain, rejected_summary
@@ -313,6 +334,10 @@ def show(app: AppContext, session: str, as_json: bool) -> None:
     if waste:
         click.echo("")
         click.echo("\n".join(waste))
+    tokens = token_lines(jobs)
+    if tokens:
+        click.echo("")
+        click.echo("\n".join(tokens))
     forecasts = forecast_lines(jobs)
     if forecasts:
         click.echo("")

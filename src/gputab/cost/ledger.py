@@ -115,6 +115,10 @@ class JobTotals:
     """Used GPU memory of the job's processes at the last tick."""
     samples: int | None = None
     tokens: int | None = None
+    """All its tokens: an inference server's prompt and generated tokens plus what the job reported (no kind)."""
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    """Its inference servers' prompt / generated tokens (None until a server counted any); part of ``tokens``."""
     gpus: set[int] = field(default_factory=set)
     mig_instances: set[str] = field(default_factory=set)
     """The MIG instances its processes run on now (``4:3g.40gb``); empty off MIG."""
@@ -158,6 +162,8 @@ class JobTotals:
             "peak_vram_bytes": self.peak_vram_bytes,
             "samples": self.samples,
             "tokens": self.tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "generated_tokens": self.generated_tokens,
             "cost_per_sample_usd": self._per(self.samples, 1),
             "cost_per_1k_samples_usd": self._per(self.samples, 1000),
             "cost_per_1m_tokens_usd": self._per(self.tokens, 1_000_000),
@@ -312,6 +318,14 @@ class Ledger:
             j.samples = (j.samples or 0) + samples
         if tokens:
             j.tokens = (j.tokens or 0) + tokens
+
+    def add_server_tokens(self, tag: str, prompt: int, generated: int) -> None:
+        """Add an inference server's prompt and generated tokens to a job: counted by kind and in its ``tokens``.
+        A dollar is not split by kind: ``cost_per_1m_tokens_usd`` stays the cost over all its tokens."""
+        j = self.job(tag)
+        j.prompt_tokens = (j.prompt_tokens or 0) + prompt
+        j.generated_tokens = (j.generated_tokens or 0) + generated
+        self.add_progress(tag, tokens=prompt + generated)
 
     def observe_fraction(self, tag: str, fraction: float) -> None:
         """The job said it is ``fraction`` (0-1) done, as of the latest tick; its forecast is remade."""

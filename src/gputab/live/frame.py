@@ -74,6 +74,9 @@ class JobView:
     cost_per_1k_samples_usd: float | None = None
     tokens: int | None = None
     cost_per_1m_tokens_usd: float | None = None
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    """Of ``tokens``, what its inference servers counted by kind (None: no server counted any)."""
     unknown_price: bool = False
     special: bool = False
     """``(idle)``, ``(unattributed)`` and ``(unobserved)``: buckets, not jobs; they sort last and cannot be tagged."""
@@ -121,6 +124,8 @@ class JobView:
             cost_per_1k_samples_usd=per_1k,
             tokens=tokens,
             cost_per_1m_tokens_usd=per_1m,
+            prompt_tokens=d.get("prompt_tokens"),
+            generated_tokens=d.get("generated_tokens"),
             unknown_price=bool(d.get("unknown_price")),
             special=tag.startswith("(") and tag.endswith(")"),
             waste_usd=d.get("waste_usd"),

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,16 @@ class _Endpoint:
     last: tuple[float, float] | None = None
     server: str = ""
     failed_until: float = 0.0
+
+
+class TokenSource(Protocol):
+    """What the recorder reads tokens from: :class:`TokenCounters`, or the demo's stand-in."""
+
+    def request(self, tags: Mapping[int, str]) -> None:
+        """Read the counters of the servers the tagged processes run (pid -> tag)."""
+
+    def take(self) -> dict[str, tuple[int, int]]:
+        """Tag -> (prompt, generated) tokens counted since the last take."""
 
 
 @dataclass

@@ -50,6 +50,8 @@ JOB_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "peak_vram_bytes",
     "samples",
     "tokens",
+    "prompt_tokens",
+    "generated_tokens",
     "cost_per_sample_usd",
     "cost_per_1k_samples_usd",
     "cost_per_1m_tokens_usd",
@@ -83,6 +85,8 @@ SESSION_COLUMNS: tuple[str, ...] = _SESSION_KEYS + (
     "energy_kwh",
     "samples",
     "tokens",
+    "prompt_tokens",
+    "generated_tokens",
     "cost_per_effective_gpu_hour_usd",
     "unknown_price",
 )

@@ -87,6 +87,23 @@ class TagLabels:
             return OTHER
 
 
+TOKEN_KINDS = ("prompt", "generated", "reported")
+"""The ``kind`` label of ``gputab_job_tokens_total``."""
+_TOKEN_SUMS = {**dict.fromkeys(TOKEN_KINDS, 0.0), **{f"has_{k}": 0.0 for k in TOKEN_KINDS}}
+
+
+def token_kinds(job: dict) -> dict[str, float]:
+    """A job's tokens by kind (only the kinds it has): its servers' prompt and generated tokens, and the rest of
+    its ``tokens`` as reported (a report carries no kind). They sum to ``tokens``."""
+    if job.get("tokens") is None:
+        return {}
+    out = {k: float(job[f"{k}_tokens"]) for k in ("prompt", "generated") if job.get(f"{k}_tokens") is not None}
+    reported = float(job["tokens"]) - sum(out.values())
+    if reported > 0 or not out:
+        out["reported"] = reported
+    return out
+
+
 def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -284,9 +301,8 @@ class TickCollector(Collector):
                     "util_h": 0.0,
                     "peak": 0.0,
                     "samples": 0.0,
-                    "tokens": 0.0,
                     "has_samples": 0.0,
-                    "has_tokens": 0.0,
+                    **_TOKEN_SUMS,
                 },
             )
             acc["cost"] += float(job.get("cost_usd") or 0.0)
@@ -300,10 +316,12 @@ class TickCollector(Collector):
                 acc["util_w"] += weight * float(job["avg_utilization"])
                 acc["util_h"] += weight
             acc["peak"] = max(acc["peak"], float(job.get("peak_vram_bytes") or 0.0))
-            for key in ("samples", "tokens"):
-                if job.get(key) is not None:
-                    acc[key] += float(job[key])
-                    acc["has_" + key] = 1.0
+            if job.get("samples") is not None:
+                acc["samples"] += float(job["samples"])
+                acc["has_samples"] = 1.0
+            for kind, count in token_kinds(job).items():
+                acc[kind] += count
+                acc["has_" + kind] = 1.0
 
         def fam(kind: Callable[..., F], name: str, doc: str) -> F:
             return kind(name, doc, labels=list(JOB_LABELS))
@@ -325,7 +343,12 @@ class TickCollector(Collector):
         )
         peak = fam(GaugeMetricFamily, "gputab_job_memory_peak_bytes", "Peak GPU memory of the job's processes.")
         samples = fam(CounterMetricFamily, "gputab_job_samples_total", "Samples the job reported.")
-        tokens = fam(CounterMetricFamily, "gputab_job_tokens_total", "Tokens the job reported.")
+        tokens = CounterMetricFamily(
+            "gputab_job_tokens_total",
+            'The job\'s tokens by kind: kind="prompt" and "generated" as its inference servers counted them, '
+            'kind="reported" what it reported (gputab.report, a callback); sum without(kind) is all its tokens.',
+            labels=[*JOB_LABELS, "kind"],
+        )
         for label in sorted(sums):
             acc, labels = sums[label], [label, self.hostname]
             cost.add_metric(labels, acc["cost"])
@@ -338,8 +361,9 @@ class TickCollector(Collector):
             peak.add_metric(labels, acc["peak"])
             if acc["has_samples"]:
                 samples.add_metric(labels, acc["samples"])
-            if acc["has_tokens"]:
-                tokens.add_metric(labels, acc["tokens"])
+            for kind in TOKEN_KINDS:
+                if acc["has_" + kind]:
+                    tokens.add_metric([*labels, kind], acc[kind])
         yield from (cost, gpu_h, eff_h, energy, burn, util, peak, samples, tokens)
 
     def _forecast(self, tick: Any) -> Iterator[Metric]:

@@ -124,10 +124,31 @@ KEYS: tuple[Key, ...] = (
     _k("energy_joules", "number", "Energy drawn, in joules (GPU rows).", "energy_j; energy_mj (snapshot) dropped"),
     _k("peak_vram_bytes", "integer", "Peak GPU memory of the job's processes.", "vram_bytes (the last poll's) dropped"),
     _k("samples", "integer", "Samples the job reported (gputab.report or gputab samples)."),
-    _k("tokens", "integer", "Tokens the job reported."),
+    _k(
+        "tokens",
+        "integer",
+        "All the job's tokens: its inference servers' prompt and generated tokens plus what it reported "
+        "(gputab.report, a callback or gputab samples, which carry no kind).",
+    ),
+    _k(
+        "prompt_tokens",
+        "integer",
+        "Of tokens, the prompt (input) tokens the job's inference servers counted while the session recorded "
+        "(null: no server counted any, or recorded before gputab kept them).",
+    ),
+    _k(
+        "generated_tokens",
+        "integer",
+        "Of tokens, the generated (output) tokens the job's inference servers counted while the session recorded "
+        "(null: no server counted any, or recorded before gputab kept them).",
+    ),
     _k("cost_per_sample_usd", "number", "cost_usd / samples."),
     _k("cost_per_1k_samples_usd", "number", "cost_usd x 1000 / samples."),
-    _k("cost_per_1m_tokens_usd", "number", "cost_usd x 1e6 / tokens."),
+    _k(
+        "cost_per_1m_tokens_usd",
+        "number",
+        "cost_usd x 1e6 / tokens (all of them: a dollar is not split between prompt and generated tokens).",
+    ),
     _k("cost_per_effective_gpu_hour_usd", "number", "cost_usd / effective_gpu_hours."),
     _k("gpus", "array", "A job's GPU indexes; at the top of a document, the GPU objects."),
     _k(

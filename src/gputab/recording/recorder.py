@@ -27,7 +27,7 @@ from gputab.config.settings import Config
 from gputab.cost.ledger import Ledger
 from gputab.cost.pricing import PriceTable
 from gputab.cost.waste import config_for
-from gputab.progress.servers import TokenCounters
+from gputab.progress.servers import TokenCounters, TokenSource
 from gputab.progress.spool import ReportSpool, spool_for
 from gputab.recording.budget_keeper import BudgetKeeper
 from gputab.recording.read_faults import FaultBook
@@ -83,12 +83,13 @@ class Recorder:
         self.attributor = Attributor(backend.inspector(), config.attribution)
         """Tags processes; the TUI sets manual tags through it (they are recorded in the store)."""
         self.reports = ReportSpool(self.spool, self.attributor, host=getattr(backend, "host", None))
-        self.servers = (
-            None
-            if getattr(backend, "name", None) == "demo"
+        own_counters = getattr(backend, "token_counters", None)  # the demo's: its pids are made up, none is asked
+        self.servers: TokenSource | None = (
+            own_counters()
+            if own_counters is not None
             else TokenCounters(servers=[(x.url, x.tag) for x in config.servers])
         )
-        """Inference servers' token counters (the demo's pids are made up: nothing is asked for them)."""
+        """Inference servers' token counters, prompt and generated apart."""
         """The report spool: baseline at start, bounded reads per tick, trust by file owner."""
         # A GPU whose readings take longer is (unobserved) for the tick; the others are charged (docs/speed-and-faults.md).
         backend.poll_deadline = self.rc.poll_deadline or 2.0 * self.rc.interval
@@ -277,7 +278,7 @@ class Recorder:
         """Tokens the session's inference servers counted since the last series step (read in the background)."""
         assert self.servers is not None and self.writer is not None
         for tag, (prompt, generated) in self.servers.take().items():
-            self.ledger.add_progress(tag, tokens=prompt + generated)
+            self.ledger.add_server_tokens(tag, prompt, generated)
             self.writer.add_progress(
                 tag, 0, prompt + generated, wall, "server", f"prompt {prompt} generated {generated}"
             )

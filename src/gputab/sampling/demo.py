@@ -46,7 +46,7 @@ from gputab.sampling.demo_box import (
     GpuModel,
     Proc,
 )
-from gputab.sampling.demo_reports import LORA_TAG, DemoSpoolWriter
+from gputab.sampling.demo_reports import LORA_TAG, DemoSpoolWriter, DemoTokenCounters
 from gputab.sampling.mig import parent_utilization, profile_name
 from gputab.sampling.snapshot import THROTTLE_REASONS, CpuSample, GpuSample, MigSample, ProcessSample, Snapshot
 
@@ -156,6 +156,11 @@ class DemoBackend(Backend):
         ``directory`` (each poll), the way ``gputab.report()`` would: ``$/1k samples``, ``$/1M tokens`` and the
         forecast show once the recorder has read them (see :mod:`gputab.sampling.demo_reports`)."""
         self._spool = DemoSpoolWriter(directory, self.host, self.seed)
+
+    def token_counters(self) -> DemoTokenCounters:
+        """The demo's inference server's token counters (prompt and generated), read by the recorder like a real
+        server's; the recorder asks a real backend's processes' ports instead."""
+        return DemoTokenCounters(self.seed, lambda: self._last_t or 0.0)
 
     def _report_progress(self, t: float) -> None:
         if self._spool is not None:

@@ -188,6 +188,13 @@ class StoreQueries:
                 raise GputabError(
                     f"{what} of job {tag!r} would come to {total:,}; counts are 0 to {MAX_COUNT:,}", exit_code=2
                 )
+        served = (row.get("prompt_tokens") or 0) + (row.get("generated_tokens") or 0)
+        if new_tokens is not None and new_tokens < served:
+            raise GputabError(
+                f"tokens of job {tag!r} would come to {new_tokens:,}, fewer than the {served:,} prompt and generated "
+                f"tokens its inference servers counted; a count by hand adds to or sets the total with them",
+                exit_code=2,
+            )
         cost = row["cost_usd"]
         with self.db.atomic():
             self.db.table("progress").insert(

@@ -154,7 +154,8 @@ def session_totals(s: SessionRecord) -> dict:
     """The ``--by session`` figures of one session, summed from its job rows (so the views agree).
 
     ``avg_utilization`` is effective GPU-hours over the GPU-hours of the jobs whose utilization was known;
-    ``samples`` and ``tokens`` sum what the real jobs reported (None when none did).
+    ``samples`` and ``tokens`` sum what the real jobs reported (None when none did); ``prompt_tokens`` and
+    ``generated_tokens`` what their inference servers counted (None when none did).
     """
     cost = math.fsum(j.get("cost_usd") or 0.0 for j in s.jobs)
     energy = math.fsum(j.get("energy_kwh") or 0.0 for j in s.jobs)
@@ -164,6 +165,7 @@ def session_totals(s: SessionRecord) -> dict:
     real = [j for j in s.jobs if j.get("tag") not in SPECIAL_TAGS]
     samples = [j["samples"] for j in real if j.get("samples") is not None]
     tokens = [j["tokens"] for j in real if j.get("tokens") is not None]
+    kinds = {k: [j[k] for j in real if j.get(k) is not None] for k in ("prompt_tokens", "generated_tokens")}
     by_tag = {j.get("tag"): j for j in s.jobs}
     # A session still recording (or one that crashed) lasts until its last committed tick so far.
     end_wall = s.ended_wall if s.ended_wall is not None else s.last_wall
@@ -182,6 +184,7 @@ def session_totals(s: SessionRecord) -> dict:
         "energy_kwh": energy,
         "samples": sum(samples) if samples else None,
         "tokens": sum(tokens) if tokens else None,
+        **{k: sum(v) if v else None for k, v in kinds.items()},
         "cost_per_effective_gpu_hour_usd": _ratio(cost, eff),
         "unknown_price": any(j.get("unknown_price") for j in s.jobs) or any(g.get("unknown_price") for g in s.gpus),
     }

@@ -355,6 +355,9 @@ WASTE_JOB_COLUMNS = ("busy_usd", "waste_usd", "tensor_active_usd")
 #: The honest-bucket keys of ``JobTotals.to_json()`` kept as columns (added by m012_unmeasured).
 UNMEASURED_JOB_COLUMNS = ("unmeasured_usd",)
 
+#: The tokens by kind of ``JobTotals.to_json()`` kept as columns (added by m014_token_kinds).
+TOKEN_KIND_JOB_COLUMNS = ("prompt_tokens", "generated_tokens")
+
 #: Keys of ``JobTotals.to_json()`` kept as columns of ``jobs``; any other key goes to ``extra_json``.
 JOB_COLUMNS = (
     "cost_usd",
@@ -373,6 +376,7 @@ JOB_COLUMNS = (
     "idle_gpu_hours",
     *WASTE_JOB_COLUMNS,
     *UNMEASURED_JOB_COLUMNS,
+    *TOKEN_KIND_JOB_COLUMNS,
 )
 
 
@@ -466,3 +470,11 @@ def m013_clock_steps(db: Database) -> None:
     """How far the wall clock was stepped while a session recorded (seconds, + forward, - back; NULL when it was not):
     its ended_at and every later moment are then its start + the monotonic time since (docs/cost-model.md)."""
     db["sessions"].add_column("clock_step_seconds", float)
+
+
+@migrations()
+def m014_token_kinds(db: Database) -> None:
+    """Each job's prompt and generated tokens as its inference servers counted them (part of ``tokens``, which
+    also holds what the job reported itself). NULL where no server counted any, and in sessions recorded before."""
+    for column in TOKEN_KIND_JOB_COLUMNS:
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} INTEGER")

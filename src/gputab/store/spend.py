@@ -44,7 +44,7 @@ class SpendRow:
     key: str
     sums: dict = field(default_factory=lambda: dict.fromkeys(FIGURES, 0.0))
     reported: dict = field(default_factory=lambda: dict.fromkeys(OPTIONAL_FIGURES, False))
-    """Per optional figure (samples, tokens, waste_usd): whether any piece of the row reported it."""
+    """Per optional figure (samples, tokens, waste_usd, prompt/generated tokens): whether any piece of the row reported it."""
     sessions: set = field(default_factory=set)
     daily_cost: dict = field(default_factory=dict)
     """Bucket -> cost, when the pieces were cut by day or week."""
@@ -92,6 +92,8 @@ class SpendRow:
                 "energy_kwh": s["energy_kwh"],
                 "samples": samples,
                 "tokens": tokens,
+                # Tokens by kind are counts only: a dollar is not split between prompt and generated tokens.
+                **{k: _count(s[k]) if self.reported[k] else None for k in ("prompt_tokens", "generated_tokens")},
                 "cost_per_sample_usd": s["cost_usd"] / samples if samples else None,
                 "cost_per_1m_tokens_usd": s["cost_usd"] / tokens * 1e6 if tokens else None,
                 "cost_per_effective_gpu_hour_usd": (

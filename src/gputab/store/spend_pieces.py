@@ -52,9 +52,13 @@ FIGURES = (
     "busy_usd",
     "waste_usd",
     "unmeasured_usd",
+    "prompt_tokens",
+    "generated_tokens",
 )
 #: Figures that may be None (not reported), and their positions in :data:`FIGURES`.
-OPTIONAL_FIGURES = {k: FIGURES.index(k) for k in ("samples", "tokens", "waste_usd")}
+OPTIONAL_FIGURES = {
+    k: FIGURES.index(k) for k in ("samples", "tokens", "waste_usd", "prompt_tokens", "generated_tokens")
+}
 COST_INDEX = FIGURES.index("cost_usd")
 
 
@@ -106,6 +110,8 @@ def _job_figures(r: dict) -> list:
         waste,
         # Sessions from before m011_unmeasured counted the unmeasured part as waste: 0 here.
         None if waste is None else (r["unmeasured_usd"] or 0.0),
+        r["prompt_tokens"],
+        r["generated_tokens"],
     ]
 
 
@@ -198,6 +204,11 @@ def job_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
         )
         waste_cols += (
             ", j.unmeasured_usd" if _has_column(store, "jobs", "unmeasured_usd") else ", NULL AS unmeasured_usd"
+        )
+        # Tokens by kind: NULL before m014_token_kinds, and where no inference server counted any.
+        waste_cols += "".join(
+            f", j.{c}" if _has_column(store, "jobs", c) else f", NULL AS {c}"
+            for c in ("prompt_tokens", "generated_tokens")
         )
         tag_where = " AND j.tag GLOB ?" if window.tag is not None else ""
         rows = store.db.query(
@@ -303,6 +314,8 @@ def gpu_pieces(stores: Sequence[Store], window: Window, by: str | None = None) -
                 idle,
                 hours * idle / cost if cost > 0 else 0.0,
                 (r["energy_j"] or 0.0) / 3.6e6,
+                None,
+                None,
                 None,
                 None,
                 None,

@@ -32,6 +32,17 @@ def forecast_text(job: JobView) -> str:
     return words.get(state, state) + done
 
 
+def tokens_text(job: JobView) -> str:
+    """The job's tokens, with the prompt and generated tokens its inference servers counted when known, and what
+    it reported itself (no kind) when there is some beside them."""
+    if job.prompt_tokens is None and job.generated_tokens is None:
+        return fmt.count(job.tokens)
+    prompt, generated = job.prompt_tokens or 0, job.generated_tokens or 0
+    reported = (job.tokens or 0) - prompt - generated
+    kinds = f"prompt {fmt.count(prompt)}, generated {fmt.count(generated)}"
+    return f"{fmt.count(job.tokens)} ({kinds}{f', reported {fmt.count(reported)}' if reported > 0 else ''})"
+
+
 def job_details(job: JobView, own_sm: float | None = None, processes: int | None = None) -> list[tuple[str, str]]:
     """(name, value) lines of a job: every figure of its row and more; the values are outside text where they quote
     it (the tag, the reasons).
@@ -61,7 +72,7 @@ def job_details(job: JobView, own_sm: float | None = None, processes: int | None
         ("energy", "n/a" if job.energy_kwh is None else f"{job.energy_kwh:.3f} kWh"),
         ("samples", fmt.count(job.samples)),
         ("$ per 1k samples", per_1k),
-        ("tokens", fmt.count(job.tokens)),
+        ("tokens", tokens_text(job)),
         ("$ per 1M tokens", per_1m),
         ("busy", fmt.money(job.busy_usd) if job.busy_usd is not None else "-"),
         ("wasted", wasted),

@@ -106,8 +106,8 @@ class SessionJobsTable(KeyedTable):
 
 
 def job_summary(job: dict) -> Text:
-    """The line under the table for the job under the cursor: its waste by reason, each with its evidence, and its
-    forecast against what it cost."""
+    """The line under the table for the job under the cursor: its waste by reason, each with its evidence, its
+    tokens by kind where an inference server counted them, and its forecast against what it cost."""
     text = literal(job["tag"], style="bold")
     waste = job.get("waste_usd")
     if waste is None:
@@ -119,6 +119,11 @@ def job_summary(job: dict) -> Text:
             text.append(f" · {reason} {money(usd)}")
             if evidence.get(reason):
                 text.append_text(literal(f": {evidence[reason]}", style="dim"))
+    prompt, generated = job.get("prompt_tokens"), job.get("generated_tokens")
+    if job.get("tokens") is not None and (prompt is not None or generated is not None):
+        reported = job["tokens"] - (prompt or 0) - (generated or 0)
+        text.append(f" · tokens {job['tokens']:,}: prompt {prompt or 0:,}, generated {generated or 0:,}")
+        text.append(f", reported {reported:,}" if reported > 0 else "")
     if job.get("progress_fraction") is not None:
         first, fp = job.get("first_projected_cost_usd"), job.get("first_projected_progress_fraction")
         made = f"first projection {money(first)} at {fp * 100:.0f}%" if first is not None and fp is not None else ""
