@@ -416,3 +416,26 @@ def test_tokens_entered_by_hand_add_to_the_servers_and_never_go_below_them(tmp_p
     show = subprocess.run([*gputab_cmd(), "show", "1"], capture_output=True, text=True, env=env, timeout=60)
     line = next(ln for ln in show.stdout.splitlines() if ln.startswith("llm ") and "450" in ln)
     assert line.split()[1:5] == ["450", "300", "100", "50"]  # tokens, prompt, generated, reported
+
+
+def test_the_last_partial_steps_tokens_are_counted_when_the_session_ends(servers, tmp_path):
+    """Tokens served after the last series step (10 s) and before a clean stop are read once more at the end."""
+    from spoolkit import demo_recorder, job, steps
+
+    vllm = servers("vllm", prompt=1e6, generated=2e5)
+    db = tmp_path / "g.db"
+    rec = demo_recorder(db, tmp_path / "spool")
+    url = f"http://127.0.0.1:{vllm.port}/metrics"
+    rec.servers = counters = TokenCounters(servers=[(url, "container-llm")], ports=lambda pid: [])
+    rec.start()  # the baseline reading, in the background
+    deadline = time.monotonic() + 10
+    while not counters.servers_seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counters.servers_seen == {url: "vllm"}
+    steps(rec, 3)  # well inside the first series step: nothing asked since the baseline
+    vllm.prompt += 300
+    vllm.generated += 40
+    assert rec.close()
+    got = job(db, rec.session_id, "container-llm")
+    assert got is not None
+    assert (got["prompt_tokens"], got["generated_tokens"], got["tokens"]) == (300, 40, 340)

@@ -40,6 +40,8 @@ PORTS_EVERY = 30.0
 """Seconds between two looks at a process's listening ports."""
 RETRY_AFTER = 60.0
 """Seconds an endpoint that failed is left alone."""
+FINISH_WAIT = 1.0
+"""Seconds the session's end waits for a background reading still running, before its last reading."""
 MAX_PORTS = 8
 """Ports asked per process at most."""
 
@@ -128,6 +130,9 @@ class TokenSource(Protocol):
     def take(self) -> dict[str, tuple[int, int]]:
         """Tag -> (prompt, generated) tokens counted since the last take."""
 
+    def finish(self, tags: Mapping[int, str]) -> None:
+        """The session's last reading, before its last :meth:`take`: the tokens of its last, partial step."""
+
 
 @dataclass
 class TokenCounters:
@@ -168,6 +173,16 @@ class TokenCounters:
         """Read every endpoint in this thread (the session's last step, and tests)."""
         self._busy.set()
         self._read_all(dict(tags))
+
+    def finish(self, tags: Mapping[int, str], wait: float = FINISH_WAIT) -> None:
+        """The session's last reading, in this thread: after a background reading still running (waited for up to
+        ``wait`` s; if it is still running then, its figures are the last), every endpoint read once more."""
+        end = time.monotonic() + wait
+        while self._busy.is_set():
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.01)
+        self.read_now(tags)
 
     def take(self) -> dict[str, tuple[int, int]]:
         """Tag -> (prompt, generated) tokens counted since the last take."""

@@ -122,6 +122,8 @@ class Recorder:
         self.session_clock: SessionClock | None = None
         """Session time (the start + monotonic time); notices steps of the wall clock."""
         self._last_snap: Snapshot | None = None
+        self._last_tags: dict[int, str] | None = None
+        """The last tick's pid -> tag (the servers' last reading at the session's end)."""
         self.budgets = BudgetKeeper(store, ())
         """The observers' budgets: config and database merged, re-read while recording, spend carried from the store."""
 
@@ -226,6 +228,8 @@ class Recorder:
                 return True
             self.closed = True
             self.end_reason = reason
+            if self.servers is not None and self._last_tags is not None:  # the last, partial step's tokens
+                self._server_tokens(self._last_tags, self._session_wall(), last=True)
             if (
                 self._series is not None
                 and self._last_snap is not None
@@ -274,15 +278,19 @@ class Recorder:
             return True
 
     # -- one tick --------------------------------------------------------------------------------------------------
-    def _server_tokens(self, tags: Mapping[int, str], wall: float) -> None:
-        """Tokens the session's inference servers counted since the last series step (read in the background)."""
+    def _server_tokens(self, tags: Mapping[int, str], wall: float, last: bool = False) -> None:
+        """Tokens the session's inference servers counted since the last series step (read in the background;
+        ``last``: the session ends, so they are read once more now, and not asked again)."""
         assert self.servers is not None and self.writer is not None
+        if last:
+            self.servers.finish(tags)
         for tag, (prompt, generated) in self.servers.take().items():
             self.ledger.add_server_tokens(tag, prompt, generated)
             self.writer.add_progress(
                 tag, 0, prompt + generated, wall, "server", f"prompt {prompt} generated {generated}"
             )
-        self.servers.request(tags)
+        if not last:
+            self.servers.request(tags)
 
     def _tick(self, baseline: bool = False) -> Tick:
         snap = self._on_session_clock(self.backend.poll())
@@ -292,6 +300,7 @@ class Recorder:
             log.warning("%s", line)
         procs = self.attributor.attribute([p.pid for p in snap.processes])
         tags = {pid: info.tag for pid, info in procs.items()}
+        self._last_tags = tags
         intervals = self.ledger.tick(snap, tags)
         assert self.writer is not None
         self.writer.held_ticks += 1

@@ -125,6 +125,9 @@ class DemoTokenCounters:
             if pid not in self._last:
                 self._last[pid] = server_counts_at(self._servers[pid], self.clock(), self.seed)
 
+    def finish(self, tags: Mapping[int, str]) -> None:
+        """Nothing to wait for: :meth:`take` reads the counters as of the last poll."""
+
     def take(self) -> dict[str, tuple[int, int]]:
         """Tag -> (prompt, generated) tokens counted since the last take."""
         out: dict[str, tuple[int, int]] = {}
