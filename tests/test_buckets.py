@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gputab.cost.ledger import IDLE, SPECIAL_TAGS, UNATTRIBUTED, UNOBSERVED, Ledger
+from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.cost.ledger import IDLE, UNATTRIBUTED, UNOBSERVED, Ledger
 from gputab.sampling.snapshot import GpuSample, MigSample, ProcessSample, Snapshot
 from test_waste import GIB, gpu, table, tick, tick_st
 
