@@ -45,6 +45,15 @@ LATER = (
     "gputab.tui.keys_screen",  # `?`
     "gputab.tui.details_screen",
     "gputab.live.attached_feed",  # only when a recorder is running
+    "gputab.tui.gpus_screen",  # `2`
+    "gputab.tui.processes_screen",  # `3`
+    "gputab.tui.alerts_screen",  # `4`
+    "gputab.tui.tag_screen",  # `t`
+    "gputab.tui.commands",  # ctrl+p: gputab's commands in the palette
+    "gputab.fleet",
+    "urllib.request",  # with http.client and email: only to read a token server's /metrics
+    "http.client",
+    "email",
     "numpy",
     "pandas",
     "importlib.metadata",  # textual.__version__ reads it (30 ms): gputab.tui.textual_version reads the dist-info

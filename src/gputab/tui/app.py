@@ -26,17 +26,13 @@ from gputab.live.frame import Frame
 from gputab.live.history import WINDOWS, History
 from gputab.live.poller import Poller
 from gputab.live.start import open_feed
-from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.commands import GputabCommands
-from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.literal import LiteralNotifications, fit
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
-from gputab.tui.processes_screen import ProcessesScreen
-from gputab.tui.tag_screen import TagScreen
 
 if TYPE_CHECKING:
+    from textual.command import Provider
     from textual.screen import Screen
     from textual.timer import Timer
 
@@ -55,6 +51,32 @@ MAX_ALERT_TOASTS = 3
 """Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
 
 
+# The views other than the jobs view, and the command palette's provider, are imported when first opened: the
+# first frame shows the jobs view only (tests/test_live_startup.py checks they stay unloaded until then).
+def _gpus_screen() -> Screen[Any]:
+    from gputab.tui.gpus_screen import GpusScreen
+
+    return GpusScreen()
+
+
+def _processes_screen() -> Screen[Any]:
+    from gputab.tui.processes_screen import ProcessesScreen
+
+    return ProcessesScreen()
+
+
+def _alerts_screen() -> Screen[Any]:
+    from gputab.tui.alerts_screen import AlertsScreen
+
+    return AlertsScreen()
+
+
+def _gputab_commands() -> type[Provider]:
+    from gputab.tui.commands import GputabCommands
+
+    return GputabCommands
+
+
 class GputabApp(LiteralNotifications, App):
     """Live costs of every GPU and job on this host.
 
@@ -66,7 +88,7 @@ class GputabApp(LiteralNotifications, App):
     """
 
     TITLE = "gputab"
-    MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen, "alerts": AlertsScreen}
+    MODES = {"jobs": JobsScreen, "gpus": _gpus_screen, "processes": _processes_screen, "alerts": _alerts_screen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
         # One footer entry for the four views ("1234 Views") leaves room at 80 columns for every other key.
@@ -82,7 +104,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
-    COMMANDS = App.COMMANDS | {GputabCommands}
+    COMMANDS = App.COMMANDS | {_gputab_commands}
     """ctrl+p: gputab's own commands with their keys (tui/commands.py), then Textual's (themes, quit)."""
     # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
@@ -349,6 +371,9 @@ class GputabApp(LiteralNotifications, App):
 
     def action_tag(self) -> None:
         """Tag the selected process (processes view) or every process of the selected job (jobs view)."""
+        from gputab.tui.processes_screen import ProcessesScreen
+        from gputab.tui.tag_screen import TagScreen
+
         frame, screen = self.frame, self.screen
         if frame is None:
             return
