@@ -47,6 +47,8 @@ ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
 """Alert severity -> notification severity."""
 FIRST_FRAME_WAIT = 0.2
 """Seconds :meth:`GputabApp.poll_before_start` may wait for the first poll before the screen starts."""
+FEED_OPEN_WAIT = 1.0
+"""Seconds more it may wait while the poll thread is still opening the feed (usually 0.1-0.3 s of the start)."""
 MAX_ALERT_TOASTS = 3
 """Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
 
@@ -169,15 +171,19 @@ class GputabApp(LiteralNotifications, App):
             else:
                 first.add_done_callback(self._frame_done(time.monotonic()))
 
-    def poll_before_start(self, wait: float = FIRST_FRAME_WAIT) -> None:
-        """Ask for the first poll now and wait up to ``wait`` seconds for it, so that the screen's first paint
-        has the figures (not an empty "starting…" paint, then a second layout and paint for the frame). The
-        feed is usually open by now (it opens while Textual loads); a slower poll is shown when it comes."""
+    def poll_before_start(self, wait: float = FIRST_FRAME_WAIT, opening: float = FEED_OPEN_WAIT) -> None:
+        """Ask for the first poll now and wait up to ``wait`` seconds for it (``wait + opening`` while the poll
+        thread is still opening the feed), so that the screen's first paint has the figures (not an empty
+        "starting…" paint, then a second layout and paint for the frame). A slower poll is shown when it comes.
+
+        Waiting for a feed still opening costs no time: only one thread runs Python at a time, so Textual's
+        "starting…" paints meanwhile only delayed the thread opening the feed (and the first frame with it)."""
         self._first_poll = self.poller.submit(lambda feed: feed.poll())
-        if self.poller.feed is None:
-            return  # still opening: waiting here would only hold Textual's start up
+        if not self.poller.started:
+            return  # no poll thread yet: nothing would answer
+        timeout = wait if self.poller.feed is not None else wait + opening
         try:
-            self.show(self._first_poll.result(timeout=wait))  # no screen yet: the views draw it when they mount
+            self.show(self._first_poll.result(timeout=timeout))  # no screen yet: the views draw it when they mount
         except Exception:  # noqa: BLE001 - slow or failed: on_mount hands it on as any poll
             pass
 
