@@ -20,6 +20,7 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
+from gputab import startup
 from gputab.errors import one_line
 from gputab.live.feed import Feed
 from gputab.live.frame import Frame
@@ -158,6 +159,7 @@ class GputabApp(LiteralNotifications, App):
     def on_mount(self) -> None:
         if self.handle_signals:
             self.install_signal_handlers()
+        self.call_after_refresh(startup.started)  # garbage collection back on after the first paint
         if not self.poller.started:  # run_app starts it before the screen (a quicker first frame)
             self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
         # Queued before any poll, so no alert a poll raises can miss the listener.
