@@ -175,11 +175,9 @@ class GputabApp(LiteralNotifications, App):
 
     def poll_before_start(self, wait: float = FIRST_FRAME_WAIT, opening: float = FEED_OPEN_WAIT) -> None:
         """Ask for the first poll now and wait up to ``wait`` seconds for it (``wait + opening`` while the poll
-        thread is still opening the feed), so that the screen's first paint has the figures (not an empty
-        "starting…" paint, then a second layout and paint for the frame). A slower poll is shown when it comes.
-
-        Waiting for a feed still opening costs no time: only one thread runs Python at a time, so Textual's
-        "starting…" paints meanwhile only delayed the thread opening the feed (and the first frame with it)."""
+        thread still opens the feed), so that the first paint has the figures: "starting…" paints meanwhile only
+        took the interpreter (one thread runs Python at a time) from the thread opening the feed. A slower poll
+        is shown when it comes."""
         self._first_poll = self.poller.submit(lambda feed: feed.poll())
         if not self.poller.started:
             return  # no poll thread yet: nothing would answer
