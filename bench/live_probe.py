@@ -163,7 +163,13 @@ def import_times(path: Path) -> list[tuple[str, int]]:
 
 
 def outer(
-    seconds: float, warmup: float, trace: bool, profile: bool = True, start: bool = False, modules: bool = False
+    seconds: float,
+    warmup: float,
+    trace: bool,
+    profile: bool = True,
+    start: bool = False,
+    modules: bool = False,
+    importlog: Path | None = None,
 ) -> None:
     import pstats
 
@@ -209,6 +215,8 @@ def outer(
             prog.stop()
             box.close()
         first = json.loads((work / "first.json").read_text())
+        if importlog is not None:
+            importlog.write_text((work / "importtime.txt").read_text(errors="replace"))
         print(f"first frame on the pty after {prog.first_seen:.2f} s; RSS then {first['rss'] / MIB:.1f} MiB")
         tops: dict[str, int] = {}
         for m in first["modules"]:
@@ -269,9 +277,16 @@ def main() -> None:
     ap.add_argument("--no-profile", action="store_true", help="CPU per thread only, without cProfile's overhead")
     ap.add_argument("--start", action="store_true", help="cProfile of the main thread until the first frame")
     ap.add_argument("--modules", action="store_true", help="list every module loaded at the first frame")
+    ap.add_argument("--importlog", type=Path, default=None, help="keep the whole `-X importtime` log in this file")
     args = ap.parse_args()
     outer(
-        args.seconds, args.warmup, args.tracemalloc, profile=not args.no_profile, start=args.start, modules=args.modules
+        args.seconds,
+        args.warmup,
+        args.tracemalloc,
+        profile=not args.no_profile,
+        start=args.start,
+        modules=args.modules,
+        importlog=args.importlog,
     )
 
 

@@ -195,8 +195,12 @@ def bench_interactive(
         return ratio(d["gputab"], d["nvitop"]) if "gputab" in d and "nvitop" in d else "—"
 
     when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # the box is shared: the ratios are what compare
+    per_run = "; per run (gputab / nvitop): " + ", ".join(
+        f"{a:.2f}/{b:.2f} %" for a, b in zip(cpu["gputab"], cpu["nvitop"])
+    )
     how = (
-        f"median of {reps} runs ({when}); CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
+        f"median of {reps} runs ({when}, load average at the end {load}){per_run if cpu['nvitop'] else ''}; CPU over {window:.0f} s after {warmup:.0f} s warm-up, process tree, "
         f"120x40 pty, 8 fake GPUs x 8 processes, the jobs view with its money charts; `gputab --interval 1`, "
         f"`nvitop --interval 1`, `gpustat -i 1`, interleaved in the same runs; {compiled}; {made}"
     )
@@ -205,7 +209,14 @@ def bench_interactive(
         t.add(row, *(cell(d, tool, unit) for tool in ("gputab", "nvitop", "gpustat")), rat(d), note)
 
     add(LIVE_CPU, c, "{:.2f} %", how)
-    add(LIVE_RSS, r, "{:.0f} MiB", "same runs, RSS of the process tree at the end of the window")
+    add(
+        LIVE_RSS,
+        r,
+        "{:.0f} MiB",
+        "same runs, RSS of the process tree at the end of the window; gputab per run "
+        + ", ".join(f"{x / MIB:.1f}" for x in rss["gputab"])
+        + " MiB",
+    )
     add(
         LIVE_FIRST,
         ff,
@@ -213,7 +224,9 @@ def bench_interactive(
         "same runs: seconds from the start of the process until its first frame with the GPUs is on the pty "
         "(gputab: the header's `spent` line, written after the first poll; nvitop, gpustat: the GPUs' `MiB`), "
         "process start and imports included; CPU seconds used by then (less sensitive to the box's other load): "
-        + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v),
+        + ", ".join(f"{k} {median(v):.2f} s" for k, v in first_cpu.items() if v)
+        + "; per run (gputab / nvitop): "
+        + ", ".join(f"{a:.2f}/{b:.2f} s" for a, b in zip(first["gputab"], first["nvitop"])),
     )
 
 

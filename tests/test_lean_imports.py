@@ -77,3 +77,41 @@ def test_numpy_imported_before_the_store_is_left_alone(tmp_path):
     r = _python(code, tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "True"
+
+
+#: What the live view's start-up path (the CLI, the feed, the recorder, the app and its first view) must not import:
+#: the other views, the review, the Spend screen, the fleet, the exporter, and what only some commands need. The pty
+#: test (tests/test_live_startup.py) checks a real first frame; this one names the module that brought one in.
+NOT_AT_START = (
+    "gputab.tui.gpus_screen",
+    "gputab.tui.processes_screen",
+    "gputab.tui.alerts_screen",
+    "gputab.tui.tag_screen",
+    "gputab.tui.commands",
+    "gputab.tui.keys_screen",
+    "gputab.tui.details_screen",
+    "gputab.tui.spend_screen",
+    "gputab.tui.review",
+    "gputab.tui.fleet_screen",
+    "gputab.fleet",
+    "gputab.publish.metrics",  # the exporter (`gputab record --metrics`)
+    "prometheus_client",
+    "sqlite_utils",
+    "urllib.request",
+    "http.client",
+    "email",
+)
+
+
+def test_the_live_views_start_up_path_imports_only_what_the_first_frame_needs(tmp_path):
+    code = (
+        "import sys\n"
+        "import gputab.cli.live, gputab.live.start, gputab.live.poller, gputab.recording.recorder\n"
+        "import gputab.sampling.nvml, gputab.sampling.demo, gputab.store, gputab.tui.app, gputab.tui.driver\n"
+        f"names = {NOT_AT_START!r}\n"
+        "print(sorted(m for m in sys.modules if any(m == n or m.startswith(n + '.') for n in names)))\n"
+        "print('gputab.tui.jobs_screen' in sys.modules)\n"
+    )
+    r = _python(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["[]", "True"]

@@ -31,8 +31,11 @@ import atexit, json, sys
 out = sys.argv[1]
 def dump():
     maps = open('/proc/self/maps').read()
-    json.dump({'modules': sorted(k for k, v in sys.modules.items() if v is not None), 'libcrypto': 'libcrypto' in maps}, open(out, 'w'))
+    import gc
+    json.dump({'modules': sorted(k for k, v in sys.modules.items() if v is not None), 'libcrypto': 'libcrypto' in maps, 'gc': gc.isenabled()}, open(out, 'w'))
 atexit.register(dump)
+if sys.argv[2:] == ['as-program']:
+    sys.orig_argv = [sys.executable, '-m', 'gputab']  # gputab is the program (python -m gputab): start-up mode
 sys.argv = ['gputab', '--demo', '--interval', '1']
 from gputab.cli import main
 main()
@@ -45,6 +48,15 @@ LATER = (
     "gputab.tui.keys_screen",  # `?`
     "gputab.tui.details_screen",
     "gputab.live.attached_feed",  # only when a recorder is running
+    "gputab.tui.gpus_screen",  # `2`
+    "gputab.tui.processes_screen",  # `3`
+    "gputab.tui.alerts_screen",  # `4`
+    "gputab.tui.tag_screen",  # `t`
+    "gputab.tui.commands",  # ctrl+p: gputab's commands in the palette
+    "gputab.fleet",
+    "urllib.request",  # with http.client and email: only to read a token server's /metrics
+    "http.client",
+    "email",
     "numpy",
     "pandas",
     "importlib.metadata",  # textual.__version__ reads it (30 ms): gputab.tui.textual_version reads the dist-info
@@ -198,3 +210,45 @@ def test_the_input_thread_sleeps_until_a_key_and_escape_and_quit_still_work(live
     pty.press(b"q", settle=0.0)
     assert pty.wait(timeout=10) == 0, pty.out[-2000:]
     assert time.monotonic() - started < 5
+
+
+def test_garbage_collection_is_off_while_the_program_starts_and_on_after_the_first_paint(tmp_path):
+    """As the program, gputab loads its modules with cyclic garbage collection off (3-4 % of the live view's start)
+    and turns it back on once the first frame is painted: a live view that ran on without it would grow."""
+    report = tmp_path / "loaded.json"
+    pty = Pty([sys.executable, "-c", WRAPPER, str(report), "as-program"], subprocess_env())
+    try:
+        assert pty.read_until(b"spent"), pty.out[-2000:]
+        pty.read_until(b"\0never", timeout=1.0)  # the first paint is done: a tick later, not a key's race
+        pty.press(b"q", settle=0.0)
+        assert pty.wait() == 0, pty.out[-2000:]
+    finally:
+        pty.close()
+    assert json.loads(report.read_text())["gc"] is True
+
+
+def test_garbage_collection_is_left_alone_when_gputab_is_not_the_program_and_back_on_for_a_command(tmp_path):
+    code = (
+        "import gc, sys\n"
+        "print(gc.isenabled())\n"
+        "sys.orig_argv = [sys.executable, '-m', 'gputab', 'prices']\n"
+        "import gputab\n"  # a fresh interpreter: the first import installs the start-up mode
+        "print(gc.isenabled())\n"
+        "sys.argv = ['gputab', 'prices']\n"
+        "import atexit\n"
+        "atexit.register(lambda: print(gc.isenabled()))\n"
+        "from gputab.cli import main\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["True", "False"] and lines[-1] == "True"  # off while loading, on for the command
+    library = subprocess.run(
+        [sys.executable, "-c", "import gc, gputab; print(gc.isenabled())"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+    )
+    assert library.stdout.strip() == "True"  # a training script importing gputab keeps its collector

@@ -299,3 +299,46 @@ def test_history_keeps_each_process_sm_and_vram():
     # Before tracking: not recorded (NaN); gone for a tick: a gap.
     assert [v if v == v else None for v in sm] == [None, 10.0, 20.0, None, 40.0, 50.0]
     assert vram[-1] == 5.0
+
+
+def _strips_through_text(spec: ChartSpec, width: int, height: int, base, dashes: bool) -> list:
+    """What the chart widget did before :func:`chart_strips`: each Text line through Rich's ``Text.render``."""
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    console = Console(width=1000, color_system="truecolor", legacy_windows=False, force_terminal=True)
+    out = []
+    for text in render_chart(spec, width, height, dashes=dashes):
+        segments = [
+            Segment(s.text, base + s.style if s.style else base) for s in text.render(console) if s.text != "\n"
+        ]
+        out.append(list(Strip(segments).adjust_cell_length(width, base)))
+    return out
+
+
+@pytest.mark.parametrize("dashes", [False, True])
+@pytest.mark.parametrize(("width", "height"), [(60, 12), (41, 8), (80, 5), (30, 4), (30, 2), (12, 8), (60, 1)])
+def test_the_widgets_strips_are_the_segments_rich_makes_of_the_text_lines(dashes, width, height):
+    from rich.style import Style
+
+    from gputab.tui.widgets.chart import chart_strips
+
+    t = [float(i) for i in range(90)]
+    gap = [NAN if 30 <= i < 40 else 40 + 30 * math.sin(i / 7) for i in range(90)]
+    lines = (
+        Line("GPU 0", t, gap, "green"),
+        Line("GPU 1", t, [50.0 + (i % 9) for i in range(90)], "magenta"),
+        Line("same color", t, [float(i) for i in range(90)], "green"),
+        Line("no color", t, [90.0 - i for i in range(90)], ""),
+        Line("\x1b[31mred\x07", t, [20.0] * 90, "bold red"),
+    )
+    base = Style(color="white", bgcolor="black")
+    for spec in (
+        ChartSpec("util", lines, 100.0, 0.0, 89.0, lambda v: f"{v:.0f}%", more=2),
+        ChartSpec("alerts", lines[:2], 100.0, 0.0, 89.0, steps=True, legend=False),
+        ChartSpec("empty", (), 1.0, 0.0, 10.0),
+    ):
+        got = [list(strip) for strip in chart_strips(spec, width, height, base, dashes=dashes)]
+        assert got == _strips_through_text(spec, width, height, base, dashes)
+        assert all(sum(s.cell_length for s in row) == width for row in got)

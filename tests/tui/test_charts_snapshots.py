@@ -3,8 +3,18 @@ view in two columns (from 160 columns). Regenerate with ``--snapshot-update`` an
 
 from __future__ import annotations
 
-from test_snapshots import _run, steady_toasts  # noqa: F401  (autouse: toasts stay up however slow the run)
+import pytest
+from test_snapshots import _run
 from tui_support import make_app
+
+
+@pytest.fixture(autouse=True)
+def steady_toasts(monkeypatch):
+    """Alert toasts stay up however long the run takes, as in test_snapshots.py: at their 6 s of real time, whether
+    they were still up for the picture depended on the box's load (and on when the GPUs view's module loads)."""
+    from gputab.tui.app import GputabApp
+
+    monkeypatch.setattr(GputabApp, "toast_scale", 1000.0)
 
 
 def test_job_details(snap_compare, demo_ctx, clock):

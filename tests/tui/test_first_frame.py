@@ -85,9 +85,43 @@ async def test_a_slow_first_poll_is_shown_when_it_comes(demo_ctx, clock, monkeyp
     assert FIRST_FRAME_WAIT <= waited < FIRST_FRAME_WAIT + 5
 
 
+async def test_the_first_paint_has_the_figures_when_the_feed_is_still_opening(demo_ctx, clock, monkeypatch):
+    """The poll thread is still opening the feed when the screen would start: the start waits for it (up to
+    FEED_OPEN_WAIT), so no "starting…" paint takes the interpreter from the thread that opens the feed."""
+    painted = _spy_on_header(monkeypatch)
+
+    def slow_open():
+        time.sleep(0.3)  # the database, the session and the recorder's imports, on a slow box
+        return open_feed(demo_ctx, clock=clock, wall_clock=clock.wall)
+
+    app = GputabApp(slow_open, interval=600)
+    app.poller.start()
+    assert app.poller.feed is None
+    app.poll_before_start(wait=30, opening=30)
+    assert app.frames_shown == 1  # before the screen started
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.frames_shown == 1
+        assert painted and all(painted), painted
+        assert "spent" in header_text(app)
+
+
+def test_a_feed_slower_to_open_than_the_wait_holds_the_start_up_no_longer(demo_ctx, clock):
+    def slower_open():
+        time.sleep(3.0)
+        return open_feed(demo_ctx, clock=clock, wall_clock=clock.wall)
+
+    app = GputabApp(slower_open, interval=600)
+    app.poller.start()
+    started = time.monotonic()
+    app.poll_before_start(wait=0.1, opening=0.4)
+    assert time.monotonic() - started < 2.5 and app.frames_shown == 0  # the screen starts with "starting…"
+    app.poller.stop(close=lambda feed: feed.close("quit"))
+
+
 async def test_a_feed_still_opening_holds_nothing_up(demo_ctx, clock):
-    """Before the feed is open the first poll is queued and not waited for (waiting would only delay Textual's
-    own start, which runs while the feed opens); it is shown once it comes."""
+    """With no poll thread running yet the first poll is queued and not waited for (nothing would answer); it is
+    shown once it comes."""
     app = create_app(demo_ctx, clock=clock, wall_clock=clock.wall, interval=600)
     release = app.poller.submit(lambda feed: None)  # queued first: runs once the feed is open
     started = time.monotonic()

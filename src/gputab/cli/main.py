@@ -93,7 +93,9 @@ def cli(
     if ctx.invoked_subcommand is None:
         from gputab.cli.live import run_live
 
-        run_live(ctx.obj, interval=interval, readonly=readonly)
+        run_live(ctx.obj, interval=interval, readonly=readonly)  # its first paint ends the start-up
+    else:
+        startup.started()
 
 
 def _register() -> None:

@@ -20,23 +20,20 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
+from gputab import startup
 from gputab.errors import one_line
 from gputab.live.feed import Feed
 from gputab.live.frame import Frame
 from gputab.live.history import WINDOWS, History
 from gputab.live.poller import Poller
 from gputab.live.start import open_feed
-from gputab.tui.alerts_screen import AlertsScreen
-from gputab.tui.commands import GputabCommands
-from gputab.tui.gpus_screen import GpusScreen
 from gputab.tui.jobs_screen import JobsScreen
 from gputab.tui.literal import LiteralNotifications, fit
 from gputab.tui.live_screen import LiveScreen
 from gputab.tui.messages import AlertsChanged, FrameReady, PollFailed
-from gputab.tui.processes_screen import ProcessesScreen
-from gputab.tui.tag_screen import TagScreen
 
 if TYPE_CHECKING:
+    from textual.command import Provider
     from textual.screen import Screen
     from textual.timer import Timer
 
@@ -51,8 +48,36 @@ ALERT_SEVERITY = {"warning": "warning", "critical": "error"}
 """Alert severity -> notification severity."""
 FIRST_FRAME_WAIT = 0.2
 """Seconds :meth:`GputabApp.poll_before_start` may wait for the first poll before the screen starts."""
+FEED_OPEN_WAIT = 1.0
+"""Seconds more it may wait while the poll thread is still opening the feed (usually 0.1-0.3 s of the start)."""
 MAX_ALERT_TOASTS = 3
 """Raised alerts notified one by one per poll; beyond that one line says how many more (a storm is one toast)."""
+
+
+# The views other than the jobs view, and the command palette's provider, are imported when first opened: the
+# first frame shows the jobs view only (tests/test_live_startup.py checks they stay unloaded until then).
+def _gpus_screen() -> Screen[Any]:
+    from gputab.tui.gpus_screen import GpusScreen
+
+    return GpusScreen()
+
+
+def _processes_screen() -> Screen[Any]:
+    from gputab.tui.processes_screen import ProcessesScreen
+
+    return ProcessesScreen()
+
+
+def _alerts_screen() -> Screen[Any]:
+    from gputab.tui.alerts_screen import AlertsScreen
+
+    return AlertsScreen()
+
+
+def _gputab_commands() -> type[Provider]:
+    from gputab.tui.commands import GputabCommands
+
+    return GputabCommands
 
 
 class GputabApp(LiteralNotifications, App):
@@ -66,7 +91,7 @@ class GputabApp(LiteralNotifications, App):
     """
 
     TITLE = "gputab"
-    MODES = {"jobs": JobsScreen, "gpus": GpusScreen, "processes": ProcessesScreen, "alerts": AlertsScreen}
+    MODES = {"jobs": JobsScreen, "gpus": _gpus_screen, "processes": _processes_screen, "alerts": _alerts_screen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
         # One footer entry for the four views ("1234 Views") leaves room at 80 columns for every other key.
@@ -82,7 +107,7 @@ class GputabApp(LiteralNotifications, App):
         Binding("question_mark", "keys", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
-    COMMANDS = App.COMMANDS | {GputabCommands}
+    COMMANDS = App.COMMANDS | {_gputab_commands}
     """ctrl+p: gputab's own commands with their keys (tui/commands.py), then Textual's (themes, quit)."""
     # ctrl+p: Textual's command palette, for its themes (a light one among them); listed under `?`, not in the
     # footer, which keeps its room for gputab's keys at 80 columns. NO_COLOR is honoured by Textual itself.
@@ -134,6 +159,7 @@ class GputabApp(LiteralNotifications, App):
     def on_mount(self) -> None:
         if self.handle_signals:
             self.install_signal_handlers()
+        self.call_after_refresh(startup.started)  # garbage collection back on after the first paint
         if not self.poller.started:  # run_app starts it before the screen (a quicker first frame)
             self.run_worker(self.poller.run, thread=True, name="poll", group="poll", exit_on_error=False)
         # Queued before any poll, so no alert a poll raises can miss the listener.
@@ -147,15 +173,17 @@ class GputabApp(LiteralNotifications, App):
             else:
                 first.add_done_callback(self._frame_done(time.monotonic()))
 
-    def poll_before_start(self, wait: float = FIRST_FRAME_WAIT) -> None:
-        """Ask for the first poll now and wait up to ``wait`` seconds for it, so that the screen's first paint
-        has the figures (not an empty "starting…" paint, then a second layout and paint for the frame). The
-        feed is usually open by now (it opens while Textual loads); a slower poll is shown when it comes."""
+    def poll_before_start(self, wait: float = FIRST_FRAME_WAIT, opening: float = FEED_OPEN_WAIT) -> None:
+        """Ask for the first poll now and wait up to ``wait`` seconds for it (``wait + opening`` while the poll
+        thread still opens the feed), so that the first paint has the figures: "starting…" paints meanwhile only
+        took the interpreter (one thread runs Python at a time) from the thread opening the feed. A slower poll
+        is shown when it comes."""
         self._first_poll = self.poller.submit(lambda feed: feed.poll())
-        if self.poller.feed is None:
-            return  # still opening: waiting here would only hold Textual's start up
+        if not self.poller.started:
+            return  # no poll thread yet: nothing would answer
+        timeout = wait if self.poller.feed is not None else wait + opening
         try:
-            self.show(self._first_poll.result(timeout=wait))  # no screen yet: the views draw it when they mount
+            self.show(self._first_poll.result(timeout=timeout))  # no screen yet: the views draw it when they mount
         except Exception:  # noqa: BLE001 - slow or failed: on_mount hands it on as any poll
             pass
 
@@ -349,6 +377,9 @@ class GputabApp(LiteralNotifications, App):
 
     def action_tag(self) -> None:
         """Tag the selected process (processes view) or every process of the selected job (jobs view)."""
+        from gputab.tui.processes_screen import ProcessesScreen
+        from gputab.tui.tag_screen import TagScreen
+
         frame, screen = self.frame, self.screen
         if frame is None:
             return

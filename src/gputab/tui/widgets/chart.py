@@ -21,7 +21,9 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.control import strip_control_codes
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
@@ -150,16 +152,81 @@ def _columns(times: Sequence[float], values: Sequence[float], t0: float, t1: flo
     return out
 
 
+Row = tuple[str, list[tuple[str, str]]]
+"""A plot row: its y label part (``  $5┤``), then runs of braille cells with the style (color) of each run."""
+
+
+def _too_small(spec: ChartSpec, width: int, height: int) -> list[Text] | None:
+    if width < 16 or height < COMPACT_HEIGHT:
+        return [
+            Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)), style="dim")
+        ][:height]
+    return None
+
+
 def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False) -> list[Text]:
     """``height`` lines of at most ``width`` cells: legend, plot rows with y labels, time axis.
 
     Args:
         dashes: tell the series apart by line style (:data:`DASHES`) rather than by color alone.
     """
-    if width < 16 or height < COMPACT_HEIGHT:
-        return [
-            Text(fit(clean(spec.title) + ": a taller or wider terminal shows the chart", max(0, width)), style="dim")
-        ][:height]
+    small = _too_small(spec, width, height)
+    if small is not None:
+        return small
+    legend, rows, axis = _picture(spec, width, height, dashes)
+    out = [legend]
+    for label, runs in rows:
+        text = Text(label, style="dim")
+        for run, style in runs:
+            text.append(run, style=style)
+        out.append(text)
+    if axis is not None:
+        out.append(Text(axis, style="dim"))
+    return out[:height]
+
+
+def chart_strips(spec: ChartSpec, width: int, height: int, base: Style, dashes: bool = False) -> list[Strip]:
+    """:func:`render_chart`'s lines as strips of exactly ``width`` cells on ``base`` (the widget's style): the
+    segments Rich's ``Text.render`` would make of them, built directly for the plot rows (half the cost of a redraw
+    went to that conversion). tests/tui/test_chart.py checks both give the same segments."""
+    small = _too_small(spec, width, height)
+    if small is not None:
+        return [_text_strip(text, width, base) for text in small]
+    legend, rows, axis = _picture(spec, width, height, dashes)
+    dim = base + _CONSOLE.get_style("dim")
+    styles: dict[str, Style] = {"": dim}
+    out = [_text_strip(legend, width, base)]
+    for label, runs in rows:
+        # Text.render splits at the spans' edges only: the label and a run without a style (no span) are one piece.
+        pieces: list[list[Any]] = [[strip_control_codes(label), ""]]
+        for run, style in runs:
+            if not style and not pieces[-1][1]:
+                pieces[-1][0] += run
+            else:
+                pieces.append([run, style])
+        if len(pieces) == 1:  # no run has a style: a Text without spans renders unstyled
+            out.append(Strip([Segment(pieces[0][0], base)]).adjust_cell_length(width, base))
+            continue
+        segments = []
+        for text, style in pieces:
+            if style not in styles:
+                styles[style] = base + Style.combine(
+                    (_CONSOLE.get_style("dim"), _CONSOLE.get_style(style, default=Style.null()))
+                )
+            segments.append(Segment(text, styles[style]))
+        out.append(Strip(segments).adjust_cell_length(width, base))
+    if axis is not None:
+        out.append(Strip([Segment(axis, base)]).adjust_cell_length(width, base))  # no spans: unstyled, as Rich's
+    return out[:height]
+
+
+def _text_strip(text: Text, width: int, base: Style) -> Strip:
+    segments = [Segment(s.text, base + s.style if s.style else base) for s in text.render(_CONSOLE) if s.text != "\n"]
+    return Strip(segments).adjust_cell_length(width, base)
+
+
+def _picture(spec: ChartSpec, width: int, height: int, dashes: bool) -> tuple[Text, list[Row], str | None]:
+    """The legend, the plot rows and the time axis (None where there is no room for it)."""
     top_label, bottom_label = spec.y_fmt(spec.y_max), spec.y_fmt(spec.y_min)
     mid_value = (spec.y_max + spec.y_min) / 2
     mid_label = spec.y_fmt(mid_value)
@@ -199,29 +266,28 @@ def render_chart(spec: ChartSpec, width: int, height: int, dashes: bool = False)
                     owner[r // 4][xx // 2] = n
                 last = at
             prev = (x, y)
-    out = [_legend(spec, width, dashes)]
     styles = [line.style for line in spec.lines]
     label_rows = {0: top_label, rows // 2: mid_label if rows >= 3 else "", rows - 1: bottom_label}
     if rows == 1:
         label_rows = {0: top_label}
+    out: list[Row] = []
     for r in range(rows):
         label = label_rows.get(r, "")
-        text = Text(" " * (label_w - cell_len(label)) + label + ("┤" if label else "│"), style="dim")
+        runs: list[tuple[str, str]] = []
         run_style: str | None = None
         run: list[str] = []
         for c in range(plot_w):
             style = styles[owner[r][c]] if owner[r][c] >= 0 else ""
             if style != run_style and run:
-                text.append("".join(run), style=run_style or "")
+                runs.append(("".join(run), run_style or ""))
                 run = []
             run_style = style
             run.append(chr(0x2800 + bits[r][c]) if bits[r][c] else " ")
         if run:
-            text.append("".join(run), style=run_style or "")
-        out.append(text)
-    if axis:
-        out.append(Text(" " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt), style="dim"))
-    return out[:height]
+            runs.append(("".join(run), run_style or ""))
+        out.append((" " * (label_w - cell_len(label)) + label + ("┤" if label else "│"), runs))
+    time_axis = " " * label_w + "└" + _time_axis(spec.t0, spec.t1, plot_w, spec.t_fmt) if axis else None
+    return _legend(spec, width, dashes), out, time_axis
 
 
 def _legend(spec: ChartSpec, width: int, dashes: bool = False) -> Text:
@@ -323,16 +389,7 @@ class Chart(Widget):
         if self.spec is None or y >= height:
             return Strip.blank(width, self.rich_style)
         if self._strips is None or self._strips[0] != (width, height):
-            base = self.rich_style
-            strips = []
-            for text in render_chart(self.spec, width, height, dashes=self.dashes):
-                segments = [
-                    Segment(s.text, base + s.style if s.style else base)
-                    for s in text.render(_CONSOLE)
-                    if s.text != "\n"
-                ]
-                strips.append(Strip(segments).adjust_cell_length(width, base))
-            self._strips = ((width, height), strips)
+            self._strips = ((width, height), chart_strips(self.spec, width, height, self.rich_style, self.dashes))
         strips = self._strips[1]
         return strips[y] if y < len(strips) else Strip.blank(width, self.rich_style)
 
