@@ -182,10 +182,13 @@ def test_the_demo_never_touches_the_real_spool(tmp_path):
     )
     assert "alpha" not in {j["tag"] for j in doc["jobs"]}
     with Store.open(db, readonly=True) as store:
-        reporters = {r[0] for r in store.db.execute("SELECT reporter FROM progress").fetchall()}
+        rows = store.db.execute("SELECT source, reporter, tag FROM progress").fetchall()
     demo_pids = {r.pid for r in REPORTERS}
-    # Only the demo's own jobs' reports (through its own spool) were counted, never the real trainer's.
+    # Only the demo's own jobs' reports (through its own spool) were counted, never the real trainer's; "server"
+    # rows are its simulated inference server's token counters, read for its own serving job.
+    reporters = {r for source, r, _ in rows if source != "server"}
     assert reporters and all(int(r.split(" ")[0].split(":")[1]) in demo_pids for r in reporters), reporters
+    assert {tag for source, _, tag in rows if source == "server"} <= {r.tag for r in REPORTERS}
     after = {p.name: p.stat().st_mtime_ns for p in real.iterdir()}
     assert set(after) == set(before)  # nothing deleted, nothing written by the demo
     assert demo_recorder(db).spool == demo_spool(db) == db.parent / "demo-spool"
