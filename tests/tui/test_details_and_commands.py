@@ -130,3 +130,16 @@ async def test_export_from_the_palette_writes_the_session_and_says_where(demo_ct
         assert written, "no CSV written"
         said = [n.message for n in app._notifications]
         assert any(str(written[0].name) in m and "rows to" in m for m in said), said
+
+
+def test_a_long_value_wraps_under_its_own_column():
+    """A command line longer than the dialog wraps under the values, never back under the names."""
+    from gputab.tui.details_screen import _name_value_lines
+
+    value = "python train.py " + " ".join(f"--option-{n}=value" for n in range(12)) + " " + "x" * 50
+    text = _name_value_lines([("pid", "42"), ("command", value)], 12, 30)
+    lines = text.plain.split("\n")
+    assert lines[0] == "pid".ljust(12) + "42" and lines[1].startswith("command".ljust(12) + "python train.py")
+    assert len(lines) > 4 and all(line.startswith(" " * 12) and line[12] != " " for line in lines[2:])
+    assert all(len(line) <= 12 + 30 for line in lines)  # "x" * 50 is cut where it must be
+    assert "".join("".join(line[12:] for line in lines[1:]).split()) == "".join(value.split())  # nothing lost

@@ -88,7 +88,9 @@ async def test_processes_view_marks_the_derived_figures_and_says_why(demo_ctx, c
         table.move_cursor(row=table.get_row_index(serve.key))
         await pilot.press("enter")
         await pilot.pause()
-        details = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        details = " ".join(
+            " ".join(str(s.render()).split()) for s in app.screen.query("Static")
+        )  # wrapped lines joined
         assert "its part of its MIG instance's SM activity" in details and "~" in details
         await pilot.press("escape")
         await pilot.pause()

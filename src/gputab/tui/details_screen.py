@@ -6,6 +6,9 @@ them), so its figures and processes are those of the row behind it, tick for tic
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -109,7 +112,7 @@ def process_details(p: ProcessView) -> list[tuple[str, str]]:
 
 
 class DetailsScreen(ModalScreen[None]):
-    """Name/value lines, values wrapped in full (literal text); escape, enter or q closes it."""
+    """Name/value lines, values wrapped in full (literal text) under their own column; escape, enter or q closes it."""
 
     DEFAULT_CSS = """
     DetailsScreen { align: center middle; }
@@ -127,23 +130,56 @@ class DetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
             yield Label(self.heading, id="details-heading")
-            width = max(len(name) for name, _ in self.lines) + 2
-            for name, value in self.lines:
-                yield Static(Text.assemble((name.ljust(width), "dim"), literal(value, wrap=True)))
+            yield Static(id="details-lines")
             yield Static(Text("escape: close", style="dim"))
+
+    def on_mount(self) -> None:
+        self.fill()
+
+    def on_resize(self) -> None:
+        self.fill()
+
+    def fill(self) -> None:
+        """Lay the lines out for the terminal's width now."""
+        width = max(len(name) for name, _ in self.lines) + 2
+        self.query_one("#details-lines", Static).update(_name_value_lines(self.lines, width, self.value_cells(width)))
+
+    def value_cells(self, name_cells: int) -> int:
+        """Cells a value's lines get beside the names: the dialog is 90 % of the screen and 100 cells at most, less
+        its border, its padding and a scrollbar."""
+        return max(10, min(int(self.app.size.width * 0.9), 100) - 6 - name_cells)
 
     def action_close(self) -> None:
         self.dismiss(None)
 
 
-def _name_value_lines(lines: list[tuple[str, str]], width: int) -> Text:
+def _name_value_lines(lines: list[tuple[str, str]], width: int, cells: int | None = None) -> Text:
+    """Names in a column ``width`` wide, each value beside its name; a value longer than ``cells`` wraps under its
+    own column (a hanging indent), never back under the names."""
     out = Text()
     for n, (name, value) in enumerate(lines):
         if n:
             out.append("\n")
         out.append(name.ljust(width), style="dim")
-        out.append_text(literal(value, wrap=True))
+        for k, part in enumerate(_wrapped(literal(value, wrap=True), cells)):
+            if k:
+                out.append("\n" + " " * width)
+            out.append_text(part)
     return out
+
+
+def _wrapped(text: Text, cells: int | None) -> list[Text]:
+    """``text`` cut into lines of at most ``cells`` cells, at spaces where it can (a long word is cut where it must)."""
+    if cells is None or text.cell_len <= cells:
+        return [text]
+    lines = list(text.wrap(_MEASURE, cells, overflow="fold"))
+    for line in lines:
+        line.rstrip()  # the space a line was cut at
+    return lines
+
+
+_MEASURE = Console(width=1000, color_system=None, file=io.StringIO())
+"""A console only for measuring cells while wrapping (Rich's wrapping asks one for nothing else)."""
 
 
 class JobDetailsScreen(DetailsScreen):
@@ -165,7 +201,8 @@ class JobDetailsScreen(DetailsScreen):
             yield Static(id="job-processes")
             yield Static(Text("updates every tick · escape: close", style="dim"))
 
-    def on_mount(self) -> None:
+    def fill(self) -> None:
+        """Lay the job out for the terminal's width now (at mount and on resize)."""
         self.show(self.frame)
 
     def show(self, frame: Frame) -> None:
@@ -178,10 +215,11 @@ class JobDetailsScreen(DetailsScreen):
         figures = job_details(job, own, process_counts(frame.processes).get(job.tag, 0))
         procs = job_processes(job, frame)
         width = max(len(name) for name, _ in figures + procs) + 2
-        self.query_one("#job-figures", Static).update(_name_value_lines(figures, width))
+        cells = self.value_cells(width)
+        self.query_one("#job-figures", Static).update(_name_value_lines(figures, width, cells))
         self.query_one("#job-processes-heading", Label).update(f"Processes ({len(procs)})")
         box = self.query_one("#job-processes", Static)
         if procs:
-            box.update(_name_value_lines(procs, width))
+            box.update(_name_value_lines(procs, width, cells))
         else:
             box.update(Text("none on a GPU now", style="dim"))
