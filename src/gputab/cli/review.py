@@ -8,6 +8,7 @@ import click
 
 from gputab.cli.context import AppContext, pass_ctx, print_json
 from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.cost.totals import reported_tokens
 from gputab.money import per_sample, usd
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def token_lines(jobs: list[dict]) -> list[str]:
     ]
     for j in rows:
         prompt, generated = j.get("prompt_tokens"), j.get("generated_tokens")
-        reported = j["tokens"] - (prompt or 0) - (generated or 0)
+        reported = reported_tokens(j["tokens"], prompt, generated)
         lines.append(
             f"{j['tag'][:32]:<32} {j['tokens']:>14,} {_num(prompt, '{:,}'):>14} {_num(generated, '{:,}'):>14} "
             f"{reported:>14,} {_money(j.get('cost_per_1m_tokens_usd')):>9}"

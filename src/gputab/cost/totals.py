@@ -13,6 +13,12 @@ from gputab.cost.shares import MigTotals
 from gputab.cost.waste import WasteTotals
 
 
+def reported_tokens(tokens: int, prompt: int | None, generated: int | None) -> int:
+    """Of a job's ``tokens``, those it reported itself (``gputab.report``, a callback, by hand), which carry no kind:
+    the total less the prompt and generated tokens its inference servers counted."""
+    return max(0, tokens - (prompt or 0) - (generated or 0))
+
+
 @dataclass
 class JobTotals:
     """Running figures of one job (tag) in a session. ``to_json`` keys are the project's contract."""

@@ -10,6 +10,7 @@ import threading
 
 from gputab.attribution import validate_tag
 from gputab.cost.buckets import SPECIAL_TAGS
+from gputab.cost.totals import reported_tokens
 
 UNTAGGED = "untagged"
 """Tag label of every untagged process (their own tags name users and programs: unbounded)."""
@@ -73,7 +74,7 @@ def token_kinds(job: dict) -> dict[str, float]:
     if job.get("tokens") is None:
         return {}
     out = {k: float(job[f"{k}_tokens"]) for k in ("prompt", "generated") if job.get(f"{k}_tokens") is not None}
-    reported = float(job["tokens"]) - sum(out.values())
+    reported = reported_tokens(job["tokens"], job.get("prompt_tokens"), job.get("generated_tokens"))
     if reported > 0 or not out:
-        out["reported"] = reported
+        out["reported"] = float(reported)
     return out

@@ -16,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from gputab.cost.totals import reported_tokens
 from gputab.live.frame import Frame, JobView, ProcessView, process_counts
 from gputab.live.sm_share import own_sm_share
 from gputab.tui import format as fmt
@@ -41,7 +42,7 @@ def tokens_text(job: JobView) -> str:
     if job.prompt_tokens is None and job.generated_tokens is None:
         return fmt.count(job.tokens)
     prompt, generated = job.prompt_tokens or 0, job.generated_tokens or 0
-    reported = (job.tokens or 0) - prompt - generated
+    reported = reported_tokens(job.tokens or 0, prompt, generated)
     kinds = f"prompt {fmt.count(prompt)}, generated {fmt.count(generated)}"
     return f"{fmt.count(job.tokens)} ({kinds}{f', reported {fmt.count(reported)}' if reported > 0 else ''})"
 

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from gputab.cost.totals import reported_tokens
 from gputab.money import per_sample
 from gputab.tui.format import NA, duration, gib, hours, money, pct
 from gputab.tui.literal import literal
@@ -121,7 +122,7 @@ def job_summary(job: dict) -> Text:
                 text.append_text(literal(f": {evidence[reason]}", style="dim"))
     prompt, generated = job.get("prompt_tokens"), job.get("generated_tokens")
     if job.get("tokens") is not None and (prompt is not None or generated is not None):
-        reported = job["tokens"] - (prompt or 0) - (generated or 0)
+        reported = reported_tokens(job["tokens"], prompt, generated)
         text.append(f" · tokens {job['tokens']:,}: prompt {prompt or 0:,}, generated {generated or 0:,}")
         text.append(f", reported {reported:,}" if reported > 0 else "")
     if job.get("progress_fraction") is not None:
