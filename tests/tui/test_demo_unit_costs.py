@@ -4,7 +4,7 @@ from the reports its jobs write to the demo's spool; and keys 5-9 say there is n
 from __future__ import annotations
 
 import pytest
-from tui_support import advance, make_app
+from tui_support import advance, dialog_words, make_app
 
 from gputab.tui import format as fmt
 from gputab.tui.details_screen import DetailsScreen
@@ -32,9 +32,7 @@ async def test_the_live_view_shows_dollars_per_1k_samples_and_per_1m_tokens(demo
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, DetailsScreen)
-        text = " ".join(
-            " ".join(str(w.render()).split()) for w in app.screen.query("Label, Static")
-        )  # wrapped lines joined
+        text = dialog_words(app)
         assert "$ per 1M tokens" in text
         # The demo's server counts prompt and generated tokens apart: the details say both, the total holds both.
         assert serve.prompt_tokens and serve.generated_tokens
@@ -54,9 +52,7 @@ async def test_the_job_details_show_prompt_and_generated_tokens_at_80x24(demo_ct
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, DetailsScreen)
-        text = " ".join(
-            " ".join(str(w.render()).split()) for w in app.screen.query("Label, Static")
-        )  # wrapped lines joined
+        text = dialog_words(app)
         assert f"prompt {fmt.count(serve.prompt_tokens)}, generated {fmt.count(serve.generated_tokens)}" in text
 
 

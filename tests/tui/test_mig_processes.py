@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 from test_mig_views import _mig_gpu, _mig_proc
-from tui_support import advance, make_app
+from tui_support import advance, dialog_words, make_app
 
 from gputab.live.history import process_sm_key
 from gputab.live.sm_share import own_sm_share
@@ -88,9 +88,7 @@ async def test_processes_view_marks_the_derived_figures_and_says_why(demo_ctx, c
         table.move_cursor(row=table.get_row_index(serve.key))
         await pilot.press("enter")
         await pilot.pause()
-        details = " ".join(
-            " ".join(str(s.render()).split()) for s in app.screen.query("Static")
-        )  # wrapped lines joined
+        details = dialog_words(app, "Static")
         assert "its part of its MIG instance's SM activity" in details and "~" in details
         await pilot.press("escape")
         await pilot.pause()

@@ -57,3 +57,9 @@ async def until(pilot, condition, timeout: float = 10.0, what: str = "the condit
         if time.monotonic() > end:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         await pilot.pause(0.02)
+
+
+def dialog_words(app, selector: str = "Label, Static") -> str:
+    """The words of the dialog on top (its widgets' content, wrapped lines joined by one space): the compositor
+    paints a new modal later than its widgets have their content."""
+    return " ".join(" ".join(str(w.render()).split()) for w in app.screen.query(selector))
